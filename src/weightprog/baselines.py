@@ -1,0 +1,67 @@
+"""Hand-crafted strategies for any number of pairs: the baselines an optimised strategy must beat.
+
+All use the full range, β = Σ f_p (g_max − g_min), the negative device of each pair at g_min, and
+represent every weight exactly (their grids hold every kink).
+
+* `single-pair`: only the most significant pair is used; the others stay at g_min.
+* `lsp-first`: the least significant pair is filled first, the next only once it is exhausted
+  (IBM aihwkit's fixed N-pair scheme).
+* `msp-first`: the most significant pair takes the coarse, largest part it can; the less
+  significant pairs take the remainder.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .cell import Cell, ascending
+from .errors import WeightprogError
+from .strategy import Strategy
+
+BASELINES = ("single-pair", "lsp-first", "msp-first")
+
+
+def _fill(cell: Cell, order: list[int], g_min: float, g_max: float, u: torch.Tensor) -> torch.Tensor:
+    """Conductances (len(u), 2P) filling the pairs in `order` greedily up to the target β·u."""
+    span = g_max - g_min
+    beta = cell.max_weight(g_min, g_max)
+    remaining = beta * u
+    g = torch.full((u.numel(), cell.devices), g_min, dtype=torch.float64)
+    for p in order:
+        f = cell.significance[p]
+        share = torch.minimum(remaining, torch.tensor(f * span, dtype=torch.float64))
+        g[:, 2 * p] = g_min + share / f
+        remaining = remaining - share
+    return g
+
+
+def baseline(name: str, cell: Cell, g_min: float = 0.0, g_max: float = 25.0) -> Strategy:
+    """A hand-crafted strategy for `cell` on a device range [g_min, g_max]."""
+    if name not in BASELINES:
+        raise WeightprogError(f"strategy: unknown baseline {name!r}; use one of {', '.join(BASELINES)}")
+    span = g_max - g_min
+    if name == "single-pair":
+        msp = max(range(cell.pairs), key=lambda p: cell.significance[p])
+        grid = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        g = torch.full((2, cell.devices), g_min, dtype=torch.float64)
+        g[1, 2 * msp] = g_max
+        beta = cell.significance[msp] * span
+    else:
+        order = ascending(cell.significance)
+        if name == "msp-first":
+            order = order[::-1]
+        beta = cell.max_weight(g_min, g_max)
+        capacities = torch.tensor([cell.significance[p] * span for p in order], dtype=torch.float64)
+        kinks = torch.cumsum(capacities, 0) / beta
+        grid = torch.unique(torch.cat([torch.zeros(1, dtype=torch.float64), kinks.clamp(0, 1)]))
+        g = _fill(cell, order, g_min, g_max, grid)
+    return Strategy(grid, g, list(cell.significance), beta, g_min, g_max, [_label(name, cell)])
+
+
+def _label(name: str, cell: Cell) -> str:
+    return f"{name} (f={','.join(f'{f:g}' for f in cell.significance)})"
+
+
+def baseline_for(name: str, pairs: int, f: float, g_min: float, g_max: float) -> Strategy:
+    """A baseline on the cell 1, f, f², … with `pairs` pairs."""
+    return baseline(name, Cell.with_pairs(pairs, f), g_min, g_max)

@@ -1,0 +1,72 @@
+"""The command line: parse, call the library, print. Bad input ends in one line and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import __version__
+from .baselines import BASELINES, baseline
+from .cell import Cell
+from .devices import device_names, get_device
+from .errors import WeightprogError
+from .metric import TNMSE
+from .sample import default_sample
+from .timeunits import DEFAULT_TIMES_S, format_times, parse_times
+
+
+class Group(click.Group):
+    """Turns library errors into a one-line message instead of a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except WeightprogError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+def times_option(f):
+    return click.option("--times", "times_text", default=None, metavar="LIST",
+                        help="Times after programming, e.g. 1s,1min,1h,1d,30d,1y (the default).")(f)
+
+
+def resolve_times(text: str | None) -> tuple[float, ...]:
+    return DEFAULT_TIMES_S if text is None else parse_times(text)
+
+
+@click.group(cls=Group)
+@click.version_option(__version__, prog_name="weightprog")
+def main():
+    """Find the best way to program DNN weights into analogue memory."""
+
+
+@main.command()
+@click.option("--device", default="pcm", show_default=True, help="Device name or YAML/JSON file.")
+@click.option("--pairs", default=2, show_default=True, help="Differential pairs per weight.")
+@click.option("--f", "factor", default=1.0, show_default=True, help="Significance ratio between pairs.")
+@times_option
+@click.option("--seed", default=0, show_default=True)
+def baselines(device, pairs, factor, times_text, seed):
+    """Error over time of the hand-crafted strategies on the built-in weight distribution."""
+    times = resolve_times(times_text)
+    dev = get_device(device)
+    objective = TNMSE(default_sample(seed=seed), dev, times, seed=seed, compile=False)
+    cell = Cell.with_pairs(pairs, factor)
+    click.echo(f"device {dev.name}, cell f={','.join(f'{f:g}' for f in cell.significance)}, "
+               f"10,240 weights of the built-in distribution, seed {seed}")
+    header = f"{'strategy':<14}{'TNMSE':>11}" + "".join(f"{t:>10}" for t in format_times(times))
+    click.echo(header)
+    for name in BASELINES:
+        result = objective.evaluate(baseline(name, cell, dev.g_min, dev.g_max))
+        row = "".join(f"{x:10.3e}" for x in result.per_time[0].tolist())
+        click.echo(f"{name:<14}{float(result.mean[0]):11.3e}{row}")
+
+
+@main.command()
+def devices():
+    """List the built-in device names."""
+    for name in device_names():
+        dev = get_device(name)
+        click.echo(f"{name:<16}{dev.kind:<14}g {dev.g_min:g}–{dev.g_max:g} µS")

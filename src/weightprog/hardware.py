@@ -1,0 +1,115 @@
+"""Programming a weight tensor into a crossbar and reading it back over time (SPEC §2, §4).
+
+A weight tensor is viewed as a matrix (outputs × inputs; conv kernels flattened to out × in·k),
+cut into tiles of at most `tile_rows` inputs × `tile_cols` outputs. Each output of a tile is a
+crossbar column. Weights are normalised per column, tile or tensor, mapped through a strategy to
+device targets, programmed once, and read at any time with global drift compensation per column,
+tile or layer: α = Σ|ŵ(t_ref)| / Σ|ŵ(t)| from a calibration read right after programming.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .devices import DeviceModel, get_device
+from .errors import WeightprogError
+from .sample import check_finite
+from .strategy import Strategy
+
+NORMALISE_UNITS = ("column", "tile", "tensor")
+COMPENSATION_UNITS = ("column", "tile", "layer", "none")
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How a weight matrix is laid out on crossbars."""
+
+    tile_rows: int = 512
+    tile_cols: int = 512
+    normalise: str = "column"
+    compensation: str = "column"
+
+    def __post_init__(self):
+        if self.normalise not in NORMALISE_UNITS:
+            raise WeightprogError(f"normalise: use one of {', '.join(NORMALISE_UNITS)}, got {self.normalise!r}")
+        if self.compensation not in COMPENSATION_UNITS:
+            raise WeightprogError(f"compensation: use one of {', '.join(COMPENSATION_UNITS)}, "
+                                  f"got {self.compensation!r}")
+        if self.tile_rows < 1 or self.tile_cols < 1:
+            raise WeightprogError("tile size must be at least 1 × 1")
+
+
+def _unit_dims(unit: str) -> tuple[int, ...] | None:
+    """Dimensions of the tiled view (out-tiles, cols, row-tiles, rows) a unit reduces over."""
+    return {"column": (3,), "tile": (1, 3), "tensor": (0, 1, 2, 3), "layer": (0, 1, 2, 3)}.get(unit)
+
+
+def _reduce(x: torch.Tensor, unit: str, op: str) -> torch.Tensor:
+    dims = _unit_dims(unit)
+    return x.abs().amax(dim=dims, keepdim=True) if op == "max" else x.abs().sum(dim=dims, keepdim=True)
+
+
+class ProgrammedTensor:
+    """One programming realisation of a weight tensor; read it at any time after programming."""
+
+    def __init__(self, weight: torch.Tensor, strategy: Strategy, device: DeviceModel | str = "pcm",
+                 mapping: Mapping = Mapping(), generator: torch.Generator | None = None,
+                 name: str = "weight"):
+        if len(strategy) != 1:
+            raise WeightprogError("strategy: program with one strategy, not a population")
+        self.device, self.mapping, self.name = get_device(device), mapping, name
+        strategy.check_range(self.device.g_min, self.device.g_max, f"strategy {strategy.name}")
+        check_finite(weight, name)
+        self.shape, self.dtype = weight.shape, weight.dtype
+        w = weight.detach().to(torch.float32).reshape(weight.shape[0] if weight.dim() > 1 else 1, -1)
+        self.out_features, self.in_features = w.shape
+        tr, tc = mapping.tile_rows, mapping.tile_cols
+        n_rt, n_ot = -(-self.in_features // tr), -(-self.out_features // tc)
+        padded = torch.zeros(n_ot * tc, n_rt * tr, dtype=torch.float32, device=w.device)
+        padded[: self.out_features, : self.in_features] = w
+        self.mask = torch.zeros_like(padded)
+        self.mask[: self.out_features, : self.in_features] = 1.0
+        tiled = padded.reshape(n_ot, tc, n_rt, tr)
+        self.mask = self.mask.reshape(n_ot, tc, n_rt, tr)
+        w_max = _reduce(tiled, mapping.normalise, "max")
+        self.w_max = torch.where(w_max > 0, w_max, torch.ones_like(w_max))
+        u = tiled / self.w_max
+        targets = strategy.targets(u)[0]  # (…, 2P)
+        self.state = self.device.program(targets, generator=generator)
+        sig = strategy.significance[0].to(torch.float32)
+        self.factors = (torch.repeat_interleave(sig, 2) * torch.tensor([1.0, -1.0]).repeat(strategy.pairs)
+                        / float(strategy.beta[0])).to(w.device)
+        self.reference = self._abs_sums(self._read_normalised(0.0, generator))
+
+    def _read_normalised(self, t_s: float, generator) -> torch.Tensor:
+        """ŵ/w_max: W_hw/β read at t, padding masked out."""
+        g = self.device.read(self.state, float(t_s), generator=generator)
+        return (g @ self.factors) * self.mask
+
+    def _abs_sums(self, w: torch.Tensor) -> torch.Tensor | None:
+        unit = self.mapping.compensation
+        return None if unit == "none" else _reduce(w, unit, "sum")
+
+    def read(self, t_s: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Effective weights α·ŵ(t) in the original shape and units (fresh read noise)."""
+        w = self._read_normalised(t_s, generator)
+        if self.reference is not None:
+            now = self._abs_sums(w)
+            w = w * torch.where(now > 0, self.reference / now, torch.ones_like(now))
+        n_ot, tc, n_rt, tr = w.shape
+        w = (w * self.w_max).reshape(n_ot * tc, n_rt * tr)[: self.out_features, : self.in_features]
+        return w.reshape(self.shape).to(self.dtype)
+
+    @property
+    def state_bytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.state.g_prog, self.state.nu, self.state.q))
+
+
+def program_weights(weight: torch.Tensor, strategy: Strategy, device: DeviceModel | str = "pcm",
+                    times_s=(1.0,), mapping: Mapping = Mapping(), seed: int = 0) -> list[torch.Tensor]:
+    """Program once and read at each time: effective weights, one tensor per time."""
+    gen = torch.Generator(device=weight.device).manual_seed(seed)
+    programmed = ProgrammedTensor(weight, strategy, device, mapping, gen)
+    return [programmed.read(t, gen) for t in times_s]

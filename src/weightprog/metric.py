@@ -1,0 +1,261 @@
+"""The weight-error metric (SPEC §6): time-averaged, density-weighted, drift-compensated NMSE.
+
+    TNMSE = mean_t mean_j ((α(t)·ŵ_j(t) − w_j) / w_max)²
+
+evaluated for a whole population of strategies at once. Design (see DESIGN.md):
+
+* Common random numbers: the standard-normal draws of programming, drift and every read are drawn
+  once per (seed, sample) and shared by all candidates, so the metric is deterministic for a seed,
+  candidates are compared on equal terms, and it is differentiable in the conductance tables.
+* One pass: per column the error only needs Σ|W|, ΣW² and ΣW·u at each time, because
+  Σ(αW − u)² = α²ΣW² − 2αΣWu + Σu². Devices and times are unrolled so `torch.compile` fuses the
+  whole chain (interpolation, programming, drift, read noise, compensation, error) into a few
+  loops without materialising population × weights × devices × times tensors.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import torch
+
+from .devices import DeviceModel, get_device
+from .errors import WeightprogError
+from .sample import WeightSample, sample_from_values
+from .strategy import Strategy, interpolation_weights
+from .timeunits import DEFAULT_TIMES_S, check_times
+
+COMPENSATION = ("column", "all", "none")
+"""Per column of the sample, one α for the whole sample (tile / layer), or no compensation."""
+
+
+@dataclass
+class TNMSEResult:
+    """Per-column errors of B strategies: everything else is derived from them."""
+
+    names: list[str]
+    times_s: tuple[float, ...]
+    per_column: torch.Tensor
+    """(B, T, C) mean squared normalised error of each column at each time."""
+
+    @property
+    def per_time(self) -> torch.Tensor:
+        return self.per_column.mean(-1)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.per_column.mean((-1, -2))
+
+    @property
+    def stderr(self) -> torch.Tensor:
+        """Across columns, which carry independent weights and draws."""
+        c = self.per_column.shape[-1]
+        return self.per_column.mean(-2).std(-1) / math.sqrt(c) if c > 1 else torch.zeros(len(self.names))
+
+    @property
+    def per_time_stderr(self) -> torch.Tensor:
+        c = self.per_column.shape[-1]
+        return self.per_column.std(-1) / math.sqrt(c) if c > 1 else torch.zeros_like(self.per_time)
+
+    def summary(self, index: int = 0) -> dict:
+        return {"mean": float(self.mean[index]), "stderr": float(self.stderr[index]),
+                "per_time": [float(x) for x in self.per_time[index]],
+                "per_time_stderr": [float(x) for x in self.per_time_stderr[index]]}
+
+    def __getitem__(self, index: int) -> "TNMSEResult":
+        return TNMSEResult([self.names[index]], self.times_s, self.per_column[index:index + 1])
+
+    @staticmethod
+    def concat_columns(results: Sequence["TNMSEResult"]) -> "TNMSEResult":
+        return TNMSEResult(results[0].names, results[0].times_s,
+                           torch.cat([r.per_column for r in results], dim=-1))
+
+
+@dataclass
+class Draws:
+    """Standard normals shared by every candidate: (2P, C, R) each, reads (T + 1, 2P, C, R)."""
+
+    z_prog: torch.Tensor
+    z_nu: torch.Tensor
+    z_read: torch.Tensor
+    u_stuck: torch.Tensor
+
+    @classmethod
+    def make(cls, devices: int, columns: int, rows: int, reads: int, seed: int,
+             compute: torch.device) -> "Draws":
+        gen = torch.Generator().manual_seed(seed)
+        shape = (devices, columns, rows)
+        z_prog, z_nu = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)
+        z_read = torch.randn((reads,) + shape, generator=gen)
+        u_stuck = torch.rand(shape, generator=gen)
+        return cls(*(x.to(compute) for x in (z_prog, z_nu, z_read, u_stuck)))
+
+
+def column_errors(table, signed, index, frac, negative, u, draws: Draws, *, device: DeviceModel,
+                  drift_logs: tuple[float, ...], read_scales: tuple[float, ...],
+                  compensation: str) -> torch.Tensor:
+    """(B, T, C) errors for tables (B, D, 2P) and signed factors ±f_p/β (B, 2P).
+
+    Written as plain element-wise torch on (B, C, R) tensors, unrolled over devices and times:
+    eager mode runs it as is (and differentiates it), torch.compile fuses it.
+    """
+    n_dev = table.shape[-1]
+    lo, hi = table[:, index], table[:, index + 1]  # (B, C, R, 2P)
+    frac = frac.unsqueeze(0)
+    states = []
+    for d in range(n_dev):
+        mirror = d ^ 1  # negative weights swap g⁺ and g⁻ of each pair
+        g_plain = lo[..., d] + (hi[..., d] - lo[..., d]) * frac
+        g_mirror = lo[..., mirror] + (hi[..., mirror] - lo[..., mirror]) * frac
+        g = torch.where(negative, g_mirror, g_plain)
+        g_prog = (g + device.programming_std(g) * draws.z_prog[d]).clamp_min(0.0)
+        if device.has_stuck:
+            g_prog = device.apply_stuck(g_prog, draws.u_stuck[d])
+        nu = (device.drift_mean(g) + device.drift_std(g) * draws.z_nu[d]).abs()
+        states.append((g_prog, nu, device.read_q(g), signed[:, d].reshape(-1, 1, 1)))
+
+    def hardware_weight(k: int):
+        w = 0.0
+        for d, (g_prog, nu, q, s) in enumerate(states):
+            g_d = g_prog if k == 0 else g_prog * torch.exp(nu * -drift_logs[k - 1])
+            w = w + s * (g_d * (1.0 + q * (read_scales[k] * draws.z_read[k, d]))).clamp_min(0.0)
+        return w  # (B, C, R) in units of u
+
+    rows = u.shape[-1]
+    sum_uu = (u * u).sum(-1)
+    ref = hardware_weight(0).abs().sum(-1)  # calibration read right after programming
+    errors = []
+    for k in range(1, len(read_scales)):
+        w = hardware_weight(k)
+        s_abs, s_sq, s_wu = w.abs().sum(-1), (w * w).sum(-1), (w * u).sum(-1)
+        if compensation == "column":
+            alpha = torch.where(s_abs > 0, ref / s_abs, torch.ones_like(s_abs))
+        elif compensation == "all":
+            total = s_abs.sum(-1, keepdim=True)
+            alpha = torch.where(total > 0, ref.sum(-1, keepdim=True) / total, torch.ones_like(total))
+        else:
+            alpha = torch.ones_like(s_abs)
+        errors.append((alpha * alpha * s_sq - 2.0 * alpha * s_wu + sum_uu) / rows)
+    return torch.stack(errors, dim=1).clamp_min(0.0)
+
+
+def resolve_compute(compute: str | torch.device | None) -> torch.device:
+    compute = torch.device(compute or "cpu")
+    if compute.type == "cuda" and not torch.cuda.is_available():
+        raise WeightprogError("compute: cuda was asked for but no GPU is available")
+    return compute
+
+
+class TNMSE:
+    """TNMSE of populations of strategies on one weight sample with fixed draws (one seed).
+
+    >>> objective = TNMSE(default_sample(), "pcm")
+    >>> result = objective.evaluate(baseline("lsp-first", Cell((1, 2))))
+    """
+
+    def __init__(self, sample: WeightSample, device: DeviceModel | str = "pcm",
+                 times_s: Sequence[float] = DEFAULT_TIMES_S, seed: int = 0,
+                 compensation: str = "column", compute: str | torch.device | None = "cpu",
+                 compile: bool | str = "auto", chunk: int = 64):
+        if compensation not in COMPENSATION:
+            raise WeightprogError(f"compensation: use one of {', '.join(COMPENSATION)}, got {compensation!r}")
+        self.device = get_device(device)
+        self.times_s = check_times(times_s)
+        self.seed, self.compensation, self.chunk = int(seed), compensation, int(chunk)
+        self.compute = resolve_compute(compute)
+        self.set_sample(sample, self.seed)
+        self.drift_logs = tuple(self.device.drift_log(t) for t in self.times_s)
+        self.read_scales = tuple(self.device.read_scale(t) for t in (0.0,) + self.times_s)
+        self._kernel = self._build_kernel(compile)
+
+    def set_sample(self, sample: WeightSample, seed: int) -> None:
+        """Score on another sample with fresh draws, reusing the compiled kernel."""
+        self.sample, self.seed = sample, int(seed)
+        self.u = sample.u.to(self.compute, torch.float32)
+        self._draws: dict[int, Draws] = {}
+
+    def _build_kernel(self, compile: bool | str) -> Callable:
+        def kernel(table, signed, index, frac, negative, u, z_prog, z_nu, z_read, u_stuck):
+            return column_errors(table, signed, index, frac, negative, u,
+                                 Draws(z_prog, z_nu, z_read, u_stuck), device=self.device,
+                                 drift_logs=self.drift_logs, read_scales=self.read_scales,
+                                 compensation=self.compensation)
+        self.compiled = compile is True or (compile == "auto" and compile_available())
+        if not self.compiled:
+            return kernel
+        return torch.compile(kernel, dynamic=False)
+
+    def draws(self, devices: int) -> Draws:
+        if devices not in self._draws:
+            c, r = self.u.shape
+            self._draws[devices] = Draws.make(devices, c, r, len(self.read_scales), self.seed, self.compute)
+        return self._draws[devices]
+
+    def per_column(self, grid: torch.Tensor, conductances: torch.Tensor, significance: torch.Tensor,
+                   beta: torch.Tensor, grad: bool = False) -> torch.Tensor:
+        """(B, T, C) errors. Tables (B, D, 2P) µS, significance (B, P), beta (B,)."""
+        conductances = conductances.to(self.compute, torch.float32)
+        signed = torch.repeat_interleave(significance.to(conductances), 2, dim=-1)
+        signed = signed * torch.tensor([1.0, -1.0], device=self.compute).repeat(signed.shape[-1] // 2)
+        signed = signed / beta.to(conductances).reshape(-1, 1)
+        index, frac, negative = interpolation_weights(grid.to(self.compute, torch.float64), self.u)
+        draws = self.draws(conductances.shape[-1])
+        args = (index, frac, negative, self.u, draws.z_prog, draws.z_nu, draws.z_read, draws.u_stuck)
+        if grad:  # eager and differentiable (the polish)
+            return column_errors(conductances, signed, *args[:4], draws, device=self.device,
+                                 drift_logs=self.drift_logs, read_scales=self.read_scales,
+                                 compensation=self.compensation)
+        out = []
+        with torch.no_grad():
+            for start in range(0, conductances.shape[0], self.chunk):
+                table, sig = conductances[start:start + self.chunk], signed[start:start + self.chunk]
+                n = table.shape[0]
+                if self.compiled and n < self.chunk:  # pad: one compiled shape for every chunk
+                    table = torch.cat([table, table[-1:].expand(self.chunk - n, -1, -1)])
+                    sig = torch.cat([sig, sig[-1:].expand(self.chunk - n, -1)])
+                out.append(self._kernel(table.contiguous(), sig.contiguous(), *args)[:n])
+        return torch.cat(out).cpu()
+
+    def evaluate(self, strategy: Strategy) -> TNMSEResult:
+        strategy.check_range(self.device.g_min, self.device.g_max)
+        errors = self.per_column(strategy.grid, strategy.conductances, strategy.significance, strategy.beta)
+        return TNMSEResult(list(strategy.names), self.times_s, errors)
+
+    def __call__(self, strategy: Strategy) -> torch.Tensor:
+        """(B,) TNMSE of each strategy in the batch."""
+        return self.evaluate(strategy).mean
+
+
+_COMPILE_OK: bool | None = None
+
+
+def compile_available() -> bool:
+    """torch.compile needs a working C++ compiler on CPU; fall back to eager mode without one."""
+    global _COMPILE_OK
+    if _COMPILE_OK is None:
+        try:
+            f = torch.compile(lambda x: torch.exp(x) * 2.0, dynamic=False)
+            _COMPILE_OK = bool(torch.allclose(f(torch.ones(4)), torch.exp(torch.ones(4)) * 2))
+        except Exception as exc:  # noqa: BLE001 - any compiler failure means eager
+            warnings.warn(f"torch.compile unavailable ({type(exc).__name__}); using eager mode")
+            _COMPILE_OK = False
+    return _COMPILE_OK
+
+
+def rescore(strategy: Strategy, values: torch.Tensor, device: DeviceModel | str = "pcm",
+            times_s: Sequence[float] = DEFAULT_TIMES_S, blocks: int = 10, size: int = 10_240,
+            rows: int = 512, seed: int = 1_000, **kwargs) -> TNMSEResult:
+    """Honest numbers: `blocks` fresh samples of `size` weights, each with fresh draws."""
+    objective = None
+    results = []
+    for b in range(blocks):
+        sample = sample_from_values(values, size, rows, seed=seed + b, source="rescore")
+        if objective is None:
+            objective = TNMSE(sample, device, times_s, seed=seed + b, **kwargs)
+        else:
+            objective.set_sample(sample, seed + b)
+        results.append(objective.evaluate(strategy))
+    return TNMSEResult.concat_columns(results)

@@ -1,0 +1,133 @@
+"""Weight samples: the normalised weights of a network, as they will be deployed (SPEC §6).
+
+Sampling the weights themselves weights every value by its density, which is the paper's error
+importance. A sample is arranged as columns of `rows` weights (a crossbar tile's columns), so the
+metric's drift compensation acts per column as in hardware.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import torch
+
+from .errors import WeightprogError
+
+DEFAULT_ROWS = 512
+DEFAULT_SIZE = 10_240  # SPEC §6 reference proxy: a 512 × 20 tile
+DATA_DIR = Path(__file__).parent / "data"
+DISTRIBUTIONS = {
+    "default": "default_weights.npy",
+}
+NORMALISE = ("column", "tensor")
+
+
+@dataclass
+class WeightSample:
+    u: torch.Tensor
+    """(columns, rows) normalised weights in [−1, 1]."""
+    source: str = "array"
+
+    @property
+    def size(self) -> int:
+        return self.u.numel()
+
+    def values(self) -> torch.Tensor:
+        return self.u.reshape(-1)
+
+
+def normalise_matrix(w: torch.Tensor, unit: str = "column") -> torch.Tensor:
+    """u = w / max|w| per output column (dim 0, conv kernels flattened) or per tensor."""
+    if unit not in NORMALISE:
+        raise WeightprogError(f"normalise: use one of {', '.join(NORMALISE)}, got {unit!r}")
+    m = w.reshape(w.shape[0], -1) if w.dim() > 1 else w.reshape(1, -1)
+    scale = m.abs().amax(dim=1, keepdim=True) if unit == "column" else m.abs().amax()
+    return (m / torch.where(scale > 0, scale, torch.ones_like(scale))).reshape(-1)
+
+
+def check_finite(w: torch.Tensor, where: str) -> None:
+    if not torch.isfinite(w).all():
+        bad = int((~torch.isfinite(w)).sum())
+        raise WeightprogError(f"{where}: {bad} weights are NaN or inf")
+
+
+def analog_tensors(state: Mapping[str, torch.Tensor]) -> Iterable[tuple[str, torch.Tensor]]:
+    """Matrix-like weights (≥ 2-D, name ending in 'weight' or an RNN 'weight_ih/hh'), skipping
+    embeddings and norms, which stay digital."""
+    for name, tensor in state.items():
+        if not isinstance(tensor, torch.Tensor) or tensor.dim() < 2 or not tensor.is_floating_point():
+            continue
+        last = name.rsplit(".", 1)[-1]
+        lowered = name.lower()
+        if not (last.startswith("weight") or last.endswith("_weight")):
+            continue
+        if "embed" in lowered or "norm" in lowered:
+            continue
+        yield name, tensor
+
+
+def sample_from_tensors(tensors: Iterable[tuple[str, torch.Tensor]], size: int = DEFAULT_SIZE,
+                        rows: int = DEFAULT_ROWS, seed: int = 0, normalise: str = "column",
+                        source: str = "weights") -> WeightSample:
+    """Normalise each tensor as deployed, pool them, and draw `size` weights (seeded).
+
+    Streams tensor by tensor: only the normalised values of one tensor exist beside the pool.
+    """
+    pooled, names = [], []
+    for name, w in tensors:
+        w = w.detach().to(torch.float32)
+        check_finite(w, f"{source}: {name}")
+        pooled.append(normalise_matrix(w, normalise))
+        names.append(name)
+    if not pooled:
+        raise WeightprogError(f"{source}: no analog weights found (need ≥ 2-D weight tensors)")
+    values = torch.cat(pooled)
+    return sample_from_values(values, size, rows, seed, source)
+
+
+def sample_from_values(values: torch.Tensor, size: int = DEFAULT_SIZE, rows: int = DEFAULT_ROWS,
+                       seed: int = 0, source: str = "array") -> WeightSample:
+    """Draw `size` of already normalised weights into columns of `rows` (with replacement only
+    when there are fewer weights than asked for)."""
+    values = values.reshape(-1).to(torch.float32)
+    check_finite(values, source)
+    if values.numel() == 0:
+        raise WeightprogError(f"{source}: no weights")
+    if values.abs().max() > 1 + 1e-6:
+        raise WeightprogError(f"{source}: normalised weights must lie in [-1, 1]")
+    if size % rows:
+        raise WeightprogError(f"sample size {size} must be a multiple of rows ({rows})")
+    gen = torch.Generator().manual_seed(seed)
+    if values.numel() >= size:
+        pick = torch.randperm(values.numel(), generator=gen)[:size]
+    else:
+        pick = torch.randint(values.numel(), (size,), generator=gen)
+    return WeightSample(values[pick].reshape(size // rows, rows).clamp(-1, 1), source)
+
+
+def load_distribution(name: str = "default") -> torch.Tensor:
+    """The normalised weights of a built-in distribution (see data/README.md)."""
+    if name not in DISTRIBUTIONS:
+        raise WeightprogError(f"distribution: unknown {name!r}; use one of {', '.join(DISTRIBUTIONS)}")
+    return torch.from_numpy(np.load(DATA_DIR / DISTRIBUTIONS[name]).astype(np.float32))
+
+
+def default_sample(size: int = DEFAULT_SIZE, rows: int = DEFAULT_ROWS, seed: int = 0) -> WeightSample:
+    return sample_from_values(load_distribution("default"), size, rows, seed, source="default")
+
+
+def sample_from_module(module: torch.nn.Module, **kwargs) -> WeightSample:
+    return sample_from_tensors(analog_tensors(dict(module.named_parameters())), **kwargs)
+
+
+def sample_from_array(array, normalise: str = "tensor", **kwargs) -> WeightSample:
+    w = torch.as_tensor(np.asarray(array), dtype=torch.float32)
+    return sample_from_tensors([("array", w)], normalise=normalise, **kwargs)
+
+
+def sample_columns(size: int, rows: int) -> int:
+    return math.ceil(size / rows)

@@ -1,0 +1,214 @@
+"""Programming strategies: which conductance each device gets for each normalised weight (SPEC §5).
+
+A strategy is a table over grid points 0 = u_0 < … < u_{D−1} = 1 of the normalised weight, giving
+the target conductance of each of the 2P devices (stored pair by pair: g⁺_1, g⁻_1, g⁺_2, …), with
+linear interpolation in between. A negative weight swaps g⁺ and g⁻ of every pair. Plus the cell's
+significance factors f_p and the scale β (µS of W_hw per unit of u).
+
+`Strategy` is batched: one object holds B strategies that share a grid (a population), as tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .cell import Cell
+from .errors import WeightprogError
+from .fileio import atomic_write_text
+
+FORMAT = "weightprog.strategy"
+_RANGE_TOL = 1e-6  # µS: slack for float rounding when checking the device range
+
+
+@dataclass
+class Strategy:
+    grid: torch.Tensor
+    """(D,) normalised weights, 0 first and 1 last, strictly increasing (float64)."""
+    conductances: torch.Tensor
+    """(B, D, 2P) target conductance per grid point and device, µS (float64)."""
+    significance: torch.Tensor
+    """(B, P) significance factor per pair."""
+    beta: torch.Tensor
+    """(B,) µS of W_hw per unit normalised weight."""
+    g_min: float = 0.0
+    g_max: float = 25.0
+    names: list[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        self.grid = torch.as_tensor(self.grid, dtype=torch.float64)
+        self.conductances = torch.as_tensor(self.conductances, dtype=torch.float64)
+        if self.conductances.dim() == 2:
+            self.conductances = self.conductances.unsqueeze(0)
+        batch = self.conductances.shape[0]
+        significance = torch.as_tensor(self.significance, dtype=torch.float64)
+        self.significance = (significance.expand(batch, -1) if significance.dim() == 1 else significance).clone()
+        self.beta = torch.as_tensor(self.beta, dtype=torch.float64).reshape(-1).expand(batch).clone()
+        if not self.names:
+            self.names = [f"strategy{i}" for i in range(batch)] if batch > 1 else ["strategy"]
+        self.validate()
+
+    # --- shape -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.conductances.shape[0]
+
+    def __getitem__(self, index: int) -> "Strategy":
+        return Strategy(self.grid, self.conductances[index:index + 1], self.significance[index:index + 1],
+                        self.beta[index:index + 1], self.g_min, self.g_max, [self.names[index]])
+
+    @property
+    def pairs(self) -> int:
+        return self.conductances.shape[-1] // 2
+
+    @property
+    def name(self) -> str:
+        return self.names[0]
+
+    def cell(self, index: int = 0) -> Cell:
+        return Cell(tuple(self.significance[index].tolist()))
+
+    # --- checks ----------------------------------------------------------------------------
+    def validate(self, where: str = "strategy") -> None:
+        grid, g = self.grid, self.conductances
+        if grid.dim() != 1 or grid.numel() < 2:
+            raise WeightprogError(f"{where}: grid needs at least 2 points (0 and 1)")
+        if not torch.isfinite(grid).all() or grid[0] != 0 or grid[-1] != 1 or (grid.diff() <= 0).any():
+            raise WeightprogError(f"{where}: grid must increase strictly from 0 to 1, got {grid.tolist()}")
+        if g.dim() != 3 or g.shape[1] != grid.numel() or g.shape[2] % 2 or g.shape[2] == 0:
+            raise WeightprogError(f"{where}: conductances must be (grid points × 2P devices), got "
+                                  f"{tuple(g.shape[1:])} for {grid.numel()} grid points")
+        if self.significance.shape != (g.shape[0], g.shape[2] // 2):
+            raise WeightprogError(f"{where}: significance needs one factor per pair ({g.shape[2] // 2})")
+        if not torch.isfinite(g).all():
+            raise WeightprogError(f"{where}: conductances contain NaN or inf")
+        if not (torch.isfinite(self.significance).all() and (self.significance > 0).all()):
+            raise WeightprogError(f"{where}: significance factors must be finite and > 0")
+        if not (torch.isfinite(self.beta).all() and (self.beta > 0).all()):
+            raise WeightprogError(f"{where}: beta must be finite and > 0")
+        self.check_range(self.g_min, self.g_max, where)
+
+    def check_range(self, g_min: float, g_max: float, where: str = "strategy") -> None:
+        """Every target conductance must lie in the device range [g_min, g_max]."""
+        lo, hi = float(self.conductances.min()), float(self.conductances.max())
+        if lo < g_min - _RANGE_TOL or hi > g_max + _RANGE_TOL:
+            raise WeightprogError(f"{where}: conductances span [{lo:.4g}, {hi:.4g}] µS, outside the "
+                                  f"device range [{g_min:g}, {g_max:g}] µS")
+
+    def representation_error(self) -> torch.Tensor:
+        """(B,) max over grid points of |W_hw − β·u| / β: 0 when every grid weight is exact."""
+        w_hw = self.hardware_weight(self.conductances)
+        return ((w_hw - self.beta[:, None] * self.grid[None]).abs().amax(-1) / self.beta)
+
+    # --- evaluation --------------------------------------------------------------------------
+    def hardware_weight(self, g: torch.Tensor) -> torch.Tensor:
+        """W_hw = Σ f_p (g⁺_p − g⁻_p) for conductances (B, …, 2P) of this batch."""
+        pos, neg = g[..., 0::2], g[..., 1::2]
+        sig = self.significance.to(g).reshape((len(self),) + (1,) * (g.dim() - 2) + (self.pairs,))
+        return ((pos - neg) * sig).sum(-1)
+
+    def targets(self, u: torch.Tensor) -> torch.Tensor:
+        """Target conductances (B, *u.shape, 2P) for normalised weights u ∈ [−1, 1]."""
+        index, frac, negative = interpolation_weights(self.grid.to(u.device), u)
+        table = self.conductances.to(device=u.device, dtype=u.dtype)
+        g = gather_rows(table, index, frac)
+        swapped = g[..., swap_index(self.pairs)]
+        return torch.where(negative[..., None], swapped, g)
+
+    # --- combining ---------------------------------------------------------------------------
+    def regrid(self, grid: torch.Tensor | Sequence[float]) -> "Strategy":
+        """The same strategies on a finer grid (exact when it contains the old grid points)."""
+        grid = torch.as_tensor(grid, dtype=torch.float64)
+        g = self.targets(grid)  # (B, D', 2P); grid ≥ 0 so no mirroring
+        return Strategy(grid, g, self.significance, self.beta, self.g_min, self.g_max, list(self.names))
+
+    @staticmethod
+    def stack(strategies: Sequence["Strategy"]) -> "Strategy":
+        """One batch from several strategies (re-gridded onto the union of their grids)."""
+        first = strategies[0]
+        if any(s.pairs != first.pairs for s in strategies):
+            raise WeightprogError("strategies: cannot stack strategies with different numbers of pairs")
+        grid = torch.unique(torch.cat([s.grid for s in strategies]))
+        parts = [s.regrid(grid) for s in strategies]
+        return Strategy(grid, torch.cat([p.conductances for p in parts]),
+                        torch.cat([p.significance for p in parts]), torch.cat([p.beta for p in parts]),
+                        min(s.g_min for s in strategies), max(s.g_max for s in strategies),
+                        [n for p in parts for n in p.names])
+
+    # --- files -------------------------------------------------------------------------------
+    def to_dict(self, index: int = 0, **meta: Any) -> dict:
+        return {"format": FORMAT, "version": 1, "name": self.names[index],
+                "grid": self.grid.tolist(), "conductances": self.conductances[index].tolist(),
+                "significance": self.significance[index].tolist(), "beta": float(self.beta[index]),
+                "g_min": self.g_min, "g_max": self.g_max, "meta": meta}
+
+    def save(self, path: str | Path, index: int = 0, **meta: Any) -> None:
+        atomic_write_text(path, json.dumps(self.to_dict(index, **meta), indent=1))
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "strategy") -> "Strategy":
+        if not isinstance(data, dict):
+            raise WeightprogError(f"{where}: expected a JSON object")
+        if data.get("format") != FORMAT:
+            raise WeightprogError(f"{where}: format must be {FORMAT!r}, got {data.get('format')!r}")
+        for key in ("grid", "conductances", "significance", "beta", "g_min", "g_max"):
+            if key not in data:
+                raise WeightprogError(f"{where}: missing key '{key}'")
+        try:
+            tensors = {k: torch.tensor(data[k], dtype=torch.float64)
+                       for k in ("grid", "conductances", "significance", "beta")}
+            g_min, g_max = float(data["g_min"]), float(data["g_max"])
+        except (TypeError, ValueError) as exc:
+            raise WeightprogError(f"{where}: grid, conductances, significance, beta, g_min and g_max "
+                                  f"must be numbers or lists of numbers ({exc})") from None
+        if tensors["conductances"].dim() != 2:
+            raise WeightprogError(f"{where}: conductances must be a list of rows, one per grid point")
+        return cls(tensors["grid"], tensors["conductances"], tensors["significance"], tensors["beta"],
+                   g_min, g_max, [str(data.get("name", "strategy"))])
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Strategy":
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except OSError as exc:
+            raise WeightprogError(f"{path}: cannot read strategy file ({exc.strerror})") from None
+        except json.JSONDecodeError as exc:
+            raise WeightprogError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        strategy = cls.from_dict(data, where=str(path))
+        return strategy
+
+    def to_aihwkit(self, index: int = 0, points: int = 101) -> dict:
+        """IBM aihwkit `CustomPairConductanceConverter` arguments: `f_lst`, `g_lst` (one list per
+        device, in the order g⁺_1, g⁻_1, g⁺_2, g⁻_2, …) on a uniform weight grid from −1 to +1
+        (×max |w|), `g_min`, `g_max`."""
+        weights = torch.linspace(-1.0, 1.0, points, dtype=torch.float64)
+        g = self[index].targets(weights)[0]  # (points, 2P)
+        return {"f_lst": self.significance[index].tolist(), "g_lst": g.T.tolist(),
+                "g_min": self.g_min, "g_max": self.g_max, "weights": weights.tolist(),
+                "note": "weights are normalised: multiply by max |w| of the mapping unit"}
+
+
+def swap_index(pairs: int) -> list[int]:
+    """Device order with g⁺ and g⁻ of every pair swapped (the mirror for negative weights)."""
+    return [d ^ 1 for d in range(2 * pairs)]
+
+
+def interpolation_weights(grid: torch.Tensor, u: torch.Tensor):
+    """Grid segment index, fraction along it, and sign of each weight (independent of the batch)."""
+    a = u.abs().clamp_max(1.0).to(grid.dtype)
+    index = (torch.searchsorted(grid, a, right=True) - 1).clamp(0, grid.numel() - 2)
+    frac = ((a - grid[index]) / (grid[index + 1] - grid[index])).to(u.dtype)
+    return index, frac, u < 0
+
+
+def gather_rows(table: torch.Tensor, index: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of table rows (B, D, K) at index/frac (any shape) -> (B, *shape, K)."""
+    lo = table[:, index]
+    hi = table[:, index + 1]
+    f = frac[None, ..., None]
+    return lo + (hi - lo) * f

@@ -1,0 +1,63 @@
+"""Times after programming: parsing `1s,1min,1h,1d,30d,1y` forms and validating them."""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable, Sequence
+
+import torch
+
+from .errors import WeightprogError
+
+SECONDS = {
+    "s": 1.0, "sec": 1.0,
+    "min": 60.0, "m": 60.0,
+    "h": 3600.0, "hr": 3600.0,
+    "d": 86400.0, "day": 86400.0,
+    "w": 7 * 86400.0,
+    "y": 365 * 86400.0, "yr": 365 * 86400.0,
+}
+DEFAULT_TIMES_S = (1.0, 60.0, 3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0)
+"""SPEC §6: 1 s, 1 min, 1 h, 1 day, 30 days, 1 year after programming."""
+
+_TIME_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]*)\s*$")
+
+
+def parse_time(text: str) -> float:
+    """`'30d'` -> 2592000.0. A bare number is seconds."""
+    m = _TIME_RE.match(text.lower())
+    if not m or m.group(2) not in SECONDS and m.group(2) != "":
+        raise WeightprogError(
+            f"times: cannot read {text!r}; use a number of seconds or a number with a unit "
+            f"({', '.join(sorted(set(SECONDS)))}), e.g. 1s,1min,1h,1d,30d,1y")
+    return float(m.group(1)) * SECONDS.get(m.group(2), 1.0)
+
+
+def parse_times(text: str) -> tuple[float, ...]:
+    """`'1s,1h,1y'` -> validated tuple of seconds."""
+    return check_times([parse_time(part) for part in text.split(",") if part.strip()])
+
+
+def check_times(times: Iterable[float] | torch.Tensor) -> tuple[float, ...]:
+    """Times must be positive, finite and strictly increasing."""
+    values = [float(t) for t in (times.tolist() if isinstance(times, torch.Tensor) else times)]
+    if not values:
+        raise WeightprogError("times: at least one time after programming is needed")
+    for t in values:
+        if not (t > 0 and t < float("inf")):
+            raise WeightprogError(f"times: {t} is not allowed; times are seconds after programming, > 0")
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise WeightprogError(f"times: {values} must be strictly increasing")
+    return tuple(values)
+
+
+def format_time(t_s: float) -> str:
+    """Short human label: 1s, 1min, 1h, 1d, 30d, 1y."""
+    for unit, size in (("y", SECONDS["y"]), ("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if t_s >= size and abs(t_s / size - round(t_s / size)) < 1e-9:
+            return f"{round(t_s / size)}{unit}"
+    return f"{t_s:g}s"
+
+
+def format_times(times: Sequence[float]) -> list[str]:
+    return [format_time(t) for t in times]
