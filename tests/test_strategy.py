@@ -1,0 +1,100 @@
+"""Strategies: interpolation, mirroring, baselines in range, JSON round trips."""
+
+import json
+
+import pytest
+import torch
+
+from weightprog.baselines import BASELINES, baseline
+from weightprog.cell import Cell
+from weightprog.errors import WeightprogError
+from weightprog.strategy import Strategy
+
+
+def test_grid_points_exact_and_linear_between():
+    grid = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
+    table = torch.tensor([[1.0, 1.0, 0.0, 0.0], [5.0, 2.0, 3.0, 0.0], [20.0, 0.0, 25.0, 1.0]])
+    s = Strategy(grid, table, [1.0, 2.0], 60.0)
+    torch.testing.assert_close(s.targets(grid)[0], table.double())
+    mid = s.targets(torch.tensor([0.15, 0.65], dtype=torch.float64))[0]
+    torch.testing.assert_close(mid[0], (table[0] + table[1]).double() / 2)
+    torch.testing.assert_close(mid[1], (table[1] + table[2]).double() / 2)
+    # negative weights swap g+ and g- of each pair
+    neg = s.targets(torch.tensor([-0.3], dtype=torch.float64))[0, 0]
+    torch.testing.assert_close(neg, table[1][[1, 0, 3, 2]].double())
+
+
+@pytest.mark.parametrize("pairs", [1, 2, 3])
+@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("f", [1.0, 2.0, 3.0])
+def test_baselines_in_range_and_exact(name, pairs, f):
+    s = baseline(name, Cell.with_pairs(pairs, f), 0.0, 25.0)
+    u = torch.linspace(-1, 1, 2001, dtype=torch.float64)
+    g = s.targets(u)
+    assert g.min() >= 0 and g.max() <= 25 + 1e-12
+    w = s.hardware_weight(g)[0]
+    torch.testing.assert_close(w, s.beta[0] * u)  # every weight represented exactly
+    assert float(s.representation_error()[0]) < 1e-12
+
+
+def test_lsp_first_fills_lsp_first():
+    s = baseline("lsp-first", Cell((1.0, 2.0)), 0.0, 25.0)
+    assert float(s.beta[0]) == 75.0
+    g = s.targets(torch.tensor([0.2, 0.6], dtype=torch.float64))[0]
+    torch.testing.assert_close(g[0], torch.tensor([15.0, 0, 0, 0], dtype=torch.float64))
+    torch.testing.assert_close(g[1], torch.tensor([25.0, 0, 10, 0], dtype=torch.float64))
+
+
+def test_msp_first_fills_msp_first():
+    s = baseline("msp-first", Cell((1.0, 2.0)), 0.0, 25.0)
+    g = s.targets(torch.tensor([0.2], dtype=torch.float64))[0]
+    torch.testing.assert_close(g[0], torch.tensor([0.0, 0, 7.5, 0], dtype=torch.float64))
+
+
+def test_json_round_trip_is_exact(tmp_path):
+    torch.manual_seed(0)
+    grid = torch.tensor([0.0, 0.1234567890123, 0.5, 1.0], dtype=torch.float64)
+    s = Strategy(grid, torch.rand(4, 6, dtype=torch.float64) * 25, [1.0, 2.5, 7.0], 123.456789)
+    path = tmp_path / "s.json"
+    s.save(path)
+    back = Strategy.load(path)
+    assert torch.equal(back.grid, s.grid) and torch.equal(back.conductances, s.conductances)
+    assert torch.equal(back.significance, s.significance) and torch.equal(back.beta, s.beta)
+
+
+def test_stack_regrids_exactly():
+    a = baseline("lsp-first", Cell((1.0, 2.0)))
+    b = baseline("msp-first", Cell((1.0, 3.0)))
+    both = Strategy.stack([a, b])
+    u = torch.linspace(-1, 1, 101, dtype=torch.float64)
+    torch.testing.assert_close(both.targets(u)[0], a.targets(u)[0])
+    torch.testing.assert_close(both.targets(u)[1], b.targets(u)[0])
+
+
+def test_aihwkit_export():
+    s = baseline("lsp-first", Cell((1.0, 2.0)))
+    data = s.to_aihwkit(points=11)
+    assert data["f_lst"] == [1.0, 2.0] and len(data["g_lst"]) == 4 and len(data["g_lst"][0]) == 11
+    assert data["g_lst"][0][-1] == 25.0 and data["g_lst"][2][-1] == 25.0
+
+
+def test_out_of_range_strategy_refused(tmp_path):
+    data = baseline("lsp-first", Cell((1.0, 2.0))).to_dict()
+    data["conductances"][1][0] = 30.0
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(WeightprogError, match="outside the device range"):
+        Strategy.load(path)
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("grid", [0.0, 0.8, 0.5, 1.0], "grid must increase"),
+    ("beta", -1.0, "beta"),
+    ("significance", [1.0, 0.0], "significance"),
+    ("conductances", "x", "must be numbers"),
+])
+def test_bad_strategy_fields(key, value, match):
+    data = baseline("lsp-first", Cell((1.0, 2.0))).to_dict()
+    data[key] = value
+    with pytest.raises(WeightprogError, match=match):
+        Strategy.from_dict(data)
