@@ -70,3 +70,13 @@ def devices():
     for name in device_names():
         dev = get_device(name)
         click.echo(f"{name:<16}{dev.kind:<14}g {dev.g_min:g}–{dev.g_max:g} µS")
+
+
+def _register():
+    from .cli_device import device
+    from .cli_optimize import optimize_command
+    main.add_command(optimize_command, name="optimize")
+    main.add_command(device)
+
+
+_register()

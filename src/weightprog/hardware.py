@@ -1,8 +1,8 @@
 """Programming a weight tensor into a crossbar and reading it back over time (SPEC §2, §4).
 
 A weight tensor is viewed as a matrix (outputs × inputs; conv kernels flattened to out × in·k),
-cut into tiles of at most `tile_rows` inputs × `tile_cols` outputs. Each output of a tile is a
-crossbar column. Weights are normalised per column, tile or tensor, mapped through a strategy to
+cut evenly into as few tiles of at most `tile_rows` inputs × `tile_cols` outputs as fit. Each
+output of a tile is a crossbar column. Weights are normalised per column, tile or tensor, mapped through a strategy to
 device targets, programmed once, and read at any time with global drift compensation per column,
 tile or layer: α = Σ|ŵ(t_ref)| / Σ|ŵ(t)| from a calibration read right after programming.
 """
@@ -41,6 +41,17 @@ class Mapping:
             raise WeightprogError("tile size must be at least 1 × 1")
 
 
+def split_tiles(in_features: int, out_features: int, mapping: Mapping) -> tuple[int, int, int, int]:
+    """(input tiles, output tiles, rows per tile, columns per tile).
+
+    As few tiles as the size limit allows, cut evenly: a layer smaller than a tile gets a tile
+    of its own size and a 576-input layer two 288-row tiles, so padding never exceeds one row or
+    column per tile (full 512 × 512 padding would multiply a small CNN's device state ~50×).
+    """
+    n_rt, n_ot = -(-in_features // mapping.tile_rows), -(-out_features // mapping.tile_cols)
+    return n_rt, n_ot, -(-in_features // n_rt), -(-out_features // n_ot)
+
+
 def _unit_dims(unit: str) -> tuple[int, ...] | None:
     """Dimensions of the tiled view (out-tiles, cols, row-tiles, rows) a unit reduces over."""
     return {"column": (3,), "tile": (1, 3), "tensor": (0, 1, 2, 3), "layer": (0, 1, 2, 3)}.get(unit)
@@ -65,8 +76,7 @@ class ProgrammedTensor:
         self.shape, self.dtype = weight.shape, weight.dtype
         w = weight.detach().to(torch.float32).reshape(weight.shape[0] if weight.dim() > 1 else 1, -1)
         self.out_features, self.in_features = w.shape
-        tr, tc = mapping.tile_rows, mapping.tile_cols
-        n_rt, n_ot = -(-self.in_features // tr), -(-self.out_features // tc)
+        n_rt, n_ot, tr, tc = split_tiles(self.in_features, self.out_features, mapping)
         padded = torch.zeros(n_ot * tc, n_rt * tr, dtype=torch.float32, device=w.device)
         padded[: self.out_features, : self.in_features] = w
         self.mask = torch.zeros_like(padded)

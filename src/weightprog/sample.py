@@ -7,7 +7,6 @@ metric's drift compensation acts per column as in hardware.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -70,23 +69,27 @@ def analog_tensors(state: Mapping[str, torch.Tensor]) -> Iterable[tuple[str, tor
         yield name, tensor
 
 
-def sample_from_tensors(tensors: Iterable[tuple[str, torch.Tensor]], size: int = DEFAULT_SIZE,
-                        rows: int = DEFAULT_ROWS, seed: int = 0, normalise: str = "column",
-                        source: str = "weights") -> WeightSample:
-    """Normalise each tensor as deployed, pool them, and draw `size` weights (seeded).
+def pooled_values(tensors: Iterable[tuple[str, torch.Tensor]], normalise: str = "column",
+                  source: str = "weights") -> torch.Tensor:
+    """All analog weights, each tensor normalised as deployed, in one flat tensor.
 
     Streams tensor by tensor: only the normalised values of one tensor exist beside the pool.
     """
-    pooled, names = [], []
+    pooled = []
     for name, w in tensors:
         w = w.detach().to(torch.float32)
         check_finite(w, f"{source}: {name}")
         pooled.append(normalise_matrix(w, normalise))
-        names.append(name)
     if not pooled:
         raise WeightprogError(f"{source}: no analog weights found (need ≥ 2-D weight tensors)")
-    values = torch.cat(pooled)
-    return sample_from_values(values, size, rows, seed, source)
+    return torch.cat(pooled)
+
+
+def sample_from_tensors(tensors: Iterable[tuple[str, torch.Tensor]], size: int = DEFAULT_SIZE,
+                        rows: int = DEFAULT_ROWS, seed: int = 0, normalise: str = "column",
+                        source: str = "weights") -> WeightSample:
+    """Normalise each tensor as deployed, pool them, and draw `size` weights (seeded)."""
+    return sample_from_values(pooled_values(tensors, normalise, source), size, rows, seed, source)
 
 
 def sample_from_values(values: torch.Tensor, size: int = DEFAULT_SIZE, rows: int = DEFAULT_ROWS,
@@ -128,6 +131,3 @@ def sample_from_array(array, normalise: str = "tensor", **kwargs) -> WeightSampl
     w = torch.as_tensor(np.asarray(array), dtype=torch.float32)
     return sample_from_tensors([("array", w)], normalise=normalise, **kwargs)
 
-
-def sample_columns(size: int, rows: int) -> int:
-    return math.ceil(size / rows)

@@ -1,0 +1,139 @@
+"""`weightprog device ...`: fit a device to measurements, simulate measurements, show a device.
+
+Every command computes everything (fit, figure bytes) before writing anything, so an error leaves
+no partial output; files are written atomically.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+import torch
+
+from .devices import get_device
+from .devices.fit import fit_device, write_device
+from .devices.measurements import read_measurements, simulate_measurements, write_measurements
+from .errors import WeightprogError
+from .fileio import atomic_write
+from .timeunits import DEFAULT_TIMES_S, format_time, parse_times
+
+
+class _Group(click.Group):
+    """One-line errors when the group is used on its own (the main CLI does the same)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except WeightprogError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def _parse_targets(text: str | None, device) -> list[float]:
+    if text is None:  # 11 evenly spaced targets over the device's range
+        return [float(x) for x in np.linspace(device.g_min, device.g_max, 11)]
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise WeightprogError(f"--targets: cannot read {part!r}; give conductances in µS, "
+                                  f"e.g. 0,5,10,25") from None
+    return out
+
+
+@click.group(cls=_Group)
+def device():
+    """Device models: fit one to measurements, simulate measurements, show its curves."""
+
+
+@device.command()
+@click.argument("measurements", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Device file to write (.yaml, or .json).")
+@click.option("--plot", "plot", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Diagnostics figure (default: next to --out, with .png).")
+@click.option("--name", default=None, help="Device name (default: the --out file's stem).")
+@click.option("--t0", default=20.0, show_default=True, help="Drift reference time t0 (s).")
+@click.option("--t-read", default=2.5e-7, show_default=True, help="Read duration (s) in the 1/f law.")
+@click.option("--g-min", default=0.0, show_default=True, help="Device range floor (µS).")
+@click.option("--g-max", default=None, type=float, help="Device range top (µS; default: the largest target).")
+@click.option("--min-devices", default=30, show_default=True, help="Fewest devices in a conductance bin.")
+@click.option("--max-bins", default=12, show_default=True, help="Most conductance bins.")
+def fit(measurements, out, plot, name, t0, t_read, g_min, g_max, min_devices, max_bins):
+    """Fit a tabulated device to MEASUREMENTS.csv (device_id, g_target, t, g)."""
+    from .report.device_plots import fit_figure
+
+    table = read_measurements(measurements)
+    result = fit_device(table, name=name or out.stem, t0=t0, t_read=t_read, g_min=g_min,
+                        g_max=g_max, min_devices=min_devices, max_bins=max_bins)
+    png = fit_figure(result)
+    plot = plot or out.with_suffix(".png")
+    write_device(out, result.device)
+    _write_bytes(plot, png)
+    b = result.bins
+    click.echo(f"fitted {table.n_devices} devices, {len(table)} reads into {len(b.g)} bins -> {out}")
+    click.echo(f"{'G µS':>8}{'devices':>9}{'σ_p µS':>9}{'ν mean':>9}{'ν std':>9}{'Q':>9}")
+    for k in range(len(b.g)):
+        click.echo(f"{b.g[k]:8.3g}{b.n_devices[k]:9d}{b.sigma_p[k]:9.3g}{b.nu_mean[k]:9.3g}"
+                   f"{b.nu_std[k]:9.3g}{b.q[k]:9.3g}" + ("" if b.clean[k] else "  (censored)"))
+    for note in result.notes:
+        click.echo(f"note: {note}")
+    click.echo(f"diagnostics: {plot}")
+
+
+@device.command()
+@click.argument("device_spec", metavar="DEVICE")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Measurement CSV to write.")
+@click.option("--targets", "targets_text", default=None, metavar="LIST",
+              help="Target conductances in µS, e.g. 0,5,10,25 (default: 11 over the device range).")
+@click.option("--devices", "per_target", default=200, show_default=True, help="Devices per target.")
+@click.option("--times", "times_text", default=None, metavar="LIST",
+              help="Read times after programming, e.g. 1s,1min,1h,1d,30d,1y (the default).")
+@click.option("--seed", default=0, show_default=True)
+def simulate(device_spec, out, targets_text, per_target, times_text, seed):
+    """Simulate a measurement CSV from DEVICE (a name or a .yaml/.json file)."""
+    dev = get_device(device_spec)
+    times = DEFAULT_TIMES_S if times_text is None else parse_times(times_text)
+    table = simulate_measurements(dev, _parse_targets(targets_text, dev), per_target, times, seed=seed)
+    write_measurements(out, table)
+    click.echo(f"{table.n_devices} devices x {len(times)} reads of {dev.name} "
+               f"({', '.join(format_time(t) for t in times)}), seed {seed} -> {out}")
+
+
+@device.command()
+@click.argument("device_spec", metavar="DEVICE")
+@click.option("--out", "out", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the curves figure (PNG).")
+@click.option("--points", default=6, show_default=True, help="Rows in the table.")
+def show(device_spec, out, points):
+    """Print DEVICE's curves as a short table; --out writes the figure."""
+    dev = get_device(device_spec)
+    png = None
+    if out is not None:
+        from .report.device_plots import device_figure
+        png = device_figure(dev)
+    g = torch.linspace(dev.g_min, dev.g_max, max(points, 2), dtype=torch.float64)
+    cols = [dev.programming_std(g), dev.drift_mean(g), dev.drift_std(g), dev.read_q(g)]
+    click.echo(f"device {dev.name} ({dev.kind}): G {dev.g_min:g}–{dev.g_max:g} µS, "
+               f"t0 {dev.t0:g} s, t_read {dev.t_read:g} s")
+    src = getattr(dev, "source", "")
+    if src:
+        click.echo(f"source: {' '.join(src.split())}")
+    click.echo(f"{'G µS':>8}{'σ_p µS':>9}{'ν mean':>9}{'ν std':>9}{'Q':>9}")
+    for k in range(len(g)):
+        click.echo(f"{float(g[k]):8.3g}" + "".join(f"{float(c[k]):9.3g}" for c in cols))
+    if png is not None:
+        _write_bytes(out, png)
+        click.echo(f"figure: {out}")

@@ -1,0 +1,101 @@
+"""`weightprog evaluate`: a model's metric over time after programming, for one or more strategies."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .devices import get_device
+from .errors import WeightprogError
+from .fileio import atomic_write_json, atomic_write_text
+from .hardware import COMPENSATION_UNITS, NORMALISE_UNITS, Mapping
+from .nn.evaluate import evaluate_over_time
+from .nn.periphery import PRESETS
+from .timeunits import DEFAULT_TIMES_S, format_times, parse_times
+
+
+def load_entry_point(spec: str):
+    """`package.module:function` or `path/to/file.py:function` -> (model, evaluate_fn).
+
+    This imports and runs the user's own code: that is what an entry point is for."""
+    module_name, sep, func_name = spec.rpartition(":")
+    if not sep or not module_name or not func_name.isidentifier():
+        raise WeightprogError(f"model: use module:function or file.py:function, got {spec!r}")
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            if not path.is_file():
+                raise WeightprogError(f"model: file {path} not found")
+            loader = importlib.util.spec_from_file_location(f"_weightprog_model_{path.stem}", path)
+            module = importlib.util.module_from_spec(loader)
+            loader.loader.exec_module(module)
+        else:
+            if os.getcwd() not in sys.path:  # `weightprog` run from a project dir finds its modules
+                sys.path.insert(0, os.getcwd())
+            module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise WeightprogError(f"model: cannot import {module_name!r} ({exc})") from None
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        raise WeightprogError(f"model: {module_name!r} has no function {func_name!r}")
+    made = func()
+    if not (isinstance(made, tuple) and len(made) == 2 and callable(made[1])):
+        raise WeightprogError(f"model: {spec} must return (model, evaluate_fn), with evaluate_fn(model) -> float")
+    return made
+
+
+@click.command()
+@click.option("--model", "model_spec", required=True, metavar="MODULE:FUNCTION",
+              help="Entry point returning (model, evaluate_fn); evaluate_fn(model) -> float.")
+@click.option("--strategy", "strategies", multiple=True, required=True, metavar="FILE|BASELINE",
+              help="Strategy JSON file or baseline name (single-pair, lsp-first, msp-first); repeatable.")
+@click.option("--significance", default="1,1", show_default=True, metavar="1,F",
+              help="Significance factors of the cell the baselines are built for.")
+@click.option("--device", default="pcm", show_default=True, help="Device name or YAML/JSON file.")
+@click.option("--times", "times_text", default=None, metavar="LIST",
+              help="Times after programming, e.g. 1s,1min,1h,1d,30d,1y (the default).")
+@click.option("--repeats", default=25, show_default=True, help="Programming realisations per strategy.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--periphery", type=click.Choice(sorted(PRESETS)), default="ideal", show_default=True)
+@click.option("--compute", default="cpu", show_default=True, help="Torch compute device: cpu or cuda.")
+@click.option("--tile", default=512, show_default=True, help="Crossbar tile size (rows = columns).")
+@click.option("--normalise", type=click.Choice(NORMALISE_UNITS), default="column", show_default=True)
+@click.option("--compensation", type=click.Choice(COMPENSATION_UNITS), default="column", show_default=True)
+@click.option("--include", multiple=True, metavar="GLOB", help="Only these modules are analog; repeatable.")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Keep these modules digital; repeatable.")
+@click.option("--metric-name", default="accuracy", show_default=True, help="Axis label of the figure.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Write results.csv, results.json and accuracy_vs_time.png here.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def evaluate(model_spec, strategies, significance, device, times_text, repeats, seed, periphery, compute,
+             tile, normalise, compensation, include, exclude, metric_name, out_dir, progress):
+    """A model's metric over time after programming its weights into analogue memory."""
+    if compute not in ("cpu", "cuda") and not compute.startswith("cuda:"):
+        raise WeightprogError(f"compute: use cpu or cuda, got {compute!r}")
+    times = DEFAULT_TIMES_S if times_text is None else parse_times(times_text)
+    dev = get_device(device)
+    mapping = Mapping(tile, tile, normalise, compensation)
+    model, evaluate_fn = load_entry_point(model_spec)
+    result = evaluate_over_time(model, evaluate_fn, list(strategies), dev, times, repeats, seed,
+                                mapping=mapping, periphery=periphery, significance=significance,
+                                include=list(include) or None, exclude=list(exclude) or None,
+                                compute=compute, progress=progress)
+    click.echo(result.mapping.format().splitlines()[-1])
+    click.echo(result.format())
+    if out_dir is None:
+        return
+    from .report.nn_plots import plot_metric_vs_time  # matplotlib only when writing files
+
+    out = Path(out_dir)
+    data = {"format": "weightprog.evaluate", "version": __version__, "model": model_spec,
+            "compute": compute, "times": format_times(times), "metric_name": metric_name, **result.to_dict()}
+    atomic_write_text(out / "results.csv", result.to_csv())
+    atomic_write_json(out / "results.json", data)
+    plot_metric_vs_time(result, out / "accuracy_vs_time.png", metric_name)
+    click.echo(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {out / 'accuracy_vs_time.png'}")

@@ -1,0 +1,132 @@
+"""`weightprog optimize`: weights + device -> best strategy, report, figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from .cell import Cell
+from .devices import get_device
+from .errors import WeightprogError
+from .fileio import atomic_write_json, atomic_write_text
+from .report.optimize_plots import (plot_convergence, plot_error_distribution, plot_strategy,
+                                    plot_tnmse_vs_time)
+from .sample import (DISTRIBUTIONS, analog_tensors, load_distribution, pooled_values,
+                     sample_from_values)
+from .search.run import OptimizeSettings, optimize, report_dict
+from .search.space import GRID_PLACEMENTS, MODES
+from .timeunits import DEFAULT_TIMES_S, format_times, parse_times
+from .weightfiles import load_state
+
+
+def load_values(weights: str | None, distribution: str | None, normalise: str) -> tuple:
+    """Normalised weights to optimise for, and a label saying where they came from."""
+    if weights and distribution:
+        raise WeightprogError("--weights and --distribution: give one, not both")
+    if weights:
+        state = load_state(weights)
+        return pooled_values(analog_tensors(state), normalise, source=weights), weights
+    name = distribution or "default"
+    if name not in DISTRIBUTIONS:
+        raise WeightprogError(f"--distribution: unknown {name!r}; use one of {', '.join(DISTRIBUTIONS)}")
+    return load_distribution(name), f"distribution:{name}"
+
+
+def parse_significance(text: str, pairs: int) -> Cell | None:
+    if text == "auto":
+        return None
+    cell = Cell.parse(text)
+    if cell.pairs != pairs:
+        raise WeightprogError(f"--significance: {text!r} has {cell.pairs} factors but --pairs is {pairs}")
+    return cell
+
+
+@click.command()
+@click.option("--weights", type=str, default=None, metavar="PATH",
+              help="Network weights: .pt/.pth/.ckpt/.bin state dict, .safetensors, .npz or .npy.")
+@click.option("--distribution", default=None, help="A built-in weight distribution (default: 'default').")
+@click.option("--device", default="pcm", show_default=True, help="Device name or YAML/JSON file.")
+@click.option("--pairs", default=2, show_default=True, type=int, help="Differential pairs per weight (P).")
+@click.option("--significance", default="auto", show_default=True,
+              help="Significance factors, e.g. 1,2; 'auto' searches the cell 1,F,F²,… for F = 1…--f-max.")
+@click.option("--f-max", default=5, show_default=True, type=int)
+@click.option("--times", "times_text", default=None, metavar="LIST",
+              help="Times after programming, e.g. 1s,1min,1h,1d,30d,1y (the default).")
+@click.option("--grid", "grid_points", default=6, show_default=True, type=int,
+              help="Grid points of the strategy table, 0 and 1 included.")
+@click.option("--grid-placement", type=click.Choice(GRID_PLACEMENTS), default="quantile", show_default=True)
+@click.option("--mode", type=click.Choice(MODES), default="exact", show_default=True,
+              help="exact: every grid weight represented exactly; free: every device a coordinate.")
+@click.option("--normalise", type=click.Choice(["column", "tensor"]), default="column", show_default=True,
+              help="How --weights are normalised before sampling (as deployed).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--budget", "budget_s", default=None, type=float, metavar="SECONDS",
+              help="Wall-time budget for the search (default: run to convergence).")
+@click.option("--max-generations", default=200, show_default=True, type=int)
+@click.option("--popsize", default=15, show_default=True, type=int, help="Population = popsize × dimensions.")
+@click.option("--no-polish", is_flag=True, help="Skip the gradient polish.")
+@click.option("--compute", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--out", "out_dir", default="runs/optimize", show_default=True, type=click.Path())
+def optimize_command(weights, distribution, device, pairs, significance, f_max, times_text, grid_points,
+                     grid_placement, mode, normalise, seed, budget_s, max_generations, popsize, no_polish,
+                     compute, out_dir):
+    """Find the programming strategy with the lowest time-averaged weight error."""
+    out = Path(out_dir)
+    dev = get_device(device)
+    times = DEFAULT_TIMES_S if times_text is None else parse_times(times_text)
+    if pairs < 1:
+        raise WeightprogError(f"--pairs: need at least 1, got {pairs}")
+    settings = OptimizeSettings(pairs=pairs, significance=parse_significance(significance, pairs), f_max=f_max,
+                                times_s=times, grid_points=grid_points, grid_placement=grid_placement, mode=mode,
+                                seed=seed, budget_s=budget_s, max_generations=max_generations,
+                                popsize=popsize, polish=not no_polish, compute=compute)
+    values, source = load_values(weights, distribution, normalise)
+    sample = sample_from_values(values, seed=seed, source=source)
+    click.echo(f"optimising for {source} ({values.numel():,} weights, search sample {sample.size:,}) "
+               f"on device {dev.name}, {pairs} pair(s), times {','.join(format_times(times))}", err=True)
+    bars: dict[str, tqdm] = {}
+
+    def progress(label, p):
+        if label not in bars:
+            for bar in bars.values():
+                bar.close()
+            bars[label] = tqdm(total=max_generations, desc=f"search {label}", unit="gen", leave=True)
+        bar = bars[label]
+        bar.n = p.generation
+        bar.set_postfix(best=f"{p.best:.4e}", spread=f"{p.convergence:.1e}")
+
+    outcome = optimize(sample, values, dev, settings, checkpoint_dir=out, progress=progress)
+    for bar in bars.values():
+        bar.close()
+    report = report_dict(outcome, source)
+    outcome.strategy.save(out / "strategy.json", device=dev.name, weights=source, seed=seed)
+    atomic_write_text(out / "strategy.aihwkit.json", json.dumps(outcome.strategy.to_aihwkit(), indent=1))
+    atomic_write_json(out / "report.json", report)
+    best_hand = min(("lsp_first_best", "msp_first_best"), key=lambda k: report["tnmse"][k]["mean"]) \
+        if "lsp_first_best" in report["tnmse"] else "lsp_first"
+    hand = outcome.baselines[f"{best_hand.replace('_best', '')}@{report['tnmse'][best_hand].get('f', 1)}"]
+    plot_strategy(outcome.strategy, values, out / "strategy.png",
+                  f"optimised strategy, {dev.name}, f={','.join(f'{f:g}' for f in report['cell']['significance'])}")
+    plot_tnmse_vs_time(times, report["tnmse"], out / "tnmse_vs_time.png")
+    plot_error_distribution({"optimised": outcome.strategy, best_hand: hand}, sample.u, dev, times,
+                            out / "error_distribution.png", seed=seed)
+    plot_convergence({k: r.history for k, r in outcome.runs.items()}, out / "convergence.png", outcome.chosen)
+    print_summary(report, out)
+
+
+def print_summary(report: dict, out: Path) -> None:
+    t = report["tnmse"]
+    click.echo(f"{'strategy':<18}{'TNMSE':>11}{'± s.e.':>10}")
+    for key, score in t.items():
+        label = key + (f" F={score['f']}" if "f" in score else "")
+        click.echo(f"{label:<18}{score['mean']:11.4e}{score['stderr']:10.1e}")
+    imp = report["improvement"]
+    click.echo(f"cell f={','.join(f'{f:g}' for f in report['cell']['significance'])}; "
+               f"{100 * imp['vs_best_f1_baseline']:.1f}% below the best F=1 baseline, "
+               f"{100 * imp['vs_best_hand_crafted']:.1f}% below the best hand-crafted strategy; "
+               f"{report['wall_time_s']:.1f} s")
+    click.echo(f"wrote {out}/strategy.json, strategy.aihwkit.json, report.json, strategy.png, "
+               f"tnmse_vs_time.png, error_distribution.png, convergence.png")

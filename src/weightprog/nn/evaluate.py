@@ -1,0 +1,226 @@
+"""Network metric over time after programming: S strategies × R realisations × T times.
+
+Each realisation programs every analog weight once, then reads the same devices at each time
+(drift accumulates, read noise is fresh per read). Realisation r draws from a generator seeded
+by (seed, r) for every strategy: strategies are compared on common random numbers, and a seed
+reproduces every number.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..baselines import BASELINES, baseline
+from ..cell import Cell
+from ..devices import DeviceModel, get_device
+from ..errors import WeightprogError
+from ..hardware import Mapping
+from ..strategy import Strategy
+from ..timeunits import DEFAULT_TIMES_S, check_times, format_time
+from .discover import find_analog_weights
+from .mapping import MappingReport, mapping_report
+from .periphery import Periphery, attached, calibrate, get_periphery
+from .program import ProgrammedModel, WeightSwap
+
+StrategySpec = Strategy | str | Path
+
+
+def resolve_strategies(specs: StrategySpec | Sequence[StrategySpec], device: DeviceModel | str = "pcm",
+                       significance: Sequence[float] | str = (1.0, 1.0)) -> list[Strategy]:
+    """Strategy objects, strategy JSON files or baseline names (built for `significance` on the
+    device's range) -> one single Strategy per entry, with unique names."""
+    if isinstance(specs, (Strategy, str, Path)):
+        specs = [specs]
+    dev = get_device(device)
+    cell = Cell.parse(significance) if isinstance(significance, str) else Cell(tuple(significance))
+    out: list[Strategy] = []
+    for spec in specs:
+        if isinstance(spec, Strategy):
+            out.extend(spec[i] for i in range(len(spec)))
+        elif isinstance(spec, (str, Path)) and str(spec) in BASELINES:
+            out.append(baseline(str(spec), cell, dev.g_min, dev.g_max))
+        elif isinstance(spec, (str, Path)) and (Path(spec).suffix.lower() == ".json" or Path(spec).exists()):
+            s = Strategy.load(spec)
+            if s.name == "strategy":  # the default name says nothing: use the file's
+                s.names = [Path(spec).stem]
+            out.append(s)
+        else:
+            raise WeightprogError(f"strategy: {spec!r} is neither a baseline ({', '.join(BASELINES)}) "
+                                  f"nor a strategy .json file")
+    if not out:
+        raise WeightprogError("strategy: give at least one strategy")
+    names: dict[str, int] = {}
+    for s in out:
+        count = names[s.name] = names.get(s.name, 0) + 1
+        if count > 1:
+            s.names = [f"{s.name} #{count}"]
+    return out
+
+
+def realisation_seed(seed: int, realisation: int) -> int:
+    """Independent, reproducible stream per realisation (same for every strategy)."""
+    return int(np.random.SeedSequence([int(seed), int(realisation)]).generate_state(1, np.uint64)[0] >> 1)
+
+
+@dataclass
+class OverTimeResult:
+    strategies: list[str]
+    times_s: tuple[float, ...]
+    metrics: torch.Tensor
+    """(S, R, T) metric per strategy, realisation and time (float64)."""
+    digital: float
+    """The metric of the unprogrammed (digital, FP) model."""
+    seed: int
+    device: dict
+    periphery: dict
+    mapping: MappingReport
+    state_bytes: int
+    """Device state of one realisation (all analog weights), bytes."""
+    wall_s: float
+    strategy_dicts: list[dict]
+
+    @property
+    def repeats(self) -> int:
+        return self.metrics.shape[1]
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """(S, T) mean over realisations."""
+        return self.metrics.mean(1)
+
+    @property
+    def std(self) -> torch.Tensor:
+        """(S, T) sample std over realisations (0 for one realisation)."""
+        return self.metrics.std(1) if self.repeats > 1 else torch.zeros_like(self.mean)
+
+    def rows(self) -> list[dict]:
+        """The tidy table: one row per (strategy, realisation, time)."""
+        return [{"strategy": s, "realisation": r, "time_s": t, "time": format_time(t),
+                 "metric": float(self.metrics[i, r, k])}
+                for i, s in enumerate(self.strategies) for r in range(self.repeats)
+                for k, t in enumerate(self.times_s)]
+
+    def summary(self) -> list[dict]:
+        """Mean and std over realisations per (strategy, time)."""
+        mean, std = self.mean, self.std
+        return [{"strategy": s, "time_s": t, "time": format_time(t), "mean": float(mean[i, k]),
+                 "std": float(std[i, k]), "n": self.repeats}
+                for i, s in enumerate(self.strategies) for k, t in enumerate(self.times_s)]
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=["strategy", "realisation", "time_s", "time", "metric"],
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows())
+        return buf.getvalue()
+
+    def to_dict(self) -> dict:
+        def clean(x):  # JSON has no NaN/inf: a diverged metric becomes null
+            return x if isinstance(x, float) and math.isfinite(x) else None if isinstance(x, float) else x
+        return {"seed": self.seed, "times_s": list(self.times_s), "repeats": self.repeats,
+                "digital_metric": clean(self.digital), "device": self.device, "periphery": self.periphery,
+                "mapping": self.mapping.to_dict(), "device_state_bytes": self.state_bytes,
+                "wall_s": self.wall_s, "strategies": self.strategy_dicts,
+                "summary": [{k: clean(v) for k, v in row.items()} for row in self.summary()],
+                "rows": [{k: clean(v) for k, v in row.items()} for row in self.rows()]}
+
+    def format(self) -> str:
+        """Mean ± std per strategy (rows) and time (columns)."""
+        head = f"{'strategy':<28}" + "".join(f"{format_time(t):>18}" for t in self.times_s)
+        lines = [f"digital metric {self.digital:.6g}", head]
+        for i, s in enumerate(self.strategies):
+            cells = "".join(f"{float(self.mean[i, k]):>10.4g} ±{float(self.std[i, k]):<7.2g}"
+                            for k in range(len(self.times_s)))
+            lines.append(f"{s:<28}{cells}")
+        return "\n".join(lines)
+
+
+def _metric(value, where: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise WeightprogError(f"evaluate_fn: must return a number, got {type(value).__name__} ({where})") from None
+
+
+def _progress(progress, total: int):
+    """A tqdm bar, a callback(done, total), or nothing."""
+    if progress is True:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=total, desc="realisations × times", unit="eval", leave=False)
+        return bar.update, bar.close
+    if callable(progress):
+        done = [0]
+
+        def step(n=1):
+            done[0] += n
+            progress(done[0], total)
+        return step, lambda: None
+    return (lambda n=1: None), (lambda: None)
+
+
+def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], float],
+                       strategies: StrategySpec | Sequence[StrategySpec], device: DeviceModel | str = "pcm",
+                       times: Sequence[float] = DEFAULT_TIMES_S, repeats: int = 25, seed: int = 0, *,
+                       mapping: Mapping = Mapping(), periphery: Periphery | str = "ideal",
+                       significance: Sequence[float] | str = (1.0, 1.0),
+                       include: str | Sequence[str] | None = None, exclude: str | Sequence[str] | None = None,
+                       compute: str | torch.device | None = None,
+                       progress: bool | Callable[[int, int], None] = False) -> OverTimeResult:
+    """Metric of `model` over time after programming its analog weights.
+
+    `evaluate_fn(model) -> float` runs the user's evaluation (its inputs must be on the model's
+    compute device). The model is first evaluated digitally (that run also calibrates a
+    non-ideal periphery); every realisation then programs all analog weights once and the model
+    is evaluated at each time with the read weights swapped in place. The original weights are
+    restored on return, also after an error. `compute` moves the model first (cpu, cuda).
+    """
+    start = time.perf_counter()
+    if not isinstance(repeats, int) or repeats < 1:
+        raise WeightprogError(f"repeats: need an integer >= 1, got {repeats!r}")
+    times = check_times(times)
+    dev = get_device(device)
+    peri = get_periphery(periphery)
+    chosen = resolve_strategies(strategies, dev, significance)
+    if compute is not None:
+        model.to(compute)
+    weights = find_analog_weights(model, include, exclude)
+    report = mapping_report(model, weights, mapping)
+    gen_device = weights[0].param.device
+    metrics = torch.empty(len(chosen), repeats, len(times), dtype=torch.float64)
+    step, close = _progress(progress, metrics.numel())
+    state_bytes = 0
+    swap = WeightSwap(weights)
+    try:
+        if peri.is_ideal:
+            digital, ranges = _metric(evaluate_fn(model), "digital run"), None
+        else:
+            digital, ranges = calibrate(weights, peri, lambda: evaluate_fn(model))
+            digital = _metric(digital, "digital run")
+        for i, strategy in enumerate(chosen):
+            for r in range(repeats):
+                gen = torch.Generator(device=gen_device).manual_seed(realisation_seed(seed, r))
+                programmed = ProgrammedModel(weights, strategy, dev, mapping, gen)
+                state_bytes = programmed.state_bytes
+                with attached(weights, peri, ranges, gen):
+                    for k, t in enumerate(times):
+                        with programmed.applied(t, swap, gen):
+                            metrics[i, r, k] = _metric(evaluate_fn(model), f"{strategy.name}, t={t:g} s")
+                        step(1)
+                del programmed
+    finally:
+        swap.restore()
+        close()
+    return OverTimeResult([s.name for s in chosen], times, metrics, digital, seed, dev.describe(),
+                          peri.to_dict(), report, state_bytes, time.perf_counter() - start,
+                          [s.to_dict() for s in chosen])

@@ -1,0 +1,92 @@
+"""Gradient–weight correlation (the paper's Fig. 3a–c): is |∂L/∂W| related to W?
+
+If gradient magnitudes do not depend on the weight value, every weight matters equally per unit
+of error and the weight density is the right importance for the programming objective (SPEC §6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from ..errors import WeightprogError
+from .discover import find_analog_weights
+
+_PLOT_POINTS = 4000  # per layer, for the scatter figure
+
+
+def _pearson(x: torch.Tensor, y: torch.Tensor) -> float:
+    x, y = x.double() - x.double().mean(), y.double() - y.double().mean()
+    denom = float(x.norm() * y.norm())
+    return float((x * y).sum()) / denom if denom > 0 else float("nan")
+
+
+@dataclass
+class LayerGradients:
+    name: str
+    weights: int
+    r: float
+    """Pearson correlation of |∂L/∂W| with W."""
+    r_abs: float
+    """Pearson correlation of |∂L/∂W| with |W|."""
+    w: torch.Tensor
+    """A subsample of the weights (for plotting), normalised to max |w| of the layer."""
+    grad: torch.Tensor
+    """|∂L/∂W| at the same positions, normalised to its layer maximum."""
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "weights": self.weights, "r": self.r, "r_abs": self.r_abs}
+
+
+@dataclass
+class GradientCorrelation:
+    layers: list[LayerGradients]
+    loss: float
+    r: float
+    """Over all analog weights pooled (each layer normalised as in `layers`)."""
+    r_abs: float
+
+    def to_dict(self) -> dict:
+        return {"loss": self.loss, "r": self.r, "r_abs": self.r_abs, "layers": [l.to_dict() for l in self.layers]}
+
+
+def gradient_weight_correlation(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor],
+                                include: str | Sequence[str] | None = None,
+                                exclude: str | Sequence[str] | None = None,
+                                seed: int = 0) -> GradientCorrelation:
+    """|∂L/∂W| vs W for every analog weight, for the loss `loss_fn(model)` on one data batch.
+
+    Uses torch.autograd.grad, so `.grad` of the model is left untouched; requires_grad flags are
+    restored afterwards. `seed` picks the points kept for plotting.
+    """
+    weights = find_analog_weights(model, include, exclude)
+    params = [w.param for w in weights]
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(True)
+        with torch.enable_grad():
+            loss = loss_fn(model)
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
+                raise WeightprogError("loss_fn: must return a scalar loss tensor computed from the model")
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+    gen = torch.Generator().manual_seed(seed)
+    layers, pooled_w, pooled_g = [], [], []
+    for w, g in zip(weights, grads):
+        wv = w.param.detach().reshape(-1).double().cpu()
+        gv = (torch.zeros_like(w.param) if g is None else g).detach().abs().reshape(-1).double().cpu()
+        wn = wv / wv.abs().max().clamp_min(1e-30)
+        gn = gv / gv.max().clamp_min(1e-30)
+        keep = torch.randperm(wn.numel(), generator=gen)[:_PLOT_POINTS]
+        layers.append(LayerGradients(w.name, wv.numel(), _pearson(wv, gv), _pearson(wv.abs(), gv),
+                                     wn[keep].float(), gn[keep].float()))
+        pooled_w.append(wn)
+        pooled_g.append(gn)
+    w_all, g_all = torch.cat(pooled_w), torch.cat(pooled_g)
+    return GradientCorrelation(layers, float(loss.detach()), _pearson(w_all, g_all), _pearson(w_all.abs(), g_all))

@@ -1,0 +1,73 @@
+"""Programming every analog weight of a model once, and swapping its reads into the model.
+
+One realisation = one `ProgrammedModel`: the device state of every analog weight (no per-device
+Python objects). Reading at a time writes α·ŵ(t) into the parameters' own storage, in place;
+`WeightSwap` keeps one copy of the original weights and puts them back afterwards, so there is no
+copy of the model per time point or realisation.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+
+from ..devices import DeviceModel, get_device
+from ..hardware import Mapping, ProgrammedTensor
+from ..strategy import Strategy
+from .discover import AnalogWeight
+
+
+class WeightSwap:
+    """Holds the original analog weights while programmed reads are swapped in."""
+
+    def __init__(self, weights: list[AnalogWeight]):
+        self.weights = weights
+        self.originals = [w.param.detach().clone() for w in weights]
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        for w, original in zip(self.weights, self.originals):
+            w.param.copy_(original)
+
+    def __enter__(self) -> "WeightSwap":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.restore()
+
+
+class ProgrammedModel:
+    """One programming realisation of all analog weights of a model."""
+
+    def __init__(self, weights: list[AnalogWeight], strategy: Strategy, device: DeviceModel | str = "pcm",
+                 mapping: Mapping = Mapping(), generator: torch.Generator | None = None):
+        self.weights, self.device, self.mapping = weights, get_device(device), mapping
+        self.tensors = [ProgrammedTensor(w.matrix(), strategy, self.device, mapping, generator, name=w.name)
+                        for w in weights]
+
+    @torch.no_grad()
+    def write(self, t_s: float, generator: torch.Generator | None = None) -> None:
+        """Read every weight at `t_s` (fresh read noise) and write it into the model."""
+        for w, programmed in zip(self.weights, self.tensors):
+            w.write(programmed.read(t_s, generator))
+
+    @contextmanager
+    def applied(self, t_s: float, swap: WeightSwap, generator: torch.Generator | None = None) -> Iterator[None]:
+        """The model runs on the weights read at `t_s` inside the block; originals come back after."""
+        try:
+            self.write(t_s, generator)
+            yield
+        finally:
+            swap.restore()
+
+    @property
+    def state_bytes(self) -> int:
+        """Bytes held per realisation: device state (programmed conductance, drift exponent,
+        read-noise coefficient) plus the tile mask, scales and compensation references."""
+        extra = 0
+        for t in self.tensors:
+            for x in (t.mask, t.w_max, t.reference):
+                extra += 0 if x is None else x.numel() * x.element_size()
+        return sum(t.state_bytes for t in self.tensors) + extra

@@ -1,0 +1,111 @@
+"""Figures of an optimisation run (PNG, readable without the code).
+
+* strategy: conductance of each device vs normalised weight, weight density behind (paper Fig. 4g–i)
+* TNMSE vs time: optimised vs baselines, with standard errors
+* weight-error distribution at each time (paper Fig. 3h): optimised vs best hand-crafted
+* convergence: best loss per generation of each search
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from ..fileio import atomic_write  # noqa: E402
+from ..hardware import Mapping, ProgrammedTensor  # noqa: E402
+from ..strategy import Strategy  # noqa: E402
+from ..timeunits import format_times  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
+    plt.close(fig)
+
+
+def plot_strategy(strategy: Strategy, weights: torch.Tensor, path: Path, title: str = "") -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    density = ax.twinx()
+    density.hist(weights.reshape(-1).numpy(), bins=120, range=(-1, 1), color="0.85", density=True)
+    density.set_ylabel("weight density")
+    density.set_yticks([])
+    ax.set_zorder(density.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    u = torch.linspace(-1, 1, 801, dtype=torch.float64)
+    g = strategy.targets(u)[0]
+    sig = strategy.significance[0].tolist()
+    for p in range(strategy.pairs):
+        for k, sign in enumerate(("+", "−")):
+            ax.plot(u, g[:, 2 * p + k], lw=1.8, ls="-" if sign == "+" else "--",
+                    label=f"g{sign} pair {p + 1} (f={sig[p]:g})")
+    ax.set_xlabel("normalised weight w / w_max")
+    ax.set_ylabel("target conductance (µS)")
+    ax.set_xlim(-1, 1)
+    ax.set_title(title or f"programming strategy ({strategy.name})")
+    ax.legend(fontsize=8, loc="upper center", ncol=strategy.pairs)
+    _save(fig, path)
+
+
+def plot_tnmse_vs_time(times_s, scores: dict[str, dict], path: Path, title: str = "") -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for key, score in scores.items():
+        label = key + (f" (F={score['f']})" if "f" in score else "")
+        ax.errorbar(times_s, score["per_time"], yerr=score.get("per_time_stderr"), marker="o", ms=4,
+                    capsize=2, lw=2.4 if key == "optimised" else 1.2, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(list(times_s), format_times(times_s))
+    ax.set_xlabel("time after programming")
+    ax.set_ylabel("NMSE of compensated weights")
+    ax.set_title(title or "weight error over time (fresh seeds)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    _save(fig, path)
+
+
+def weight_errors(strategy: Strategy, u: torch.Tensor, device, times_s, seed: int) -> list[torch.Tensor]:
+    """Per-weight errors αŵ − w of one programming of the sample, at each time."""
+    gen = torch.Generator().manual_seed(seed)
+    programmed = ProgrammedTensor(u, strategy, device, Mapping(normalise="tensor"), gen)
+    return [(programmed.read(t, gen) - u).reshape(-1) for t in times_s]
+
+
+def plot_error_distribution(strategies: dict[str, Strategy], u: torch.Tensor, device, times_s,
+                            path: Path, seed: int = 0) -> None:
+    cols = min(3, len(times_s))
+    rows = -(-len(times_s) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    errors = {name: weight_errors(s, u, device, times_s, seed) for name, s in strategies.items()}
+    limit = max(float(e[-1].abs().quantile(0.999)) for e in errors.values())
+    for k, label in enumerate(format_times(times_s)):
+        ax = axes[k // cols][k % cols]
+        for name, errs in errors.items():
+            ax.hist(errs[k].numpy(), bins=100, range=(-limit, limit), histtype="step", density=True,
+                    label=f"{name} (rms {float(errs[k].pow(2).mean().sqrt()):.3f})")
+        ax.set_title(f"t = {label}", fontsize=9)
+        ax.set_yscale("log")
+        ax.legend(fontsize=6)
+    for k in range(len(times_s), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.supxlabel("weight error (α·ŵ − w) / w_max")
+    fig.suptitle("weight-error distribution after programming")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_convergence(histories: dict[str, list[float]], path: Path, chosen: str = "") -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, history in histories.items():
+        finite = [h for h in history if h < float("inf")]
+        ax.plot(range(len(history) - len(finite), len(history)), finite,
+                lw=2.4 if label == chosen else 1.2, label=label + (" (chosen)" if label == chosen else ""))
+    ax.set_xlabel("generation")
+    ax.set_ylabel("best TNMSE (search draws)")
+    ax.set_title("differential weight evolution: convergence")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)

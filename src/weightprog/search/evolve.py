@@ -1,0 +1,196 @@
+"""Differential Weight Evolution: scipy's differential evolution over the strategy space, run to
+convergence, checkpointed every generation, then an optional gradient polish.
+
+The objective is the batched common-random-number TNMSE (metric.py): a whole generation is one
+call. Hand-crafted strategies (lsp-first / msp-first at every F) are seeded into the initial
+population, so the search starts no worse than the best of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.optimize._differentialevolution import DifferentialEvolutionSolver
+from scipy.stats import qmc
+
+from ..errors import WeightprogError
+from ..fileio import atomic_write_json
+from ..metric import TNMSE
+from ..strategy import Strategy
+from .space import StrategySpace
+
+
+@dataclass
+class Progress:
+    generation: int
+    best: float
+    convergence: float
+    evaluations: int
+    elapsed_s: float
+
+
+@dataclass
+class EvolutionResult:
+    strategy: Strategy
+    x: np.ndarray
+    loss: float
+    """Search-sample TNMSE of the returned strategy (after polish if kept)."""
+    history: list[float]
+    """Best loss after each generation (generation 0 = initial population)."""
+    generations: int
+    evaluations: int
+    wall_time_s: float
+    converged: bool
+    message: str
+    polish: dict = field(default_factory=dict)
+
+
+def _config_key(space: StrategySpace, objective: TNMSE, settings: dict) -> str:
+    data = {"grid": space.grid.tolist(), "pairs": space.pairs, "mode": space.mode, "dims": space.dims,
+            "bounds": space.bounds(), "device": objective.device.describe(), "times": objective.times_s,
+            "seed": objective.seed, "compensation": objective.compensation,
+            "sample": float(objective.u.double().sum()), **settings}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _initial_population(space: StrategySpace, size: int, seed: int) -> np.ndarray:
+    """The hand-crafted corners, then points around them (the good region), then a Latin
+    hypercube over the whole space (exploration)."""
+    lo, hi = np.array(space.bounds()).T
+    rng = np.random.default_rng(seed)
+    pop = lo + qmc.LatinHypercube(d=space.dims, seed=seed).random(size) * (hi - lo)
+    f_values = range(1, int(space.f_max) + 1) if space.searches_f else [1.0]
+    corners = np.array([space.encode_baseline(n, f) for f in f_values for n in ("lsp-first", "msp-first")])
+    pop[: len(corners)] = corners[:size]
+    near = np.arange(len(corners), size // 2)
+    if near.size:
+        base = corners[rng.integers(len(corners), size=near.size)]
+        moved = rng.random(base.shape) < 0.3
+        step = rng.normal(0.0, 0.15, base.shape) * (hi - lo)
+        pop[near] = np.clip(np.where(moved, base + step, base), lo, hi)
+    ints = space.integrality()
+    pop[:, ints] = np.round(pop[:, ints])
+    return pop
+
+
+def evolve(objective: TNMSE, space: StrategySpace, *, seed: int = 0, popsize: int = 15,
+           max_generations: int = 300, tol: float = 1e-3, budget_s: float | None = None,
+           mutation=(0.5, 1.0), recombination: float = 0.7, checkpoint: str | Path | None = None,
+           polish_objective: TNMSE | None = None, polish_steps: int = 150,
+           progress: Callable[[Progress], None] | None = None) -> EvolutionResult:
+    """Minimise the objective's TNMSE over the space.
+
+    Stops when the population's loss spread falls below `tol` × its mean (converged), after
+    `max_generations`, or when `budget_s` seconds have passed. With `checkpoint`, the population,
+    its losses, the random state and the history are written atomically after every generation,
+    and a later call with the same settings resumes from there.
+    """
+    start = time.perf_counter()
+    size = popsize * space.dims
+    evaluations = 0
+
+    def loss(x_columns: np.ndarray) -> np.ndarray:  # scipy's vectorised form: (dims, S) -> (S,)
+        nonlocal evaluations
+        evaluations += x_columns.shape[1]
+        g, sig, beta = space.decode(torch.from_numpy(np.ascontiguousarray(x_columns.T)))
+        return objective.per_column(space.grid, g, sig, beta).mean((1, 2)).double().numpy()
+
+    settings = {"popsize": popsize, "tol": tol, "mutation": mutation, "recombination": recombination,
+                "search_seed": seed}
+    key = _config_key(space, objective, settings)
+    solver = DifferentialEvolutionSolver(
+        loss, space.bounds(), strategy="best1bin", maxiter=max_generations, popsize=popsize, tol=tol,
+        mutation=mutation, recombination=recombination, rng=np.random.default_rng(seed), polish=False,
+        init=_initial_population(space, size, seed), integrality=space.integrality(), vectorized=True,
+        updating="deferred")
+    history: list[float] = []
+    generation = 0
+    path = Path(checkpoint) if checkpoint else None
+    if path and path.is_file():
+        generation, history = _restore(solver, path, key)
+
+    def save():
+        if path:
+            atomic_write_json(path, {"key": key, "generation": generation, "history": history,
+                                     "population": solver.population.tolist(),
+                                     "energies": solver.population_energies.tolist(),
+                                     "rng": solver.random_number_generator.bit_generator.state})
+
+    if not history:  # generation 0: score the initial population (scipy's own first step, done
+        # here so that it is checkpointed and counted like every other generation)
+        solver.population_energies[:] = solver._calculate_population_energies(solver.population)  # noqa: SLF001
+        solver._promote_lowest_energy()  # noqa: SLF001
+        history.append(float(solver.population_energies[0]))
+        save()
+    message = "reached the generation limit"
+    while generation < max_generations:
+        if solver.converged():
+            message = f"converged (loss spread ≤ {tol:g} × mean)"
+            break
+        if budget_s is not None and time.perf_counter() - start > budget_s:
+            message = f"stopped at the time budget ({budget_s:g} s)"
+            break
+        _, best = next(solver)
+        generation += 1
+        history.append(float(best))
+        save()
+        if progress:
+            progress(Progress(generation, float(best), float(solver.convergence), evaluations,
+                              time.perf_counter() - start))
+    x = solver.x.copy()
+    best_loss = float(solver.population_energies[0])
+    result = EvolutionResult(space.strategy(x, ["optimised"]), x, best_loss, history, generation,
+                             evaluations, 0.0, bool(solver.converged()), message)
+    if polish_objective is not None and polish_steps > 0:
+        _polish(result, objective, polish_objective, space, polish_steps)
+    result.wall_time_s = time.perf_counter() - start
+    return result
+
+
+def _restore(solver: DifferentialEvolutionSolver, path: Path, key: str) -> tuple[int, list[float]]:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise WeightprogError(f"{path}: checkpoint unreadable ({exc}); delete it to start afresh") from None
+    if state.get("key") != key:
+        raise WeightprogError(f"{path}: checkpoint is from a run with other settings; "
+                              f"use another --out or delete it to start afresh")
+    solver.population = np.array(state["population"])
+    solver.population_energies = np.array(state["energies"])
+    solver.random_number_generator.bit_generator.state = state["rng"]
+    return int(state["generation"]), list(state["history"])
+
+
+def _polish(result: EvolutionResult, objective: TNMSE, held_out: TNMSE, space: StrategySpace,
+            steps: int) -> None:
+    """Adam on the continuous coordinates through the differentiable objective; kept only if the
+    strategy also improves on held-out draws (another seed), so it cannot overfit the search's."""
+    lo, hi = (torch.tensor(b, dtype=torch.float64) for b in zip(*space.bounds()))
+    free = ~torch.from_numpy(space.integrality())
+    x0 = torch.from_numpy(result.x).to(torch.float64)
+    x = x0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=0.01)
+    for _ in range(steps):
+        opt.zero_grad()
+        g, sig, beta = space.decode(x[None])
+        objective.per_column(space.grid, g, sig, beta, grad=True).mean().backward()
+        x.grad[~free] = 0.0
+        opt.step()
+        with torch.no_grad():
+            x.copy_(torch.maximum(torch.minimum(x, hi), lo))
+    candidates = Strategy.stack([space.strategy(x0.numpy()), space.strategy(x.detach().numpy())])
+    before, after = (float(v) for v in held_out(candidates))
+    kept = after < before
+    result.polish = {"steps": steps, "held_out_before": before, "held_out_after": after, "kept": kept}
+    if kept:
+        result.x = x.detach().numpy()
+        result.strategy = space.strategy(result.x, ["optimised"])
+        g, sig, beta = space.decode(torch.from_numpy(result.x)[None])
+        result.loss = float(objective.per_column(space.grid, g, sig, beta).mean())

@@ -1,0 +1,154 @@
+"""Evaluation over time: exact with an ideal device, reproducible with noise, weights restored."""
+
+import math
+
+import pytest
+import torch
+
+from nn_helpers import CASES, metrics_for, one_thread  # noqa: F401
+from weightprog import Mapping, WeightprogError, baseline, Cell
+from weightprog.nn import (ProgrammedModel, WeightSwap, evaluate_over_time, find_analog_weights,
+                           realisation_seed, resolve_strategies)
+
+TIMES = (1.0, 86400.0)
+
+
+def accuracy_for(inputs, target):
+    @torch.no_grad()
+    def evaluate_fn(model):
+        logits = model(*inputs)
+        return float((logits.argmax(-1) == target).float().mean())
+    return evaluate_fn
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_state(model, before):
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_ideal_device_equals_digital_model(case):
+    model, inputs, target = CASES[case]()
+    before = snapshot(model)
+    strategies = ["single-pair", "lsp-first", "msp-first"]
+    result = evaluate_over_time(model, accuracy_for(inputs, target), strategies, "ideal", TIMES, repeats=2,
+                                seed=3, significance=(1, 2), mapping=Mapping(8, 8))
+    assert result.metrics.shape == (3, 2, 2)
+    assert (result.metrics == result.digital).all()  # accuracy: exactly the digital model's
+    assert (result.std == 0).all()
+    assert_same_state(model, before)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_ideal_device_reads_back_the_weights(case):
+    # float32 conductance arithmetic: weights come back within a few ulp, the loss to ~1e-6
+    model, inputs, target = CASES[case]()
+    weights = find_analog_weights(model)
+    swap = WeightSwap(weights)
+    programmed = ProgrammedModel(weights, baseline("lsp-first", Cell((1, 2))), "ideal")
+    loss = metrics_for(inputs, target)
+    digital = loss(model)
+    with programmed.applied(3600.0, swap):
+        for w, original in zip(weights, swap.originals):
+            scale = original.abs().max()
+            assert (w.param.detach() - original).abs().max() <= 4e-7 * scale
+        assert loss(model) == pytest.approx(digital, rel=1e-5)
+
+
+def test_noise_repeats_differ_and_seed_reproduces():
+    model, inputs, target = CASES["cnn"]()
+    evaluate_fn = metrics_for(inputs, target)
+    run = lambda seed: evaluate_over_time(model, evaluate_fn, ["lsp-first", "msp-first"], "pcm", TIMES,
+                                          repeats=3, seed=seed)
+    a, b, c = run(0), run(0), run(1)
+    assert torch.equal(a.metrics, b.metrics)
+    assert not torch.equal(a.metrics, c.metrics)
+    per_realisation = a.metrics[0, :, 0]
+    assert len(set(per_realisation.tolist())) == 3  # every realisation is a different programming
+    assert (a.metrics != a.digital).all()
+    assert (a.std > 0).all()
+    assert torch.allclose(a.mean, a.metrics.mean(1))
+
+
+def test_weights_restored_after_evaluation_and_after_an_error():
+    model, inputs, target = CASES["lstm"]()
+    before = snapshot(model)
+    evaluate_over_time(model, metrics_for(inputs, target), "lsp-first", "pcm", TIMES, repeats=1)
+    assert_same_state(model, before)
+    calls = []
+
+    def failing(m):
+        calls.append(1)
+        if len(calls) == 2:  # first analog evaluation
+            raise RuntimeError("boom")
+        return 0.0
+    with pytest.raises(RuntimeError, match="boom"):
+        evaluate_over_time(model, failing, "lsp-first", "pcm", TIMES, repeats=1)
+    assert_same_state(model, before)
+
+
+def test_reads_share_the_programmed_devices():
+    # drift accumulates on the same devices: two reads differ only by read noise (ratio ~0.6 here,
+    # 4096 weights so the norms fluctuate by ~2%), a fresh programming also by programming noise
+    torch.manual_seed(0)
+    model = torch.nn.Linear(64, 64)
+    weights = find_analog_weights(model)
+    gen = torch.Generator().manual_seed(0)
+    programmed = ProgrammedModel(weights, baseline("lsp-first", Cell((1, 1))), "pcm", Mapping(), gen)
+    t = programmed.tensors[0]
+    w1, w2 = t.read(3600.0, gen), t.read(3600.0, gen)
+    other = ProgrammedModel(weights, baseline("lsp-first", Cell((1, 1))), "pcm", Mapping(), gen).tensors[0]
+    assert not torch.equal(w1, w2)
+    assert (w1 - w2).norm() < 0.8 * (w1 - other.read(3600.0, gen)).norm()
+
+
+def test_tidy_table_summary_and_files_content():
+    model, inputs, target = CASES["gpt2"]()
+    result = evaluate_over_time(model, metrics_for(inputs, target), ["lsp-first", "single-pair"], "pcm",
+                                TIMES, repeats=2, seed=5)
+    rows = result.rows()
+    assert len(rows) == 2 * 2 * 2
+    assert rows[0].keys() == {"strategy", "realisation", "time_s", "time", "metric"}
+    assert {r["time"] for r in rows} == {"1s", "1d"}
+    summary = result.summary()
+    assert len(summary) == 4 and summary[0]["n"] == 2
+    first = [r["metric"] for r in rows if r["strategy"] == summary[0]["strategy"] and r["time_s"] == 1.0]
+    assert summary[0]["mean"] == pytest.approx(sum(first) / 2)
+    assert summary[0]["std"] == pytest.approx(abs(first[0] - first[1]) / math.sqrt(2))
+    csv = result.to_csv().splitlines()
+    assert csv[0] == "strategy,realisation,time_s,time,metric" and len(csv) == 9
+    data = result.to_dict()
+    assert data["seed"] == 5 and data["device"]["name"] == "pcm" and data["device_state_bytes"] > 0
+    assert data["mapping"]["analog_weights"] == 48 * 16 + 16 * 16 + 16 * 16
+
+
+def test_progress_callback_and_argument_errors():
+    model, inputs, target = CASES["gpt2"]()
+    seen = []
+    evaluate_over_time(model, metrics_for(inputs, target), "lsp-first", "ideal", TIMES, repeats=2,
+                       progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (4, 4) and len(seen) == 4
+    fn = metrics_for(inputs, target)
+    with pytest.raises(WeightprogError, match="repeats"):
+        evaluate_over_time(model, fn, "lsp-first", repeats=0)
+    with pytest.raises(WeightprogError, match="times"):
+        evaluate_over_time(model, fn, "lsp-first", times=(10.0, 1.0))
+    with pytest.raises(WeightprogError, match="neither a baseline"):
+        evaluate_over_time(model, fn, "best-ever")
+    with pytest.raises(WeightprogError, match="evaluate_fn: must return a number"):
+        evaluate_over_time(model, lambda m: "high", "lsp-first", repeats=1)
+
+
+def test_strategy_files_names_and_realisation_seeds(tmp_path):
+    s = baseline("msp-first", Cell((1, 2)))
+    s.names = ["strategy"]
+    s.save(tmp_path / "mine.json")
+    resolved = resolve_strategies([tmp_path / "mine.json", "lsp-first", "lsp-first"], "pcm", "1,2")
+    assert [r.name for r in resolved] == ["mine", "lsp-first (f=1,2)", "lsp-first (f=1,2) #2"]
+    assert resolved[1].significance.tolist() == [[1.0, 2.0]]
+    assert len({realisation_seed(0, r) for r in range(100)}) == 100
+    assert realisation_seed(1, 0) != realisation_seed(0, 1)

@@ -1,0 +1,43 @@
+"""Gradient–weight correlation and the network figures."""
+
+import pytest
+import torch
+from torch import nn
+
+from nn_helpers import CASES, loss_fn_for, metrics_for, one_thread  # noqa: F401
+from weightprog.nn import evaluate_over_time, gradient_weight_correlation
+from weightprog.report.nn_plots import plot_gradient_weight, plot_metric_vs_time
+
+
+def test_correlation_matches_a_planted_relation():
+    # a loss whose gradient is exactly 2·W: |dL/dW| = 2|W|, perfectly correlated with |W|
+    torch.manual_seed(0)
+    layer = nn.Linear(30, 20, bias=False)
+    layer.weight.requires_grad_(False)
+    result = gradient_weight_correlation(layer, lambda m: (m.weight ** 2).sum())
+    assert result.layers[0].r_abs == pytest.approx(1.0)
+    assert abs(result.layers[0].r) < 0.2  # |g| is symmetric in W: no signed correlation (600 weights)
+    assert layer.weight.grad is None and not layer.weight.requires_grad
+
+
+@pytest.mark.parametrize("case", ["cnn", "lstm"])
+def test_real_models_give_a_correlation_per_layer(case):
+    model, inputs, target = CASES[case]()
+    result = gradient_weight_correlation(model, loss_fn_for(inputs, target))
+    assert len(result.layers) >= 6 and result.loss > 0
+    for layer in result.layers:
+        assert -1 <= layer.r <= 1 and -1 <= layer.r_abs <= 1
+        assert layer.w.numel() == min(layer.weights, 4000) and layer.grad.max() <= 1
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_figures_are_written(tmp_path):
+    model, inputs, target = CASES["gpt2"]()
+    result = evaluate_over_time(model, metrics_for(inputs, target), ["lsp-first", "msp-first"], "pcm",
+                                (1.0, 3600.0, 86400.0), repeats=2, seed=0)
+    plot_metric_vs_time(result, tmp_path / "acc.png", "loss")
+    grads = gradient_weight_correlation(model, loss_fn_for(inputs, target))
+    plot_gradient_weight(grads, tmp_path / "grad.png")
+    for name in ("acc.png", "grad.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acc.png", "grad.png"]  # no temp files left
