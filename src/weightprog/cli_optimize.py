@@ -28,7 +28,10 @@ def load_values(weights: str | None, distribution: str | None, normalise: str) -
         raise WeightprogError("--weights and --distribution: give one, not both")
     if weights:
         state = load_state(weights)
-        return pooled_values(analog_tensors(state), normalise, source=weights), weights
+        # a state dict names its weights; plain arrays (.npy/.npz) are all taken as matrices
+        tensors = list(analog_tensors(state)) or [(k, v) for k, v in state.items()
+                                                   if v.dim() >= 2 and v.is_floating_point()]
+        return pooled_values(tensors, normalise, source=weights), weights
     name = distribution or "default"
     if name not in DISTRIBUTIONS:
         raise WeightprogError(f"--distribution: unknown {name!r}; use one of {', '.join(DISTRIBUTIONS)}")

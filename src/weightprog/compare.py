@@ -1,0 +1,225 @@
+"""Compare memory devices at their optimum (paper Fig. 5; issue 6 part 5).
+
+For each device the same optimisation is run (`search.run.optimize`, same settings, same search
+sample, same seeds, same cell choice and times), and the naive baselines (F = 1) and the optimised
+strategy are re-scored on the same fresh draws. Devices are then ranked twice, by their naive
+baseline and by their optimum; the point of the paper's Fig. 5 is that these rankings can differ
+(a device better under naive programming can be worse at its optimum).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from . import __version__
+from .devices import DeviceModel, get_device
+from .errors import WeightprogError
+from .fileio import atomic_write_json, atomic_write_text
+from .sample import WeightSample
+from .search.evolve import Progress
+from .search.run import BASELINE_KEYS, OptimizeOutcome, OptimizeSettings, optimize
+from .timeunits import format_times
+
+NAIVE_KEYS = tuple(BASELINE_KEYS)
+"""Naive (F = 1) baselines reported per device: single_pair, lsp_first, msp_first."""
+DEFAULT_NAIVE = "lsp_first"
+"""The naive strategy the 'naive' ranking uses (lsp_first at F = 1, the paper's naive mapping)."""
+STRATEGY_KEYS = ("optimised",) + NAIVE_KEYS + ("lsp_first_best", "msp_first_best")
+
+
+@dataclass
+class DeviceRow:
+    """One device's scores: report-form dicts {mean, stderr, per_time, per_time_stderr[, f]}."""
+
+    device: str
+    describe: dict
+    scores: dict[str, dict]
+    cell: list[float]
+    beta: float
+    chosen_search: str
+    wall_time_s: float
+
+    def to_dict(self) -> dict:
+        return {"device": self.device, "model": self.describe, "cell": self.cell, "beta": self.beta,
+                "chosen_search": self.chosen_search, "wall_time_s": self.wall_time_s, "tnmse": self.scores}
+
+
+@dataclass
+class Ranking:
+    """Devices ordered best (lowest TNMSE) first by one score."""
+
+    by: str
+    order: list[str]
+    means: dict[str, float]
+    stderrs: dict[str, float]
+
+    def rank_of(self, device: str) -> int:
+        return self.order.index(device) + 1
+
+    def ties(self, z: float = 2.0) -> list[tuple[str, str]]:
+        """Neighbouring pairs whose difference is within z combined standard errors."""
+        out = []
+        for a, b in zip(self.order, self.order[1:]):
+            se = (self.stderrs[a] ** 2 + self.stderrs[b] ** 2) ** 0.5
+            if abs(self.means[b] - self.means[a]) <= z * se:
+                out.append((a, b))
+        return out
+
+
+@dataclass
+class Comparison:
+    rows: list[DeviceRow]
+    times_s: tuple[float, ...]
+    naive_key: str
+    by_optimum: Ranking
+    by_naive: Ranking
+    settings: OptimizeSettings
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ranking_changes(self) -> bool:
+        return self.by_optimum.order != self.by_naive.order
+
+    def sentence(self) -> str:
+        return ranking_sentence(self.by_naive, self.by_optimum, self.naive_key)
+
+    def to_dict(self) -> dict:
+        s = self.settings
+        return {
+            "weightprog_version": __version__,
+            "weights": self.source,
+            "times_s": list(self.times_s),
+            "settings": {k: (v if not hasattr(v, "significance") else list(v.significance))
+                         for k, v in vars(s).items()},
+            "naive": f"{self.naive_key} F=1",
+            "devices": [r.to_dict() for r in self.rows],
+            "ranking": {
+                "by_optimum": self.by_optimum.order,
+                "by_naive": self.by_naive.order,
+                "changes": self.ranking_changes,
+                "ties_by_optimum": [list(t) for t in self.by_optimum.ties()],
+                "ties_by_naive": [list(t) for t in self.by_naive.ties()],
+                "sentence": self.sentence(),
+            },
+            **self.extra,
+        }
+
+
+def rank(means: dict[str, float], stderrs: dict[str, float] | None = None, by: str = "") -> Ranking:
+    """Order devices by mean TNMSE, lowest first (ties keep the given order)."""
+    if not means:
+        raise WeightprogError("compare: no devices to rank")
+    order = sorted(means, key=lambda d: means[d])
+    return Ranking(by, order, dict(means), dict(stderrs or {d: 0.0 for d in means}))
+
+
+def ranking_sentence(naive: Ranking, optimum: Ranking, naive_key: str = DEFAULT_NAIVE) -> str:
+    """Says whether the order of devices under naive programming holds at their optimum."""
+    label = f"naive ({naive_key} F=1)"
+    if naive.order == optimum.order:
+        text = (f"The ranking does not change: {' < '.join(optimum.order)} both under {label} "
+                f"programming and at their optimum.")
+    else:
+        moved = [d for d in optimum.order if naive.rank_of(d) != optimum.rank_of(d)]
+        text = (f"The ranking changes: under {label} programming {' < '.join(naive.order)}, "
+                f"at their optimum {' < '.join(optimum.order)}"
+                f" ({', '.join(f'{d} {naive.rank_of(d)}→{optimum.rank_of(d)}' for d in moved)}).")
+    ties = [f"{a}/{b} ({r.by})" for r in (naive, optimum) for a, b in r.ties()]
+    if ties:
+        text += f" Within 2 standard errors (not resolved): {', '.join(ties)}."
+    return text
+
+
+def compare_devices(devices: Sequence[str | DeviceModel], sample: WeightSample, values: torch.Tensor,
+                    settings: OptimizeSettings = OptimizeSettings(), naive_key: str = DEFAULT_NAIVE,
+                    source: str = "", checkpoint_dir: str | Path | None = None,
+                    progress: Callable[[str, str, Progress], None] | None = None,
+                    optimizer: Callable[..., OptimizeOutcome] = optimize) -> Comparison:
+    """Optimise each device with the same settings, sample and seeds; rank by optimum and by naive.
+
+    `progress(device, search_label, Progress)` is called during each search.
+    """
+    if naive_key not in NAIVE_KEYS:
+        raise WeightprogError(f"compare: naive strategy {naive_key!r} is not one of {', '.join(NAIVE_KEYS)}")
+    if len(devices) < 2:
+        raise WeightprogError(f"compare: need at least 2 devices, got {len(devices)}")
+    models = [get_device(d) for d in devices]  # all resolved before any (long) search
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise WeightprogError(f"compare: device given more than once: {', '.join(dup)}")
+    rows = []
+    for model in models:
+        ckpt = Path(checkpoint_dir) / model.name if checkpoint_dir else None
+        outcome = optimizer(sample, values, model, settings, checkpoint_dir=ckpt,
+                            progress=(lambda label, p, n=model.name: progress(n, label, p)) if progress else None)
+        rows.append(DeviceRow(model.name, model.describe(),
+                              {k: outcome.scores[k] for k in STRATEGY_KEYS if k in outcome.scores},
+                              outcome.strategy.significance[0].tolist(), float(outcome.strategy.beta[0]),
+                              outcome.chosen, outcome.wall_time_s))
+    return comparison_from_rows(rows, tuple(outcome.final.times_s), settings, naive_key, source,
+                                extra={"search_weights": sample.size,
+                                       "rescore_weights": sample.size * settings.rescore_blocks})
+
+
+def comparison_from_rows(rows: list[DeviceRow], times_s: tuple[float, ...], settings: OptimizeSettings,
+                         naive_key: str = DEFAULT_NAIVE, source: str = "", extra: dict | None = None) -> Comparison:
+    """Rankings from already-scored rows (also for constructed numbers in tests)."""
+    def scores(key):
+        return ({r.device: r.scores[key]["mean"] for r in rows}, {r.device: r.scores[key]["stderr"] for r in rows})
+    by_opt = rank(*scores("optimised"), by="optimum")
+    by_naive = rank(*scores(naive_key), by="naive")
+    return Comparison(rows, tuple(times_s), naive_key, by_opt, by_naive, settings, source, extra or {})
+
+
+def table_text(comparison: Comparison) -> str:
+    """The printed table: one line per device, then the ranking sentence."""
+    k = comparison.naive_key
+    width = max(8, *(len(r.device) for r in comparison.rows)) + 2
+    head = (f"{'device':<{width}}{'naive ' + k:>20}{'± s.e.':>10}{'best F=1':>12}{'optimised':>12}"
+            f"{'± s.e.':>10}{'gain':>8}{'cell':>10}{'rank naive':>12}{'rank opt':>10}")
+    lines = [head]
+    for r in comparison.rows:
+        naive, opt = r.scores[k], r.scores["optimised"]
+        best_f1 = min(r.scores[key]["mean"] for key in NAIVE_KEYS)
+        lines.append(f"{r.device:<{width}}{naive['mean']:20.4e}{naive['stderr']:10.1e}{best_f1:12.4e}"
+                     f"{opt['mean']:12.4e}{opt['stderr']:10.1e}{100 * (1 - opt['mean'] / naive['mean']):7.1f}%"
+                     f"{'f=' + ','.join(f'{f:g}' for f in r.cell):>10}"
+                     f"{comparison.by_naive.rank_of(r.device):>12}{comparison.by_optimum.rank_of(r.device):>10}")
+    lines.append(comparison.sentence())
+    return "\n".join(lines)
+
+
+def csv_text(comparison: Comparison) -> str:
+    """Long form: one line per (device, strategy), with the TNMSE at each time."""
+    labels = format_times(comparison.times_s)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["device", "strategy", "f", "tnmse", "stderr", *(f"t_{t}" for t in labels),
+                *(f"stderr_{t}" for t in labels), "rank_by_optimum", "rank_by_naive"])
+    for r in comparison.rows:
+        for key, s in r.scores.items():
+            f = s.get("f", 1) if key != "optimised" else ",".join(f"{x:g}" for x in r.cell)
+            w.writerow([r.device, key, f, repr(s["mean"]), repr(s["stderr"]), *map(repr, s["per_time"]),
+                        *map(repr, s.get("per_time_stderr", [0.0] * len(labels))),
+                        comparison.by_optimum.rank_of(r.device), comparison.by_naive.rank_of(r.device)])
+    return buf.getvalue()
+
+
+def write_comparison(comparison: Comparison, out_dir: str | Path) -> list[Path]:
+    """comparison.json, comparison.csv and tnmse_vs_time.png in `out_dir`, each written atomically."""
+    from .report.compare_plots import plot_compare_tnmse_vs_time
+
+    out = Path(out_dir)
+    paths = [out / "comparison.json", out / "comparison.csv", out / "tnmse_vs_time.png"]
+    atomic_write_json(paths[0], comparison.to_dict())
+    atomic_write_text(paths[1], csv_text(comparison))
+    plot_compare_tnmse_vs_time(comparison, paths[2])
+    return paths

@@ -1,0 +1,160 @@
+"""The search: valid de-normalisation, determinism, resume, the CLI's files and errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from weightprog.cell import Cell
+from weightprog.cli import main
+from weightprog.metric import TNMSE
+from weightprog.sample import default_sample, load_distribution
+from weightprog.search import StrategySpace, evolve, make_grid
+from weightprog.search.run import OptimizeSettings, optimize
+from weightprog.search.space import snap_to_kinks
+from weightprog.strategy import Strategy
+
+SMALL = default_sample(size=1024)
+
+
+@pytest.mark.parametrize("pairs", [1, 2, 3])
+@pytest.mark.parametrize("mode", ["exact", "free"])
+def test_every_point_is_valid(pairs, mode):
+    space = StrategySpace(make_grid(6, "quantile", SMALL.u), pairs, 0.0, 25.0, mode)
+    lo, hi = np.array(space.bounds()).T
+    x = lo + np.random.default_rng(0).random((2000, space.dims)) * (hi - lo)
+    s = space.strategy(x)
+    assert float(s.conductances.min()) >= 0 and float(s.conductances.max()) <= 25
+    if mode == "exact":
+        assert float(s.representation_error().max()) < 1e-9  # every grid weight exact
+    assert space.dims == (2 * pairs - (mode == "exact")) * 6 + (pairs > 1) + 1
+
+
+def test_baselines_are_corners():
+    cell = Cell((1.0, 2.0))
+    grid = snap_to_kinks(make_grid(6, "quantile", SMALL.u), cell)
+    assert any(abs(g - 1 / 3) < 1e-12 for g in grid.tolist())
+    space = StrategySpace(grid, cell=cell)
+    from weightprog.baselines import baseline
+    u = torch.linspace(-1, 1, 401, dtype=torch.float64)
+    for name in ("lsp-first", "msp-first"):
+        decoded = space.strategy(space.encode_baseline(name, 2.0))
+        if name == "lsp-first":  # its one kink is on the snapped grid
+            torch.testing.assert_close(decoded.targets(u), baseline(name, cell).targets(u))
+
+
+def _run(tmp_path=None, generations=6, seed=0, budget=None):
+    objective = TNMSE(SMALL, "pcm", compile=False)
+    space = StrategySpace(make_grid(4, "quantile", SMALL.u), cell=Cell((1.0, 2.0)))
+    ckpt = tmp_path / "ckpt.json" if tmp_path else None
+    return evolve(objective, space, seed=seed, popsize=5, max_generations=generations, tol=0,
+                  checkpoint=ckpt, budget_s=budget)
+
+
+def test_same_seed_same_strategy_and_never_worse_than_seeds():
+    a, b = _run(), _run()
+    assert np.array_equal(a.x, b.x) and a.history == b.history
+    assert all(y <= x for x, y in zip(a.history, a.history[1:]))
+    assert a.generations == 6 and len(a.history) == 7
+
+
+def test_resume_loses_and_repeats_no_generation(tmp_path):
+    whole = _run(tmp_path / "a" if (tmp_path / "a").mkdir() is None else None, generations=6)
+    (tmp_path / "b").mkdir()
+    part = _run(tmp_path / "b", generations=3)
+    assert part.generations == 3
+    resumed = _run(tmp_path / "b", generations=6)
+    assert resumed.generations == 6
+    assert resumed.history == whole.history
+    assert np.array_equal(resumed.x, whole.x)
+    state = json.loads((tmp_path / "b" / "ckpt.json").read_text())
+    assert state["generation"] == 6 and len(state["history"]) == 7
+
+
+def test_checkpoint_from_other_settings_refused(tmp_path):
+    _run(tmp_path, generations=1)
+    objective = TNMSE(SMALL, "pcm", compile=False, seed=9)
+    space = StrategySpace(make_grid(4, "quantile", SMALL.u), cell=Cell((1.0, 2.0)))
+    with pytest.raises(ValueError, match="other settings"):
+        evolve(objective, space, popsize=5, max_generations=2, checkpoint=tmp_path / "ckpt.json")
+
+
+def test_budget_stops_the_search():
+    r = _run(generations=1000, budget=0.0)
+    assert r.generations == 0 and "budget" in r.message
+
+
+def test_optimize_beats_f1_baselines_and_other_device_differs(tmp_path):
+    settings = OptimizeSettings(max_generations=4, popsize=4, rescore_blocks=2, compile=False, f_max=2,
+                                polish=False)
+    values = load_distribution()
+    pcm = optimize(SMALL, values, "pcm", settings)
+    assert pcm.scores["optimised"]["mean"] < min(pcm.scores[k]["mean"] for k in ("single_pair", "lsp_first", "msp_first"))
+    assert pcm.scores["optimised"]["mean"] <= pcm.scores["lsp_first_best"]["mean"] + pcm.scores["lsp_first_best"]["stderr"]
+    rram = tmp_path / "rram.yaml"
+    rram.write_text("kind: tabulated\nname: rram-like\ng_min: 1.0\ng_max: 40.0\n"
+                    "programming: {g: [1, 40], std: [1.5, 2.5]}\n"
+                    "drift: {g: [1, 40], nu_mean: [0.01, 0.005], nu_std: [0.005, 0.002]}\n"
+                    "read_noise: {g: [1, 40], q: [0.05, 0.02]}\n")
+    other = optimize(SMALL, values, str(rram), settings)
+    other.strategy.check_range(1.0, 40.0)
+    assert not torch.equal(other.strategy.conductances, pcm.strategy.conductances)
+
+
+@pytest.mark.parametrize("pairs,sig", [(1, "auto"), (3, "1,2,4")])
+def test_cli_optimize_writes_everything(tmp_path, pairs, sig):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["optimize", "--pairs", str(pairs), "--significance", sig,
+                                       "--max-generations", "2", "--popsize", "3", "--grid", "4",
+                                       "--times", "1s,1d,1y", "--no-polish", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    for key in ("device", "cell", "times_s", "seed", "wall_time_s", "tnmse", "search"):
+        assert key in report
+    for key in ("optimised", "single_pair", "lsp_first", "msp_first"):
+        assert set(report["tnmse"][key]) >= {"mean", "stderr", "per_time"}
+        assert len(report["tnmse"][key]["per_time"]) == 3
+    assert report["cell"]["pairs"] == pairs
+    strategy = Strategy.load(out / "strategy.json")
+    assert strategy.pairs == pairs
+    aihwkit = json.loads((out / "strategy.aihwkit.json").read_text())
+    assert len(aihwkit["g_lst"]) == 2 * pairs
+    for png in ("strategy.png", "tnmse_vs_time.png", "error_distribution.png", "convergence.png"):
+        assert (out / png).stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--weights", "missing.pt"], "missing.pt: weights file not found"),
+    (["--pairs", "2", "--significance", "1,2,3"], "--significance"),
+    (["--times", "1s,0s"], "times"),
+    (["--device", "nope"], "unknown device"),
+    (["--distribution", "nope"], "--distribution"),
+])
+def test_cli_bad_arguments(tmp_path, args, message):
+    result = CliRunner().invoke(main, ["optimize", "--out", str(tmp_path / "x"), *args])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_cli_unreadable_weight_file(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    result = CliRunner().invoke(main, ["optimize", "--weights", str(bad), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "cannot read weights" in result.output
+
+
+def test_cli_reads_real_weight_files(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 16))
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    np.savez(tmp_path / "m.npz", a=np.random.randn(40, 30))
+    from safetensors.torch import save_file
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "m.safetensors"))
+    for name in ("m.pt", "m.npz", "m.safetensors"):
+        out = tmp_path / name.replace(".", "_")
+        result = CliRunner().invoke(main, ["optimize", "--weights", str(tmp_path / name), "--significance", "1,2",
+                                           "--max-generations", "1", "--popsize", "2", "--grid", "3",
+                                           "--times", "1s,1y", "--no-polish", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert json.loads((out / "report.json").read_text())["weights"] == str(tmp_path / name)
