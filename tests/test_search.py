@@ -88,9 +88,10 @@ def test_budget_stops_the_search():
 
 def test_optimize_beats_f1_baselines_and_other_device_differs(tmp_path):
     settings = OptimizeSettings(max_generations=4, popsize=4, rescore_blocks=2, compile=False, f_max=2,
-                                polish=False)
+                                polish_steps=3)
     values = load_distribution()
     pcm = optimize(SMALL, values, "pcm", settings)
+    assert pcm.runs[pcm.chosen].polish["steps"] == 3  # the chosen search was polished
     assert pcm.scores["optimised"]["mean"] < min(pcm.scores[k]["mean"] for k in ("single_pair", "lsp_first", "msp_first"))
     assert pcm.scores["optimised"]["mean"] <= pcm.scores["lsp_first_best"]["mean"] + pcm.scores["lsp_first_best"]["stderr"]
     rram = tmp_path / "rram.yaml"

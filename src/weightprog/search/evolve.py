@@ -149,7 +149,7 @@ def evolve(objective: TNMSE, space: StrategySpace, *, seed: int = 0, popsize: in
     result = EvolutionResult(space.strategy(x, ["optimised"]), x, best_loss, history, generation,
                              evaluations, 0.0, bool(solver.converged()), message)
     if polish_objective is not None and polish_steps > 0:
-        _polish(result, objective, polish_objective, space, polish_steps)
+        polish(result, objective, polish_objective, space, polish_steps)
     result.wall_time_s = time.perf_counter() - start
     return result
 
@@ -168,10 +168,11 @@ def _restore(solver: DifferentialEvolutionSolver, path: Path, key: str) -> tuple
     return int(state["generation"]), list(state["history"])
 
 
-def _polish(result: EvolutionResult, objective: TNMSE, held_out: TNMSE, space: StrategySpace,
-            steps: int) -> None:
+def polish(result: EvolutionResult, objective: TNMSE, held_out: TNMSE, space: StrategySpace,
+           steps: int) -> None:
     """Adam on the continuous coordinates through the differentiable objective; kept only if the
     strategy also improves on held-out draws (another seed), so it cannot overfit the search's."""
+    start = time.perf_counter()
     lo, hi = (torch.tensor(b, dtype=torch.float64) for b in zip(*space.bounds()))
     free = ~torch.from_numpy(space.integrality())
     x0 = torch.from_numpy(result.x).to(torch.float64)
@@ -188,7 +189,8 @@ def _polish(result: EvolutionResult, objective: TNMSE, held_out: TNMSE, space: S
     candidates = Strategy.stack([space.strategy(x0.numpy()), space.strategy(x.detach().numpy())])
     before, after = (float(v) for v in held_out(candidates))
     kept = after < before
-    result.polish = {"steps": steps, "held_out_before": before, "held_out_after": after, "kept": kept}
+    result.polish = {"steps": steps, "held_out_before": before, "held_out_after": after, "kept": kept,
+                     "wall_time_s": time.perf_counter() - start}
     if kept:
         result.x = x.detach().numpy()
         result.strategy = space.strategy(result.x, ["optimised"])

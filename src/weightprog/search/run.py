@@ -23,7 +23,7 @@ from ..metric import TNMSE, TNMSEResult, rescore
 from ..sample import WeightSample
 from ..strategy import Strategy
 from ..timeunits import DEFAULT_TIMES_S, check_times
-from .evolve import EvolutionResult, Progress, evolve
+from .evolve import EvolutionResult, Progress, evolve, polish
 from .space import StrategySpace, make_grid, snap_to_kinks
 
 BASELINE_KEYS = {"single_pair": "single-pair", "lsp_first": "lsp-first", "msp_first": "msp-first"}
@@ -46,6 +46,7 @@ class OptimizeSettings:
     popsize: int = 15
     tol: float = 1e-3
     polish: bool = True
+    polish_steps: int = 60
     rescore_blocks: int = 10
     compensation: str = "column"
     compute: str = "cpu"
@@ -99,11 +100,13 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     base_grid = make_grid(settings.grid_points, settings.grid_placement, sample.u)
     cells = candidate_cells(settings)
     runs: dict[str, EvolutionResult] = {}
+    spaces: dict[str, StrategySpace] = {}
     for i, cell in enumerate(cells):
         grid = snap_to_kinks(base_grid, cell) if cell is not None and settings.grid_placement == "quantile" else base_grid
         space = StrategySpace(grid, settings.pairs, device.g_min, device.g_max, settings.mode, cell,
                               f_max=settings.f_max, f_integer=settings.f_integer)
         label = cell_label(cell) if cell is not None else "f=continuous"
+        spaces[label] = space
         budget = None
         if settings.budget_s is not None:  # share what is left among the searches still to run
             budget = max(0.0, (settings.budget_s - (time.perf_counter() - start)) / (len(cells) - i))
@@ -112,12 +115,13 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
         runs[label] = evolve(objective, space, seed=settings.seed, popsize=settings.popsize,
                              max_generations=settings.max_generations, tol=settings.tol,
                              budget_s=budget, checkpoint=ckpt,
-                             polish_objective=held_out if settings.polish else None,
                              progress=(lambda p, label=label: progress(label, p)) if progress else None)
     # choose on held-out draws, not on the draws the search saw
     labels = list(runs)
     held = held_out(Strategy.stack([runs[k].strategy for k in labels]))
     chosen = labels[int(torch.argmin(held))]
+    if settings.polish:  # only the chosen search: polishing every F costs more than the search
+        polish(runs[chosen], objective, held_out, spaces[chosen], settings.polish_steps)
     strategy = runs[chosen].strategy
     strategy.names = ["optimised"]
     baselines = hand_crafted(settings.pairs, device, settings.f_max)
