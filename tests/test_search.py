@@ -159,3 +159,20 @@ def test_cli_reads_real_weight_files(tmp_path):
                                            "--times", "1s,1y", "--no-polish", "--out", str(out)])
         assert result.exit_code == 0, result.output
         assert json.loads((out / "report.json").read_text())["weights"] == str(tmp_path / name)
+
+
+def test_cli_per_layer(tmp_path):
+    model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 16))
+    torch.save(model.state_dict(), tmp_path / "m.pt")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["optimize", "--weights", str(tmp_path / "m.pt"), "--significance", "1,2",
+                                       "--per-layer", "--max-generations", "1", "--popsize", "2", "--grid", "3",
+                                       "--times", "1s,1y", "--no-polish", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "report.json").read_text())["per_layer"]
+    assert [r["layer"] for r in rows] == ["0.weight", "2.weight"]
+    for r in rows:
+        assert Strategy.load(out / r["strategy"]).pairs == 2
+        assert r["tnmse_layer_strategy"]["mean"] > 0 and r["tnmse_network_strategy"]["mean"] > 0
+    result = CliRunner().invoke(main, ["optimize", "--per-layer", "--out", str(tmp_path / "y")])
+    assert result.exit_code == 2 and "--per-layer needs --weights" in result.output

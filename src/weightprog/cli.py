@@ -73,12 +73,14 @@ def devices():
 
 
 def _register():
+    from .cli_compare import compare_devices_command
     from .cli_device import device
     from .cli_evaluate import evaluate
     from .cli_optimize import optimize_command
     main.add_command(optimize_command, name="optimize")
     main.add_command(evaluate)
     main.add_command(device)
+    main.add_command(compare_devices_command, name="compare-devices")
 
 
 _register()

@@ -16,7 +16,7 @@ from .report.optimize_plots import (plot_convergence, plot_error_distribution, p
                                     plot_tnmse_vs_time)
 from .sample import (DISTRIBUTIONS, analog_tensors, load_distribution, pooled_values,
                      sample_from_values)
-from .search.run import OptimizeSettings, optimize, report_dict
+from .search.run import OptimizeSettings, optimize, optimize_per_layer, report_dict
 from .search.space import GRID_PLACEMENTS, MODES
 from .timeunits import DEFAULT_TIMES_S, format_times, parse_times
 from .weightfiles import load_state
@@ -27,15 +27,18 @@ def load_values(weights: str | None, distribution: str | None, normalise: str) -
     if weights and distribution:
         raise WeightprogError("--weights and --distribution: give one, not both")
     if weights:
-        state = load_state(weights)
-        # a state dict names its weights; plain arrays (.npy/.npz) are all taken as matrices
-        tensors = list(analog_tensors(state)) or [(k, v) for k, v in state.items()
-                                                   if v.dim() >= 2 and v.is_floating_point()]
+        tensors = weight_tensors(load_state(weights))
         return pooled_values(tensors, normalise, source=weights), weights
     name = distribution or "default"
     if name not in DISTRIBUTIONS:
         raise WeightprogError(f"--distribution: unknown {name!r}; use one of {', '.join(DISTRIBUTIONS)}")
     return load_distribution(name), f"distribution:{name}"
+
+
+def weight_tensors(state: dict) -> list:
+    """A state dict names its weights; plain arrays (.npy/.npz) are all taken as matrices."""
+    return list(analog_tensors(state)) or [(k, v) for k, v in state.items()
+                                           if v.dim() >= 2 and v.is_floating_point()]
 
 
 def parse_significance(text: str, pairs: int) -> Cell | None:
@@ -71,11 +74,13 @@ def parse_significance(text: str, pairs: int) -> Cell | None:
 @click.option("--max-generations", default=200, show_default=True, type=int)
 @click.option("--popsize", default=15, show_default=True, type=int, help="Population = popsize × dimensions.")
 @click.option("--no-polish", is_flag=True, help="Skip the gradient polish.")
+@click.option("--per-layer", is_flag=True,
+              help="Also one strategy per layer of --weights, each against the network-wide one.")
 @click.option("--compute", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--out", "out_dir", default="runs/optimize", show_default=True, type=click.Path())
 def optimize_command(weights, distribution, device, pairs, significance, f_max, times_text, grid_points,
                      grid_placement, mode, normalise, seed, budget_s, max_generations, popsize, no_polish,
-                     compute, out_dir):
+                     per_layer, compute, out_dir):
     """Find the programming strategy with the lowest time-averaged weight error."""
     out = Path(out_dir)
     dev = get_device(device)
@@ -86,6 +91,8 @@ def optimize_command(weights, distribution, device, pairs, significance, f_max, 
                                 times_s=times, grid_points=grid_points, grid_placement=grid_placement, mode=mode,
                                 seed=seed, budget_s=budget_s, max_generations=max_generations,
                                 popsize=popsize, polish=not no_polish, compute=compute)
+    if per_layer and not weights:
+        raise WeightprogError("--per-layer needs --weights (a network's layers)")
     values, source = load_values(weights, distribution, normalise)
     sample = sample_from_values(values, seed=seed, source=source)
     click.echo(f"optimising for {source} ({values.numel():,} weights, search sample {sample.size:,}) "
@@ -105,6 +112,9 @@ def optimize_command(weights, distribution, device, pairs, significance, f_max, 
     for bar in bars.values():
         bar.close()
     report = report_dict(outcome, source)
+    if per_layer:
+        report["per_layer"] = per_layer_report(weight_tensors(load_state(weights)), outcome.strategy, dev,
+                                               settings, normalise, out)
     outcome.strategy.save(out / "strategy.json", device=dev.name, weights=source, seed=seed)
     atomic_write_text(out / "strategy.aihwkit.json", json.dumps(outcome.strategy.to_aihwkit(), indent=1))
     atomic_write_json(out / "report.json", report)
@@ -118,6 +128,22 @@ def optimize_command(weights, distribution, device, pairs, significance, f_max, 
                             out / "error_distribution.png", seed=seed)
     plot_convergence({k: r.history for k, r in outcome.runs.items()}, out / "convergence.png", outcome.chosen)
     print_summary(report, out)
+
+
+def per_layer_report(tensors, network_strategy, dev, settings, normalise, out: Path) -> list[dict]:
+    """Optimise each layer; write layers/<name>.json; print and return the comparison."""
+    click.echo("per-layer strategies (each layer's own vs the network-wide strategy, fresh seeds):", err=True)
+    rows = []
+    for layer in optimize_per_layer(tensors, network_strategy, dev, settings, normalise):
+        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in layer.name)
+        layer.strategy.names = [f"optimised:{layer.name}"]
+        layer.strategy.save(out / "layers" / f"{safe}.json", layer=layer.name, device=dev.name)
+        gain = 1 - layer.layer["mean"] / layer.network["mean"]
+        click.echo(f"  {layer.name:<32}{layer.weights:>10,} weights  layer {layer.layer['mean']:.4e}  "
+                   f"network-wide {layer.network['mean']:.4e}  ({100 * gain:+.1f}%)")
+        rows.append({"layer": layer.name, "weights": layer.weights, "strategy": f"layers/{safe}.json",
+                     "tnmse_layer_strategy": layer.layer, "tnmse_network_strategy": layer.network})
+    return rows
 
 
 def print_summary(report: dict, out: Path) -> None:

