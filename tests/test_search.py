@@ -108,7 +108,7 @@ def test_optimize_beats_f1_baselines_and_other_device_differs(tmp_path):
 def test_cli_optimize_writes_everything(tmp_path, pairs, sig):
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["optimize", "--pairs", str(pairs), "--significance", sig,
-                                       "--max-generations", "2", "--popsize", "3", "--grid", "4",
+                                       "--max-generations", "2", "--popsize", "3", "--grid", "4", "--rescore-blocks", "2",
                                        "--times", "1s,1d,1y", "--no-polish", "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
@@ -155,7 +155,7 @@ def test_cli_reads_real_weight_files(tmp_path):
     for name in ("m.pt", "m.npz", "m.safetensors"):
         out = tmp_path / name.replace(".", "_")
         result = CliRunner().invoke(main, ["optimize", "--weights", str(tmp_path / name), "--significance", "1,2",
-                                           "--max-generations", "1", "--popsize", "2", "--grid", "3",
+                                           "--max-generations", "1", "--popsize", "2", "--grid", "3", "--rescore-blocks", "2",
                                            "--times", "1s,1y", "--no-polish", "--out", str(out)])
         assert result.exit_code == 0, result.output
         assert json.loads((out / "report.json").read_text())["weights"] == str(tmp_path / name)
@@ -166,7 +166,7 @@ def test_cli_per_layer(tmp_path):
     torch.save(model.state_dict(), tmp_path / "m.pt")
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["optimize", "--weights", str(tmp_path / "m.pt"), "--significance", "1,2",
-                                       "--per-layer", "--max-generations", "1", "--popsize", "2", "--grid", "3",
+                                       "--per-layer", "--max-generations", "1", "--popsize", "2", "--grid", "3", "--rescore-blocks", "2",
                                        "--times", "1s,1y", "--no-polish", "--out", str(out)])
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "report.json").read_text())["per_layer"]

@@ -23,7 +23,14 @@ from .timeunits import DEFAULT_TIMES_S, format_times, parse_times
 def load_entry_point(spec: str):
     """`package.module:function` or `path/to/file.py:function` -> (model, evaluate_fn).
 
-    This imports and runs the user's own code: that is what an entry point is for."""
+    This imports and runs the user's own code: that is what an entry point is for. A reference
+    workload name (`fmnist-resnet32`, or `fmnist-resnet32@hwa` for its HWA-trained variant) is
+    looked up in `weightprog.workloads` first."""
+    from .workloads import is_workload, get_workload
+    name, _, variant = spec.partition("@")
+    if is_workload(name):
+        model, evaluate_fn, _ = get_workload(name, variant or "fp")
+        return model, evaluate_fn
     module_name, sep, func_name = spec.rpartition(":")
     if not sep or not module_name or not func_name.isidentifier():
         raise WeightprogError(f"model: use module:function or file.py:function, got {spec!r}")
@@ -52,7 +59,8 @@ def load_entry_point(spec: str):
 
 @click.command()
 @click.option("--model", "model_spec", required=True, metavar="MODULE:FUNCTION",
-              help="Entry point returning (model, evaluate_fn); evaluate_fn(model) -> float.")
+              help="Entry point returning (model, evaluate_fn); evaluate_fn(model) -> float. "
+                   "Or a reference workload: ptb-lstm, fmnist-resnet32, sentiment-minilm (@hwa for HWA).")
 @click.option("--strategy", "strategies", multiple=True, required=True, metavar="FILE|BASELINE",
               help="Strategy JSON file or baseline name (single-pair, lsp-first, msp-first); repeatable.")
 @click.option("--significance", default="1,1", show_default=True, metavar="1,F",

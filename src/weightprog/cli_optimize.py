@@ -74,13 +74,15 @@ def parse_significance(text: str, pairs: int) -> Cell | None:
 @click.option("--max-generations", default=200, show_default=True, type=int)
 @click.option("--popsize", default=15, show_default=True, type=int, help="Population = popsize × dimensions.")
 @click.option("--no-polish", is_flag=True, help="Skip the gradient polish.")
+@click.option("--rescore-blocks", default=10, show_default=True, type=int,
+              help="Fresh samples (each the search's size, fresh draws) for the final numbers.")
 @click.option("--per-layer", is_flag=True,
               help="Also one strategy per layer of --weights, each against the network-wide one.")
 @click.option("--compute", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--out", "out_dir", default="runs/optimize", show_default=True, type=click.Path())
 def optimize_command(weights, distribution, device, pairs, significance, f_max, times_text, grid_points,
                      grid_placement, mode, normalise, seed, budget_s, max_generations, popsize, no_polish,
-                     per_layer, compute, out_dir):
+                     rescore_blocks, per_layer, compute, out_dir):
     """Find the programming strategy with the lowest time-averaged weight error."""
     out = Path(out_dir)
     dev = get_device(device)
@@ -90,7 +92,8 @@ def optimize_command(weights, distribution, device, pairs, significance, f_max, 
     settings = OptimizeSettings(pairs=pairs, significance=parse_significance(significance, pairs), f_max=f_max,
                                 times_s=times, grid_points=grid_points, grid_placement=grid_placement, mode=mode,
                                 seed=seed, budget_s=budget_s, max_generations=max_generations,
-                                popsize=popsize, polish=not no_polish, compute=compute)
+                                popsize=popsize, polish=not no_polish, compute=compute,
+                                rescore_blocks=rescore_blocks)
     if per_layer and not weights:
         raise WeightprogError("--per-layer needs --weights (a network's layers)")
     values, source = load_values(weights, distribution, normalise)

@@ -16,6 +16,7 @@ evaluated for a whole population of strategies at once. Design (see DESIGN.md):
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -233,8 +234,11 @@ _COMPILE_OK: bool | None = None
 
 
 def compile_available() -> bool:
-    """torch.compile needs a working C++ compiler on CPU; fall back to eager mode without one."""
+    """torch.compile needs a working C++ compiler on CPU; fall back to eager mode without one.
+    WEIGHTPROG_COMPILE=0 turns it off (short runs, where compiling costs more than it saves)."""
     global _COMPILE_OK
+    if os.environ.get("WEIGHTPROG_COMPILE", "1") == "0":
+        return False
     if _COMPILE_OK is None:
         try:
             f = torch.compile(lambda x: torch.exp(x) * 2.0, dynamic=False)

@@ -543,8 +543,12 @@ def _run_processes(jobs: list[dict], workers: int, handle: Callable[[dict], None
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
 
-    # spawn: a fresh interpreter per worker (forking a process that holds torch's thread pools can hang)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # forkserver: workers fork from a clean server process that has imported weightprog but run
+    # nothing (forking a process that has used torch's thread pools can hang); the server is
+    # started once per driver process and reused by later pools
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["weightprog.sweep", "weightprog.search.run", "weightprog.compare"])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {pool.submit(run_job, job): job for job in jobs}
         try:
             for future in as_completed(futures):

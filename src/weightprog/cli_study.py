@@ -1,0 +1,65 @@
+"""`weightprog study`: the paper's validation study on the reference workloads (issue 5)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from .errors import WeightprogError
+from .timeunits import parse_times
+
+
+def _eval_sizes(items) -> dict:
+    from .study import DEFAULT_EVAL_SIZE
+    sizes = dict(DEFAULT_EVAL_SIZE)
+    for item in items:
+        name, sep, n = item.partition("=")
+        if not sep or not n.isdigit() or int(n) < 1:
+            raise WeightprogError(f"eval-size: use WORKLOAD=N with N >= 1, got {item!r}")
+        sizes[name] = int(n)
+    return sizes
+
+
+@click.command()
+@click.option("--workload", "workloads", multiple=True, metavar="NAME",
+              help="ptb-lstm, fmnist-resnet32, sentiment-minilm; repeatable (default: all three).")
+@click.option("--device", "devices", multiple=True, metavar="DEVICE",
+              help="Device name or YAML/JSON file; repeatable (default: pcm and pcm-lowdrift).")
+@click.option("--times", "times_text", default="1s,1h,1d,30d,1y", show_default=True, metavar="LIST")
+@click.option("--repeats", default=3, show_default=True, help="Programming realisations (the paper: 25).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--eval-size", "eval_sizes", multiple=True, metavar="WORKLOAD=N",
+              help="Test items per evaluation (default fmnist-resnet32=1000, ptb-lstm=8000 tokens, "
+                   "sentiment-minilm=256).")
+@click.option("--periphery", type=click.Choice(["ideal", "standard"]), default="standard", show_default=True)
+@click.option("--max-generations", default=15, show_default=True, help="Evolution generations per F.")
+@click.option("--popsize", default=10, show_default=True, help="Population per search dimension.")
+@click.option("--f-max", default=4, show_default=True, help="Significance factors F searched: 1…f_max.")
+@click.option("--optimise-on", type=click.Choice(["each", "fp"]), default="each", show_default=True,
+              help="Optimise on each trained variant's weights, or use the FP weights' strategy for both.")
+@click.option("--threads", default=None, type=int, help="torch threads (default: torch's choice).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+              help="Results folder: <workload>/results.json, results.csv, summary.md, figures/.")
+def study(workloads, devices, times_text, repeats, seed, eval_sizes, periphery, max_generations, popsize,
+          f_max, optimise_on, threads, out_dir):
+    """Optimise, then evaluate FP/HWA × naive/hand-crafted/optimised over time on real workloads."""
+    import torch
+
+    from .study import StudySettings, run_study
+
+    if threads:
+        torch.set_num_threads(threads)
+    kw = {}
+    if workloads:
+        kw["workloads"] = tuple(workloads)
+    if devices:
+        kw["devices"] = tuple(devices)
+    settings = StudySettings(times_s=tuple(parse_times(times_text)), repeats=repeats, seed=seed,
+                             eval_size=_eval_sizes(eval_sizes), periphery=periphery,
+                             max_generations=max_generations, popsize=popsize, f_max=f_max,
+                             optimise_on=optimise_on, **kw)
+    start = time.perf_counter()
+    run_study(settings, Path(out_dir), log=lambda m: click.echo(f"[{time.perf_counter() - start:6.0f} s] {m}"))
+    click.echo((Path(out_dir) / "summary.md").read_text())

@@ -1,0 +1,269 @@
+"""The paper's validation study on the reference workloads (SPEC §7, issue 5).
+
+For each workload and device: optimise the programming strategy on the network's own normalised
+weights (no inference in the loop), then evaluate {FP-trained, HWA-trained} × {naive = lsp-first
+at F = 1, best hand-crafted = the baseline with the lowest re-scored TNMSE over every F,
+optimised} over time with R programming realisations, and write a results table and figures.
+
+    from weightprog.study import StudySettings, run_study
+    run_study(StudySettings(workloads=("fmnist-resnet32",), repeats=3), "results/study")
+
+Output (all written atomically): per workload `<out>/<workload>/results.json` (everything), and
+across all workloads found in `<out>`: `results.csv` (one row per workload, device, variant,
+strategy, time), `summary.md` (the tables), and figures in `<out>/figures/`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import __version__
+from .baselines import baseline
+from .cell import Cell
+from .devices import get_device
+from .errors import WeightprogError
+from .fileio import atomic_write_json, atomic_write_text
+from .hardware import Mapping
+from .nn import evaluate_over_time, find_analog_weights, gradient_weight_correlation
+from .sample import normalise_matrix, sample_from_values
+from .search.run import BASELINE_KEYS, OptimizeSettings, optimize
+from .timeunits import format_times
+
+STUDY_TIMES_S = (1.0, 3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0)
+DEFAULT_EVAL_SIZE = {"fmnist-resnet32": 1000, "ptb-lstm": 8000, "sentiment-minilm": 256}
+ROLES = ("naive", "best hand-crafted", "optimised")
+
+
+@dataclass
+class StudySettings:
+    workloads: tuple[str, ...] = ("ptb-lstm", "fmnist-resnet32", "sentiment-minilm")
+    devices: tuple[str, ...] = ("pcm", "pcm-lowdrift")
+    variants: tuple[str, ...] = ("fp", "hwa")
+    times_s: tuple[float, ...] = STUDY_TIMES_S
+    repeats: int = 3
+    seed: int = 0
+    eval_size: dict = field(default_factory=lambda: dict(DEFAULT_EVAL_SIZE))
+    periphery: str = "standard"
+    max_generations: int = 15
+    popsize: int = 10
+    f_max: int = 4
+    sample_size: int = 10_240
+    optimise_on: str = "each"
+    """'each': one optimisation per trained variant (its own weights); 'fp': the FP weights' strategy for both."""
+
+    def check(self):
+        from .workloads import WORKLOADS
+        for w in self.workloads:
+            if w not in WORKLOADS:
+                raise WeightprogError(f"study: unknown workload {w!r}; use {', '.join(WORKLOADS)}")
+        if self.optimise_on not in ("each", "fp"):
+            raise WeightprogError("study: optimise_on must be 'each' or 'fp'")
+        if not isinstance(self.repeats, int) or self.repeats < 1:
+            raise WeightprogError(f"study: repeats must be an integer >= 1, got {self.repeats!r}")
+
+
+def network_values(model) -> torch.Tensor:
+    """All analog weights of a model, normalised per output column as deployed, pooled."""
+    vals = [normalise_matrix(w.matrix.detach().float(), "column") for w in find_analog_weights(model)]
+    return torch.cat(vals)
+
+
+def best_hand_crafted(outcome) -> tuple[str, object]:
+    """Key and Strategy of the baseline with the lowest re-scored TNMSE (any F)."""
+    keys = [k for k in BASELINE_KEYS] + [k for k in ("lsp_first_best", "msp_first_best") if k in outcome.scores]
+    key = min(keys, key=lambda k: outcome.scores[k]["mean"])
+    score = outcome.scores[key]
+    if key.endswith("_best"):
+        return f"{key[:-5]}@{score['f']}", outcome.baselines[f"{key[:-5]}@{score['f']}"]
+    return f"{key}@1", outcome.baselines[f"{key}@1"]
+
+
+def _tnmse_row(outcome, hand_key: str) -> dict:
+    hk = hand_key.split("@")[0]
+    f = int(hand_key.split("@")[1])
+    hand = outcome.scores[f"{hk}_best"] if f > 1 else outcome.scores[hk]
+    return {"optimised": outcome.scores["optimised"]["mean"], "naive": outcome.scores["lsp_first"]["mean"],
+            "best_hand_crafted": hand["mean"], "best_hand_crafted_key": hand_key,
+            "optimised_f": [float(x) for x in outcome.strategy.significance[0].tolist()],
+            "chosen_search": outcome.chosen, "wall_time_s": outcome.wall_time_s}
+
+
+def run_workload(name: str, settings: StudySettings, out: Path,
+                 log: Callable[[str], None] = lambda m: None) -> dict:
+    """The study of one workload on every device; writes `<out>/<name>/results.json` and figures."""
+    from .report.optimize_plots import plot_strategy
+    from .report.nn_plots import plot_gradient_weight
+    from .workloads import get_workload
+
+    start = time.perf_counter()
+    fig_dir = out / "figures"
+    eval_size = settings.eval_size.get(name)
+    models = {v: get_workload(name, v, eval_size=eval_size) for v in settings.variants}
+    meta0 = models[settings.variants[0]].metadata
+    metric = meta0["metric"]
+    record = {"workload": name, "metric": metric, "higher_is_better": meta0["higher_is_better"],
+              "eval_size": meta0["eval_size"], "checkpoints": {v: m.metadata["checkpoint"] for v, m in models.items()},
+              "devices": {}, "gradients": None}
+    # gradient-weight correlation of the FP model (one batch)
+    wl = models[settings.variants[0]]
+    grads = gradient_weight_correlation(wl.model, wl.metadata["loss_fn"], seed=settings.seed)
+    plot_gradient_weight(grads, fig_dir / f"{name}_gradient_weight.png")
+    record["gradients"] = {"r": grads.r, "r_abs": grads.r_abs,
+                           "layers": [{"name": l.name, "r": l.r, "r_abs": l.r_abs} for l in grads.layers]}
+    log(f"{name}: gradient-weight correlation r={grads.r:+.3f} r(|W|)={grads.r_abs:+.3f}")
+    values = {v: network_values(m.model) for v, m in models.items()}
+    for dev_name in settings.devices:
+        device = get_device(dev_name)
+        drec = {"device": device.describe(), "variants": {}}
+        outcomes = {}
+        for v in settings.variants:
+            src = v if settings.optimise_on == "each" else settings.variants[0]
+            if src not in outcomes:
+                sample = sample_from_values(values[src], settings.sample_size, seed=settings.seed,
+                                            source=f"{name}-{src}")
+                opt = OptimizeSettings(seed=settings.seed, max_generations=settings.max_generations,
+                                       popsize=settings.popsize, f_max=settings.f_max,
+                                       times_s=tuple(settings.times_s), rescore_blocks=5)
+                outcomes[src] = optimize(sample, values[src], device, opt)
+                log(f"{name} {dev_name} {src}: optimised (F={outcomes[src].chosen}) TNMSE "
+                    f"{outcomes[src].scores['optimised']['mean']:.3e} vs naive "
+                    f"{outcomes[src].scores['lsp_first']['mean']:.3e} ({outcomes[src].wall_time_s:.0f} s)")
+            outcome = outcomes[src]
+            naive = baseline("lsp-first", Cell.with_pairs(2, 1.0), device.g_min, device.g_max)
+            hand_key, hand = best_hand_crafted(outcome)
+            strategies = [naive, hand, outcome.strategy]
+            wl = models[v]
+            res = evaluate_over_time(wl.model, wl.evaluate_fn, strategies, device, settings.times_s,
+                                     settings.repeats, settings.seed, periphery=settings.periphery,
+                                     mapping=Mapping())
+            mean, std = res.mean, res.std
+            drec["variants"][v] = {
+                "digital": res.digital, "tnmse": _tnmse_row(outcome, hand_key), "optimised_on": src,
+                "strategies": {role: {"label": s.name, "mean": mean[i].tolist(), "std": std[i].tolist(),
+                                      "strategy": s.to_dict()}
+                               for i, (role, s) in enumerate(zip(ROLES, strategies))},
+                "rows": res.rows(), "wall_time_s": res.wall_time_s}
+            log(f"{name} {dev_name} {v}: digital {res.digital:.4g}; 1 y: " + ", ".join(
+                f"{role} {mean[i, -1]:.4g}±{std[i, -1]:.2g}" for i, role in enumerate(ROLES)))
+            plot_strategy(outcome.strategy, values[src], fig_dir / f"{name}_{dev_name}_{v}_strategy.png",
+                          title=f"{name} ({v}) on {dev_name}: optimised strategy, F = "
+                                f"{outcome.strategy.significance[0, -1].item():g}")
+        record["devices"][dev_name] = drec
+        plot_study_metric(name, metric, record["devices"][dev_name], settings,
+                          fig_dir / f"{name}_{dev_name}_metric_vs_time.png", dev_name)
+    record["wall_time_s"] = time.perf_counter() - start
+    record["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()}
+    record["version"] = __version__
+    record["machine"] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                         "torch": torch.__version__, "threads": torch.get_num_threads()}
+    atomic_write_json(out / name / "results.json", _clean(record))
+    return record
+
+
+def _clean(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def plot_study_metric(name, metric, drec, settings, path, dev_name):
+    """Metric vs time (log), mean ±1σ per strategy, one panel per variant, FP digital line."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from .fileio import atomic_write
+
+    variants = list(drec["variants"])
+    fig, axes = plt.subplots(1, len(variants), figsize=(4.6 * len(variants), 3.4), squeeze=False, sharey=True)
+    times = list(settings.times_s)
+    fp_digital = drec["variants"].get("fp", next(iter(drec["variants"].values())))["digital"]
+    for ax, v in zip(axes[0], variants):
+        for role, s in drec["variants"][v]["strategies"].items():
+            m, sd = torch.tensor(s["mean"]), torch.tensor(s["std"])
+            line, = ax.plot(times, m, marker="o", ms=3, label=f"{role}: {s['label']}")
+            ax.fill_between(times, m - sd, m + sd, color=line.get_color(), alpha=0.2, lw=0)
+        ax.axhline(fp_digital, color="k", ls="--", lw=1, label="FP model, digital")
+        ax.set_xscale("log")
+        ax.set_xticks(times)
+        ax.set_xticklabels(format_times(times), fontsize=7)
+        ax.minorticks_off()
+        ax.set_title(f"{name}, {v.upper()}-trained, {dev_name}", fontsize=9)
+        ax.set_xlabel("time after programming", fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel(f"{metric} (mean ±1σ, R={settings.repeats})", fontsize=8)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=80, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
+
+
+def collect(out: Path) -> list[dict]:
+    records = []
+    for p in sorted(out.glob("*/results.json")):
+        try:
+            records.append(json.loads(p.read_text()))
+        except json.JSONDecodeError as exc:
+            raise WeightprogError(f"{p}: not valid JSON ({exc})") from None
+    return records
+
+
+def write_tables(out: Path) -> str:
+    """results.csv and summary.md across every workload in `out`; returns the markdown."""
+    lines_csv = ["workload,device,variant,role,strategy,time_s,time,mean,std,repeats,fp_digital,tnmse"]
+    md = []
+    for rec in collect(out):
+        times = rec["settings"]["times_s"]
+        labels = format_times(times)
+        better = "higher" if rec["higher_is_better"] else "lower"
+        md.append(f"### {rec['workload']} ({rec['metric']}, {better} is better; {rec['eval_size']} test items, "
+                  f"R = {rec['settings']['repeats']})\n")
+        md.append("| device | trained | strategy | digital | " + " | ".join(labels) + " | TNMSE |")
+        md.append("|---|---|---|---|" + "---|" * len(labels) + "---|")
+        for dev, drec in rec["devices"].items():
+            for v, vrec in drec["variants"].items():
+                t = vrec["tnmse"]
+                tn = {"naive": t["naive"], "best hand-crafted": t["best_hand_crafted"], "optimised": t["optimised"]}
+                for role, s in vrec["strategies"].items():
+                    cells = " | ".join(_fmt(m, sd) for m, sd in zip(s["mean"], s["std"]))
+                    md.append(f"| {dev} | {v} | {role}: {s['label']} | {vrec['digital']:.4g} | {cells} | {tn[role]:.3e} |")
+                    for k, (m, sd) in enumerate(zip(s["mean"], s["std"])):
+                        lines_csv.append(",".join(str(x) for x in (
+                            rec["workload"], dev, v, role, f"\"{s['label']}\"", times[k], labels[k], m, sd,
+                            rec["settings"]["repeats"], vrec["digital"], tn[role])))
+        g = rec.get("gradients") or {}
+        if g:
+            md.append(f"\nGradient–weight correlation (FP model, one batch): r = {g['r']:+.3f}, "
+                      f"r(|W|) = {g['r_abs']:+.3f}.\n")
+    text = "\n".join(md) + "\n"
+    atomic_write_text(out / "results.csv", "\n".join(lines_csv) + "\n")
+    atomic_write_text(out / "summary.md", text)
+    return text
+
+
+def _fmt(m, sd) -> str:
+    if m is None:
+        return "n/a"
+    return f"{m:.4g} ± {sd:.2g}" if m < 10 else f"{m:.1f} ± {sd:.1f}"
+
+
+def run_study(settings: StudySettings, out: str | Path, log: Callable[[str], None] = lambda m: None) -> dict:
+    settings.check()
+    out = Path(out)
+    records = {}
+    for name in settings.workloads:
+        records[name] = run_workload(name, settings, out, log)
+    write_tables(out)
+    return records

@@ -1,0 +1,254 @@
+"""Sweeps: expansion and ids, resumable runs (killed part-way), failures, local vs Ray."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from weightprog.cli_sweep import sweep as sweep_command
+from weightprog.sweep import SweepError, load_sweep, read_record, run_sweep, sweep_status
+
+TINY = """\
+name: tiny
+kind: [optimize, compare]
+devices: [pcm, pcm-lowdrift]
+cells: [1, "1,2"]
+grid_points: 3
+times: "1s,1d"
+seeds: [0, 1]
+settings:
+  max_generations: 2
+  popsize: 2
+  rescore_blocks: 1
+  compile: false
+  polish: false
+  sample_size: 1024
+  rows: 512
+"""
+TOTAL = 12  # 2 devices x 2 cells x 2 seeds optimize + 2 cells x 2 seeds compare
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def strip(x):
+    """A record without what may differ between runs of the same job (wall times, host, pid)."""
+    if isinstance(x, dict):
+        return {k: strip(v) for k, v in x.items() if k not in ("wall_time_s", "run")}
+    if isinstance(x, list):
+        return [strip(v) for v in x]
+    return x
+
+
+def results(out: Path, sweep) -> dict:
+    return {j.id: strip(read_record(out, j.id)) for j in sweep.jobs}
+
+
+def done_events(out: Path) -> Counter:
+    lines = (out / "events.jsonl").read_text().splitlines()
+    return Counter(e["id"] for e in map(json.loads, lines) if e["event"] == "done")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The tiny sweep file and its uninterrupted run (in this process)."""
+    root = tmp_path_factory.mktemp("sweep")
+    path = write(root / "tiny.yaml", TINY)
+    ref = run_sweep(path, root / "ref", workers=0)
+    assert len(ref.ran) == TOTAL and not ref.failed
+    return path, root / "ref", load_sweep(path)
+
+
+# --- the sweep file ---------------------------------------------------------------------------
+
+def test_expansion_and_stable_ids(tmp_path, tiny):
+    path, _, sweep = tiny
+    assert len(sweep.jobs) == TOTAL
+    kinds = Counter(j.kind for j in sweep.jobs)
+    assert kinds == {"optimize": 8, "compare": 4}
+    assert len({j.id for j in sweep.jobs}) == TOTAL
+    assert [j.id for j in load_sweep(path).jobs] == [j.id for j in sweep.jobs]  # stable
+    # a copy elsewhere has the same ids; one more seed keeps every old id and adds 6 jobs
+    moved = write(tmp_path / "moved.yaml", TINY.replace("seeds: [0, 1]", "seeds: 3"))
+    ids = {j.id for j in load_sweep(moved).jobs}
+    assert {j.id for j in sweep.jobs} < ids and len(ids) == TOTAL + 6
+    opt = next(j for j in sweep.jobs if j.kind == "optimize" and j.params["cell"]["pairs"] == 2)
+    assert opt.params["cell"] == {"pairs": 2, "significance": [1.0, 2.0], "f_max": 5}
+    assert opt.params["times_s"] == [1.0, 86400.0]
+    comp = next(j for j in sweep.jobs if j.kind == "compare")
+    assert comp.params["devices"] == ["pcm", "pcm-lowdrift"]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("devices: [pcm]\nbogus: 1\n", r"unknown key\(s\) bogus"),
+    ("settings: {seed: 3}\n", r"settings\.seed: unknown setting \(set it with the grid's axes\)"),
+    ("settings: {popsize: two}\n", r"settings\.popsize: must be an integer"),
+    ("settings: {sample_size: 1000}\n", r"settings\.sample_size: 1000 must be a multiple of rows"),
+    ("cells: [{pairs: 3, significance: '1,2'}]\n", r"cells\[0\]: significance \[1.0, 2.0\] has 2 factors"),
+    ("devices: [nonexistent]\n", r"devices\[0\]: 'nonexistent' is neither a known name nor an existing file"),
+    ("kind: compare\ndevices: [pcm]\n", r"devices: kind compare needs at least 2 devices"),
+    ("kind: evaluate\n", r"kind: 'evaluate' is not one of optimize, compare"),
+    ("times: ['1s,1x']\n", r"times\[0\]: times: cannot read '1x'"),
+    ("weights: [distribution:nope]\n", r"weights\[0\]: unknown distribution 'nope'"),
+    ("weights: [missing.npy]\n", r"weights\[0\]: 'missing.npy' is neither"),
+    ("seeds: [0, 0]\n", r"two jobs have the same settings"),
+    ("- a list\n", r"expected a mapping"),
+    ("devices: [pcm\n", r"not valid YAML"),
+])
+def test_errors_name_the_file_and_the_field(tmp_path, text, match):
+    path = write(tmp_path / "bad.yaml", text)
+    with pytest.raises(SweepError, match=match) as info:
+        load_sweep(path)
+    assert str(path) in str(info.value)
+
+
+# --- running ----------------------------------------------------------------------------------
+
+def test_local_processes_killed_part_way_then_resumed(tmp_path, tiny):
+    """Kill the whole process group (driver and workers) right after the 3rd result; re-run."""
+    path, ref, sweep = tiny
+    out = tmp_path / "out"
+    script = textwrap.dedent(f"""
+        import os, signal
+        from weightprog.sweep import run_sweep
+        def progress(p):
+            if p.done >= 3:
+                os.killpg(0, signal.SIGKILL)  # this process, its worker processes, nothing else
+        run_sweep({str(path)!r}, {str(out)!r}, workers=2, progress=progress)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], start_new_session=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    status = sweep_status(sweep, out)
+    assert len(status.done) == 3 and len(status.pending) == TOTAL - 3 and not status.failed
+    before = {jid: (out / "jobs" / f"{jid}.json").read_bytes() for jid in status.done}
+    again = run_sweep(path, out, workers=2)
+    assert sorted(again.skipped) == sorted(status.done)
+    assert sorted(again.ran) == sorted(status.pending) and not again.failed
+    assert all((out / "jobs" / f"{jid}.json").read_bytes() == b for jid, b in before.items())  # not redone
+    assert done_events(out) == Counter({j.id: 1 for j in sweep.jobs})  # every job done exactly once
+    assert results(out, sweep) == results(ref, sweep)  # same numbers as the uninterrupted run
+    assert not list((out / "jobs").glob(".*.tmp"))
+    # nothing left to do
+    third = run_sweep(path, out, workers=2)
+    assert third.ran == [] and len(third.skipped) == TOTAL and third.engine == "none"
+    rows = (out / "summary.csv").read_text().splitlines()
+    assert len(rows) == 1 + 8 + 4 * 2 and (out / "summary.png").stat().st_size > 0
+
+
+def test_failed_job_is_recorded_and_others_go_on(tmp_path):
+    weights = tmp_path / "w.npy"
+    np.save(weights, np.random.default_rng(0).normal(size=(64, 32)).astype(np.float32))
+    path = write(tmp_path / "s.yaml", """\
+        weights: [distribution:default, w.npy]
+        cells: [1]
+        grid_points: 3
+        times: 1s,1h
+        settings: {max_generations: 1, popsize: 2, rescore_blocks: 1, compile: false, polish: false,
+                   sample_size: 1024}
+    """)
+    sweep = load_sweep(path)
+    bad = next(j for j in sweep.jobs if j.params["weights"] == "w.npy")
+    weights.rename(tmp_path / "away.npy")  # the file goes missing after the sweep was read
+    events = []
+    first = run_sweep(sweep, tmp_path / "out", workers=0, progress=lambda p: events.append((p.event, p.done,
+                                                                                          p.failed, p.pending)))
+    assert list(first.failed) == [bad.id] and len(first.done) == 1
+    assert events[0] == ("start", 0, 0, 2) and ("failed", 1, 1, 0) in events
+    err = json.loads((tmp_path / "out" / "jobs" / f"{bad.id}.error.json").read_text())
+    assert "not found" in err["error"] and "Traceback" in err["traceback"]
+    assert sweep_status(sweep, tmp_path / "out").failed == {bad.id: err["error"]}
+    # skip-failed leaves it; a plain re-run retries it
+    assert run_sweep(sweep, tmp_path / "out", workers=0, retry_failed=False).ran == []
+    (tmp_path / "away.npy").rename(weights)
+    second = run_sweep(sweep, tmp_path / "out", workers=0)
+    assert second.ran == [bad.id] and not second.failed
+    assert not (tmp_path / "out" / "jobs" / f"{bad.id}.error.json").exists()
+    record = read_record(tmp_path / "out", bad.id)
+    assert record["result"]["weights"] == "w.npy" and record["result"]["tnmse"]["optimised"]["mean"] > 0
+
+
+def test_cli(tmp_path, tiny):
+    path, ref, sweep = tiny
+    runner = CliRunner()
+    res = runner.invoke(sweep_command, [str(path), "--out", str(ref), "--list"])
+    assert res.exit_code == 0, res.output
+    assert f"{TOTAL} jobs: {TOTAL} done, 0 failed, 0 pending" in res.output
+    res = runner.invoke(sweep_command, [str(path), "--out", str(ref), "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    assert f"{TOTAL}/{TOTAL} jobs done (0 this run, {TOTAL} before), 0 failed, 0 pending" in res.output
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_job_on_cuda_matches_cpu_closely(tmp_path):
+    text = TINY.replace("kind: [optimize, compare]", "kind: optimize").replace("seeds: [0, 1]", "seeds: [0]")
+    cpu = run_sweep(write(tmp_path / "cpu.yaml", text), tmp_path / "cpu", workers=0)
+    cuda = run_sweep(write(tmp_path / "cuda.yaml", text + "  compute: cuda\n"), tmp_path / "cuda", workers=0)
+    assert len(cuda.ran) == len(cpu.ran) == 4 and not cuda.failed
+    a = sorted(float(r["result"]["tnmse"]["optimised"]["mean"])
+               for r in map(json.loads, (p.read_text() for p in (tmp_path / "cpu" / "jobs").glob("*.json"))))
+    b = sorted(float(r["result"]["tnmse"]["optimised"]["mean"])
+               for r in map(json.loads, (p.read_text() for p in (tmp_path / "cuda" / "jobs").glob("*.json"))))
+    assert np.allclose(a, b, rtol=0.05)
+
+
+# --- Ray --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.mark.slow
+def test_ray_killed_part_way_then_resumed_and_same_as_local(tmp_path, tiny, ray_local):
+    path, ref, sweep = tiny
+    out = tmp_path / "ray"
+
+    def stop_after_three(p):
+        if p.done >= 3:
+            raise Stop  # the driver dies part-way; in-flight tasks are cancelled
+
+    with pytest.raises(Stop):
+        run_sweep(path, out, ray="auto", progress=stop_after_three)
+    status = sweep_status(sweep, out)
+    assert len(status.done) == 3 and len(status.pending) == TOTAL - 3
+    again = run_sweep(path, out, ray="auto")
+    assert again.engine == "ray:auto" and sorted(again.ran) == sorted(status.pending) and not again.failed
+    assert done_events(out) == Counter({j.id: 1 for j in sweep.jobs})
+    assert results(out, sweep) == results(ref, sweep)  # Ray = local, same seeds, identical numbers
+    whole = run_sweep(path, tmp_path / "ray-whole", ray="auto")  # uninterrupted on Ray too
+    assert results(tmp_path / "ray-whole", sweep) == results(ref, sweep) and len(whole.ran) == TOTAL
+
+
+def test_ray_missing_gives_install_hint(monkeypatch, tiny, tmp_path):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ray(name, *args, **kwargs):
+        if name == "ray":
+            raise ImportError("No module named 'ray'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    path = write(tmp_path / "one.yaml", TINY.replace("seeds: [0, 1]", "seeds: [5]"))
+    with pytest.raises(SweepError, match=r"pip install 'ray==2\.\d+\.\d+'"):
+        run_sweep(path, tmp_path / "out", ray="auto")
