@@ -51,40 +51,43 @@ class StreamedSample:
         return iter((self.sample, self.values))
 
 
-def _scale(w: torch.Tensor, normalise: str) -> torch.Tensor:
-    """max |w| per output column (rows of the (out, -1) view) or of the whole tensor, no copy."""
+def _scale(w: torch.Tensor, normalise: str, where: str) -> torch.Tensor:
+    """max |w| per output column (rows of the (out, -1) view) or of the whole tensor: one
+    aminmax pass, no |w| copy. NaN and inf show up in the extremes, so they are caught here too."""
     m = w.reshape(w.shape[0], -1) if w.dim() > 1 else w.reshape(1, -1)
-    if normalise == "column":
-        scale = torch.maximum(m.amax(dim=1), -m.amin(dim=1)).to(torch.float32)
-    else:
-        scale = torch.maximum(m.max(), -m.min()).to(torch.float32).reshape(1)
+    low, high = torch.aminmax(m, dim=1) if normalise == "column" else torch.aminmax(m)
+    if not (bool(torch.isfinite(low).all()) and bool(torch.isfinite(high).all())):
+        bad = int((~torch.isfinite(w)).sum())
+        raise WeightprogError(f"{where}: {bad} weights are NaN or inf")
+    scale = torch.maximum(high, -low).to(torch.float32).reshape(-1)
     return torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
 def _gather(w: torch.Tensor, index: np.ndarray, normalise: str, where: str) -> torch.Tensor:
-    """Normalised values of the flat entries `index` of one tensor."""
-    if not bool(torch.isfinite(w).all()):
-        bad = int((~torch.isfinite(w)).sum())
-        raise WeightprogError(f"{where}: {bad} weights are NaN or inf")
-    scale = _scale(w, normalise)
+    """Normalised values of the flat entries `index` (sorted) of one tensor."""
+    scale = _scale(w, normalise, where)
     flat = w.reshape(-1)
     idx = torch.from_numpy(index.astype(np.int64, copy=False))
     per_row = flat.numel() // scale.numel()
-    return flat[idx].to(torch.float32) / scale[idx // per_row]
+    # index_select: plain indexing of a large tensor costs ~200× more here
+    return flat.index_select(0, idx).to(torch.float32) / scale.index_select(0, idx // per_row)
 
 
 def stream_values(tensors: Iterable[tuple[str, torch.Tensor]], values_size: int = DEFAULT_VALUES_SIZE,
                   seed: int = 0, normalise: str = "column", source: str = "weights"
                   ) -> tuple[torch.Tensor, int, list[str]]:
     """(values, total, names): a uniform `values_size` sample of the normalised weights of
-    `tensors`, consumed one at a time (each tensor may be loaded lazily and dropped after)."""
+    `tensors`, consumed one at a time (each tensor may be loaded lazily and dropped after).
+
+    Work per tensor: one pass for its column scales, and O(values taken from it) for the rest.
+    """
     if normalise not in NORMALISE:
         raise WeightprogError(f"normalise: use one of {', '.join(NORMALISE)}, got {normalise!r}")
     if int(values_size) < 1:
         raise WeightprogError(f"values_size: need at least 1, got {values_size}")
     k = int(values_size)
     rng = np.random.default_rng(seed)
-    reservoir = torch.empty(0, dtype=torch.float32)
+    reservoir = torch.empty(k, dtype=torch.float32)
     seen, names = 0, []
     for name, w in tensors:
         w = w.detach()
@@ -93,22 +96,23 @@ def stream_values(tensors: Iterable[tuple[str, torch.Tensor]], values_size: int 
             continue
         names.append(name)
         where = f"{source}: {name}"
+        filled = min(seen, k)
         if seen + n <= k:  # everything so far fits: keep all, in order
-            reservoir = torch.cat([reservoir, _gather(w, np.arange(n), normalise, where)])
+            reservoir[seen:seen + n] = _gather(w, np.arange(n), normalise, where)
         else:
-            # new reservoir = uniform k-subset of (seen + n): m of them from this tensor
+            # the new reservoir is a uniform k-subset of the seen + n weights: m of them from this
+            # tensor (hypergeometric), the other k - m a uniform subset of the old reservoir. The m
+            # new values go to the empty slots and to (filled - (k - m)) uniformly chosen old ones.
             m = int(rng.hypergeometric(n, seen, k)) if seen else k
-            keep = k - m
-            if keep < reservoir.numel():  # drop a uniform subset of the old reservoir
-                mask = np.ones(reservoir.numel(), dtype=bool)
-                mask[rng.choice(reservoir.numel(), reservoir.numel() - keep, replace=False)] = False
-                reservoir = reservoir[torch.from_numpy(mask)]
+            drop = filled - (k - m)
+            slots = np.concatenate([np.arange(filled, k), rng.choice(filled, drop, replace=False)]) \
+                if drop > 0 else np.arange(filled, k)
             take = np.sort(rng.choice(n, m, replace=False))
-            reservoir = torch.cat([reservoir, _gather(w, take, normalise, where)])
+            reservoir.index_copy_(0, torch.from_numpy(slots.astype(np.int64)), _gather(w, take, normalise, where))
         seen += n
     if seen == 0:
         raise WeightprogError(f"{source}: no analog weights found (need ≥ 2-D weight tensors)")
-    return reservoir, seen, names
+    return reservoir[:min(seen, k)].clone() if seen < k else reservoir, seen, names
 
 
 def sample_large(tensors: Iterable[tuple[str, torch.Tensor]] | torch.nn.Module | Mapping[str, torch.Tensor],

@@ -56,6 +56,9 @@ class StudySettings:
     popsize: int = 10
     f_max: int = 4
     sample_size: int = 10_240
+    polish_steps: int = 60
+    compile: bool = False
+    """torch.compile the search objective (pays off only for long searches)."""
     optimise_on: str = "each"
     """'each': one optimisation per trained variant (its own weights); 'fp': the FP weights' strategy for both."""
 
@@ -72,7 +75,7 @@ class StudySettings:
 
 def network_values(model) -> torch.Tensor:
     """All analog weights of a model, normalised per output column as deployed, pooled."""
-    vals = [normalise_matrix(w.matrix.detach().float(), "column") for w in find_analog_weights(model)]
+    vals = [normalise_matrix(w.matrix().detach().float(), "column") for w in find_analog_weights(model)]
     return torch.cat(vals)
 
 
@@ -131,7 +134,9 @@ def run_workload(name: str, settings: StudySettings, out: Path,
                                             source=f"{name}-{src}")
                 opt = OptimizeSettings(seed=settings.seed, max_generations=settings.max_generations,
                                        popsize=settings.popsize, f_max=settings.f_max,
-                                       times_s=tuple(settings.times_s), rescore_blocks=5)
+                                       times_s=tuple(settings.times_s), rescore_blocks=5,
+                                       polish_steps=settings.polish_steps, polish=settings.polish_steps > 0,
+                                       compile=settings.compile)
                 outcomes[src] = optimize(sample, values[src], device, opt)
                 log(f"{name} {dev_name} {src}: optimised (F={outcomes[src].chosen}) TNMSE "
                     f"{outcomes[src].scores['optimised']['mean']:.3e} vs naive "

@@ -145,7 +145,7 @@ def train(variant: str, steps: int | None, batch: int = 32, lr: float | None = N
     lr = lr if lr is not None else (3e-3 if variant == "fp" else 5e-4)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     data = batchify(load_ptb("train"), batch)
-    valid = make_eval(batchify(load_ptb("valid", eval_size), 10))
+    valid = make_eval(batchify(load_ptb("valid", eval_size or 20_000), 10))  # a slice of validation
     start, state, pos = time.time(), None, 0
     model.train()
     for step in range(steps):
@@ -178,7 +178,7 @@ def train(variant: str, steps: int | None, batch: int = 32, lr: float | None = N
     keys = None if variant == "fp" else [k for k in model.state_dict() if k != "encoder.weight"]
     info = {"steps": steps, "batch": batch, "bptt": BPTT, "tokens_seen": steps * batch * BPTT,
             "epochs": round(steps * batch * BPTT / load_ptb("train").numel(), 3), "lr": lr, "seed": seed,
-            "valid_perplexity": ppl_valid, "eval_tokens": "full test split" if eval_size is None else eval_size,
+            "valid_perplexity": ppl_valid, "valid_tokens": eval_size or 20_000, "eval_tokens": "full test split" if eval_size is None else eval_size,
             "train_wall_s": round(wall, 1), "embedding": "stored" if keys is None else "from the fp checkpoint",
             "hwa": None if hwa_cfg is None or variant == "fp" else vars(hwa_cfg)}
     return save_checkpoint(NAME, variant, model, ppl, "perplexity", info, keys)

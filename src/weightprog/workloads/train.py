@@ -142,6 +142,12 @@ class HWA:
         self.handles = []
 
 
+def _previous(name: str, variant: str) -> dict | None:
+    """Manifest entry of the checkpoint a resumed run starts from (its command comes first)."""
+    entry = read_manifest().get(checkpoint_path(name, variant).name)
+    return None if entry is None else {k: entry[k] for k in ("command", "value", "steps", "batch") if k in entry}
+
+
 def save_checkpoint(name: str, variant: str, model: nn.Module, metric: float, metric_name: str,
                     info: dict, keys=None) -> dict:
     """fp16 safetensors of the state dict (or of `keys` only) + manifest entry."""
@@ -151,9 +157,12 @@ def save_checkpoint(name: str, variant: str, model: nn.Module, metric: float, me
     path = checkpoint_path(name, variant)
     atomic_write(path, lambda tmp: save_file(state, str(tmp)))
     manifest = read_manifest()
+    command = "python -m weightprog.workloads.train " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if info.get("resumed_from"):
+        command = info["resumed_from"]["command"] + " && " + command
     entry = {"file": path.name, "workload": name, "variant": variant, "sha256": sha256(path),
              "bytes": path.stat().st_size, "metric": metric_name, "value": metric,
-             "command": "python -m weightprog.workloads.train " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+             "command": command,
              **info}
     manifest[path.name] = entry
     atomic_write_json(MANIFEST, dict(sorted(manifest.items())))
@@ -175,7 +184,8 @@ def _log(msg: str):
 
 # ---------------------------------------------------------------- Fashion-MNIST ResNet-32
 def train_fmnist(variant: str, steps: int, batch: int = 128, lr: float | None = None, seed: int = 0,
-                 eval_size: int = 10_000, hwa_cfg: HWAConfig | None = None, data_dir=None) -> dict:
+                 eval_size: int = 10_000, hwa_cfg: HWAConfig | None = None, data_dir=None,
+                 resume: bool = False) -> dict:
     from .fmnist_resnet import NAME, build_model, load_fmnist, make_eval
     from .common import load_checkpoint
     torch.manual_seed(seed)
@@ -183,8 +193,9 @@ def train_fmnist(variant: str, steps: int, batch: int = 128, lr: float | None = 
     xt, yt = load_fmnist("test", eval_size, data_dir)
     model = build_model()
     hwa = None
-    if variant == "hwa":
+    if variant == "hwa" or resume:
         model.load_state_dict(load_checkpoint(NAME, "fp"))
+    if variant == "hwa":
         hwa = HWA(model, hwa_cfg or HWAConfig())
     lr = lr if lr is not None else (0.1 if variant == "fp" else 0.01)
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
@@ -193,7 +204,7 @@ def train_fmnist(variant: str, steps: int, batch: int = 128, lr: float | None = 
     start = time.time()
     model.train()
     for step in range(steps):
-        _step_lr(opt, lr, step, steps, warmup=min(10, steps // 10) if variant == "fp" else 0)
+        _step_lr(opt, lr, step, steps, warmup=min(10, steps // 10) if variant == "fp" and not resume else 0)
         idx = perm[(step * batch) % len(y):][:batch]
         if len(idx) < batch:
             perm = torch.randperm(len(y), generator=gen)
@@ -222,6 +233,7 @@ def train_fmnist(variant: str, steps: int, batch: int = 128, lr: float | None = 
     wall = time.time() - start
     _log(f"test accuracy {acc:.4f} on {len(yt)} images, {wall:.0f} s")
     info = {"steps": steps, "batch": batch, "images_seen": steps * batch, "lr": lr, "seed": seed,
+            "resumed_from": _previous(NAME, "fp") if resume else None,
             "eval_size": len(yt), "train_wall_s": round(wall, 1),
             "hwa": asdict(hwa_cfg or HWAConfig()) if variant == "hwa" else None}
     return save_checkpoint(NAME, variant, model, acc, "accuracy", info)
@@ -237,18 +249,20 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="pcm", help="device whose programming noise scales HWA noise")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--train-size", type=int, default=None, help="sentiment-minilm: training sentences used")
+    p.add_argument("--resume", action="store_true", help="fp: continue from the committed FP checkpoint")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     cfg = HWAConfig(noise=device_noise_scale(a.device))
     kw = {k: v for k, v in (("batch", a.batch), ("lr", a.lr)) if v is not None}
     if a.workload == "fmnist-resnet32":
-        entry = train_fmnist(a.variant, a.steps or 160, seed=a.seed, hwa_cfg=cfg, **kw)
+        entry = train_fmnist(a.variant, a.steps or 160, seed=a.seed, hwa_cfg=cfg, resume=a.resume, **kw)
     elif a.workload == "ptb-lstm":
         from .ptb_lstm import train as tr
         entry = tr(a.variant, a.steps, seed=a.seed, hwa_cfg=cfg, **kw)
     elif a.workload == "sentiment-minilm":
         from .sentiment_minilm import train as tr
-        entry = tr(a.variant, a.steps, seed=a.seed, hwa_cfg=cfg, **kw)
+        entry = tr(a.variant, a.steps, seed=a.seed, hwa_cfg=cfg, train_size=a.train_size, **kw)
     else:
         raise SystemExit(f"unknown workload {a.workload!r}")
     print(entry)
