@@ -1,7 +1,7 @@
 """GPU figures (issue 7): objective candidates/s, an optimisation, and a network evaluation on cuda.
 
     python benchmarks/bench_gpu.py [--populations 256 4096] [--repeats 5] [--json results.json]
-    python benchmarks/bench_gpu.py --allow-cpu --populations 64 --nn-batch 16   # check the script runs
+    python benchmarks/bench_gpu.py --allow-cpu --populations 32 --repeats 1 --generations 1 --nn-batch 8
 
 Without a GPU it exits with status 2 and says so (unless --allow-cpu, which runs every step on
 the CPU to check the script; its numbers are not GPU figures).
@@ -10,7 +10,8 @@ the CPU to check the script; its numbers are not GPU figures).
    the built-in distribution, 6 default times, random candidates of the search space): candidates/s
    with compute=cuda, eager and torch.compile, at each population and two chunk sizes (strategies
    per kernel call), beside eager CPU at the first population (2 threads).
-2. `optimize` with compute=cuda vs cpu (cell 1,2, 30 generations, popsize 15, no polish, eager):
+2. `optimize` with compute=cuda vs cpu (cell 1,2, `--generations` generations (default 10, run to
+   the end), popsize 8, no polish, eager):
    wall time, and the re-scored TNMSE of both (same seeds: they agree to float32 rounding).
 3. `evaluate_over_time` of the ResNet-32-sized CNN of bench_nn.py (random weights, batch
    `--nn-batch`, PCM lsp-first f=1,2, 6 times × 2 realisations) with compute=cuda vs cpu: time
@@ -68,7 +69,7 @@ def objective_rates(compute: str, populations: list[int], repeats: int) -> list[
     return rows
 
 
-def optimize_times(compute: str) -> list[dict]:
+def optimize_times(compute: str, generations: int) -> list[dict]:
     from weightprog import Cell, load_distribution, sample_from_values
     from weightprog.search.run import OptimizeSettings, optimize
 
@@ -76,8 +77,8 @@ def optimize_times(compute: str) -> list[dict]:
     sample = sample_from_values(values, seed=0)
     rows = []
     for where in ("cpu", compute):
-        settings = OptimizeSettings(pairs=2, significance=Cell((1.0, 2.0)), max_generations=30, popsize=15,
-                                    polish=False, compile=False, compute=where, rescore_blocks=4)
+        settings = OptimizeSettings(pairs=2, significance=Cell((1.0, 2.0)), max_generations=generations, popsize=8,
+                                    tol=0.0, polish=False, compile=False, compute=where, rescore_blocks=4)
         start = time.perf_counter()
         outcome = optimize(sample, values, "pcm", settings)
         rows.append({"compute": where, "wall_s": time.perf_counter() - start,
@@ -135,6 +136,7 @@ def main() -> None:
     parser.add_argument("--populations", type=int, nargs="+", default=[256, 4096])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--nn-batch", type=int, default=256)
+    parser.add_argument("--generations", type=int, default=10, help="Generations of the optimize step.")
     parser.add_argument("--allow-cpu", action="store_true", help="No GPU: run every step on the CPU (a dry run).")
     parser.add_argument("--json", type=Path, default=None, help="Also write the numbers to this JSON file.")
     args = parser.parse_args()
@@ -155,7 +157,7 @@ def main() -> None:
     for r in out["objective"]:
         value = f"{r['candidates_per_s']:14.0f}" if "candidates_per_s" in r else f"  {r['error']}"
         print(f"{r['compute']:<8}{r['mode']:<10}{r['population']:>11}{r['chunk']:>7}{value}")
-    out["optimize"] = optimize_times(compute)
+    out["optimize"] = optimize_times(compute, args.generations)
     for r in out["optimize"]:
         print(f"optimize on {r['compute']:<5}: {r['wall_s']:6.1f} s, {r['evaluations']} evaluations, "
               f"re-scored TNMSE {r['tnmse']:.4e}")

@@ -196,3 +196,26 @@ def test_presets_are_documented_and_valid(name):
     assert "figures" in data["source"]
     dev = get_device(name)
     assert dev.kind == "tabulated" and dev.name == name
+
+
+def test_fitted_device_optimised_tnmse_within_5_percent_of_source():
+    """Issue 6: optimise on the fitted pcm and on pcm itself (same sample, seeds and settings):
+    the optimised TNMSE (fresh seeds) of the fitted device is within 5 % of the source's.
+    Targets are dense at low G, where most weights live and PCM's curves bend most: with 11
+    evenly spaced targets the table's linear interpolation between 0 and 2.5 µS alone costs 2–5 %."""
+    from weightprog.sample import default_sample, load_distribution
+    from weightprog.search.run import OptimizeSettings, optimize
+
+    from weightprog.cell import Cell
+
+    dev = get_device("pcm")
+    targets = np.array([0, 0.5, 1, 2, 3, 5, 8, 12, 16, 20, 25], dtype=float)
+    m = simulate_measurements(dev, targets, 200, DEFAULT_TIMES_S, seed=11)
+    fitted_device = fit_device(m, t0=dev.t0, t_read=dev.t_read, g_min=dev.g_min, g_max=dev.g_max).device
+
+    settings = OptimizeSettings(significance=Cell((1.0, 2.0)), max_generations=3, popsize=3,
+                                rescore_blocks=2, compile=False, polish=False)
+    sample, values = default_sample(), load_distribution()
+    source = optimize(sample, values, dev, settings).scores["optimised"]["mean"]
+    fitted = optimize(sample, values, fitted_device, settings).scores["optimised"]["mean"]
+    assert fitted == pytest.approx(source, rel=0.05)

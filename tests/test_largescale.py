@@ -1,7 +1,6 @@
 """Streaming weight samples of large models (weightprog.largescale)."""
 
 import math
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -48,17 +47,25 @@ def test_small_model_equals_pooled_values_and_sample():
     assert torch.equal(tensor_norm, pooled_values(tensors, "tensor"))
 
 
-def test_reservoir_is_a_uniform_sample_without_replacement():
+@pytest.fixture
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # 300 tiny runs: thread hand-offs cost more than the work
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_reservoir_is_a_uniform_sample_without_replacement(one_thread):
     """Every weight equally likely (per layer and within layers), no weight twice, values exact."""
     gen = torch.Generator().manual_seed(0)
     sizes = [(10, 100), (30, 100), (60, 100)]  # 1,000 / 3,000 / 6,000 weights
     tensors = [(f"l{i}.weight", torch.randn(*s, generator=gen)) for i, s in enumerate(sizes)]
-    pooled = pooled_values(tensors, "column").tolist()
+    pooled = pooled_values(tensors, "column").numpy()
     # continuous values identify their weight, except each row's ±1 (its own maximum): those are left out
-    copies = Counter(pooled)
-    where = {v: i for i, v in enumerate(pooled) if copies[v] == 1}
-    unique = np.zeros(len(pooled), dtype=bool)
-    unique[list(where.values())] = True
+    order = np.argsort(pooled, kind="stable")
+    sorted_values = pooled[order]
+    distinct, copies = np.unique(pooled, return_counts=True)
+    unique = copies[np.searchsorted(distinct, pooled)] == 1
     assert 9000 < unique.sum() < 10_000
     n_total, k, runs = len(pooled), 500, 300
     # eight bins: each layer's first and second half, and the last layer's quarters
@@ -67,9 +74,12 @@ def test_reservoir_is_a_uniform_sample_without_replacement():
     for r in range(runs):
         values, total, _ = stream_values(iter(tensors), values_size=k, seed=r)
         assert total == n_total and values.numel() == k
-        assert all(v in copies for v in values.tolist())  # every value is a normalised weight
-        idx = np.array([where[v] for v in values.tolist() if v in where])
-        assert len(set(idx.tolist())) == len(idx)  # without replacement
+        v = values.numpy()
+        pos = np.searchsorted(sorted_values, v)
+        assert np.array_equal(sorted_values[np.minimum(pos, n_total - 1)], v)  # every value is a weight's
+        idx = order[pos]
+        idx = idx[unique[idx]]
+        assert len(np.unique(idx)) == len(idx)  # without replacement
         counts[r] = np.histogram(idx, edges)[0]
     for b in range(len(edges) - 1):
         n = int(unique[edges[b]:edges[b + 1]].sum())

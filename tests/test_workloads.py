@@ -56,12 +56,12 @@ def test_manifest_sizes_and_hashes():
 
 @needs_fmnist
 def test_fmnist_slice_accuracy_and_analog_run():
-    model, evaluate_fn, meta = get_workload("fmnist-resnet32", "hwa", eval_size=200)
-    assert meta["metric"] == "accuracy" and meta["eval_size"] == 200
+    model, evaluate_fn, meta = get_workload("fmnist-resnet32", "hwa", eval_size=100)
+    assert meta["metric"] == "accuracy" and meta["eval_size"] == 100
     acc = evaluate_fn(model)
     assert acc >= 0.8  # trained: ~0.9 on the full test set
     ideal = evaluate_over_time(model, evaluate_fn, ["lsp-first"], "ideal", times=(1.0,), repeats=1)
-    assert ideal.mean[0, 0] == pytest.approx(acc, abs=0.011)  # float32 rounding may flip ≤ 2 images
+    assert ideal.mean[0, 0] == pytest.approx(acc, abs=0.021)  # float32 rounding may flip ≤ 2 images
     pcm = evaluate_over_time(model, evaluate_fn, ["lsp-first"], "pcm", times=(1.0,), repeats=1)
     assert 0.5 <= pcm.mean[0, 0] <= acc + 0.05
 
@@ -80,11 +80,11 @@ def test_fmnist_folder_option_without_package(tmp_path):
 
 @needs_ptb
 def test_ptb_slice_perplexity():
-    model, evaluate_fn, meta = get_workload("ptb-lstm", "fp", eval_size=3000)
+    model, evaluate_fn, meta = get_workload("ptb-lstm", "fp", eval_size=2000)
     assert meta["metric"] == "perplexity" and not meta["higher_is_better"]
     ppl = evaluate_fn(model)
     assert 30 < ppl < 300
-    untrained, ev, _ = get_workload("ptb-lstm", "fp", eval_size=3000, checkpoint=False)
+    untrained, ev, _ = get_workload("ptb-lstm", "fp", eval_size=2000, checkpoint=False)
     assert ev(untrained) > 5000  # ~uniform over 10k words
     res = evaluate_over_time(model, evaluate_fn, ["lsp-first"], "pcm", times=(1.0,), repeats=1)
     assert ppl * 0.9 < res.mean[0, 0] < ppl * 3
@@ -92,8 +92,8 @@ def test_ptb_slice_perplexity():
 
 @needs_minilm
 def test_sentiment_slice_accuracy():
-    model, evaluate_fn, meta = get_workload("sentiment-minilm", "fp", eval_size=64)
-    assert meta["eval_size"] == 64
+    model, evaluate_fn, meta = get_workload("sentiment-minilm", "fp", eval_size=48)
+    assert meta["eval_size"] == 48
     assert evaluate_fn(model) >= 0.6
     from weightprog.workloads.sentiment_minilm import load_sentences, load_split
     assert len(load_sentences()) == 12_808
@@ -142,8 +142,10 @@ def test_cli_evaluate_accepts_workload_names():
         assert callable(evaluate_fn)
 
 
+@pytest.mark.slow
 @needs_fmnist
 def test_study_smoke_fmnist(tmp_path):
+    """The study's whole path on 64 images with a one-generation search (~1-2 min on 2 shared cores)."""
     from weightprog.study import StudySettings, run_study
     s = StudySettings(workloads=("fmnist-resnet32",), devices=("pcm",), times_s=(1.0, 86400.0), repeats=1,
                       eval_size={"fmnist-resnet32": 64}, max_generations=1, popsize=2, f_max=2,
@@ -167,3 +169,20 @@ def test_full_study(tmp_path):
     from weightprog.study import StudySettings, run_study
     run_study(StudySettings(), tmp_path)
     assert (tmp_path / "summary.md").exists()
+
+
+def test_study_tables_from_records(tmp_path):
+    """summary.md and results.csv from a results.json, without running anything."""
+    from weightprog.study import write_tables
+    strategies = {role: {"label": role, "mean": [0.9, 0.8], "std": [0.01, 0.02]}
+                  for role in ("naive", "best hand-crafted", "optimised")}
+    rec = {"workload": "w", "metric": "accuracy", "higher_is_better": True, "eval_size": 10,
+           "settings": {"times_s": [1.0, 3600.0], "repeats": 2},
+           "devices": {"pcm": {"variants": {"fp": {"digital": 0.91, "strategies": strategies, "tnmse": {
+               "naive": 1e-3, "best_hand_crafted": 8e-4, "optimised": 7e-4}}}}},
+           "gradients": {"r": 0.01, "r_abs": 0.02}}
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "results.json").write_text(json.dumps(rec))
+    md = write_tables(tmp_path)
+    assert "| pcm | fp | optimised: optimised | 0.91 | 0.9 ± 0.01 | 0.8 ± 0.02 | 7.000e-04 |" in md
+    assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + 3 * 2

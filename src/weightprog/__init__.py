@@ -3,21 +3,22 @@
 Public API; everything else may change.
 """
 
+__version__ = "0.1.0"  # first: submodules import it
+
 from .baselines import BASELINES, baseline
 from .cell import Cell
 from .devices import DeviceModel, device_names, get_device, load_tabulated
 from .errors import WeightprogError
 from .hardware import Mapping, ProgrammedTensor, program_weights
 from .metric import TNMSE, TNMSEResult, rescore
+from .search.run import OptimizeSettings, optimize
 from .sample import (WeightSample, default_sample, load_distribution, sample_from_array,
                      sample_from_module, sample_from_tensors, sample_from_values)
 from .strategy import Strategy
 from .timeunits import DEFAULT_TIMES_S, parse_times
 
-__version__ = "0.1.0"
-
 __all__ = ["BASELINES", "baseline", "Cell", "DeviceModel", "device_names", "get_device",
            "load_tabulated", "WeightprogError", "Mapping", "ProgrammedTensor", "program_weights",
            "TNMSE", "TNMSEResult", "rescore", "WeightSample", "default_sample", "load_distribution",
            "sample_from_array", "sample_from_module", "sample_from_tensors", "sample_from_values",
-           "Strategy", "DEFAULT_TIMES_S", "parse_times", "__version__"]
+           "Strategy", "DEFAULT_TIMES_S", "parse_times", "OptimizeSettings", "optimize", "__version__"]

@@ -152,10 +152,10 @@ def run_workload(name: str, settings: StudySettings, out: Path,
             mean, std = res.mean, res.std
             drec["variants"][v] = {
                 "digital": res.digital, "tnmse": _tnmse_row(outcome, hand_key), "optimised_on": src,
-                "strategies": {role: {"label": s.name, "mean": mean[i].tolist(), "std": std[i].tolist(),
+                "strategies": {role: {"label": _label(role, s), "mean": mean[i].tolist(), "std": std[i].tolist(),
                                       "strategy": s.to_dict()}
                                for i, (role, s) in enumerate(zip(ROLES, strategies))},
-                "rows": res.rows(), "wall_time_s": res.wall_time_s}
+                "rows": res.rows(), "wall_time_s": res.wall_s}
             log(f"{name} {dev_name} {v}: digital {res.digital:.4g}; 1 y: " + ", ".join(
                 f"{role} {mean[i, -1]:.4g}±{std[i, -1]:.2g}" for i, role in enumerate(ROLES)))
             plot_strategy(outcome.strategy, values[src], fig_dir / f"{name}_{dev_name}_{v}_strategy.png",
@@ -171,6 +171,12 @@ def run_workload(name: str, settings: StudySettings, out: Path,
                          "torch": torch.__version__, "threads": torch.get_num_threads()}
     atomic_write_json(out / name / "results.json", _clean(record))
     return record
+
+
+def _label(role: str, s) -> str:
+    if role != "optimised":
+        return s.name
+    return "optimised (f=" + ",".join(f"{f:g}" for f in s.significance[0].tolist()) + ")"
 
 
 def _clean(x):

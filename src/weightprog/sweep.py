@@ -228,8 +228,8 @@ def _settings(value, where: str) -> dict:
         elif isinstance(d, int):
             _int(v, w, 0 if key == "polish_steps" else 1)
         elif isinstance(d, float):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-                _fail(w, f"a positive number, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                _fail(w, f"a number >= 0, got {v!r}")
             v = float(v)
         elif isinstance(d, str) and not isinstance(v, str):
             _fail(w, f"a string, got {v!r}")
@@ -577,12 +577,21 @@ def ray_module():
 
 def _run_ray(jobs: list[dict], address: str, cpus_per_job: float, handle: Callable[[dict], None]) -> None:
     ray = ray_module()
-    if not ray.is_initialized():
-        try:  # 'auto': a running cluster if one is found, otherwise a local instance
+    started = not ray.is_initialized()
+    if started:
+        try:  # 'auto' is ray.init()'s own search: RAY_ADDRESS, a `ray start` cluster here, else a new local one
             ray.init(address=None if address == "auto" else address, include_dashboard=False,
                      log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise SweepError(f"--ray {address}: cannot connect to a Ray cluster ({exc})") from None
+    try:
+        _ray_tasks(ray, jobs, cpus_per_job, handle)
+    finally:
+        if started:  # disconnect (and stop a local instance this started); a caller's own stays up
+            ray.shutdown()
+
+
+def _ray_tasks(ray, jobs: list[dict], cpus_per_job: float, handle: Callable[[dict], None]) -> None:
     task = ray.remote(num_cpus=cpus_per_job, max_retries=0)(run_job)
     refs = {task.remote(job): job for job in jobs}
     pending = list(refs)
