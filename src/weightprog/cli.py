@@ -25,6 +25,9 @@ class Group(click.Group):
         except WeightprogError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: checkpoints are kept; rerun the same command to resume", err=True)
+            sys.exit(130)
 
 
 def times_option(f):

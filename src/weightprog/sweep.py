@@ -575,10 +575,23 @@ def ray_module():
     return ray
 
 
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail fast on a HOST:PORT nobody answers at (ray.init itself retries for minutes)."""
+    if address == "auto" or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except (OSError, ValueError) as exc:
+        raise SweepError(f"--ray {address}: no Ray cluster answers there ({exc}); start one with "
+                         f"`ray start --head` and pass its address, or use --ray auto") from None
+
+
 def _run_ray(jobs: list[dict], address: str, cpus_per_job: float, handle: Callable[[dict], None]) -> None:
     ray = ray_module()
     started = not ray.is_initialized()
     if started:
+        _check_reachable(address)
         try:  # 'auto' is ray.init()'s own search: RAY_ADDRESS, a `ray start` cluster here, else a new local one
             ray.init(address=None if address == "auto" else address, include_dashboard=False,
                      log_to_driver=False)
