@@ -1,7 +1,6 @@
 """Sweeps: expansion and ids, resumable runs (killed part-way), failures, local vs Ray."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -252,3 +251,12 @@ def test_ray_missing_gives_install_hint(monkeypatch, tiny, tmp_path):
     path = write(tmp_path / "one.yaml", TINY.replace("seeds: [0, 1]", "seeds: [5]"))
     with pytest.raises(SweepError, match=r"pip install 'ray==2\.\d+\.\d+'"):
         run_sweep(path, tmp_path / "out", ray="auto")
+
+
+def test_ray_address_nobody_answers_fails_fast(tmp_path, tiny):
+    pytest.importorskip("ray")
+    path, _, _ = tiny
+    start = time.perf_counter()
+    with pytest.raises(SweepError, match=r"--ray 127\.0\.0\.1:1: no Ray cluster answers there"):
+        run_sweep(path, tmp_path / "out", ray="127.0.0.1:1")
+    assert time.perf_counter() - start < 30

@@ -142,9 +142,10 @@ class DeviceModel:
         else:
             t = float(t_s)
             drift_log, scale = self.drift_log(t), self.read_scale(t)
-        g_d = g_prog * torch.exp(-nu * drift_log)
-        z_read = randn_like(g_d, generator) if z_read is None else z_read
-        return (g_d * (1.0 + q * scale * z_read)).clamp_min(0.0)
+        # in-place chain: reads of whole networks are memory-bound, each temporary costs a pass
+        g_d = torch.mul(nu, -drift_log).exp_().mul_(g_prog)
+        noise = randn_like(g_d, generator) if z_read is None else z_read.clone()
+        return noise.mul_(q).mul_(scale).add_(1.0).mul_(g_d).clamp_(min=0.0)
 
     def describe(self) -> dict:
         """A JSON-able summary for reports."""
