@@ -202,6 +202,17 @@ def test_job_on_cuda_matches_cpu_closely(tmp_path):
     assert np.allclose(a, b, rtol=0.05)
 
 
+def test_ray_address_nobody_answers_fails_fast(tmp_path, tiny):
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("Ray already initialised here: run_sweep uses it as it is")
+    path, _, _ = tiny
+    start = time.perf_counter()
+    with pytest.raises(SweepError, match=r"--ray 127\.0\.0\.1:1: no Ray cluster answers there"):
+        run_sweep(path, tmp_path / "out", ray="127.0.0.1:1")
+    assert time.perf_counter() - start < 30
+
+
 # --- Ray --------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -252,11 +263,3 @@ def test_ray_missing_gives_install_hint(monkeypatch, tiny, tmp_path):
     with pytest.raises(SweepError, match=r"pip install 'ray==2\.\d+\.\d+'"):
         run_sweep(path, tmp_path / "out", ray="auto")
 
-
-def test_ray_address_nobody_answers_fails_fast(tmp_path, tiny):
-    pytest.importorskip("ray")
-    path, _, _ = tiny
-    start = time.perf_counter()
-    with pytest.raises(SweepError, match=r"--ray 127\.0\.0\.1:1: no Ray cluster answers there"):
-        run_sweep(path, tmp_path / "out", ray="127.0.0.1:1")
-    assert time.perf_counter() - start < 30

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from . import __version__
 from .baselines import BASELINES, baseline
 from .cell import Cell
 from .devices import device_names, get_device
-from .errors import WeightprogError
+from .cli_common import Group
 from .metric import TNMSE
 from .sample import default_sample
 from .timeunits import DEFAULT_TIMES_S, format_times, parse_times
-
-
-class Group(click.Group):
-    """Turns library errors into a one-line message instead of a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except WeightprogError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted: checkpoints are kept; rerun the same command to resume", err=True)
-            sys.exit(130)
 
 
 def times_option(f):

@@ -6,7 +6,6 @@ no partial output; files are written atomically.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -16,20 +15,10 @@ import torch
 from .devices import get_device
 from .devices.fit import fit_device, write_device
 from .devices.measurements import read_measurements, simulate_measurements, write_measurements
+from .cli_common import Group
 from .errors import WeightprogError
 from .fileio import atomic_write
 from .timeunits import DEFAULT_TIMES_S, format_time, parse_times
-
-
-class _Group(click.Group):
-    """One-line errors when the group is used on its own (the main CLI does the same)."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except WeightprogError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -52,7 +41,7 @@ def _parse_targets(text: str | None, device) -> list[float]:
     return out
 
 
-@click.group(cls=_Group)
+@click.group(cls=Group)
 def device():
     """Device models: fit one to measurements, simulate measurements, show its curves."""
 

@@ -5,8 +5,11 @@ hash of the job's settings as written). Jobs run in processes on this machine
 (`concurrent.futures.ProcessPoolExecutor`) or as tasks on a Ray cluster (`ray="auto"` or an
 address); nothing here schedules work itself. The driver writes each finished job's record
 atomically to `OUT/jobs/<id>.json` (a failed job's error to `OUT/jobs/<id>.error.json`), so a
-killed sweep keeps every finished job and a re-run does only the jobs without a record. The
-summary table (`summary.csv`) and figure (`summary.png`) aggregate the finished jobs.
+killed sweep keeps every finished job and a re-run does only the jobs without a record (a job
+that was running when the sweep died is simply run again: its result was never written). The
+summary table (`summary.csv`) and figure (`summary.png`) aggregate the finished jobs of the sweep;
+`sweep.json` lists its jobs and `events.jsonl` logs every job that finished or failed. One driver
+per output folder at a time: two drivers on the same folder would run the same jobs twice.
 
 Sweep file::
 
@@ -30,6 +33,11 @@ Sweep file::
 (cell, grid, times, weights, seed) and compare all the devices (at least two). Each job runs with
 `threads` torch threads (default 1), so results do not depend on the engine or the worker count:
 the same sweep gives identical numbers locally and on Ray.
+
+Ids hash the expanded axes and the settings the file gives; settings it leaves out take the
+library's defaults, are not part of the id, and are recorded in full in every result. File paths
+are resolved against the sweep file's folder on the driver; on a multi-machine Ray cluster they
+must be readable at the same paths on every node (and weightprog installed there).
 """
 
 from __future__ import annotations
