@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import yaml
 from click.testing import CliRunner
 
 from weightprog.cli_device import device

@@ -127,7 +127,7 @@ def test_cli_optimize_writes_everything(tmp_path, pairs, sig):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--weights", "missing.pt"], "missing.pt: weights file not found"),
+    (["--weights", "missing.pt"], "missing.pt not found"),
     (["--pairs", "2", "--significance", "1,2,3"], "--significance"),
     (["--times", "1s,0s"], "times"),
     (["--device", "nope"], "unknown device"),

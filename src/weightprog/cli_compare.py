@@ -62,7 +62,7 @@ def compare_devices_command(devices, weights, distribution, normalise, pairs, si
                                 times_s=times, grid_points=grid_points, grid_placement=grid_placement, mode=mode,
                                 seed=seed, budget_s=budget_s, max_generations=max_generations,
                                 popsize=popsize, polish=not no_polish, compute=compute)
-    values, source = load_values(weights, distribution, normalise)
+    values, source = load_values(weights, distribution, normalise, seed)
     sample = sample_from_values(values, seed=seed, source=source)
     click.echo(f"comparing {', '.join(m.name for m in models)} for {source} ({values.numel():,} weights, "
                f"search sample {sample.size:,}), {pairs} pair(s), times {','.join(format_times(times))}, "

@@ -14,21 +14,23 @@ from .errors import WeightprogError
 from .fileio import atomic_write_json, atomic_write_text
 from .report.optimize_plots import (plot_convergence, plot_error_distribution, plot_strategy,
                                     plot_tnmse_vs_time)
-from .sample import (DISTRIBUTIONS, analog_tensors, load_distribution, pooled_values,
-                     sample_from_values)
+from .largescale import sample_file
+from .sample import DISTRIBUTIONS, analog_tensors, load_distribution, sample_from_values
 from .search.run import OptimizeSettings, optimize, optimize_per_layer, report_dict
 from .search.space import GRID_PLACEMENTS, MODES
 from .timeunits import DEFAULT_TIMES_S, format_times, parse_times
 from .weightfiles import load_state
 
 
-def load_values(weights: str | None, distribution: str | None, normalise: str) -> tuple:
-    """Normalised weights to optimise for, and a label saying where they came from."""
+def load_values(weights: str | None, distribution: str | None, normalise: str, seed: int = 0) -> tuple:
+    """Normalised weights to optimise for, and a label saying where they came from.
+
+    A weights file is streamed tensor by tensor into a uniform sample of at most 2²⁰ weights, so
+    a BERT-sized file never sits in memory as several pooled copies (largescale.py)."""
     if weights and distribution:
         raise WeightprogError("--weights and --distribution: give one, not both")
     if weights:
-        tensors = weight_tensors(load_state(weights))
-        return pooled_values(tensors, normalise, source=weights), weights
+        return sample_file(weights, seed=seed, normalise=normalise).values, weights
     name = distribution or "default"
     if name not in DISTRIBUTIONS:
         raise WeightprogError(f"--distribution: unknown {name!r}; use one of {', '.join(DISTRIBUTIONS)}")
@@ -96,7 +98,7 @@ def optimize_command(weights, distribution, device, pairs, significance, f_max, 
                                 rescore_blocks=rescore_blocks)
     if per_layer and not weights:
         raise WeightprogError("--per-layer needs --weights (a network's layers)")
-    values, source = load_values(weights, distribution, normalise)
+    values, source = load_values(weights, distribution, normalise, seed)
     sample = sample_from_values(values, seed=seed, source=source)
     click.echo(f"optimising for {source} ({values.numel():,} weights, search sample {sample.size:,}) "
                f"on device {dev.name}, {pairs} pair(s), times {','.join(format_times(times))}", err=True)

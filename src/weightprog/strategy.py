@@ -11,7 +11,6 @@ significance factors f_p and the scale β (µS of W_hw per unit of u).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence

@@ -56,7 +56,7 @@ class StudySettings:
     popsize: int = 10
     f_max: int = 4
     sample_size: int = 10_240
-    polish_steps: int = 60
+    polish_steps: int = 30
     compile: bool = False
     """torch.compile the search objective (pays off only for long searches)."""
     optimise_on: str = "each"
