@@ -61,7 +61,3 @@ def baseline(name: str, cell: Cell, g_min: float = 0.0, g_max: float = 25.0) -> 
 def _label(name: str, cell: Cell) -> str:
     return f"{name} (f={','.join(f'{f:g}' for f in cell.significance)})"
 
-
-def baseline_for(name: str, pairs: int, f: float, g_min: float, g_max: float) -> Strategy:
-    """A baseline on the cell 1, f, f², … with `pairs` pairs."""
-    return baseline(name, Cell.with_pairs(pairs, f), g_min, g_max)
