@@ -129,7 +129,9 @@ def optimize_command(weights, distribution, device, pairs, significance, f_max, 
     plot_strategy(outcome.strategy, values, out / "strategy.png",
                   f"optimised strategy, {dev.name}, f={','.join(f'{f:g}' for f in report['cell']['significance'])}")
     plot_tnmse_vs_time(times, report["tnmse"], out / "tnmse_vs_time.png")
-    plot_error_distribution({"optimised": outcome.strategy, best_hand: hand}, sample.u, dev, times,
+    shown = {"naive (lsp_first F=1)": outcome.baselines["lsp_first@1"],
+             f"{best_hand} F={report['tnmse'][best_hand].get('f', 1)}": hand, "optimised": outcome.strategy}
+    plot_error_distribution(shown, sample.u, dev, times,
                             out / "error_distribution.png", seed=seed)
     plot_convergence({k: r.history for k, r in outcome.runs.items()}, out / "convergence.png", outcome.chosen)
     print_summary(report, out)
