@@ -130,14 +130,17 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
 
 
 def train(variant: str, steps: int | None, batch: int = 32, lr: float | None = None, seed: int = 0,
-          hwa_cfg=None, eval_size: int | None = None) -> dict:
+          hwa_cfg=None, eval_size: int | None = None, resume: bool = False) -> dict:
     """Adam, truncated BPTT of 35, cosine learning rate; HWA fine-tunes the FP checkpoint with the
     embedding frozen (it is digital) and saves only the weights that change."""
-    from .train import HWA, HWAConfig, _log, _step_lr, save_checkpoint
+    from .train import HWA, HWAConfig, _log, _previous, _step_lr, save_checkpoint
     steps = steps or 600
+    previous = _previous(NAME, "fp") if resume and variant == "fp" else None
     torch.manual_seed(seed)
     model = build_model()
     hwa = None
+    if variant == "fp" and resume:
+        model.load_state_dict(load_checkpoint(NAME, "fp"))
     if variant == "hwa":
         model.load_state_dict(load_checkpoint(NAME, "fp"))
         model.encoder.weight.requires_grad_(False)
@@ -146,10 +149,13 @@ def train(variant: str, steps: int | None, batch: int = 32, lr: float | None = N
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     data = batchify(load_ptb("train"), batch)
     valid = make_eval(batchify(load_ptb("valid", eval_size or 20_000), 10))  # a slice of validation
-    start, state, pos = time.time(), None, 0
+    start, state = time.time(), None
+    # a resumed run starts at a seeded random offset so that it does not repeat the same text first
+    pos = int(torch.randint(0, max(1, data.shape[0] - BPTT - 1), (1,),
+                            generator=torch.Generator().manual_seed(seed)).item()) if resume else 0
     model.train()
     for step in range(steps):
-        _step_lr(opt, lr, step, steps, warmup=20 if variant == "fp" else 0)
+        _step_lr(opt, lr, step, steps, warmup=20 if variant == "fp" and not resume else 0)
         if pos + BPTT + 1 > data.shape[0]:
             pos, state = 0, None
         x, y = data[pos:pos + BPTT], data[pos + 1:pos + 1 + BPTT]
@@ -176,7 +182,7 @@ def train(variant: str, steps: int | None, batch: int = 32, lr: float | None = N
     wall = time.time() - start
     _log(f"valid perplexity {ppl_valid:.1f}, test perplexity {ppl:.1f}, {wall:.0f} s")
     keys = None if variant == "fp" else [k for k in model.state_dict() if k != "encoder.weight"]
-    info = {"steps": steps, "batch": batch, "bptt": BPTT, "tokens_seen": steps * batch * BPTT,
+    info = {"steps": steps, "batch": batch, "bptt": BPTT, "resumed_from": previous, "tokens_seen": steps * batch * BPTT,
             "epochs": round(steps * batch * BPTT / load_ptb("train").numel(), 3), "lr": lr, "seed": seed,
             "valid_perplexity": ppl_valid, "valid_tokens": eval_size or 20_000, "eval_tokens": "full test split" if eval_size is None else eval_size,
             "train_wall_s": round(wall, 1), "embedding": "stored" if keys is None else "from the fp checkpoint",

@@ -250,7 +250,7 @@ def main(argv=None):
     p.add_argument("--device", default="pcm", help="device whose programming noise scales HWA noise")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--train-size", type=int, default=None, help="sentiment-minilm: training sentences used")
-    p.add_argument("--resume", action="store_true", help="fp: continue from the committed FP checkpoint")
+    p.add_argument("--resume", action="store_true", help="fmnist-resnet32, ptb-lstm fp: continue from the committed FP checkpoint")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     cfg = HWAConfig(noise=device_noise_scale(a.device))
@@ -259,7 +259,7 @@ def main(argv=None):
         entry = train_fmnist(a.variant, a.steps or 160, seed=a.seed, hwa_cfg=cfg, resume=a.resume, **kw)
     elif a.workload == "ptb-lstm":
         from .ptb_lstm import train as tr
-        entry = tr(a.variant, a.steps, seed=a.seed, hwa_cfg=cfg, **kw)
+        entry = tr(a.variant, a.steps, seed=a.seed, hwa_cfg=cfg, resume=a.resume, **kw)
     elif a.workload == "sentiment-minilm":
         from .sentiment_minilm import train as tr
         entry = tr(a.variant, a.steps, seed=a.seed, hwa_cfg=cfg, train_size=a.train_size, **kw)
