@@ -64,12 +64,14 @@ def _register():
     from .cli_device import device
     from .cli_evaluate import evaluate
     from .cli_optimize import optimize_command
+    from .cli_study import study
     from .cli_sweep import sweep
     main.add_command(optimize_command, name="optimize")
     main.add_command(evaluate)
     main.add_command(device)
     main.add_command(compare_devices_command, name="compare-devices")
     main.add_command(sweep)
+    main.add_command(study)
 
 
 _register()
