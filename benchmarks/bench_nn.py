@@ -22,38 +22,7 @@ from weightprog.nn import ProgrammedModel, evaluate_over_time, find_analog_weigh
 from weightprog.baselines import baseline
 from weightprog.cell import Cell
 from weightprog.timeunits import DEFAULT_TIMES_S
-
-
-class Block(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.short = None if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        h = torch.relu(self.bn1(self.conv1(x)))
-        h = self.bn2(self.conv2(h))
-        return torch.relu(h + (x if self.short is None else self.short(x)))
-
-
-class ResNet32(nn.Module):
-    def __init__(self, classes: int = 10):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
-        blocks, cin = [], 16
-        for cout, stride in ((16, 1), (32, 2), (64, 2)):
-            for b in range(5):
-                blocks.append(Block(cin, cout, stride if b == 0 else 1))
-                cin = cout
-        self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(64, classes)
-
-    def forward(self, x):
-        return self.fc(self.blocks(self.stem(x)).mean((2, 3)))
+from weightprog.workloads.fmnist_resnet import ResNetCifar
 
 
 class LSTMLM(nn.Module):
@@ -70,7 +39,7 @@ class LSTMLM(nn.Module):
 
 def cnn_case(batch: int):
     torch.manual_seed(0)
-    model = ResNet32().eval()
+    model = ResNetCifar(n=5, in_channels=3).eval()  # ResNet-32, CIFAR-sized inputs
     x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
 
     @torch.no_grad()
