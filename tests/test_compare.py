@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-import weightprog.cli_compare as cli_compare
+import weightprog.cli_optimize as cli_optimize
 from weightprog.cli import Group
 from weightprog.cli_compare import compare_devices_command
 from weightprog.compare import (DeviceRow, comparison_from_rows, compare_devices, rank, ranking_sentence,
@@ -102,9 +102,10 @@ def test_compare_rejects_bad_device_lists():
 @pytest.fixture
 def group(monkeypatch):
     # keep the CLI run small: tiny search sample, two re-score blocks, no torch.compile
-    monkeypatch.setattr(cli_compare, "OptimizeSettings",
+    # (compare-devices builds its settings and sample through cli_optimize.search_inputs)
+    monkeypatch.setattr(cli_optimize, "OptimizeSettings",
                         functools.partial(OptimizeSettings, rescore_blocks=2, compile=False))
-    monkeypatch.setattr(cli_compare, "sample_from_values", functools.partial(sample_from_values, size=1024))
+    monkeypatch.setattr(cli_optimize, "sample_from_values", functools.partial(sample_from_values, size=1024))
 
     @click.group(cls=Group)
     def main():

@@ -8,19 +8,10 @@ from . import __version__
 from .baselines import BASELINES, baseline
 from .cell import Cell
 from .devices import device_names, get_device
-from .cli_common import Group
+from .cli_common import Group, times_option
 from .metric import TNMSE
 from .sample import default_sample
-from .timeunits import DEFAULT_TIMES_S, format_times, parse_times
-
-
-def times_option(f):
-    return click.option("--times", "times_text", default=None, metavar="LIST",
-                        help="Times after programming, e.g. 1s,1min,1h,1d,30d,1y (the default).")(f)
-
-
-def resolve_times(text: str | None) -> tuple[float, ...]:
-    return DEFAULT_TIMES_S if text is None else parse_times(text)
+from .timeunits import format_times
 
 
 @click.group(cls=Group)
@@ -33,11 +24,10 @@ def main():
 @click.option("--device", default="pcm", show_default=True, help="Device name or YAML/JSON file.")
 @click.option("--pairs", default=2, show_default=True, help="Differential pairs per weight.")
 @click.option("--f", "factor", default=1.0, show_default=True, help="Significance ratio between pairs.")
-@times_option
+@times_option()
 @click.option("--seed", default=0, show_default=True)
-def baselines(device, pairs, factor, times_text, seed):
+def baselines(device, pairs, factor, times, seed):
     """Error over time of the hand-crafted strategies on the built-in weight distribution."""
-    times = resolve_times(times_text)
     dev = get_device(device)
     objective = TNMSE(default_sample(seed=seed), dev, times, seed=seed, compile=False)
     cell = Cell.with_pairs(pairs, factor)

@@ -8,6 +8,7 @@ import sys
 import click
 
 from .errors import WeightprogError
+from .timeunits import DEFAULT_TIMES_S, parse_times
 
 
 class Group(click.Group):
@@ -20,3 +21,13 @@ class Group(click.Group):
         except KeyboardInterrupt:
             click.echo("\ninterrupted: checkpoints are kept; rerun the same command to resume", err=True)
             sys.exit(130)
+
+
+def times_option(default: str | None = None, help: str = "Times after programming, e.g. "
+                 "1s,1min,1h,1d,30d,1y (the default)."):
+    """`--times LIST` handed to the command as validated seconds (SPEC §6 times when omitted).
+    Bad times raise WeightprogError while the group parses the command: one line, exit code 2."""
+    def parse(ctx, param, value):
+        return DEFAULT_TIMES_S if value is None else parse_times(value)
+    return click.option("--times", "times", default=default, metavar="LIST", callback=parse,
+                        show_default=default is not None, help=help)

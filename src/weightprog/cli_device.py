@@ -15,10 +15,10 @@ import torch
 from .devices import get_device
 from .devices.fit import fit_device, write_device
 from .devices.measurements import read_measurements, simulate_measurements, write_measurements
-from .cli_common import Group
+from .cli_common import Group, times_option
 from .errors import WeightprogError
 from .fileio import atomic_write
-from .timeunits import DEFAULT_TIMES_S, format_time, parse_times
+from .timeunits import format_time
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -88,13 +88,11 @@ def fit(measurements, out, plot, name, t0, t_read, g_min, g_max, min_devices, ma
 @click.option("--targets", "targets_text", default=None, metavar="LIST",
               help="Target conductances in µS, e.g. 0,5,10,25 (default: 11 over the device range).")
 @click.option("--devices", "per_target", default=200, show_default=True, help="Devices per target.")
-@click.option("--times", "times_text", default=None, metavar="LIST",
-              help="Read times after programming, e.g. 1s,1min,1h,1d,30d,1y (the default).")
+@times_option(help="Read times after programming, e.g. 1s,1min,1h,1d,30d,1y (the default).")
 @click.option("--seed", default=0, show_default=True)
-def simulate(device_spec, out, targets_text, per_target, times_text, seed):
+def simulate(device_spec, out, targets_text, per_target, times, seed):
     """Simulate a measurement CSV from DEVICE (a name or a .yaml/.json file)."""
     dev = get_device(device_spec)
-    times = DEFAULT_TIMES_S if times_text is None else parse_times(times_text)
     table = simulate_measurements(dev, _parse_targets(targets_text, dev), per_target, times, seed=seed)
     write_measurements(out, table)
     click.echo(f"{table.n_devices} devices x {len(times)} reads of {dev.name} "

@@ -17,7 +17,8 @@ from .fileio import atomic_write_json, atomic_write_text
 from .hardware import COMPENSATION_UNITS, NORMALISE_UNITS, Mapping
 from .nn.evaluate import evaluate_over_time
 from .nn.periphery import PRESETS
-from .timeunits import DEFAULT_TIMES_S, format_times, parse_times
+from .cli_common import times_option
+from .timeunits import format_times
 
 
 def load_entry_point(spec: str):
@@ -66,8 +67,7 @@ def load_entry_point(spec: str):
 @click.option("--significance", default="1,1", show_default=True, metavar="1,F",
               help="Significance factors of the cell the baselines are built for.")
 @click.option("--device", default="pcm", show_default=True, help="Device name or YAML/JSON file.")
-@click.option("--times", "times_text", default=None, metavar="LIST",
-              help="Times after programming, e.g. 1s,1min,1h,1d,30d,1y (the default).")
+@times_option()
 @click.option("--repeats", default=25, show_default=True, help="Programming realisations per strategy.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--periphery", type=click.Choice(sorted(PRESETS)), default="ideal", show_default=True)
@@ -81,12 +81,11 @@ def load_entry_point(spec: str):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write results.csv, results.json and accuracy_vs_time.png here.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def evaluate(model_spec, strategies, significance, device, times_text, repeats, seed, periphery, compute,
+def evaluate(model_spec, strategies, significance, device, times, repeats, seed, periphery, compute,
              tile, normalise, compensation, include, exclude, metric_name, out_dir, progress):
     """A model's metric over time after programming its weights into analogue memory."""
     if compute not in ("cpu", "cuda") and not compute.startswith("cuda:"):
         raise WeightprogError(f"compute: use cpu or cuda, got {compute!r}")
-    times = DEFAULT_TIMES_S if times_text is None else parse_times(times_text)
     dev = get_device(device)
     mapping = Mapping(tile, tile, normalise, compensation)
     model, evaluate_fn = load_entry_point(model_spec)

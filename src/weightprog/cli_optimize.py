@@ -9,17 +9,17 @@ import click
 from tqdm import tqdm
 
 from .cell import Cell
+from .cli_common import times_option
 from .devices import get_device
 from .errors import WeightprogError
 from .fileio import atomic_write_json, atomic_write_text
 from .report.optimize_plots import (plot_convergence, plot_error_distribution, plot_strategy,
                                     plot_tnmse_vs_time)
-from .largescale import sample_file
-from .sample import DISTRIBUTIONS, analog_tensors, load_distribution, sample_from_values
+from .largescale import iter_file_tensors, sample_file
+from .sample import DISTRIBUTIONS, load_distribution, sample_from_values
 from .search.run import OptimizeSettings, optimize, optimize_per_layer, report_dict
 from .search.space import GRID_PLACEMENTS, MODES
-from .timeunits import DEFAULT_TIMES_S, format_times, parse_times
-from .weightfiles import load_state
+from .timeunits import format_times
 
 
 def load_values(weights: str | None, distribution: str | None, normalise: str, seed: int = 0) -> tuple:
@@ -37,12 +37,6 @@ def load_values(weights: str | None, distribution: str | None, normalise: str, s
     return load_distribution(name), f"distribution:{name}"
 
 
-def weight_tensors(state: dict) -> list:
-    """A state dict names its weights; plain arrays (.npy/.npz) are all taken as matrices."""
-    return list(analog_tensors(state)) or [(k, v) for k, v in state.items()
-                                           if v.dim() >= 2 and v.is_floating_point()]
-
-
 def parse_significance(text: str, pairs: int) -> Cell | None:
     if text == "auto":
         return None
@@ -52,79 +46,105 @@ def parse_significance(text: str, pairs: int) -> Cell | None:
     return cell
 
 
-@click.command()
-@click.option("--weights", type=str, default=None, metavar="PATH",
-              help="Network weights: .pt/.pth/.ckpt/.bin state dict, .safetensors, .npz or .npy.")
-@click.option("--distribution", default=None, help="A built-in weight distribution (default: 'default').")
-@click.option("--device", default="pcm", show_default=True, help="Device name or YAML/JSON file.")
-@click.option("--pairs", default=2, show_default=True, type=int, help="Differential pairs per weight (P).")
-@click.option("--significance", default="auto", show_default=True,
-              help="Significance factors, e.g. 1,2; 'auto' searches the cell 1,F,F²,… for F = 1…--f-max.")
-@click.option("--f-max", default=5, show_default=True, type=int)
-@click.option("--times", "times_text", default=None, metavar="LIST",
-              help="Times after programming, e.g. 1s,1min,1h,1d,30d,1y (the default).")
-@click.option("--grid", "grid_points", default=6, show_default=True, type=int,
-              help="Grid points of the strategy table, 0 and 1 included.")
-@click.option("--grid-placement", type=click.Choice(GRID_PLACEMENTS), default="quantile", show_default=True)
-@click.option("--mode", type=click.Choice(MODES), default="exact", show_default=True,
-              help="exact: every grid weight represented exactly; free: every device a coordinate.")
-@click.option("--normalise", type=click.Choice(["column", "tensor"]), default="column", show_default=True,
-              help="How --weights are normalised before sampling (as deployed).")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--budget", "budget_s", default=None, type=float, metavar="SECONDS",
-              help="Wall-time budget for the search (default: run to convergence).")
-@click.option("--max-generations", default=200, show_default=True, type=int)
-@click.option("--popsize", default=15, show_default=True, type=int, help="Population = popsize × dimensions.")
-@click.option("--no-polish", is_flag=True, help="Skip the gradient polish.")
-@click.option("--rescore-blocks", default=10, show_default=True, type=int,
-              help="Fresh samples (each the search's size, fresh draws) for the final numbers.")
-@click.option("--per-layer", is_flag=True,
-              help="Also one strategy per layer of --weights, each against the network-wide one.")
-@click.option("--compute", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--out", "out_dir", default="runs/optimize", show_default=True, type=click.Path())
-def optimize_command(weights, distribution, device, pairs, significance, f_max, times_text, grid_points,
-                     grid_placement, mode, normalise, seed, budget_s, max_generations, popsize, no_polish,
-                     rescore_blocks, per_layer, compute, out_dir):
-    """Find the programming strategy with the lowest time-averaged weight error."""
-    out = Path(out_dir)
-    dev = get_device(device)
-    times = DEFAULT_TIMES_S if times_text is None else parse_times(times_text)
+def _option_list():
+    """Options every search command shares (optimize, compare-devices)."""
+    return [
+        click.option("--weights", type=str, default=None, metavar="PATH",
+                     help="Network weights: .pt/.pth/.ckpt/.bin state dict, .safetensors, .npz or .npy."),
+        click.option("--distribution", default=None, help="A built-in weight distribution (default: 'default')."),
+        click.option("--normalise", type=click.Choice(["column", "tensor"]), default="column", show_default=True,
+                     help="How --weights are normalised before sampling (as deployed)."),
+        click.option("--pairs", default=2, show_default=True, type=int, help="Differential pairs per weight (P)."),
+        click.option("--significance", default="auto", show_default=True,
+                     help="Significance factors, e.g. 1,2; 'auto' searches the cell 1,F,F²,… for F = 1…--f-max."),
+        click.option("--f-max", default=5, show_default=True, type=int),
+        times_option(),
+        click.option("--grid", "grid_points", default=6, show_default=True, type=int,
+                     help="Grid points of the strategy table, 0 and 1 included."),
+        click.option("--grid-placement", type=click.Choice(GRID_PLACEMENTS), default="quantile", show_default=True),
+        click.option("--mode", type=click.Choice(MODES), default="exact", show_default=True,
+                     help="exact: every grid weight represented exactly; free: every device a coordinate."),
+        click.option("--max-generations", default=200, show_default=True, type=int),
+        click.option("--popsize", default=15, show_default=True, type=int,
+                     help="Population = popsize × dimensions."),
+        click.option("--no-polish", is_flag=True, help="Skip the gradient polish."),
+        click.option("--compute", default="cpu", show_default=True, help="cpu or cuda."),
+    ]
+
+
+def search_options(f):
+    for option in reversed(_option_list()):
+        f = option(f)
+    return f
+
+
+def search_inputs(weights, distribution, normalise, pairs, significance, f_max, times, grid_points,
+                  grid_placement, mode, max_generations, popsize, no_polish, compute, seed, **extra):
+    """The shared options -> (settings, normalised values, search sample, source label)."""
     if pairs < 1:
         raise WeightprogError(f"--pairs: need at least 1, got {pairs}")
     settings = OptimizeSettings(pairs=pairs, significance=parse_significance(significance, pairs), f_max=f_max,
                                 times_s=times, grid_points=grid_points, grid_placement=grid_placement, mode=mode,
-                                seed=seed, budget_s=budget_s, max_generations=max_generations,
-                                popsize=popsize, polish=not no_polish, compute=compute,
-                                rescore_blocks=rescore_blocks)
-    if per_layer and not weights:
-        raise WeightprogError("--per-layer needs --weights (a network's layers)")
+                                seed=seed, max_generations=max_generations, popsize=popsize,
+                                polish=not no_polish, compute=compute, **extra)
     values, source = load_values(weights, distribution, normalise, seed)
-    sample = sample_from_values(values, seed=seed, source=source)
-    click.echo(f"optimising for {source} ({values.numel():,} weights, search sample {sample.size:,}) "
-               f"on device {dev.name}, {pairs} pair(s), times {','.join(format_times(times))}", err=True)
-    bars: dict[str, tqdm] = {}
+    return settings, values, sample_from_values(values, seed=seed, source=source), source
 
-    def progress(label, p):
-        if label not in bars:
-            for bar in bars.values():
-                bar.close()
-            bars[label] = tqdm(total=max_generations, desc=f"search {label}", unit="gen", leave=True)
-        bar = bars[label]
+
+class SearchBars:
+    """One tqdm bar per search, with its best loss; the previous bar closes when the next starts."""
+
+    def __init__(self, total: int):
+        self.total, self.bars = total, {}
+
+    def __call__(self, label: str, p) -> None:
+        if label not in self.bars:
+            self.close()
+            self.bars[label] = tqdm(total=self.total, desc=f"search {label}", unit="gen", leave=True)
+        bar = self.bars[label]
         bar.n = p.generation
         bar.set_postfix(best=f"{p.best:.4e}", spread=f"{p.convergence:.1e}")
 
-    outcome = optimize(sample, values, dev, settings, checkpoint_dir=out, progress=progress)
-    for bar in bars.values():
-        bar.close()
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+@click.command()
+@click.option("--device", default="pcm", show_default=True, help="Device name or YAML/JSON file.")
+@search_options
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--budget", "budget_s", default=None, type=float, metavar="SECONDS",
+              help="Wall-time budget for the search (default: run to convergence).")
+@click.option("--rescore-blocks", default=10, show_default=True, type=int,
+              help="Fresh samples (each the search's size, fresh draws) for the final numbers.")
+@click.option("--per-layer", is_flag=True,
+              help="Also one strategy per layer of --weights, each against the network-wide one.")
+@click.option("--out", "out_dir", default="runs/optimize", show_default=True, type=click.Path())
+def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir, **search):
+    """Find the programming strategy with the lowest time-averaged weight error."""
+    out = Path(out_dir)
+    dev = get_device(device)
+    if per_layer and not search["weights"]:
+        raise WeightprogError("--per-layer needs --weights (a network's layers)")
+    settings, values, sample, source = search_inputs(seed=seed, budget_s=budget_s, rescore_blocks=rescore_blocks,
+                                                     **search)
+    times = settings.times_s
+    click.echo(f"optimising for {source} ({values.numel():,} weights, search sample {sample.size:,}) "
+               f"on device {dev.name}, {settings.pairs} pair(s), times {','.join(format_times(times))}", err=True)
+    bars = SearchBars(settings.max_generations)
+    try:
+        outcome = optimize(sample, values, dev, settings, checkpoint_dir=out, progress=bars)
+    finally:
+        bars.close()
     report = report_dict(outcome, source)
     if per_layer:
-        report["per_layer"] = per_layer_report(weight_tensors(load_state(weights)), outcome.strategy, dev,
-                                               settings, normalise, out)
+        report["per_layer"] = per_layer_report(iter_file_tensors(search["weights"]), outcome.strategy, dev,
+                                               settings, search["normalise"], out)
     outcome.strategy.save(out / "strategy.json", device=dev.name, weights=source, seed=seed)
     atomic_write_text(out / "strategy.aihwkit.json", json.dumps(outcome.strategy.to_aihwkit(), indent=1))
     atomic_write_json(out / "report.json", report)
-    best_hand = min(("lsp_first_best", "msp_first_best"), key=lambda k: report["tnmse"][k]["mean"]) \
-        if "lsp_first_best" in report["tnmse"] else "lsp_first"
+    best_hand = min(("lsp_first_best", "msp_first_best"), key=lambda k: report["tnmse"][k]["mean"])
     hand = outcome.baselines[f"{best_hand.replace('_best', '')}@{report['tnmse'][best_hand].get('f', 1)}"]
     plot_strategy(outcome.strategy, values, out / "strategy.png",
                   f"optimised strategy, {dev.name}, f={','.join(f'{f:g}' for f in report['cell']['significance'])}")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from .errors import WeightprogError
-from .timeunits import parse_times
+from .cli_common import times_option
 
 
 def _eval_sizes(items) -> dict:
@@ -27,7 +27,7 @@ def _eval_sizes(items) -> dict:
               help="ptb-lstm, fmnist-resnet32, sentiment-minilm; repeatable (default: all three).")
 @click.option("--device", "devices", multiple=True, metavar="DEVICE",
               help="Device name or YAML/JSON file; repeatable (default: pcm and pcm-lowdrift).")
-@click.option("--times", "times_text", default="1s,1h,1d,30d,1y", show_default=True, metavar="LIST")
+@times_option(default="1s,1h,1d,30d,1y", help="Times after programming.")
 @click.option("--repeats", default=3, show_default=True, help="Programming realisations (the paper: 25).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--eval-size", "eval_sizes", multiple=True, metavar="WORKLOAD=N",
@@ -44,7 +44,7 @@ def _eval_sizes(items) -> dict:
 @click.option("--threads", default=None, type=int, help="torch threads (default: torch's choice).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Results folder: <workload>/results.json, results.csv, summary.md, figures/.")
-def study(workloads, devices, times_text, repeats, seed, eval_sizes, periphery, max_generations, popsize,
+def study(workloads, devices, times, repeats, seed, eval_sizes, periphery, max_generations, popsize,
           f_max, polish_steps, optimise_on, threads, out_dir):
     """Optimise, then evaluate FP/HWA × naive/hand-crafted/optimised over time on real workloads."""
     import torch
@@ -58,7 +58,7 @@ def study(workloads, devices, times_text, repeats, seed, eval_sizes, periphery, 
         kw["workloads"] = tuple(workloads)
     if devices:
         kw["devices"] = tuple(devices)
-    settings = StudySettings(times_s=tuple(parse_times(times_text)), repeats=repeats, seed=seed,
+    settings = StudySettings(times_s=times, repeats=repeats, seed=seed,
                              eval_size=_eval_sizes(eval_sizes), periphery=periphery,
                              max_generations=max_generations, popsize=popsize, f_max=f_max, polish_steps=polish_steps,
                              optimise_on=optimise_on, **kw)

@@ -1,5 +1,5 @@
 """Differential Weight Evolution: scipy's differential evolution over the strategy space, run to
-convergence, checkpointed every generation, then an optional gradient polish.
+convergence, checkpointed every generation; `polish` refines a result by gradient.
 
 The objective is the batched common-random-number TNMSE (metric.py): a whole generation is one
 call. Hand-crafted strategies (lsp-first / msp-first at every F) are seeded into the initial
@@ -83,7 +83,6 @@ def _initial_population(space: StrategySpace, size: int, seed: int) -> np.ndarra
 def evolve(objective: TNMSE, space: StrategySpace, *, seed: int = 0, popsize: int = 15,
            max_generations: int = 300, tol: float = 1e-3, budget_s: float | None = None,
            mutation=(0.5, 1.0), recombination: float = 0.7, checkpoint: str | Path | None = None,
-           polish_objective: TNMSE | None = None, polish_steps: int = 150,
            progress: Callable[[Progress], None] | None = None) -> EvolutionResult:
     """Minimise the objective's TNMSE over the space.
 
@@ -148,8 +147,6 @@ def evolve(objective: TNMSE, space: StrategySpace, *, seed: int = 0, popsize: in
     best_loss = float(solver.population_energies[0])
     result = EvolutionResult(space.strategy(x, ["optimised"]), x, best_loss, history, generation,
                              evaluations, 0.0, bool(solver.converged()), message)
-    if polish_objective is not None and polish_steps > 0:
-        polish(result, objective, polish_objective, space, polish_steps)
     result.wall_time_s = time.perf_counter() - start
     return result
 
