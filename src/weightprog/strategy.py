@@ -19,7 +19,7 @@ import torch
 
 from .cell import Cell
 from .errors import WeightprogError
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, read_text
 
 FORMAT = "weightprog.strategy"
 _RANGE_TOL = 1e-6  # µS: slack for float rounding when checking the device range
@@ -173,9 +173,7 @@ class Strategy:
     def load(cls, path: str | Path) -> "Strategy":
         path = Path(path)
         try:
-            data = json.loads(path.read_text())
-        except OSError as exc:
-            raise WeightprogError(f"{path}: cannot read strategy file ({exc.strerror})") from None
+            data = json.loads(read_text(path, "strategy file"))
         except json.JSONDecodeError as exc:
             raise WeightprogError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
         strategy = cls.from_dict(data, where=str(path))

@@ -61,7 +61,7 @@ import yaml
 
 from . import __version__
 from .errors import WeightprogError
-from .fileio import atomic_write, atomic_write_json, atomic_write_text
+from .fileio import atomic_write, atomic_write_json, atomic_write_text, read_text
 
 KINDS = ("optimize", "compare")
 AXES = ("devices", "cells", "grid_points", "times", "weights", "seeds")
@@ -350,10 +350,7 @@ def parse_sweep(data: Any, where: str = "sweep", base_dir: str | Path = ".") -> 
 def load_sweep(path: str | Path) -> Sweep:
     """Read and expand a sweep YAML file (yaml.safe_load)."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SweepError(f"{path}: cannot read sweep file ({exc.strerror})") from None
+    text = read_text(path, "sweep file")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

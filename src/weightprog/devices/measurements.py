@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import WeightprogError
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, read_text
 from ..timeunits import check_times
 from .base import DeviceModel
 
@@ -150,14 +150,7 @@ def parse_measurements(text: str, where: str = "measurements") -> Measurements:
 
 def read_measurements(path: str | Path) -> Measurements:
     """Read and validate a measurement CSV file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise WeightprogError(f"{path}: cannot read measurements ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise WeightprogError(f"{path}: not a text CSV file") from None
-    return parse_measurements(text, where=str(path))
+    return parse_measurements(read_text(path, "measurements"), where=str(path))
 
 
 def write_measurements(path: str | Path, table: Measurements) -> None:

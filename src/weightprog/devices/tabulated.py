@@ -14,6 +14,7 @@ from typing import Any, Sequence
 import yaml
 
 from ..errors import WeightprogError
+from ..fileio import read_text
 from .base import DeviceModel, piecewise_linear
 
 CURVES = {  # section -> value columns (besides "g")
@@ -146,10 +147,7 @@ def tabulated_from_dict(data: Any, where: str = "device") -> TabulatedDevice:
 def load_tabulated(path: str | Path) -> TabulatedDevice:
     """Read a YAML or JSON device file."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise WeightprogError(f"{path}: cannot read device file ({exc.strerror})") from None
+    text = read_text(path, "device file")
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
