@@ -15,7 +15,7 @@ from weightprog.errors import WeightprogError
 from weightprog.nn import evaluate_over_time
 from weightprog.workloads import get_workload
 from weightprog.workloads.common import CHECKPOINT_DIR, MANIFEST, sha256
-from weightprog.workloads.train import HWA, HWAConfig, _STEQuant, device_noise_scale
+from weightprog.workloads.train import HWA, HWAConfig, _STEQuant, device_noise_scale, train_step
 
 
 def _have(module):
@@ -129,6 +129,27 @@ def test_hwa_noise_restores_and_scales():
     hwa.clip()
     assert model[0].weight.abs().max() <= 2.5 * w0.std() * 1.001
     hwa.remove()
+
+
+def test_train_step_sees_noisy_weights_then_clips():
+    """The gradient is taken at the perturbed weights; the update lands on the clean ones, which
+    are clipped afterwards."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32))
+    w0 = model[0].weight.detach().clone()
+    hwa = HWA(model, HWAConfig(noise=0.05))
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: only the clip changes the weights
+    seen = []
+    x = torch.randn(8, 16)
+
+    def loss_fn():
+        seen.append(model[0].weight.detach().clone())
+        return model(x).pow(2).mean()
+
+    loss = train_step(opt, hwa, loss_fn)
+    hwa.remove()
+    assert loss.item() > 0 and not torch.equal(seen[0], w0)  # the loss saw noisy weights
+    assert torch.equal(model[0].weight.detach(), w0.clamp(-2.5 * w0.std(), 2.5 * w0.std()))
 
 
 def test_hwa_io_quantisation_levels_and_ste():

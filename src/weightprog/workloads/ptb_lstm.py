@@ -8,7 +8,6 @@ as `streams` parallel streams carried through in chunks of 35 tokens.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 
@@ -133,7 +132,7 @@ def train(variant: str, steps: int | None, batch: int = 32, lr: float | None = N
           hwa_cfg=None, eval_size: int | None = None, resume: bool = False) -> dict:
     """Adam, truncated BPTT of 35, cosine learning rate; HWA fine-tunes the FP checkpoint with the
     embedding frozen (it is digital) and saves only the weights that change."""
-    from .train import HWA, HWAConfig, _log, _previous, _step_lr, save_checkpoint
+    from .train import HWA, HWAConfig, _log, _previous, _step_lr, save_checkpoint, train_step
     steps = steps or 600
     previous = _previous(NAME, "fp") if resume and variant == "fp" else None
     torch.manual_seed(seed)
@@ -162,15 +161,12 @@ def train(variant: str, steps: int | None, batch: int = 32, lr: float | None = N
         pos += BPTT
         if state is not None:
             state = tuple(s.detach() for s in state)
-        with (hwa.noisy() if hwa else contextlib.nullcontext()):
+        def lm_loss():
+            nonlocal state
             logits, state = model(x, state)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-            opt.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 0.5)
-        opt.step()
-        if hwa:
-            hwa.clip()
+            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+        loss = train_step(opt, hwa, lm_loss, clip_grad=0.5)
         if step % 50 == 0 or step == steps - 1:
             _log(f"step {step}/{steps} loss {loss.item():.3f} ppl {math.exp(loss.item()):.0f} "
                  f"({time.time() - start:.0f} s, {(step + 1) * batch * BPTT / (time.time() - start):.0f} tok/s)")

@@ -182,7 +182,7 @@ def train(variant: str, steps: int | None, batch: int = 128, lr: float | None = 
     """FP: the head on cached sentence embeddings of the frozen encoder (Adam, `steps` updates).
     HWA: from the FP head, on embeddings computed once through the encoder with HWA weight noise
     and 8-bit I/O quantisation, the head itself trained with weight noise and quantisation."""
-    from .train import HWA, HWAConfig, _log, _step_lr, save_checkpoint
+    from .train import HWA, HWAConfig, _log, _step_lr, save_checkpoint, train_step
     steps = steps or 1500
     torch.manual_seed(seed)
     model = build_model().eval()
@@ -207,13 +207,7 @@ def train(variant: str, steps: int | None, batch: int = 128, lr: float | None = 
     for step in range(steps):
         _step_lr(opt, lr, step, steps)
         idx = torch.randint(len(ys), (batch,), generator=gen)
-        with (hwa.noisy() if hwa else torch.enable_grad()):
-            loss = F.cross_entropy(model.head(xs[idx]), ys[idx])
-            opt.zero_grad()
-            loss.backward()
-        opt.step()
-        if hwa:
-            hwa.clip()
+        loss = train_step(opt, hwa, lambda: F.cross_entropy(model.head(xs[idx]), ys[idx]))
         if step % 300 == 0 or step == steps - 1:
             _log(f"step {step}/{steps} loss {loss.item():.4f}")
     if hwa:

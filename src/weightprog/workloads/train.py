@@ -32,7 +32,7 @@ from torch import nn
 from ..devices import get_device
 from ..fileio import atomic_write, atomic_write_json
 from ..nn import find_analog_weights
-from .common import CHECKPOINT_DIR, MANIFEST, checkpoint_path, read_manifest, sha256
+from .common import MANIFEST, checkpoint_path, read_manifest, sha256
 
 
 @dataclass
@@ -178,6 +178,21 @@ def _step_lr(opt, base: float, step: int, total: int, warmup: int = 0):
         g["lr"] = lr * g.get("lr_scale", 1.0)
 
 
+def train_step(opt, hwa: "HWA | None", loss_fn, clip_grad: float | None = None) -> torch.Tensor:
+    """One optimiser step. With HWA the loss and its gradient see noisy weights, and the weights
+    are clipped after the step."""
+    with (hwa.noisy() if hwa else contextlib.nullcontext()):
+        loss = loss_fn()
+        opt.zero_grad()
+        loss.backward()
+        if clip_grad is not None:
+            nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip_grad)
+    opt.step()
+    if hwa:
+        hwa.clip()
+    return loss
+
+
 def _log(msg: str):
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
@@ -216,14 +231,7 @@ def train_fmnist(variant: str, steps: int, batch: int = 128, lr: float | None = 
         xb = xb[:, :, i:i + 28, j:j + 28]
         flip = torch.rand(len(idx), generator=gen) < 0.5
         xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
-        ctx = hwa.noisy() if hwa else contextlib.nullcontext()
-        with ctx:
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-        opt.step()
-        if hwa:
-            hwa.clip()
+        loss = train_step(opt, hwa, lambda: F.cross_entropy(model(xb), yb))
         if step % 20 == 0 or step == steps - 1:
             _log(f"step {step}/{steps} loss {loss.item():.4f} ({time.time() - start:.0f} s)")
     if hwa:
