@@ -30,16 +30,7 @@ from pathlib import Path
 
 import torch
 
-
-def rate(objective, space, x: torch.Tensor, repeats: int) -> float:
-    g, sig, beta = space.decode(x)
-    objective.per_column(space.grid, g, sig, beta)  # warm-up (and compile); returns on the CPU: synchronised
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        objective.per_column(space.grid, g, sig, beta)
-        best = min(best, time.perf_counter() - start)
-    return x.shape[0] / best
+from bench_objective import rate  # same timing as the CPU benchmark (this folder is on sys.path)
 
 
 def objective_rates(compute: str, populations: list[int], repeats: int) -> list[dict]:
