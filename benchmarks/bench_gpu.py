@@ -21,7 +21,6 @@ the CPU to check the script; its numbers are not GPU figures).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
 import sys
@@ -78,26 +77,18 @@ def optimize_times(compute: str, generations: int) -> list[dict]:
     return rows
 
 
-def load_bench_nn():
-    path = Path(__file__).with_name("bench_nn.py")
-    spec = importlib.util.spec_from_file_location("bench_nn", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def network_times(compute: str, batch: int) -> list[dict]:
     from weightprog.baselines import baseline
     from weightprog.cell import Cell
     from weightprog.nn import evaluate_over_time
     from weightprog.timeunits import DEFAULT_TIMES_S
+    from weightprog.workloads.fmnist_resnet import ResNetCifar
 
-    bench_nn = load_bench_nn()
     strategy = baseline("lsp-first", Cell((1.0, 2.0)))
     rows = []
     for where in ("cpu", compute):
         torch.manual_seed(0)
-        model = bench_nn.ResNet32().eval().to(where)
+        model = ResNetCifar(n=5, in_channels=3).eval().to(where)  # ResNet-32 as in bench_nn
         x = torch.randn(batch, 3, 32, 32, device=where)
         y = torch.randint(0, 10, (batch,), device=where)
 
