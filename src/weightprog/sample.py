@@ -130,4 +130,3 @@ def sample_from_module(module: torch.nn.Module, **kwargs) -> WeightSample:
 def sample_from_array(array, normalise: str = "tensor", **kwargs) -> WeightSample:
     w = torch.as_tensor(np.asarray(array), dtype=torch.float32)
     return sample_from_tensors([("array", w)], normalise=normalise, **kwargs)
-
