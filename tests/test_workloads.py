@@ -214,3 +214,45 @@ def test_study_tables_from_records(tmp_path):
     md = write_tables(tmp_path)
     assert "| pcm | fp | optimised: optimised | 0.91 | 0.9 ± 0.01 | 0.8 ± 0.02 | 7.000e-04 |" in md
     assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + 3 * 2
+
+
+def test_study_resumes_finished_devices(tmp_path, monkeypatch):
+    """A rerun keeps the devices an earlier run with the same settings and checkpoints finished,
+    recomputes the rest, and keeps devices it was not asked for (tiny stand-in network)."""
+    import weightprog.study as study
+    import weightprog.workloads as workloads
+    from weightprog.workloads.common import Workload
+
+    def tiny(name, variant="fp", eval_size=None):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+        x = torch.randn(32, 8)
+        y = model(x).argmax(1)
+        meta = {"metric": "accuracy", "higher_is_better": True, "eval_size": 32, "checkpoint": {"sha256": "abc"},
+                "loss_fn": lambda m: torch.nn.functional.cross_entropy(m(x), y)}
+        return Workload(model, lambda m: float((m(x).argmax(1) == y).float().mean()), meta)
+
+    monkeypatch.setattr(workloads, "get_workload", tiny)
+    calls = []
+    real = study.evaluate_over_time
+    monkeypatch.setattr(study, "evaluate_over_time", lambda *a, **k: calls.append(a[3].name) or real(*a, **k))
+    s = study.StudySettings(workloads=("tiny",), devices=("ideal",), variants=("fp",), times_s=(1.0,), repeats=1,
+                            max_generations=1, popsize=2, f_max=1, sample_size=512, polish_steps=0)
+    study.run_workload("tiny", s, tmp_path)
+    assert calls == ["ideal"]
+    s.devices = ("ideal", "pcm")
+    study.run_workload("tiny", s, tmp_path)
+    assert calls == ["ideal", "pcm"]  # ideal kept from the first run
+    s.devices = ("pcm",)
+    rec = study.run_workload("tiny", s, tmp_path)
+    assert calls == ["ideal", "pcm"] and list(rec["devices"]) == ["pcm", "ideal"]
+    s.repeats = 2  # other settings: everything is recomputed
+    study.run_workload("tiny", s, tmp_path)
+    assert calls == ["ideal", "pcm", "pcm"]
+
+
+def test_train_rejects_negative_output_noise(capsys):
+    from weightprog.workloads.train import main
+    with pytest.raises(SystemExit):
+        main(["sentiment-minilm", "--variant", "hwa", "--output-noise", "-0.1"])
+    assert "--output-noise must be >= 0" in capsys.readouterr().err

