@@ -214,6 +214,8 @@ def test_study_tables_from_records(tmp_path):
     md = write_tables(tmp_path)
     assert "| pcm | fp | optimised: optimised | 0.91 | 0.9 ± 0.01 | 0.8 ± 0.02 | 7.000e-04 |" in md
     assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + 3 * 2
+    # last time: optimised 0.8 vs FP digital 0.91 → -11 points; optimised = naive at both times
+    assert "| w | pcm | fp | 0.91 | 0.8 ± 0.02 | 0.8 ± 0.02 (best hand-crafted) | 0.8 ± 0.02 | -11.0 points | 2/2 (0) |" in md
 
 
 def test_study_resumes_finished_devices(tmp_path, monkeypatch):

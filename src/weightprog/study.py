@@ -279,7 +279,8 @@ def write_tables(out: Path) -> str:
     """results.csv and summary.md across every workload in `out`; returns the markdown."""
     lines_csv = ["workload,device,variant,role,strategy,time_s,time,mean,std,repeats,fp_digital,tnmse"]
     md = []
-    for rec in collect(out):
+    records = collect(out)
+    for rec in records:
         times = rec["settings"]["times_s"]
         labels = format_times(times)
         better = "higher" if rec["higher_is_better"] else "lower"
@@ -302,10 +303,43 @@ def write_tables(out: Path) -> str:
         if g:
             md.append(f"\nGradient–weight correlation (FP model, one batch): r = {g['r']:+.3f}, "
                       f"r(|W|) = {g['r_abs']:+.3f}.\n")
+    if records:
+        md.append(criteria_table(records))
     text = "\n".join(md) + "\n"
     atomic_write_text(out / "results.csv", "\n".join(lines_csv) + "\n")
     atomic_write_text(out / "summary.md", text)
     return text
+
+
+def criteria_table(records: list[dict]) -> str:
+    """The issue's checks per workload, device and trained variant: the metric at the last time,
+    HWA/FP + optimised there against the FP model's digital metric (accuracy: absolute points;
+    perplexity: relative %), and at how many times optimised is at least as good as naive (with the
+    exceptions worse by more than 2 standard errors of the difference)."""
+    md = ["### Criteria at the last time point\n",
+          "| workload | device | trained | FP digital | naive | best hand-crafted | optimised | "
+          "optimised vs FP digital | optimised ≥ naive (worse > 2 s.e.) |",
+          "|---|---|---|---|---|---|---|---|---|"]
+    for rec in records:
+        up, r = rec["higher_is_better"], rec["settings"]["repeats"]
+        for dev, drec in rec["devices"].items():
+            fp_digital = drec["variants"].get("fp", next(iter(drec["variants"].values())))["digital"]
+            for v, vrec in drec["variants"].items():
+                st = vrec["strategies"]
+                naive, hand, opt = st["naive"], st["best hand-crafted"], st["optimised"]
+                if None in opt["mean"] or None in naive["mean"]:
+                    continue
+                gap = (f"{100 * (opt['mean'][-1] - fp_digital):+.1f} points" if up
+                       else f"{100 * (opt['mean'][-1] / fp_digital - 1):+.1f} %")
+                sign = 1 if up else -1
+                diffs = [sign * (o - n) for o, n in zip(opt["mean"], naive["mean"])]
+                se = [math.sqrt((so ** 2 + sn ** 2) / r) for so, sn in zip(opt["std"], naive["std"])]
+                ok = sum(d >= 0 for d in diffs)
+                bad = sum(d < -2 * e for d, e in zip(diffs, se))
+                md.append(f"| {rec['workload']} | {dev} | {v} | {fp_digital:.4g} | {_fmt(naive['mean'][-1], naive['std'][-1])} | "
+                          f"{_fmt(hand['mean'][-1], hand['std'][-1])} ({hand['label']}) | {_fmt(opt['mean'][-1], opt['std'][-1])} | "
+                          f"{gap} | {ok}/{len(diffs)} ({bad}) |")
+    return "\n".join(md) + "\n"
 
 
 def _fmt(m, sd) -> str:
