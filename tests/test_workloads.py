@@ -65,7 +65,7 @@ def test_fmnist_slice_accuracy_and_analog_run():
     model, evaluate_fn, meta = get_workload("fmnist-resnet32", "hwa", eval_size=100)
     assert meta["metric"] == "accuracy" and meta["eval_size"] == 100
     acc = evaluate_fn(model)
-    assert acc >= 0.65  # trained: 0.79 on the full test set (manifest.json); untrained ~0.1
+    assert acc >= 0.85  # trained: 0.926 on the full test set, 0.90 on these 100 (manifest.json); untrained ~0.1
     ideal = evaluate_over_time(model, evaluate_fn, ["lsp-first"], "ideal", times=(1.0,), repeats=1)
     assert ideal.mean[0, 0] == pytest.approx(acc, abs=0.021)  # float32 rounding may flip ≤ 2 images
     pcm = evaluate_over_time(model, evaluate_fn, ["lsp-first"], "pcm", times=(1.0,), repeats=1)
