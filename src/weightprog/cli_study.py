@@ -63,7 +63,8 @@ def study(workloads, devices, times, repeats, seed, eval_sizes, periphery, max_g
                              max_generations=max_generations, popsize=popsize, f_max=f_max, polish_steps=polish_steps,
                              optimise_on=optimise_on, **kw)
     start = time.perf_counter()
-    run_study(settings, Path(out_dir), log=lambda m: click.echo(f"[{time.perf_counter() - start:6.0f} s] {m}"))
+    run_study(settings, Path(out_dir), log=lambda m: click.echo(f"[{time.perf_counter() - start:6.0f} s] {m}"),
+              progress=True)
     click.echo((Path(out_dir) / "summary.md").read_text())
 
 

@@ -113,8 +113,9 @@ def _tnmse_row(outcome, hand_key: str) -> dict:
 
 
 def run_workload(name: str, settings: StudySettings, out: Path,
-                 log: Callable[[str], None] = lambda m: None) -> dict:
-    """The study of one workload on every device; writes `<out>/<name>/results.json` and figures."""
+                 log: Callable[[str], None] = lambda m: None, progress: bool = False) -> dict:
+    """The study of one workload on every device; writes `<out>/<name>/results.json` and figures.
+    `progress`: a bar over each evaluation's realisations × times (stderr)."""
     from .report.optimize_plots import plot_strategy
     from .report.nn_plots import plot_gradient_weight
     from .workloads import get_workload
@@ -172,7 +173,7 @@ def run_workload(name: str, settings: StudySettings, out: Path,
             wl = models[v]
             res = evaluate_over_time(wl.model, wl.evaluate_fn, strategies, device, settings.times_s,
                                      settings.repeats, settings.seed, periphery=study_periphery(settings.periphery),
-                                     mapping=Mapping())
+                                     mapping=Mapping(), progress=progress)
             mean, std = res.mean, res.std
             drec["variants"][v] = {
                 "digital": res.digital, "tnmse": _tnmse_row(outcome, hand_key), "optimised_on": src,
@@ -348,11 +349,12 @@ def _fmt(m, sd) -> str:
     return f"{m:.4g} ± {sd:.2g}" if m < 10 else f"{m:.1f} ± {sd:.1f}"
 
 
-def run_study(settings: StudySettings, out: str | Path, log: Callable[[str], None] = lambda m: None) -> dict:
+def run_study(settings: StudySettings, out: str | Path, log: Callable[[str], None] = lambda m: None,
+              progress: bool = False) -> dict:
     settings.check()
     out = Path(out)
     records = {}
     for name in settings.workloads:
-        records[name] = run_workload(name, settings, out, log)
+        records[name] = run_workload(name, settings, out, log, progress)
     write_tables(out)
     return records
