@@ -163,7 +163,7 @@ def run_workload(name: str, settings: StudySettings, out: Path,
                                        polish_steps=settings.polish_steps, polish=settings.polish_steps > 0,
                                        compile=settings.compile)
                 outcomes[src] = optimize(sample, values[src], device, opt)
-                log(f"{name} {dev_name} {src}: optimised (F={outcomes[src].chosen}) TNMSE "
+                log(f"{name} {dev_name} {src}: optimised ({outcomes[src].chosen}) TNMSE "
                     f"{outcomes[src].scores['optimised']['mean']:.3e} vs naive "
                     f"{outcomes[src].scores['lsp_first']['mean']:.3e} ({outcomes[src].wall_time_s:.0f} s)")
             outcome = outcomes[src]
