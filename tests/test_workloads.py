@@ -168,6 +168,23 @@ def test_cli_evaluate_accepts_workload_names():
     if _have_fmnist():
         model, evaluate_fn = load_entry_point("fmnist-resnet32@hwa")
         assert callable(evaluate_fn)
+    with pytest.raises(WeightprogError, match="only for the reference workloads"):
+        load_entry_point("mypackage.models:build", eval_size=10)
+
+
+@needs_ptb
+def test_cli_evaluate_workload_slice_with_io8_periphery():
+    """`--eval-size` and the `io8` periphery from the command line (PTB, 700 tokens)."""
+    from click.testing import CliRunner
+    from weightprog.cli import main
+    res = CliRunner().invoke(main, ["evaluate", "--model", "ptb-lstm", "--eval-size", "700", "--strategy", "lsp-first",
+                                    "--significance", "1,2", "--periphery", "io8", "--times", "1s", "--repeats", "1",
+                                    "--no-progress"])
+    assert res.exit_code == 0, res.output
+    model, evaluate_fn, _ = get_workload("ptb-lstm", "fp", eval_size=700)
+    assert f"digital metric {evaluate_fn(model):.6g}" in res.output  # the 700-token slice, not the test split
+    analog = float(res.output.split("lsp-first (f=1,2)")[1].split()[0])
+    assert evaluate_fn(model) * 0.9 < analog < evaluate_fn(model) * 1.2
 
 
 @pytest.mark.slow

@@ -21,17 +21,20 @@ from .cli_common import times_option
 from .timeunits import format_times
 
 
-def load_entry_point(spec: str):
+def load_entry_point(spec: str, eval_size: int | None = None):
     """`package.module:function` or `path/to/file.py:function` -> (model, evaluate_fn).
 
     This imports and runs the user's own code: that is what an entry point is for. A reference
     workload name (`fmnist-resnet32`, or `fmnist-resnet32@hwa` for its HWA-trained variant) is
-    looked up in `weightprog.workloads` first."""
+    looked up in `weightprog.workloads` first; `eval_size` (workloads only) evaluates on the first
+    N test items."""
     from .workloads import is_workload, get_workload
     name, _, variant = spec.partition("@")
     if is_workload(name):
-        model, evaluate_fn, _ = get_workload(name, variant or "fp")
+        model, evaluate_fn, _ = get_workload(name, variant or "fp", eval_size=eval_size)
         return model, evaluate_fn
+    if eval_size is not None:
+        raise WeightprogError(f"eval-size: only for the reference workloads, not for the entry point {spec!r}")
     module_name, sep, func_name = spec.rpartition(":")
     if not sep or not module_name or not func_name.isidentifier():
         raise WeightprogError(f"model: use module:function or file.py:function, got {spec!r}")
@@ -80,15 +83,17 @@ def load_entry_point(spec: str):
 @click.option("--metric-name", default="accuracy", show_default=True, help="Axis label of the figure.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write results.csv, results.json and accuracy_vs_time.png here.")
+@click.option("--eval-size", type=click.IntRange(min=1), default=None,
+              help="Reference workloads: evaluate on the first N test items (images, tokens, sentences).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def evaluate(model_spec, strategies, significance, device, times, repeats, seed, periphery, compute,
-             tile, normalise, compensation, include, exclude, metric_name, out_dir, progress):
+             tile, normalise, compensation, include, exclude, metric_name, out_dir, eval_size, progress):
     """A model's metric over time after programming its weights into analogue memory."""
     if compute not in ("cpu", "cuda") and not compute.startswith("cuda:"):
         raise WeightprogError(f"compute: use cpu or cuda, got {compute!r}")
     dev = get_device(device)
     mapping = Mapping(tile, tile, normalise, compensation)
-    model, evaluate_fn = load_entry_point(model_spec)
+    model, evaluate_fn = load_entry_point(model_spec, eval_size)
     result = evaluate_over_time(model, evaluate_fn, list(strategies), dev, times, repeats, seed,
                                 mapping=mapping, periphery=periphery, significance=significance,
                                 include=list(include) or None, exclude=list(exclude) or None,

@@ -9,6 +9,7 @@ import click
 
 from .errors import WeightprogError
 from .cli_common import times_option
+from .nn.periphery import PRESETS as PERIPHERY_PRESETS
 
 
 def _eval_sizes(items) -> dict:
@@ -33,7 +34,7 @@ def _eval_sizes(items) -> dict:
 @click.option("--eval-size", "eval_sizes", multiple=True, metavar="WORKLOAD=N",
               help="Test items per evaluation (default fmnist-resnet32=1000, ptb-lstm=8000 tokens, "
                    "sentiment-minilm=256).")
-@click.option("--periphery", type=click.Choice(["ideal", "standard", "io8"]), default="standard", show_default=True,
+@click.option("--periphery", type=click.Choice(sorted(PERIPHERY_PRESETS)), default="standard", show_default=True,
               help="standard: 8-bit DAC/ADC + output noise 1/127 of the range; io8: the same without the noise.")
 @click.option("--max-generations", default=15, show_default=True, help="Evolution generations per F.")
 @click.option("--popsize", default=10, show_default=True, help="Population per search dimension.")

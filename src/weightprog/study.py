@@ -32,7 +32,7 @@ from .devices import get_device
 from .errors import WeightprogError
 from .fileio import atomic_write_json, atomic_write_text
 from .hardware import Mapping
-from .nn import evaluate_over_time, find_analog_weights, gradient_weight_correlation
+from .nn import evaluate_over_time, find_analog_weights, get_periphery, gradient_weight_correlation
 from .sample import normalise_matrix, sample_from_values
 from .search.run import BASELINE_KEYS, OptimizeSettings, optimize
 from .timeunits import format_times
@@ -40,18 +40,6 @@ from .timeunits import format_times
 STUDY_TIMES_S = (1.0, 3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0)
 DEFAULT_EVAL_SIZE = {"fmnist-resnet32": 1000, "ptb-lstm": 8000, "sentiment-minilm": 256}
 ROLES = ("naive", "best hand-crafted", "optimised")
-PERIPHERIES = ("ideal", "standard", "io8")
-"""io8: 8-bit DAC and ADC without the standard preset's output noise (see docs/RESULTS.md: that
-noise alone takes the head-only-HWA MiniLM to chance even on ideal devices)."""
-
-
-def study_periphery(name: str):
-    from .nn import Periphery
-    if name == "io8":
-        return Periphery(dac_bits=8, adc_bits=8, output_noise=0.0, name="io8")
-    if name not in PERIPHERIES:
-        raise WeightprogError(f"study: periphery must be one of {', '.join(PERIPHERIES)}, got {name!r}")
-    return name
 
 
 @dataclass
@@ -81,7 +69,7 @@ class StudySettings:
                 raise WeightprogError(f"study: unknown workload {w!r}; use {', '.join(WORKLOADS)}")
         if self.optimise_on not in ("each", "fp"):
             raise WeightprogError("study: optimise_on must be 'each' or 'fp'")
-        study_periphery(self.periphery)
+        get_periphery(self.periphery)
         if not isinstance(self.repeats, int) or self.repeats < 1:
             raise WeightprogError(f"study: repeats must be an integer >= 1, got {self.repeats!r}")
 
@@ -172,7 +160,7 @@ def run_workload(name: str, settings: StudySettings, out: Path,
             strategies = [naive, hand, outcome.strategy]
             wl = models[v]
             res = evaluate_over_time(wl.model, wl.evaluate_fn, strategies, device, settings.times_s,
-                                     settings.repeats, settings.seed, periphery=study_periphery(settings.periphery),
+                                     settings.repeats, settings.seed, periphery=settings.periphery,
                                      mapping=Mapping(), progress=progress)
             mean, std = res.mean, res.std
             drec["variants"][v] = {
