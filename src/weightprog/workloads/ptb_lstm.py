@@ -128,12 +128,12 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
     return Workload(model, make_eval(data), meta)
 
 
-def train(variant: str, steps: int | None, batch: int = 32, lr: float | None = None, seed: int = 0,
+def train(variant: str, steps: int | None, batch: int = 20, lr: float | None = None, seed: int = 0,
           hwa_cfg=None, eval_size: int | None = None, resume: bool = False) -> dict:
     """Adam, truncated BPTT of 35, cosine learning rate; HWA fine-tunes the FP checkpoint with the
     embedding frozen (it is digital) and saves only the weights that change."""
     from .train import HWA, HWAConfig, _log, _previous, _step_lr, save_checkpoint, train_step
-    steps = steps or 600
+    steps = steps or (7968 if variant == "fp" else 1328)  # 6 epochs / 1 epoch of batch 20 × 35 tokens
     previous = _previous(NAME, "fp") if resume and variant == "fp" else None
     torch.manual_seed(seed)
     model = build_model()

@@ -185,7 +185,7 @@ def train(variant: str, steps: int | None, batch: int = 128, lr: float | None = 
     HWA: from the FP head, on embeddings computed once through the encoder with HWA weight noise
     and 8-bit I/O quantisation, the head itself trained with weight noise and quantisation."""
     from .train import HWA, HWAConfig, _log, _step_lr, save_checkpoint, train_step
-    steps = steps or 1500
+    steps = steps or (1000 if variant == "fp" else 1500)
     torch.manual_seed(seed)
     model = build_model().eval()
     start = time.time()
