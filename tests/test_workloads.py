@@ -210,7 +210,8 @@ def test_study_smoke_fmnist(tmp_path):
 
 @pytest.mark.slow
 def test_full_study(tmp_path):
-    """The published study (docs/RESULTS.md), at the documented settings: ~30 min on 2 cores."""
+    """The whole study at StudySettings' defaults (R = 3, 15 generations; the published R = 10 run's
+    commands are in docs/RESULTS.md): about an hour on 2 cores."""
     from weightprog.study import StudySettings, run_study
     run_study(StudySettings(), tmp_path)
     assert (tmp_path / "summary.md").exists()
