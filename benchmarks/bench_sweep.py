@@ -39,16 +39,8 @@ settings:
 """
 
 
-def strip(x):
-    if isinstance(x, dict):
-        return {k: strip(v) for k, v in x.items() if k not in ("wall_time_s", "run")}
-    if isinstance(x, list):
-        return [strip(v) for v in x]
-    return x
-
-
 def timed(sweep, out: Path, **kwargs) -> dict:
-    from weightprog.sweep import read_record, run_sweep
+    from weightprog.sweep import comparable_records, read_record, run_sweep
 
     stamps = []
     start = time.perf_counter()
@@ -57,7 +49,7 @@ def timed(sweep, out: Path, **kwargs) -> dict:
     wall = time.perf_counter() - start
     n = len(result.ran)
     steady = (n - 1) / (stamps[-1] - stamps[0]) if n > 1 and stamps[-1] > stamps[0] else float("nan")
-    records = {j.id: strip(read_record(out, j.id)) for j in sweep.jobs}
+    records = comparable_records(out, sweep.jobs)
     job_s = sum(read_record(out, j.id)["run"]["wall_time_s"] for j in sweep.jobs)
     return {"engine": result.engine, "jobs": n, "failed": len(result.failed), "wall_s": wall,
             "jobs_per_s": n / wall, "steady_jobs_per_s": steady, "job_s_total": job_s,

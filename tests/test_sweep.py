@@ -15,7 +15,8 @@ import torch
 from click.testing import CliRunner
 
 from weightprog.cli_sweep import sweep as sweep_command
-from weightprog.sweep import SweepError, load_sweep, read_record, run_sweep, sweep_status
+from weightprog.sweep import (SweepError, comparable_records, load_sweep, read_record, run_sweep,
+                             sweep_status)
 
 TINY = """\
 name: tiny
@@ -42,17 +43,8 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-def strip(x):
-    """A record without what may differ between runs of the same job (wall times, host, pid)."""
-    if isinstance(x, dict):
-        return {k: strip(v) for k, v in x.items() if k not in ("wall_time_s", "run")}
-    if isinstance(x, list):
-        return [strip(v) for v in x]
-    return x
-
-
 def results(out: Path, sweep) -> dict:
-    return {j.id: strip(read_record(out, j.id)) for j in sweep.jobs}
+    return comparable_records(out, sweep.jobs)
 
 
 def done_events(out: Path) -> Counter:

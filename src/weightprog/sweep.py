@@ -457,6 +457,16 @@ def read_record(out: str | Path, jid: str) -> dict | None:
     return data if isinstance(data, dict) and data.get("id") == jid and "result" in data else None
 
 
+def comparable_records(out: str | Path, jobs) -> dict:
+    """{job id: record} without what differs between runs of the same job (wall times, host,
+    pid), to check that two runs (engines, worker counts, a resumed sweep) gave the same numbers."""
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in ("wall_time_s", "run")}
+        return [strip(v) for v in x] if isinstance(x, list) else x
+    return {j.id: strip(read_record(out, j.id)) for j in jobs}
+
+
 @dataclass
 class SweepStatus:
     done: list[str]
