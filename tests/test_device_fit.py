@@ -202,10 +202,9 @@ def test_fitted_device_optimised_tnmse_within_5_percent_of_source():
     the optimised TNMSE (fresh seeds) of the fitted device is within 5 % of the source's.
     Targets are dense at low G, where most weights live and PCM's curves bend most: with 11
     evenly spaced targets the table's linear interpolation between 0 and 2.5 µS alone costs 2–5 %."""
+    from weightprog.cell import Cell
     from weightprog.sample import default_sample, load_distribution
     from weightprog.search.run import OptimizeSettings, optimize
-
-    from weightprog.cell import Cell
 
     dev = get_device("pcm")
     targets = np.array([0, 0.5, 1, 2, 3, 5, 8, 12, 16, 20, 25], dtype=float)

@@ -29,8 +29,8 @@ def test_evaluate_writes_results(tmp_path):
     assert csv[0] == "strategy,realisation,time_s,time,metric" and len(csv) == 13
     assert (out / "accuracy_vs_time.png").read_bytes()[:4] == b"\x89PNG"
     invoke("--model", "nn_helpers:tiny_entry", "--strategy", "lsp-first", "--strategy", "single-pair",
-                   "--significance", "1,2", "--times", "1s,1h,1y", "--repeats", "2", "--seed", "7",
-                   "--periphery", "standard", "--no-progress", "--out", str(tmp_path / "again"))
+           "--significance", "1,2", "--times", "1s,1h,1y", "--repeats", "2", "--seed", "7",
+           "--periphery", "standard", "--no-progress", "--out", str(tmp_path / "again"))
     assert json.loads((tmp_path / "again" / "results.json").read_text())["rows"] == data["rows"]
 
 

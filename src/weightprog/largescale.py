@@ -112,7 +112,7 @@ def stream_values(tensors: Iterable[tuple[str, torch.Tensor]], values_size: int 
         seen += n
     if seen == 0:
         raise WeightprogError(f"{source}: no analog weights found (need ≥ 2-D weight tensors)")
-    return reservoir[:min(seen, k)].clone() if seen < k else reservoir, seen, names
+    return reservoir[:seen].clone() if seen < k else reservoir, seen, names
 
 
 def sample_large(tensors: Iterable[tuple[str, torch.Tensor]] | torch.nn.Module | Mapping[str, torch.Tensor],
