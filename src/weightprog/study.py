@@ -174,7 +174,6 @@ def run_workload(name: str, settings: StudySettings, out: Path,
             plot_strategy(outcome.strategy, values[src], fig_dir / f"{name}_{dev_name}_{v}_strategy.png",
                           title=f"{name} ({v}) on {dev_name}: optimised strategy, F = "
                                 f"{outcome.strategy.significance[0, -1].item():g}")
-        drec["wall_time_s"] = sum(vr["wall_time_s"] for vr in drec["variants"].values())
         record["devices"][dev_name] = drec
         plot_study_metric(name, metric, record["devices"][dev_name], settings,
                           fig_dir / f"{name}_{dev_name}_metric_vs_time.png", dev_name)
