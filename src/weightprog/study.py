@@ -169,7 +169,7 @@ def run_workload(name: str, settings: StudySettings, out: Path,
                                       "strategy": s.to_dict()}
                                for i, (role, s) in enumerate(zip(ROLES, strategies))},
                 "rows": res.rows(), "wall_time_s": res.wall_s}
-            log(f"{name} {dev_name} {v}: digital {res.digital:.4g}; 1 y: " + ", ".join(
+            log(f"{name} {dev_name} {v}: digital {res.digital:.4g}; {format_times(settings.times_s)[-1]}: " + ", ".join(
                 f"{role} {mean[i, -1]:.4g}±{std[i, -1]:.2g}" for i, role in enumerate(ROLES)))
             plot_strategy(outcome.strategy, values[src], fig_dir / f"{name}_{dev_name}_{v}_strategy.png",
                           title=f"{name} ({v}) on {dev_name}: optimised strategy, F = "
