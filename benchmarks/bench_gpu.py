@@ -13,7 +13,7 @@ the CPU to check the script; its numbers are not GPU figures).
 2. `optimize` with compute=cuda vs cpu (cell 1,2, `--generations` generations (default 10, run to
    the end), popsize 8, no polish, eager):
    wall time, and the re-scored TNMSE of both (same seeds: they agree to float32 rounding).
-3. `evaluate_over_time` of the ResNet-32-sized CNN of bench_nn.py (random weights, batch
+3. `evaluate_over_time` of the workloads' CIFAR-style ResNet-32 (3 input channels, random weights, batch
    `--nn-batch`, PCM lsp-first f=1,2, 6 times × 2 realisations) with compute=cuda vs cpu: time
    per (realisation, time point) and the digital evaluation time on each.
 """
@@ -39,14 +39,15 @@ def objective_rates(compute: str, populations: list[int], repeats: int) -> list[
     sample = default_sample()
     space = StrategySpace(make_grid(6, "quantile", sample.u), cell=Cell((1.0, 2.0)))
     lo, hi = (torch.tensor(b, dtype=torch.float64) for b in zip(*space.bounds()))
+    def candidates(pop: int) -> torch.Tensor:
+        return lo + torch.rand(pop, space.dims, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * (hi - lo)
+
     rows = []
     torch.set_num_threads(2)
-    x0 = lo + torch.rand(populations[0], space.dims, generator=torch.Generator().manual_seed(0),
-                         dtype=torch.float64) * (hi - lo)
     rows.append({"compute": "cpu", "mode": "eager", "population": populations[0], "chunk": 64,
-                 "candidates_per_s": rate(TNMSE(sample, "pcm", compile=False), space, x0, repeats)})
+                 "candidates_per_s": rate(TNMSE(sample, "pcm", compile=False), space, candidates(populations[0]), repeats)})
     for pop in populations:
-        x = lo + torch.rand(pop, space.dims, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * (hi - lo)
+        x = candidates(pop)
         for chunk in (64, 1024):
             for mode in ("eager", "compiled"):
                 row = {"compute": compute, "mode": mode, "population": pop, "chunk": chunk}
@@ -88,7 +89,7 @@ def network_times(compute: str, batch: int) -> list[dict]:
     rows = []
     for where in ("cpu", compute):
         torch.manual_seed(0)
-        model = ResNetCifar(n=5, in_channels=3).eval().to(where)  # ResNet-32 as in bench_nn
+        model = ResNetCifar(n=5, in_channels=3).eval().to(where)  # 3 channels: CIFAR-sized inputs
         x = torch.randn(batch, 3, 32, 32, device=where)
         y = torch.randint(0, 10, (batch,), device=where)
 
