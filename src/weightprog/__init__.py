@@ -12,6 +12,7 @@ from .errors import WeightprogError
 from .hardware import Mapping, ProgrammedTensor, program_weights
 from .metric import TNMSE, TNMSEResult, rescore
 from .search.run import OptimizeSettings, optimize
+from .report.progress import SearchBars
 from .sample import (WeightSample, default_sample, load_distribution, sample_from_array,
                      sample_from_module, sample_from_tensors, sample_from_values)
 from .strategy import Strategy
@@ -21,4 +22,4 @@ __all__ = ["BASELINES", "baseline", "Cell", "DeviceModel", "device_names", "get_
            "load_tabulated", "WeightprogError", "Mapping", "ProgrammedTensor", "program_weights",
            "TNMSE", "TNMSEResult", "rescore", "WeightSample", "default_sample", "load_distribution",
            "sample_from_array", "sample_from_module", "sample_from_tensors", "sample_from_values",
-           "Strategy", "DEFAULT_TIMES_S", "parse_times", "OptimizeSettings", "optimize", "__version__"]
+           "Strategy", "DEFAULT_TIMES_S", "parse_times", "OptimizeSettings", "optimize", "SearchBars", "__version__"]

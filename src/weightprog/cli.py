@@ -54,6 +54,7 @@ def _register():
     from .cli_device import device
     from .cli_evaluate import evaluate
     from .cli_optimize import optimize_command
+    from .cli_report import report
     from .cli_study import study
     from .cli_sweep import sweep
     main.add_command(optimize_command, name="optimize")
@@ -62,6 +63,7 @@ def _register():
     main.add_command(compare_devices_command, name="compare-devices")
     main.add_command(sweep)
     main.add_command(study)
+    main.add_command(report)
 
 
 _register()

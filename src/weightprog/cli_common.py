@@ -13,6 +13,7 @@ from .timeunits import DEFAULT_TIMES_S, parse_times
 
 class Group(click.Group):
     def invoke(self, ctx):
+        ctx.meta["weightprog.args"] = list(ctx.args)  # the innermost group's: the command's own, as typed
         try:
             return super().invoke(ctx)
         except WeightprogError as exc:

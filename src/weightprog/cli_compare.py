@@ -6,9 +6,11 @@ from pathlib import Path
 
 import click
 
-from .cli_optimize import SearchBars, search_inputs, search_options
+from .cli_optimize import search_inputs, search_options
+from .cli_report import write_run_report
 from .compare import DEFAULT_NAIVE, NAIVE_KEYS, compare_devices, table_text, write_comparison
 from .devices import get_device
+from .report.progress import SearchBars
 from .timeunits import format_times
 
 
@@ -34,7 +36,7 @@ def compare_devices_command(devices, seed, budget_s, naive_key, out_dir, **searc
     click.echo(f"comparing {', '.join(m.name for m in models)} for {source} ({values.numel():,} weights, "
                f"search sample {sample.size:,}), {settings.pairs} pair(s), "
                f"times {','.join(format_times(settings.times_s))}, seed {seed}", err=True)
-    bars = SearchBars(settings.max_generations)
+    bars = SearchBars(settings)
 
     def progress(device, label, p):
         bars(f"{device} {label}", p)
@@ -47,3 +49,4 @@ def compare_devices_command(devices, seed, budget_s, naive_key, out_dir, **searc
     paths = write_comparison(comparison, out)
     click.echo(table_text(comparison))
     click.echo(f"wrote {', '.join(str(p) for p in paths)}")
+    write_run_report(out)

@@ -18,6 +18,7 @@ from .hardware import COMPENSATION_UNITS, NORMALISE_UNITS, Mapping
 from .nn.evaluate import evaluate_over_time
 from .nn.periphery import PRESETS
 from .cli_common import times_option
+from .cli_report import write_run_report
 from .timeunits import format_times
 
 
@@ -111,3 +112,4 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
     atomic_write_json(out / "results.json", data)
     plot_metric_vs_time(result, out / "accuracy_vs_time.png", metric_name)
     click.echo(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {out / 'accuracy_vs_time.png'}")
+    write_run_report(out)

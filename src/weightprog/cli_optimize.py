@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
 from .cell import Cell
 from .cli_common import times_option
+from .cli_report import write_run_report
 from .devices import get_device
 from .errors import WeightprogError
 from .fileio import atomic_write_json, atomic_write_text
+from .report.progress import SearchBars
 from .report.optimize_plots import (plot_convergence, plot_error_distribution, plot_strategy,
                                     plot_tnmse_vs_time)
 from .largescale import iter_file_tensors, sample_file
@@ -91,25 +92,6 @@ def search_inputs(weights, distribution, normalise, pairs, significance, f_max, 
     return settings, values, sample_from_values(values, seed=seed, source=source), source
 
 
-class SearchBars:
-    """One tqdm bar per search, with its best loss; the previous bar closes when the next starts."""
-
-    def __init__(self, total: int):
-        self.total, self.bars = total, {}
-
-    def __call__(self, label: str, p) -> None:
-        if label not in self.bars:
-            self.close()
-            self.bars[label] = tqdm(total=self.total, desc=f"search {label}", unit="gen", leave=True)
-        bar = self.bars[label]
-        bar.n = p.generation
-        bar.set_postfix(best=f"{p.best:.4e}", spread=f"{p.convergence:.1e}")
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-
-
 @click.command()
 @click.option("--device", default="pcm", show_default=True, help="Device name or YAML/JSON file.")
 @search_options
@@ -132,7 +114,7 @@ def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir,
     times = settings.times_s
     click.echo(f"optimising for {source} ({values.numel():,} weights, search sample {sample.size:,}) "
                f"on device {dev.name}, {settings.pairs} pair(s), times {','.join(format_times(times))}", err=True)
-    bars = SearchBars(settings.max_generations)
+    bars = SearchBars(settings)
     try:
         outcome = optimize(sample, values, dev, settings, checkpoint_dir=out, progress=bars)
     finally:
@@ -155,6 +137,7 @@ def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir,
                             out / "error_distribution.png", seed=seed)
     plot_convergence({k: r.history for k, r in outcome.runs.items()}, out / "convergence.png", outcome.chosen)
     print_summary(report, out)
+    write_run_report(out)
 
 
 def per_layer_report(tensors, network_strategy, dev, settings, normalise, out: Path) -> list[dict]:

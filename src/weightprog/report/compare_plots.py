@@ -11,15 +11,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ..fileio import atomic_write  # noqa: E402
 from ..timeunits import format_times  # noqa: E402
+from .palette import device_colour, legend_outside  # noqa: E402
 
 
 def plot_compare_tnmse_vs_time(comparison, path: Path, title: str = "") -> None:
     times = list(comparison.times_s)
     key = comparison.naive_key
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, row in enumerate(comparison.rows):
-        c = colours[i % len(colours)]
+    for row in comparison.rows:
+        c = device_colour(row.device)
         naive, opt = row.scores[key], row.scores["optimised"]
         ax.errorbar(times, naive["per_time"], yerr=naive.get("per_time_stderr"), color=c, ls="--", lw=1.3,
                     marker="s", ms=3, capsize=2, label=f"{row.device} naive ({key} F=1): {naive['mean']:.3e}")
@@ -32,7 +32,7 @@ def plot_compare_tnmse_vs_time(comparison, path: Path, title: str = "") -> None:
     ax.set_xlabel("time after programming")
     ax.set_ylabel("NMSE of compensated weights")
     ax.set_title(title or "devices compared: naive (dashed) vs optimised (solid)")
-    ax.legend(fontsize=7)
+    legend_outside(ax, fontsize=7)
     ax.grid(alpha=0.3, which="both")
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     plt.close(fig)

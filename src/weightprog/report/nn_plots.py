@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from ..fileio import atomic_write  # noqa: E402
 from ..timeunits import format_times  # noqa: E402
+from .palette import DIGITAL, legend_outside, strategy_style  # noqa: E402
 
 
 def _save(fig, path: str | Path) -> None:
@@ -28,10 +29,10 @@ def plot_metric_vs_time(result, path: str | Path, metric_name: str = "accuracy",
     times = list(result.times_s)
     mean, std = result.mean.numpy(), result.std.numpy()
     for i, name in enumerate(result.strategies):
-        line, = ax.plot(times, mean[i], marker="o", ms=4, label=name)
+        line, = ax.plot(times, mean[i], ms=4, label=name, **strategy_style(name))
         ax.fill_between(times, mean[i] - std[i], mean[i] + std[i], color=line.get_color(), alpha=0.2, lw=0)
     if math.isfinite(result.digital):
-        ax.axhline(result.digital, color="k", ls="--", lw=1, label="digital (FP)")
+        ax.axhline(result.digital, color=DIGITAL, ls=":", lw=1.2, label="digital (FP)")
     ax.set_xscale("log")
     ax.set_xticks(times)
     ax.set_xticklabels(format_times(times))
@@ -40,7 +41,7 @@ def plot_metric_vs_time(result, path: str | Path, metric_name: str = "accuracy",
     ax.set_ylabel(metric_name)
     ax.set_title(title or f"{metric_name} vs time, mean ±1σ of {result.repeats} realisations")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     _save(fig, path)
 
 

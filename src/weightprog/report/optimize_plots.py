@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from ..fileio import atomic_write  # noqa: E402
+from .palette import legend_outside, strategy_colour, strategy_style  # noqa: E402
 from ..hardware import Mapping, ProgrammedTensor  # noqa: E402
 from ..strategy import Strategy  # noqa: E402
 from ..timeunits import format_times  # noqa: E402
@@ -46,7 +47,7 @@ def plot_strategy(strategy: Strategy, weights: torch.Tensor, path: Path, title: 
     ax.set_ylabel("target conductance (µS)")
     ax.set_xlim(-1, 1)
     ax.set_title(title or f"programming strategy ({strategy.name})")
-    ax.legend(fontsize=8, loc="upper center", ncol=strategy.pairs)
+    legend_outside(ax)
     _save(fig, path)
 
 
@@ -54,15 +55,15 @@ def plot_tnmse_vs_time(times_s, scores: dict[str, dict], path: Path, title: str 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for key, score in scores.items():
         label = key + (f" (F={score['f']})" if "f" in score else "")
-        ax.errorbar(times_s, score["per_time"], yerr=score.get("per_time_stderr"), marker="o", ms=4,
-                    capsize=2, lw=2.4 if key == "optimised" else 1.2, label=label)
+        ax.errorbar(times_s, score["per_time"], yerr=score.get("per_time_stderr"), ms=4, capsize=2,
+                    label=label, **strategy_style(key))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(list(times_s), format_times(times_s))
     ax.set_xlabel("time after programming")
     ax.set_ylabel("NMSE of compensated weights")
     ax.set_title(title or "weight error over time (fresh seeds)")
-    ax.legend(fontsize=8)
+    legend_outside(ax)
     ax.grid(alpha=0.3, which="both")
     _save(fig, path)
 
@@ -81,19 +82,24 @@ def plot_error_distribution(strategies: dict[str, Strategy], u: torch.Tensor, de
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
     errors = {name: weight_errors(s, u, device, times_s, seed) for name, s in strategies.items()}
     limit = max(float(e[-1].abs().quantile(0.999)) for e in errors.values())
+    last = len(times_s) - 1
     for k, label in enumerate(format_times(times_s)):
         ax = axes[k // cols][k % cols]
         for name, errs in errors.items():
             ax.hist(errs[k].numpy(), bins=100, range=(-limit, limit), histtype="step", density=True,
-                    label=f"{name} (rms {float(errs[k].pow(2).mean().sqrt()):.3f})")
+                    color=strategy_colour(name), ls=strategy_style(name)["ls"],
+                    lw=1.6 if name == "optimised" else 1.1,
+                    label=f"{name}: rms {float(errs[k].pow(2).mean().sqrt()):.3f} at {label}" if k == last else None)
         ax.set_title(f"t = {label}", fontsize=9)
         ax.set_yscale("log")
-        ax.legend(fontsize=6)
+        ax.tick_params(labelsize=7)
     for k in range(len(times_s), rows * cols):
         axes[k // cols][k % cols].axis("off")
     fig.supxlabel("weight error (α·ŵ − w) / w_max")
+    fig.supylabel("probability density (log)")
     fig.suptitle("weight-error distribution after programming")
     fig.tight_layout()
+    fig.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(strategies), fontsize=8, frameon=False)
     _save(fig, path)
 
 
@@ -104,8 +110,8 @@ def plot_convergence(histories: dict[str, list[float]], path: Path, chosen: str 
         ax.plot(range(len(history) - len(finite), len(history)), finite,
                 lw=2.4 if label == chosen else 1.2, label=label + (" (chosen)" if label == chosen else ""))
     ax.set_xlabel("generation")
-    ax.set_ylabel("best TNMSE (search draws)")
-    ax.set_title("differential weight evolution: convergence")
-    ax.legend(fontsize=8)
+    ax.set_ylabel("best TNMSE of the search sample")
+    ax.set_title("differential weight evolution: convergence (one line per cell searched)")
+    legend_outside(ax)
     ax.grid(alpha=0.3)
     _save(fig, path)

@@ -1,0 +1,634 @@
+"""report.html: one self-contained page per output folder, built only from the files the run wrote.
+
+Every command that writes an output folder (optimize, evaluate, compare-devices, device fit,
+study, sweep) ends by calling `write_report`; `weightprog report DIR` calls it again on a finished
+or interrupted folder. The page holds everything inline — CSS, figures as embedded PNG (the
+command's own figures) or SVG (drawn here from the JSON: device curves, an interrupted search's
+progress) — so it opens from disk or a mail attachment with no network and no script.
+
+Order of a page: the question the run answered (one line), the headline result, the inputs
+(weights, device with its curves, cell, times, seed, version, wall time), the figures, the full
+tables, and the exact command that reproduces the run. Every number is read from the run's
+JSON/CSV files and only formatted here; headline numbers carry `data-key` (a JSON pointer into
+the file named by `data-file`) and `data-value` (the full-precision value), so a test can check
+the page against the files.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import shlex
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .. import __version__
+from ..errors import WeightprogError
+from ..fileio import atomic_write_json, atomic_write_text
+from ..timeunits import format_time, format_times
+
+REPORT_NAME = "report.html"
+COMMAND_NAME = "command.json"
+KINDS = ("optimize", "evaluate", "compare-devices", "device-fit", "study", "sweep")
+
+
+@dataclass
+class RunCommand:
+    """The command line that made an output folder, and where it ran (written to command.json)."""
+
+    argv: list[str]
+    cwd: str
+
+    def text(self) -> str:
+        return f"cd {shlex.quote(self.cwd)} && {shlex.join(self.argv)}"
+
+
+@dataclass
+class Report:
+    """What `write_report` wrote."""
+
+    kind: str
+    path: Path
+    finished: bool
+
+
+# --- reading the folder ---------------------------------------------------------------------------
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise WeightprogError(f"{path}: cannot read ({exc.strerror})") from None
+    except json.JSONDecodeError as exc:
+        raise WeightprogError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+
+
+def read_command(folder: Path) -> RunCommand | None:
+    path = folder / COMMAND_NAME
+    if not path.is_file():
+        return None
+    data = _json(path)
+    if not (isinstance(data, dict) and isinstance(data.get("argv"), list) and isinstance(data.get("cwd"), str)):
+        raise WeightprogError(f"{path}: expected {{argv: [...], cwd: ...}}")
+    return RunCommand([str(a) for a in data["argv"]], data["cwd"])
+
+
+def detect_kind(folder: Path) -> str:
+    """Which command wrote `folder` (from the files in it)."""
+    if (folder / "comparison.json").is_file():
+        return "compare-devices"
+    if (folder / "sweep.json").is_file():
+        return "sweep"
+    if (folder / "report.json").is_file() or list(folder.glob("checkpoint_*.json")):
+        return "optimize"
+    if (folder / "fit.json").is_file():
+        return "device-fit"
+    results = folder / "results.json"
+    if results.is_file() and _json(results).get("format") == "weightprog.evaluate":
+        return "evaluate"
+    if (folder / "summary.md").is_file() or list(folder.glob("*/results.json")):
+        return "study"
+    raise WeightprogError(f"{folder}: no weightprog results here (report.json, results.json, comparison.json, "
+                          f"sweep.json, fit.json or <workload>/results.json)")
+
+
+# --- HTML pieces ------------------------------------------------------------------------------------
+
+CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d1d1f;margin:0;background:#fafafa}
+main{max-width:1080px;margin:0 auto;padding:24px 28px 48px;background:#fff}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:32px 0 10px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h3{font-size:16px;margin:20px 0 8px}.question{font-size:16px;color:#333;margin:6px 0 16px}
+.status{display:inline-block;padding:2px 8px;border-radius:4px;font-size:13px;background:#e6f4ea;color:#1e6b34}
+.status.partial{background:#fdecea;color:#8a1c12}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0}
+.card{border:1px solid #d8d8d8;border-radius:6px;padding:10px 14px;min-width:180px;flex:1 1 180px}
+.card .label{font-size:13px;color:#555}.card .big{font-size:22px;font-weight:600;font-variant-numeric:tabular-nums}
+.card .sub{font-size:12px;color:#666}
+table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums;font-family:ui-monospace,Menlo,monospace}
+.scroll{overflow-x:auto;max-width:100%}
+figure{margin:16px 0}figure img,figure svg{max-width:100%;height:auto;display:block}
+figcaption{font-size:13px;color:#555;margin-top:4px}
+pre{background:#f4f4f4;padding:10px;overflow-x:auto;font-size:13px;white-space:pre-wrap;word-break:break-all}
+.note{font-size:13px;color:#555}.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
+"""
+
+
+def esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def fmt(x: Any, digits: int = 4) -> str:
+    """A number as the page shows it: 4 significant digits, scientific when small or large."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    if isinstance(x, int):
+        return f"{x:,}"
+    if not math.isfinite(x):
+        return str(x)
+    if x != 0 and (abs(x) < 1e-2 or abs(x) >= 1e5):
+        return f"{x:.{digits - 1}e}"
+    return f"{x:.{digits}g}"
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:+.1f} %"
+
+
+def num(value: Any, key: str = "", file: str = "", text: str | None = None) -> str:
+    """A number that names where it comes from (data-file, data-key = JSON pointer)."""
+    attrs = ""
+    if key:
+        attrs = f' data-file="{esc(file)}" data-key="{esc(key)}" data-value="{esc(repr(value))}"'
+    return f'<span class="num"{attrs}>{esc(fmt(value) if text is None else text)}</span>'
+
+
+def card(label: str, big: str, sub: str = "") -> str:
+    return (f'<div class="card"><div class="label">{esc(label)}</div><div class="big">{big}</div>'
+            f'<div class="sub">{sub}</div></div>')
+
+
+def table(header: list[str], rows: list[list[Any]], numeric: set[int] | None = None) -> str:
+    """Cells are escaped unless they are already HTML (wrapped in Raw)."""
+    numeric = numeric or set()
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = []
+    for row in rows:
+        cells = []
+        for i, c in enumerate(row):
+            text = c.html if isinstance(c, Raw) else esc(fmt(c) if isinstance(c, (int, float)) else c)
+            cells.append(f'<td class="n">{text}</td>' if i in numeric else f"<td>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+@dataclass
+class Raw:
+    html: str
+
+
+def kv_table(pairs: list[tuple[str, Any]]) -> str:
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{v.html if isinstance(v, Raw) else esc(v)}</td></tr>"
+                   for k, v in pairs if v is not None)
+    return f'<div class="scroll"><table>{rows}</table></div>'
+
+
+def png_figure(path: Path, caption: str) -> str:
+    """A PNG file of the run, embedded."""
+    if not path.is_file():
+        return f'<p class="note">{esc(path.name)}: not written (the run did not get that far).</p>'
+    data = base64.b64encode(path.read_bytes()).decode()
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{esc(caption)}">'
+            f"<figcaption>{esc(caption)} ({esc(path.name)})</figcaption></figure>")
+
+
+def svg_figure(fig, caption: str) -> str:
+    """A matplotlib figure drawn here, inline as SVG."""
+    import matplotlib.pyplot as plt
+
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    text = text[text.index("<svg"):]
+    return f'<figure>{text}<figcaption>{esc(caption)}</figcaption></figure>'
+
+
+def section(title: str, body: str) -> str:
+    return f"<section><h2>{esc(title)}</h2>{body}</section>"
+
+
+def page(title: str, question: str, finished: bool, sections: list[str], status_text: str = "") -> str:
+    status = status_text or ("finished" if finished else "interrupted: partial results")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
+            f"<h1>{esc(title)}</h1><span class=\"status{'' if finished else ' partial'}\">{esc(status)}</span>"
+            f"<p class=\"question\">{question}</p>" + "".join(sections)
+            + f"<p class=\"note\">Written by weightprog {esc(__version__)} from the files in this folder; "
+              "no network, no script.</p></main></body></html>\n")
+
+
+def reproduce_section(command: RunCommand | None, fallback: str = "") -> str:
+    if command is not None:
+        body = (f"<pre>{esc(command.text())}</pre><p class=\"note\">The same command, in the same folder, "
+                "gives the same numbers (same seed); rerunning it on an interrupted run resumes it.</p>")
+    else:
+        body = ("<p class=\"note\">The command line was not recorded (command.json is written when a "
+                "command finishes)." + (" From the recorded settings:" if fallback else "") + "</p>"
+                + (f"<pre>{esc(fallback)}</pre>" if fallback else ""))
+    return section("Reproduce", body)
+
+
+def files_section(folder: Path) -> str:
+    rows = []
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.name.startswith(".") and p.name != REPORT_NAME:
+            rows.append([str(p.relative_to(folder)), p.stat().st_size])
+    if len(rows) > 60:
+        rows = rows[:60] + [[f"… and {len(rows) - 60} more", ""]]
+    return section("Files in this folder", table(["file", "bytes"], rows, {1}))
+
+
+# --- device curves (SVG) --------------------------------------------------------------------------
+
+def device_from_describe(d: dict):
+    """The device a run recorded (report.json's `device`), or None when it cannot be rebuilt
+    exactly (a built-in model whose parameters differ from the recorded ones)."""
+    from ..devices import BUILTIN
+    from ..devices.tabulated import tabulated_from_dict
+
+    try:
+        if d.get("kind") == "tabulated" or "tables" in d:
+            return tabulated_from_dict({**d, **d.get("tables", {})}, where=f"device {d.get('name')}")
+        if d.get("name") in BUILTIN:
+            dev = BUILTIN[d["name"]]()
+            return dev if dev.describe() == d else None
+    except WeightprogError:
+        return None
+    return None
+
+
+def device_curves_figure(describes: list[dict]) -> str:
+    """σ_p(G), ν mean ± std (G) and Q(G) of each device, one colour per device, as inline SVG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .device_plots import device_curves
+    from .palette import device_colour
+
+    devices = [(d, device_from_describe(d)) for d in describes]
+    shown = [(d, dev) for d, dev in devices if dev is not None]
+    missing = [d.get("name", "?") for d, dev in devices if dev is None]
+    note = (f'<p class="note">Curves not drawn for {esc(", ".join(missing))}: the recorded parameters '
+            "do not rebuild the device.</p>") if missing else ""
+    if not shown:
+        return note
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 2.9))
+    for d, dev in shown:
+        c = device_curves(dev)
+        col = device_colour(dev.name)
+        label = dev.name if len(shown) > 1 else None
+        axes[0].plot(c["g"], c["sigma_p"], color=col, label=label)
+        axes[1].plot(c["g"], c["nu_mean"], color=col)
+        axes[1].fill_between(c["g"], (c["nu_mean"] - c["nu_std"]).clip(min=0), c["nu_mean"] + c["nu_std"],
+                             color=col, alpha=0.18, lw=0)
+        axes[2].plot(c["g"], c["q"], color=col)
+    axes[0].set(xlabel="target G (µS)", ylabel="programming σ (µS)", title="programming error")
+    axes[1].set(xlabel="target G (µS)", ylabel="drift exponent ν", title="drift ν: mean ± std")
+    axes[2].set(xlabel="target G (µS)", ylabel="Q (relative)", title="read-noise coefficient", yscale="log")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.title.set_fontsize(10)
+    if len(shown) > 1:
+        fig.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(shown), frameon=False, fontsize=9)
+    fig.tight_layout()
+    names = ", ".join(dev.name for _, dev in shown)
+    return svg_figure(fig, f"device curves of {names} (drawn from the recorded device)") + note
+
+
+def device_row(d: dict) -> str:
+    src = " ".join(str(d.get("source", "")).split())
+    extra = f"; stuck p {d.get('p_stuck_min', 0):g}–{d.get('p_stuck_max', 0):g}" if d.get("p_stuck_max") else ""
+    return (f"{d.get('name')} ({d.get('kind')}): G {d.get('g_min'):g}–{d.get('g_max'):g} µS, t0 {d.get('t0'):g} s, "
+            f"t_read {d.get('t_read'):g} s{extra}" + (f"; {src}" if src else ""))
+
+
+def times_text(times_s) -> str:
+    return ", ".join(format_times(times_s))
+
+
+def cell_text(sig) -> str:
+    return "f=" + ",".join(f"{f:g}" for f in sig)
+
+
+# --- bound / gap (issue 17): rendered generically when the run recorded them ---------------------------
+
+def bound_items(report: dict, prefix: str = "") -> list[tuple[str, str, Any]]:
+    """(label, JSON pointer, value) for every number under a key named bound* / gap* / *bound*."""
+    out = []
+
+    def walk(x, pointer, label, inside):
+        if isinstance(x, dict):
+            for k, v in x.items():
+                hit = inside or "bound" in k.lower() or k.lower().startswith("gap")
+                walk(v, f"{pointer}/{k}", f"{label}.{k}" if label else k, hit)
+        elif isinstance(x, (int, float)) and not isinstance(x, bool) and inside:
+            out.append((label, pointer, x))
+    for k, v in report.items():
+        if "bound" in k.lower() or k.lower().startswith("gap"):
+            walk(v, f"{prefix}/{k}", k, True)
+    return out
+
+
+# --- optimize ---------------------------------------------------------------------------------------
+
+STRATEGY_LABELS = {"optimised": "optimised", "single_pair": "single-pair F=1", "lsp_first": "lsp-first F=1 (naive)",
+                   "msp_first": "msp-first F=1", "lsp_first_best": "lsp-first, best F",
+                   "msp_first_best": "msp-first, best F"}
+
+
+def _swatch(name: str) -> str:
+    from .palette import strategy_colour
+    return f'<span class="swatch" style="background:{strategy_colour(name)}"></span>'
+
+
+def strategy_label(key: str, score: dict) -> str:
+    return STRATEGY_LABELS.get(key, key) + (f" (F={score['f']})" if "f" in score and "best" in key else "")
+
+
+def tnmse_table(scores: dict, times_s, file: str, pointer: str) -> str:
+    labels = format_times(times_s)
+    rows = []
+    for key, s in scores.items():
+        per = [Raw(f"{num(m, f'{pointer}/{key}/per_time/{i}', file)} ± {fmt(e)}")
+               for i, (m, e) in enumerate(zip(s["per_time"], s.get("per_time_stderr", [0.0] * len(labels))))]
+        rows.append([Raw(_swatch(key) + esc(strategy_label(key, s))),
+                     Raw(num(s["mean"], f"{pointer}/{key}/mean", file)), s["stderr"], *per])
+    return table(["strategy", "TNMSE (time-averaged)", "± s.e.", *(f"t = {t}" for t in labels)], rows,
+                 set(range(1, 3 + len(labels))))
+
+
+def _below(imp: dict, key: str, pointer: str, file: str) -> str:
+    if key not in imp:
+        return ""
+    return f"optimised is {num(imp[key], f'{pointer}/improvement/{key}', file, f'{100 * imp[key]:.1f} %')} below this"
+
+
+def optimize_headline(r: dict, file: str = "report.json", pointer: str = "") -> str:
+    t = r["tnmse"]
+    opt = t["optimised"]
+    hands = [k for k in ("lsp_first_best", "msp_first_best") if k in t] or ["lsp_first", "msp_first", "single_pair"]
+    hand = min(hands, key=lambda k: t[k]["mean"])
+    f1 = min(("single_pair", "lsp_first", "msp_first"), key=lambda k: t[k]["mean"])
+    imp = r.get("improvement", {})
+    cards = [
+        card("optimised TNMSE", num(opt["mean"], f"{pointer}/tnmse/optimised/mean", file),
+             f"± {fmt(opt['stderr'])} s.e.; cell {cell_text(r['cell']['significance'])}"),
+        card(f"best hand-crafted: {strategy_label(hand, t[hand])}", num(t[hand]["mean"], f"{pointer}/tnmse/{hand}/mean", file),
+             _below(imp, "vs_best_hand_crafted", pointer, file)),
+        card(f"best F=1 baseline: {strategy_label(f1, t[f1])}", num(t[f1]["mean"], f"{pointer}/tnmse/{f1}/mean", file),
+             _below(imp, "vs_best_f1_baseline", pointer, file)),
+    ]
+    for label, ptr, value in bound_items(r, pointer):
+        cards.append(card(label.replace("_", " "), num(value, ptr, file),
+                          "expected-error bound / gap recorded by the run"))
+    return '<div class="cards">' + "".join(cards) + "</div>"
+
+
+def optimize_fallback_command(r: dict, folder: Path) -> str:
+    s = r.get("settings", {})
+    sig = s.get("significance")
+    args = ["weightprog", "optimize", "--device", r["device"]["name"], "--pairs", str(s.get("pairs")),
+            "--significance", "auto" if sig is None else ",".join(f"{f:g}" for f in sig),
+            "--f-max", str(s.get("f_max")), "--times", ",".join(format_times(r["times_s"])),
+            "--grid", str(s.get("grid_points")), "--grid-placement", str(s.get("grid_placement")),
+            "--mode", str(s.get("mode")), "--max-generations", str(s.get("max_generations")),
+            "--popsize", str(s.get("popsize")), "--seed", str(r.get("seed")),
+            "--rescore-blocks", str(s.get("rescore_blocks")), "--out", str(folder)]
+    w = str(r.get("weights", ""))
+    args[2:2] = ["--distribution", w.split(":", 1)[1]] if w.startswith("distribution:") else ["--weights", w]
+    if s.get("budget_s") is not None:
+        args[-2:-2] = ["--budget", f"{s['budget_s']:g}"]
+    if not s.get("polish", True):
+        args[-2:-2] = ["--no-polish"]
+    return shlex.join(args)
+
+
+def _search_progress_figure(histories: dict[str, list[float]], chosen: str = "") -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .palette import legend_outside
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for label, h in histories.items():
+        ax.plot(range(len(h)), h, lw=2.2 if label == chosen else 1.2, label=label)
+    ax.set(xlabel="generation", ylabel="best TNMSE of the search sample", title="searches so far")
+    ax.grid(alpha=0.3)
+    legend_outside(ax)
+    return svg_figure(fig, "best loss per generation of each search, from the checkpoints")
+
+
+def optimize_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
+    path = folder / "report.json"
+    if not path.is_file():  # interrupted: what the checkpoints say
+        rows, histories = [], {}
+        for p in sorted(folder.glob("checkpoint_*.json")):
+            c = _json(p)
+            h = [x for x in c.get("history", []) if x is not None and math.isfinite(x)]
+            histories[p.stem.replace("checkpoint_", "")] = h
+            rows.append([p.name, c.get("generation"), min(h) if h else None])
+        body = (table(["checkpoint", "generations done", "best loss (search sample)"], rows, {1, 2})
+                + (_search_progress_figure(histories) if any(histories.values()) else ""))
+        sections = [section("Search so far", body), reproduce_section(command), files_section(folder)]
+        return page(f"weightprog optimize: {folder.name}", "The run stopped before its report; rerun the same "
+                    "command to resume from these checkpoints.", False, sections), False
+    r = _json(path)
+    s = r.get("settings", {})
+    question = (f"Which programming strategy gives {esc(r['weights'])} the lowest time-averaged weight error "
+                f"on {esc(r['device']['name'])}, with {r['cell']['pairs']} pair(s) per weight, over "
+                f"{esc(times_text(r['times_s']))}?")
+    headline = optimize_headline(r)
+    search_rows = [[label + (" (chosen)" if label == r.get("chosen_search") else ""), x.get("generations"),
+                    x.get("evaluations"), x.get("loss"), "yes" if x.get("converged") else "no", x.get("message", ""),
+                    x.get("wall_time_s"),
+                    ("kept" if x["polish"].get("kept") else "not kept") if x.get("polish") else "—"]
+                   for label, x in r.get("search", {}).items()]
+    inputs = kv_table([
+        ("weights", f"{r['weights']} (search sample {fmt(r.get('search_weights'))} weights)"),
+        ("device", device_row(r["device"])),
+        ("cell", f"{r['cell']['pairs']} pair(s), {cell_text(r['cell']['significance'])}, β = {fmt(r.get('beta'))}"
+                 + (" (searched F = 1…" + str(s.get("f_max")) + ")" if s.get("significance") is None else "")),
+        ("times after programming", times_text(r["times_s"])),
+        ("grid", f"{s.get('grid_points')} points, {s.get('grid_placement')} placement, {s.get('mode')} mode"),
+        ("search", f"popsize {s.get('popsize')}, at most {s.get('max_generations')} generations, tol {s.get('tol')}, "
+                   f"budget {s.get('budget_s') if s.get('budget_s') is not None else 'none'}"),
+        ("re-scoring", f"{r.get('rescore', {}).get('blocks')} fresh samples, {fmt(r.get('rescore', {}).get('weights'))} "
+                       "weights, fresh draws"),
+        ("seed", r.get("seed")),
+        ("weightprog version", r.get("weightprog_version")),
+        ("wall time", f"{fmt(r.get('wall_time_s'))} s"),
+    ])
+    figures = "".join([
+        png_figure(folder / "strategy.png", "optimised strategy: target conductance of each device vs weight, "
+                                            "weight density behind"),
+        png_figure(folder / "tnmse_vs_time.png", "weight error (NMSE) vs time after programming, ± s.e., fresh draws"),
+        png_figure(folder / "error_distribution.png", "distribution of the weight error at each time"),
+        png_figure(folder / "convergence.png", "best loss per generation of each search"),
+    ])
+    tables = ("<h3>Weight error (re-scored on fresh samples and draws)</h3>" + tnmse_table(r["tnmse"], r["times_s"], "report.json", "/tnmse")
+              + "<h3>Searches</h3>" + table(["search", "generations", "evaluations", "loss", "converged", "stopped because",
+                                             "wall s", "polish"], search_rows, {1, 2, 3, 6}))
+    if r.get("per_layer"):
+        tables += "<h3>Per-layer strategies</h3>" + table(
+            ["layer", "weights", "own strategy TNMSE", "network-wide TNMSE", "gain", "file"],
+            [[x["layer"], x["weights"], x["tnmse_layer_strategy"]["mean"], x["tnmse_network_strategy"]["mean"],
+              pct(1 - x["tnmse_layer_strategy"]["mean"] / x["tnmse_network_strategy"]["mean"]), x["strategy"]]
+             for x in r["per_layer"]], {1, 2, 3, 4})
+    if (folder / "strategy.json").is_file():
+        st = _json(folder / "strategy.json")
+        cols = len(st["conductances"][0]) if st.get("conductances") else 0
+        head = ["w / w_max"] + [f"g{'+' if k % 2 == 0 else '−'} pair {k // 2 + 1} (µS)" for k in range(cols)]
+        tables += ("<h3>Optimised strategy (strategy.json)</h3>"
+                   + table(head, [[g, *row] for g, row in zip(st["grid"], st["conductances"])], set(range(cols + 1))))
+    sections = [section("Result", headline), section("Question and inputs", inputs + device_curves_figure([r["device"]])),
+                section("Figures", figures), section("Tables", tables),
+                reproduce_section(command, optimize_fallback_command(r, folder)), files_section(folder)]
+    return page(f"weightprog optimize: {folder.name}", question, True, sections), True
+
+
+# --- evaluate ---------------------------------------------------------------------------------------
+
+def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
+    r = _json(folder / "results.json")
+    name = r.get("metric_name", "metric")
+    times = r["times_s"]
+    last = format_time(times[-1])
+    digital = r.get("digital_metric")
+    summary = r.get("summary", [])
+    strategies = list(dict.fromkeys(x["strategy"] for x in summary))
+    question = (f"How does {esc(name)} of {esc(r['model'])} hold up from {esc(format_time(times[0]))} to "
+                f"{esc(last)} after programming it into {esc(r['device']['name'])} with each strategy?")
+    cards = [card(f"digital (FP) {name}", num(digital, "/digital_metric", "results.json"), "no analogue noise")]
+    for i, x in enumerate(summary):
+        if x["time_s"] == times[-1]:
+            sub = f"± {fmt(x['std'])} (std of {x['n']} realisations)"
+            if isinstance(digital, (int, float)) and isinstance(x["mean"], (int, float)):
+                sub += f"; {fmt(x['mean'] - digital)} vs digital"
+            cards.append(card(f"{x['strategy']} at {last}", _swatch(x["strategy"]) + num(x["mean"], f"/summary/{i}/mean",
+                                                                                          "results.json"), sub))
+    headline = '<div class="cards">' + "".join(cards) + "</div>"
+    m = r.get("mapping", {})
+    p = r.get("periphery", {})
+    inputs = kv_table([
+        ("model", r["model"]),
+        ("strategies", ", ".join(strategies)),
+        ("device", device_row(r["device"])),
+        ("cells", "; ".join(f"{st['name']}: {cell_text(st['significance'])}" for st in r.get("strategies", []))),
+        ("mapping", f"{fmt(m.get('analog_weights'))} analogue weights on {m.get('tiles')} tile(s) of ≤ "
+                    f"{m.get('tile_rows')}×{m.get('tile_cols')}; {fmt(m.get('digital_params'))} parameters digital; "
+                    f"normalise {m.get('normalise')}, compensation {m.get('compensation')}"),
+        ("periphery", ", ".join(f"{k} {v}" for k, v in p.items())),
+        ("times after programming", times_text(times)),
+        ("realisations", r.get("repeats")),
+        ("seed", r.get("seed")),
+        ("compute", r.get("compute")),
+        ("weightprog version", r.get("version")),
+        ("wall time", f"{fmt(r.get('wall_s'))} s"),
+    ])
+    labels = format_times(times)
+    by = {(x["strategy"], x["time_s"]): (i, x) for i, x in enumerate(summary)}
+    rows = []
+    for s_name in strategies:
+        cells = []
+        for t in times:
+            i, x = by.get((s_name, t), (None, None))
+            cells.append(Raw(f"{num(x['mean'], f'/summary/{i}/mean', 'results.json')} ± {esc(fmt(x['std']))}")
+                         if x else "")
+        rows.append([Raw(_swatch(s_name) + esc(s_name)), *cells])
+    tables = (f"<h3>{esc(name)}: mean ± std over {r.get('repeats')} realisations</h3>"
+              + table(["strategy", *(f"t = {t}" for t in labels)], rows, set(range(1, len(labels) + 1)))
+              + "<h3>Analogue layers</h3>"
+              + table(["layer", "kind", "shape", "matrix", "tiles", "weights"],
+                      [[x["name"], x["kind"], "×".join(map(str, x["shape"])), "×".join(map(str, x["matrix"])),
+                        "×".join(map(str, x["tiles"])), x["weights"]] for x in m.get("layers", [])], {5})
+              + f'<p class="note">Every realisation: results.csv ({len(r.get("rows", []))} rows).</p>')
+    figures = png_figure(folder / "accuracy_vs_time.png", f"{name} vs time after programming, mean ± 1σ band, "
+                                                          "digital (FP) dotted")
+    sections = [section("Result", headline), section("Question and inputs", inputs + device_curves_figure([r["device"]])),
+                section("Figures", figures), section("Tables", tables), reproduce_section(command), files_section(folder)]
+    return page(f"weightprog evaluate: {folder.name}", question, True, sections), True
+
+
+# --- compare-devices ---------------------------------------------------------------------------------
+
+def compare_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
+    from .palette import device_colour
+
+    r = _json(folder / "comparison.json")
+    naive_key = r["naive"].split()[0]
+    names = [d["device"] for d in r["devices"]]
+    s = r.get("settings", {})
+    question = (f"Which memory device is best for {esc(r['weights'])}: ranked by naive programming "
+                f"({esc(r['naive'])}) and at each device's optimum, over {esc(times_text(r['times_s']))}?")
+    rows = []
+    for i, d in enumerate(r["devices"]):
+        naive, opt = d["tnmse"][naive_key], d["tnmse"]["optimised"]
+        rows.append([Raw(f'<span class="swatch" style="background:{device_colour(d["device"])}"></span>'
+                         + esc(d["device"])),
+                     Raw(num(naive["mean"], f"/devices/{i}/tnmse/{naive_key}/mean", "comparison.json")), naive["stderr"],
+                     Raw(num(opt["mean"], f"/devices/{i}/tnmse/optimised/mean", "comparison.json")), opt["stderr"],
+                     pct(-(1 - opt["mean"] / naive["mean"])), cell_text(d["cell"]),
+                     r["ranking"]["by_naive"].index(d["device"]) + 1, r["ranking"]["by_optimum"].index(d["device"]) + 1])
+    headline = (f"<p><strong>{esc(r['ranking']['sentence'])}</strong></p>"
+                + table(["device", f"naive ({r['naive']})", "± s.e.", "optimised", "± s.e.", "optimised vs naive",
+                         "cell", "rank naive", "rank optimised"], rows, {1, 2, 3, 4, 5, 7, 8}))
+    inputs = kv_table([
+        ("weights", f"{r['weights']} (search sample {fmt(r.get('search_weights'))}, re-scored on "
+                    f"{fmt(r.get('rescore_weights'))} weights)"),
+        ("devices", Raw("<br>".join(esc(device_row(d["model"])) for d in r["devices"]))),
+        ("cell", f"{s.get('pairs')} pair(s), " + ("F = 1…" + str(s.get("f_max")) + " searched"
+                                                 if s.get("significance") is None else cell_text(s["significance"]))),
+        ("times after programming", times_text(r["times_s"])),
+        ("search", f"grid {s.get('grid_points')}, popsize {s.get('popsize')}, at most {s.get('max_generations')} "
+                   f"generations, polish {'on' if s.get('polish') else 'off'}"),
+        ("seed", s.get("seed")),
+        ("weightprog version", r.get("weightprog_version")),
+        ("wall time", f"{fmt(sum(d.get('wall_time_s', 0) for d in r['devices']))} s (sum over devices)"),
+    ])
+    labels = format_times(r["times_s"])
+    full = []
+    for i, d in enumerate(r["devices"]):
+        for key, sc in d["tnmse"].items():
+            full.append([d["device"], Raw(_swatch(key) + esc(strategy_label(key, sc))),
+                         Raw(num(sc["mean"], f"/devices/{i}/tnmse/{key}/mean", "comparison.json")), sc["stderr"],
+                         *sc["per_time"]])
+    tables = ("<h3>Every strategy on every device (TNMSE, fresh draws)</h3>"
+              + table(["device", "strategy", "TNMSE", "± s.e.", *(f"t = {t}" for t in labels)], full,
+                      set(range(2, 4 + len(labels))))
+              + f'<p class="note">Also in comparison.csv. Ties within 2 s.e.: by optimum '
+                f'{esc(r["ranking"].get("ties_by_optimum"))}, by naive {esc(r["ranking"].get("ties_by_naive"))}.</p>')
+    figures = png_figure(folder / "tnmse_vs_time.png", "weight error vs time per device: naive dashed, optimised solid")
+    sections = [section("Result", headline),
+                section("Question and inputs", inputs + device_curves_figure([d["model"] for d in r["devices"]])),
+                section("Figures", figures), section("Tables", tables), reproduce_section(command),
+                files_section(folder)]
+    return page(f"weightprog compare-devices: {', '.join(names)}", question, True, sections), True
+
+
+# --- the entry point ---------------------------------------------------------------------------------
+
+def _builders() -> dict[str, Callable[[Path, RunCommand | None], tuple[str, bool]]]:
+    return {"optimize": optimize_page, "evaluate": evaluate_page, "compare-devices": compare_page}
+
+
+def write_report(folder: str | Path, command: RunCommand | None = None, kind: str | None = None) -> Report:
+    """(Re)write `folder`/report.html from the files in `folder`. `command` (the command line that
+    made the folder) is saved to command.json first; without it the one saved before is used."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise WeightprogError(f"{folder}: not a folder")
+    if command is not None:
+        atomic_write_json(folder / COMMAND_NAME, asdict(command))
+    kind = kind or detect_kind(folder)
+    builders = _builders()
+    if kind not in builders:
+        raise WeightprogError(f"report: no page for {kind!r} folders yet")
+    text, finished = builders[kind](folder, read_command(folder))
+    path = folder / REPORT_NAME
+    atomic_write_text(path, text)
+    return Report(kind, path, finished)

@@ -1,0 +1,63 @@
+"""Progress bars for a search, counting to where it will stop: convergence, the generation limit
+or the time budget, whichever is nearest.
+
+Library functions never print; they call a `progress` callback. `SearchBars` is the callback the
+CLI passes, and what a Python caller passes to see the same bars:
+
+    run = wp.optimize(sample, values, "pcm", settings, progress=wp.SearchBars(settings))
+
+A search stops when the population's loss spread (std / |mean|) falls to `tol`, so the bar's
+convergence share is how far the spread has come, on a log scale, from its value after the first
+generation to `tol`; a bar counting generations alone would stall near 25 % when the search
+converges after a quarter of its generation limit.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tqdm import tqdm
+
+
+def search_fraction(progress, first_spread: float, tol: float, max_generations: int,
+                    budget_s: float | None = None) -> float:
+    """How far a search is towards its nearest stop, in [0, 1]."""
+    parts = [progress.generation / max(max_generations, 1)]
+    if budget_s:
+        parts.append(progress.elapsed_s / budget_s)
+    spread = progress.convergence
+    if tol > 0 and first_spread > tol and math.isfinite(spread):
+        parts.append(math.log(first_spread / max(spread, 1e-300)) / math.log(first_spread / tol))
+    return min(1.0, max(0.0, *parts))
+
+
+class SearchBars:
+    """One tqdm bar per search (percent towards its stop, with generation, best loss, spread);
+    the previous bar closes when the next search starts. Call `close()` at the end."""
+
+    def __init__(self, settings=None, *, tol: float = 1e-3, max_generations: int = 200,
+                 budget_s: float | None = None, prefix: str = "search"):
+        if settings is not None:
+            tol, max_generations, budget_s = settings.tol, settings.max_generations, settings.budget_s
+        self.tol, self.max_generations, self.budget_s, self.prefix = tol, max_generations, budget_s, prefix
+        self.bars: dict[str, tqdm] = {}
+        self.first: dict[str, float] = {}
+        self.done: dict[str, float] = {}
+
+    def __call__(self, label: str, p) -> None:
+        if label not in self.bars:
+            self.close()
+            self.bars[label] = tqdm(total=100, desc=f"{self.prefix} {label}", unit="%", leave=True,
+                                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+            self.first[label], self.done[label] = p.convergence, 0.0
+        # the share of a search's time may only grow (the spread is not monotone)
+        budget = self.budget_s  # the CLI shares a budget among searches; the bound is then conservative
+        self.done[label] = max(self.done[label],
+                               search_fraction(p, self.first[label], self.tol, self.max_generations, budget))
+        bar = self.bars[label]
+        bar.n = round(100 * self.done[label], 1)
+        bar.set_postfix_str(f"gen {p.generation}, best {p.best:.4e}, spread {p.convergence:.1e}/{self.tol:g}")
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
