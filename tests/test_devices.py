@@ -1,4 +1,4 @@
-"""Device laws (SPEC §3): sample moments match the formulas within sample-size tolerances."""
+"""Device laws (docs/MODEL.md §2, §3): sample moments match the formulas within sample-size tolerances."""
 
 import math
 

@@ -26,7 +26,7 @@ class Group(click.Group):
 
 def times_option(default: str | None = None, help: str = "Times after programming, e.g. "
                  "1s,1min,1h,1d,30d,1y (the default)."):
-    """`--times LIST` handed to the command as validated seconds (SPEC §6 times when omitted).
+    """`--times LIST` handed to the command as validated seconds (docs/MODEL.md §7.2 times when omitted).
     Bad times raise WeightprogError while the group parses the command: one line, exit code 2."""
     def parse(ctx, param, value):
         return DEFAULT_TIMES_S if value is None else parse_times(value)

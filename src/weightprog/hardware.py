@@ -1,4 +1,4 @@
-"""Programming a weight tensor into a crossbar and reading it back over time (SPEC §2, §4).
+"""Programming a weight tensor into a crossbar and reading it back over time (docs/MODEL.md §4, §6).
 
 A weight tensor is viewed as a matrix (outputs × inputs; conv kernels flattened to out × in·k),
 cut evenly into as few tiles of at most `tile_rows` inputs × `tile_cols` outputs as fit. Each

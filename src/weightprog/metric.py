@@ -1,8 +1,8 @@
-"""The weight-error metric (SPEC §6): time-averaged, density-weighted, drift-compensated NMSE.
+"""The weight-error metric (docs/MODEL.md §7.1): time-averaged, density-weighted, drift-compensated NMSE.
 
     TNMSE = mean_t mean_j ((α(t)·ŵ_j(t) − w_j) / w_max)²
 
-evaluated for a whole population of strategies at once. Design (see DESIGN.md):
+evaluated for a whole population of strategies at once. Design:
 
 * Common random numbers: the standard-normal draws of programming, drift and every read are drawn
   once per (seed, sample) and shared by all candidates, so the metric is deterministic for a seed,

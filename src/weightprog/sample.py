@@ -1,4 +1,4 @@
-"""Weight samples: the normalised weights of a network, as they will be deployed (SPEC §6).
+"""Weight samples: the normalised weights of a network, as they will be deployed (docs/MODEL.md §8).
 
 Sampling the weights themselves weights every value by its density, which is the paper's error
 importance. A sample is arranged as columns of `rows` weights (a crossbar tile's columns), so the
@@ -17,7 +17,7 @@ import torch
 from .errors import WeightprogError
 
 DEFAULT_ROWS = 512
-DEFAULT_SIZE = 10_240  # SPEC §6 reference proxy: a 512 × 20 tile
+DEFAULT_SIZE = 10_240  # docs/MODEL.md §8: the paper's proxy size, a 512 × 20 tile
 DATA_DIR = Path(__file__).parent / "data"
 DISTRIBUTIONS = {
     "default": "default_weights.npy",
@@ -113,7 +113,7 @@ def sample_from_values(values: torch.Tensor, size: int = DEFAULT_SIZE, rows: int
 
 
 def load_distribution(name: str = "default") -> torch.Tensor:
-    """The normalised weights of a built-in distribution (see data/README.md)."""
+    """The normalised weights of a built-in distribution (docs/MODEL.md §8)."""
     if name not in DISTRIBUTIONS:
         raise WeightprogError(f"distribution: unknown {name!r}; use one of {', '.join(DISTRIBUTIONS)}")
     return torch.from_numpy(np.load(DATA_DIR / DISTRIBUTIONS[name]).astype(np.float32))

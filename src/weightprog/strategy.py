@@ -1,4 +1,4 @@
-"""Programming strategies: which conductance each device gets for each normalised weight (SPEC §5).
+"""Programming strategies: which conductance each device gets for each normalised weight (docs/MODEL.md §5).
 
 A strategy is a table over grid points 0 = u_0 < … < u_{D−1} = 1 of the normalised weight, giving
 the target conductance of each of the 2P devices (stored pair by pair: g⁺_1, g⁻_1, g⁺_2, …), with

@@ -1,4 +1,4 @@
-"""The paper's validation study on the reference workloads (SPEC §7, issue 5).
+"""The paper's validation study on the reference workloads (docs/MODEL.md §9, issue 5).
 
 For each workload and device: optimise the programming strategy on the network's own normalised
 weights (no inference in the loop), then evaluate {FP-trained, HWA-trained} × {naive = lsp-first

@@ -18,7 +18,7 @@ SECONDS = {
     "y": 365 * 86400.0, "yr": 365 * 86400.0,
 }
 DEFAULT_TIMES_S = (1.0, 60.0, 3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0)
-"""SPEC §6: 1 s, 1 min, 1 h, 1 day, 30 days, 1 year after programming."""
+"""docs/MODEL.md §7.2: 1 s, 1 min, 1 h, 1 day, 30 days, 1 year after programming."""
 
 _TIME_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]*)\s*$")
 

@@ -1,4 +1,4 @@
-"""Fit a tabulated device (SPEC §3) to measured reads: σ_p(G), ν mean/std(G), Q(G).
+"""Fit a tabulated device (docs/MODEL.md §3.4) to measured reads: σ_p(G), ν mean/std(G), Q(G).
 
 The laws are those of devices/base.py. Per device, ln g is linear in L = ln((t + t0)/t0):
 
@@ -363,7 +363,7 @@ def fit_device(m: Measurements, *, name: str = "fitted", t0: float = 20.0, t_rea
 
 
 def device_yaml(device: TabulatedDevice) -> str:
-    """The device file text (SPEC §3 schema), keys in schema order."""
+    """The device file text (docs/MODEL.md §3.4, docs/DEVICES.md), keys in schema order."""
     return yaml.safe_dump(device.to_dict(), sort_keys=False, allow_unicode=True, width=100,
                           default_flow_style=None)
 

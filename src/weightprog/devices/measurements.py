@@ -1,4 +1,4 @@
-"""Measured device data (SPEC §3): a CSV with one row per read, `device_id, g_target, t, g`.
+"""Measured device data (docs/MODEL.md §3.5): a CSV with one row per read, `device_id, g_target, t, g`.
 
 `t` is seconds since programming ended (> 0), conductances are µS. Reading validates every row and
 stops at the first problem with one message naming the file, the row (spreadsheet numbering: the

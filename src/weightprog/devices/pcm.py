@@ -1,7 +1,7 @@
 """Built-in analytic devices: the reference PCM model, its low-drift variant, and an ideal device.
 
 PCM numbers: the published statistical model of IBM doped-GST PCM (Nandakumar et al., ICECS 2019;
-Joshi et al., Nat. Commun. 2020), as tabulated in SPEC §3. The low-drift device is the paper's
+Joshi et al., Nat. Commun. 2020), as tabulated in docs/MODEL.md §3.1. The low-drift device is the paper's
 Fig. 5 "alternative device": g_max 30 µS and a drift table linear in G.
 """
 
@@ -41,7 +41,7 @@ class PCMDevice(DeviceModel):
 
 
 class LowDriftPCMDevice(PCMDevice):
-    """SPEC §3 second device: larger range (30 µS) and lower average drift."""
+    """docs/MODEL.md §3.2, the paper's second device: larger range (30 µS) and lower average drift."""
 
     name = "pcm-lowdrift"
     kind = "pcm-lowdrift"

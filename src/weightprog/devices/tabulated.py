@@ -1,4 +1,4 @@
-"""A device of any technology described by tables in G (SPEC §3), loaded from YAML or JSON.
+"""A device of any technology described by tables in G (docs/MODEL.md §3.4), loaded from YAML or JSON.
 
 Loading validates every field and names the file and the field in its error; it never runs code
 from the file (`yaml.safe_load`, `json.load`).
@@ -56,7 +56,7 @@ class TabulatedDevice(DeviceModel):
         return self._curve(g, "read_noise", "q")
 
     def to_dict(self) -> dict:
-        """The file form (SPEC §3 schema)."""
+        """The file form (docs/MODEL.md §3.4, docs/DEVICES.md)."""
         data = {"kind": "tabulated", "name": self.name, "g_min": self.g_min, "g_max": self.g_max,
                 "t0": self.t0, "t_read": self.t_read, **{k: dict(v) for k, v in self.tables.items()},
                 "stuck": {"p_zero": self.p_stuck_min, "p_gmax": self.p_stuck_max}}

@@ -1,7 +1,7 @@
 """Gradient–weight correlation (the paper's Fig. 3a–c): is |∂L/∂W| related to W?
 
 If gradient magnitudes do not depend on the weight value, every weight matters equally per unit
-of error and the weight density is the right importance for the programming objective (SPEC §6).
+of error and the weight density is the right importance for the programming objective (docs/MODEL.md §7.1).
 """
 
 from __future__ import annotations

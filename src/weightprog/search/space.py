@@ -1,4 +1,4 @@
-"""The search space: a unit hypercube whose every point decodes to a valid strategy (SPEC §5).
+"""The search space: a unit hypercube whose every point decodes to a valid strategy (docs/MODEL.md §5.3).
 
 Modes
 * `exact` (default): every grid weight is represented exactly. Per grid point, each pair but the
