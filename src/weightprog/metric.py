@@ -116,7 +116,7 @@ def column_errors(table, signed, index, frac, negative, u, draws: Draws, *, devi
         if device.has_stuck:
             g_prog = device.apply_stuck(g_prog, draws.u_stuck[d])
         nu = (device.drift_mean(g) + device.drift_std(g) * draws.z_nu[d]).abs()
-        states.append((g_prog, nu, device.read_q(g), signed[:, d].reshape(-1, 1, 1)))
+        states.append((g_prog, nu, device.read_q(g_prog), signed[:, d].reshape(-1, 1, 1)))
 
     def hardware_weight(k: int):
         w = 0.0

@@ -1,14 +1,16 @@
 """The device interface: program target conductances, then read them at times after programming.
 
-Every device follows the laws of SPEC §3; a device only supplies its curves (programming std,
-drift-exponent mean and std, read-noise coefficient Q, each a function of the target conductance):
+Every device follows the laws of docs/MODEL.md §2; a device only supplies its curves (programming
+std, drift-exponent mean and std, read-noise coefficient Q, each a function of conductance):
 
-    g_prog = max(0, g_T + σ_p(g_T)·z1)                 once per programming
+    g_prog = max(0, g_T + σ_p(g_T)·z1)                 once per programming (then stuck devices)
     ν      = |μ_ν(g_T) + σ_ν(g_T)·z2|
-    g(t)   = max(0, g_d + g_d·Q(g_T)·c(t)·z3),  g_d = g_prog·((t + t0)/t0)^−ν,
+    g(t)   = max(0, g_d + g_d·Q(g_prog)·c(t)·z3),  g_d = g_prog·((t + t0)/t0)^−ν,
     c(t)   = sqrt(ln((t + t0 + t_read)/(2·t_read)))      z3 fresh on every read
 
-Q is evaluated at the target g_T (aihwkit uses g_prog; the difference is small). Curves are pure
+Q is evaluated at the programmed conductance g_prog: the 1/f noise depends on the state the device
+is in, not on the state it was aimed at (as in IBM aihwkit's PCM noise model; with Q at g_T the
+read noise of low-conductance devices came out up to 20 % too large, docs/VALIDATION.md). Curves are pure
 element-wise torch expressions with Python-float constants, so they run on any compute device and
 fuse under `torch.compile`. Random draws are arguments (common random numbers) or come from a
 caller's generator.
@@ -34,7 +36,7 @@ class DeviceState:
     nu: torch.Tensor
     """Drift exponent of each device."""
     q: torch.Tensor
-    """Read-noise coefficient of each device."""
+    """Read-noise coefficient of each device, Q(g_prog)."""
 
 
 def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -120,7 +122,7 @@ class DeviceModel:
                 u_stuck = torch.rand(g.shape, generator=generator, device=g.device, dtype=g.dtype)
             g_prog = self.apply_stuck(g_prog, u_stuck)
         nu = (self.drift_mean(g) + self.drift_std(g) * z_nu).abs()
-        return DeviceState(g_prog=g_prog, nu=nu, q=self.read_q(g))
+        return DeviceState(g_prog=g_prog, nu=nu, q=self.read_q(g_prog))
 
     def apply_stuck(self, g_prog: torch.Tensor, u_stuck: torch.Tensor) -> torch.Tensor:
         """A device stuck at g_min (u < p_min) or g_max (u > 1 − p_max); it still drifts and is read."""
