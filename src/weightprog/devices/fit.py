@@ -10,7 +10,11 @@ Per conductance bin (devices grouped by target):
 
 * Q from the pooled weighted residual variance, with a second-order correction for ln(1+x) ≠ x;
   ln g is also shifted by Q²c²/2 (the mean of ln(1+x)) and the lines refitted once, so the
-  growing read noise does not masquerade as drift.
+  growing read noise does not masquerade as drift. The law reads noise at the programmed
+  conductance, so a bin's pooled Q is the rms of Q(g_prog) over its devices, tabulated at the
+  bin's target. Where Q is steep across the programming spread (PCM below ~2 µS) that reads above
+  Q at the target: +13 to +22 % at 0.75-1.5 µS for PCM, 600 devices per target. Measure with
+  more, finer targets there.
 * ν mean/std from the devices' ν̂, minus the regression's own noise variance, then un-folded
   (the law draws ν = |μ + σ·z|, so the observed ν are folded normal).
 * σ_p from the first read, corrected back to t = 0 with each device's ν̂, as the rms error about
