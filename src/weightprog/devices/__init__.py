@@ -7,6 +7,7 @@ from pathlib import Path
 from ..errors import WeightprogError
 from .base import DeviceModel, DeviceState, piecewise_linear
 from .pcm import IdealDevice, LowDriftPCMDevice, PCMDevice
+from .scaled import Scales, ScaledDevice
 from .tabulated import TabulatedDevice, load_tabulated, tabulated_from_dict
 
 BUILTIN = {"pcm": PCMDevice, "pcm-lowdrift": LowDriftPCMDevice, "ideal": IdealDevice}
@@ -23,10 +24,14 @@ def device_names() -> list[str]:
 
 
 def get_device(spec: str | Path | DeviceModel) -> DeviceModel:
-    """A device from a built-in name, a shipped preset name, or a YAML/JSON file path."""
+    """A device from a built-in name, a shipped preset name, or a YAML/JSON file path, optionally
+    with scaled properties: `NAME:programming=4,read=4` (keys of `Scales`)."""
     if isinstance(spec, DeviceModel):
         return spec
     text = str(spec)
+    base, sep, scales = text.rpartition(":")
+    if sep and "=" in scales and not Path(text).exists():
+        return ScaledDevice(get_device(base), Scales.parse(scales, f"device {text!r}"))
     if text in BUILTIN:
         return BUILTIN[text]()
     if (PRESET_DIR / f"{text}.yaml").is_file():
@@ -41,5 +46,5 @@ def get_device(spec: str | Path | DeviceModel) -> DeviceModel:
 
 
 __all__ = ["DeviceModel", "DeviceState", "PCMDevice", "LowDriftPCMDevice", "IdealDevice",
-           "TabulatedDevice", "get_device", "device_names", "preset_names", "load_tabulated",
+           "TabulatedDevice", "ScaledDevice", "Scales", "get_device", "device_names", "preset_names", "load_tabulated",
            "tabulated_from_dict", "piecewise_linear"]
