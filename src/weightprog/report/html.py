@@ -22,6 +22,7 @@ import html
 import io
 import json
 import math
+import re
 import shlex
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -196,10 +197,11 @@ def svg_figure(fig, caption: str) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    with plt.rc_context({"svg.fonttype": "none"}):  # text as text: small, selectable, no glyph ids
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
-    text = text[text.index("<svg"):]
+    text = re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg"):], flags=re.S)
     return f'<figure>{text}<figcaption>{esc(caption)}</figcaption></figure>'
 
 

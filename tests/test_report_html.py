@@ -1,0 +1,208 @@
+"""report.html: built from the run's files, self-contained, and checked in a real browser.
+
+Small optimize, evaluate and compare-devices runs go through the `weightprog` command line once
+per module; every page is then checked without a browser (numbers tagged with JSON pointers equal
+the files; nothing external is referenced) and, where Debian's chromium and the `playwright`
+package are installed (CI installs both), in headless chromium from file://: no console errors, no
+network requests, every figure drawn at a non-zero size, and the headline numbers on the page equal
+those in report.json / results.json / comparison.json.
+
+WEIGHTPROG_REPORT_SCREENSHOTS=DIR also saves a full-page screenshot of each page there
+(docs/figures/report_*.png are made that way).
+"""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from weightprog.cli import main
+from weightprog.report.html import bound_items, write_report
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+SEARCH = ["--max-generations", "2", "--popsize", "3", "--grid", "4", "--no-polish", "--significance", "1,2",
+          "--times", "1s,1d,1y"]
+
+
+def run(*args):
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """{kind: (folder, data file)} of three small runs made through the command line."""
+    base = tmp_path_factory.mktemp("runs")
+    cwd = os.getcwd()
+    os.chdir(Path(__file__).parent)  # evaluate imports nn_helpers:tiny_entry from here
+    try:
+        run("optimize", *SEARCH, "--rescore-blocks", "2", "--out", str(base / "optimize"))
+        run("evaluate", "--model", "nn_helpers:tiny_entry", "--strategy", "lsp-first", "--strategy",
+            str(base / "optimize" / "strategy.json"), "--significance", "1,2", "--times", "1s,1h,1y",
+            "--repeats", "2", "--no-progress", "--out", str(base / "evaluate"))
+        run("compare-devices", "pcm", "pcm-lowdrift", *SEARCH, "--out", str(base / "compare"))
+    finally:
+        os.chdir(cwd)
+    return {"optimize": (base / "optimize", "report.json"), "evaluate": (base / "evaluate", "results.json"),
+            "compare-devices": (base / "compare", "comparison.json")}
+
+
+KINDS = ["optimize", "evaluate", "compare-devices"]
+
+
+def pointer(data, key: str):
+    for part in key.strip("/").split("/"):
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    return data
+
+
+def shown_equals(text: str, value: float) -> bool:
+    """The number as shown (4 significant digits, or a percentage with one decimal) is `value`."""
+    number = float(re.search(r"[-+]?\d[\d,]*\.?\d*(?:e[-+]?\d+)?", text).group().replace(",", ""))
+    if text.strip().endswith("%"):
+        return abs(number - 100 * value) <= 0.05 + 1e-9
+    return abs(number - value) <= 5e-4 * abs(value) + 1e-12
+
+
+TAG = re.compile(r'<span class="num" data-file="([^"]*)" data-key="([^"]*)" data-value="([^"]*)">([^<]*)</span>')
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_page_numbers_are_the_files_numbers(runs, kind):
+    folder, data_file = runs[kind]
+    text = (folder / "report.html").read_text()
+    tags = TAG.findall(text)
+    assert len(tags) >= 4
+    for file, key, value, shown in tags:
+        data = json.loads((folder / file).read_text())
+        assert float(value) == pointer(data, key), key
+        assert shown_equals(shown, pointer(data, key)), (key, shown)
+    # self-contained: no external resource, no script
+    assert not re.search(r'(src|href)="(?!data:|#)', text)  # inline images, links inside an SVG
+    assert "<script" not in text and "<link" not in text and "@import" not in text
+    assert re.findall(r"https?://[^\s\"]*", text) == re.findall(r'xmlns(?::\w+)?="(https?://[^"]*)"', text)
+    command = json.loads((folder / "command.json").read_text())
+    assert command["argv"][:2] == ["weightprog", kind] and "--out" in command["argv"]
+    assert " ".join(command["argv"][1:3]) in text.replace("&#x27;", "'")
+
+
+def test_headlines_name_the_results(runs):
+    opt = (runs["optimize"][0] / "report.html").read_text()
+    report = json.loads((runs["optimize"][0] / "report.json").read_text())
+    assert "optimised TNMSE" in opt and "best hand-crafted" in opt and "best F=1 baseline" in opt
+    assert opt.index("Result") < opt.index("Question and inputs") < opt.index("Figures") < opt.index("Reproduce")
+    assert f'data-key="/tnmse/optimised/mean" data-value="{report["tnmse"]["optimised"]["mean"]!r}"' in opt
+    assert opt.count("data:image/png;base64,") == 4 and opt.count("<svg") >= 1  # 4 figures + device curves
+    ev = (runs["evaluate"][0] / "report.html").read_text()
+    assert "digital (FP) accuracy" in ev and "optimised at 1y" in ev and "lsp-first (f=1,2) at 1y" in ev
+    cmp = (runs["compare-devices"][0] / "report.html").read_text()
+    data = json.loads((runs["compare-devices"][0] / "comparison.json").read_text())
+    assert data["ranking"]["sentence"] in cmp.replace("&lt;", "<")
+
+
+def test_report_command_rebuilds_and_reads_interrupted_runs(runs, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(runs["optimize"][0], folder)
+    (folder / "report.html").unlink()
+    result = run("report", str(folder))
+    assert "optimize results" in result.output
+    text = (folder / "report.html").read_text()
+    assert (runs["optimize"][0] / "command.json").read_text() == (folder / "command.json").read_text()
+    assert "--max-generations 2" in text  # the recorded command, not one rebuilt from settings
+    # interrupted: only the search checkpoints exist
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    for p in runs["optimize"][0].glob("checkpoint_*.json"):
+        shutil.copy(p, partial)
+    result = run("report", str(partial))
+    assert "partial results" in result.output
+    text = (partial / "report.html").read_text()
+    assert "interrupted" in text and "<svg" in text and "generations done" in text
+
+
+def test_report_command_bad_folder_is_one_line(tmp_path):
+    result = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("error:") and len(result.output.strip().splitlines()) == 1
+    (tmp_path / "report.json").write_text("{not json")
+    result = CliRunner().invoke(main, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "report.json" in result.output and "Traceback" not in result.output
+
+
+def test_bound_and_gap_fields_are_shown_when_present(runs, tmp_path):
+    folder = tmp_path / "bound"
+    shutil.copytree(runs["optimize"][0], folder)
+    report = json.loads((folder / "report.json").read_text())
+    report["bound"] = {"expected_tnmse": 7.5e-4, "note": "text is not a number"}
+    report["gap_to_bound"] = 0.175
+    (folder / "report.json").write_text(json.dumps(report))
+    assert [(label, key) for label, key, _ in bound_items(report)] == [
+        ("bound.expected_tnmse", "/bound/expected_tnmse"), ("gap_to_bound", "/gap_to_bound")]
+    text = write_report(folder).path.read_text()
+    assert 'data-key="/bound/expected_tnmse" data-value="0.00075">7.500e-04<' in text
+    assert 'data-key="/gap_to_bound" data-value="0.175">0.175<' in text
+
+
+# --- in a real browser ------------------------------------------------------------------------------
+
+def _browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install playwright; CI does)")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip("chromium is not installed (apt-get install -y chromium; CI does)")
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_playwright = _browser()
+    profile = tempfile.mkdtemp(prefix="weightprog-chromium-")
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
+                                                       args=FLAGS, viewport={"width": 1200, "height": 900})
+        yield context
+        context.close()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_page_in_chromium(runs, browser, kind):
+    folder, data_file = runs[kind]
+    page = browser.new_page()
+    errors, requests = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    url = (folder / "report.html").resolve().as_uri()
+    page.goto(url, wait_until="load")
+    assert errors == []
+    assert requests and all(u == url or u.startswith("data:") for u in requests), requests
+    sizes = page.eval_on_selector_all("img, main > section svg, figure > svg",
+                                      "els => els.map(e => [e.getBoundingClientRect().width, "
+                                      "e.getBoundingClientRect().height, e.complete === undefined || e.naturalWidth > 0])")
+    assert len(sizes) >= (2 if kind == "evaluate" else 2)
+    for width, height, loaded in sizes:
+        assert width > 100 and height > 50 and loaded
+    tags = page.eval_on_selector_all("[data-key]", "els => els.map(e => [e.dataset.file, e.dataset.key, "
+                                     "e.dataset.value, e.innerText])")
+    assert len(tags) >= 4
+    for file, key, value, shown in tags:
+        data = json.loads((folder / file).read_text())
+        assert float(value) == pointer(data, key) and shown_equals(shown, pointer(data, key)), (key, shown)
+    if kind != "evaluate":
+        assert any(file == data_file and key.endswith("optimised/mean") for file, key, _, _ in tags)
+    shots = os.environ.get("WEIGHTPROG_REPORT_SCREENSHOTS")
+    if shots:
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(shots) / f"report_{kind.replace('-devices', '')}.png"), full_page=True)
+    page.close()
