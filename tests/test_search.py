@@ -122,6 +122,8 @@ def test_cli_optimize_writes_everything(tmp_path, pairs, sig):
     assert strategy.pairs == pairs
     aihwkit = json.loads((out / "strategy.aihwkit.json").read_text())
     assert len(aihwkit["g_lst"]) == 2 * pairs
+    assert set(aihwkit) <= {"f_lst", "g_lst", "g_max", "g_min", "invertibility_test"}  # converter args only
+    assert json.loads((out / "strategy.json").read_text())["meta"]["aihwkit"]["file"] == "strategy.aihwkit.json"
     for png in ("strategy.png", "tnmse_vs_time.png", "error_distribution.png", "convergence.png"):
         assert (out / png).stat().st_size > 1000
 

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,11 +72,66 @@ def test_stack_regrids_exactly():
     torch.testing.assert_close(both.targets(u)[1], b.targets(u)[0])
 
 
-def test_aihwkit_export():
+# aihwkit 1.2.0, aihwkit.inference.converter.conductance.CustomPairConductanceConverter.__init__:
+# (f_lst: List[float], g_lst: List[List[float]], g_max=None, g_min=None, invertibility_test=True).
+# Hard-coded: aihwkit is no test dependency; scripts/crosscheck_aihwkit.py checks the real one.
+AIHWKIT_REQUIRED = {"f_lst", "g_lst"}
+AIHWKIT_OPTIONAL = {"g_max", "g_min", "invertibility_test"}
+
+
+def aihwkit_readback(args: dict, points: int = 5) -> torch.Tensor:
+    """What the converter's construction check computes: the exported table read back at evenly
+    spaced weights, W_hw / max |W_hw| (its grid spans −1…+1 of max|w|)."""
+    g = torch.tensor(args["g_lst"], dtype=torch.float64)  # (2P, N)
+    f = torch.tensor(args["f_lst"], dtype=torch.float64)
+    w_hw = (f[:, None] * (g[0::2] - g[1::2])).sum(0)
+    grid = torch.linspace(-1, 1, w_hw.numel(), dtype=torch.float64)
+    at = torch.linspace(-1, 1, points, dtype=torch.float64)
+    return torch.from_numpy(np.interp(at.numpy(), grid.numpy(), w_hw.numpy())) / w_hw.abs().max()
+
+
+@pytest.mark.parametrize("name,sig", [("lsp-first", (1.0, 2.0)), ("msp-first", (1.0, 3.0)),
+                                      ("single-pair", (1.0,)), ("lsp-first", (1.0, 2.0, 4.0))])
+def test_aihwkit_export_is_exactly_the_converter_arguments(tmp_path, name, sig):
+    s = baseline(name, Cell(sig))
+    export = s.save_aihwkit(tmp_path / "a.json", points=11)
+    data = json.loads((tmp_path / "a.json").read_text())
+    assert set(data) <= AIHWKIT_REQUIRED | AIHWKIT_OPTIONAL and AIHWKIT_REQUIRED <= set(data)
+    assert "invertibility_test" not in data and export.exact
+    assert data["f_lst"] == list(sig) and len(data["g_lst"]) == 2 * len(sig)
+    assert all(isinstance(x, list) and len(x) == 11 for x in data["g_lst"])
+    assert data["g_min"] == 0.0 and data["g_max"] == 25.0
+    # weight -> conductances -> weight is the identity (aihwkit checks it on construction)
+    torch.testing.assert_close(aihwkit_readback(data), torch.linspace(-1, 1, 5, dtype=torch.float64),
+                               atol=1e-9, rtol=0)
+    assert export.max_w_hw == pytest.approx(export.beta) and export.points == 11
+
+
+def test_aihwkit_export_device_order_and_mirroring():
+    data = baseline("lsp-first", Cell((1.0, 2.0))).to_aihwkit(points=11)
+    g_lsp_plus, g_lsp_minus, g_msp_plus, g_msp_minus = data["g_lst"]
+    assert g_lsp_plus[-1] == 25.0 and g_msp_plus[-1] == 25.0 and g_lsp_minus[-1] == 0.0
+    assert g_lsp_minus[0] == 25.0 and g_msp_minus[0] == 25.0 and g_lsp_plus[0] == 0.0  # w = −1
+    assert g_lsp_plus[5] == 0.0 and g_msp_plus[5] == 0.0  # w = 0
+
+
+def test_aihwkit_export_of_an_inexact_strategy_turns_the_check_off():
+    grid = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    table = torch.tensor([[0.0, 0.0], [10.0, 0.0], [25.0, 0.0]], dtype=torch.float64)  # W(0.5) = 10, not 12.5
+    data = Strategy(grid, table, [1.0], 25.0).to_aihwkit(points=5)
+    assert data["invertibility_test"] is False
+    assert set(data) <= AIHWKIT_REQUIRED | AIHWKIT_OPTIONAL
+
+
+def test_aihwkit_export_metadata_goes_to_strategy_json(tmp_path):
     s = baseline("lsp-first", Cell((1.0, 2.0)))
-    data = s.to_aihwkit(points=11)
-    assert data["f_lst"] == [1.0, 2.0] and len(data["g_lst"]) == 4 and len(data["g_lst"][0]) == 11
-    assert data["g_lst"][0][-1] == 25.0 and data["g_lst"][2][-1] == 25.0
+    export = s.save_aihwkit(tmp_path / "strategy.aihwkit.json")
+    s.save(tmp_path / "strategy.json", aihwkit=export.to_dict())
+    meta = json.loads((tmp_path / "strategy.json").read_text())["meta"]["aihwkit"]
+    assert meta["file"] == "strategy.aihwkit.json" and meta["points"] == 101 and meta["exact"] is True
+    assert meta["beta"] == pytest.approx(75.0)
+    with pytest.raises(WeightprogError, match="at least 2 points"):
+        s.to_aihwkit(points=1)
 
 
 def test_out_of_range_strategy_refused(tmp_path):

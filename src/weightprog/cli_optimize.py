@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -12,7 +11,7 @@ from .cli_common import times_option
 from .cli_report import write_run_report
 from .devices import get_device
 from .errors import WeightprogError
-from .fileio import atomic_write_json, atomic_write_text
+from .fileio import atomic_write_json
 from .report.progress import SearchBars
 from .report.optimize_plots import (plot_convergence, plot_error_distribution, plot_strategy,
                                     plot_tnmse_vs_time)
@@ -123,8 +122,9 @@ def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir,
     if per_layer:
         report["per_layer"] = per_layer_report(iter_file_tensors(search["weights"]), outcome.strategy, dev,
                                                settings, search["normalise"], out)
-    outcome.strategy.save(out / "strategy.json", device=dev.name, weights=source, seed=seed)
-    atomic_write_text(out / "strategy.aihwkit.json", json.dumps(outcome.strategy.to_aihwkit(), indent=1))
+    aihwkit = outcome.strategy.save_aihwkit(out / "strategy.aihwkit.json")
+    outcome.strategy.save(out / "strategy.json", device=dev.name, weights=source, seed=seed,
+                          aihwkit=aihwkit.to_dict())
     atomic_write_json(out / "report.json", report)
     best_hand = min(("lsp_first_best", "msp_first_best"), key=lambda k: report["tnmse"][k]["mean"])
     hand = outcome.baselines[f"{best_hand.replace('_best', '')}@{report['tnmse'][best_hand].get('f', 1)}"]

@@ -23,6 +23,10 @@ from .fileio import atomic_write_text, read_text
 
 FORMAT = "weightprog.strategy"
 _RANGE_TOL = 1e-6  # µS: slack for float rounding when checking the device range
+AIHWKIT_POINTS = 101
+"""Normalised weights from −1 to +1 at which the aihwkit export samples a strategy."""
+AIHWKIT_INVERTIBILITY_TOL = 1e-4
+"""aihwkit's construction check compares weights to 1e-4 (normalised): exact strategies pass."""
 
 
 @dataclass
@@ -179,15 +183,58 @@ class Strategy:
         strategy = cls.from_dict(data, where=str(path))
         return strategy
 
-    def to_aihwkit(self, index: int = 0, points: int = 101) -> dict:
-        """IBM aihwkit `CustomPairConductanceConverter` arguments: `f_lst`, `g_lst` (one list per
-        device, in the order g⁺_1, g⁻_1, g⁺_2, g⁻_2, …) on a uniform weight grid from −1 to +1
-        (×max |w|), `g_min`, `g_max`."""
+    def to_aihwkit(self, index: int = 0, points: int = AIHWKIT_POINTS) -> dict:
+        """Keyword arguments of IBM aihwkit's `CustomPairConductanceConverter` — those only, so
+        `CustomPairConductanceConverter(**strategy.to_aihwkit())` works (docs/MODEL.md §5.4).
+
+        `g_lst` has one list per device (g⁺_1, g⁻_1, g⁺_2, …), sampled at `points` normalised
+        weights evenly spaced from −1 to +1: aihwkit maps the ends of that grid to ± max|w| of the
+        weights it converts. aihwkit checks on construction that weight → conductances → weight
+        is the identity; a strategy that does not represent every weight exactly (e.g. `--mode
+        free`) would fail that check, so for it `invertibility_test` is set to False.
+        """
+        if points < 2:
+            raise WeightprogError(f"aihwkit export: need at least 2 points, got {points}")
         weights = torch.linspace(-1.0, 1.0, points, dtype=torch.float64)
-        g = self[index].targets(weights)[0]  # (points, 2P)
-        return {"f_lst": self.significance[index].tolist(), "g_lst": g.T.tolist(),
-                "g_min": self.g_min, "g_max": self.g_max, "weights": weights.tolist(),
-                "note": "weights are normalised: multiply by max |w| of the mapping unit"}
+        one = self[index]
+        g = one.targets(weights)[0]  # (points, 2P)
+        args = {"f_lst": one.significance[0].tolist(), "g_lst": g.T.tolist(),
+                "g_min": float(self.g_min), "g_max": float(self.g_max)}
+        if float(one.representation_error()[0]) > AIHWKIT_INVERTIBILITY_TOL:
+            args["invertibility_test"] = False
+        return args
+
+    def save_aihwkit(self, path: str | Path, index: int = 0, points: int = AIHWKIT_POINTS) -> "AihwkitExport":
+        """Write `to_aihwkit()` as JSON (atomically); return what to record beside it."""
+        args = self.to_aihwkit(index, points)
+        atomic_write_text(path, json.dumps(args, indent=1))
+        one = self[index]
+        w_hw = one.hardware_weight(one.targets(torch.linspace(-1.0, 1.0, points, dtype=torch.float64)))
+        return AihwkitExport(file=Path(path).name, points=points,
+                             exact="invertibility_test" not in args, beta=float(one.beta[0]),
+                             max_w_hw=float(w_hw.abs().max()))
+
+
+@dataclass(frozen=True)
+class AihwkitExport:
+    """What `Strategy.save_aihwkit` wrote: recorded in strategy.json's meta (`aihwkit`)."""
+
+    file: str
+    points: int
+    """Normalised weights of the uniform grid from −1 to +1 that `g_lst` is sampled at."""
+    exact: bool
+    """Every weight represented exactly (aihwkit's invertibility check is on)."""
+    beta: float
+    """µS of W_hw per unit of normalised weight, as weightprog reads back (W_hw / β)."""
+    max_w_hw: float
+    """max |W_hw| over the grid: aihwkit reads back W_hw / max_w_hw, the same when it equals β."""
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "points": self.points, "exact": self.exact, "beta": self.beta,
+                "max_w_hw": self.max_w_hw,
+                "load": "CustomPairConductanceConverter(**json.load(open(file)))",
+                "weights": "g_lst sampled at normalised weights linspace(-1, 1, points); aihwkit maps "
+                           "their ends to ± max|w| of each tile it converts (per-tile normalisation)"}
 
 
 def swap_index(pairs: int) -> list[int]:
