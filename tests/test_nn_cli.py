@@ -26,7 +26,12 @@ def test_evaluate_writes_results(tmp_path):
     assert data["device"]["name"] == "pcm" and data["periphery"]["name"] == "standard"
     assert data["wall_s"] > 0 and data["digital_metric"] == 1.0 and len(data["rows"]) == 2 * 2 * 3
     csv = (out / "results.csv").read_text().splitlines()
-    assert csv[0] == "strategy,realisation,time_s,time,metric" and len(csv) == 13
+    assert csv[0] == "strategy,realisation,time_s,time,metric,weight_nmse" and len(csv) == 13
+    assert data["mapping"]["compensation_reference"] == "read"
+    assert {row["layer"] for row in data["weight_nmse_per_layer"]} == set(data["mapping"]["layers"][i]["name"]
+                                                                         for i in range(len(data["mapping"]["layers"])))
+    assert all(0 < row["weight_nmse_mean"] < 1 for row in data["summary"])
+    assert "weight NMSE" in result.output
     assert (out / "accuracy_vs_time.png").read_bytes()[:4] == b"\x89PNG"
     invoke("--model", "nn_helpers:tiny_entry", "--strategy", "lsp-first", "--strategy", "single-pair",
            "--significance", "1,2", "--times", "1s,1h,1y", "--repeats", "2", "--seed", "7",
@@ -65,3 +70,17 @@ def test_entry_point_from_a_file(tmp_path):
         assert "not found" in str(exc)
     else:
         raise AssertionError("missing file accepted")
+
+
+def test_evaluate_matches_another_simulator_s_settings(tmp_path):
+    """Noise ×4 on a built-in device and compensation against the programmed state, from the CLI."""
+    out = tmp_path / "x4"
+    result = invoke("--model", "nn_helpers:tiny_entry", "--strategy", "single-pair", "--times", "1s,1d",
+                    "--repeats", "2", "--device", "pcm:programming=4,read=4", "--normalise", "tile",
+                    "--compensation", "tile", "--compensation-reference", "programmed", "--no-progress",
+                    "--out", str(out))
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "results.json").read_text())
+    assert data["device"]["name"] == "pcm:programming=4,read=4" and data["device"]["scales"]["read"] == 4
+    assert data["mapping"]["compensation_reference"] == "programmed"
+    assert data["strategies"][0]["significance"] == [1.0]

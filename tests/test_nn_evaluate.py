@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nn_helpers import CASES, metrics_for, one_thread  # noqa: F401
-from weightprog import Mapping, WeightprogError, baseline, Cell
+from weightprog import Cell, Mapping, WeightprogError, baseline, program_weights
 from weightprog.nn import (ProgrammedModel, WeightSwap, evaluate_over_time, find_analog_weights,
                            realisation_seed, resolve_strategies)
 
@@ -112,7 +112,7 @@ def test_tidy_table_summary_and_files_content():
                                 TIMES, repeats=2, seed=5)
     rows = result.rows()
     assert len(rows) == 2 * 2 * 2
-    assert rows[0].keys() == {"strategy", "realisation", "time_s", "time", "metric"}
+    assert rows[0].keys() == {"strategy", "realisation", "time_s", "time", "metric", "weight_nmse"}
     assert {r["time"] for r in rows} == {"1s", "1d"}
     summary = result.summary()
     assert len(summary) == 4 and summary[0]["n"] == 2
@@ -120,7 +120,7 @@ def test_tidy_table_summary_and_files_content():
     assert summary[0]["mean"] == pytest.approx(sum(first) / 2)
     assert summary[0]["std"] == pytest.approx(abs(first[0] - first[1]) / math.sqrt(2))
     csv = result.to_csv().splitlines()
-    assert csv[0] == "strategy,realisation,time_s,time,metric" and len(csv) == 9
+    assert csv[0] == "strategy,realisation,time_s,time,metric,weight_nmse" and len(csv) == 9
     data = result.to_dict()
     assert data["seed"] == 5 and data["device"]["name"] == "pcm" and data["device_state_bytes"] > 0
     assert data["mapping"]["analog_weights"] == 48 * 16 + 16 * 16 + 16 * 16
@@ -152,3 +152,54 @@ def test_strategy_files_names_and_realisation_seeds(tmp_path):
     assert resolved[1].significance.tolist() == [[1.0, 2.0]]
     assert len({realisation_seed(0, r) for r in range(100)}) == 100
     assert realisation_seed(1, 0) != realisation_seed(0, 1)
+
+
+def test_weight_nmse_is_the_error_of_the_weights_the_model_ran_on():
+    """Σ(α·ŵ − w)²/Σw² per layer and overall, from the very reads swapped into the model."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    originals = [model[0].weight.detach().clone(), model[2].weight.detach().clone()]
+    seen = []
+
+    def evaluate_fn(m):
+        seen.append([m[0].weight.detach().clone(), m[2].weight.detach().clone()])
+        return 1.0
+
+    result = evaluate_over_time(model, evaluate_fn, ["lsp-first"], "pcm", (1.0, 86400.0), repeats=2, seed=1)
+    reads = seen[1:]  # the first call is the digital run
+    assert len(reads) == 4 and result.layers == ["0.weight", "2.weight"]
+    for n, (r, k) in enumerate((r, k) for r in range(2) for k in range(2)):
+        errors = [float((w - o).double().square().sum()) for w, o in zip(reads[n], originals)]
+        energy = [float(o.double().square().sum()) for o in originals]
+        assert result.layer_nmse[0, r, k].tolist() == pytest.approx([e / s for e, s in zip(errors, energy)], rel=1e-5)
+        assert float(result.weight_nmse[0, r, k]) == pytest.approx(sum(errors) / sum(energy), rel=1e-5)
+    assert 1e-4 < float(result.weight_nmse.mean()) < 0.5
+    data = result.to_dict()
+    assert len(data["weight_nmse_per_layer"]) == 2 * 2
+    assert data["summary"][0]["weight_nmse_mean"] == pytest.approx(float(result.weight_nmse[0, :, 0].mean()))
+    assert "weight NMSE" in result.format()
+
+
+def test_single_pair_means_one_pair_unless_asked():
+    model = torch.nn.Linear(8, 8)
+    result = evaluate_over_time(model, lambda m: 0.0, ["single-pair", "lsp-first"], "pcm", (1.0,), repeats=1)
+    assert [len(s["significance"]) for s in result.strategy_dicts] == [1, 2]
+    asked = evaluate_over_time(model, lambda m: 0.0, ["single-pair"], "pcm", (1.0,), repeats=1,
+                               significance="1,2")
+    assert len(asked.strategy_dicts[0]["significance"]) == 2
+
+
+def test_compensation_reference_programmed_state():
+    """Without read noise a read right after programming is the programmed state: both references
+    give the same weights; with read noise they differ, and the reference is validated."""
+    torch.manual_seed(0)
+    w = torch.randn(64, 64)
+    strategy = baseline("lsp-first", Cell((1, 1)))
+    quiet = [program_weights(w, strategy, "pcm:read=0", (3600.0,), Mapping(reference=ref), seed=2)[0]
+             for ref in ("read", "programmed")]
+    assert torch.allclose(quiet[0], quiet[1], rtol=1e-5, atol=1e-6)
+    noisy = [program_weights(w, strategy, "pcm", (3600.0,), Mapping(reference=ref), seed=2)[0]
+             for ref in ("read", "programmed")]
+    assert not torch.allclose(noisy[0], noisy[1])
+    with pytest.raises(WeightprogError, match="compensation reference"):
+        Mapping(reference="ideal")

@@ -14,7 +14,7 @@ from . import __version__
 from .devices import get_device
 from .errors import WeightprogError
 from .fileio import atomic_write_json, atomic_write_text
-from .hardware import COMPENSATION_UNITS, NORMALISE_UNITS, Mapping
+from .hardware import COMPENSATION_UNITS, NORMALISE_UNITS, REFERENCES, Mapping
 from .nn.evaluate import evaluate_over_time
 from .nn.periphery import PRESETS
 from .cli_common import times_option
@@ -68,8 +68,9 @@ def load_entry_point(spec: str, eval_size: int | None = None):
                    "Or a reference workload: ptb-lstm, fmnist-resnet32, sentiment-minilm (@hwa for HWA).")
 @click.option("--strategy", "strategies", multiple=True, required=True, metavar="FILE|BASELINE",
               help="Strategy JSON file or baseline name (single-pair, lsp-first, msp-first); repeatable.")
-@click.option("--significance", default="1,1", show_default=True, metavar="1,F",
-              help="Significance factors of the cell the baselines are built for.")
+@click.option("--significance", default=None, metavar="1,F",
+              help="Significance factors of the cell the baselines are built for "
+                   "[default: 1 for single-pair, 1,1 for the others].")
 @click.option("--device", default="pcm", show_default=True, help="Device name or YAML/JSON file.")
 @times_option()
 @click.option("--repeats", default=25, show_default=True, help="Programming realisations per strategy.")
@@ -79,6 +80,9 @@ def load_entry_point(spec: str, eval_size: int | None = None):
 @click.option("--tile", default=512, show_default=True, help="Crossbar tile size (rows = columns).")
 @click.option("--normalise", type=click.Choice(NORMALISE_UNITS), default="column", show_default=True)
 @click.option("--compensation", type=click.Choice(COMPENSATION_UNITS), default="column", show_default=True)
+@click.option("--compensation-reference", type=click.Choice(REFERENCES), default="read", show_default=True,
+              help="Drift compensation against a noisy read right after programming (as a chip does) "
+                   "or the noise-free programmed state.")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only these modules are analog; repeatable.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Keep these modules digital; repeatable.")
 @click.option("--metric-name", default="accuracy", show_default=True, help="Axis label of the figure.")
@@ -88,12 +92,12 @@ def load_entry_point(spec: str, eval_size: int | None = None):
               help="Reference workloads: evaluate on the first N test items (images, tokens, sentences).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def evaluate(model_spec, strategies, significance, device, times, repeats, seed, periphery, compute,
-             tile, normalise, compensation, include, exclude, metric_name, out_dir, eval_size, progress):
+             tile, normalise, compensation, compensation_reference, include, exclude, metric_name, out_dir, eval_size, progress):
     """A model's metric over time after programming its weights into analogue memory."""
     if compute not in ("cpu", "cuda") and not compute.startswith("cuda:"):
         raise WeightprogError(f"compute: use cpu or cuda, got {compute!r}")
     dev = get_device(device)
-    mapping = Mapping(tile, tile, normalise, compensation)
+    mapping = Mapping(tile, tile, normalise, compensation, compensation_reference)
     model, evaluate_fn = load_entry_point(model_spec, eval_size)
     result = evaluate_over_time(model, evaluate_fn, list(strategies), dev, times, repeats, seed,
                                 mapping=mapping, periphery=periphery, significance=significance,

@@ -4,7 +4,10 @@ A weight tensor is viewed as a matrix (outputs × inputs; conv kernels flattened
 cut evenly into as few tiles of at most `tile_rows` inputs × `tile_cols` outputs as fit. Each
 output of a tile is a crossbar column. Weights are normalised per column, tile or tensor, mapped through a strategy to
 device targets, programmed once, and read at any time with global drift compensation per column,
-tile or layer: α = Σ|ŵ(t_ref)| / Σ|ŵ(t)| from a calibration read right after programming.
+tile or layer: α = Σ|ŵ(t_ref)| / Σ|ŵ(t)| against a reference: by default a calibration read right
+after programming (noisy, as a chip does it), or the noise-free programmed state (`reference=
+"programmed"`, what simulators that compensate against the programmed conductances do;
+docs/MODEL.md §5).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from .strategy import Strategy
 
 NORMALISE_UNITS = ("column", "tile", "tensor")
 COMPENSATION_UNITS = ("column", "tile", "layer", "none")
+REFERENCES = ("read", "programmed")
 
 
 @dataclass(frozen=True)
@@ -30,8 +34,13 @@ class Mapping:
     tile_cols: int = 512
     normalise: str = "column"
     compensation: str = "column"
+    reference: str = "read"
+    """Drift-compensation reference: a noisy read right after programming, or the programmed state."""
 
     def __post_init__(self):
+        if self.reference not in REFERENCES:
+            raise WeightprogError(f"compensation reference: use one of {', '.join(REFERENCES)}, "
+                                  f"got {self.reference!r}")
         if self.normalise not in NORMALISE_UNITS:
             raise WeightprogError(f"normalise: use one of {', '.join(NORMALISE_UNITS)}, got {self.normalise!r}")
         if self.compensation not in COMPENSATION_UNITS:
@@ -91,12 +100,16 @@ class ProgrammedTensor:
         sig = strategy.significance[0].to(torch.float32)
         self.factors = (torch.repeat_interleave(sig, 2) * torch.tensor([1.0, -1.0]).repeat(strategy.pairs)
                         / float(strategy.beta[0])).to(w.device)
-        self.reference = self._abs_sums(self._read_normalised(0.0, generator))
+        at_reference = (self._normalised(self.state.g_prog) if mapping.reference == "programmed"
+                        else self._read_normalised(0.0, generator))
+        self.reference = self._abs_sums(at_reference)
+
+    def _normalised(self, g: torch.Tensor) -> torch.Tensor:
+        """ŵ/w_max = W_hw/β from device conductances, padding masked out."""
+        return (g @ self.factors) * self.mask
 
     def _read_normalised(self, t_s: float, generator) -> torch.Tensor:
-        """ŵ/w_max: W_hw/β read at t, padding masked out."""
-        g = self.device.read(self.state, float(t_s), generator=generator)
-        return (g @ self.factors) * self.mask
+        return self._normalised(self.device.read(self.state, float(t_s), generator=generator))
 
     def _abs_sums(self, w: torch.Tensor) -> torch.Tensor | None:
         unit = self.mapping.compensation

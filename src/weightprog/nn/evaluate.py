@@ -36,19 +36,27 @@ StrategySpec = Strategy | str | Path
 
 
 def resolve_strategies(specs: StrategySpec | Sequence[StrategySpec], device: DeviceModel | str = "pcm",
-                       significance: Sequence[float] | str = (1.0, 1.0)) -> list[Strategy]:
+                       significance: Sequence[float] | str | None = None) -> list[Strategy]:
     """Strategy objects, strategy JSON files or baseline names (built for `significance` on the
-    device's range) -> one single Strategy per entry, with unique names."""
+    device's range) -> one single Strategy per entry, with unique names.
+
+    Without `significance`, `single-pair` is one pair (f = 1) and the other baselines two (1, 1):
+    a second pair that single-pair leaves idle would still be programmed to g_min and read with
+    noise."""
     if isinstance(specs, (Strategy, str, Path)):
         specs = [specs]
     dev = get_device(device)
-    cell = Cell.parse(significance) if isinstance(significance, str) else Cell(tuple(significance))
+    if significance is None:
+        cell, single = Cell((1.0, 1.0)), Cell((1.0,))
+    else:
+        cell = Cell.parse(significance) if isinstance(significance, str) else Cell(tuple(significance))
+        single = cell
     out: list[Strategy] = []
     for spec in specs:
         if isinstance(spec, Strategy):
             out.extend(spec[i] for i in range(len(spec)))
         elif isinstance(spec, (str, Path)) and str(spec) in BASELINES:
-            out.append(baseline(str(spec), cell, dev.g_min, dev.g_max))
+            out.append(baseline(str(spec), single if str(spec) == "single-pair" else cell, dev.g_min, dev.g_max))
         elif isinstance(spec, (str, Path)) and (Path(spec).suffix.lower() == ".json" or Path(spec).exists()):
             s = Strategy.load(spec)
             if s.name == "strategy":  # the default name says nothing: use the file's
@@ -88,10 +96,26 @@ class OverTimeResult:
     """Device state of one realisation (all analog weights), bytes."""
     wall_s: float
     strategy_dicts: list[dict]
+    layers: list[str]
+    """Names of the analog weights, in the order of `weight_errors`' last axis."""
+    weight_errors: torch.Tensor
+    """(S, R, T, L) Σ(α·ŵ − w)² of each analog weight (float64)."""
+    weight_energy: torch.Tensor
+    """(L,) Σw² of each analog weight: weight NMSE = error / energy."""
 
     @property
     def repeats(self) -> int:
         return self.metrics.shape[1]
+
+    @property
+    def weight_nmse(self) -> torch.Tensor:
+        """(S, R, T) NMSE of all analog weights together, Σ(α·ŵ − w)² / Σw²."""
+        return self.weight_errors.sum(-1) / self.weight_energy.sum()
+
+    @property
+    def layer_nmse(self) -> torch.Tensor:
+        """(S, R, T, L) NMSE of each analog weight."""
+        return self.weight_errors / self.weight_energy.clamp_min(torch.finfo(torch.float64).tiny)
 
     @property
     def mean(self) -> torch.Tensor:
@@ -105,21 +129,33 @@ class OverTimeResult:
 
     def rows(self) -> list[dict]:
         """The tidy table: one row per (strategy, realisation, time)."""
+        nmse = self.weight_nmse
         return [{"strategy": s, "realisation": r, "time_s": t, "time": format_time(t),
-                 "metric": float(self.metrics[i, r, k])}
+                 "metric": float(self.metrics[i, r, k]), "weight_nmse": float(nmse[i, r, k])}
                 for i, s in enumerate(self.strategies) for r in range(self.repeats)
                 for k, t in enumerate(self.times_s)]
 
     def summary(self) -> list[dict]:
-        """Mean and std over realisations per (strategy, time)."""
+        """Mean and std over realisations per (strategy, time), of the metric and the weight NMSE."""
         mean, std = self.mean, self.std
+        nmse_mean, nmse_std = _mean_std(self.weight_nmse)
         return [{"strategy": s, "time_s": t, "time": format_time(t), "mean": float(mean[i, k]),
-                 "std": float(std[i, k]), "n": self.repeats}
+                 "std": float(std[i, k]), "weight_nmse_mean": float(nmse_mean[i, k]),
+                 "weight_nmse_std": float(nmse_std[i, k]), "n": self.repeats}
                 for i, s in enumerate(self.strategies) for k, t in enumerate(self.times_s)]
+
+    def layer_summary(self) -> list[dict]:
+        """Weight NMSE per (strategy, time, analog weight): mean and std over realisations."""
+        mean, std = _mean_std(self.layer_nmse)
+        return [{"strategy": s, "time_s": t, "time": format_time(t), "layer": name,
+                 "weight_nmse_mean": float(mean[i, k, j]), "weight_nmse_std": float(std[i, k, j])}
+                for i, s in enumerate(self.strategies) for k, t in enumerate(self.times_s)
+                for j, name in enumerate(self.layers)]
 
     def to_csv(self) -> str:
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=["strategy", "realisation", "time_s", "time", "metric"],
+        writer = csv.DictWriter(buf, fieldnames=["strategy", "realisation", "time_s", "time", "metric",
+                                                 "weight_nmse"],
                                 lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.rows())
@@ -133,17 +169,28 @@ class OverTimeResult:
                 "mapping": self.mapping.to_dict(), "device_state_bytes": self.state_bytes,
                 "wall_s": self.wall_s, "strategies": self.strategy_dicts,
                 "summary": [{k: clean(v) for k, v in row.items()} for row in self.summary()],
+                "weight_nmse_per_layer": [{k: clean(v) for k, v in row.items()} for row in self.layer_summary()],
                 "rows": [{k: clean(v) for k, v in row.items()} for row in self.rows()]}
 
     def format(self) -> str:
-        """Mean ± std per strategy (rows) and time (columns)."""
+        """Mean ± std per strategy (rows) and time (columns): the metric, then the weight NMSE."""
         head = f"{'strategy':<28}" + "".join(f"{format_time(t):>18}" for t in self.times_s)
         lines = [f"digital metric {self.digital:.6g}", head]
-        for i, s in enumerate(self.strategies):
-            cells = "".join(f"{float(self.mean[i, k]):>10.4g} ±{float(self.std[i, k]):<7.2g}"
-                            for k in range(len(self.times_s)))
-            lines.append(f"{s:<28}{cells}")
+        nmse_mean, nmse_std = _mean_std(self.weight_nmse)
+        for title, mean, std in (("", self.mean, self.std),
+                                 ("weight NMSE Σ(αŵ−w)²/Σw², all analog weights", nmse_mean, nmse_std)):
+            if title:
+                lines.append(title)
+            for i, s in enumerate(self.strategies):
+                cells = "".join(f"{float(mean[i, k]):>10.4g} ±{float(std[i, k]):<7.2g}"
+                                for k in range(len(self.times_s)))
+                lines.append(f"{s:<28}{cells}")
         return "\n".join(lines)
+
+
+def _mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and sample std over axis 1 (realisations); std 0 for one realisation."""
+    return x.mean(1), (x.std(1) if x.shape[1] > 1 else torch.zeros_like(x.mean(1)))
 
 
 def _metric(value, where: str) -> float:
@@ -173,7 +220,7 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
                        strategies: StrategySpec | Sequence[StrategySpec], device: DeviceModel | str = "pcm",
                        times: Sequence[float] = DEFAULT_TIMES_S, repeats: int = 25, seed: int = 0, *,
                        mapping: Mapping = Mapping(), periphery: Periphery | str = "ideal",
-                       significance: Sequence[float] | str = (1.0, 1.0),
+                       significance: Sequence[float] | str | None = None,
                        include: str | Sequence[str] | None = None, exclude: str | Sequence[str] | None = None,
                        compute: str | torch.device | None = None,
                        progress: bool | Callable[[int, int], None] = False) -> OverTimeResult:
@@ -198,6 +245,9 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
     report = mapping_report(model, weights, mapping)
     gen_device = weights[0].param.device
     metrics = torch.empty(len(chosen), repeats, len(times), dtype=torch.float64)
+    weight_errors = torch.empty(len(chosen), repeats, len(times), len(weights), dtype=torch.float64)
+    weight_energy = torch.tensor([float(w.matrix().double().square().sum()) for w in weights],
+                                 dtype=torch.float64)
     step, close = _progress(progress, metrics.numel())
     state_bytes = 0
     swap = WeightSwap(weights)
@@ -214,7 +264,8 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
                 state_bytes = programmed.state_bytes
                 with attached(weights, peri, ranges, gen):
                     for k, t in enumerate(times):
-                        with programmed.applied(t, swap, gen):
+                        with programmed.applied(t, swap, gen) as errors:
+                            weight_errors[i, r, k] = errors
                             metrics[i, r, k] = _metric(evaluate_fn(model), f"{strategy.name}, t={t:g} s")
                         step(1)
                 del programmed
@@ -223,4 +274,5 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
         close()
     return OverTimeResult([s.name for s in chosen], times, metrics, digital, seed, dev.describe(),
                           peri.to_dict(), report, state_bytes, time.perf_counter() - start,
-                          [s.to_dict() for s in chosen])
+                          [s.to_dict() for s in chosen], [w.name for w in weights], weight_errors,
+                          weight_energy)

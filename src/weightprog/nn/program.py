@@ -48,17 +48,22 @@ class ProgrammedModel:
                         for w in weights]
 
     @torch.no_grad()
-    def write(self, t_s: float, generator: torch.Generator | None = None) -> None:
-        """Read every weight at `t_s` (fresh read noise) and write it into the model."""
-        for w, programmed in zip(self.weights, self.tensors):
-            w.write(programmed.read(t_s, generator))
+    def write(self, t_s: float, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Read every weight at `t_s` (fresh read noise) and write it into the model, which must
+        hold the original weights. Returns Σ(α·ŵ − w)² of each weight (float64, one per weight)."""
+        errors = torch.empty(len(self.weights), dtype=torch.float64)
+        for i, (w, programmed) in enumerate(zip(self.weights, self.tensors)):
+            read = programmed.read(t_s, generator)
+            errors[i] = (read.double() - w.matrix().double()).square().sum().cpu()
+            w.write(read)
+        return errors
 
     @contextmanager
-    def applied(self, t_s: float, swap: WeightSwap, generator: torch.Generator | None = None) -> Iterator[None]:
-        """The model runs on the weights read at `t_s` inside the block; originals come back after."""
+    def applied(self, t_s: float, swap: WeightSwap, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+        """The model runs on the weights read at `t_s` inside the block, which gets each weight's
+        squared error Σ(α·ŵ − w)²; the originals come back after."""
         try:
-            self.write(t_s, generator)
-            yield
+            yield self.write(t_s, generator)
         finally:
             swap.restore()
 
