@@ -27,7 +27,7 @@ from weightprog.report.html import bound_items, write_report
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
-SEARCH = ["--max-generations", "2", "--popsize", "3", "--grid", "4", "--no-polish", "--significance", "1,2",
+SEARCH = ["--max-generations", "2", "--popsize", "5", "--grid", "4", "--no-polish", "--significance", "1,2",
           "--times", "1s,1d,1y"]
 
 

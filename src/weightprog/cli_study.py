@@ -9,6 +9,7 @@ import click
 
 from .errors import WeightprogError
 from .cli_common import times_option
+from .cli_report import write_run_report
 from .nn.periphery import PRESETS as PERIPHERY_PRESETS
 
 
@@ -67,6 +68,7 @@ def study(workloads, devices, times, repeats, seed, eval_sizes, periphery, max_g
     run_study(settings, Path(out_dir), log=lambda m: click.echo(f"[{time.perf_counter() - start:6.0f} s] {m}"),
               progress=True)
     click.echo((Path(out_dir) / "summary.md").read_text())
+    write_run_report(out_dir)
 
 
 if __name__ == "__main__":  # python -m weightprog.cli_study (before `weightprog study` is registered)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from .cli_report import write_run_report
 from .sweep import load_sweep, run_sweep
 
 
@@ -62,5 +63,6 @@ def sweep(sweep_file, out_dir, workers, ray_address, skip_failed, list_only):
     for jid, error in result.failed.items():
         click.echo(f"  failed {jid}: {error} (traceback in {out}/jobs/{jid}.error.json)")
     click.echo(f"wrote {result.summary_csv}" + (f", {result.figure}" if result.figure else ""))
+    write_run_report(out)
     if result.failed:
         raise SystemExit(1)

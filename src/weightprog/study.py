@@ -227,6 +227,7 @@ def plot_study_metric(name, metric, drec, settings, path, dev_name):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from .fileio import atomic_write
+    from .report.palette import DIGITAL, legend_outside, strategy_style
 
     variants = list(drec["variants"])
     fig, axes = plt.subplots(1, len(variants), figsize=(4.6 * len(variants), 3.4), squeeze=False, sharey=True)
@@ -235,9 +236,10 @@ def plot_study_metric(name, metric, drec, settings, path, dev_name):
     for ax, v in zip(axes[0], variants):
         for role, s in drec["variants"][v]["strategies"].items():
             m, sd = torch.tensor(s["mean"]), torch.tensor(s["std"])
-            line, = ax.plot(times, m, marker="o", ms=3, label=f"{role}: {s['label']}")
+            line, = ax.plot(times, m, ms=3, label=f"{role}: {s['label']}",
+                            **strategy_style("naive" if role == "naive" else s["label"]))
             ax.fill_between(times, m - sd, m + sd, color=line.get_color(), alpha=0.2, lw=0)
-        ax.axhline(fp_digital, color="k", ls="--", lw=1, label="FP model, digital")
+        ax.axhline(fp_digital, color=DIGITAL, ls=":", lw=1.2, label="FP model, digital")
         ax.set_xscale("log")
         ax.set_xticks(times)
         ax.set_xticklabels(format_times(times), fontsize=7)
@@ -245,7 +247,7 @@ def plot_study_metric(name, metric, drec, settings, path, dev_name):
         ax.set_title(f"{name}, {v.upper()}-trained, {dev_name}", fontsize=9)
         ax.set_xlabel("time after programming", fontsize=8)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6)
+    legend_outside(axes[0][-1], fontsize=7)
     axes[0][0].set_ylabel(f"{metric} (mean ±1σ, R={settings.repeats})", fontsize=8)
     try:
         atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=80, bbox_inches="tight"))

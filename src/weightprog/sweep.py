@@ -61,7 +61,7 @@ import yaml
 
 from . import __version__
 from .errors import WeightprogError
-from .fileio import atomic_write, atomic_write_json, atomic_write_text, read_text
+from .fileio import atomic_write_json, atomic_write_text, read_text
 
 KINDS = ("optimize", "compare")
 AXES = ("devices", "cells", "grid_points", "times", "weights", "seeds")
@@ -771,40 +771,10 @@ def write_summary(sweep: Sweep, out: str | Path) -> tuple[Path, Path | None]:
     atomic_write_text(out / "summary.csv", summary_csv(rows))
     if not rows:
         return out / "summary.csv", None
+    from .report.sweep_plots import plot_summary  # matplotlib only when there is something to draw
+
     plot_summary(rows, out / "summary.png", sweep.name)
     return out / "summary.csv", out / "summary.png"
-
-
-def plot_summary(rows: list[dict], path: Path, title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        sig = f"P={r['pairs']} " + ("F≤" + str(r["f_max"]) if r["significance"] == "auto" else "f=" + r["significance"])
-        label = f"{r['kind'][:3]} {r['device']} {sig} grid {r['grid_points']} {r['times']} {r['weights']}"
-        groups.setdefault(label, []).append(r)
-    labels = list(groups)
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(labels) + 1.4))
-    for i, label in enumerate(labels):
-        g = groups[label]
-        opt = [float(r["tnmse_optimised"]) for r in g]
-        hand = [float(r["tnmse_best_hand"]) for r in g]
-        ax.scatter(opt, [i] * len(opt), color="C0", s=18, label="optimised" if i == 0 else None, zorder=3)
-        ax.scatter(hand, [i] * len(hand), facecolor="none", edgecolor="C3", s=24,
-                   label="best hand-crafted" if i == 0 else None, zorder=3)
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set_xscale("log")
-    ax.set_xlabel("TNMSE (re-scored, fresh draws); one point per seed")
-    ax.invert_yaxis()
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    jobs = len({r["id"] for r in rows})
-    ax.set_title(f"{title}: {jobs} finished job(s), {len(rows)} row(s)", fontsize=9)
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    plt.close(fig)
 
 
 __all__ = ["Job", "Sweep", "SweepError", "SweepProgress", "SweepResult", "SweepStatus", "load_sweep",

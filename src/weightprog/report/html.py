@@ -612,10 +612,159 @@ def compare_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
     return page(f"weightprog compare-devices: {', '.join(names)}", question, True, sections), True
 
 
+# --- markdown tables (study summary.md) ----------------------------------------------------------------
+
+def markdown_html(text: str) -> str:
+    """The subset of markdown the study writes: ### headings, pipe tables, paragraphs."""
+    out, rows = [], []
+
+    def flush():
+        if rows:
+            out.append(table(rows[0], rows[1:], set()))
+            rows.clear()
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):
+                rows.append(cells)
+            continue
+        flush()
+        if line.startswith("#"):
+            out.append(f"<h3>{esc(line.lstrip('#').strip())}</h3>")
+        elif line:
+            out.append(f"<p>{esc(line)}</p>")
+    flush()
+    return "".join(out)
+
+
+# --- study ------------------------------------------------------------------------------------------
+
+def study_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
+    paths = sorted(folder.glob("*/results.json"))
+    records = [(p.parent.name, _json(p)) for p in paths]
+    if not records:
+        raise WeightprogError(f"{folder}: no <workload>/results.json yet")
+    first = records[0][1]
+    st = first.get("settings", {})
+    names = [r["workload"] for _, r in records]
+    question = (f"Do the reference workloads ({esc(', '.join(names))}) keep their {esc(first.get('metric', 'metric'))} "
+                f"from {esc(format_time(st['times_s'][0]))} to {esc(format_time(st['times_s'][-1]))} after "
+                "programming, naive vs best hand-crafted vs optimised, FP- and HWA-trained?")
+    cards, device_models, done = [], {}, True
+    last = format_time(st["times_s"][-1])
+    for folder_name, r in records:
+        file = f"{folder_name}/results.json"
+        done &= set(r.get("devices", {})) >= set(r.get("settings", {}).get("devices", []))
+        for dev, drec in r.get("devices", {}).items():
+            device_models[dev] = drec.get("device", {})
+            for v, vrec in drec.get("variants", {}).items():
+                opt = vrec["strategies"]["optimised"]
+                naive = vrec["strategies"]["naive"]
+                k = len(opt["mean"]) - 1
+                sub = (f"naive {num(naive['mean'][k], f'/devices/{dev}/variants/{v}/strategies/naive/mean/{k}', file)}"
+                       f"; digital {num(vrec['digital'], f'/devices/{dev}/variants/{v}/digital', file)}")
+                cards.append(card(f"{r['workload']} {v.upper()} on {dev}: optimised {r['metric']} at {last}",
+                                  num(opt["mean"][k], f"/devices/{dev}/variants/{v}/strategies/optimised/mean/{k}", file),
+                                  sub))
+    summary = (folder / "summary.md").read_text() if (folder / "summary.md").is_file() else ""
+    criteria = summary[summary.find("### Criteria"):] if "### Criteria" in summary else ""
+    headline = '<div class="cards">' + "".join(cards) + "</div>" + markdown_html(criteria)
+    inputs = kv_table([
+        ("workloads", Raw("<br>".join(esc(f"{r['workload']}: {r['metric']} ({'higher' if r['higher_is_better'] else 'lower'} "
+                                          f"is better), {r['eval_size']} test items; checkpoints "
+                                          + ", ".join(f"{k} {str(c.get('sha256', ''))[:12]}" for k, c in r['checkpoints'].items()))
+                                      for _, r in records))),
+        ("devices", Raw("<br>".join(esc(device_row(d)) for d in device_models.values()))),
+        ("times after programming", times_text(st["times_s"])),
+        ("realisations", st.get("repeats")),
+        ("periphery", first.get("periphery")),
+        ("search", f"popsize {st.get('popsize')}, {st.get('max_generations')} generations per F, F = 1…{st.get('f_max')}, "
+                   f"{st.get('sample_size')} sampled weights, polish {st.get('polish_steps')} steps, optimised on "
+                   f"{st.get('optimise_on')}"),
+        ("seed", st.get("seed")),
+        ("weightprog version", first.get("version")),
+        ("machine", ", ".join(f"{k} {v}" for k, v in first.get("machine", {}).items())),
+        ("wall time", "; ".join(f"{r['workload']} {fmt(r.get('wall_time_s'))} s" for _, r in records)),
+    ])
+    figures = ""
+    for name in names:
+        for p in sorted((folder / "figures").glob(f"{name}_*metric_vs_time.png")):
+            figures += png_figure(p, f"{name}: metric vs time after programming, mean ± 1σ, FP digital dashed")
+        for p in sorted((folder / "figures").glob(f"{name}_*_strategy.png")):
+            figures += png_figure(p, f"{name}: optimised strategy")
+        for p in sorted((folder / "figures").glob(f"{name}_gradient_weight.png")):
+            figures += png_figure(p, f"{name}: gradient vs weight per layer")
+    tables = markdown_html(summary[:summary.find("### Criteria")] if criteria else summary)
+    sections = [section("Result", headline),
+                section("Question and inputs", inputs + device_curves_figure(list(device_models.values()))),
+                section("Figures", figures), section("Tables", tables + '<p class="note">Every realisation: '
+                                                                   'results.csv and &lt;workload&gt;/results.json.</p>'),
+                reproduce_section(command), files_section(folder)]
+    return page(f"weightprog study: {', '.join(names)}", question, done, sections), done
+
+
+# --- sweep ------------------------------------------------------------------------------------------
+
+def sweep_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
+    meta = _json(folder / "sweep.json")
+    jobs = meta.get("jobs", [])
+    done, failed = [], {}
+    for job in jobs:
+        jid = job["id"]
+        rec = folder / "jobs" / f"{jid}.json"
+        err = folder / "jobs" / f"{jid}.error.json"
+        if rec.is_file() and "result" in _json(rec):
+            done.append(jid)
+        elif err.is_file():
+            failed[jid] = _json(err).get("error", "")
+    pending = len(jobs) - len(done) - len(failed)
+    rows = []
+    if (folder / "summary.csv").is_file():
+        with open(folder / "summary.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+    question = (f"Sweep {esc(meta.get('name'))} ({esc(meta.get('source', ''))}): how do the optimised strategy and the "
+                "best hand-crafted one compare across its configurations?")
+    gains = [float(r["improvement_vs_best_hand"]) for r in rows if r.get("improvement_vs_best_hand")]
+    cards = [card("jobs finished", f"{len(done)} of {len(jobs)}", f"{len(failed)} failed, {pending} pending")]
+    if gains:
+        cards.append(card("optimised vs best hand-crafted", f"{100 * min(gains):.1f} … {100 * max(gains):.1f} %",
+                          f"lower TNMSE, over {len(gains)} rows of summary.csv"))
+    headline = '<div class="cards">' + "".join(cards) + "</div>"
+    columns = ["id", "kind", "device", "pairs", "significance", "grid_points", "times", "weights", "seed", "cell",
+               "tnmse_optimised", "stderr_optimised", "best_hand_crafted", "tnmse_best_hand",
+               "improvement_vs_best_hand", "rank_by_optimum", "rank_by_naive", "wall_time_s"]
+
+    def cell(c, v):
+        if c in ("tnmse_optimised", "stderr_optimised", "tnmse_best_hand") and v:
+            return fmt(float(v))
+        if c == "improvement_vs_best_hand" and v:
+            return f"{100 * float(v):.1f} %"
+        return v
+    tables = ("<h3>Every finished job (summary.csv)</h3>"
+              + table([c.replace("_", " ") for c in columns], [[cell(c, r.get(c, "")) for c in columns] for r in rows],
+                      {10, 11, 13, 14, 17}))
+    if failed:
+        tables += "<h3>Failed jobs</h3>" + table(["job", "error (traceback in jobs/&lt;id&gt;.error.json)"],
+                                                 [[k, v] for k, v in failed.items()])
+    inputs = kv_table([("sweep file", meta.get("source")), ("jobs", len(jobs)),
+                       ("kinds", ", ".join(sorted({j.get('kind', '') for j in jobs}))),
+                       ("weightprog version", meta.get("weightprog_version")),
+                       ("wall time", f"{fmt(sum(float(r['wall_time_s']) for r in rows if r.get('wall_time_s')))} s "
+                                     "(sum over finished jobs)" if rows else None)])
+    figures = png_figure(folder / "summary.png", "optimised (filled) vs best hand-crafted (ring) TNMSE per configuration")
+    finished = not failed and pending == 0
+    sections = [section("Result", headline), section("Question and inputs", inputs), section("Figures", figures),
+                section("Tables", tables), reproduce_section(command), files_section(folder)]
+    status = "finished" if finished else f"{len(done)} of {len(jobs)} jobs finished"
+    return page(f"weightprog sweep: {meta.get('name')}", question, finished, sections, status), finished
+
+
 # --- the entry point ---------------------------------------------------------------------------------
 
 def _builders() -> dict[str, Callable[[Path, RunCommand | None], tuple[str, bool]]]:
-    return {"optimize": optimize_page, "evaluate": evaluate_page, "compare-devices": compare_page}
+    return {"optimize": optimize_page, "evaluate": evaluate_page, "compare-devices": compare_page,
+            "study": study_page, "sweep": sweep_page}
 
 
 def write_report(folder: str | Path, command: RunCommand | None = None, kind: str | None = None) -> Report:
