@@ -42,7 +42,7 @@ import torch
 
 from .devices import DeviceModel, get_device
 from .errors import WeightprogError
-from .metric import COMPENSATION
+from .metric import COMPENSATION, compile_available
 from .sample import WeightSample
 from .strategy import Strategy
 from .timeunits import DEFAULT_TIMES_S, check_times
@@ -91,20 +91,22 @@ class DeviceMoments:
     def step(self) -> float:
         return float(self.g[1] - self.g[0])
 
-    def at(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Linear interpolation of (m1, m2) at targets g (any shape) -> (*g.shape, K) each."""
-        n = self.g.numel()
-        pos = ((g - float(self.g[0])) / self.step).clamp(0.0, n - 1.0)
-        index = pos.detach().floor().clamp_max(n - 2).long()
-        frac = (pos - index.to(pos.dtype)).unsqueeze(-1)
-        both = self._both if self._both.dtype == g.dtype else self._both.to(g.dtype)
-        lo, hi = both[index], both[index + 1]
-        out = lo + (hi - lo) * frac
-        k = self.m1.shape[1]
-        return out[..., :k], out[..., k:]
+    def lookup_table(self, dtype=torch.float32) -> torch.Tensor:
+        """(N − 1, 4K) rows for `interpolate`: [m1, var] at each knot, then their slopes to the
+        next knot (the variance tabulated directly: no cancellation of m2 − m1² after interpolating)."""
+        both = torch.cat([self.m1, (self.m2 - self.m1 * self.m1).clamp_min(0.0)], dim=1)
+        return torch.cat([both[:-1], both[1:] - both[:-1]], 1).to(dtype).contiguous()
 
-    def __post_init__(self):
-        self._both = torch.cat([self.m1, self.m2], dim=1).contiguous()
+
+def interpolate(lookup: torch.Tensor, g0: float, step: float, g: torch.Tensor) -> torch.Tensor:
+    """[m1, var] (…, 2K) at targets g (any shape), linear between the knots of `lookup`."""
+    n = lookup.shape[0]
+    pos = ((g - g0) / step).clamp(0.0, float(n))
+    index = pos.detach().floor().clamp_max(n - 1)
+    frac = (pos - index).unsqueeze(-1)
+    rows = lookup[index.long()]
+    k2 = lookup.shape[1] // 2
+    return rows[..., :k2] + rows[..., k2:] * frac
 
 
 def device_moments(device: DeviceModel, times_s: Sequence[float], points: int = 2049,
@@ -220,6 +222,28 @@ def normal_abs_mean(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     return mean * torch.erf(r / _SQRT2) + sd * _SQRT_2_PI * torch.exp(-0.5 * r * r)
 
 
+def expected_errors(table, signed, index, frac, u, prob, lookup, *, g0: float, step: float,
+                    compensation: str):
+    """(B, T) expected errors and α (B, T) for tables (B, D, 2P) and signed factors ±f_p/β (B, 2P)
+    on density nodes (index, frac, u, prob) — plain torch, differentiable, fusable by torch.compile."""
+    lo, hi = table[:, index], table[:, index + 1]  # (B, N, 2P)
+    g = lo + (hi - lo) * frac[None, :, None]
+    moments = interpolate(lookup, g0, step, g)  # (B, N, 2P, 2K)
+    k = moments.shape[-1] // 2
+    s = signed[:, None, :, None]
+    mean = (s * moments[..., :k]).sum(2)  # (B, N, K)
+    var = (s * s * moments[..., k:]).sum(2)
+    p = prob[None, :, None]
+    if compensation == "none":
+        alpha = torch.ones_like(mean[:, 0, 1:])
+    else:
+        abs_mean = (p * normal_abs_mean(mean, var)).sum(1)  # (B, K)
+        alpha = abs_mean[:, :1] / abs_mean[:, 1:].clamp_min(1e-30)
+    a = alpha[:, None, :]
+    err = (p * (a * a * var[..., 1:] + (a * mean[..., 1:] - u[None, :, None]) ** 2)).sum(1)
+    return err, alpha
+
+
 class ExpectedTNMSE:
     """Expected TNMSE of populations of strategies for a weight density and device.
 
@@ -229,7 +253,8 @@ class ExpectedTNMSE:
 
     def __init__(self, values: torch.Tensor | WeightSample, device: DeviceModel | str = "pcm",
                  times_s: Sequence[float] = DEFAULT_TIMES_S, compensation: str = "column",
-                 bins_per_segment: int = 8, table_points: int = 2049, dtype=torch.float32):
+                 bins_per_segment: int = 8, table_points: int = 2049, dtype=torch.float32,
+                 compile: bool | str = False, chunk: int = 64):
         if compensation not in COMPENSATION:
             raise WeightprogError(f"compensation: use one of {', '.join(COMPENSATION)}, got {compensation!r}")
         if isinstance(values, WeightSample):
@@ -241,7 +266,16 @@ class ExpectedTNMSE:
         self.bins_per_segment = int(bins_per_segment)
         self.dtype = dtype
         self.moments = device_moments(self.device, self.times_s, table_points)
+        self.lookup = self.moments.lookup_table(dtype)
+        self.g0, self.step = float(self.moments.g[0]), self.moments.step
         self._bins: dict[tuple, WeightBins] = {}
+        self.chunk = int(chunk)
+        self.compiled = compile is True or (compile == "auto" and compile_available())
+
+        def kernel(table, signed, index, frac, u, prob, lookup):
+            return expected_errors(table, signed, index, frac, u, prob, lookup, g0=self.g0,
+                                   step=self.step, compensation=compensation)
+        self._kernel = torch.compile(kernel, dynamic=False) if self.compiled else kernel
 
     def bins(self, grid: torch.Tensor) -> WeightBins:
         key = tuple(grid.tolist())
@@ -250,27 +284,30 @@ class ExpectedTNMSE:
         return self._bins[key]
 
     def per_time(self, grid: torch.Tensor, conductances: torch.Tensor, significance: torch.Tensor,
-                 beta: torch.Tensor, with_alpha: bool = False):
-        """(B, T) expected errors for tables (B, D, 2P) µS, significance (B, P), beta (B,).
-        Differentiable in conductances and beta; with_alpha also returns α (B, T)."""
+                 beta: torch.Tensor, with_alpha: bool = False, grad: bool = False):
+        """(B, T) expected errors for tables (B, D, 2P) µS, significance (B, P), beta (B,); with_alpha
+        also returns α (B, T). With grad: eager and differentiable in conductances and beta."""
         dt = self.dtype
         bins = self.bins(grid)
+        nodes = (bins.index, bins.frac.to(dt), bins.u.to(dt), bins.prob.to(dt), self.lookup)
         table = conductances.to(dt)
-        lo, hi = table[:, bins.index], table[:, bins.index + 1]  # (B, N, 2P)
-        g = lo + (hi - lo) * bins.frac.to(dt)[None, :, None]
-        m1, m2 = self.moments.at(g)  # (B, N, 2P, K)
-        s = signed_factors(significance.to(dt), beta.to(dt))[:, None, :, None]  # (B, 1, 2P, 1)
-        mean = (s * m1).sum(2)  # (B, N, K)
-        var = (s * s * (m2 - m1 * m1).clamp_min(0.0)).sum(2)
-        p = bins.prob.to(dt)[None, :, None]
-        u = bins.u.to(dt)[None, :, None]
-        if self.compensation == "none":
-            alpha = torch.ones_like(mean[:, 0, 1:])
-        else:
-            abs_mean = (p * normal_abs_mean(mean, var)).sum(1)  # (B, K)
-            alpha = abs_mean[:, :1] / abs_mean[:, 1:].clamp_min(1e-30)
-        a = alpha[:, None, :]
-        err = (p * (a * a * var[..., 1:] + (a * mean[..., 1:] - u) ** 2)).sum(1)
+        signed = signed_factors(significance.to(dt), beta.to(dt))
+        if grad:
+            err, alpha = expected_errors(table, signed, *nodes, g0=self.g0, step=self.step,
+                                         compensation=self.compensation)
+            return (err, alpha) if with_alpha else err
+        errs, alphas = [], []
+        with torch.no_grad():
+            for start in range(0, table.shape[0], self.chunk):
+                t, sg = table[start:start + self.chunk], signed[start:start + self.chunk]
+                n = t.shape[0]
+                if self.compiled and n < self.chunk:  # pad: one compiled shape for every chunk
+                    t = torch.cat([t, t[-1:].expand(self.chunk - n, -1, -1)])
+                    sg = torch.cat([sg, sg[-1:].expand(self.chunk - n, -1)])
+                err, alpha = self._kernel(t.contiguous(), sg.contiguous(), *nodes)
+                errs.append(err[:n])
+                alphas.append(alpha[:n])
+        err, alpha = torch.cat(errs), torch.cat(alphas)
         return (err, alpha) if with_alpha else err
 
     def evaluate(self, strategy: Strategy) -> ExpectedResult:
