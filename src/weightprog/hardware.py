@@ -7,7 +7,7 @@ device targets, programmed once, and read at any time with global drift compensa
 tile or layer: α = Σ|ŵ(t_ref)| / Σ|ŵ(t)| against a reference: by default a calibration read right
 after programming (noisy, as a chip does it), or the noise-free programmed state (`reference=
 "programmed"`, what simulators that compensate against the programmed conductances do;
-docs/MODEL.md §5).
+docs/MODEL.md §6).
 """
 
 from __future__ import annotations
