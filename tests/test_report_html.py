@@ -204,5 +204,7 @@ def test_page_in_chromium(runs, browser, kind):
     shots = os.environ.get("WEIGHTPROG_REPORT_SCREENSHOTS")
     if shots:
         Path(shots).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(shots) / f"report_{kind.replace('-devices', '')}.png"), full_page=True)
+        height = min(1500, page.evaluate("document.documentElement.scrollHeight"))  # the top: question, result, inputs
+        page.screenshot(path=str(Path(shots) / f"report_{kind.replace('-devices', '')}.png"), full_page=True,
+                        clip={"x": 0, "y": 0, "width": 1200, "height": height})
     page.close()

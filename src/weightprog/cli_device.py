@@ -60,7 +60,10 @@ def device():
 @click.option("--min-devices", default=30, show_default=True, help="Fewest devices in a conductance bin.")
 @click.option("--max-bins", default=12, show_default=True, help="Most conductance bins.")
 def fit(measurements, out, plot, name, t0, t_read, g_min, g_max, min_devices, max_bins):
-    """Fit a tabulated device to MEASUREMENTS.csv (device_id, g_target, t, g)."""
+    """Fit a tabulated device to MEASUREMENTS.csv (device_id, g_target, t, g). Also writes
+    <out stem>.fit.json (per-bin estimates ± s.e.) and report.html in the --out file's folder."""
+    from .cli_report import write_run_report
+    from .report.html import write_fit_record
     from .report.device_plots import fit_figure
 
     table = read_measurements(measurements)
@@ -70,6 +73,8 @@ def fit(measurements, out, plot, name, t0, t_read, g_min, g_max, min_devices, ma
     plot = plot or out.with_suffix(".png")
     write_device(out, result.device)
     _write_bytes(plot, png)
+    write_fit_record(result, out, plot, {"t0": t0, "t_read": t_read, "g_min": g_min, "g_max": g_max,
+                                         "min_devices": min_devices, "max_bins": max_bins})
     b = result.bins
     click.echo(f"fitted {table.n_devices} devices, {len(table)} reads into {len(b.g)} bins -> {out}")
     click.echo(f"{'G µS':>8}{'devices':>9}{'σ_p µS':>9}{'ν mean':>9}{'ν std':>9}{'Q':>9}")
@@ -79,6 +84,7 @@ def fit(measurements, out, plot, name, t0, t_read, g_min, g_max, min_devices, ma
     for note in result.notes:
         click.echo(f"note: {note}")
     click.echo(f"diagnostics: {plot}")
+    write_run_report(out.parent, kind="device-fit")
 
 
 @device.command()

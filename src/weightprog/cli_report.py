@@ -48,9 +48,9 @@ def run_command() -> RunCommand:
     return RunCommand(argv, os.getcwd())
 
 
-def write_run_report(out: str | Path) -> Report:
+def write_run_report(out: str | Path, kind: str | None = None) -> Report:
     """report.html (and command.json) in `out`, at the end of a command; prints where."""
-    report = write_report(out, run_command())
+    report = write_report(out, run_command(), kind)
     click.echo(f"report: {report.path}", err=True)
     return report
 

@@ -74,11 +74,17 @@ def device_figure(device: DeviceModel, times=DEFAULT_TIMES_S, seed: int = 0) -> 
     return _png(fig)
 
 
+def _legend_below(ax, ncol: int, **kw) -> None:
+    """Under the axes' x label, so it never covers the data (tight_layout makes room)."""
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=max(1, ncol), fontsize=7, frameon=False,
+              title_fontsize=7, **kw)
+
+
 def fit_figure(result: FitResult, seed: int = 0) -> bytes:
     """Fit diagnostics: measured vs fitted G(t) with spread, residuals, ν and first-read errors."""
     m, b, dev = result.measurements, result.bins, result.device
     times = np.unique(m.t)
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8.8))
     # (a) measured vs fitted trajectories for up to 5 bins
     ax = axes[0, 0]
     shown = np.unique(np.linspace(0, len(b.g) - 1, min(5, len(b.g))).round().astype(int))
@@ -97,19 +103,20 @@ def fit_figure(result: FitResult, seed: int = 0) -> bytes:
         f_mean, f_std = fg[k].mean(0), fg[k].std(0)
         residual[k] = (mean * scale - f_mean) / np.maximum(f_std / np.sqrt(b.n_devices[k]), 1e-12)
         if k in shown:
-            line, = ax.plot(times, f_mean, label=f"{b.g[k]:.3g} µS fit")
+            line, = ax.plot(times, f_mean, color=f"C{k % 10}", label=f"{b.g[k]:.3g} µS fit")
             ax.fill_between(times, f_mean - f_std, f_mean + f_std, color=line.get_color(), alpha=0.15)
             ax.errorbar(times, mean * scale, yerr=std, fmt="o", ms=3, color=line.get_color())
     ax.set(xscale="log", xlabel="time after programming (s)", ylabel="G (µS)",
            title="measured (points, ± std) vs fitted (line, band)")
-    ax.legend(fontsize=7)
+    _legend_below(ax, ncol=len(shown))
     # (b) residuals of the bin means, in standard errors
     ax = axes[0, 1]
     for k in range(len(b.g)):
-        ax.plot(times, residual[k], "o-", ms=3, lw=0.8, label=f"{b.g[k]:.3g}" if k in shown else None)
+        ax.plot(times, residual[k], "o-", ms=3, lw=0.8, color=f"C{k % 10}", label=f"{b.g[k]:.3g}" if k in shown else None)
     ax.axhspan(-2, 2, color="grey", alpha=0.15)
     ax.set(xscale="log", xlabel="time after programming (s)",
-           ylabel="(measured − fitted) mean / s.e.", title="residuals of the bin means")
+           ylabel="(measured − fitted) mean / s.e.", title="residuals of the bin means (grey: ±2)")
+    _legend_below(ax, ncol=len(shown), title="bin G (µS)")
     # (c) per-device ν with the fitted |ν| mean ± std
     ax = axes[1, 0]
     ok = np.isfinite(result.nu_hat)
@@ -117,14 +124,14 @@ def fit_figure(result: FitResult, seed: int = 0) -> bytes:
     fm, fs = folded_moments(b.nu_mean, b.nu_std)
     ax.errorbar(b.g, fm, yerr=fs, fmt="o-", capsize=3, label="fitted |ν| mean ± std")
     ax.set(xlabel="target G (µS)", ylabel="drift exponent ν", title="drift per device")
-    ax.legend(fontsize=7)
+    _legend_below(ax, ncol=2)
     # (d) first-read errors with the fitted ± σ_p
     ax = axes[1, 1]
     ax.plot(targets, result.first_error, ".", ms=2, alpha=0.3, color="grey", label="first read − target")
     ax.plot(b.g, b.sigma_p, "o-", color="C3", label="± fitted σ_p")
     ax.plot(b.g, -b.sigma_p, "o-", color="C3")
     ax.set(xlabel="target G (µS)", ylabel="error at t = 0 (µS)", title="programming error")
-    ax.legend(fontsize=7)
+    _legend_below(ax, ncol=2)
     fig.suptitle(f"fit of {dev.name}: {m.n_devices} devices, {len(m)} reads")
     fig.tight_layout()
     return _png(fig)

@@ -87,7 +87,7 @@ def detect_kind(folder: Path) -> str:
         return "sweep"
     if (folder / "report.json").is_file() or list(folder.glob("checkpoint_*.json")):
         return "optimize"
-    if (folder / "fit.json").is_file():
+    if list(folder.glob("*" + FIT_SUFFIX)):
         return "device-fit"
     results = folder / "results.json"
     if results.is_file() and _json(results).get("format") == "weightprog.evaluate":
@@ -95,7 +95,7 @@ def detect_kind(folder: Path) -> str:
     if (folder / "summary.md").is_file() or list(folder.glob("*/results.json")):
         return "study"
     raise WeightprogError(f"{folder}: no weightprog results here (report.json, results.json, comparison.json, "
-                          f"sweep.json, fit.json or <workload>/results.json)")
+                          f"sweep.json, *.fit.json or <workload>/results.json)")
 
 
 # --- HTML pieces ------------------------------------------------------------------------------------
@@ -250,8 +250,12 @@ def device_from_describe(d: dict):
     from ..devices.tabulated import tabulated_from_dict
 
     try:
-        if d.get("kind") == "tabulated" or "tables" in d:
-            return tabulated_from_dict({**d, **d.get("tables", {})}, where=f"device {d.get('name')}")
+        if d.get("kind") == "tabulated" or "tables" in d:  # describe() form -> file form
+            data = {k: d[k] for k in ("kind", "name", "g_min", "g_max", "t0", "t_read") if k in d}
+            data.update(d.get("tables", {}))
+            data["stuck"] = {"p_zero": d.get("p_stuck_min", 0.0), "p_gmax": d.get("p_stuck_max", 0.0)}
+            dev = tabulated_from_dict(data, where=f"device {d.get('name')}")
+            return dev if json.loads(json.dumps(dev.describe())) == json.loads(json.dumps(d)) else None
         if d.get("name") in BUILTIN:
             dev = BUILTIN[d["name"]]()
             return dev if dev.describe() == d else None
@@ -420,6 +424,7 @@ def _search_progress_figure(histories: dict[str, list[float]], chosen: str = "")
     for label, h in histories.items():
         ax.plot(range(len(h)), h, lw=2.2 if label == chosen else 1.2, label=label)
     ax.set(xlabel="generation", ylabel="best TNMSE of the search sample", title="searches so far")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
     legend_outside(ax)
     return svg_figure(fig, "best loss per generation of each search, from the checkpoints")
@@ -760,11 +765,87 @@ def sweep_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
     return page(f"weightprog sweep: {meta.get('name')}", question, finished, sections, status), finished
 
 
+# --- device fit -------------------------------------------------------------------------------------
+
+FIT_SUFFIX = ".fit.json"
+BIN_COLUMNS = ("g", "n_devices", "sigma_p", "sigma_p_se", "nu_mean", "nu_mean_se", "nu_std", "nu_std_se", "q", "q_se",
+               "clean", "bias")
+
+
+def _finite(x) -> float | None:
+    """JSON has no NaN: an estimate a bin could not give is null (shown as n/a)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def fit_record(result, device_file: Path, figure_file: Path, settings: dict) -> dict:
+    """What `device fit` found, as JSON (<device file stem>.fit.json next to the device file): the
+    per-bin estimates with their standard errors, the notes, and the measurements' extent."""
+    import numpy as np
+
+    m, b = result.measurements, result.bins
+    return {"format": "weightprog.device-fit", "version": __version__, "measurements": str(m.source),
+            "devices": int(m.n_devices), "reads": int(len(m)), "times_s": sorted(float(t) for t in np.unique(m.t)),
+            "device_file": device_file.name, "figure": figure_file.name if figure_file.parent == device_file.parent
+            else str(figure_file), "settings": settings, "device": result.device.describe(),
+            "bins": [{c: (bool(getattr(b, c)[k]) if c == "clean" else int(getattr(b, c)[k]) if c == "n_devices"
+                          else _finite(getattr(b, c)[k])) for c in BIN_COLUMNS} for k in range(len(b.g))],
+            "notes": list(result.notes)}
+
+
+def write_fit_record(result, device_file: str | Path, figure_file: str | Path, settings: dict) -> Path:
+    device_file = Path(device_file)
+    path = device_file.with_name(device_file.stem + FIT_SUFFIX)
+    atomic_write_json(path, fit_record(result, device_file, Path(figure_file), settings))
+    return path
+
+
+def fit_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
+    fits = [(p, _json(p)) for p in sorted(folder.glob("*" + FIT_SUFFIX))]
+    sections, names = [], []
+    for path, r in fits:
+        file = path.name
+        names.append(r["device"]["name"])
+        s = r.get("settings", {})
+        bins = r["bins"]
+        rows = [[Raw(num(x["g"], f"/bins/{k}/g", file)), x["n_devices"],
+                 Raw(f"{num(x['sigma_p'], f'/bins/{k}/sigma_p', file)} ± {esc(fmt(x['sigma_p_se']))}"),
+                 Raw(f"{num(x['nu_mean'], f'/bins/{k}/nu_mean', file)} ± {esc(fmt(x['nu_mean_se']))}"),
+                 f"{fmt(x['nu_std'])} ± {fmt(x['nu_std_se'])}", f"{fmt(x['q'])} ± {fmt(x['q_se'])}", x["bias"],
+                 "yes" if x["clean"] else "no (copied from the nearest clean bin)"]
+                for k, x in enumerate(bins)]
+        headline = '<div class="cards">' + "".join([
+            card("device fitted", esc(r["device"]["name"]), f"written to {esc(r['device_file'])}"),
+            card("measurements", num(r["devices"], "/devices", file, f"{r['devices']:,}"),
+                 f"devices, {r['reads']:,} reads, {len(bins)} conductance bins"),
+            card("bins fitted directly", f"{sum(x['clean'] for x in bins)} of {len(bins)}",
+                 "the others copy drift and Q from their nearest clean bin"),
+        ]) + "</div>" + "".join(f'<p class="note">note: {esc(n)}</p>' for n in r.get("notes", []))
+        inputs = kv_table([
+            ("measurements", r["measurements"]), ("times read", times_text(r["times_s"])),
+            ("settings", ", ".join(f"{k} {v}" for k, v in s.items())),
+            ("device", device_row(r["device"])),
+            ("weightprog version", r.get("version")),
+        ])
+        figure_path = folder / r["figure"] if not Path(r["figure"]).is_absolute() else Path(r["figure"])
+        body = (section("Result", headline) + section("Question and inputs", inputs + device_curves_figure([r["device"]]))
+                + section("Figures", png_figure(figure_path, "fit diagnostics: measured vs fitted G(t), residuals of "
+                                                             "the bin means, drift per device, programming error"))
+                + section("Tables", "<h3>Per-bin estimates ± standard error</h3>" + table(
+                    ["G (µS)", "devices", "σ_p (µS)", "ν mean", "ν std", "Q", "first-read bias (µS)", "fitted directly"],
+                    rows, {0, 1, 2, 3, 4, 5, 6})))
+        sections.append(f"<h2>{esc(r['device']['name'])} ({esc(file)})</h2>" + body if len(fits) > 1 else body)
+    question = ("What tabulated device model do these measurements give (programming error, drift, read noise per "
+                "conductance bin), and how well does it reproduce them?")
+    sections += [reproduce_section(command), files_section(folder)]
+    return page(f"weightprog device fit: {', '.join(names)}", question, True, sections), True
+
+
 # --- the entry point ---------------------------------------------------------------------------------
 
 def _builders() -> dict[str, Callable[[Path, RunCommand | None], tuple[str, bool]]]:
     return {"optimize": optimize_page, "evaluate": evaluate_page, "compare-devices": compare_page,
-            "study": study_page, "sweep": sweep_page}
+            "study": study_page, "sweep": sweep_page, "device-fit": fit_page}
 
 
 def write_report(folder: str | Path, command: RunCommand | None = None, kind: str | None = None) -> Report:

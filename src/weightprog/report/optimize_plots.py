@@ -14,6 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import torch  # noqa: E402
 
 from ..fileio import atomic_write  # noqa: E402
@@ -110,6 +111,7 @@ def plot_convergence(histories: dict[str, list[float]], path: Path, chosen: str 
         ax.plot(range(len(history) - len(finite), len(history)), finite,
                 lw=2.4 if label == chosen else 1.2, label=label + (" (chosen)" if label == chosen else ""))
     ax.set_xlabel("generation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("best TNMSE of the search sample")
     ax.set_title("differential weight evolution: convergence (one line per cell searched)")
     legend_outside(ax)
