@@ -208,3 +208,76 @@ def test_page_in_chromium(runs, browser, kind):
         page.screenshot(path=str(Path(shots) / f"report_{kind.replace('-devices', '')}.png"), full_page=True,
                         clip={"x": 0, "y": 0, "width": 1200, "height": height})
     page.close()
+
+
+# --- the other commands' pages (no browser needed) ---------------------------------------------------
+
+def check_tags(folder: Path, text: str, least: int) -> None:
+    tags = TAG.findall(text)
+    assert len(tags) >= least
+    for file, key, value, shown in tags:
+        data = json.loads((folder / file).read_text())
+        assert float(value) == pointer(data, key) and shown_equals(shown, pointer(data, key)), (key, shown)
+
+
+def test_sweep_page(tmp_path):
+    (tmp_path / "s.yaml").write_text("name: small\nkind: [optimize, compare]\ndevices: [pcm, pcm-lowdrift]\n"
+                                     "cells: [\"1,2\"]\ngrid_points: 3\ntimes: \"1s,1d\"\nseeds: [0]\nsettings:\n"
+                                     "  max_generations: 1\n  popsize: 5\n  rescore_blocks: 1\n  compile: false\n"
+                                     "  polish: false\n  sample_size: 1024\n  rows: 512\n")
+    run("sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--workers", "0")
+    text = (tmp_path / "out" / "report.html").read_text()
+    assert "3 of 3" in text and "summary.png" in text and text.count("data:image/png;base64,") == 1
+    rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4 and all(r.split(",")[0] in text for r in rows[1:])
+    # a job's record gone: the page says so (rebuilt from the folder)
+    next((tmp_path / "out" / "jobs").glob("*.json")).unlink()
+    result = run("report", str(tmp_path / "out"))
+    assert "partial results" in result.output and "2 of 3 jobs finished" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_device_fit_page(tmp_path):
+    run("device", "simulate", "rram-hfox", "--out", str(tmp_path / "m.csv"), "--devices", "40", "--times", "1s,1d,1y")
+    run("device", "fit", str(tmp_path / "m.csv"), "--out", str(tmp_path / "dev.yaml"), "--min-devices", "20")
+    fit = json.loads((tmp_path / "dev.fit.json").read_text())
+    assert fit["devices"] == 440 and fit["reads"] == 3 * 440 and len(fit["bins"]) >= 2
+    text = (tmp_path / "report.html").read_text()
+    check_tags(tmp_path, text, 2 * len(fit["bins"]) + 1)
+    assert "Curves not drawn" not in text and "<svg" in text and "dev.png" in text
+    assert json.loads((tmp_path / "command.json").read_text())["argv"][:3] == ["weightprog", "device", "fit"]
+
+
+def test_study_page(tmp_path):
+    from weightprog.study import write_tables
+
+    strategies = {role: {"label": label, "mean": [0.9, 0.8], "std": [0.01, 0.02]}
+                  for role, label in (("naive", "lsp-first (f=1,1)"), ("best hand-crafted", "lsp-first (f=1,2)"),
+                                      ("optimised", "optimised (f=1,2)"))}
+    strategies["optimised"]["mean"] = [0.9, 0.85]
+    rec = {"workload": "w", "metric": "accuracy", "higher_is_better": True, "eval_size": 10,
+           "checkpoints": {"fp": {"sha256": "abc"}}, "version": "0.1.0", "wall_time_s": 12.5, "periphery": "standard",
+           "settings": {"times_s": [1.0, 3600.0], "repeats": 2, "devices": ["pcm"], "seed": 0},
+           "devices": {"pcm": {"device": {"name": "pcm", "kind": "pcm", "g_min": 0.0, "g_max": 25.0, "t0": 20.0,
+                                          "t_read": 2.5e-7, "p_stuck_min": 0.0, "p_stuck_max": 0.0},
+                               "variants": {"fp": {"digital": 0.91, "strategies": strategies, "tnmse": {
+                                   "naive": 1e-3, "best_hand_crafted": 8e-4, "optimised": 7e-4}}}}}}
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "results.json").write_text(json.dumps(rec))
+    write_tables(tmp_path)
+    text = write_report(tmp_path).path.read_text()
+    check_tags(tmp_path, text, 3)
+    assert 'data-key="/devices/pcm/variants/fp/strategies/optimised/mean/1" data-value="0.85">0.85<' in text
+    assert "Criteria at the last time point" in text and "-6.0 points" in text
+
+
+def test_search_bars_count_to_convergence():
+    from weightprog.report.progress import search_fraction
+    from weightprog.search.evolve import Progress
+
+    def at(generation, spread, elapsed=0.0):
+        return search_fraction(Progress(generation, 1.0, spread, 0, elapsed), 1.0, 1e-3, 200)
+    assert at(10, 1e-3) == 1.0  # converged after 10 of 200 generations: done, not at 5 %
+    assert abs(at(10, 10 ** -1.5) - 0.5) < 1e-12  # half-way on the log scale from 1 to tol
+    assert at(50, 0.5) == 0.25  # no convergence yet: the generation count
+    assert at(200, 0.5) == 1.0
+    assert search_fraction(Progress(1, 1.0, 0.9, 0, 30.0), 1.0, 1e-3, 200, budget_s=60.0) == 0.5

@@ -516,6 +516,8 @@ def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
             sub = f"± {fmt(x['std'])} (std of {x['n']} realisations)"
             if isinstance(digital, (int, float)) and isinstance(x["mean"], (int, float)):
                 sub += f"; {fmt(x['mean'] - digital)} vs digital"
+            if x.get("weight_nmse_mean") is not None:
+                sub += f"; weight NMSE {num(x['weight_nmse_mean'], f'/summary/{i}/weight_nmse_mean', 'results.json')}"
             cards.append(card(f"{x['strategy']} at {last}", _swatch(x["strategy"]) + num(x["mean"], f"/summary/{i}/mean",
                                                                                           "results.json"), sub))
     headline = '<div class="cards">' + "".join(cards) + "</div>"
@@ -547,8 +549,19 @@ def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
             cells.append(Raw(f"{num(x['mean'], f'/summary/{i}/mean', 'results.json')} ± {esc(fmt(x['std']))}")
                          if x else "")
         rows.append([Raw(_swatch(s_name) + esc(s_name)), *cells])
+    nmse_rows = [[Raw(_swatch(s_name) + esc(s_name)),
+                  *(f"{fmt(x['weight_nmse_mean'])} ± {fmt(x.get('weight_nmse_std'))}"
+                    if (x := by.get((s_name, t), (None, {}))[1]) and x.get("weight_nmse_mean") is not None else ""
+                    for t in times)] for s_name in strategies]
+    layer_rows = [[x["strategy"], x["layer"], x["weight_nmse_mean"], x.get("weight_nmse_std")]
+                  for x in r.get("weight_nmse_per_layer", []) if x["time_s"] == times[-1]]
     tables = (f"<h3>{esc(name)}: mean ± std over {r.get('repeats')} realisations</h3>"
               + table(["strategy", *(f"t = {t}" for t in labels)], rows, set(range(1, len(labels) + 1)))
+              + (("<h3>Weight NMSE of the analogue layers (mean ± std over realisations)</h3>"
+                  + table(["strategy", *(f"t = {t}" for t in labels)], nmse_rows, set(range(1, len(labels) + 1))))
+                 if any(x.get("weight_nmse_mean") is not None for x in summary) else "")
+              + (f"<h3>Weight NMSE per layer at {esc(last)}</h3>"
+                 + table(["strategy", "layer", "weight NMSE", "± std"], layer_rows, {2, 3}) if layer_rows else "")
               + "<h3>Analogue layers</h3>"
               + table(["layer", "kind", "shape", "matrix", "tiles", "weights"],
                       [[x["name"], x["kind"], "×".join(map(str, x["shape"])), "×".join(map(str, x["matrix"])),
