@@ -1,9 +1,10 @@
 """Differential Weight Evolution: scipy's differential evolution over the strategy space, run to
 convergence, checkpointed every generation; `polish` refines a result by gradient.
 
-The objective is the batched common-random-number TNMSE (metric.py): a whole generation is one
-call. Hand-crafted strategies (lsp-first / msp-first at every F) are seeded into the initial
-population, so the search starts no worse than the best of them.
+The objective is the deterministic expected TNMSE (expected.py), or the batched common-random-
+number Monte-Carlo TNMSE (metric.py): either way a whole generation is one call. Hand-crafted
+strategies (lsp-first / msp-first at every F) are seeded into the initial population, so the
+search starts no worse than the best of them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from scipy.stats import qmc
 
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json
+from ..expected import ExpectedTNMSE
 from ..metric import TNMSE
 from ..strategy import Strategy
 from .space import StrategySpace
@@ -52,11 +54,28 @@ class EvolutionResult:
     polish: dict = field(default_factory=dict)
 
 
-def _config_key(space: StrategySpace, objective: TNMSE, settings: dict) -> str:
+Objective = TNMSE | ExpectedTNMSE
+
+
+def population_loss(objective: Objective, grid: torch.Tensor, g: torch.Tensor, sig: torch.Tensor,
+                    beta: torch.Tensor, grad: bool = False) -> torch.Tensor:
+    """(B,) time-averaged error of decoded candidates under either objective."""
+    if isinstance(objective, ExpectedTNMSE):
+        return objective.per_time(grid, g, sig, beta, grad=grad).mean(-1)
+    return objective.per_column(grid, g, sig, beta, grad=grad).mean((1, 2))
+
+
+def _objective_id(objective: Objective) -> dict:
+    if isinstance(objective, ExpectedTNMSE):
+        return {"objective": "expected", "bins": objective.bins_per_segment,
+                "weights": float(objective.values.double().abs().sum()), "n": objective.values.numel()}
+    return {"seed": objective.seed, "sample": float(objective.u.double().sum())}
+
+
+def _config_key(space: StrategySpace, objective: Objective, settings: dict) -> str:
     data = {"grid": space.grid.tolist(), "pairs": space.pairs, "mode": space.mode, "dims": space.dims,
             "bounds": space.bounds(), "device": objective.device.describe(), "times": objective.times_s,
-            "seed": objective.seed, "compensation": objective.compensation,
-            "sample": float(objective.u.double().sum()), **settings}
+            "compensation": objective.compensation, **_objective_id(objective), **settings}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -80,7 +99,7 @@ def _initial_population(space: StrategySpace, size: int, seed: int) -> np.ndarra
     return pop
 
 
-def evolve(objective: TNMSE, space: StrategySpace, *, seed: int = 0, popsize: int = 15,
+def evolve(objective: Objective, space: StrategySpace, *, seed: int = 0, popsize: int = 15,
            max_generations: int = 300, tol: float = 1e-3, budget_s: float | None = None,
            mutation=(0.5, 1.0), recombination: float = 0.7, checkpoint: str | Path | None = None,
            progress: Callable[[Progress], None] | None = None) -> EvolutionResult:
@@ -99,7 +118,7 @@ def evolve(objective: TNMSE, space: StrategySpace, *, seed: int = 0, popsize: in
         nonlocal evaluations
         evaluations += x_columns.shape[1]
         g, sig, beta = space.decode(torch.from_numpy(np.ascontiguousarray(x_columns.T)))
-        return objective.per_column(space.grid, g, sig, beta).mean((1, 2)).double().numpy()
+        return population_loss(objective, space.grid, g, sig, beta).double().numpy()
 
     settings = {"popsize": popsize, "tol": tol, "mutation": mutation, "recombination": recombination,
                 "search_seed": seed}
@@ -165,10 +184,11 @@ def _restore(solver: DifferentialEvolutionSolver, path: Path, key: str) -> tuple
     return int(state["generation"]), list(state["history"])
 
 
-def polish(result: EvolutionResult, objective: TNMSE, held_out: TNMSE, space: StrategySpace,
+def polish(result: EvolutionResult, objective: Objective, held_out: Objective, space: StrategySpace,
            steps: int) -> None:
     """Adam on the continuous coordinates through the differentiable objective; kept only if the
-    strategy also improves on held-out draws (another seed), so it cannot overfit the search's."""
+    strategy also improves on `held_out` (for the Monte-Carlo objective: other draws, so it cannot
+    overfit the search's; the deterministic expected objective may be its own referee)."""
     start = time.perf_counter()
     lo, hi = (torch.tensor(b, dtype=torch.float64) for b in zip(*space.bounds()))
     free = ~torch.from_numpy(space.integrality())
@@ -178,7 +198,7 @@ def polish(result: EvolutionResult, objective: TNMSE, held_out: TNMSE, space: St
     for _ in range(steps):
         opt.zero_grad()
         g, sig, beta = space.decode(x[None])
-        objective.per_column(space.grid, g, sig, beta, grad=True).mean().backward()
+        population_loss(objective, space.grid, g, sig, beta, grad=True).mean().backward()
         x.grad[~free] = 0.0
         opt.step()
         with torch.no_grad():
@@ -192,4 +212,4 @@ def polish(result: EvolutionResult, objective: TNMSE, held_out: TNMSE, space: St
         result.x = x.detach().numpy()
         result.strategy = space.strategy(result.x, ["optimised"])
         g, sig, beta = space.decode(torch.from_numpy(result.x)[None])
-        result.loss = float(objective.per_column(space.grid, g, sig, beta).mean())
+        result.loss = float(population_loss(objective, space.grid, g, sig, beta)[0])
