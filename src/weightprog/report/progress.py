@@ -4,7 +4,8 @@ or the time budget, whichever is nearest.
 Library functions never print; they call a `progress` callback. `SearchBars` is the callback the
 CLI passes, and what a Python caller passes to see the same bars:
 
-    run = wp.optimize(sample, values, "pcm", settings, progress=wp.SearchBars(settings))
+    with wp.SearchBars(settings) as bars:
+        run = wp.optimize(sample, values, "pcm", settings, progress=bars)
 
 A search stops when the population's loss spread (std / |mean|) falls to `tol`, so the bar's
 convergence share is how far the spread has come, on a log scale, from its value after the first
@@ -33,7 +34,8 @@ def search_fraction(progress, first_spread: float, tol: float, max_generations: 
 
 class SearchBars:
     """One tqdm bar per search (percent towards its stop, with generation, best loss, spread);
-    the previous bar closes when the next search starts. Call `close()` at the end."""
+    the previous bar closes when the next search starts; the last one at `close()` (or the end of
+    a `with` block)."""
 
     def __init__(self, settings=None, *, tol: float = 1e-3, max_generations: int = 200,
                  budget_s: float | None = None, prefix: str = "search"):
@@ -61,3 +63,9 @@ class SearchBars:
     def close(self) -> None:
         for bar in self.bars.values():
             bar.close()
+
+    def __enter__(self) -> "SearchBars":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
