@@ -17,7 +17,7 @@ from .devices.fit import fit_device, write_device
 from .devices.measurements import read_measurements, simulate_measurements, write_measurements
 from .cli_common import Group, times_option
 from .errors import WeightprogError
-from .fileio import atomic_write
+from .fileio import atomic_write, refuse_overwriting_inputs
 from .timeunits import format_time
 
 
@@ -64,13 +64,18 @@ def fit(measurements, out, plot, name, t0, t_read, g_min, g_max, min_devices, ma
     <out stem>.fit.json (per-bin estimates ± s.e.) and report.html in the --out file's folder."""
     from .cli_report import write_run_report
     from .report.html import write_fit_record
-    from .report.device_plots import fit_figure
+    from .report.device_plots import fit_figure, written_by_weightprog
 
+    if plot is None:  # the default figure path must not replace a file that is not ours
+        plot = out.with_suffix(".png")
+        if plot.exists() and not written_by_weightprog(plot):
+            raise WeightprogError(f"{plot}: exists and is not a figure weightprog wrote; pass --plot PATH "
+                                  f"to choose where the diagnostics figure goes")
+    refuse_overwriting_inputs({"--out": out, "--plot": plot}, {"MEASUREMENTS": measurements})
     table = read_measurements(measurements)
     result = fit_device(table, name=name or out.stem, t0=t0, t_read=t_read, g_min=g_min,
                         g_max=g_max, min_devices=min_devices, max_bins=max_bins)
     png = fit_figure(result)
-    plot = plot or out.with_suffix(".png")
     write_device(out, result.device)
     _write_bytes(plot, png)
     write_fit_record(result, out, plot, {"t0": t0, "t_read": t_read, "g_min": g_min, "g_max": g_max,
@@ -98,6 +103,8 @@ def fit(measurements, out, plot, name, t0, t_read, g_min, g_max, min_devices, ma
 @click.option("--seed", default=0, show_default=True)
 def simulate(device_spec, out, targets_text, per_target, times, seed):
     """Simulate a measurement CSV from DEVICE (a name or a .yaml/.json file)."""
+    if Path(device_spec).is_file():
+        refuse_overwriting_inputs({"--out": out}, {"DEVICE": device_spec})
     dev = get_device(device_spec)
     table = simulate_measurements(dev, _parse_targets(targets_text, dev), per_target, times, seed=seed)
     write_measurements(out, table)
@@ -112,6 +119,8 @@ def simulate(device_spec, out, targets_text, per_target, times, seed):
 @click.option("--points", default=6, show_default=True, help="Rows in the table.")
 def show(device_spec, out, points):
     """Print DEVICE's curves as a short table; --out writes the figure."""
+    if out is not None and Path(device_spec).is_file():
+        refuse_overwriting_inputs({"--out": out}, {"DEVICE": device_spec})
     dev = get_device(device_spec)
     png = None
     if out is not None:
@@ -130,3 +139,12 @@ def show(device_spec, out, points):
     if png is not None:
         _write_bytes(out, png)
         click.echo(f"figure: {out}")
+
+
+def _register():
+    from .cli_advise import advise_command, flipmap_command
+    device.add_command(advise_command)
+    device.add_command(flipmap_command)
+
+
+_register()

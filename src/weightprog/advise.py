@@ -1,0 +1,342 @@
+"""Which device improvement pays once the weights are programmed optimally (the paper's Fig. 5
+lesson, asked per property).
+
+For a device and a weight distribution, each property of the device model (programming noise,
+drift mean, drift spread, read noise, dynamic range; for a tabulated device each curve as a whole)
+is improved by a relative step (default 10 %) with `ScaledDevice`, the strategy is *re-optimised*
+for the improved device, and the change of the optimised TNMSE is set beside the change under the
+naive strategy (lsp-first at F = 1) and the best hand-crafted one. The elasticity
+d log TNMSE / d log property comes from the same finite step. Every score is a re-score on fresh
+draws; all devices share the search sample and seeds, so the differences are not sampling noise
+of separate runs (common random numbers).
+
+`flip_map` asks the ranking question on a grid: for a base device and two properties, which scaled
+devices the naive comparison calls better than the base while the optimised comparison calls them
+worse (and the reverse). It runs as a sweep of optimize jobs (resumable, local or Ray).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, fields
+from typing import Callable, Sequence
+
+import torch
+
+from .devices import DeviceModel, Scales, ScaledDevice, get_device
+from .errors import WeightprogError
+from .sample import WeightSample
+from .search.run import BASELINE_KEYS, OptimizeOutcome, OptimizeSettings, optimize
+
+PROPERTIES = ("programming", "drift_mean", "drift_std", "read", "g_max")
+"""Properties of `Scales`; for all but g_max smaller is better."""
+LABELS = {"programming": "programming noise σ_p", "drift_mean": "drift mean μ_ν",
+          "drift_std": "drift spread σ_ν", "read": "read noise Q", "g_max": "dynamic range g_max"}
+
+
+def improved_factor(prop: str, improvement: float) -> float:
+    """The scale that improves `prop` by the relative step: ×(1 − s) for noise, ×(1 + s) for range."""
+    if prop not in PROPERTIES:
+        raise WeightprogError(f"property: use one of {', '.join(PROPERTIES)}, got {prop!r}")
+    return 1.0 + improvement if prop == "g_max" else 1.0 - improvement
+
+
+@dataclass(frozen=True)
+class Score:
+    mean: float
+    stderr: float
+
+    @classmethod
+    def of(cls, report: dict) -> "Score":
+        return cls(float(report["mean"]), float(report["stderr"]))
+
+
+@dataclass(frozen=True)
+class DeviceScores:
+    """Re-scored TNMSE of one device under the three programming choices."""
+
+    device: str
+    naive: Score
+    """lsp-first at F = 1 (the paper's naive mapping)."""
+    hand_crafted: Score
+    """The best hand-crafted strategy (any baseline, any F searched)."""
+    hand_crafted_name: str
+    optimised: Score
+    cell: tuple[float, ...]
+
+    @classmethod
+    def of(cls, outcome: OptimizeOutcome) -> "DeviceScores":
+        s = outcome.scores
+        keys = [k for k in list(BASELINE_KEYS) + ["lsp_first_best", "msp_first_best"] if k in s]
+        best = min(keys, key=lambda k: s[k]["mean"])
+        name = best.replace("_best", "") + (f" F={s[best]['f']}" if "f" in s[best] else " F=1")
+        return cls(outcome.device.name, Score.of(s["lsp_first"]), Score.of(s[best]), name,
+                   Score.of(s["optimised"]), tuple(outcome.strategy.significance[0].tolist()))
+
+    def to_dict(self) -> dict:
+        return {"device": self.device, "naive": vars(self.naive), "hand_crafted": vars(self.hand_crafted),
+                "hand_crafted_name": self.hand_crafted_name, "optimised": vars(self.optimised),
+                "cell": list(self.cell)}
+
+
+CHOICES = ("naive", "hand_crafted", "optimised")
+
+
+@dataclass(frozen=True)
+class PropertyEffect:
+    """One property improved by `factor` (its scale), with the improved device's scores."""
+
+    prop: str
+    factor: float
+    scores: DeviceScores
+    base: DeviceScores
+
+    def change(self, choice: str) -> float:
+        """Relative change of the TNMSE (negative: the improvement pays)."""
+        return getattr(self.scores, choice).mean / getattr(self.base, choice).mean - 1.0
+
+    def change_stderr(self, choice: str) -> float:
+        """Standard error of `change` if the two scores were independent (an upper bound: they
+        share draws, so the difference is more precise than this)."""
+        a, b = getattr(self.scores, choice), getattr(self.base, choice)
+        return (a.mean / b.mean) * math.hypot(a.stderr / a.mean, b.stderr / b.mean)
+
+    def elasticity(self, choice: str) -> float:
+        """d log TNMSE / d log property, from the finite step."""
+        return math.log(getattr(self.scores, choice).mean / getattr(self.base, choice).mean) / math.log(self.factor)
+
+    def to_dict(self) -> dict:
+        return {"property": self.prop, "label": LABELS[self.prop], "factor": self.factor,
+                "scores": self.scores.to_dict(),
+                **{f"change_{c}": self.change(c) for c in CHOICES},
+                **{f"elasticity_{c}": self.elasticity(c) for c in CHOICES}}
+
+
+@dataclass
+class Advice:
+    device: str
+    improvement: float
+    base: DeviceScores
+    effects: list[PropertyEffect]
+    """Sorted by payoff: the largest drop of the optimised TNMSE first."""
+    times_s: tuple[float, ...]
+    settings: OptimizeSettings
+    wall_time_s: float
+
+    def words(self) -> list[str]:
+        """What the table means, one sentence per property (halving extrapolated by elasticity)."""
+        out = []
+        for e in self.effects:
+            step = "doubling" if e.prop == "g_max" else "halving"
+            half = 2.0 if e.prop == "g_max" else 0.5
+            opt, naive = (half ** e.elasticity(c) - 1.0 for c in ("optimised", "naive"))
+            out.append(f"{step} {LABELS[e.prop]} changes the optimised TNMSE by {opt:+.1%} "
+                       f"(naive: {naive:+.1%}; measured step {e.factor:g}×: optimised "
+                       f"{e.change('optimised'):+.2%}, naive {e.change('naive'):+.2%})")
+        return out
+
+    def table(self) -> str:
+        head = (f"{'property':<24}{'factor':>7}{'Δ optimised':>13}{'Δ naive':>10}{'Δ hand-crafted':>16}"
+                f"{'elasticity opt':>16}{'elasticity naive':>18}")
+        lines = [f"device {self.device}: naive {self.base.naive.mean:.4e}, best hand-crafted "
+                 f"{self.base.hand_crafted.mean:.4e} ({self.base.hand_crafted_name}), optimised "
+                 f"{self.base.optimised.mean:.4e} (cell {','.join(f'{f:g}' for f in self.base.cell)})", head]
+        for e in self.effects:
+            lines.append(f"{LABELS[e.prop]:<24}{e.factor:>7.3g}{e.change('optimised'):>13.2%}"
+                         f"{e.change('naive'):>10.2%}{e.change('hand_crafted'):>16.2%}"
+                         f"{e.elasticity('optimised'):>16.3f}{e.elasticity('naive'):>18.3f}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"format": "weightprog.advise", "device": self.device, "improvement": self.improvement,
+                "times_s": list(self.times_s), "wall_time_s": self.wall_time_s,
+                "settings": {f.name: _plain(getattr(self.settings, f.name)) for f in fields(self.settings)},
+                "base": self.base.to_dict(), "properties": [e.to_dict() for e in self.effects],
+                "words": self.words()}
+
+
+def _plain(value):
+    return list(value.significance) if hasattr(value, "significance") else value
+
+
+def advise(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str = "pcm",
+           settings: OptimizeSettings = OptimizeSettings(), improvement: float = 0.1,
+           properties: Sequence[str] = PROPERTIES,
+           progress: Callable[[str, int, int], None] | None = None) -> Advice:
+    """Re-optimise the device with each property improved by `improvement` (relative)."""
+    if not (isinstance(improvement, (int, float)) and 0 < improvement < 1):
+        raise WeightprogError(f"improvement: a relative step in (0, 1), got {improvement!r}")
+    start = time.perf_counter()
+    base_device = get_device(device)
+    props = list(dict.fromkeys(properties))
+    for p in props:
+        improved_factor(p, improvement)  # validates the name before any work
+    total = len(props) + 1
+    if progress:
+        progress(base_device.name, 0, total)
+    base = DeviceScores.of(optimize(sample, values, base_device, settings))
+    effects = []
+    for i, p in enumerate(props, start=1):
+        factor = improved_factor(p, improvement)
+        scaled = ScaledDevice(base_device, Scales(**{p: factor}))
+        if progress:
+            progress(scaled.name, i, total)
+        effects.append(PropertyEffect(p, factor, DeviceScores.of(optimize(sample, values, scaled, settings)), base))
+    effects.sort(key=lambda e: e.change("optimised"))
+    return Advice(base_device.name, float(improvement), base, effects, tuple(settings.times_s), settings,
+                  time.perf_counter() - start)
+
+
+# --- where rankings flip ---------------------------------------------------------------------------
+
+VERDICTS = ("both better", "both worse", "naive better, optimised worse", "naive worse, optimised better",
+            "within error")
+
+
+@dataclass(frozen=True)
+class FlipPoint:
+    """A scaled device against the base: relative TNMSE changes and their standard errors."""
+
+    x: float
+    y: float
+    device: str
+    naive_change: float
+    naive_stderr: float
+    optimised_change: float
+    optimised_stderr: float
+
+    def verdict(self, z: float = 2.0) -> str:
+        """Better/worse only beyond z standard errors of the change, else 'within error'."""
+        def sign(change, se):
+            return 0 if abs(change) <= z * se else (1 if change < 0 else -1)
+        naive, opt = sign(self.naive_change, self.naive_stderr), sign(self.optimised_change, self.optimised_stderr)
+        if naive == 0 or opt == 0:
+            return "within error"
+        if naive == opt:
+            return "both better" if naive > 0 else "both worse"
+        return "naive better, optimised worse" if naive > 0 else "naive worse, optimised better"
+
+
+@dataclass
+class FlipMap:
+    base: str
+    x_prop: str
+    y_prop: str
+    x_factors: tuple[float, ...]
+    y_factors: tuple[float, ...]
+    points: list[FlipPoint]
+    """Row-major: y outer, x inner."""
+
+    def counts(self) -> dict[str, int]:
+        return {v: sum(p.verdict() == v for p in self.points) for v in VERDICTS}
+
+    def sentence(self) -> str:
+        c = self.counts()
+        flips = c["naive better, optimised worse"]
+        reverse = c["naive worse, optimised better"]
+        grid = f"{len(self.x_factors)}×{len(self.y_factors)} grid of {LABELS[self.x_prop]} × {LABELS[self.y_prop]}"
+        if flips == 0 and reverse == 0:
+            return (f"No ranking flip on the {grid} around {self.base}: wherever both comparisons are beyond "
+                    f"2 standard errors they agree ({c['both better']} better, {c['both worse']} worse, "
+                    f"{c['within error']} within error).")
+        return (f"On the {grid} around {self.base}: {flips} scaled device(s) look better than {self.base} under "
+                f"naive programming but are worse once both are programmed optimally (the paper's Fig. 5 "
+                f"situation), {reverse} the reverse; {c['both better']} better and {c['both worse']} worse "
+                f"either way, {c['within error']} within error.")
+
+    def to_dict(self) -> dict:
+        return {"format": "weightprog.flipmap", "base": self.base, "x": {"property": self.x_prop,
+                "factors": list(self.x_factors)}, "y": {"property": self.y_prop, "factors": list(self.y_factors)},
+                "counts": self.counts(), "sentence": self.sentence(),
+                "points": [{**vars(p), "verdict": p.verdict()} for p in self.points]}
+
+
+def scaled_name(base: str, x_prop: str, x: float, y_prop: str, y: float) -> str:
+    return f"{base}:{x_prop}={x:g},{y_prop}={y:g}"
+
+
+def flip_sweep(base: str, x_prop: str, x_factors: Sequence[float], y_prop: str, y_factors: Sequence[float],
+               *, weights: str = "distribution:default", pairs: int = 2, f_max: int = 5,
+               times: str | None = None, seed: int = 0, settings: dict | None = None) -> dict:
+    """The sweep file (as a mapping) of a flip map: one optimize job per scaled device and the base,
+    all on the same weights and seed (common random numbers)."""
+    for prop in (x_prop, y_prop):
+        improved_factor(prop, 0.1)  # validates the name
+    if x_prop == y_prop:
+        raise WeightprogError(f"flip map: the two properties must differ, got {x_prop} twice")
+    devices = [base] + [scaled_name(base, x_prop, x, y_prop, y) for y in y_factors for x in x_factors]
+    spec = {"name": f"flipmap {base} {x_prop}×{y_prop}", "kind": "optimize", "devices": list(dict.fromkeys(devices)),
+            "cells": [{"pairs": pairs, "f_max": f_max}], "weights": [weights], "seeds": [seed],
+            "settings": dict(settings or {})}
+    if times:
+        spec["times"] = [times]
+    return spec
+
+
+def flip_map_from_records(base: str, x_prop: str, x_factors: Sequence[float], y_prop: str,
+                          y_factors: Sequence[float], scores: dict[str, dict]) -> FlipMap:
+    """`scores[device]` is each job's re-scored `tnmse` report (lsp_first = naive, optimised)."""
+    def change(device: str, key: str) -> tuple[float, float]:
+        a, b = Score.of(scores[device][key]), Score.of(scores[base][key])
+        return a.mean / b.mean - 1.0, (a.mean / b.mean) * math.hypot(a.stderr / a.mean, b.stderr / b.mean)
+
+    points = []
+    for y in y_factors:
+        for x in x_factors:
+            name = scaled_name(base, x_prop, x, y_prop, y)
+            if name not in scores:
+                raise WeightprogError(f"flip map: no finished result for {name}")
+            n, n_se = change(name, "lsp_first")
+            o, o_se = change(name, "optimised")
+            points.append(FlipPoint(float(x), float(y), name, n, n_se, o, o_se))
+    return FlipMap(base, x_prop, y_prop, tuple(map(float, x_factors)), tuple(map(float, y_factors)), points)
+
+
+def parse_axis(text: str, where: str) -> tuple[str, tuple[float, ...]]:
+    """`PROP=LO:HI:N` (N factors spaced evenly in log between LO and HI) or `PROP=a,b,c`."""
+    prop, sep, spec = text.partition("=")
+    prop = prop.strip()
+    if not sep or prop not in PROPERTIES:
+        raise WeightprogError(f"{where}: use PROPERTY=LO:HI:N or PROPERTY=a,b,c with PROPERTY one of "
+                              f"{', '.join(PROPERTIES)}, got {text!r}")
+    try:
+        if ":" in spec:
+            lo, hi, n = spec.split(":")
+            lo, hi, n = float(lo), float(hi), int(n)
+            if not (0 < lo < hi and n >= 2):
+                raise ValueError
+            factors = tuple(float(f"{lo * (hi / lo) ** (k / (n - 1)):.4g}") for k in range(n))
+        else:
+            factors = tuple(float(x) for x in spec.split(","))
+    except ValueError:
+        raise WeightprogError(f"{where}: {spec!r} is not LO:HI:N (0 < LO < HI, N ≥ 2) nor a list of "
+                              f"factors") from None
+    if any(not (math.isfinite(f) and f > 0) for f in factors) or len(set(factors)) != len(factors):
+        raise WeightprogError(f"{where}: factors must be distinct and > 0, got {list(factors)}")
+    return prop, factors
+
+
+def run_flip_map(base: str, x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]], out,
+                 *, workers: int = 1, ray: str | None = None, progress=None, **sweep_args) -> FlipMap:
+    """Run (or resume) the flip map's sweep in `out` and assemble the map from its records."""
+    from pathlib import Path
+
+    from .fileio import atomic_write_json
+    from .sweep import parse_sweep, read_record, run_sweep
+
+    get_device(base)  # a bad base fails before any work
+    spec = flip_sweep(base, x[0], x[1], y[0], y[1], **sweep_args)
+    sweep = parse_sweep(spec, f"flip map of {base}")
+    result = run_sweep(sweep, out, workers=workers, ray=ray, progress=progress, summary=False)
+    if result.failed:
+        first = next(iter(result.failed.items()))
+        raise WeightprogError(f"flip map: {len(result.failed)} job(s) failed, e.g. {first[0]}: {first[1]}; "
+                              f"rerun to retry them")
+    scores = {}
+    for job in sweep.jobs:
+        record = read_record(out, job.id)
+        scores[job.params["device"]] = record["result"]["tnmse"]
+    flip = flip_map_from_records(base, x[0], x[1], y[0], y[1], scores)
+    atomic_write_json(Path(out) / "flipmap.json", flip.to_dict())
+    return flip

@@ -1,0 +1,93 @@
+"""`weightprog device advise` and `weightprog device flipmap`: which device improvement pays once
+weights are programmed optimally, and where the naive ranking of devices misleads."""
+
+from __future__ import annotations
+
+import click
+
+from .advise import PROPERTIES, advise, parse_axis, run_flip_map
+from .cli_optimize import search_inputs, search_options
+from .devices import get_device
+from .errors import WeightprogError
+from .fileio import atomic_write_json, lock_folder
+from .timeunits import format_times
+
+
+@click.command("advise")
+@click.argument("device_spec", metavar="DEVICE")
+@search_options
+@click.option("--seed", default=0, show_default=True, type=int, help="Same seed (sample, draws) for every variant.")
+@click.option("--improvement", default=0.1, show_default=True, type=float,
+              help="Relative improvement of each property (0.1: noise ×0.9, range ×1.1).")
+@click.option("--property", "properties", multiple=True, type=click.Choice(PROPERTIES),
+              help="Only these properties (repeatable; default: all).")
+@click.option("--rescore-blocks", default=10, show_default=True, type=int,
+              help="Fresh samples (each the search's size, fresh draws) for every reported number.")
+@click.option("--out", "out_dir", default="runs/advise", show_default=True, type=click.Path())
+def advise_command(device_spec, seed, improvement, properties, rescore_blocks, out_dir, **search):
+    """Which property of DEVICE to improve: each one improved, the strategy re-optimised.
+
+    For programming noise, drift mean, drift spread, read noise and dynamic range, the change of
+    the optimised weight error beside the change under naive programming, sorted by payoff, with
+    the elasticity d log TNMSE / d log property. Writes advice.json and advice.png to --out.
+    """
+    from .report.advise_plots import plot_advice
+
+    dev = get_device(device_spec)
+    settings, values, sample, source = search_inputs(seed=seed, rescore_blocks=rescore_blocks, **search)
+    out = lock_folder(out_dir, "weightprog device advise")
+    click.echo(f"advising on {dev.name} for {source} ({values.numel():,} weights), {settings.pairs} pair(s), "
+               f"times {','.join(format_times(settings.times_s))}, seed {seed}: "
+               f"{1 + len(properties or PROPERTIES)} optimisations", err=True)
+
+    def progress(name, done, total):
+        click.echo(f"[{done + 1}/{total}] optimising {name}", err=True)
+
+    result = advise(sample, values, dev, settings, improvement, properties or PROPERTIES, progress)
+    atomic_write_json(out / "advice.json", {**result.to_dict(), "weights": source})
+    plot_advice(result, out / "advice.png")
+    click.echo(result.table())
+    click.echo("\n".join(result.words()))
+    click.echo(f"wrote {out / 'advice.json'}, {out / 'advice.png'} ({result.wall_time_s:.0f} s)")
+
+
+@click.command("flipmap")
+@click.argument("base", metavar="DEVICE")
+@click.option("--x", "x_axis", required=True, metavar="PROP=LO:HI:N",
+              help="First property and its factors, e.g. drift_mean=0.5:2:8 (log-spaced) or drift_mean=0.5,1,2.")
+@click.option("--y", "y_axis", required=True, metavar="PROP=LO:HI:N", help="Second property and its factors.")
+@click.option("--weights", default="distribution:default", show_default=True,
+              help="distribution:NAME or a weights file, as in a sweep file.")
+@click.option("--pairs", default=2, show_default=True, type=int)
+@click.option("--f-max", default=5, show_default=True, type=int)
+@click.option("--times", default=None, metavar="LIST", help="Times after programming (default: 1s…1y).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--max-generations", default=None, type=int, help="Cap on each search's generations.")
+@click.option("--rescore-blocks", default=None, type=int, help="Fresh samples for every reported number.")
+@click.option("--workers", default=1, show_default=True, type=int, help="Local worker processes (0: inline).")
+@click.option("--ray", default=None, metavar="ADDRESS", help="Run the jobs on Ray (auto, or an address).")
+@click.option("--out", "out_dir", default="runs/flipmap", show_default=True, type=click.Path())
+def flipmap_command(base, x_axis, y_axis, weights, pairs, f_max, times, seed, max_generations, rescore_blocks,
+                    workers, ray, out_dir):
+    """Where the naive comparison of DEVICE with scaled variants of itself disagrees with the
+    optimised one, on a grid of two properties. Runs as a resumable sweep (rerun to resume);
+    writes flipmap.json and flipmap.png to --out beside the sweep's files."""
+    from .report.advise_plots import plot_flip_map
+
+    x, y = parse_axis(x_axis, "--x"), parse_axis(y_axis, "--y")
+    if x[0] == y[0]:
+        raise WeightprogError(f"--x and --y: two different properties, got {x[0]} twice")
+    settings = {k: v for k, v in (("max_generations", max_generations), ("rescore_blocks", rescore_blocks))
+                if v is not None}
+    count = len(x[1]) * len(y[1]) + 1
+    click.echo(f"flip map of {base}: {x[0]} × {y[0]}, {count} optimisations into {out_dir}", err=True)
+
+    def progress(p):
+        if p.event in ("done", "failed"):
+            click.echo(f"[{p.done + p.failed}/{p.total}] {p.event} {p.job.label() if p.job else ''}", err=True)
+
+    flip = run_flip_map(base, x, y, out_dir, workers=workers, ray=ray, progress=progress, weights=weights,
+                        pairs=pairs, f_max=f_max, times=times, seed=seed, settings=settings)
+    path = plot_flip_map(flip, f"{out_dir}/flipmap.png")
+    click.echo(flip.sentence())
+    click.echo(f"wrote {out_dir}/flipmap.json, {path}")
