@@ -126,6 +126,11 @@ def test_report_command_rebuilds_and_reads_interrupted_runs(runs, tmp_path):
     assert "partial results" in result.output
     text = (partial / "report.html").read_text()
     assert "interrupted" in text and "<svg" in text and "generations done" in text
+    # an interrupted compare-devices: its per-device checkpoints
+    shutil.copytree(runs["compare-devices"][0] / "checkpoints", tmp_path / "cmp" / "checkpoints")
+    assert "compare-devices partial results" in run("report", str(tmp_path / "cmp")).output
+    text = (tmp_path / "cmp" / "report.html").read_text()
+    assert "checkpoints/pcm-lowdrift/checkpoint_f1_2.json" in text and "<svg" in text
 
 
 def test_report_command_bad_folder_is_one_line(tmp_path):

@@ -81,7 +81,7 @@ def read_command(folder: Path) -> RunCommand | None:
 
 def detect_kind(folder: Path) -> str:
     """Which command wrote `folder` (from the files in it)."""
-    if (folder / "comparison.json").is_file():
+    if (folder / "comparison.json").is_file() or list(folder.glob("checkpoints/*/checkpoint_*.json")):
         return "compare-devices"
     if (folder / "sweep.json").is_file():
         return "sweep"
@@ -430,20 +430,26 @@ def _search_progress_figure(histories: dict[str, list[float]], chosen: str = "")
     return svg_figure(fig, "best loss per generation of each search, from the checkpoints")
 
 
+def _interrupted_page(kind: str, folder: Path, checkpoints: list[Path], command: RunCommand | None) -> str:
+    """An interrupted search: how far each search got, from its checkpoint."""
+    rows, histories = [], {}
+    for p in checkpoints:
+        c = _json(p)
+        h = [x for x in c.get("history", []) if x is not None and math.isfinite(x)]
+        label = str(p.relative_to(folder).with_suffix("")).replace("checkpoints/", "").replace("checkpoint_", "")
+        histories[label] = h
+        rows.append([str(p.relative_to(folder)), c.get("generation"), min(h) if h else None])
+    body = (table(["checkpoint", "generations done", "best loss (search sample)"], rows, {1, 2})
+            + (_search_progress_figure(histories) if any(histories.values()) else ""))
+    sections = [section("Search so far", body), reproduce_section(command), files_section(folder)]
+    return page(f"weightprog {kind}: {folder.name}", "The run stopped before its results; rerun the same command "
+                "to resume from these checkpoints.", False, sections)
+
+
 def optimize_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
     path = folder / "report.json"
     if not path.is_file():  # interrupted: what the checkpoints say
-        rows, histories = [], {}
-        for p in sorted(folder.glob("checkpoint_*.json")):
-            c = _json(p)
-            h = [x for x in c.get("history", []) if x is not None and math.isfinite(x)]
-            histories[p.stem.replace("checkpoint_", "")] = h
-            rows.append([p.name, c.get("generation"), min(h) if h else None])
-        body = (table(["checkpoint", "generations done", "best loss (search sample)"], rows, {1, 2})
-                + (_search_progress_figure(histories) if any(histories.values()) else ""))
-        sections = [section("Search so far", body), reproduce_section(command), files_section(folder)]
-        return page(f"weightprog optimize: {folder.name}", "The run stopped before its report; rerun the same "
-                    "command to resume from these checkpoints.", False, sections), False
+        return _interrupted_page("optimize", folder, sorted(folder.glob("checkpoint_*.json")), command), False
     r = _json(path)
     s = r.get("settings", {})
     question = (f"Which programming strategy gives {esc(r['weights'])} the lowest time-averaged weight error "
@@ -579,6 +585,9 @@ def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
 def compare_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
     from .palette import device_colour
 
+    if not (folder / "comparison.json").is_file():
+        checkpoints = sorted(folder.glob("checkpoints/*/checkpoint_*.json"))
+        return _interrupted_page("compare-devices", folder, checkpoints, command), False
     r = _json(folder / "comparison.json")
     naive_key = r["naive"].split()[0]
     names = [d["device"] for d in r["devices"]]
