@@ -12,6 +12,7 @@ from .cli_report import write_run_report
 from .devices import get_device
 from .errors import WeightprogError
 from .fileio import atomic_write_json
+from .report.palette import strategy_label
 from .report.progress import SearchBars
 from .report.optimize_plots import (plot_convergence, plot_error_distribution, plot_strategy,
                                     plot_tnmse_vs_time)
@@ -131,8 +132,8 @@ def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir,
     plot_strategy(outcome.strategy, values, out / "strategy.png",
                   f"optimised strategy, {dev.name}, f={','.join(f'{f:g}' for f in report['cell']['significance'])}")
     plot_tnmse_vs_time(times, report["tnmse"], out / "tnmse_vs_time.png")
-    shown = {"naive (lsp_first F=1)": outcome.baselines["lsp_first@1"],
-             f"{best_hand} F={report['tnmse'][best_hand].get('f', 1)}": hand, "optimised": outcome.strategy}
+    shown = {strategy_label("lsp_first"): outcome.baselines["lsp_first@1"],  # named as in report.html's tables
+             strategy_label(best_hand, report["tnmse"][best_hand]): hand, "optimised": outcome.strategy}
     plot_error_distribution(shown, sample.u, dev, times,
                             out / "error_distribution.png", seed=seed)
     plot_convergence({k: r.history for k, r in outcome.runs.items()}, out / "convergence.png", outcome.chosen)

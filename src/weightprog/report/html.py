@@ -32,6 +32,7 @@ from .. import __version__
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json, atomic_write_text
 from ..timeunits import format_time, format_times
+from .palette import strategy_label
 
 REPORT_NAME = "report.html"
 COMMAND_NAME = "command.json"
@@ -340,18 +341,9 @@ def bound_items(report: dict, prefix: str = "") -> list[tuple[str, str, Any]]:
 
 # --- optimize ---------------------------------------------------------------------------------------
 
-STRATEGY_LABELS = {"optimised": "optimised", "single_pair": "single-pair F=1", "lsp_first": "lsp-first F=1 (naive)",
-                   "msp_first": "msp-first F=1", "lsp_first_best": "lsp-first, best F",
-                   "msp_first_best": "msp-first, best F"}
-
-
 def _swatch(name: str) -> str:
     from .palette import strategy_colour
     return f'<span class="swatch" style="background:{strategy_colour(name)}"></span>'
-
-
-def strategy_label(key: str, score: dict) -> str:
-    return STRATEGY_LABELS.get(key, key) + (f" (F={score['f']})" if "f" in score and "best" in key else "")
 
 
 def tnmse_table(scores: dict, times_s, file: str, pointer: str) -> str:

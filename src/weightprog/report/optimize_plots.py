@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
 import torch  # noqa: E402
 
 from ..fileio import atomic_write  # noqa: E402
-from .palette import legend_outside, strategy_colour, strategy_style  # noqa: E402
+from .palette import legend_outside, strategy_colour, strategy_label, strategy_style  # noqa: E402
 from ..hardware import Mapping, ProgrammedTensor  # noqa: E402
 from ..strategy import Strategy  # noqa: E402
 from ..timeunits import format_times  # noqa: E402
@@ -55,9 +55,8 @@ def plot_strategy(strategy: Strategy, weights: torch.Tensor, path: Path, title: 
 def plot_tnmse_vs_time(times_s, scores: dict[str, dict], path: Path, title: str = "") -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for key, score in scores.items():
-        label = key + (f" (F={score['f']})" if "f" in score else "")
         ax.errorbar(times_s, score["per_time"], yerr=score.get("per_time_stderr"), ms=4, capsize=2,
-                    label=label, **strategy_style(key))
+                    label=strategy_label(key, score), **strategy_style(key))
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(list(times_s), format_times(times_s))

@@ -74,6 +74,18 @@ def strategy_style(name: str) -> dict:
             "marker": "s" if dashed else "^"}
 
 
+STRATEGY_LABELS = {"optimised": "optimised", "single_pair": "single-pair F=1", "lsp_first": "lsp-first F=1 (naive)",
+                   "msp_first": "msp-first F=1", "lsp_first_best": "lsp-first, best F",
+                   "msp_first_best": "msp-first, best F"}
+"""How figures and tables name the report keys of an optimisation's scores (report.json `tnmse`)."""
+
+
+def strategy_label(key: str, score: dict | None = None) -> str:
+    """`lsp_first_best` with f=2 -> 'lsp-first, best F (F=2)'; other names are kept."""
+    f = (score or {}).get("f")
+    return STRATEGY_LABELS.get(key, key) + (f" (F={f})" if f is not None and "best" in key else "")
+
+
 def device_colour(name: str) -> str:
     return DEVICES.get(name, _pick(name, DEVICE_OTHER))
 
