@@ -68,7 +68,7 @@ def strategy_style(name: str) -> dict:
     """Matplotlib keyword arguments (colour, line style, width, marker) for a strategy's line."""
     family = strategy_family(name)
     if family == "optimised":
-        return {"color": OPTIMISED, "ls": "-", "lw": 2.4, "marker": "o"}
+        return {"color": OPTIMISED, "ls": "-", "lw": 2.4, "marker": "o", "zorder": 3}  # drawn on top
     dashed = family is not None and _higher_f(name)
     return {"color": strategy_colour(name), "ls": "--" if dashed else "-", "lw": 1.4,
             "marker": "s" if dashed else "^"}
