@@ -10,7 +10,8 @@ distribution that needs a C++ build — docs/VALIDATION.md says how). It prints,
 3. a scikit-learn digits MLP (64-128-10): accuracy and weight NMSE vs time under both
    simulators with matched settings (one pair, per-tile normalisation, one drift-compensation
    factor per tile against the programmed state, ideal periphery), noise ×1 and ×4, and
-   weightprog's default compensation reference (a noisy read) beside it;
+   weightprog's default compensation reference (a noisy read) beside it, and aihwkit with each
+   device's programmed state kept through drift (a diagnostic noise-model subclass) beside that;
 4. a strategy found by `weightprog optimize` for that MLP (noise ×4 by default, where accuracy
    shows the error), loaded into aihwkit as `CustomPairConductanceConverter(**json.load(f))` and
    evaluated there and in weightprog, beside single-pair programming.
@@ -109,9 +110,14 @@ def moments_section(ak, args) -> tuple[list[str], list[dict]]:
         head = ["g_T µS", "g_prog mean wp / ak", "g_prog std wp / ak", "ν mean wp / ak", "ν std wp / ak"]
         head += [f"std g({format_time(t)}) wp / ak (Δ)" for t in MOMENT_TIMES_S] + ["mean g(1y) Δ"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        same_draws = 0.0
         for i, g_t in enumerate(TARGETS_US):
             wp = weightprog_moments(device, g_t, args.devices, args.seed + i)
-            a = aihwkit_moments(ak, scale, g_t, args.devices, args.seed + i) if ak else None
+            a = None
+            if ak:  # independent draws for the moments; the same draws for the identity check
+                a = aihwkit_moments(ak, scale, g_t, args.devices, args.seed + i + 1_000_003)
+                shared = aihwkit_moments(ak, scale, g_t, args.devices, args.seed + i)
+                same_draws = max(same_draws, max(float((wp[k] - shared[k]).abs().max()) for k in wp))
             rec = {"device": device, "scale": scale, "g_target": g_t}
             cells = [f"{g_t:g}"]
             for key, label in (("prog", "g_prog"), ("nu", "nu")):
@@ -144,8 +150,13 @@ def moments_section(ak, args) -> tuple[list[str], list[dict]]:
                 cells.append(pct(w_mean, k_mean))
             lines.append("| " + " | ".join(cells) + " |")
             records.append(rec)
-        lines.append(f"\nRelative standard error of a std from {args.devices:,} devices: "
-                     f"≈ {100 / math.sqrt(2 * args.devices):.2f} % per simulator.")
+        lines.append(f"\nIndependent draws per simulator; relative standard error of a std from "
+                     f"{args.devices:,} devices ≈ {100 / math.sqrt(2 * args.devices):.2f} % per simulator.")
+        if ak:
+            lines.append(f"Fed the same standard normals (both seeded alike; they consume torch's CPU "
+                         f"generator in the same order), the two give the same g_prog, ν and g(t) for every "
+                         f"device: max |difference| {same_draws:.3g} (µS or ν) over all targets and times.")
+            records.append({"device": device, "same_draws_max_abs_diff": same_draws})
     return lines, records
 
 
@@ -201,10 +212,35 @@ def analog_weights(analog: nn.Module) -> list[torch.Tensor]:
     return out
 
 
-def aihwkit_net(ak, model, x_test, y_test, converter, scale: float, args) -> dict:
+def kept_state_model(ak, **kwargs):
+    """aihwkit's PCM noise model, except that drift and read noise act on each device's own
+    programmed conductance. (aihwkit itself re-derives the conductances from the programmed
+    weights at every drift step.) Diagnostic only: it isolates that one design difference. Uses
+    aihwkit's own per-conductance laws; the device state travels in the list the tile hands back
+    to `apply_drift_noise`."""
+
+    class KeptState(ak["PCM"]):
+        def apply_programming_noise(self, weights):
+            targets, params = self.g_converter.convert_to_conductances(weights)
+            g_prog, nu = [], []
+            for g in targets:
+                g_prog.append(self.apply_programming_noise_to_conductance(g))
+                nu.append(self.generate_drift_coefficients(g))
+            return self.g_converter.convert_back_to_weights(g_prog, params), [(g_prog, nu, params)]
+
+        def apply_drift_noise(self, weights, drift_noise_parameters, t_inference):
+            g_prog, nu, params = drift_noise_parameters[0]
+            g_t = [self.apply_drift_noise_to_conductance(g, n, t_inference) for g, n in zip(g_prog, nu)]
+            return self.g_converter.convert_back_to_weights(g_t, params)
+
+    return KeptState(**kwargs)
+
+
+def aihwkit_net(ak, model, x_test, y_test, converter, scale: float, args, kept_state: bool = False) -> dict:
     config = ak["RPUConfig"]()
     config.forward = ak["IO"](is_perfect=True)
-    config.noise_model = ak["PCM"](g_converter=converter, prog_noise_scale=scale, read_noise_scale=scale)
+    noise = dict(g_converter=converter, prog_noise_scale=scale, read_noise_scale=scale)
+    config.noise_model = kept_state_model(ak, **noise) if kept_state else ak["PCM"](**noise)
     config.drift_compensation = ak["GDC"]()
     config.mapping.max_input_size = TILE
     config.mapping.max_output_size = TILE
@@ -215,16 +251,22 @@ def aihwkit_net(ak, model, x_test, y_test, converter, scale: float, args) -> dic
     energy = sum(float(w.double().square().sum()) for w in targets)
     acc = np.zeros((args.repeats, len(NET_TIMES_S)))
     nmse = np.zeros_like(acc)
+    rescale = []
     for r in range(args.repeats):
         torch.manual_seed(args.seed * 100_003 + r)
         analog.program_analog_weights()
+        # aihwkit re-derives conductances from the programmed weights at every drift step, scaled
+        # by their own max|w|: how much larger that is than the target's (conductances shrink by it)
+        if not kept_state:
+            rescale += [float(tile.programmed_weights.abs().max() / tile.reference_combined_weights.abs().max())
+                        for tile in analog.analog_tiles()]
         for k, t in enumerate(NET_TIMES_S):
             analog.drift_analog_weights(t)
             acc[r, k] = evaluate(analog)
             err = sum(float((w.double() - w0.double()).square().sum())
                       for w, w0 in zip(analog_weights(analog), targets))
             nmse[r, k] = err / energy
-    return {"accuracy": acc, "nmse": nmse}
+    return {"accuracy": acc, "nmse": nmse, **({"rescale": float(np.mean(rescale))} if rescale else {})}
 
 
 def mean_sd(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -239,6 +281,11 @@ def net_table(title: str, columns: dict[str, dict], args) -> list[str]:
              f"standard error of a mean is std/√{args.repeats})\n",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     stats = {n: (mean_sd(c["accuracy"]), mean_sd(c["nmse"])) for n, c in columns.items()}
+    for n, c in columns.items():
+        if "rescale" in c:
+            lines.insert(1, f"{n}: at each drift step the conductances are re-derived from the programmed "
+                            f"weights, whose max|w| is {c['rescale']:.3f}× the target's (mean over tiles and "
+                            f"realisations).\n")
     for k, t in enumerate(NET_TIMES_S):
         cells = [format_time(t)]
         cells += [f"{100 * stats[n][0][0][k]:.1f} ± {100 * stats[n][0][1][k]:.1f}" for n in names]
@@ -249,7 +296,8 @@ def net_table(title: str, columns: dict[str, dict], args) -> list[str]:
 
 def to_record(columns: dict[str, dict]) -> dict:
     return {n: {"accuracy_mean": mean_sd(c["accuracy"])[0].tolist(), "accuracy_std": mean_sd(c["accuracy"])[1].tolist(),
-                "nmse_mean": mean_sd(c["nmse"])[0].tolist(), "nmse_std": mean_sd(c["nmse"])[1].tolist()}
+                "nmse_mean": mean_sd(c["nmse"])[0].tolist(), "nmse_std": mean_sd(c["nmse"])[1].tolist(),
+                **({"rescale": c["rescale"]} if "rescale" in c else {})}
             for n, c in columns.items()}
 
 
@@ -259,7 +307,9 @@ def mlp_section(ak, model, x_test, y_test, args) -> tuple[list[str], dict]:
         device = scaled_device(scale)
         columns = {}
         if ak:
-            columns["aihwkit"] = aihwkit_net(ak, model, x_test, y_test, ak["SinglePair"](g_max=25.0), scale, args)
+            pair = ak["SinglePair"](g_max=25.0)
+            columns["aihwkit"] = aihwkit_net(ak, model, x_test, y_test, pair, scale, args)
+            columns["aihwkit kept state"] = aihwkit_net(ak, model, x_test, y_test, pair, scale, args, kept_state=True)
         columns["wp programmed"] = weightprog_net(model, x_test, y_test, "single-pair", device, "programmed", args)
         columns["wp read"] = weightprog_net(model, x_test, y_test, "single-pair", device, "read", args)
         lines += net_table(f"single pair, noise ×{scale:g} (weightprog device `{device}`)", columns, args)
@@ -301,6 +351,8 @@ def strategy_section(ak, model, x_test, y_test, out: Path, args) -> tuple[list[s
     if ak:
         converter = ak["CustomPair"](**converter_args)
         columns["aihwkit optimised"] = aihwkit_net(ak, model, x_test, y_test, converter, scale, args)
+        columns["aihwkit optimised kept state"] = aihwkit_net(ak, model, x_test, y_test, converter, scale, args,
+                                                              kept_state=True)
         columns["aihwkit single pair"] = aihwkit_net(ak, model, x_test, y_test, ak["SinglePair"](g_max=25.0),
                                                      scale, args)
     columns["wp optimised"] = weightprog_net(model, x_test, y_test, strategy, device, "programmed", args)
