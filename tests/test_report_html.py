@@ -45,8 +45,8 @@ def runs(tmp_path_factory):
     os.chdir(Path(__file__).parent)  # evaluate imports nn_helpers:tiny_entry from here
     try:
         run("optimize", *SEARCH, "--rescore-blocks", "2", "--out", str(base / "optimize"))
-        run("evaluate", "--model", "nn_helpers:tiny_entry", "--strategy", "lsp-first", "--strategy",
-            str(base / "optimize" / "strategy.json"), "--significance", "1,2", "--times", "1s,1h,1y",
+        run("evaluate", "--model", "nn_helpers:tiny_entry", "--strategy", "single-pair", "--strategy", "lsp-first",
+            "--strategy", str(base / "optimize" / "strategy.json"), "--significance", "1,2", "--times", "1s,1h,1y",
             "--repeats", "2", "--no-progress", "--out", str(base / "evaluate"))
         run("compare-devices", "pcm", "pcm-lowdrift", *SEARCH, "--out", str(base / "compare"))
     finally:
