@@ -145,7 +145,7 @@ def test_cli_unreadable_weight_file(tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
     result = CliRunner().invoke(main, ["optimize", "--weights", str(bad), "--out", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "cannot read weights" in result.output
+    assert result.exit_code == 2 and "bad.pt: not a file of plain tensors" in result.output
 
 
 def test_cli_reads_real_weight_files(tmp_path):

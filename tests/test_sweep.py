@@ -83,8 +83,17 @@ def test_expansion_and_stable_ids(tmp_path, tiny):
 
 
 @pytest.mark.parametrize("text, match", [
-    ("devices: [pcm]\nbogus: 1\n", r"unknown key\(s\) bogus"),
-    ("settings: {seed: 3}\n", r"settings\.seed: unknown setting \(set it with the grid's axes\)"),
+    ("devices: [pcm]\nbogus: 1\n", r"unknown key 'bogus'; allowed: name, kind"),
+    ("devices: [pcm]\nsetings: {popsize: 5}\n", r"unknown key 'setings' \(did you mean 'settings'\?\)"),
+    ("settings: {popsize: 5, polsh: false}\n", r"settings: unknown key 'polsh' \(did you mean 'polish'\?\)"),
+    ("settings: {seed: 3}\n", r"settings\.seed: is set with the grid's axes"),
+    ("settings: {popsize: 0}\n", r"settings\.popsize: must be >= 1, got 0"),
+    ("settings: {rescore_blocks: 0}\n", r"settings\.rescore_blocks: must be >= 1, got 0"),
+    ("settings: {budget_s: -5}\n", r"settings\.budget_s: must be > 0, got -5"),
+    ("settings: {compute: tpu}\n", r"settings\.compute: use cpu, cuda or cuda:N, got 'tpu'"),
+    ("cells: [100]\n", r"pairs: must be in 1…8, got 100"),
+    ("seeds: [99999999999999999999]\n", r"seed: must be in 0…4294967295"),
+    ("times: ['1s,1000000y']\n", r"times\[0\]: times: 1000000y is beyond 100y"),
     ("settings: {popsize: two}\n", r"settings\.popsize: must be an integer"),
     ("settings: {sample_size: 1000}\n", r"settings\.sample_size: 1000 must be a multiple of rows"),
     ("cells: [{pairs: 3, significance: '1,2'}]\n", r"cells\[0\]: significance \[1.0, 2.0\] has 2 factors"),

@@ -7,6 +7,7 @@ full study are marked slow.
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -253,6 +254,7 @@ def test_study_resumes_finished_devices(tmp_path, monkeypatch):
         return Workload(model, lambda m: float((m(x).argmax(1) == y).float().mean()), meta)
 
     monkeypatch.setattr(workloads, "get_workload", tiny)
+    monkeypatch.setattr(workloads, "WORKLOADS", workloads.WORKLOADS + ("tiny",))
     calls = []
     real = study.evaluate_over_time
     monkeypatch.setattr(study, "evaluate_over_time", lambda *a, **k: calls.append(a[3].name) or real(*a, **k))
@@ -260,13 +262,13 @@ def test_study_resumes_finished_devices(tmp_path, monkeypatch):
                             max_generations=1, popsize=2, f_max=1, sample_size=512, polish_steps=0)
     study.run_workload("tiny", s, tmp_path)
     assert calls == ["ideal"]
-    s.devices = ("ideal", "pcm")
+    s = replace(s, devices=("ideal", "pcm"))
     study.run_workload("tiny", s, tmp_path)
     assert calls == ["ideal", "pcm"]  # ideal kept from the first run
-    s.devices = ("pcm",)
+    s = replace(s, devices=("pcm",))
     rec = study.run_workload("tiny", s, tmp_path)
     assert calls == ["ideal", "pcm"] and list(rec["devices"]) == ["pcm", "ideal"]
-    s.repeats = 2  # other settings: everything is recomputed
+    s = replace(s, repeats=2)  # other settings: everything is recomputed
     study.run_workload("tiny", s, tmp_path)
     assert calls == ["ideal", "pcm", "pcm"]
 
@@ -275,4 +277,4 @@ def test_train_rejects_negative_output_noise(capsys):
     from weightprog.workloads.train import main
     with pytest.raises(SystemExit):
         main(["sentiment-minilm", "--variant", "hwa", "--output-noise", "-0.1"])
-    assert "--output-noise must be >= 0" in capsys.readouterr().err
+    assert "--output-noise: must be >= 0" in capsys.readouterr().err

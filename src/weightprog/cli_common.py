@@ -4,10 +4,12 @@ traceback; Ctrl-C keeps what was written and says so."""
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 
 import click
 
 from .errors import WeightprogError
+from .validate import SettingError
 from .timeunits import DEFAULT_TIMES_S, parse_times
 
 
@@ -22,6 +24,15 @@ class Group(click.Group):
         except KeyboardInterrupt:
             click.echo("\ninterrupted: checkpoints are kept; rerun the same command to resume", err=True)
             sys.exit(130)
+
+
+@contextmanager
+def option_names(**names: str):
+    """Settings errors named by the option the user typed: `--popsize`, or `names[field]`."""
+    try:
+        yield
+    except SettingError as exc:
+        raise exc.named(names.get(exc.field, "--" + exc.field.replace("_", "-"))) from None
 
 
 def times_option(default: str | None = None, help: str = "Times after programming, e.g. "

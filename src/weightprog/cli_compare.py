@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from .cli_optimize import search_inputs, search_options
 from .cli_report import write_run_report
 from .compare import DEFAULT_NAIVE, NAIVE_KEYS, compare_devices, table_text, write_comparison
 from .devices import get_device
+from .fileio import check_output_folder
 from .report.progress import SearchBars
 from .timeunits import format_times
 
@@ -30,9 +29,9 @@ def compare_devices_command(devices, seed, budget_s, naive_key, out_dir, **searc
     ranked by their optimum and by the naive baseline, and the output says whether the two
     rankings differ. Writes comparison.json, comparison.csv and tnmse_vs_time.png to --out.
     """
-    out = Path(out_dir)
     models = [get_device(d) for d in devices]  # bad names fail before any search
     settings, values, sample, source = search_inputs(seed=seed, budget_s=budget_s, **search)
+    out = check_output_folder(out_dir)  # created (and locked) by compare_devices once its checks pass
     click.echo(f"comparing {', '.join(m.name for m in models)} for {source} ({values.numel():,} weights, "
                f"search sample {sample.size:,}), {settings.pairs} pair(s), "
                f"times {','.join(format_times(settings.times_s))}, seed {seed}", err=True)

@@ -13,13 +13,14 @@ import click
 from . import __version__
 from .devices import get_device
 from .errors import WeightprogError
-from .fileio import atomic_write_json, atomic_write_text
+from .fileio import atomic_write_json, atomic_write_text, check_output_folder
 from .hardware import COMPENSATION_UNITS, NORMALISE_UNITS, REFERENCES, Mapping
 from .nn.evaluate import evaluate_over_time
 from .nn.periphery import PRESETS
-from .cli_common import times_option
+from .cli_common import option_names, times_option
 from .cli_report import write_run_report
 from .timeunits import format_times
+from .validate import compute_device
 
 
 def load_entry_point(spec: str, eval_size: int | None = None):
@@ -94,8 +95,10 @@ def load_entry_point(spec: str, eval_size: int | None = None):
 def evaluate(model_spec, strategies, significance, device, times, repeats, seed, periphery, compute,
              tile, normalise, compensation, compensation_reference, include, exclude, metric_name, out_dir, eval_size, progress):
     """A model's metric over time after programming its weights into analogue memory."""
-    if compute not in ("cpu", "cuda") and not compute.startswith("cuda:"):
-        raise WeightprogError(f"compute: use cpu or cuda, got {compute!r}")
+    with option_names():
+        compute_device(compute)
+    if out_dir is not None:
+        check_output_folder(out_dir)
     dev = get_device(device)
     mapping = Mapping(tile, tile, normalise, compensation, compensation_reference)
     model, evaluate_fn = load_entry_point(model_spec, eval_size)

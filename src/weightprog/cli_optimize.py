@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from .cell import Cell
-from .cli_common import times_option
+from .cli_common import option_names, times_option
 from .cli_report import write_run_report
 from .devices import get_device
 from .errors import WeightprogError
-from .fileio import atomic_write_json
+from .fileio import atomic_write_json, lock_folder
 from .report.palette import strategy_label
 from .report.progress import SearchBars
 from .report.optimize_plots import (plot_convergence, plot_error_distribution, plot_strategy,
@@ -82,12 +82,11 @@ def search_options(f):
 def search_inputs(weights, distribution, normalise, pairs, significance, f_max, times, grid_points,
                   grid_placement, mode, max_generations, popsize, no_polish, compute, seed, **extra):
     """The shared options -> (settings, normalised values, search sample, source label)."""
-    if pairs < 1:
-        raise WeightprogError(f"--pairs: need at least 1, got {pairs}")
-    settings = OptimizeSettings(pairs=pairs, significance=parse_significance(significance, pairs), f_max=f_max,
-                                times_s=times, grid_points=grid_points, grid_placement=grid_placement, mode=mode,
-                                seed=seed, max_generations=max_generations, popsize=popsize,
-                                polish=not no_polish, compute=compute, **extra)
+    with option_names(times_s="--times", budget_s="--budget", grid_points="--grid", polish="--no-polish"):
+        settings = OptimizeSettings(pairs=pairs, significance=parse_significance(significance, pairs), f_max=f_max,
+                                    times_s=times, grid_points=grid_points, grid_placement=grid_placement,
+                                    mode=mode, seed=seed, max_generations=max_generations, popsize=popsize,
+                                    polish=not no_polish, compute=compute, **extra)
     values, source = load_values(weights, distribution, normalise, seed)
     return settings, values, sample_from_values(values, seed=seed, source=source), source
 
@@ -105,12 +104,12 @@ def search_inputs(weights, distribution, normalise, pairs, significance, f_max, 
 @click.option("--out", "out_dir", default="runs/optimize", show_default=True, type=click.Path())
 def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir, **search):
     """Find the programming strategy with the lowest time-averaged weight error."""
-    out = Path(out_dir)
     dev = get_device(device)
     if per_layer and not search["weights"]:
         raise WeightprogError("--per-layer needs --weights (a network's layers)")
     settings, values, sample, source = search_inputs(seed=seed, budget_s=budget_s, rescore_blocks=rescore_blocks,
                                                      **search)
+    out = lock_folder(out_dir, "weightprog optimize")  # before the search: a second run into it stops here
     times = settings.times_s
     click.echo(f"optimising for {source} ({values.numel():,} weights, search sample {sample.size:,}) "
                f"on device {dev.name}, {settings.pairs} pair(s), times {','.join(format_times(times))}", err=True)

@@ -8,9 +8,11 @@ from pathlib import Path
 import click
 
 from .errors import WeightprogError
-from .cli_common import times_option
+from .cli_common import option_names, times_option
+from .fileio import check_output_folder
 from .cli_report import write_run_report
 from .nn.periphery import PRESETS as PERIPHERY_PRESETS
+from .validate import integer
 
 
 def _eval_sizes(items) -> dict:
@@ -53,17 +55,20 @@ def study(workloads, devices, times, repeats, seed, eval_sizes, periphery, max_g
 
     from .study import StudySettings, run_study
 
-    if threads:
-        torch.set_num_threads(threads)
+    if threads is not None:
+        with option_names():
+            torch.set_num_threads(integer(threads, "threads", 1))
     kw = {}
     if workloads:
         kw["workloads"] = tuple(workloads)
     if devices:
         kw["devices"] = tuple(devices)
-    settings = StudySettings(times_s=times, repeats=repeats, seed=seed,
-                             eval_size=_eval_sizes(eval_sizes), periphery=periphery,
-                             max_generations=max_generations, popsize=popsize, f_max=f_max, polish_steps=polish_steps,
-                             optimise_on=optimise_on, **kw)
+    with option_names(times_s="--times", workloads="--workload", devices="--device"):
+        settings = StudySettings(times_s=times, repeats=repeats, seed=seed,
+                                 eval_size=_eval_sizes(eval_sizes), periphery=periphery,
+                                 max_generations=max_generations, popsize=popsize, f_max=f_max,
+                                 polish_steps=polish_steps, optimise_on=optimise_on, **kw)
+    check_output_folder(out_dir)
     start = time.perf_counter()
     run_study(settings, Path(out_dir), log=lambda m: click.echo(f"[{time.perf_counter() - start:6.0f} s] {m}"),
               progress=True)

@@ -20,7 +20,7 @@ import torch
 from . import __version__
 from .devices import DeviceModel, get_device
 from .errors import WeightprogError
-from .fileio import atomic_write_json, atomic_write_text
+from .fileio import atomic_write_json, atomic_write_text, folder_lock
 from .sample import WeightSample
 from .search.evolve import Progress
 from .search.run import BASELINE_KEYS, OptimizeOutcome, OptimizeSettings, optimize
@@ -156,14 +156,15 @@ def compare_devices(devices: Sequence[str | DeviceModel], sample: WeightSample, 
         dup = sorted({n for n in names if names.count(n) > 1})
         raise WeightprogError(f"compare: device given more than once: {', '.join(dup)}")
     rows = []
-    for model in models:
-        ckpt = Path(checkpoint_dir) / model.name if checkpoint_dir else None
-        outcome = optimizer(sample, values, model, settings, checkpoint_dir=ckpt,
-                            progress=(lambda label, p, n=model.name: progress(n, label, p)) if progress else None)
-        rows.append(DeviceRow(model.name, model.describe(),
-                              {k: outcome.scores[k] for k in STRATEGY_KEYS if k in outcome.scores},
-                              outcome.strategy.significance[0].tolist(), float(outcome.strategy.beta[0]),
-                              outcome.chosen, outcome.wall_time_s))
+    with folder_lock(checkpoint_dir, "weightprog compare-devices"):  # checked above: now it may be created
+        for model in models:
+            ckpt = Path(checkpoint_dir) / model.name if checkpoint_dir else None
+            outcome = optimizer(sample, values, model, settings, checkpoint_dir=ckpt,
+                                progress=(lambda label, p, n=model.name: progress(n, label, p)) if progress else None)
+            rows.append(DeviceRow(model.name, model.describe(),
+                                  {k: outcome.scores[k] for k in STRATEGY_KEYS if k in outcome.scores},
+                                  outcome.strategy.significance[0].tolist(), float(outcome.strategy.beta[0]),
+                                  outcome.chosen, outcome.wall_time_s))
     return comparison_from_rows(rows, tuple(outcome.final.times_s), settings, naive_key, source,
                                 extra={"search_weights": sample.size,
                                        "rescore_weights": sample.size * settings.rescore_blocks})

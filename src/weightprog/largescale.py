@@ -29,6 +29,7 @@ import torch
 
 from .errors import WeightprogError
 from .sample import DEFAULT_ROWS, DEFAULT_SIZE, NORMALISE, WeightSample, analog_tensors, sample_from_values
+from .weightfiles import SUFFIXES, load_state, plain_arrays, read_error, state_dict_of
 
 DEFAULT_VALUES_SIZE = 1 << 20
 """Normalised values kept for re-scoring (4 MiB of float32): 100 × the default search sample."""
@@ -111,7 +112,8 @@ def stream_values(tensors: Iterable[tuple[str, torch.Tensor]], values_size: int 
             reservoir.index_copy_(0, torch.from_numpy(slots.astype(np.int64)), _gather(w, take, normalise, where))
         seen += n
     if seen == 0:
-        raise WeightprogError(f"{source}: no analog weights found (need ≥ 2-D weight tensors)")
+        raise WeightprogError(f"{source}: no analog weights found (floating-point tensors of ≥ 2 dimensions "
+                              f"named *weight*, or any floating-point array in a .npy/.npz file)")
     return reservoir[:seen].clone() if seen < k else reservoir, seen, names
 
 
@@ -145,15 +147,24 @@ def iter_file_tensors(path: str | Path) -> Iterator[tuple[str, torch.Tensor]]:
     if not path.is_file():
         raise WeightprogError(f"weights: file {path} not found")
     suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise WeightprogError(f"{path}: unsupported weights file; use one of {', '.join(SUFFIXES)}")
     if suffix == ".safetensors":
         from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as f:
+        try:
+            handle = safe_open(str(path), framework="pt")
+        except Exception as exc:  # noqa: BLE001 - a corrupt header is one line, not a traceback
+            raise read_error(path, exc) from None
+        with handle as f:
             for name in f.keys():
-                shape = f.get_slice(name).get_shape()
-                if len(shape) < 2:
-                    continue
-                tensor = f.get_tensor(name)
+                try:
+                    shape = f.get_slice(name).get_shape()
+                    if len(shape) < 2:
+                        continue
+                    tensor = f.get_tensor(name)
+                except Exception as exc:  # noqa: BLE001
+                    raise read_error(path, exc) from None
                 yield from analog_tensors({name: tensor})
                 del tensor
         return
@@ -161,21 +172,11 @@ def iter_file_tensors(path: str | Path) -> Iterator[tuple[str, torch.Tensor]]:
         try:
             obj = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
         except Exception:  # noqa: BLE001 - old (non-zip) files cannot be mmap-ed: load them whole
-            from .weightfiles import load_state
-            obj = load_state(path)
-        state = obj.get("state_dict", obj) if isinstance(obj, dict) else obj
-        if isinstance(state, torch.nn.Module):
-            state = state.state_dict()
-        if not isinstance(state, Mapping):
-            raise WeightprogError(f"{path}: expected a state dict")
-        yield from analog_tensors(state)
+            obj = load_state(path)  # (its errors are one line naming the file)
+        yield from analog_tensors(state_dict_of(obj, path))
         return
-    from .weightfiles import load_state  # .npz/.npy: numpy loads them whole anyway
-
-    state = load_state(path)
-    found = list(analog_tensors(state)) or [(k, v) for k, v in state.items()
-                                            if v.dim() >= 2 and v.is_floating_point()]
-    yield from found
+    state = load_state(path)  # .npz/.npy: numpy loads them whole anyway
+    yield from list(analog_tensors(state)) or plain_arrays(state, path)
 
 
 def sample_file(path: str | Path, size: int = DEFAULT_SIZE, rows: int = DEFAULT_ROWS, seed: int = 0,

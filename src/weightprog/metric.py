@@ -28,6 +28,7 @@ from .errors import WeightprogError
 from .sample import WeightSample, sample_from_values
 from .strategy import Strategy, interpolation_weights
 from .timeunits import DEFAULT_TIMES_S, check_times
+from .validate import compute_device
 
 COMPENSATION = ("column", "all", "none")
 """Per column of the sample, one α for the whole sample (tile / layer), or no compensation."""
@@ -144,10 +145,9 @@ def column_errors(table, signed, index, frac, negative, u, draws: Draws, *, devi
 
 
 def resolve_compute(compute: str | torch.device | None) -> torch.device:
-    compute = torch.device(compute or "cpu")
-    if compute.type == "cuda" and not torch.cuda.is_available():
-        raise WeightprogError("compute: cuda was asked for but no GPU is available")
-    return compute
+    if isinstance(compute, torch.device):
+        compute = str(compute)
+    return torch.device(compute_device(compute or "cpu"))
 
 
 class TNMSE:

@@ -81,7 +81,8 @@ def pooled_values(tensors: Iterable[tuple[str, torch.Tensor]], normalise: str = 
         check_finite(w, f"{source}: {name}")
         pooled.append(normalise_matrix(w, normalise))
     if not pooled:
-        raise WeightprogError(f"{source}: no analog weights found (need ≥ 2-D weight tensors)")
+        raise WeightprogError(f"{source}: no analog weights found (floating-point tensors of ≥ 2 dimensions "
+                              f"named *weight*; a plain array of weights: sample_from_array)")
     return torch.cat(pooled)
 
 
@@ -102,6 +103,9 @@ def sample_from_values(values: torch.Tensor, size: int = DEFAULT_SIZE, rows: int
         raise WeightprogError(f"{source}: no weights")
     if values.abs().max() > 1 + 1e-6:
         raise WeightprogError(f"{source}: normalised weights must lie in [-1, 1]")
+    if not bool(values.any()):
+        raise WeightprogError(f"{source}: every weight is 0; there is nothing to program (an untrained or "
+                              f"zero-initialised model?)")
     if size % rows:
         raise WeightprogError(f"sample size {size} must be a multiple of rows ({rows})")
     gen = torch.Generator().manual_seed(seed)
@@ -127,6 +131,12 @@ def sample_from_module(module: torch.nn.Module, **kwargs) -> WeightSample:
     return sample_from_tensors(analog_tensors(dict(module.named_parameters())), **kwargs)
 
 
-def sample_from_array(array, normalise: str = "tensor", **kwargs) -> WeightSample:
-    w = torch.as_tensor(np.asarray(array), dtype=torch.float32)
-    return sample_from_tensors([("array", w)], normalise=normalise, **kwargs)
+def sample_from_array(array, normalise: str = "tensor", source: str = "array", **kwargs) -> WeightSample:
+    """A sample of one array of weights: any shape ((N,) is a plain sample of weights), normalised
+    as one tensor (default) or per output column (dim 0); floating point only."""
+    array = np.asarray(array)
+    if array.dtype.kind != "f":
+        raise WeightprogError(f"{source}: dtype {array.dtype}; weights must be a floating-point array")
+    w = torch.as_tensor(array, dtype=torch.float32)
+    check_finite(w, source)
+    return sample_from_values(normalise_matrix(w, normalise), source=source, **kwargs)

@@ -61,6 +61,8 @@ class Strategy:
         return self.conductances.shape[0]
 
     def __getitem__(self, index: int) -> "Strategy":
+        """One strategy of a population; negative indices count from the end, as for a list."""
+        index = range(len(self))[index]  # IndexError out of range, like a list
         return Strategy(self.grid, self.conductances[index:index + 1], self.significance[index:index + 1],
                         self.beta[index:index + 1], self.g_min, self.g_max, [self.names[index]])
 

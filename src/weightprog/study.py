@@ -25,12 +25,12 @@ from typing import Callable
 
 import torch
 
-from . import __version__
+from . import __version__, validate
 from .baselines import baseline
 from .cell import Cell
 from .devices import get_device
 from .errors import WeightprogError
-from .fileio import atomic_write_json, atomic_write_text
+from .fileio import atomic_write_json, atomic_write_text, folder_lock
 from .hardware import Mapping
 from .nn import evaluate_over_time, find_analog_weights, get_periphery, gradient_weight_correlation
 from .sample import normalise_matrix, sample_from_values
@@ -42,8 +42,10 @@ DEFAULT_EVAL_SIZE = {"fmnist-resnet32": 1000, "ptb-lstm": 8000, "sentiment-minil
 ROLES = ("naive", "best hand-crafted", "optimised")
 
 
-@dataclass
+@dataclass(frozen=True)
 class StudySettings:
+    """The study's settings, validated when made (one line naming the field and what is allowed)."""
+
     workloads: tuple[str, ...] = ("ptb-lstm", "fmnist-resnet32", "sentiment-minilm")
     devices: tuple[str, ...] = ("pcm", "pcm-lowdrift")
     variants: tuple[str, ...] = ("fp", "hwa")
@@ -62,16 +64,37 @@ class StudySettings:
     optimise_on: str = "each"
     """'each': one optimisation per trained variant (its own weights); 'fp': the FP weights' strategy for both."""
 
-    def check(self):
+    def __post_init__(self):
+        from .sample import DEFAULT_ROWS
         from .workloads import WORKLOADS
+
+        for name in ("workloads", "devices", "variants"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not value:
+                raise validate.SettingError(name, f"a non-empty list, got {value!r}")
+            object.__setattr__(self, name, tuple(value))
         for w in self.workloads:
-            if w not in WORKLOADS:
-                raise WeightprogError(f"study: unknown workload {w!r}; use {', '.join(WORKLOADS)}")
-        if self.optimise_on not in ("each", "fp"):
-            raise WeightprogError("study: optimise_on must be 'each' or 'fp'")
+            validate.choice(w, "workloads", WORKLOADS)
+        for v in self.variants:
+            validate.choice(v, "variants", ("fp", "hwa"))
+        for d in self.devices:
+            get_device(d)
+        for w, n in self.eval_size.items():
+            validate.integer(n, f"eval_size[{w}]", 1)
+        validate.integer(self.repeats, "repeats", 1)
+        validate.choice(self.optimise_on, "optimise_on", ("each", "fp"))
         get_periphery(self.periphery)
-        if not isinstance(self.repeats, int) or self.repeats < 1:
-            raise WeightprogError(f"study: repeats must be an integer >= 1, got {self.repeats!r}")
+        validate.integer(self.sample_size, "sample_size", DEFAULT_ROWS)
+        if self.sample_size % DEFAULT_ROWS:
+            raise validate.SettingError("sample_size", f"must be a multiple of {DEFAULT_ROWS}, got {self.sample_size}")
+        search = self.optimize_settings()  # seed, times, search sizes: OptimizeSettings' own ranges
+        object.__setattr__(self, "times_s", search.times_s)
+
+    def optimize_settings(self) -> OptimizeSettings:
+        """The search each (workload, device, variant) runs."""
+        return OptimizeSettings(seed=self.seed, max_generations=self.max_generations, popsize=self.popsize,
+                                f_max=self.f_max, times_s=tuple(self.times_s), rescore_blocks=5,
+                                polish_steps=self.polish_steps, polish=self.polish_steps > 0, compile=self.compile)
 
 
 def network_values(model) -> torch.Tensor:
@@ -145,12 +168,7 @@ def run_workload(name: str, settings: StudySettings, out: Path,
             if src not in outcomes:
                 sample = sample_from_values(values[src], settings.sample_size, seed=settings.seed,
                                             source=f"{name}-{src}")
-                opt = OptimizeSettings(seed=settings.seed, max_generations=settings.max_generations,
-                                       popsize=settings.popsize, f_max=settings.f_max,
-                                       times_s=tuple(settings.times_s), rescore_blocks=5,
-                                       polish_steps=settings.polish_steps, polish=settings.polish_steps > 0,
-                                       compile=settings.compile)
-                outcomes[src] = optimize(sample, values[src], device, opt)
+                outcomes[src] = optimize(sample, values[src], device, settings.optimize_settings())
                 log(f"{name} {dev_name} {src}: optimised ({outcomes[src].chosen}) TNMSE "
                     f"{outcomes[src].scores['optimised']['mean']:.3e} vs naive "
                     f"{outcomes[src].scores['lsp_first']['mean']:.3e} ({outcomes[src].wall_time_s:.0f} s)")
@@ -340,10 +358,10 @@ def _fmt(m, sd) -> str:
 
 def run_study(settings: StudySettings, out: str | Path, log: Callable[[str], None] = lambda m: None,
               progress: bool = False) -> dict:
-    settings.check()
     out = Path(out)
-    records = {}
-    for name in settings.workloads:
-        records[name] = run_workload(name, settings, out, log, progress)
-    write_tables(out)
-    return records
+    with folder_lock(out, "weightprog study"):  # one study per folder: two would mix their records
+        records = {}
+        for name in settings.workloads:
+            records[name] = run_workload(name, settings, out, log, progress)
+        write_tables(out)
+        return records

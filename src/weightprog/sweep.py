@@ -61,7 +61,8 @@ import yaml
 
 from . import __version__
 from .errors import WeightprogError
-from .fileio import atomic_write_json, atomic_write_text, read_text
+from .fileio import atomic_write_json, atomic_write_text, folder_lock, read_text
+from .validate import SettingError, integer, unknown_keys
 
 KINDS = ("optimize", "compare")
 AXES = ("devices", "cells", "grid_points", "times", "weights", "seeds")
@@ -208,44 +209,33 @@ def _times(value, where: str) -> list[list[float]]:
 
 
 def _settings(value, where: str) -> dict:
+    """The file's `settings`: unknown keys refused (nearest key suggested); the OptimizeSettings
+    fields checked by OptimizeSettings itself, so the file, the CLI and Python share one rule."""
     from .search.run import OptimizeSettings
 
     if value is None:
         return {}
     if not isinstance(value, dict):
         _fail(where, f"must be a mapping of setting: value, got {type(value).__name__}")
-    defaults = {f.name: getattr(OptimizeSettings(), f.name) for f in fields(OptimizeSettings)
-                if f.name not in PER_JOB}
-    defaults.update(SAMPLE_SETTINGS)
-    out = {}
-    for key, v in value.items():
-        w = f"{where}.{key}"
-        if key not in defaults:
-            hint = " (set it with the grid's axes)" if key in PER_JOB else ""
-            _fail(w, f"unknown setting{hint}; allowed: {', '.join(sorted(defaults))}")
-        d = defaults[key]
-        if key == "compile":
-            if v not in (True, False, "auto"):
-                _fail(w, f"true, false or 'auto', got {v!r}")
-        elif key == "budget_s":
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
-                _fail(w, f"a positive number of seconds or null, got {v!r}")
-        elif isinstance(d, bool):
-            if not isinstance(v, bool):
-                _fail(w, f"true or false, got {v!r}")
-        elif isinstance(d, int):
-            _int(v, w, 0 if key == "polish_steps" else 1)
-        elif isinstance(d, float):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                _fail(w, f"a number >= 0, got {v!r}")
-            v = float(v)
-        elif isinstance(d, str) and not isinstance(v, str):
-            _fail(w, f"a string, got {v!r}")
-        out[key] = v
+    optimize_keys = [f.name for f in fields(OptimizeSettings) if f.name not in PER_JOB]
+    for key in value:
+        if key in PER_JOB:
+            _fail(f"{where}.{key}", "is set with the grid's axes (cells, grid_points, times, seeds), not in settings")
+    unknown_keys(value, sorted(optimize_keys + list(SAMPLE_SETTINGS)), where, SweepError)
+    out = dict(value)
+    try:
+        OptimizeSettings(**{k: v for k, v in out.items() if k in optimize_keys})
+        for key in ("sample_size", "rows", "values_size", "threads"):
+            if key in out:
+                out[key] = integer(out[key], key, 1)
+    except SettingError as exc:
+        _fail(f"{where}.{exc.field}", exc.message)
+    if "tol" in out:
+        out["tol"] = float(out["tol"])  # as written before: ids of existing sweeps stay the same
     if "normalise" in out and out["normalise"] not in ("column", "tensor"):
         _fail(f"{where}.normalise", f"column or tensor, got {out['normalise']!r}")
-    if "compute" in out and out["compute"] not in ("cpu", "cuda") and not out["compute"].startswith("cuda:"):
-        _fail(f"{where}.compute", f"cpu or cuda, got {out['compute']!r}")
+    if "naive" in out and out["naive"] not in ("lsp_first", "msp_first", "single_pair"):
+        _fail(f"{where}.naive", f"lsp_first, msp_first or single_pair, got {out['naive']!r}")
     size, rows = out.get("sample_size", SAMPLE_SETTINGS["sample_size"]), out.get("rows", SAMPLE_SETTINGS["rows"])
     if size % rows:
         _fail(f"{where}.sample_size", f"{size} must be a multiple of rows ({rows})")
@@ -274,9 +264,7 @@ def parse_sweep(data: Any, where: str = "sweep", base_dir: str | Path = ".") -> 
     base = Path(base_dir)
     if not isinstance(data, dict):
         _fail(where, "expected a mapping with keys " + ", ".join(TOP_KEYS))
-    unknown = set(data) - set(TOP_KEYS)
-    if unknown:
-        _fail(where, f"unknown key(s) {', '.join(sorted(map(str, unknown)))}; allowed: {', '.join(TOP_KEYS)}")
+    unknown_keys(data, TOP_KEYS, where, SweepError)
     kinds = _as_list(data.get("kind", "optimize"), f"{where}: kind")
     for k in kinds:
         if k not in KINDS:
@@ -337,6 +325,10 @@ def parse_sweep(data: Any, where: str = "sweep", base_dir: str | Path = ".") -> 
                 dev_files = {d: p for d, p in devices if p}
                 if dev_files:
                     files["devices"] = dev_files
+            try:  # the grid's own values (pairs, f_max, grid, seed, times) against the settings' ranges
+                _optimize_settings(params, cell)
+            except SettingError as exc:
+                _fail(where, f"{exc.field}: {exc.message} (in the job {kind} {cell}, grid {grid}, seed {seed})")
             jobs.append(Job(job_id(kind, params), kind, params, files))
     ids = [j.id for j in jobs]
     if len(set(ids)) != len(ids):
@@ -658,6 +650,12 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, workers: int = 1, ray:
     if ray is None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
         raise SweepError(f"workers: need an integer >= 0, got {workers!r}")
     out = Path(out)
+    with folder_lock(out, "weightprog sweep"):  # one driver per folder: two would run the same jobs twice
+        return _run_locked(sweep, out, workers, ray, retry_failed, progress, summary, start)
+
+
+def _run_locked(sweep: Sweep, out: Path, workers: int, ray: str | None, retry_failed: bool,
+                progress: Callable[[SweepProgress], None] | None, summary: bool, start: float) -> SweepResult:
     (out / "jobs").mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "sweep.json", {"name": sweep.name, "source": sweep.source,
                                            "weightprog_version": __version__,

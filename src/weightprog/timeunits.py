@@ -20,6 +20,9 @@ SECONDS = {
 DEFAULT_TIMES_S = (1.0, 60.0, 3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0)
 """docs/MODEL.md §7.2: 1 s, 1 min, 1 h, 1 day, 30 days, 1 year after programming."""
 
+MAX_TIME_S = 100 * 365 * 86400.0
+"""The latest time after programming accepted (100 years)."""
+
 _TIME_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]*)\s*$")
 
 
@@ -46,6 +49,9 @@ def check_times(times: Iterable[float] | torch.Tensor) -> tuple[float, ...]:
     for t in values:
         if not (t > 0 and t < float("inf")):
             raise WeightprogError(f"times: {t} is not allowed; times are seconds after programming, > 0")
+        if t > MAX_TIME_S:
+            raise WeightprogError(f"times: {format_time(t)} is beyond {format_time(MAX_TIME_S)}; the drift law "
+                                  f"is fitted to hours…years of measurements, not to geological time")
     if any(b <= a for a, b in zip(values, values[1:])):
         raise WeightprogError(f"times: {values} must be strictly increasing")
     return tuple(values)

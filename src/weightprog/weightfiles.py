@@ -1,8 +1,9 @@
 """Reading a network's weights from files, safely: no code from the file is ever run.
 
 `.pt/.pth/.ckpt/.bin` via `torch.load(weights_only=True)` (a state dict, or a checkpoint holding one
-under `state_dict` / `model_state_dict` / `model`), `.safetensors`, `.npz` (one array per name) and
-`.npy` (one array).
+under `state_dict` / `model_state_dict` / `model`, as Lightning and training loops save them),
+`.safetensors` (Hugging Face), `.npz` (one array per name) and `.npy` (one array). The library
+(`load_state`) and the CLI (`largescale.iter_file_tensors`) read files by these same rules.
 """
 
 from __future__ import annotations
@@ -18,17 +19,39 @@ from .errors import WeightprogError
 SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".npz", ".npy")
 
 
-def _state_dict_of(obj, path: Path) -> Mapping[str, torch.Tensor]:
+NESTED_KEYS = ("state_dict", "model_state_dict", "model")
+"""Keys under which checkpoints (Lightning, training loops) keep the model's state dict."""
+
+
+def state_dict_of(obj, path: str | Path) -> Mapping[str, torch.Tensor]:
+    """The state dict of what a torch file held: a plain state dict, a checkpoint holding one under
+    `state_dict` / `model_state_dict` / `model`, or a single tensor."""
     if isinstance(obj, torch.Tensor):
         return {"weight": obj}
     if isinstance(obj, Mapping):
-        for key in ("state_dict", "model_state_dict", "model"):
+        for key in NESTED_KEYS:
             if isinstance(obj.get(key), Mapping):
-                return obj[key]
+                return state_dict_of(obj[key], path)
         tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
         if tensors:
             return tensors
-    raise WeightprogError(f"{path}: no tensors found (expected a state dict or a checkpoint with 'state_dict')")
+    raise WeightprogError(f"{path}: no tensors found (expected a state dict, or a checkpoint with "
+                          f"{', '.join(repr(k) for k in NESTED_KEYS)})")
+
+
+def read_error(path: str | Path, exc: Exception) -> WeightprogError:
+    """One line for a weights file a reader could not parse, saying what the file is not."""
+    text = str(exc).strip()
+    first = (text.splitlines() or [type(exc).__name__])[0][:160]
+    suffix = Path(path).suffix.lower()
+    if "Weights only load failed" in text or "UnpicklingError" in type(exc).__name__:
+        return WeightprogError(f"{path}: not a file of plain tensors (it holds other Python objects, or is not a "
+                               f"torch file); weightprog never runs code from a file: save model.state_dict()")
+    if suffix in (".pt", ".pth", ".ckpt", ".bin"):
+        return WeightprogError(f"{path}: not a readable torch file (truncated or corrupt: {first})")
+    if suffix == ".safetensors":
+        return WeightprogError(f"{path}: not a readable safetensors file (truncated or corrupt: {first})")
+    return WeightprogError(f"{path}: cannot read weights ({first})")
 
 
 def load_state(path: str | Path) -> dict[str, torch.Tensor]:
@@ -44,13 +67,37 @@ def load_state(path: str | Path) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
             return dict(load_file(str(path)))
         if suffix == ".npy":
-            return {"weight": torch.from_numpy(np.load(path, allow_pickle=False))}
+            return {"weight": _from_numpy(np.load(path, allow_pickle=False), path, "array")}
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
-                return {k: torch.from_numpy(data[k]) for k in data.files}
-        return dict(_state_dict_of(torch.load(path, map_location="cpu", weights_only=True), path))
+                return {k: _from_numpy(data[k], path, k) for k in data.files}
+        return dict(state_dict_of(torch.load(path, map_location="cpu", weights_only=True), path))
     except WeightprogError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure becomes one clear line
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise WeightprogError(f"{path}: cannot read weights ({first})") from None
+        raise read_error(path, exc) from None
+
+
+def _from_numpy(array: np.ndarray, path: Path, name: str) -> torch.Tensor:
+    if array.dtype.kind not in "fiubc":  # strings, dates, records: torch cannot hold them at all
+        raise WeightprogError(f"{path}: {name} has dtype {array.dtype}; weights must be a floating-point "
+                              f"array (float16, float32 or float64)")
+    return torch.from_numpy(array)
+
+
+def plain_arrays(state: Mapping[str, torch.Tensor], path: str | Path) -> list[tuple[str, torch.Tensor]]:
+    """The arrays of a .npy/.npz file as weights: every floating-point array, a vector ((N,), (N, 1)
+    or (1, N)) taken as one tensor normalised as a whole; other dtypes named in the error."""
+    out, skipped = [], []
+    for name, tensor in state.items():
+        if not tensor.is_floating_point():
+            skipped.append(f"{name} has dtype {str(tensor.dtype).removeprefix('torch.')}")
+        elif tensor.numel() == 0 or tensor.dim() == 0:
+            skipped.append(f"{name} has shape {tuple(tensor.shape)}")
+        else:
+            vector = tensor.dim() == 1 or (tensor.dim() == 2 and 1 in tensor.shape)
+            out.append((name, tensor.reshape(-1) if vector else tensor))
+    if not out:
+        raise WeightprogError(f"{path}: no weights ({'; '.join(skipped)}); weights must be a floating-point "
+                              f"array (float16, float32 or float64) of at least one value")
+    return out

@@ -36,6 +36,7 @@ import numpy as np
 import yaml
 from scipy import optimize, special, stats
 
+from .. import validate
 from ..errors import WeightprogError
 from ..fileio import atomic_write_text
 from .measurements import Measurements
@@ -216,8 +217,16 @@ def fit_device(m: Measurements, *, name: str = "fitted", t0: float = 20.0, t_rea
                max_bins: int = 12) -> FitResult:
     """Fit a TabulatedDevice to validated measurements (see the module docstring for the method)."""
     where = m.source
-    if not (t0 > 0 and t_read > 0):
-        raise WeightprogError(f"{where}: t0 and t_read must be > 0")
+    try:
+        t0 = validate.number(t0, "t0", above=0)
+        t_read = validate.number(t_read, "t_read", above=0)
+        g_min = validate.number(g_min, "g_min", minimum=0)
+        if g_max is not None:
+            g_max = validate.number(g_max, "g_max", above=0)
+        min_devices = validate.integer(min_devices, "min_devices", 1)
+        max_bins = validate.integer(max_bins, "max_bins", 1)
+    except validate.SettingError as exc:
+        raise exc.named(f"{where}: fit {exc.field}") from None
     n_dev = m.n_devices
     reads = m.reads_per_device()
     if reads.max() < 2:
@@ -286,7 +295,8 @@ def fit_device(m: Measurements, *, name: str = "fitted", t0: float = 20.0, t_rea
         raise WeightprogError(f"{where}: in every conductance bin more than {CLEAN_ZERO_FRACTION:.0%} of "
                               f"devices read 0 µS at some time; drift and read noise cannot be fitted")
 
-    g_bin = np.array([targets[bin_of == b].mean() for b in range(n_bins)])
+    # the mean of equal targets can round a hair outside the range taken from them (19.9 -> 19.900000000000002)
+    g_bin = np.clip([targets[bin_of == b].mean() for b in range(n_bins)], g_min, g_max)
     n_bin = np.bincount(bin_of, minlength=n_bins)
     est = {k: np.full(n_bins, np.nan) for k in
            ("nu_mean", "nu_mean_se", "nu_std", "nu_std_se", "q_se", "sigma_p", "sigma_p_se", "bias")}

@@ -25,6 +25,8 @@ from .base import DeviceModel
 
 COLUMNS = ("device_id", "g_target", "t", "g")
 NUMERIC = ("g_target", "t", "g")
+G_PLAUSIBLE_MAX = 1e4
+"""µS (10 mS): a measured conductance above it is in the wrong unit, not a device."""
 
 
 @dataclass
@@ -119,6 +121,11 @@ def parse_measurements(text: str, where: str = "measurements") -> Measurements:
             _fail(where, f"row {i}, column 'g_target': {values['g_target']} is negative; conductances are >= 0 µS")
         if values["g"] < 0:
             _fail(where, f"row {i}, column 'g': {values['g']} is negative; conductances are >= 0 µS")
+        for name in ("g_target", "g"):
+            if values[name] > G_PLAUSIBLE_MAX:
+                _fail(where, f"row {i}, column '{name}': {values[name]:g} µS is above {G_PLAUSIBLE_MAX:g} µS "
+                             f"(10 mS), more than any memory device conducts; conductances are in µS "
+                             f"(were they written in nS or pS?)")
         if values["t"] <= 0:
             _fail(where, f"row {i}, column 't': {values['t']} is not allowed; t is seconds after "
                          f"programming and must be > 0")

@@ -15,12 +15,21 @@ import yaml
 
 from ..errors import WeightprogError
 from ..fileio import read_text
+from ..validate import unknown_keys
 from .base import DeviceModel, piecewise_linear
 
 CURVES = {  # section -> value columns (besides "g")
     "programming": ("std",),
     "drift": ("nu_mean", "nu_std"),
     "read_noise": ("q",),
+}
+TOP_KEYS = ("kind", "name", "g_min", "g_max", "t0", "t_read") + tuple(CURVES) + ("stuck", "source", "description")
+STUCK_KEYS = ("p_zero", "p_gmax")
+LIMITS = {  # column -> (most allowed, why): beyond these a curve describes no device, only a typo
+    "std": (None, "programming noise larger than the device range (g_max − g_min) leaves no signal"),
+    "nu_mean": (1.0, "a drift exponent above 1 loses 99.99 % of the conductance within a day"),
+    "nu_std": (1.0, "a drift exponent above 1 loses 99.99 % of the conductance within a day"),
+    "q": (1.0, "read noise Q above 1 is noise larger than the signal on every read"),
 }
 
 
@@ -96,6 +105,7 @@ def _table(data: dict, section: str, columns: Sequence[str], g_min: float, g_max
     table = data[section]
     if not isinstance(table, dict):
         raise WeightprogError(f"{where}: '{section}' must be a mapping with keys g, {', '.join(columns)}")
+    unknown_keys(table, ("g",) + tuple(columns), f"{where}: {section}")
     for key in ("g",) + tuple(columns):
         if key not in table:
             raise WeightprogError(f"{where}: missing key '{section}.{key}'")
@@ -107,6 +117,12 @@ def _table(data: dict, section: str, columns: Sequence[str], g_min: float, g_max
     out = {"g": g}
     for column in columns:
         values = _numbers(table[column], f"{where}: {section}.{column}", nonneg=True)
+        most, why = LIMITS[column]
+        most = g_max - g_min if most is None else most
+        for i, x in enumerate(values):
+            if x > most:
+                raise WeightprogError(f"{where}: {section}.{column}[{i}] = {x:g} is above {most:g} "
+                                      f"({why}); check the unit and the column")
         if len(values) != len(g):
             raise WeightprogError(f"{where}: {section}.{column} has {len(values)} values but "
                                   f"{section}.g has {len(g)}")
@@ -118,6 +134,7 @@ def tabulated_from_dict(data: Any, where: str = "device") -> TabulatedDevice:
     """Validate a parsed device file; `where` names it in errors."""
     if not isinstance(data, dict):
         raise WeightprogError(f"{where}: expected a mapping at the top level")
+    unknown_keys(data, TOP_KEYS, where)
     if data.get("kind", "tabulated") != "tabulated":
         raise WeightprogError(f"{where}: kind must be 'tabulated', got {data.get('kind')!r}")
     for key in ("g_min", "g_max", "programming", "drift", "read_noise"):
@@ -134,10 +151,11 @@ def tabulated_from_dict(data: Any, where: str = "device") -> TabulatedDevice:
     stuck = data.get("stuck") or {}
     if not isinstance(stuck, dict):
         raise WeightprogError(f"{where}: stuck must be a mapping with p_zero, p_gmax")
-    stuck = {key: _number(stuck.get(key, 0.0), f"{where}: stuck.{key}", nonneg=True)
-             for key in ("p_zero", "p_gmax")}
-    if stuck["p_zero"] + stuck["p_gmax"] > 1:
-        raise WeightprogError(f"{where}: stuck.p_zero + stuck.p_gmax must be <= 1")
+    unknown_keys(stuck, STUCK_KEYS, f"{where}: stuck")
+    stuck = {key: _number(stuck.get(key, 0.0), f"{where}: stuck.{key}", nonneg=True) for key in STUCK_KEYS}
+    if stuck["p_zero"] + stuck["p_gmax"] >= 1:
+        raise WeightprogError(f"{where}: stuck.p_zero + stuck.p_gmax must be < 1 (at 1 every device is stuck "
+                              f"and no weight can be programmed), got {stuck['p_zero'] + stuck['p_gmax']:g}")
     name = str(data.get("name") or Path(where).stem)
     return TabulatedDevice(name=name, g_min=g_min, g_max=g_max, t0=t0, t_read=t_read, stuck=stuck,
                            source=str(data.get("source", "")),

@@ -193,11 +193,16 @@ def _mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return x.mean(1), (x.std(1) if x.shape[1] > 1 else torch.zeros_like(x.mean(1)))
 
 
-def _metric(value, where: str) -> float:
+def _metric(value, where: str, finite: bool = False) -> float:
+    """The number evaluate_fn returned: NaN is never a metric (a broken evaluation, not a result),
+    and the digital run must be finite (programmed runs may overflow to inf, e.g. a perplexity)."""
     try:
-        return float(value)
+        value = float(value)
     except (TypeError, ValueError):
         raise WeightprogError(f"evaluate_fn: must return a number, got {type(value).__name__} ({where})") from None
+    if math.isnan(value) or (finite and math.isinf(value)):
+        raise WeightprogError(f"evaluate_fn: returned {value} ({where}); it must return a finite number")
+    return value
 
 
 def _progress(progress, total: int):
@@ -253,9 +258,9 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
     swap = WeightSwap(weights)
     try:
         if peri.is_ideal:
-            digital, ranges = _metric(evaluate_fn(model), "digital run"), None
+            digital, ranges = _metric(evaluate_fn(model), "digital run", finite=True), None
         else:
-            digital, ranges = calibrate(weights, peri, lambda: evaluate_fn(model))
+            digital, ranges = calibrate(weights, peri, lambda: _metric(evaluate_fn(model), "digital run", finite=True))
             digital = _metric(digital, "digital run")
         for i, strategy in enumerate(chosen):
             for r in range(repeats):

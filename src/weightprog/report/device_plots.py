@@ -29,9 +29,23 @@ def device_curves(device: DeviceModel, points: int = 101) -> dict[str, np.ndarra
             "q": device.read_q(g).numpy()}
 
 
+PNG_SOFTWARE = "weightprog"
+"""The PNG `Software` text: how `device fit` knows a figure beside its output is its own."""
+
+
+def written_by_weightprog(path: Path) -> bool:
+    """Whether the PNG at `path` is a figure these functions made (so it may be replaced)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return head.startswith(b"\x89PNG") and b"Software\x00" + PNG_SOFTWARE.encode() in head
+
+
 def _png(fig) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": PNG_SOFTWARE})
     plt.close(fig)
     return buf.getvalue()
 

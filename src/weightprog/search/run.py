@@ -8,29 +8,32 @@ fresh samples and fresh draws with ten times the search's weights.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 
-from .. import __version__
+from .. import __version__, validate
 from ..baselines import baseline
 from ..cell import Cell
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
-from ..metric import TNMSE, TNMSEResult, rescore
+from ..metric import COMPENSATION, TNMSE, TNMSEResult, rescore
 from ..sample import WeightSample, sample_from_values
 from ..strategy import Strategy
 from ..timeunits import DEFAULT_TIMES_S, check_times
 from .evolve import EvolutionResult, Progress, evolve, polish
-from .space import StrategySpace, make_grid, snap_to_kinks
+from .space import GRID_PLACEMENTS, MODES, StrategySpace, make_grid, snap_to_kinks
 
 BASELINE_KEYS = {"single_pair": "single-pair", "lsp_first": "lsp-first", "msp_first": "msp-first"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimizeSettings:
+    """Everything a search and its re-scoring take; validated when made (one line naming the field
+    and what is allowed), so a bad value fails before any work, from the CLI, a sweep or Python."""
+
     pairs: int = 2
     significance: Cell | None = None
     """Fixed cell; None searches F in 1…f_max (cell 1, F, F², …)."""
@@ -51,6 +54,39 @@ class OptimizeSettings:
     compensation: str = "column"
     compute: str = "cpu"
     compile: bool | str = "auto"
+
+    def __post_init__(self):
+        v = validate
+        v.integer(self.pairs, "pairs", 1, v.PAIRS_MAX)
+        if self.significance is not None:
+            if not isinstance(self.significance, Cell):
+                raise v.SettingError("significance", f"a Cell or None (search F), got {self.significance!r}")
+            if self.significance.pairs != self.pairs:
+                raise v.SettingError("significance", f"{list(self.significance.significance)} has "
+                                     f"{self.significance.pairs} factors but pairs is {self.pairs}")
+        v.integer(self.f_max, "f_max", 1, v.F_MAX_MAX)
+        v.choice(self.f_integer, "f_integer", (True, False))
+        try:
+            times = check_times(self.times_s)
+        except WeightprogError as exc:
+            raise v.SettingError("times_s", str(exc).removeprefix("times: ")) from None
+        object.__setattr__(self, "times_s", times)
+        v.integer(self.grid_points, "grid_points", 2, v.GRID_POINTS_MAX)
+        v.choice(self.grid_placement, "grid_placement", GRID_PLACEMENTS)
+        v.choice(self.mode, "mode", MODES)
+        v.seed(self.seed)
+        if self.budget_s is not None:
+            v.number(self.budget_s, "budget_s", above=0)
+        v.integer(self.max_generations, "max_generations", 1)
+        v.integer(self.popsize, "popsize", 1)  # popsize × dimensions >= 5 is checked with the space
+        v.number(self.tol, "tol", above=0)
+        v.choice(self.polish, "polish", (True, False))
+        v.integer(self.polish_steps, "polish_steps", 0)
+        v.integer(self.rescore_blocks, "rescore_blocks", 1)
+        v.choice(self.compensation, "compensation", COMPENSATION)
+        v.compute_device(self.compute)
+        if self.compile not in (True, False, "auto"):
+            raise v.SettingError("compile", f"true, false or 'auto', got {self.compile!r}")
 
 
 @dataclass
@@ -90,9 +126,7 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     """Search strategies on `sample`; re-score on fresh draws of `values` (normalised weights)."""
     start = time.perf_counter()
     device = get_device(device)
-    times = check_times(settings.times_s)
-    if settings.grid_points < 2:
-        raise WeightprogError(f"grid: need at least 2 points, got {settings.grid_points}")
+    times = settings.times_s
     objective = TNMSE(sample, device, times, seed=settings.seed, compensation=settings.compensation,
                       compute=settings.compute, compile=settings.compile)
     held_out = TNMSE(sample, device, times, seed=settings.seed + 1, compensation=settings.compensation,
@@ -106,6 +140,9 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
         space = StrategySpace(grid, settings.pairs, device.g_min, device.g_max, settings.mode, cell,
                               f_max=settings.f_max, f_integer=settings.f_integer)
         label = cell_label(cell) if cell is not None else "f=continuous"
+        if settings.popsize * space.dims < 5:  # scipy's smallest population; checked before any search
+            raise validate.SettingError("popsize", f"population popsize × {space.dims} dimensions must be at "
+                                        f"least 5, got {settings.popsize * space.dims}")
         spaces[label] = space
         budget = None
         if settings.budget_s is not None:  # share what is left among the searches still to run
@@ -210,7 +247,7 @@ def optimize_per_layer(layers: Sequence[tuple[str, torch.Tensor]], network_strat
 
     device = get_device(device)
     cell = network_strategy.cell()
-    layer_settings = OptimizeSettings(**{**vars(settings), "significance": cell, "pairs": cell.pairs})
+    layer_settings = replace(settings, significance=cell, pairs=cell.pairs)
     out = []
     for name, tensor in layers:
         values = normalise_matrix(tensor.detach().to(torch.float32), normalise)

@@ -47,8 +47,14 @@ def make_grid(points: int, placement: str = "quantile", weights: torch.Tensor | 
     levels = torch.linspace(0.0, 1.0, points, dtype=torch.float64)[1:-1]
     inner = torch.quantile(a, levels) if levels.numel() else levels
     grid = torch.cat([torch.zeros(1, dtype=torch.float64), inner, torch.ones(1, dtype=torch.float64)])
-    # keep it strictly increasing even for degenerate distributions
-    return torch.maximum(grid, torch.arange(points, dtype=torch.float64) * 1e-6).cummax(0).values.clamp_max(1.0)
+    # strictly increasing even when quantiles coincide (few distinct weights: a small array, a
+    # ternary network): equal points would make a segment of zero width (0/0 in interpolation)
+    g = grid.tolist()
+    for i in range(1, points - 1):
+        g[i] = max(g[i], g[i - 1] + 1e-6)
+    for i in range(points - 2, 0, -1):
+        g[i] = min(g[i], g[i + 1] - 1e-6)
+    return torch.tensor(g, dtype=torch.float64)
 
 
 def snap_to_kinks(grid: torch.Tensor, cell: Cell) -> torch.Tensor:

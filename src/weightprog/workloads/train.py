@@ -31,20 +31,31 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import validate
 from ..devices import get_device
 from ..fileio import atomic_write, atomic_write_json
 from ..nn import find_analog_weights
 from .common import MANIFEST, checkpoint_path, read_manifest, sha256
 
 
-@dataclass
+@dataclass(frozen=True)
 class HWAConfig:
+    """Hardware-aware training noise and quantisation; validated when made."""
+
     noise: float = 0.034
     dac_bits: int = 8
     adc_bits: int = 8
     output_noise: float = 1 / 127
     clip_sigma: float = 2.5
     range_momentum: float = 0.99
+
+    def __post_init__(self):
+        validate.number(self.noise, "noise", minimum=0, maximum=1)
+        validate.integer(self.dac_bits, "dac_bits", 2, 32)
+        validate.integer(self.adc_bits, "adc_bits", 2, 32)
+        validate.number(self.output_noise, "output_noise", minimum=0, maximum=1)
+        validate.number(self.clip_sigma, "clip_sigma", above=0)
+        validate.number(self.range_momentum, "range_momentum", minimum=0, below=1)
 
 
 def device_noise_scale(device="pcm") -> float:
@@ -267,9 +278,10 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="fmnist-resnet32, ptb-lstm fp: continue from the committed FP checkpoint")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    if not a.output_noise >= 0:
-        p.error(f"--output-noise must be >= 0, got {a.output_noise}")
-    cfg = HWAConfig(noise=device_noise_scale(a.device), output_noise=a.output_noise)
+    try:
+        cfg = HWAConfig(noise=device_noise_scale(a.device), output_noise=a.output_noise)
+    except validate.SettingError as exc:
+        p.error(str(exc.named("--" + exc.field.replace("_", "-"))))
     kw = {k: v for k, v in (("batch", a.batch), ("lr", a.lr)) if v is not None}
     if a.workload == "fmnist-resnet32":
         entry = train_fmnist(a.variant, a.steps or (3750 if a.variant == "fp" else 940), seed=a.seed, hwa_cfg=cfg, resume=a.resume, **kw)

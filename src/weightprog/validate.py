@@ -1,0 +1,109 @@
+"""The allowed ranges of every setting, and the checks the settings types run when they are made.
+
+Settings objects (`OptimizeSettings`, `StudySettings`, `HWAConfig`) validate themselves in
+`__post_init__` with these helpers, so the CLI, the sweep parser, the study and library callers
+get the same check and the same message. A failed check raises `SettingError`, which knows the
+field; the CLI names the option (`--popsize`), the sweep file its key (`settings.popsize`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from typing import Any, Iterable, Mapping, Sequence
+
+from .errors import WeightprogError
+
+SEED_MAX = 2**32 - 1
+"""Seeds are 0 … 2³²−1 (what numpy, scipy and torch all accept, with room for seed + offsets)."""
+PAIRS_MAX = 8
+"""Differential pairs per weight: a cell of more is not a unit cell any chip builds, and the
+search's population grows with P (P = 100 ran for minutes without one generation)."""
+F_MAX_MAX = 64
+GRID_POINTS_MAX = 64
+COMPUTE = ("cpu", "cuda", "cuda:N")
+
+
+class SettingError(WeightprogError):
+    """A setting out of its allowed range; `field` is the settings field it concerns."""
+
+    def __init__(self, field: str, message: str):
+        self.field, self.message = field, message
+        super().__init__(f"{field}: {message}")
+
+    def named(self, name: str) -> WeightprogError:
+        """The same error with the field shown as the user wrote it (an option or a file key)."""
+        return WeightprogError(f"{name}: {self.message}")
+
+
+def integer(value: Any, field: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise SettingError(field, f"must be an integer, got {value!r}")
+    if minimum is not None and value < minimum or maximum is not None and value > maximum:
+        raise SettingError(field, f"must be {_range(minimum, maximum)}, got {value}")
+    return int(value)
+
+
+def number(value: Any, field: str, minimum: float | None = None, maximum: float | None = None,
+           above: float | None = None, below: float | None = None) -> float:
+    """A finite float within [minimum, maximum] and strictly inside (above, below)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SettingError(field, f"must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise SettingError(field, f"must be finite, got {value}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum) \
+            or (above is not None and value <= above) or (below is not None and value >= below):
+        parts = [f">= {minimum:g}" if minimum is not None else "", f"> {above:g}" if above is not None else "",
+                 f"<= {maximum:g}" if maximum is not None else "", f"< {below:g}" if below is not None else ""]
+        raise SettingError(field, f"must be {' and '.join(p for p in parts if p)}, got {value:g}")
+    return value
+
+
+def choice(value: Any, field: str, options: Sequence) -> Any:
+    if value not in options:
+        raise SettingError(field, f"use one of {', '.join(map(str, options))}, got {value!r}")
+    return value
+
+
+def seed(value: Any, field: str = "seed") -> int:
+    return integer(value, field, 0, SEED_MAX)
+
+
+def compute_device(value: Any, field: str = "compute") -> str:
+    """'cpu', 'cuda' or 'cuda:N'; cuda only where a GPU is there (checked now, not mid-run)."""
+    text = str(value)
+    kind, _, index = text.partition(":")
+    if kind not in ("cpu", "cuda") or (index and (kind != "cuda" or not index.isdigit())):
+        raise SettingError(field, f"use cpu, cuda or cuda:N, got {text!r}")
+    if kind == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SettingError(field, f"{text} was asked for but no GPU is available; use cpu")
+        if index and int(index) >= torch.cuda.device_count():
+            raise SettingError(field, f"{text}: there are {torch.cuda.device_count()} GPU(s)")
+    return text
+
+
+def _range(minimum, maximum) -> str:
+    if minimum is not None and maximum is not None:
+        return f"in {minimum}…{maximum}"
+    return f">= {minimum}" if minimum is not None else f"<= {maximum}"
+
+
+def nearest(key: str, allowed: Iterable[str]) -> str:
+    """' (did you mean 'stuck'?)' for a key close to an allowed one, else ''."""
+    match = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def unknown_keys(data: Mapping, allowed: Sequence[str], where: str, error: type = WeightprogError) -> None:
+    """Refuse keys of a user's file that nothing reads: a typo must not silently mean a default."""
+    for key in data:
+        if key not in allowed:
+            raise error(f"{where}: unknown key {key!r}{nearest(key, allowed)}; "
+                                  f"allowed: {', '.join(allowed)}")
