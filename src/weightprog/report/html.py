@@ -114,7 +114,7 @@ h3{font-size:16px;margin:20px 0 8px}.question{font-size:16px;color:#333;margin:6
 .card .sub{font-size:12px;color:#666}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
-th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums;font-family:ui-monospace,Menlo,monospace}
+th{background:#f3f3f3}td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums;font-family:ui-monospace,Menlo,monospace}
 .scroll{overflow-x:auto;max-width:100%}
 figure{margin:16px 0}figure img,figure svg{max-width:100%;height:auto;display:block}
 figcaption{font-size:13px;color:#555;margin-top:4px}
@@ -412,9 +412,11 @@ def _search_progress_figure(histories: dict[str, list[float]], chosen: str = "")
 
     from .palette import legend_outside
 
+    from .palette import search_colours
+
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    for label, h in histories.items():
-        ax.plot(range(len(h)), h, lw=2.2 if label == chosen else 1.2, label=label)
+    for (label, h), colour in zip(histories.items(), search_colours(len(histories))):
+        ax.plot(range(len(h)), h, color=colour, lw=2.2 if label == chosen else 1.2, label=label)
     ax.set(xlabel="generation", ylabel="best TNMSE of the search sample", title="searches so far")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)

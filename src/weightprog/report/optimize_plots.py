@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
 import torch  # noqa: E402
 
 from ..fileio import atomic_write  # noqa: E402
-from .palette import legend_outside, strategy_colour, strategy_label, strategy_style  # noqa: E402
+from .palette import legend_outside, search_colours, strategy_colour, strategy_label, strategy_style  # noqa: E402
 from ..hardware import Mapping, ProgrammedTensor  # noqa: E402
 from ..strategy import Strategy  # noqa: E402
 from ..timeunits import format_times  # noqa: E402
@@ -107,14 +107,16 @@ def plot_error_distribution(strategies: dict[str, Strategy], u: torch.Tensor, de
 
 def plot_convergence(histories: dict[str, list[float]], path: Path, chosen: str = "") -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for label, history in histories.items():
+    shades = search_colours(len(histories))  # one search per cell: a sequence, not the strategy colours
+    for (label, history), colour in zip(histories.items(), shades):
         finite = [h for h in history if h < float("inf")]
-        ax.plot(range(len(history) - len(finite), len(history)), finite,
-                lw=2.4 if label == chosen else 1.2, label=label + (" (chosen)" if label == chosen else ""))
+        ax.plot(range(len(history) - len(finite), len(history)), finite, color=colour,
+                lw=2.6 if label == chosen else 1.3, label=label + (" (chosen)" if label == chosen else ""))
     ax.set_xlabel("generation")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(0, 0))
     ax.set_ylabel("best TNMSE of the search sample")
-    ax.set_title("differential weight evolution: convergence (one line per cell searched)")
+    ax.set_title("differential weight evolution: convergence (one line per cell searched)", pad=14)
     legend_outside(ax)
     ax.grid(alpha=0.3)
     _save(fig, path)

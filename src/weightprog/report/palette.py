@@ -90,6 +90,14 @@ def device_colour(name: str) -> str:
     return DEVICES.get(name, _pick(name, DEVICE_OTHER))
 
 
+def search_colours(n: int) -> list:
+    """Colours of n searches (one per cell F = 1, 2, …): a sequence (viridis), apart from the strategy colours."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    return [cmap(0.85 * k / max(n - 1, 1)) for k in range(n)]
+
+
 def legend_outside(ax, **kw):
     """The legend right of the axes, never over the data (the figure is saved with a tight box)."""
     return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False,
