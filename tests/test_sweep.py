@@ -204,7 +204,7 @@ def test_job_on_cuda_matches_cpu_closely(tmp_path):
 
 
 def test_ray_address_nobody_answers_fails_fast(tmp_path, tiny):
-    ray = pytest.importorskip("ray")
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[scale]'")
     if ray.is_initialized():
         pytest.skip("Ray already initialised here: run_sweep uses it as it is")
     path, _, _ = tiny
@@ -218,7 +218,7 @@ def test_ray_address_nobody_answers_fails_fast(tmp_path, tiny):
 
 @pytest.fixture(scope="module")
 def ray_local():
-    ray = pytest.importorskip("ray")
+    ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -e '.[scale]'")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()

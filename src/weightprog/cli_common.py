@@ -40,6 +40,9 @@ def times_option(default: str | None = None, help: str = "Times after programmin
     """`--times LIST` handed to the command as validated seconds (docs/MODEL.md §7.2 times when omitted).
     Bad times raise WeightprogError while the group parses the command: one line, exit code 2."""
     def parse(ctx, param, value):
-        return DEFAULT_TIMES_S if value is None else parse_times(value)
+        try:
+            return DEFAULT_TIMES_S if value is None else parse_times(value)
+        except WeightprogError as exc:
+            raise WeightprogError(f"--times: {str(exc).removeprefix('times: ')}") from None
     return click.option("--times", "times", default=default, metavar="LIST", callback=parse,
                         show_default=default is not None, help=help)

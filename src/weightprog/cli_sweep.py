@@ -8,6 +8,7 @@ import click
 from tqdm import tqdm
 
 from .cli_report import write_run_report
+from .fileio import output_folder
 from .sweep import load_sweep, run_sweep
 
 
@@ -42,6 +43,7 @@ def sweep(sweep_file, out_dir, workers, ray_address, skip_failed, list_only):
         click.echo(f"{len(plan.jobs)} jobs: {len(status.done)} done, {len(status.failed)} failed, "
                    f"{len(status.pending)} pending ({out})")
         return
+    output_folder(out)  # before the first line of output: a bad --out is the only line
     where = f"Ray ({ray_address})" if ray_address else (f"{workers} local process(es)" if workers else "this process")
     click.echo(f"sweep {plan.name}: {len(plan.jobs)} jobs, output {out}, on {where}", err=True)
     bar = tqdm(total=len(plan.jobs), unit="job", desc="sweep")

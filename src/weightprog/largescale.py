@@ -176,7 +176,8 @@ def iter_file_tensors(path: str | Path) -> Iterator[tuple[str, torch.Tensor]]:
         yield from analog_tensors(state_dict_of(obj, path))
         return
     state = load_state(path)  # .npz/.npy: numpy loads them whole anyway
-    yield from list(analog_tensors(state)) or plain_arrays(state, path)
+    named = list(analog_tensors(state)) if suffix == ".npz" else []  # a .npy is one plain array
+    yield from named or plain_arrays(state, path)
 
 
 def sample_file(path: str | Path, size: int = DEFAULT_SIZE, rows: int = DEFAULT_ROWS, seed: int = 0,
