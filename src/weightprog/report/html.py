@@ -119,7 +119,7 @@ th{background:#f3f3f3}td.n{text-align:right;white-space:nowrap;font-variant-nume
 figure{margin:16px 0}figure img,figure svg{max-width:100%;height:auto;display:block}
 figcaption{font-size:13px;color:#555;margin-top:4px}
 pre{background:#f4f4f4;padding:10px;overflow-x:auto;font-size:13px;white-space:pre-wrap;word-break:break-all}
-.note{font-size:13px;color:#555}.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
+.note{font-size:13px;color:#555}.name{white-space:nowrap}.se{font-size:11px;color:#666}.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
 """
 
 
@@ -350,12 +350,18 @@ def tnmse_table(scores: dict, times_s, file: str, pointer: str) -> str:
     labels = format_times(times_s)
     rows = []
     for key, s in scores.items():
-        per = [Raw(f"{num(m, f'{pointer}/{key}/per_time/{i}', file)} ± {fmt(e)}")
+        per = [Raw(f"{num(m, f'{pointer}/{key}/per_time/{i}', file)}{se(e)}")
                for i, (m, e) in enumerate(zip(s["per_time"], s.get("per_time_stderr", [0.0] * len(labels))))]
-        rows.append([Raw(_swatch(key) + esc(strategy_label(key, s))),
-                     Raw(num(s["mean"], f"{pointer}/{key}/mean", file)), s["stderr"], *per])
-    return table(["strategy", "TNMSE (time-averaged)", "± s.e.", *(f"t = {t}" for t in labels)], rows,
-                 set(range(1, 3 + len(labels))))
+        rows.append([Raw(f'<span class="name">{_swatch(key)}{esc(strategy_label(key, s))}</span>'),
+                     Raw(num(s["mean"], f"{pointer}/{key}/mean", file) + se(s["stderr"])), *per])
+    return (table(["strategy", "TNMSE (time-averaged)", *(f"t = {t}" for t in labels)], rows,
+                  set(range(1, 2 + len(labels))))
+            + '<p class="note">Each cell: the mean, and under it its standard error.</p>')
+
+
+def se(x: Any) -> str:
+    """A standard error under the number it belongs to."""
+    return f'<br><span class="se">± {esc(fmt(x, 2))}</span>'
 
 
 def _below(imp: dict, key: str, pointer: str, file: str) -> str:
@@ -546,7 +552,7 @@ def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
         cells = []
         for t in times:
             i, x = by.get((s_name, t), (None, None))
-            cells.append(Raw(f"{num(x['mean'], f'/summary/{i}/mean', 'results.json')} ± {esc(fmt(x['std']))}")
+            cells.append(Raw(num(x['mean'], f'/summary/{i}/mean', 'results.json') + se(x['std']))
                          if x else "")
         rows.append([Raw(_swatch(s_name) + esc(s_name)), *cells])
     nmse_rows = [[Raw(_swatch(s_name) + esc(s_name)),
