@@ -148,12 +148,16 @@ def test_bound_and_gap_fields_are_shown_when_present(runs, tmp_path):
     report = json.loads((folder / "report.json").read_text())
     report["bound"] = {"expected_tnmse": 7.5e-4, "note": "text is not a number"}
     report["gap_to_bound"] = 0.175
+    report["expected"] = {"optimised": 8e-4, "bound": {"per_time": [1e-4, 2e-4]}}
     (folder / "report.json").write_text(json.dumps(report))
     assert [(label, key) for label, key, _ in bound_items(report)] == [
         ("bound.expected_tnmse", "/bound/expected_tnmse"), ("gap_to_bound", "/gap_to_bound")]
     text = write_report(folder).path.read_text()
     assert 'data-key="/bound/expected_tnmse" data-value="0.00075">7.500e-04<' in text
     assert 'data-key="/gap_to_bound" data-value="0.175">0.175<' in text
+    assert 'data-key="/expected/bound/per_time/1" data-value="0.0002">2.000e-04<' in text  # in the table
+    assert "Bound and gap" in text and "/expected/optimised" not in text
+    check_tags(folder, text, 8)
 
 
 # --- in a real browser ------------------------------------------------------------------------------

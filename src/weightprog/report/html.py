@@ -322,20 +322,23 @@ def cell_text(sig) -> str:
 
 # --- bound / gap (issue 17): rendered generically when the run recorded them ---------------------------
 
-def bound_items(report: dict, prefix: str = "") -> list[tuple[str, str, Any]]:
-    """(label, JSON pointer, value) for every number under a key named bound* / gap* / *bound*."""
+def bound_items(report: dict, prefix: str = "", lists: bool = False) -> list[tuple[str, str, Any]]:
+    """(label, JSON pointer, value) for every number under a key named *bound* or gap* (at any depth;
+    the run's settings and search histories aside), so the page shows them whatever the run names them."""
     out = []
 
     def walk(x, pointer, label, inside):
         if isinstance(x, dict):
             for k, v in x.items():
-                hit = inside or "bound" in k.lower() or k.lower().startswith("gap")
-                walk(v, f"{pointer}/{k}", f"{label}.{k}" if label else k, hit)
+                key = str(k).lower()
+                hit = inside or "bound" in key or key.startswith("gap")
+                walk(v, f"{pointer}/{k}", f"{label}.{k}" if label else str(k), hit)
+        elif isinstance(x, list) and inside and lists and len(x) <= 12:  # per-time values, not histories
+            for i, v in enumerate(x):
+                walk(v, f"{pointer}/{i}", f"{label}[{i}]", inside)
         elif isinstance(x, (int, float)) and not isinstance(x, bool) and inside:
             out.append((label, pointer, x))
-    for k, v in report.items():
-        if "bound" in k.lower() or k.lower().startswith("gap"):
-            walk(v, f"{prefix}/{k}", k, True)
+    walk({k: v for k, v in report.items() if k not in ("settings", "search")}, prefix, "", False)
     return out
 
 
@@ -486,6 +489,10 @@ def optimize_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
     tables = ("<h3>Weight error (re-scored on fresh samples and draws)</h3>" + tnmse_table(r["tnmse"], r["times_s"], "report.json", "/tnmse")
               + "<h3>Searches</h3>" + table(["search", "generations", "evaluations", "loss", "converged", "stopped because",
                                              "wall s", "polish"], search_rows, {1, 2, 3, 6}))
+    bound_rows = bound_items(r, lists=True)
+    if bound_rows:
+        tables += "<h3>Bound and gap (as report.json records them)</h3>" + table(
+            ["field", "value"], [[label, Raw(num(v, ptr, "report.json"))] for label, ptr, v in bound_rows], {1})
     if r.get("per_layer"):
         tables += "<h3>Per-layer strategies</h3>" + table(
             ["layer", "weights", "own strategy TNMSE", "network-wide TNMSE", "gain", "file"],
