@@ -27,7 +27,7 @@ def compare_devices_command(devices, seed, budget_s, naive_key, out_dir, **searc
 
     Every device gets the same search (settings, sample, seeds, cell choice, times); devices are
     ranked by their optimum and by the naive baseline, and the output says whether the two
-    rankings differ. Writes comparison.json, comparison.csv and tnmse_vs_time.png to --out.
+    rankings differ. Writes comparison.json, comparison.csv, tnmse_vs_time.png and report.html to --out.
     """
     models = [get_device(d) for d in devices]  # bad names fail before any search
     settings, values, sample, source = search_inputs(seed=seed, budget_s=budget_s, **search)

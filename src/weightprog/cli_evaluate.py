@@ -88,7 +88,7 @@ def load_entry_point(spec: str, eval_size: int | None = None):
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Keep these modules digital; repeatable.")
 @click.option("--metric-name", default="accuracy", show_default=True, help="Axis label of the figure.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Write results.csv, results.json and accuracy_vs_time.png here.")
+              help="Write results.csv, results.json, accuracy_vs_time.png and report.html here.")
 @click.option("--eval-size", type=click.IntRange(min=1), default=None,
               help="Reference workloads: evaluate on the first N test items (images, tokens, sentences).")
 @click.option("--progress/--no-progress", default=True, show_default=True)

@@ -47,7 +47,7 @@ def _eval_sizes(items) -> dict:
               help="Optimise on each trained variant's weights, or use the FP weights' strategy for both.")
 @click.option("--threads", default=None, type=int, help="torch threads (default: torch's choice).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
-              help="Results folder: <workload>/results.json, results.csv, summary.md, figures/.")
+              help="Results folder: <workload>/results.json, results.csv, summary.md, figures/, report.html.")
 def study(workloads, devices, times, repeats, seed, eval_sizes, periphery, max_generations, popsize,
           f_max, polish_steps, optimise_on, threads, out_dir):
     """Optimise, then evaluate FP/HWA × naive/hand-crafted/optimised over time on real workloads."""

@@ -26,7 +26,7 @@ from .sweep import load_sweep, run_sweep
 def sweep(sweep_file, out_dir, workers, ray_address, skip_failed, list_only):
     """Run every job of a sweep file (optimize / compare over devices, cells, grids, times, weights,
     seeds). Finished jobs are written to OUT/jobs/<id>.json as they end; re-running the same sweep
-    skips them and runs only the rest. Writes OUT/summary.csv and OUT/summary.png."""
+    skips them and runs only the rest. Writes OUT/summary.csv, OUT/summary.png and OUT/report.html."""
     import os
 
     plan = load_sweep(sweep_file)
