@@ -358,3 +358,29 @@ def test_second_run_into_a_locked_folder_stops(tmp_path):
         holder.wait()
     lock_folder(out)  # the holder's death released it (kill -9 included): no stale lock
     unlock_folder(out)
+
+
+def test_interrupt_messages_promise_only_what_happens(monkeypatch):
+    import weightprog.cli_device as cli_device
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_device, "get_device", interrupted)
+    result = CliRunner().invoke(main, ["device", "show", "pcm"])
+    assert result.exit_code == 130 and "show keeps no partial results" in result.output
+    assert "resume" not in result.output
+
+
+def test_force_starts_afresh_where_settings_differ(tmp_path):
+    out = tmp_path / "run"
+    first = CliRunner().invoke(main, ["optimize", *TINY_SEARCH, "--out", str(out)])
+    assert first.exit_code == 0, first.output
+    other = [*TINY_SEARCH[:-1], "1s,1y"]
+    refused = CliRunner().invoke(main, ["optimize", *other, "--out", str(out)])
+    last = refused.output.strip().splitlines()[-1]  # after the line saying what it optimises
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert "checkpoint is from a run with other settings; use another --out" in last
+    forced = CliRunner().invoke(main, ["optimize", *other, "--out", str(out), "--force"])
+    assert forced.exit_code == 0, forced.output
+    assert '"times_s": [\n  1.0,\n  31536000.0\n ]' in (out / "report.json").read_text()

@@ -86,6 +86,7 @@ def test_expansion_and_stable_ids(tmp_path, tiny):
     ("devices: [pcm]\nbogus: 1\n", r"unknown key 'bogus'; allowed: name, kind"),
     ("devices: [pcm]\nsetings: {popsize: 5}\n", r"unknown key 'setings' \(did you mean 'settings'\?\)"),
     ("settings: {popsize: 5, polsh: false}\n", r"settings: unknown key 'polsh' \(did you mean 'polish'\?\)"),
+    ("cells: [{pair: 2}]\n", r"cells\[0\]: unknown key 'pair' \(did you mean 'pairs'\?\)"),
     ("settings: {seed: 3}\n", r"settings\.seed: is set with the grid's axes"),
     ("settings: {popsize: 0}\n", r"settings\.popsize: must be >= 1, got 0"),
     ("settings: {rescore_blocks: 0}\n", r"settings\.rescore_blocks: must be >= 1, got 0"),

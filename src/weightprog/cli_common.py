@@ -9,8 +9,12 @@ from contextlib import contextmanager
 import click
 
 from .errors import WeightprogError
-from .validate import SettingError
 from .timeunits import DEFAULT_TIMES_S, parse_times
+from .validate import SettingError
+
+
+RESUMABLE = ("optimize", "compare-devices", "sweep", "study")
+"""Commands that checkpoint as they go and resume when rerun with the same arguments."""
 
 
 class Group(click.Group):
@@ -22,7 +26,11 @@ class Group(click.Group):
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("\ninterrupted: checkpoints are kept; rerun the same command to resume", err=True)
+            if ctx.invoked_subcommand in RESUMABLE:
+                click.echo("\ninterrupted: checkpoints are kept; rerun the same command to resume", err=True)
+            else:  # say only what happens: these commands keep no partial work
+                click.echo(f"\ninterrupted: {ctx.invoked_subcommand or 'the command'} keeps no partial results; "
+                           f"rerun it to start again", err=True)
             sys.exit(130)
 
 

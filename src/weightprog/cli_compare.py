@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from .cli_optimize import search_inputs, search_options
+from .cli_optimize import discard_checkpoints, search_inputs, search_options
 from .cli_report import write_run_report
 from .compare import DEFAULT_NAIVE, NAIVE_KEYS, compare_devices, table_text, write_comparison
 from .devices import get_device
-from .fileio import check_output_folder
+from .fileio import check_output_folder, folder_lock
 from .report.progress import SearchBars
 from .timeunits import format_times
 
@@ -22,7 +22,8 @@ from .timeunits import format_times
 @click.option("--naive", "naive_key", type=click.Choice(NAIVE_KEYS), default=DEFAULT_NAIVE, show_default=True,
               help="The F=1 baseline the naive ranking and the dashed curves use.")
 @click.option("--out", "out_dir", default="runs/compare", show_default=True, type=click.Path())
-def compare_devices_command(devices, seed, budget_s, naive_key, out_dir, **search):
+@click.option("--force", is_flag=True, help="Start afresh: discard --out's search checkpoints instead of resuming.")
+def compare_devices_command(devices, seed, budget_s, naive_key, out_dir, force, **search):
     """Compare devices by the weight error of their optimised strategy and of naive programming.
 
     Every device gets the same search (settings, sample, seeds, cell choice, times); devices are
@@ -32,6 +33,9 @@ def compare_devices_command(devices, seed, budget_s, naive_key, out_dir, **searc
     models = [get_device(d) for d in devices]  # bad names fail before any search
     settings, values, sample, source = search_inputs(seed=seed, budget_s=budget_s, **search)
     out = check_output_folder(out_dir)  # created (and locked) by compare_devices once its checks pass
+    if force and (out / "checkpoints").is_dir():
+        with folder_lock(out / "checkpoints", "weightprog compare-devices"):
+            discard_checkpoints(out / "checkpoints")
     click.echo(f"comparing {', '.join(m.name for m in models)} for {source} ({values.numel():,} weights, "
                f"search sample {sample.size:,}), {settings.pairs} pair(s), "
                f"times {','.join(format_times(settings.times_s))}, seed {seed}", err=True)

@@ -91,6 +91,12 @@ def search_inputs(weights, distribution, normalise, pairs, significance, f_max, 
     return settings, values, sample_from_values(values, seed=seed, source=source), source
 
 
+def discard_checkpoints(folder: Path) -> None:
+    """--force: delete the search checkpoints under `folder` (held locked by this run), nothing else."""
+    for path in sorted(folder.glob("**/checkpoint_*.json")):
+        path.unlink()
+
+
 @click.command()
 @click.option("--device", default="pcm", show_default=True, help="Device name or YAML/JSON file.")
 @search_options
@@ -102,7 +108,8 @@ def search_inputs(weights, distribution, normalise, pairs, significance, f_max, 
 @click.option("--per-layer", is_flag=True,
               help="Also one strategy per layer of --weights, each against the network-wide one.")
 @click.option("--out", "out_dir", default="runs/optimize", show_default=True, type=click.Path())
-def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir, **search):
+@click.option("--force", is_flag=True, help="Start afresh: discard --out's search checkpoints instead of resuming.")
+def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir, force, **search):
     """Find the programming strategy with the lowest time-averaged weight error."""
     dev = get_device(device)
     if per_layer and not search["weights"]:
@@ -110,6 +117,8 @@ def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir,
     settings, values, sample, source = search_inputs(seed=seed, budget_s=budget_s, rescore_blocks=rescore_blocks,
                                                      **search)
     out = lock_folder(out_dir, "weightprog optimize")  # before the search: a second run into it stops here
+    if force:
+        discard_checkpoints(out)
     times = settings.times_s
     click.echo(f"optimising for {source} ({values.numel():,} weights, search sample {sample.size:,}) "
                f"on device {dev.name}, {settings.pairs} pair(s), times {','.join(format_times(times))}", err=True)

@@ -163,9 +163,7 @@ def _cells(value, where: str, f_max: int) -> list[dict]:
                 _fail(w, str(exc))
             cell = {"pairs": len(sig), "significance": sig, "f_max": f_max}
         elif isinstance(item, dict):
-            unknown = set(item) - {"pairs", "significance", "f_max"}
-            if unknown:
-                _fail(w, f"unknown key(s) {', '.join(sorted(unknown))}; allowed: pairs, significance, f_max")
+            unknown_keys(item, ("pairs", "significance", "f_max"), w, SweepError)
             sig = item.get("significance", "auto")
             if sig != "auto":
                 try:
