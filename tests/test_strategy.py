@@ -1,6 +1,10 @@
 """Strategies: interpolation, mirroring, baselines in range, JSON round trips."""
 
+import importlib.util
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,3 +158,14 @@ def test_bad_strategy_fields(key, value, match):
     data[key] = value
     with pytest.raises(WeightprogError, match=match):
         Strategy.from_dict(data)
+
+
+def test_crosscheck_script_says_why_without_aihwkit():
+    """scripts/crosscheck_aihwkit.py needs aihwkit (an optional extra): without it, one line and exit 2."""
+    if importlib.util.find_spec("aihwkit") is not None:
+        pytest.skip("aihwkit is installed here: the script would run the cross-check")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "crosscheck_aihwkit.py"
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "aihwkit is not importable" in run.stderr and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
