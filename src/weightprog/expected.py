@@ -320,3 +320,282 @@ class ExpectedTNMSE:
     def __call__(self, strategy: Strategy) -> torch.Tensor:
         """(B,) expected TNMSE of each strategy in the batch."""
         return self.evaluate(strategy).mean
+
+
+# --- the bound and the pointwise optimum ----------------------------------------------------------
+
+@dataclass
+class PointwiseResult:
+    """Targets chosen for each weight value on its own (no table shape imposed), and its error."""
+
+    u: torch.Tensor
+    """(N,) |u| nodes (quantile bins of the density, two nodes per bin)."""
+    prob: torch.Tensor
+    """(N,) share of the weights at each node."""
+    targets: torch.Tensor
+    """(N, 2P) device targets at each node, µS."""
+    significance: tuple[float, ...]
+    scales: torch.Tensor
+    """(T,) read-out scale per time, 1/µS: ŵ_k = scale_k · Σ f_p (g⁺_p − g⁻_p)."""
+    per_time: torch.Tensor
+    """(T,) expected NMSE at each time."""
+    compensated: bool
+    """False: one free scale per time (the bound); True: scale = α_k/β with α_k the deployed drift
+    compensation of this mapping and β free (the best achievable under that compensation)."""
+    beta: float | None = None
+    """With `compensated`: the mapping's β, µS of W_hw per unit weight."""
+
+    @property
+    def mean(self) -> float:
+        return float(self.per_time.mean())
+
+
+class Pointwise:
+    """Per-node minimisation of the expected error over every mapping u → targets in
+    [g_min, g_max]^(2P), for a density, device and cell (all in float64)."""
+
+    def __init__(self, model: ExpectedTNMSE, significance: Sequence[float], bins: int = 48,
+                 levels: int = 13):
+        self.model, self.sig = model, tuple(float(f) for f in significance)
+        self.pairs = len(self.sig)
+        lookup = model.moments.lookup_table(torch.float64)
+        self._at = lambda g: interpolate(lookup, model.g0, model.step, g)
+        one = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        nodes = weight_bins(model.values, one, bins)
+        self.u, self.prob = nodes.u, nodes.prob
+        dev = model.device
+        self.levels = torch.linspace(dev.g_min, dev.g_max, levels, dtype=torch.float64)
+        self.signed = torch.tensor([s * f for f in self.sig for s in (1.0, -1.0)], dtype=torch.float64)
+
+    # mean and variance of V_k = Σ s_d r_d (µS) for targets (…, 2P) -> (…, K) each
+    def stats(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mom = self._at(g)
+        k = mom.shape[-1] // 2
+        mean = (self.signed[:, None] * mom[..., :k]).sum(-2)
+        var = (self.signed[:, None] ** 2 * mom[..., k:]).sum(-2)
+        return mean, var
+
+    def alpha(self, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        """(T,) deployed drift compensation of a mapping (nodes' mean/var (N, K))."""
+        if self.model.compensation == "none":
+            return torch.ones(mean.shape[-1] - 1, dtype=mean.dtype)
+        absm = (self.prob[:, None] * normal_abs_mean(mean, var)).sum(0)
+        return absm[0] / absm[1:]
+
+    def objective(self, u: torch.Tensor, g: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+        """Per-node error Σ_k (a_k² E V_k² − 2 a_k u E V_k + u²)/T for targets g (N, …, 2P)."""
+        mean, var = self.stats(g)
+        mean, var = mean[..., 1:], var[..., 1:]
+        inner = u.reshape((-1,) + (1,) * (mean.dim() - 1))
+        return (scales ** 2 * (var + mean ** 2) - 2 * scales * inner * mean + inner ** 2).mean(-1)
+
+    def errors(self, g: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+        """(T,) expected error per time of a mapping (N, 2P) at scales (T,)."""
+        mean, var = self.stats(g)
+        mean, var = mean[:, 1:], var[:, 1:]
+        u = self.u[:, None]
+        return (self.prob[:, None] * (scales ** 2 * var + (scales * mean - u) ** 2)).sum(0)
+
+    def best_scales(self, g: torch.Tensor, compensated: bool) -> torch.Tensor:
+        mean, var = self.stats(g)
+        num = (self.prob[:, None] * self.u[:, None] * mean[:, 1:]).sum(0)
+        den = (self.prob[:, None] * (var[:, 1:] + mean[:, 1:] ** 2)).sum(0)
+        if not compensated:
+            return num / den
+        alpha = self.alpha(mean, var)
+        y = (alpha * num).sum() / (alpha ** 2 * den).sum()
+        return alpha * y
+
+    # --- minimisation over targets for fixed scales -------------------------------------------
+    def _pair_states(self) -> torch.Tensor:
+        lv = self.levels
+        return torch.cartesian_prod(lv, lv)  # (S, 2): g⁺, g⁻
+
+    def coarse(self, u: torch.Tensor, scales: torch.Tensor, starts: int = 2) -> torch.Tensor:
+        """(N, starts, 2P) best targets on the level grid (every combination for P ≤ 2; block
+        coordinate descent over pairs from several starts for P ≥ 3)."""
+        states = self._pair_states()
+        S = states.shape[0]
+        if self.pairs == 1:
+            obj = self.objective(u, states[None].expand(u.numel(), -1, -1), scales)
+            idx = obj.topk(min(starts, S), largest=False).indices
+            return states[idx]
+        if self.pairs == 2:
+            # objective = Σ_k a_k²(var_a + var_b + (m_a + m_b)²)/T − 2 a_k u (m_a + m_b)/T + u²
+            (ma, va), (mb, vb) = (self._pair_stats(states, p) for p in range(2))
+            a2 = scales ** 2 / scales.numel()
+            a1 = 2 * scales / scales.numel()
+            const = ((va + ma ** 2) * a2).sum(-1)[:, None] + ((vb + mb ** 2) * a2).sum(-1)[None]
+            const = const + 2 * (ma * a2) @ mb.T  # (S, S)
+            lin = (ma * a1).sum(-1)[:, None] + (mb * a1).sum(-1)[None]
+            out = []
+            for chunk in torch.split(u, 16):
+                obj = const[None] - chunk[:, None, None] * lin[None]
+                idx = obj.reshape(chunk.numel(), -1).topk(starts, largest=False).indices
+                out.append(torch.cat([states[idx // S], states[idx % S]], -1))
+            return torch.cat(out)
+        return self._coordinate_descent(u, scales, starts)
+
+    def _pair_stats(self, states: torch.Tensor, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance (S, T) of pair p's share f_p·(r⁺ − r⁻) for its states (S, 2)."""
+        mom = self._at(states)  # (S, 2, 2K)
+        k = mom.shape[-1] // 2
+        f = self.sig[p]
+        return (f * (mom[:, 0, 1:k] - mom[:, 1, 1:k]), f * f * (mom[:, 0, k + 1:] + mom[:, 1, k + 1:]))
+
+    def _coordinate_descent(self, u, scales, starts):
+        states = self._pair_states()
+        n, S, P = u.numel(), states.shape[0], self.pairs
+        rng = torch.Generator().manual_seed(0)
+        g = self.levels[torch.randint(len(self.levels), (n, starts, 2 * P), generator=rng)]
+        g[:, 0] = self.levels[0]
+        for _ in range(4):
+            for p in range(P):
+                trial = g[:, :, None, :].expand(n, starts, S, 2 * P).clone()
+                trial[..., 2 * p:2 * p + 2] = states
+                obj = self.objective(u, trial, scales)  # (n, starts, S)
+                best = obj.argmin(-1)
+                g[..., 2 * p:2 * p + 2] = states[best]
+        return g
+
+    def refine(self, u: torch.Tensor, g: torch.Tensor, scales: torch.Tensor, rounds: int = 18) -> torch.Tensor:
+        """Pattern search around each start (N, M, 2P), shrinking the step; best per node (N, 2P).
+        Moves: each device alone, and every two together (a pair's common mode, a trade between
+        pairs). Each device's moments are looked up once per round at its three candidate values."""
+        dev = self.model.device
+        n, m, d = g.shape
+        step = float(self.levels[1] - self.levels[0])
+        moves = [[1] * d]
+        for i in range(d):
+            for a in (0, 2):
+                moves.append([a if k == i else 1 for k in range(d)])
+            for j in range(i + 1, d):
+                for a, b in ((0, 0), (0, 2), (2, 0), (2, 2)):
+                    moves.append([a if k == i else b if k == j else 1 for k in range(d)])
+        idx = torch.tensor(moves)  # (M, d): 0 = down a step, 1 = stay, 2 = up
+        onehot = torch.nn.functional.one_hot(idx, 3).transpose(1, 2).reshape(len(moves), 3 * d).double()
+        delta = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
+        best = g.clone()
+        best_obj = self.objective(u, best, scales)
+        inner = u.reshape(-1, 1, 1, 1)
+        for r in range(rounds):
+            if r % 2 == 0:  # two passes per step size
+                step *= 0.5
+            values = (best[:, :, None, :] + step * delta[:, None]).clamp(dev.g_min, dev.g_max)  # (n, m, 3, d)
+            mom = self._at(values)  # (n, m, 3, d, 2K)
+            k = mom.shape[-1] // 2
+            cm = (self.signed[:, None] * mom[..., 1:k]).reshape(n, m, 3 * d, -1)
+            cv = (self.signed[:, None] ** 2 * mom[..., k + 1:]).reshape(n, m, 3 * d, -1)
+            mean, var = onehot @ cm, onehot @ cv  # (n, m, M, T)
+            obj = (scales ** 2 * (var + mean ** 2) - 2 * scales * inner * mean + inner ** 2).mean(-1)
+            i = obj.argmin(-1)  # (n, m)
+            cobj = obj.gather(2, i[..., None]).squeeze(-1)
+            cand = values.gather(2, idx[i][:, :, None, :]).squeeze(2)
+            better = cobj < best_obj
+            best = torch.where(better[..., None], cand, best)
+            best_obj = torch.where(better, cobj, best_obj)
+        pick = best_obj.argmin(-1)
+        return best[torch.arange(n), pick]
+
+    def minimise(self, u: torch.Tensor, scales: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 2P) best targets per node for fixed scales (coarse grid, then refined; the previous
+        mapping is one more start, so an outer iteration never gets worse)."""
+        starts = self.coarse(u, scales)
+        if previous is not None:
+            starts = torch.cat([starts, previous[:, None]], 1)
+        return self.refine(u, starts, scales)
+
+    def solve(self, compensated: bool, iterations: int = 8) -> PointwiseResult:
+        """Alternate: best targets per node for the scales, best scales for the targets (with
+        `compensated`: α_k from the mapping as the hardware computes it, β free), from the
+        hand-crafted mappings as starts; the best mapping seen is returned."""
+        from .baselines import baseline  # local: starts only
+        from .cell import Cell
+        dev = self.model.device
+        best = None
+        for name in ("lsp-first", "msp-first"):
+            start = baseline(name, Cell(self.sig), dev.g_min, dev.g_max).targets(self.u)[0]
+            g, history = start, []
+            for _ in range(iterations):
+                scales = self.best_scales(g, compensated)
+                err = self.errors(g, scales)
+                history.append(float(err.mean()))
+                if best is None or float(err.mean()) < best[0]:
+                    best = (float(err.mean()), g, scales, err)
+                if len(history) > 1 and history[-2] - history[-1] < 1e-5 * history[-1]:
+                    break
+                g = self.minimise(self.u, scales, g)
+            scales = self.best_scales(g, compensated)
+            err = self.errors(g, scales)
+            if float(err.mean()) < best[0]:
+                best = (float(err.mean()), g, scales, err)
+        _, g, scales, err = best
+        beta = None
+        if compensated:
+            mean, var = self.stats(g)
+            beta = float(self.alpha(mean, var)[0] / scales[0])
+        return PointwiseResult(self.u, self.prob, g, self.sig, scales, err, compensated, beta)
+
+    def targets_at(self, u: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+        """(len(u), 2P) best targets at arbitrary |u| values for fixed scales."""
+        return self.minimise(u.double(), scales)
+
+
+def bound(model: ExpectedTNMSE, significance: Sequence[float], bins: int = 48) -> PointwiseResult:
+    """The lowest expected TNMSE any mapping weight → targets in [g_min, g_max]^(2P) reaches with
+    one free read-out scale per time (no drift compensation can do better), for this cell."""
+    return Pointwise(model, significance, bins).solve(compensated=False)
+
+
+def pointwise_strategy(model: ExpectedTNMSE, significance: Sequence[float], points: int = 41,
+                       polish_steps: int = 150, solution: PointwiseResult | None = None,
+                       name: str = "pointwise") -> tuple[Strategy, PointwiseResult]:
+    """The pointwise optimum under the deployed drift compensation as a dense strategy.
+
+    The compensated pointwise solution (α from the mapping as the hardware computes it, β free)
+    gives the read-out scales; the best targets for them are found at `points` grid weights
+    (quantiles of |u| and a uniform set, 0 and 1 included), and the table and β are then
+    polished by gradient on the expected error with the real compensation (kept if it helps).
+    The table need not be mirrored-monotonic or smooth; it may clip the largest weights
+    (W_hw(1) < β)."""
+    pw = Pointwise(model, significance)
+    sol = solution or pw.solve(compensated=True)
+    a = model.values.abs().double()
+    quant = torch.quantile(a[torch.randperm(a.numel(), generator=torch.Generator().manual_seed(0))[:200_000]],
+                           torch.linspace(0, 1, points - points // 3, dtype=torch.float64))
+    grid = torch.unique(torch.cat([quant, torch.linspace(0, 1, points // 3 + 1, dtype=torch.float64),
+                                   torch.tensor([0.0, 1.0], dtype=torch.float64)]).clamp(0, 1))
+    keep = torch.cat([torch.tensor([True]), grid.diff() > 1e-4])
+    grid = grid[keep]
+    grid[-1] = 1.0
+    table = pw.targets_at(grid, sol.scales)
+    dev = model.device
+    sig = torch.tensor(pw.sig, dtype=torch.float64)
+    strategy = Strategy(grid, table[None], sig[None], torch.tensor([sol.beta]), dev.g_min, dev.g_max, [name])
+    if polish_steps > 0:
+        strategy = _polish_table(model, strategy, polish_steps)
+    return strategy, sol
+
+
+def _polish_table(model: ExpectedTNMSE, strategy: Strategy, steps: int) -> Strategy:
+    """Adam on a strategy's table (through a sigmoid into the device range) and log β, on the
+    expected error with the real drift compensation; the better of before and after."""
+    dev = model.device
+    span = dev.g_max - dev.g_min
+    x0 = ((strategy.conductances - dev.g_min) / span).clamp(1e-4, 1 - 1e-4)
+    raw = torch.log(x0 / (1 - x0)).requires_grad_(True)
+    log_beta = torch.log(strategy.beta.clone()).requires_grad_(True)
+    opt = torch.optim.Adam([raw, log_beta], lr=0.02)
+    best = (float(model(strategy)[0]), strategy)
+    for _ in range(steps):
+        opt.zero_grad()
+        table = dev.g_min + span * torch.sigmoid(raw)
+        loss = model.per_time(strategy.grid, table, strategy.significance, torch.exp(log_beta), grad=True).mean()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        table = dev.g_min + span * torch.sigmoid(raw)
+        after = Strategy(strategy.grid, table, strategy.significance, torch.exp(log_beta), dev.g_min, dev.g_max,
+                         list(strategy.names))
+    score = float(model(after)[0])
+    return after if score < best[0] else best[1]
