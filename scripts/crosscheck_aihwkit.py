@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import inspect
 import json
 import math
@@ -398,6 +399,10 @@ def main() -> int:
                   f"torch headers; docs/VALIDATION.md). --weightprog-only prints weightprog's side alone.",
                   file=sys.stderr)
             return 2
+    if parts & {"mlp", "strategy"} and importlib.util.find_spec("sklearn") is None:
+        print("error: the MLP parts need scikit-learn (its digits data set): pip install scikit-learn, "
+              "or --parts moments", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
