@@ -186,7 +186,14 @@ def browser():
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_page_in_chromium(runs, browser, kind):
-    folder, data_file = runs[kind]
+    tags = check_in_chromium(browser, kind, runs[kind][0])
+    if kind != "evaluate":
+        assert any(file == runs[kind][1] and key.endswith("optimised/mean") for file, key, _, _ in tags)
+
+
+def check_in_chromium(browser, kind: str, folder: Path) -> list:
+    """Load folder/report.html from file://: no console error, no request but the page itself and
+    its data: images, every figure drawn, every tagged number equal to its file's; the tags."""
     page = browser.new_page()
     errors, requests = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -199,27 +206,27 @@ def test_page_in_chromium(runs, browser, kind):
     sizes = page.eval_on_selector_all("img, main > section svg, figure > svg",
                                       "els => els.map(e => [e.getBoundingClientRect().width, "
                                       "e.getBoundingClientRect().height, e.complete === undefined || e.naturalWidth > 0])")
-    assert len(sizes) >= (2 if kind == "evaluate" else 2)
+    assert len(sizes) >= FIGURES[kind]
     for width, height, loaded in sizes:
         assert width > 100 and height > 50 and loaded
     tags = page.eval_on_selector_all("[data-key]", "els => els.map(e => [e.dataset.file, e.dataset.key, "
                                      "e.dataset.value, e.innerText])")
-    assert len(tags) >= 4
+    assert len(tags) >= (0 if kind == "sweep" else 3)  # a sweep's numbers come from summary.csv
     for file, key, value, shown in tags:
         data = json.loads((folder / file).read_text())
         assert float(value) == pointer(data, key) and shown_equals(shown, pointer(data, key)), (key, shown)
-    if kind != "evaluate":
-        assert any(file == data_file and key.endswith("optimised/mean") for file, key, _, _ in tags)
     shots = os.environ.get("WEIGHTPROG_REPORT_SCREENSHOTS")
     if shots:
         Path(shots).mkdir(parents=True, exist_ok=True)
         height = min(1500, page.evaluate("document.documentElement.scrollHeight"))  # the top: question, result, inputs
-        page.screenshot(path=str(Path(shots) / f"report_{kind.replace('-devices', '')}.png"), full_page=True,
+        name = kind.replace("-devices", "").replace("-", "_")
+        page.screenshot(path=str(Path(shots) / f"report_{name}.png"), full_page=True,
                         clip={"x": 0, "y": 0, "width": 1200, "height": height})
     page.close()
+    return tags
 
 
-# --- the other commands' pages (no browser needed) ---------------------------------------------------
+# --- the other commands' pages -------------------------------------------------------------------------
 
 def check_tags(folder: Path, text: str, least: int) -> None:
     tags = TAG.findall(text)
@@ -229,54 +236,88 @@ def check_tags(folder: Path, text: str, least: int) -> None:
         assert float(value) == pointer(data, key) and shown_equals(shown, pointer(data, key)), (key, shown)
 
 
-def test_sweep_page(tmp_path):
-    (tmp_path / "s.yaml").write_text("name: small\nkind: [optimize, compare]\ndevices: [pcm, pcm-lowdrift]\n"
-                                     "cells: [\"1,2\"]\ngrid_points: 3\ntimes: \"1s,1d\"\nseeds: [0]\nsettings:\n"
-                                     "  max_generations: 1\n  popsize: 5\n  rescore_blocks: 1\n  compile: false\n"
-                                     "  polish: false\n  sample_size: 1024\n  rows: 512\n")
-    run("sweep", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "out"), "--workers", "0")
-    text = (tmp_path / "out" / "report.html").read_text()
-    assert "3 of 3" in text and "summary.png" in text and text.count("data:image/png;base64,") == 1
-    rows = (tmp_path / "out" / "summary.csv").read_text().splitlines()
-    assert len(rows) == 1 + 4 and all(r.split(",")[0] in text for r in rows[1:])
-    # a job's record gone: the page says so (rebuilt from the folder)
-    next((tmp_path / "out" / "jobs").glob("*.json")).unlink()
-    result = run("report", str(tmp_path / "out"))
-    assert "partial results" in result.output and "2 of 3 jobs finished" in (tmp_path / "out" / "report.html").read_text()
+def study_record() -> dict:
+    from dataclasses import asdict
 
-
-def test_device_fit_page(tmp_path):
-    run("device", "simulate", "rram-hfox", "--out", str(tmp_path / "m.csv"), "--devices", "40", "--times", "1s,1d,1y")
-    run("device", "fit", str(tmp_path / "m.csv"), "--out", str(tmp_path / "dev.yaml"), "--min-devices", "20")
-    fit = json.loads((tmp_path / "dev.fit.json").read_text())
-    assert fit["devices"] == 440 and fit["reads"] == 3 * 440 and len(fit["bins"]) >= 2
-    text = (tmp_path / "report.html").read_text()
-    check_tags(tmp_path, text, 2 * len(fit["bins"]) + 1)
-    assert "Curves not drawn" not in text and "<svg" in text and "dev.png" in text
-    assert json.loads((tmp_path / "command.json").read_text())["argv"][:3] == ["weightprog", "device", "fit"]
-
-
-def test_study_page(tmp_path):
-    from weightprog.study import write_tables
+    from weightprog.study import StudySettings
 
     strategies = {role: {"label": label, "mean": [0.9, 0.8], "std": [0.01, 0.02]}
                   for role, label in (("naive", "lsp-first (f=1,1)"), ("best hand-crafted", "lsp-first (f=1,2)"),
                                       ("optimised", "optimised (f=1,2)"))}
     strategies["optimised"]["mean"] = [0.9, 0.85]
-    rec = {"workload": "w", "metric": "accuracy", "higher_is_better": True, "eval_size": 10,
-           "checkpoints": {"fp": {"sha256": "abc"}}, "version": "0.1.0", "wall_time_s": 12.5, "periphery": "standard",
-           "settings": {"times_s": [1.0, 3600.0], "repeats": 2, "devices": ["pcm"], "seed": 0},
-           "devices": {"pcm": {"device": {"name": "pcm", "kind": "pcm", "g_min": 0.0, "g_max": 25.0, "t0": 20.0,
-                                          "t_read": 2.5e-7, "p_stuck_min": 0.0, "p_stuck_max": 0.0},
-                               "variants": {"fp": {"digital": 0.91, "strategies": strategies, "tnmse": {
-                                   "naive": 1e-3, "best_hand_crafted": 8e-4, "optimised": 7e-4}}}}}}
-    (tmp_path / "w").mkdir()
-    (tmp_path / "w" / "results.json").write_text(json.dumps(rec))
-    write_tables(tmp_path)
-    text = write_report(tmp_path).path.read_text()
-    check_tags(tmp_path, text, 3)
+    return {"workload": "w", "metric": "accuracy", "higher_is_better": True, "eval_size": 10,
+            "checkpoints": {"fp": {"sha256": "abc"}}, "version": "0.1.0", "wall_time_s": 12.5, "periphery": "standard",
+            "settings": {**asdict(StudySettings(times_s=(1.0, 3600.0), repeats=2)), "devices": ["pcm"]},
+            "devices": {"pcm": {"device": {"name": "pcm", "kind": "pcm", "g_min": 0.0, "g_max": 25.0, "t0": 20.0,
+                                           "t_read": 2.5e-7, "p_stuck_min": 0.0, "p_stuck_max": 0.0},
+                                "variants": {"fp": {"digital": 0.91, "strategies": strategies, "tnmse": {
+                                    "naive": 1e-3, "best_hand_crafted": 8e-4, "optimised": 7e-4}}}}}}
+
+
+@pytest.fixture(scope="module")
+def more_runs(tmp_path_factory):
+    """{kind: (folder, data file)}: a small sweep and a device fit through the command line, and a
+    study folder from a constructed record (its tables and figure by the study's own writers)."""
+    from weightprog.study import StudySettings, plot_study_metric, write_tables
+
+    base = tmp_path_factory.mktemp("more")
+    (base / "s.yaml").write_text("name: small\nkind: [optimize, compare]\ndevices: [pcm, pcm-lowdrift]\n"
+                                 "cells: [\"1,2\"]\ngrid_points: 3\ntimes: \"1s,1d\"\nseeds: [0]\nsettings:\n"
+                                 "  max_generations: 1\n  popsize: 5\n  rescore_blocks: 1\n  compile: false\n"
+                                 "  polish: false\n  sample_size: 1024\n  rows: 512\n")
+    run("sweep", str(base / "s.yaml"), "--out", str(base / "sweep"), "--workers", "0")
+    run("device", "simulate", "rram-hfox", "--out", str(base / "fit" / "m.csv"), "--devices", "40", "--times", "1s,1d,1y")
+    run("device", "fit", str(base / "fit" / "m.csv"), "--out", str(base / "fit" / "dev.yaml"), "--min-devices", "20")
+    rec = study_record()
+    (base / "study" / "w").mkdir(parents=True)
+    (base / "study" / "w" / "results.json").write_text(json.dumps(rec))
+    write_tables(base / "study")
+    plot_study_metric("w", "accuracy", rec["devices"]["pcm"], StudySettings(times_s=(1.0, 3600.0), repeats=2),
+                      base / "study" / "figures" / "w_pcm_metric_vs_time.png", "pcm")
+    write_report(base / "study")
+    return {"sweep": (base / "sweep", "sweep.json"), "device-fit": (base / "fit", "dev.fit.json"),
+            "study": (base / "study", "w/results.json")}
+
+
+def test_sweep_page(more_runs, tmp_path):
+    folder = tmp_path / "sweep"
+    shutil.copytree(more_runs["sweep"][0], folder)
+    text = (folder / "report.html").read_text()
+    assert "3 of 3" in text and "summary.png" in text and text.count("data:image/png;base64,") == 1
+    rows = (folder / "summary.csv").read_text().splitlines()
+    assert len(rows) == 1 + 4 and all(r.split(",")[0] in text for r in rows[1:])
+    # a job's record gone: the page says so (rebuilt from the folder)
+    next((folder / "jobs").glob("*.json")).unlink()
+    result = run("report", str(folder))
+    assert "partial results" in result.output and "2 of 3 jobs finished" in (folder / "report.html").read_text()
+
+
+def test_device_fit_page(more_runs):
+    folder = more_runs["device-fit"][0]
+    fit = json.loads((folder / "dev.fit.json").read_text())
+    assert fit["devices"] == 440 and fit["reads"] == 3 * 440 and len(fit["bins"]) >= 2
+    text = (folder / "report.html").read_text()
+    check_tags(folder, text, 2 * len(fit["bins"]) + 1)
+    assert "Curves not drawn" not in text and "<svg" in text and "dev.png" in text
+    assert json.loads((folder / "command.json").read_text())["argv"][:3] == ["weightprog", "device", "fit"]
+
+
+def test_study_page(more_runs):
+    folder = more_runs["study"][0]
+    text = (folder / "report.html").read_text()
+    check_tags(folder, text, 3)
     assert 'data-key="/devices/pcm/variants/fp/strategies/optimised/mean/1" data-value="0.85">0.85<' in text
     assert "Criteria at the last time point" in text and "-6.0 points" in text
+    assert "w_pcm_metric_vs_time.png" in text
+
+
+FIGURES = {"optimize": 5, "evaluate": 2, "compare-devices": 2, "sweep": 1, "device-fit": 2, "study": 2}
+"""Least figures (img or svg) on each kind of page."""
+
+
+@pytest.mark.parametrize("kind", ["sweep", "device-fit", "study"])
+def test_other_pages_in_chromium(more_runs, browser, kind):
+    check_in_chromium(browser, kind, more_runs[kind][0])
 
 
 def test_search_bars_count_to_convergence():

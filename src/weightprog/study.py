@@ -268,7 +268,7 @@ def plot_study_metric(name, metric, drec, settings, path, dev_name):
     legend_outside(axes[0][-1], fontsize=7)
     axes[0][0].set_ylabel(f"{metric} (mean ±1σ, R={settings.repeats})", fontsize=8)
     try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=80, bbox_inches="tight"))
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     finally:
         plt.close(fig)
 

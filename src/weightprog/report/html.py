@@ -682,9 +682,11 @@ def study_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
     first = records[0][1]
     st = first.get("settings", {})
     names = [r["workload"] for _, r in records]
+    variants = sorted({v for _, r in records for d in r.get("devices", {}).values() for v in d.get("variants", {})})
     question = (f"Do the reference workloads ({esc(', '.join(names))}) keep their {esc(first.get('metric', 'metric'))} "
                 f"from {esc(format_time(st['times_s'][0]))} to {esc(format_time(st['times_s'][-1]))} after "
-                "programming, naive vs best hand-crafted vs optimised, FP- and HWA-trained?")
+                f"programming, naive vs best hand-crafted vs optimised ({esc(' and '.join(v.upper() for v in variants))}"
+                "-trained)?")
     cards, device_models, done = [], {}, True
     last = format_time(st["times_s"][-1])
     for folder_name, r in records:
@@ -715,16 +717,16 @@ def study_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
         ("periphery", first.get("periphery")),
         ("search", f"popsize {st.get('popsize')}, {st.get('max_generations')} generations per F, F = 1…{st.get('f_max')}, "
                    f"{st.get('sample_size')} sampled weights, polish {st.get('polish_steps')} steps, optimised on "
-                   f"{st.get('optimise_on')}"),
+                   f"{st.get('optimise_on')}" if "popsize" in st else None),
         ("seed", st.get("seed")),
         ("weightprog version", first.get("version")),
-        ("machine", ", ".join(f"{k} {v}" for k, v in first.get("machine", {}).items())),
+        ("machine", ", ".join(f"{k} {v}" for k, v in first.get("machine", {}).items()) or None),
         ("wall time", "; ".join(f"{r['workload']} {fmt(r.get('wall_time_s'))} s" for _, r in records)),
     ])
     figures = ""
     for name in names:
         for p in sorted((folder / "figures").glob(f"{name}_*metric_vs_time.png")):
-            figures += png_figure(p, f"{name}: metric vs time after programming, mean ± 1σ, FP digital dashed")
+            figures += png_figure(p, f"{name}: metric vs time after programming, mean ± 1σ, FP digital dotted")
         for p in sorted((folder / "figures").glob(f"{name}_*_strategy.png")):
             figures += png_figure(p, f"{name}: optimised strategy")
         for p in sorted((folder / "figures").glob(f"{name}_gradient_weight.png")):
