@@ -19,6 +19,7 @@ from ..devices.base import DeviceModel  # noqa: E402
 from ..devices.fit import FitResult, folded_moments  # noqa: E402
 from ..devices.measurements import simulate_measurements  # noqa: E402
 from ..timeunits import DEFAULT_TIMES_S  # noqa: E402
+from .palette import sequence_colours  # noqa: E402
 
 
 def device_curves(device: DeviceModel, points: int = 101) -> dict[str, np.ndarray]:
@@ -102,6 +103,7 @@ def fit_figure(result: FitResult, seed: int = 0) -> bytes:
     # (a) measured vs fitted trajectories for up to 5 bins
     ax = axes[0, 0]
     shown = np.unique(np.linspace(0, len(b.g) - 1, min(5, len(b.g))).round().astype(int))
+    shades = sequence_colours(len(b.g))  # low G dark to high G light, the same bin the same colour
     residual = np.full((len(b.g), len(times)), np.nan)
     targets = m.device_targets()
     fitted = simulate_measurements(dev, b.g, 400, times, seed=seed)
@@ -117,7 +119,7 @@ def fit_figure(result: FitResult, seed: int = 0) -> bytes:
         f_mean, f_std = fg[k].mean(0), fg[k].std(0)
         residual[k] = (mean * scale - f_mean) / np.maximum(f_std / np.sqrt(b.n_devices[k]), 1e-12)
         if k in shown:
-            line, = ax.plot(times, f_mean, color=f"C{k % 10}", label=f"{b.g[k]:.3g} µS fit")
+            line, = ax.plot(times, f_mean, color=shades[k], label=f"{b.g[k]:.3g} µS fit")
             ax.fill_between(times, f_mean - f_std, f_mean + f_std, color=line.get_color(), alpha=0.15)
             ax.errorbar(times, mean * scale, yerr=std, fmt="o", ms=3, color=line.get_color())
     ax.set(xscale="log", xlabel="time after programming (s)", ylabel="G (µS)",
@@ -126,7 +128,7 @@ def fit_figure(result: FitResult, seed: int = 0) -> bytes:
     # (b) residuals of the bin means, in standard errors
     ax = axes[0, 1]
     for k in range(len(b.g)):
-        ax.plot(times, residual[k], "o-", ms=3, lw=0.8, color=f"C{k % 10}", label=f"{b.g[k]:.3g}" if k in shown else None)
+        ax.plot(times, residual[k], "o-", ms=3, lw=0.8, color=shades[k], label=f"{b.g[k]:.3g}" if k in shown else None)
     ax.axhspan(-2, 2, color="grey", alpha=0.15)
     ax.set(xscale="log", xlabel="time after programming (s)",
            ylabel="(measured − fitted) mean / s.e.", title="residuals of the bin means (grey: ±2)")

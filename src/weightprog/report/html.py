@@ -421,10 +421,10 @@ def _search_progress_figure(histories: dict[str, list[float]], chosen: str = "")
 
     from .palette import legend_outside
 
-    from .palette import search_colours
+    from .palette import sequence_colours
 
     fig, ax = plt.subplots(figsize=(7, 3.6))
-    for (label, h), colour in zip(histories.items(), search_colours(len(histories))):
+    for (label, h), colour in zip(histories.items(), sequence_colours(len(histories))):
         ax.plot(range(len(h)), h, color=colour, lw=2.2 if label == chosen else 1.2, label=label)
     ax.set(xlabel="generation", ylabel="best TNMSE of the search sample", title="searches so far")
     ax.xaxis.get_major_locator().set_params(integer=True)

@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
 import torch  # noqa: E402
 
 from ..fileio import atomic_write  # noqa: E402
-from .palette import legend_outside, search_colours, strategy_colour, strategy_label, strategy_style  # noqa: E402
+from .palette import legend_outside, sequence_colours, strategy_colour, strategy_label, strategy_style  # noqa: E402
 from ..hardware import Mapping, ProgrammedTensor  # noqa: E402
 from ..strategy import Strategy  # noqa: E402
 from ..timeunits import format_times  # noqa: E402
@@ -107,7 +107,7 @@ def plot_error_distribution(strategies: dict[str, Strategy], u: torch.Tensor, de
 
 def plot_convergence(histories: dict[str, list[float]], path: Path, chosen: str = "") -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    shades = search_colours(len(histories))  # one search per cell: a sequence, not the strategy colours
+    shades = sequence_colours(len(histories))  # one search per cell: a sequence, not the strategy colours
     for (label, history), colour in zip(histories.items(), shades):
         finite = [h for h in history if h < float("inf")]
         ax.plot(range(len(history) - len(finite), len(history)), finite, color=colour,

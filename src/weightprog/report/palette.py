@@ -90,8 +90,8 @@ def device_colour(name: str) -> str:
     return DEVICES.get(name, _pick(name, DEVICE_OTHER))
 
 
-def search_colours(n: int) -> list:
-    """Colours of n searches (one per cell F = 1, 2, …): a sequence (viridis), apart from the strategy colours."""
+def sequence_colours(n: int) -> list:
+    """n colours in order (viridis), apart from the strategy colours: searches F = 1, 2, …; conductance bins."""
     import matplotlib
 
     cmap = matplotlib.colormaps["viridis"]
