@@ -1,6 +1,7 @@
 """Sweeps: expansion and ids, resumable runs (killed part-way), failures, local vs Ray."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -117,8 +118,34 @@ def test_errors_name_the_file_and_the_field(tmp_path, text, match):
 
 # --- running ----------------------------------------------------------------------------------
 
+def session_processes(sid: int) -> list[int]:
+    """Live processes of session `sid` (a driver started with start_new_session: it and its workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+                if os.getsid(int(entry.name)) == sid and state not in "ZX":
+                    found.append(int(entry.name))
+            except OSError:
+                pass
+    return found
+
+
+def wait_until_gone(sid: int, within_s: float) -> list[int]:
+    deadline = time.perf_counter() + within_s
+    while session_processes(sid) and time.perf_counter() < deadline:
+        time.sleep(0.2)
+    left = session_processes(sid)
+    for pid in left:  # never leave them to the next test
+        os.kill(pid, signal.SIGKILL)
+    return left
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
 def test_local_processes_killed_part_way_then_resumed(tmp_path, tiny):
-    """Kill the whole process group (driver and workers) right after the 3rd result; re-run."""
+    """kill -9 the driver alone right after the 3rd result: its workers (and the forkserver and
+    resource tracker) go with it, nothing is left computing; a re-run finishes the rest."""
     path, ref, sweep = tiny
     out = tmp_path / "out"
     script = textwrap.dedent(f"""
@@ -126,11 +153,12 @@ def test_local_processes_killed_part_way_then_resumed(tmp_path, tiny):
         from weightprog.sweep import run_sweep
         def progress(p):
             if p.done >= 3:
-                os.killpg(0, signal.SIGKILL)  # this process, its worker processes, nothing else
+                os.kill(os.getpid(), signal.SIGKILL)  # the driver only, as `kill -9 PID` does
         run_sweep({str(path)!r}, {str(out)!r}, workers=2, progress=progress)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], start_new_session=True, timeout=300)
-    assert proc.returncode == -signal.SIGKILL
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    assert proc.wait(timeout=300) == -signal.SIGKILL
+    assert wait_until_gone(proc.pid, within_s=10) == []  # workers watch their driver (1 s polls)
     status = sweep_status(sweep, out)
     assert len(status.done) == 3 and len(status.pending) == TOTAL - 3 and not status.failed
     before = {jid: (out / "jobs" / f"{jid}.json").read_bytes() for jid in status.done}
@@ -146,6 +174,30 @@ def test_local_processes_killed_part_way_then_resumed(tmp_path, tiny):
     assert third.ran == [] and len(third.skipped) == TOTAL and third.engine == "none"
     rows = (out / "summary.csv").read_text().splitlines()
     assert len(rows) == 1 + 8 + 4 * 2 and (out / "summary.png").stat().st_size > 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_sigterm_stops_driver_and_workers_within_seconds(tmp_path, tiny):
+    """SIGTERM (as Ctrl-C) mid-sweep: the driver stops at once, its running workers with it; the
+    finished jobs are kept."""
+    path, _, sweep = tiny
+    out = tmp_path / "out"
+    script = textwrap.dedent(f"""
+        import os, signal, time
+        from weightprog.sweep import run_sweep
+        def progress(p):
+            if p.done >= 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(30)  # interrupted by the signal's KeyboardInterrupt, not waited out
+        run_sweep({str(path)!r}, {str(out)!r}, workers=2, progress=progress)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True, stderr=subprocess.PIPE,
+                            text=True)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    assert wait_until_gone(proc.pid, within_s=5) == []
+    status = sweep_status(sweep, out)
+    assert len(status.done) >= 2 and not status.failed
 
 
 def test_failed_job_is_recorded_and_others_go_on(tmp_path):

@@ -9,7 +9,9 @@ killed sweep keeps every finished job and a re-run does only the jobs without a 
 that was running when the sweep died is simply run again: its result was never written). The
 summary table (`summary.csv`) and figure (`summary.png`) aggregate the finished jobs of the sweep;
 `sweep.json` lists its jobs and `events.jsonl` logs every job that finished or failed. One driver
-per output folder at a time: two drivers on the same folder would run the same jobs twice.
+per output folder at a time (a lock file: a second driver stops with a message naming the first).
+Ctrl-C or SIGTERM stops the driver and its worker processes within seconds (the jobs they were
+running are run again next time); a worker whose driver was killed (kill -9) exits within a second.
 
 Sweep file::
 
@@ -42,6 +44,7 @@ must be readable at the same paths on every node (and weightprog installed there
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import hashlib
@@ -553,7 +556,8 @@ def _run_processes(jobs: list[dict], workers: int, handle: Callable[[dict], None
     # started once per driver process and reused by later pools
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["weightprog.sweep", "weightprog.search.run", "weightprog.compare"])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
+                             initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(run_job, job): job for job in jobs}
         try:
             for future in as_completed(futures):
@@ -565,9 +569,59 @@ def _run_processes(jobs: list[dict], workers: int, handle: Callable[[dict], None
                               "error": f"a worker process died (killed or out of memory): {exc}",
                               "traceback": ""}
                 handle(record)
-        except BaseException:
+        except BaseException:  # Ctrl-C, SIGTERM, a failing callback: stop the workers now, not after their jobs
+            processes = list((getattr(pool, "_processes", None) or {}).values())  # shutdown forgets them
             pool.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
             raise
+
+
+def _worker_init(driver_pid: int) -> None:
+    """In each worker process: Ctrl-C is the driver's to handle (it stops the workers), and a worker
+    whose driver is gone (kill -9) exits within a second instead of computing for nobody."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def driver_alive() -> bool:
+        try:  # a killed driver not yet reaped by its parent is a zombie: gone all the same
+            return Path(f"/proc/{driver_pid}/stat").read_text().rpartition(")")[2].split()[0] not in "ZX"
+        except OSError:
+            pass
+        try:
+            os.kill(driver_pid, 0)
+            return True
+        except OSError:  # no such process, or one we may not signal now holds the pid
+            return False
+
+    def watch():
+        while driver_alive():
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="weightprog-driver-watch", daemon=True).start()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM stops a sweep as Ctrl-C does (finished jobs kept, workers stopped), from the main thread."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def ray_module():
@@ -648,7 +702,7 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, workers: int = 1, ray:
     if ray is None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
         raise SweepError(f"workers: need an integer >= 0, got {workers!r}")
     out = Path(out)
-    with folder_lock(out, "weightprog sweep"):  # one driver per folder: two would run the same jobs twice
+    with folder_lock(out, "weightprog sweep"), _sigterm_interrupts():  # one driver per folder
         return _run_locked(sweep, out, workers, ray, retry_failed, progress, summary, start)
 
 
