@@ -17,9 +17,12 @@ import zlib
 
 OPTIMISED = "#0072B2"
 FAMILIES = {"optimised": OPTIMISED, "lsp-first": "#D55E00", "msp-first": "#009E73", "single-pair": "#CC79A7"}
+CANDIDATES = {"de": "#56B4E9", "pointwise": "#E69F00"}
+"""What each search method found before the choice (report.json `tnmse`: de, pointwise, pointwise_expressible)."""
 DIGITAL = "#000000"
 BOUND = "#555555"
-OTHER = ("#E69F00", "#56B4E9", "#882255", "#117733", "#999933", "#661100", "#6699CC", "#AA4466")
+OTHER = ("#882255", "#999933", "#661100", "#AA4499", "#777777", "#DDAA33")
+"""Other names (a user's strategy files): none of them near a family's or a candidate's colour."""
 
 DEVICES = {"pcm": "#332288", "pcm-lowdrift": "#44AA99", "ideal": "#999933", "rram-hfox": "#AA4499",
            "ecram": "#DDAA33", "sonos-flash": "#CC6677"}
@@ -57,6 +60,9 @@ def strategy_colour(name: str) -> str:
     if family is not None:
         return FAMILIES[family]
     n = name.lower()
+    for key, colour in CANDIDATES.items():
+        if n == key or n.startswith(key + "_") or n.startswith(key + " "):
+            return colour
     if n.startswith(("digital", "fp ")):
         return DIGITAL
     if n.startswith("bound"):
@@ -69,14 +75,15 @@ def strategy_style(name: str) -> dict:
     family = strategy_family(name)
     if family == "optimised":
         return {"color": OPTIMISED, "ls": "-", "lw": 2.4, "marker": "o", "zorder": 3}  # drawn on top
-    dashed = family is not None and _higher_f(name)
+    dashed = (family is not None and _higher_f(name)) or "expressible" in name.lower()
     return {"color": strategy_colour(name), "ls": "--" if dashed else "-", "lw": 1.4,
             "marker": "s" if dashed else "^"}
 
 
 STRATEGY_LABELS = {"optimised": "optimised", "single_pair": "single-pair F=1", "lsp_first": "lsp-first F=1 (naive)",
                    "msp_first": "msp-first F=1", "lsp_first_best": "lsp-first, best F",
-                   "msp_first_best": "msp-first, best F"}
+                   "msp_first_best": "msp-first, best F", "de": "differential evolution",
+                   "pointwise": "pointwise optimum", "pointwise_expressible": "pointwise, aihwkit-expressible"}
 """How figures and tables name the report keys of an optimisation's scores (report.json `tnmse`)."""
 
 
