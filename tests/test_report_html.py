@@ -331,3 +331,21 @@ def test_search_bars_count_to_convergence():
     assert at(50, 0.5) == 0.25  # no convergence yet: the generation count
     assert at(200, 0.5) == 1.0
     assert search_fraction(Progress(1, 1.0, 0.9, 0, 30.0), 1.0, 1e-3, 200, budget_s=60.0) == 0.5
+
+
+def test_one_colour_per_strategy_across_commands():
+    """The names optimize, evaluate, compare-devices and study give one strategy map to one colour."""
+    from weightprog.report.palette import FAMILIES, strategy_colour, strategy_label, strategy_style
+
+    names = {"optimised": ["optimised", "optimised (f=1,2)", "optimised:layer1.weight"],
+             "lsp-first": ["lsp_first", "lsp-first (f=1,1)", "lsp-first (f=1,2)", "naive (lsp_first F=1)", "naive",
+                           "lsp_first_best", strategy_label("lsp_first"), strategy_label("lsp_first_best", {"f": 3})],
+             "msp-first": ["msp_first", "msp-first (f=1,2)", "msp_first_best"],
+             "single-pair": ["single_pair", "single-pair (f=1)", strategy_label("single_pair")]}
+    for family, forms in names.items():
+        assert {strategy_colour(n) for n in forms} == {FAMILIES[family]}, family
+    assert len(set(FAMILIES.values())) == len(FAMILIES)
+    assert strategy_style("lsp-first (f=1,2)")["ls"] == "--" and strategy_style("lsp-first (f=1,1)")["ls"] == "-"
+    assert strategy_style("naive (lsp_first F=1)")["ls"] == "-" and strategy_style("lsp_first_best")["ls"] == "--"
+    assert strategy_colour("my_strategy.json") == strategy_colour("my_strategy.json")  # fixed by the name
+    assert strategy_colour("my_strategy.json") not in FAMILIES.values()
