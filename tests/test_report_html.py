@@ -349,3 +349,16 @@ def test_one_colour_per_strategy_across_commands():
     assert strategy_style("naive (lsp_first F=1)")["ls"] == "-" and strategy_style("lsp_first_best")["ls"] == "--"
     assert strategy_colour("my_strategy.json") == strategy_colour("my_strategy.json")  # fixed by the name
     assert strategy_colour("my_strategy.json") not in FAMILIES.values()
+
+
+def test_search_bars_take_every_api_s_callback(capsys):
+    from weightprog.report.progress import SearchBars
+    from weightprog.search.evolve import Progress
+
+    with SearchBars(tol=1e-3, max_generations=10) as bars:
+        bars("f=1,2", Progress(1, 1.0, 1.0, 10, 0.1))
+        bars("pcm", "f=1,2", Progress(1, 1.0, 1.0, 10, 0.1))  # compare_devices: (device, cell label, progress)
+        bars("pcm", "f=1,2", Progress(5, 1.0, 1e-3, 50, 0.5))
+    assert list(bars.bars) == ["f=1,2", "pcm f=1,2"]
+    assert bars.done == {"f=1,2": 0.1, "pcm f=1,2": 1.0}
+    assert "search pcm f=1,2: 100%" in capsys.readouterr().err

@@ -7,6 +7,8 @@ CLI passes, and what a Python caller passes to see the same bars:
     with wp.SearchBars(settings) as bars:
         run = wp.optimize(sample, values, "pcm", settings, progress=bars)
 
+The same object serves `compare_devices` (one bar per device and cell) and `optimize_per_layer`.
+
 A search stops when the population's loss spread (std / |mean|) falls to `tol`, so the bar's
 convergence share is how far the spread has come, on a log scale, from its value after the first
 generation to `tol`; a bar counting generations alone would stall near 25 % when the search
@@ -46,7 +48,11 @@ class SearchBars:
         self.first: dict[str, float] = {}
         self.done: dict[str, float] = {}
 
-    def __call__(self, label: str, p) -> None:
+    def __call__(self, *labels_and_progress) -> None:
+        """(label, Progress) from `optimize`, (device, label, Progress) from `compare_devices`,
+        (layer, Progress) from `optimize_per_layer`: the labels name the bar."""
+        *labels, p = labels_and_progress
+        label = " ".join(str(x) for x in labels)
         if label not in self.bars:
             self.close()
             self.bars[label] = tqdm(total=100, desc=f"{self.prefix} {label}", unit="%", leave=True,
