@@ -33,6 +33,7 @@ conductance table and β.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -170,22 +171,30 @@ class WeightBins:
     """(N,) position of the node along its segment."""
 
 
-def weight_bins(values: torch.Tensor, grid: torch.Tensor, per_segment: int = 8) -> WeightBins:
-    """Quantile bins of |values| within each grid segment (each segment's weights split into
-    `per_segment` bins of equal count), two nodes per bin."""
+def weight_bins(values: torch.Tensor, grid: torch.Tensor, per_segment: int = 8,
+                max_width: float = 1 / 32) -> WeightBins:
+    """Bins of |values| within each grid segment: `per_segment` quantile bins of equal count, each
+    further split to at most `max_width` wide (the sparse tail of large weights, where errors
+    change fastest, gets bins of its own); two nodes per bin."""
     a = np.sort(values.detach().reshape(-1).abs().clamp_max(1.0).double().numpy())
     if a.size == 0:
         raise WeightprogError("expected error: no weights")
     edges = grid.detach().double().numpy()
-    cut = np.searchsorted(a, edges[1:-1], side="left")
     nodes, probs, segments = [], [], []
-    for j, part in enumerate(np.split(a, cut)):
+    for j in range(len(edges) - 1):
+        lo, hi = edges[j], edges[j + 1]
+        last = j == len(edges) - 2
+        part = a[np.searchsorted(a, lo, "left"):np.searchsorted(a, hi, "right" if last else "left")]
         if part.size == 0:
             continue
-        for chunk in np.array_split(part, min(per_segment, part.size)):
+        cuts = np.quantile(part, np.linspace(0, 1, per_segment + 1)[1:-1])
+        cuts = np.union1d(cuts, np.arange(lo, hi, max_width)[1:])
+        for chunk in np.split(part, np.searchsorted(part, cuts, "left")):
+            if chunk.size == 0:
+                continue
             mean, sd = chunk.mean(), chunk.std()
             for node in (mean - sd, mean + sd):
-                nodes.append(min(max(node, edges[j]), edges[j + 1]))
+                nodes.append(min(max(node, lo), hi))
                 probs.append(0.5 * chunk.size / a.size)
                 segments.append(j)
     u = torch.tensor(nodes, dtype=torch.float64)
@@ -323,6 +332,18 @@ class ExpectedTNMSE:
 
 
 # --- the bound and the pointwise optimum ----------------------------------------------------------
+
+@contextlib.contextmanager
+def single_thread():
+    """The pointwise minimisation is many small tensor operations: a second intra-op thread only
+    adds synchronisation (on a busy 2-core machine it made it 20× slower), so it runs on one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
 
 @dataclass
 class PointwiseResult:
@@ -506,6 +527,10 @@ class Pointwise:
         return self.refine(u, starts, scales)
 
     def solve(self, compensated: bool, iterations: int = 8) -> PointwiseResult:
+        with single_thread():
+            return self._solve(compensated, iterations)
+
+    def _solve(self, compensated: bool, iterations: int) -> PointwiseResult:
         """Alternate: best targets per node for the scales, best scales for the targets (with
         `compensated`: α_k from the mapping as the hardware computes it, β free), from the
         hand-crafted mappings as starts; the best mapping seen is returned."""
@@ -549,7 +574,7 @@ def bound(model: ExpectedTNMSE, significance: Sequence[float], bins: int = 48) -
 
 def pointwise_strategy(model: ExpectedTNMSE, significance: Sequence[float], points: int = 41,
                        polish_steps: int = 150, solution: PointwiseResult | None = None,
-                       name: str = "pointwise") -> tuple[Strategy, PointwiseResult]:
+                       name: str = "pointwise", expressible: bool = False) -> tuple[Strategy, PointwiseResult]:
     """The pointwise optimum under the deployed drift compensation as a dense strategy.
 
     The compensated pointwise solution (α from the mapping as the hardware computes it, β free)
@@ -557,7 +582,13 @@ def pointwise_strategy(model: ExpectedTNMSE, significance: Sequence[float], poin
     (quantiles of |u| and a uniform set, 0 and 1 included), and the table and β are then
     polished by gradient on the expected error with the real compensation (kept if it helps).
     The table need not be mirrored-monotonic or smooth; it may clip the largest weights
-    (W_hw(1) < β)."""
+    (W_hw(1) < β). With `expressible`, β is tied to the table's largest weight (β = W_hw(1)), the
+    form aihwkit's CustomPairConductanceConverter can express."""
+    with single_thread():
+        return _pointwise_strategy(model, significance, points, polish_steps, solution, name, expressible)
+
+
+def _pointwise_strategy(model, significance, points, polish_steps, solution, name, expressible):
     pw = Pointwise(model, significance)
     sol = solution or pw.solve(compensated=True)
     a = model.values.abs().double()
@@ -572,14 +603,17 @@ def pointwise_strategy(model: ExpectedTNMSE, significance: Sequence[float], poin
     dev = model.device
     sig = torch.tensor(pw.sig, dtype=torch.float64)
     strategy = Strategy(grid, table[None], sig[None], torch.tensor([sol.beta]), dev.g_min, dev.g_max, [name])
+    if expressible:
+        strategy.beta = strategy.hardware_weight(strategy.conductances)[:, -1].clone()
     if polish_steps > 0:
-        strategy = _polish_table(model, strategy, polish_steps)
+        strategy = _polish_table(model, strategy, polish_steps, expressible)
     return strategy, sol
 
 
-def _polish_table(model: ExpectedTNMSE, strategy: Strategy, steps: int) -> Strategy:
-    """Adam on a strategy's table (through a sigmoid into the device range) and log β, on the
-    expected error with the real drift compensation; the better of before and after."""
+def _polish_table(model: ExpectedTNMSE, strategy: Strategy, steps: int, tied: bool = False) -> Strategy:
+    """Adam on a strategy's table (through a sigmoid into the device range) and log β (or, `tied`,
+    β = W_hw at u = 1), on the expected error with the real drift compensation; the better of
+    before and after."""
     dev = model.device
     span = dev.g_max - dev.g_min
     x0 = ((strategy.conductances - dev.g_min) / span).clamp(1e-4, 1 - 1e-4)
@@ -587,15 +621,18 @@ def _polish_table(model: ExpectedTNMSE, strategy: Strategy, steps: int) -> Strat
     log_beta = torch.log(strategy.beta.clone()).requires_grad_(True)
     opt = torch.optim.Adam([raw, log_beta], lr=0.02)
     best = (float(model(strategy)[0]), strategy)
+    def beta_of(table):
+        return strategy.hardware_weight(table)[:, -1] if tied else torch.exp(log_beta)
+
     for _ in range(steps):
         opt.zero_grad()
         table = dev.g_min + span * torch.sigmoid(raw)
-        loss = model.per_time(strategy.grid, table, strategy.significance, torch.exp(log_beta), grad=True).mean()
+        loss = model.per_time(strategy.grid, table, strategy.significance, beta_of(table), grad=True).mean()
         loss.backward()
         opt.step()
     with torch.no_grad():
         table = dev.g_min + span * torch.sigmoid(raw)
-        after = Strategy(strategy.grid, table, strategy.significance, torch.exp(log_beta), dev.g_min, dev.g_max,
+        after = Strategy(strategy.grid, table, strategy.significance, beta_of(table), dev.g_min, dev.g_max,
                          list(strategy.names))
     score = float(model(after)[0])
     return after if score < best[0] else best[1]

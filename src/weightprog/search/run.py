@@ -1,8 +1,10 @@
-"""One whole optimisation: search every F, pick on held-out draws, re-score honestly.
+"""One whole optimisation: search every F, pick the best, re-score honestly.
 
 `optimize()` is what `weightprog optimize` runs: the search over programming strategies for a
-weight sample and device, then the chosen strategy and every hand-crafted baseline re-scored on
-fresh samples and fresh draws with ten times the search's weights.
+weight sample and device (on the deterministic expected TNMSE by default, or on the Monte-Carlo
+TNMSE with its common random numbers, choosing among F on held-out draws), then the chosen
+strategy and every hand-crafted baseline re-scored by Monte Carlo on fresh samples and fresh
+draws with ten times the search's weights.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..baselines import baseline
 from ..cell import Cell
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
+from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategy
 from ..metric import COMPENSATION, TNMSE, TNMSEResult, rescore
 from ..sample import WeightSample, sample_from_values
 from ..strategy import Strategy
@@ -27,6 +30,15 @@ from .evolve import EvolutionResult, Progress, evolve, polish
 from .space import GRID_PLACEMENTS, MODES, StrategySpace, make_grid, snap_to_kinks
 
 BASELINE_KEYS = {"single_pair": "single-pair", "lsp_first": "lsp-first", "msp_first": "msp-first"}
+OBJECTIVES = ("expected", "mc")
+"""What the search minimises: the expected TNMSE (expected.py) or the Monte-Carlo TNMSE (metric.py)."""
+METHODS = ("auto", "de", "pointwise")
+"""`de`: differential evolution over the strategy space (the paper's method); `pointwise`: the
+pointwise optimum under the deployed drift compensation as a dense table (expected.py); `auto`:
+both, the better by Monte-Carlo re-score."""
+EXPRESSIBLE_TOL = 1e-4
+"""|W_hw(1) − β|/β above which a strategy clips (or under-fills) the largest weight: aihwkit's
+CustomPairConductanceConverter, whose scale is the table's largest weight, cannot express it."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,12 @@ class OptimizeSettings:
     compensation: str = "column"
     compute: str = "cpu"
     compile: bool | str = "auto"
+    objective: str = "expected"
+    """What the search minimises: `expected` (deterministic) or `mc` (Monte Carlo, common draws)."""
+    method: str = "auto"
+    """`de`, `pointwise` or `auto` (both; the better by re-score), see METHODS."""
+    bound: bool = True
+    """Compute the bound per F and the best achievable under the deployed compensation."""
 
     def __post_init__(self):
         v = validate
@@ -87,6 +105,9 @@ class OptimizeSettings:
         v.compute_device(self.compute)
         if self.compile not in (True, False, "auto"):
             raise v.SettingError("compile", f"true, false or 'auto', got {self.compile!r}")
+        v.choice(self.objective, "objective", OBJECTIVES)
+        v.choice(self.method, "method", METHODS)
+        v.choice(self.bound, "bound", (True, False))
 
 
 @dataclass
@@ -103,6 +124,27 @@ class OptimizeOutcome:
     settings: OptimizeSettings
     device: DeviceModel
     extra: dict = field(default_factory=dict)
+    bounds: dict[float, "FBound"] = field(default_factory=dict)
+    """Per F: the bound and the best achievable under the deployed drift compensation."""
+    candidates: dict[str, Strategy] = field(default_factory=dict)
+    """What each method found (`de`, `pointwise`, `pointwise_expressible`), re-scored in `scores`."""
+    export: Strategy | None = None
+    """The best strategy aihwkit's CustomPairConductanceConverter can express (the chosen one
+    unless it clips the largest weights)."""
+
+
+@dataclass
+class FBound:
+    """For one cell (1, F, F², …): expected-error limits (expected.py, large-column limit)."""
+
+    f: float
+    bound: float
+    """Lowest expected TNMSE of any mapping weight → targets, one free read-out scale per time."""
+    compensated: float | None
+    """Lowest found under the deployed drift compensation (α from calibration reads, β free)."""
+    beta: float | None
+    """β of that compensated optimum, µS per unit weight."""
+    wall_time_s: float
 
 
 def cell_label(cell: Cell) -> str:
@@ -127,10 +169,14 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     start = time.perf_counter()
     device = get_device(device)
     times = settings.times_s
-    objective = TNMSE(sample, device, times, seed=settings.seed, compensation=settings.compensation,
-                      compute=settings.compute, compile=settings.compile)
-    held_out = TNMSE(sample, device, times, seed=settings.seed + 1, compensation=settings.compensation,
-                     compute=settings.compute, compile=False)
+    if settings.objective == "expected":  # deterministic: nothing to overfit, its own referee
+        objective = held_out = ExpectedTNMSE(values, device, times, compensation=settings.compensation,
+                                             compile=settings.compile)
+    else:
+        objective = TNMSE(sample, device, times, seed=settings.seed, compensation=settings.compensation,
+                          compute=settings.compute, compile=settings.compile)
+        held_out = TNMSE(sample, device, times, seed=settings.seed + 1, compensation=settings.compensation,
+                         compute=settings.compute, compile=False)
     base_grid = make_grid(settings.grid_points, settings.grid_placement, sample.u)
     cells = candidate_cells(settings)
     runs: dict[str, EvolutionResult] = {}
@@ -153,23 +199,76 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
                              max_generations=settings.max_generations, tol=settings.tol,
                              budget_s=budget, checkpoint=ckpt,
                              progress=(lambda p, label=label: progress(label, p)) if progress else None)
-    # choose on held-out draws, not on the draws the search saw
+    # choose on held-out draws, not on the draws the search saw (or on the expected error)
     labels = list(runs)
     held = held_out(Strategy.stack([runs[k].strategy for k in labels]))
     chosen = labels[int(torch.argmin(held))]
     if settings.polish:  # only the chosen search: polishing every F costs more than the search
         polish(runs[chosen], objective, held_out, spaces[chosen], settings.polish_steps)
-    strategy = runs[chosen].strategy
-    strategy.names = ["optimised"]
+    de = runs[chosen].strategy
+    de.names = ["de"]
+    model = objective if isinstance(objective, ExpectedTNMSE) else \
+        ExpectedTNMSE(values, device, times, compensation=settings.compensation, compile=False)
+    bounds, candidates = limits_and_pointwise(model, settings, cells, de)
     baselines = hand_crafted(settings.pairs, device, settings.f_max)
-    everything = Strategy.stack([strategy] + list(baselines.values()))
+    names = list(candidates)
+    everything = Strategy.stack(list(candidates.values()) + list(baselines.values()))
     final = rescore(everything, values, device, times, blocks=settings.rescore_blocks,
                     size=sample.size, rows=sample.u.shape[1], seed=settings.seed + 1000,
                     compensation=settings.compensation, compute=settings.compute, compile=False)
-    scores = report_scores(final, list(baselines))
-    return OptimizeOutcome(strategy, runs, chosen, scores, baselines, final,
-                           time.perf_counter() - start, settings, device,
-                           extra={"search_weights": sample.size})
+    means = {n: float(final.mean[i]) for i, n in enumerate(names)}
+    allowed = [n for n in names if n in ("de", "pointwise") and (settings.method == "auto" or n == settings.method)]
+    pick = min(allowed, key=means.get)
+    order = [names.index(pick)] + [i for i in range(len(names)) if names[i] != pick] + \
+        list(range(len(names), len(everything)))
+    final = TNMSEResult([final.names[i] for i in order], final.times_s, final.per_column[order])
+    strategy = candidates[pick]
+    scores = report_scores(final, list(baselines), [n for n in names if n != pick])
+    expressible = [n for n in names if is_expressible(candidates[n])]
+    export = candidates[min(expressible, key=means.get)] if expressible else None
+    outcome = OptimizeOutcome(strategy, runs, chosen, scores, baselines, final,
+                              time.perf_counter() - start, settings, device,
+                              extra={"search_weights": sample.size, "method": pick},
+                              bounds=bounds, candidates=candidates, export=export)
+    strategy.names = ["optimised"]
+    return outcome
+
+
+def is_expressible(strategy: Strategy, index: int = 0) -> bool:
+    """True when W_hw(1) = β: the table's largest weight is the scale (aihwkit's converter form)."""
+    one = strategy[index]
+    w1 = float(one.hardware_weight(one.conductances)[0, -1])
+    return abs(w1 - float(one.beta[0])) <= EXPRESSIBLE_TOL * float(one.beta[0])
+
+
+def limits_and_pointwise(model: ExpectedTNMSE, settings: OptimizeSettings, cells: Sequence[Cell | None],
+                         de: Strategy) -> tuple[dict[float, FBound], dict[str, Strategy]]:
+    """The bound per F (and the compensated optimum where it is needed: every F with `bound`,
+    otherwise the F of the best bound), and the pointwise strategy (free β and, for the aihwkit
+    export, with β tied to the largest weight) at the F whose compensated optimum is lowest."""
+    candidates: dict[str, Strategy] = {"de": de} if settings.method in ("de", "auto") else {}
+    if not settings.bound and settings.method == "de":
+        return {}, candidates
+    if any(c is None for c in cells):  # continuous F: limits at the integer F up to f_max
+        cells = [Cell.with_pairs(settings.pairs, f) for f in range(1, int(settings.f_max) + 1)]
+    bounds: dict[float, FBound] = {}
+    solutions: dict[float, tuple[Pointwise, PointwiseResult]] = {}
+    for cell in cells:
+        t = time.perf_counter()
+        pw = Pointwise(model, cell.significance)
+        f = cell.significance[1] if cell.pairs > 1 else 1.0
+        absolute = pw.solve(compensated=False) if settings.bound else None
+        comp = pw.solve(compensated=True)
+        solutions[f] = (pw, comp)
+        bounds[f] = FBound(f, absolute.mean if absolute else float("nan"), comp.mean, comp.beta,
+                           time.perf_counter() - t)
+    if settings.method in ("pointwise", "auto"):
+        f_best = min(solutions, key=lambda f: solutions[f][1].mean)
+        pw, comp = solutions[f_best]
+        candidates["pointwise"], _ = pointwise_strategy(model, pw.sig, solution=comp, name="pointwise")
+        candidates["pointwise_expressible"], _ = pointwise_strategy(
+            model, pw.sig, solution=comp, name="pointwise_expressible", expressible=True)
+    return (bounds if settings.bound else {}), candidates
 
 
 def hand_crafted(pairs: int, device: DeviceModel, f_max: int) -> dict[str, Strategy]:
@@ -185,10 +284,15 @@ def hand_crafted(pairs: int, device: DeviceModel, f_max: int) -> dict[str, Strat
     return out
 
 
-def report_scores(final: TNMSEResult, baseline_keys: Sequence[str]) -> dict[str, dict]:
-    """`optimised`, each baseline at F = 1, and `lsp_first_best` / `msp_first_best` with their F."""
+def report_scores(final: TNMSEResult, baseline_keys: Sequence[str],
+                  other_methods: Sequence[str] = ()) -> dict[str, dict]:
+    """`optimised`, what the other methods found (e.g. `de`, `pointwise`), each baseline at F = 1,
+    and `lsp_first_best` / `msp_first_best` with their F."""
     scores = {"optimised": final.summary(0)}
-    by_key = {k: final.summary(i + 1) for i, k in enumerate(baseline_keys)}
+    for i, name in enumerate(other_methods):
+        scores[name] = final.summary(i + 1)
+    first = 1 + len(other_methods)
+    by_key = {k: final.summary(i + first) for i, k in enumerate(baseline_keys)}
     for key in BASELINE_KEYS:
         scores[key] = by_key[f"{key}@1"]
     for key in ("lsp_first", "msp_first"):
@@ -224,6 +328,31 @@ def report_dict(outcome: OptimizeOutcome, source: str) -> dict:
                            "loss": r.loss, "converged": r.converged, "message": r.message,
                            "wall_time_s": r.wall_time_s, "polish": r.polish}
                    for label, r in outcome.runs.items()},
+        "method": outcome.extra.get("method", "de"),
+        "expressible": is_expressible(outcome.strategy),
+        **bound_report(outcome),
+    }
+
+
+def bound_report(outcome: OptimizeOutcome) -> dict:
+    """report.json's `bound` (the limits per F and the lowest) and `gap_to_bound` /
+    `gap_to_compensated` ((TNMSE − limit)/limit of every scored strategy)."""
+    if not outcome.bounds:
+        return {}
+    rows = [{"f": b.f, "bound": b.bound, "compensated": b.compensated, "beta": b.beta,
+             "wall_time_s": b.wall_time_s} for b in outcome.bounds.values()]
+    low = min(outcome.bounds.values(), key=lambda b: b.bound)
+    comp = min(outcome.bounds.values(), key=lambda b: b.compensated)
+    return {
+        "bound": {"tnmse": low.bound, "f": low.f, "compensated_tnmse": comp.compensated,
+                  "compensated_f": comp.f, "compensated_beta": comp.beta, "per_f": rows,
+                  "note": "expected TNMSE (large-column limit) of the best mapping weight -> targets in "
+                          "[g_min, g_max]^(2P), chosen per weight value: `tnmse` with one free read-out "
+                          "scale per time (no drift compensation does better), `compensated_tnmse` with "
+                          "the deployed compensation (alpha from calibration reads) and beta free; "
+                          "docs/MODEL.md, 'The bound'"},
+        "gap_to_bound": {k: v["mean"] / low.bound - 1 for k, v in outcome.scores.items()},
+        "gap_to_compensated": {k: v["mean"] / comp.compensated - 1 for k, v in outcome.scores.items()},
     }
 
 
@@ -247,7 +376,7 @@ def optimize_per_layer(layers: Sequence[tuple[str, torch.Tensor]], network_strat
 
     device = get_device(device)
     cell = network_strategy.cell()
-    layer_settings = replace(settings, significance=cell, pairs=cell.pairs)
+    layer_settings = replace(settings, significance=cell, pairs=cell.pairs, bound=False)
     out = []
     for name, tensor in layers:
         values = normalise_matrix(tensor.detach().to(torch.float32), normalise)
