@@ -362,3 +362,21 @@ def test_search_bars_take_every_api_s_callback(capsys):
     assert list(bars.bars) == ["f=1,2", "pcm f=1,2"]
     assert bars.done == {"f=1,2": 0.1, "pcm f=1,2": 1.0}
     assert "search pcm f=1,2: 100%" in capsys.readouterr().err
+
+
+def test_a_foreign_report_html_is_never_replaced(runs, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(runs["optimize"][0], folder)
+    (folder / "report.html").write_text("<html>my own notes</html>")
+    result = CliRunner().invoke(main, ["report", str(folder)])
+    assert result.exit_code == 2 and "is not a page weightprog wrote" in result.output
+    assert (folder / "report.html").read_text() == "<html>my own notes</html>"
+    # a command ending beside someone's report.html: its results stand, the page is skipped with a line
+    (tmp_path / "m").mkdir()
+    run("device", "simulate", "rram-hfox", "--out", str(tmp_path / "m" / "m.csv"), "--devices", "40", "--times",
+        "1s,1d,1y")
+    (tmp_path / "m" / "report.html").write_text("theirs")
+    result = run("device", "fit", str(tmp_path / "m" / "m.csv"), "--out", str(tmp_path / "m" / "dev.yaml"),
+                 "--min-devices", "20")
+    assert "warning: report.html not written" in result.output and (tmp_path / "m" / "dev.yaml").is_file()
+    assert (tmp_path / "m" / "report.html").read_text() == "theirs"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from .errors import WeightprogError
 from .report.html import Report, RunCommand, write_report
 from .timeunits import format_times
 
@@ -48,9 +49,15 @@ def run_command() -> RunCommand:
     return RunCommand(argv, os.getcwd())
 
 
-def write_run_report(out: str | Path, kind: str | None = None) -> Report:
-    """report.html (and command.json) in `out`, at the end of a command; prints where."""
-    report = write_report(out, run_command(), kind)
+def write_run_report(out: str | Path, kind: str | None = None) -> Report | None:
+    """report.html (and command.json) in `out`, at the end of a command; prints where. A file of
+    either name that weightprog did not write is left alone, with a line saying so (the run's own
+    results are written by then, so this is no failure)."""
+    try:
+        report = write_report(out, run_command(), kind)
+    except WeightprogError as exc:
+        click.echo(f"warning: report.html not written: {exc}", err=True)
+        return None
     click.echo(f"report: {report.path}", err=True)
     return report
 

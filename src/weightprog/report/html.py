@@ -35,6 +35,8 @@ from ..timeunits import format_time, format_times
 from .palette import strategy_label
 
 REPORT_NAME = "report.html"
+GENERATOR = '<meta name="generator" content="weightprog">'
+"""How a report.html says weightprog wrote it (so a rebuild may replace it, and nothing else)."""
 COMMAND_NAME = "command.json"
 KINDS = ("optimize", "evaluate", "compare-devices", "device-fit", "study", "sweep")
 
@@ -212,8 +214,8 @@ def section(title: str, body: str) -> str:
 
 def page(title: str, question: str, finished: bool, sections: list[str], status_text: str = "") -> str:
     status = status_text or ("finished" if finished else "interrupted: partial results")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">" + GENERATOR
+            + "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{esc(title)}</title><style>{CSS}</style></head><body><main>"
             f"<h1>{esc(title)}</h1><span class=\"status{'' if finished else ' partial'}\">{esc(status)}</span>"
             f"<p class=\"question\">{question}</p>" + "".join(sections)
@@ -879,19 +881,34 @@ def _builders() -> dict[str, Callable[[Path, RunCommand | None], tuple[str, bool
             "study": study_page, "sweep": sweep_page, "device-fit": fit_page}
 
 
+def _refuse_foreign(path: Path, ours: Callable[[str], bool], what: str) -> None:
+    """A file of that name that weightprog did not write is the user's: never replaced."""
+    if not path.exists():
+        return
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise WeightprogError(f"{path}: cannot read ({exc.strerror}); not replaced") from None
+    if not ours(text):
+        raise WeightprogError(f"{path}: exists and is not {what}; not replaced (move it, or write elsewhere)")
+
+
 def write_report(folder: str | Path, command: RunCommand | None = None, kind: str | None = None) -> Report:
     """(Re)write `folder`/report.html from the files in `folder`. `command` (the command line that
     made the folder) is saved to command.json first; without it the one saved before is used."""
     folder = Path(folder)
     if not folder.is_dir():
         raise WeightprogError(f"{folder}: not a folder")
+    path = folder / REPORT_NAME
+    _refuse_foreign(path, lambda text: GENERATOR in text[:2000], "a page weightprog wrote")
     if command is not None:
+        _refuse_foreign(folder / COMMAND_NAME, lambda text: '"argv"' in text and '"cwd"' in text,
+                        "weightprog's command record")
         atomic_write_json(folder / COMMAND_NAME, asdict(command))
     kind = kind or detect_kind(folder)
     builders = _builders()
     if kind not in builders:
         raise WeightprogError(f"report: no page for {kind!r} folders yet")
     text, finished = builders[kind](folder, read_command(folder))
-    path = folder / REPORT_NAME
     atomic_write_text(path, text)
     return Report(kind, path, finished)
