@@ -1,6 +1,7 @@
 """Device advice (which property pays) and flip maps (where naive and optimised rankings differ)."""
 
 import json
+import math
 
 import pytest
 from click.testing import CliRunner
@@ -98,3 +99,18 @@ def test_advise_cli_writes_json_and_figure(tmp_path):
     assert (out / "advice.png").read_bytes()[:4] == b"\x89PNG"
     bad = CliRunner().invoke(main, ["device", "advise", "nope", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "unknown device" in bad.output
+
+
+def test_bound_is_reported_when_computed():
+    from weightprog.advise import DeviceScores, PropertyEffect, Score
+
+    def scores(naive, opt, limit):
+        return DeviceScores("d", Score(naive, 1e-6), Score(opt, 1e-6), "lsp_first F=2", Score(opt, 1e-6), (1.0, 2.0),
+                            limit)
+    effect = PropertyEffect("read", 0.9, scores(0.9, 0.8, 0.7), scores(1.0, 1.0, 1.0))
+    assert effect.choices()[-1] == "bound"
+    assert effect.change("bound") == pytest.approx(-0.3)
+    assert effect.elasticity("bound") == pytest.approx(math.log(0.7) / math.log(0.9))
+    assert effect.to_dict()["change_bound"] == pytest.approx(-0.3)
+    without = PropertyEffect("read", 0.9, scores(0.9, 0.8, None), scores(1.0, 1.0, None))
+    assert "bound" not in without.choices() and "change_bound" not in without.to_dict()

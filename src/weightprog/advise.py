@@ -64,23 +64,34 @@ class DeviceScores:
     hand_crafted_name: str
     optimised: Score
     cell: tuple[float, ...]
+    bound: float | None = None
+    """The expected-error bound at the optimised cell (free scale per time), when asked for."""
 
     @classmethod
-    def of(cls, outcome: OptimizeOutcome) -> "DeviceScores":
+    def of(cls, outcome: OptimizeOutcome, values: torch.Tensor | None = None) -> "DeviceScores":
+        """Scores of a finished optimisation; with `values`, also the bound at its cell."""
         s = outcome.scores
         keys = [k for k in list(BASELINE_KEYS) + ["lsp_first_best", "msp_first_best"] if k in s]
         best = min(keys, key=lambda k: s[k]["mean"])
         name = best.replace("_best", "") + (f" F={s[best]['f']}" if "f" in s[best] else " F=1")
+        cell = tuple(outcome.strategy.significance[0].tolist())
+        limit = None
+        if values is not None:
+            from .expected import ExpectedTNMSE, bound
+            model = ExpectedTNMSE(values, outcome.device, outcome.settings.times_s,
+                                  compensation=outcome.settings.compensation)
+            limit = bound(model, cell).mean
         return cls(outcome.device.name, Score.of(s["lsp_first"]), Score.of(s[best]), name,
-                   Score.of(s["optimised"]), tuple(outcome.strategy.significance[0].tolist()))
+                   Score.of(s["optimised"]), cell, limit)
 
     def to_dict(self) -> dict:
         return {"device": self.device, "naive": vars(self.naive), "hand_crafted": vars(self.hand_crafted),
                 "hand_crafted_name": self.hand_crafted_name, "optimised": vars(self.optimised),
-                "cell": list(self.cell)}
+                "cell": list(self.cell), "bound": self.bound}
 
 
 CHOICES = ("naive", "hand_crafted", "optimised")
+"""The programming choices every effect is reported for (and `bound` where it was computed)."""
 
 
 @dataclass(frozen=True)
@@ -92,9 +103,15 @@ class PropertyEffect:
     scores: DeviceScores
     base: DeviceScores
 
+    def _means(self, choice: str) -> tuple[float, float]:
+        if choice == "bound":
+            return self.scores.bound, self.base.bound
+        return getattr(self.scores, choice).mean, getattr(self.base, choice).mean
+
     def change(self, choice: str) -> float:
         """Relative change of the TNMSE (negative: the improvement pays)."""
-        return getattr(self.scores, choice).mean / getattr(self.base, choice).mean - 1.0
+        new, old = self._means(choice)
+        return new / old - 1.0
 
     def change_stderr(self, choice: str) -> float:
         """Standard error of `change` if the two scores were independent (an upper bound: they
@@ -104,13 +121,17 @@ class PropertyEffect:
 
     def elasticity(self, choice: str) -> float:
         """d log TNMSE / d log property, from the finite step."""
-        return math.log(getattr(self.scores, choice).mean / getattr(self.base, choice).mean) / math.log(self.factor)
+        new, old = self._means(choice)
+        return math.log(new / old) / math.log(self.factor)
+
+    def choices(self) -> tuple[str, ...]:
+        return CHOICES + (("bound",) if self.scores.bound is not None and self.base.bound is not None else ())
 
     def to_dict(self) -> dict:
         return {"property": self.prop, "label": LABELS[self.prop], "factor": self.factor,
                 "scores": self.scores.to_dict(),
-                **{f"change_{c}": self.change(c) for c in CHOICES},
-                **{f"elasticity_{c}": self.elasticity(c) for c in CHOICES}}
+                **{f"change_{c}": self.change(c) for c in self.choices()},
+                **{f"elasticity_{c}": self.elasticity(c) for c in self.choices()}}
 
 
 @dataclass
@@ -131,21 +152,24 @@ class Advice:
             step = "doubling" if e.prop == "g_max" else "halving"
             half = 2.0 if e.prop == "g_max" else 0.5
             opt, naive = (half ** e.elasticity(c) - 1.0 for c in ("optimised", "naive"))
+            limit = f", bound {half ** e.elasticity('bound') - 1.0:+.1%}" if "bound" in e.choices() else ""
             out.append(f"{step} {LABELS[e.prop]} changes the optimised TNMSE by {opt:+.1%} "
-                       f"(naive: {naive:+.1%}; measured step {e.factor:g}×: optimised "
-                       f"{e.change('optimised'):+.2%}, naive {e.change('naive'):+.2%})")
+                       f"(naive: {naive:+.1%}{limit}; extrapolated from the measured step {e.factor:g}×: "
+                       f"optimised {e.change('optimised'):+.2%}, naive {e.change('naive'):+.2%})")
         return out
 
     def table(self) -> str:
+        with_bound = self.base.bound is not None
         head = (f"{'property':<24}{'factor':>7}{'Δ optimised':>13}{'Δ naive':>10}{'Δ hand-crafted':>16}"
-                f"{'elasticity opt':>16}{'elasticity naive':>18}")
+                + (f"{'Δ bound':>10}" if with_bound else "") + f"{'elasticity opt':>16}{'elasticity naive':>18}")
         lines = [f"device {self.device}: naive {self.base.naive.mean:.4e}, best hand-crafted "
                  f"{self.base.hand_crafted.mean:.4e} ({self.base.hand_crafted_name}), optimised "
-                 f"{self.base.optimised.mean:.4e} (cell {','.join(f'{f:g}' for f in self.base.cell)})", head]
+                 f"{self.base.optimised.mean:.4e} (cell {','.join(f'{f:g}' for f in self.base.cell)})"
+                 + (f", bound {self.base.bound:.4e}" if with_bound else ""), head]
         for e in self.effects:
             lines.append(f"{LABELS[e.prop]:<24}{e.factor:>7.3g}{e.change('optimised'):>13.2%}"
                          f"{e.change('naive'):>10.2%}{e.change('hand_crafted'):>16.2%}"
-                         f"{e.elasticity('optimised'):>16.3f}{e.elasticity('naive'):>18.3f}")
+                         + (f"{e.change('bound'):>10.2%}" if with_bound else "") + f"{e.elasticity('optimised'):>16.3f}{e.elasticity('naive'):>18.3f}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -163,8 +187,11 @@ def _plain(value):
 def advise(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str = "pcm",
            settings: OptimizeSettings = OptimizeSettings(), improvement: float = 0.1,
            properties: Sequence[str] = PROPERTIES,
-           progress: Callable[[str, int, int], None] | None = None) -> Advice:
-    """Re-optimise the device with each property improved by `improvement` (relative)."""
+           progress: Callable[[str, int, int], None] | None = None, with_bound: bool = False) -> Advice:
+    """Re-optimise the device with each property improved by `improvement` (relative).
+
+    `with_bound` also computes the expected-error bound (expected.bound) at each optimum's cell:
+    about a minute per device on 2 cores, so off by default."""
     if not (isinstance(improvement, (int, float)) and 0 < improvement < 1):
         raise WeightprogError(f"improvement: a relative step in (0, 1), got {improvement!r}")
     start = time.perf_counter()
@@ -175,14 +202,16 @@ def advise(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str
     total = len(props) + 1
     if progress:
         progress(base_device.name, 0, total)
-    base = DeviceScores.of(optimize(sample, values, base_device, settings))
+    bound_values = values if with_bound else None
+    base = DeviceScores.of(optimize(sample, values, base_device, settings), bound_values)
     effects = []
     for i, p in enumerate(props, start=1):
         factor = improved_factor(p, improvement)
         scaled = ScaledDevice(base_device, Scales(**{p: factor}))
         if progress:
             progress(scaled.name, i, total)
-        effects.append(PropertyEffect(p, factor, DeviceScores.of(optimize(sample, values, scaled, settings)), base))
+        outcome = optimize(sample, values, scaled, settings)
+        effects.append(PropertyEffect(p, factor, DeviceScores.of(outcome, bound_values), base))
     effects.sort(key=lambda e: e.change("optimised"))
     return Advice(base_device.name, float(improvement), base, effects, tuple(settings.times_s), settings,
                   time.perf_counter() - start)

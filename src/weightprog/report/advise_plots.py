@@ -14,7 +14,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from ..advise import LABELS, VERDICTS, Advice, FlipMap  # noqa: E402
-from .palette import FAMILIES, OPTIMISED  # noqa: E402
+from .palette import BOUND, FAMILIES, OPTIMISED  # noqa: E402
 
 
 def plot_advice(advice: Advice, path: str | Path) -> Path:
@@ -22,11 +22,16 @@ def plot_advice(advice: Advice, path: str | Path) -> Path:
     effects = advice.effects[::-1]  # largest payoff on top
     y = np.arange(len(effects))
     fig, ax = plt.subplots(figsize=(8.0, 0.6 * len(effects) + 1.6))
-    for offset, choice, colour, label in ((0.2, "optimised", OPTIMISED, "re-optimised strategy"),
-                                          (-0.2, "naive", FAMILIES["lsp-first"], "naive (lsp-first F=1)")):
+    series = [("optimised", OPTIMISED, "re-optimised strategy"),
+              ("naive", FAMILIES["lsp-first"], "naive (lsp-first F=1)")]
+    if effects and "bound" in effects[0].choices():
+        series.append(("bound", BOUND, "bound (expected error, free scales)"))
+    height = 0.8 / len(series)
+    for k, (choice, colour, label) in enumerate(series):
         values = [100 * e.change(choice) for e in effects]
-        errors = [200 * e.change_stderr(choice) for e in effects]
-        ax.barh(y + offset, values, height=0.38, color=colour, xerr=errors, capsize=2, label=label)
+        errors = None if choice == "bound" else [200 * e.change_stderr(choice) for e in effects]
+        ax.barh(y + 0.4 - height * (k + 0.5), values, height=height * 0.95, color=colour, xerr=errors,
+                capsize=2, label=label)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, [f"{LABELS[e.prop]} ×{e.factor:g}" for e in effects])
     ax.set_xlabel("change of time-averaged weight error TNMSE (%)  [bars: ±2 s.e., independent-score bound]")
