@@ -479,13 +479,14 @@ class Pointwise:
                 g[..., 2 * p:2 * p + 2] = states[best]
         return g
 
-    def refine(self, u: torch.Tensor, g: torch.Tensor, scales: torch.Tensor, rounds: int = 18) -> torch.Tensor:
+    def refine(self, u: torch.Tensor, g: torch.Tensor, scales: torch.Tensor, rounds: int = 18,
+               first_step: float | None = None) -> torch.Tensor:
         """Pattern search around each start (N, M, 2P), shrinking the step; best per node (N, 2P).
         Moves: each device alone, and every two together (a pair's common mode, a trade between
         pairs). Each device's moments are looked up once per round at its three candidate values."""
         dev = self.model.device
         n, m, d = g.shape
-        step = float(self.levels[1] - self.levels[0])
+        step = float(self.levels[1] - self.levels[0]) if first_step is None else 2 * first_step
         moves = [[1] * d]
         for i in range(d):
             for a in (0, 2):
@@ -518,43 +519,51 @@ class Pointwise:
         pick = best_obj.argmin(-1)
         return best[torch.arange(n), pick]
 
-    def minimise(self, u: torch.Tensor, scales: torch.Tensor, previous: torch.Tensor | None = None) -> torch.Tensor:
+    def minimise(self, u: torch.Tensor, scales: torch.Tensor, previous: torch.Tensor | None = None,
+                 coarse: bool = True) -> torch.Tensor:
         """(N, 2P) best targets per node for fixed scales (coarse grid, then refined; the previous
-        mapping is one more start, so an outer iteration never gets worse)."""
+        mapping is one more start, so an outer iteration never gets worse). Without `coarse`: a
+        short refinement of the previous mapping only."""
+        if not coarse:
+            return self.refine(u, previous[:, None], scales, rounds=10, first_step=0.25)
         starts = self.coarse(u, scales)
         if previous is not None:
             starts = torch.cat([starts, previous[:, None]], 1)
         return self.refine(u, starts, scales)
 
-    def solve(self, compensated: bool, iterations: int = 8) -> PointwiseResult:
+    def solve(self, compensated: bool, iterations: int = 12) -> PointwiseResult:
         with single_thread():
             return self._solve(compensated, iterations)
 
     def _solve(self, compensated: bool, iterations: int) -> PointwiseResult:
         """Alternate: best targets per node for the scales, best scales for the targets (with
-        `compensated`: α_k from the mapping as the hardware computes it, β free), from the
-        hand-crafted mappings as starts; the best mapping seen is returned."""
-        from .baselines import baseline  # local: starts only
+        `compensated`: α_k from the mapping as the hardware computes it, β free), starting from
+        lsp-first. Mapping and scales trade off along a shallow valley (a larger mapping with
+        smaller scales), so each step also tries the scale change extrapolated 2×, 4× and 8×."""
+        from .baselines import baseline  # local: the start only
         from .cell import Cell
         dev = self.model.device
-        best = None
-        for name in ("lsp-first", "msp-first"):
-            start = baseline(name, Cell(self.sig), dev.g_min, dev.g_max).targets(self.u)[0]
-            g, history = start, []
-            for _ in range(iterations):
-                scales = self.best_scales(g, compensated)
-                err = self.errors(g, scales)
-                history.append(float(err.mean()))
-                if best is None or float(err.mean()) < best[0]:
-                    best = (float(err.mean()), g, scales, err)
-                if len(history) > 1 and history[-2] - history[-1] < 1e-5 * history[-1]:
-                    break
-                g = self.minimise(self.u, scales, g)
+
+        def evaluate(g):
             scales = self.best_scales(g, compensated)
             err = self.errors(g, scales)
-            if float(err.mean()) < best[0]:
-                best = (float(err.mean()), g, scales, err)
-        _, g, scales, err = best
+            return float(err.mean()), g, scales, err
+
+        g = baseline("lsp-first", Cell(self.sig), dev.g_min, dev.g_max).targets(self.u)[0]
+        state = evaluate(g)
+        for _ in range(iterations):
+            new = evaluate(self.minimise(self.u, state[2], state[1]))
+            ratio = new[2] / state[2]
+            for power in (2, 4, 8):
+                trial = evaluate(self.minimise(self.u, new[2] * ratio ** (power - 1), new[1], coarse=False))
+                if trial[0] >= new[0]:
+                    break
+                new = trial
+            if new[0] >= state[0] * (1 - 1e-5):
+                state = min(state, new, key=lambda x: x[0])
+                break
+            state = new
+        _, g, scales, err = state
         beta = None
         if compensated:
             mean, var = self.stats(g)
