@@ -82,7 +82,7 @@ OPTIMIZE_CASES = [  # (arguments after `optimize`, what the line must name)
     (["--compute", "tpu"], ["--compute", "cpu, cuda or cuda:N"]),
     (["--budget", "-5"], ["--budget", "> 0"]),
     (["--times", "1s,1000000y"], ["--times", "1000000y is beyond 100y"]),
-    (["--pairs", "100"], ["--pairs", "1…8"]),
+    (["--pairs", "100"], ["--pairs", "1…4"]),
     (["--grid", "1"], ["--grid"]),
     (["--weights", "{d}/corrupt.safetensors"], ["corrupt.safetensors: not a readable safetensors file"]),
     (["--weights", "{d}/huge_header.safetensors"], ["huge_header.safetensors: not a readable safetensors file"]),
@@ -108,6 +108,19 @@ def test_optimize_bad_input_is_one_line(files, args, needles):
     line = one_line_error(result, *needles)
     assert "weights_only=False" not in line  # torch's advice, never to be followed here
     assert snapshot(files) == before and not (files / "run").exists()
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["baselines", "--pairs", "100"], ["--pairs", "1…4"]),
+    (["baselines", "--seed", "-1"], ["--seed"]),
+    (["device", "simulate", "pcm", "--out", "{d}/sim.csv", "--seed", "-1"], ["--seed"]),
+    (["device", "simulate", "{d}/dev.yaml", "--out", "{d}/dev.yaml"], ["--out", "is the input DEVICE"]),
+])
+def test_other_commands_bad_input_is_one_line(files, args, needles):
+    (files / "dev.yaml").write_text(yaml.safe_dump(get_device("ecram").to_dict()))
+    before = snapshot(files)
+    one_line_error(CliRunner().invoke(main, [a.format(d=files) for a in args]), *needles)
+    assert snapshot(files) == before
 
 
 def test_compare_devices_existing_file_as_out(files):
@@ -290,7 +303,7 @@ def test_nan_evaluate_fn_refused():
     ({"f_max": 0}, r"f_max: must be in 1…64"),
     ({"compute": "tpu"}, r"compute: use cpu, cuda or cuda:N"),
     ({"budget_s": -5}, r"budget_s: must be > 0"),
-    ({"pairs": 100}, r"pairs: must be in 1…8"),
+    ({"pairs": 100}, r"pairs: must be in 1…4"),
     ({"times_s": (1.0, 1e6 * 365 * 86400)}, r"times_s: 1000000y is beyond 100y"),
     ({"significance": Cell((1.0, 2.0, 4.0))}, r"significance: \[1.0, 2.0, 4.0\] has 3 factors but pairs is 2"),
 ])

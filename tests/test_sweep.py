@@ -93,7 +93,7 @@ def test_expansion_and_stable_ids(tmp_path, tiny):
     ("settings: {rescore_blocks: 0}\n", r"settings\.rescore_blocks: must be >= 1, got 0"),
     ("settings: {budget_s: -5}\n", r"settings\.budget_s: must be > 0, got -5"),
     ("settings: {compute: tpu}\n", r"settings\.compute: use cpu, cuda or cuda:N, got 'tpu'"),
-    ("cells: [100]\n", r"pairs: must be in 1…8, got 100"),
+    ("cells: [100]\n", r"pairs: must be in 1…4, got 100"),
     ("seeds: [99999999999999999999]\n", r"seed: must be in 0…4294967295"),
     ("times: ['1s,1000000y']\n", r"times\[0\]: times: 1000000y is beyond 100y"),
     ("settings: {popsize: two}\n", r"settings\.popsize: must be an integer"),

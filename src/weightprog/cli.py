@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
-from . import __version__
+from . import __version__, validate
 from .baselines import BASELINES, baseline
 from .cell import Cell
 from .devices import device_names, get_device
-from .cli_common import Group, times_option
+from .cli_common import Group, option_names, times_option
 from .metric import TNMSE
 from .sample import default_sample
 from .timeunits import format_times
@@ -28,6 +28,9 @@ def main():
 @click.option("--seed", default=0, show_default=True)
 def baselines(device, pairs, factor, times, seed):
     """Error over time of the hand-crafted strategies on the built-in weight distribution."""
+    with option_names():
+        validate.integer(pairs, "pairs", 1, validate.PAIRS_MAX)
+        validate.seed(seed)
     dev = get_device(device)
     objective = TNMSE(default_sample(seed=seed), dev, times, seed=seed, compile=False)
     cell = Cell.with_pairs(pairs, factor)

@@ -15,7 +15,8 @@ import torch
 from .devices import get_device
 from .devices.fit import fit_device, write_device
 from .devices.measurements import read_measurements, simulate_measurements, write_measurements
-from .cli_common import Group, times_option
+from . import validate
+from .cli_common import Group, option_names, times_option
 from .errors import WeightprogError
 from .fileio import atomic_write, refuse_overwriting_inputs
 from .timeunits import format_time
@@ -103,6 +104,8 @@ def fit(measurements, out, plot, name, t0, t_read, g_min, g_max, min_devices, ma
 @click.option("--seed", default=0, show_default=True)
 def simulate(device_spec, out, targets_text, per_target, times, seed):
     """Simulate a measurement CSV from DEVICE (a name or a .yaml/.json file)."""
+    with option_names():
+        validate.seed(seed)
     if Path(device_spec).is_file():
         refuse_overwriting_inputs({"--out": out}, {"DEVICE": device_spec})
     dev = get_device(device_spec)

@@ -16,9 +16,10 @@ from .errors import WeightprogError
 
 SEED_MAX = 2**32 - 1
 """Seeds are 0 … 2³²−1 (what numpy, scipy and torch all accept, with room for seed + offsets)."""
-PAIRS_MAX = 8
-"""Differential pairs per weight: a cell of more is not a unit cell any chip builds, and the
-search's population grows with P (P = 100 ran for minutes without one generation)."""
+PAIRS_MAX = 4
+"""Differential pairs per weight: chips use 1–4 (IBM's N-pair scheme); the search's dimensions and
+population grow with P (2 generations at P = 3 took 136 s, at P = 4 over 200 s on 2 shared cores,
+P = 8 did not finish in 5 min, P = 100 ran for minutes without one generation)."""
 F_MAX_MAX = 64
 GRID_POINTS_MAX = 64
 COMPUTE = ("cpu", "cuda", "cuda:N")
