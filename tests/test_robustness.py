@@ -312,6 +312,18 @@ def test_optimize_settings_validated_when_made(kwargs, match):
         OptimizeSettings(**kwargs)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_cuda_settings_made_anywhere_refused_where_run():
+    """A sweep's driver may have no GPU while its Ray workers do: the settings accept 'cuda', the
+    search refuses it, before any work, where there is none."""
+    from weightprog.sample import default_sample, load_distribution
+    from weightprog.search.run import optimize
+
+    settings = OptimizeSettings(compute="cuda")
+    with pytest.raises(WeightprogError, match=r"compute: cuda was asked for but no GPU is available"):
+        optimize(default_sample(size=512), load_distribution(), "pcm", settings)
+
+
 def test_settings_are_frozen():
     with pytest.raises(AttributeError):
         OptimizeSettings().popsize = 0

@@ -21,6 +21,7 @@ from .sample import DISTRIBUTIONS, load_distribution, sample_from_values
 from .search.run import METHODS, OBJECTIVES, OptimizeSettings, optimize, optimize_per_layer, report_dict
 from .search.space import GRID_PLACEMENTS, MODES
 from .timeunits import format_times
+from .validate import compute_device
 
 
 def load_values(weights: str | None, distribution: str | None, normalise: str, seed: int = 0) -> tuple:
@@ -88,6 +89,7 @@ def search_inputs(weights, distribution, normalise, pairs, significance, f_max, 
                   grid_placement, mode, max_generations, popsize, no_polish, compute, seed, **extra):
     """The shared options -> (settings, normalised values, search sample, source label)."""
     with option_names(times_s="--times", budget_s="--budget", grid_points="--grid", polish="--no-polish"):
+        compute_device(compute)  # a GPU where --compute cuda asks for one, before the weights are read
         settings = OptimizeSettings(pairs=pairs, significance=parse_significance(significance, pairs), f_max=f_max,
                                     times_s=times, grid_points=grid_points, grid_placement=grid_placement,
                                     mode=mode, seed=seed, max_generations=max_generations, popsize=popsize,

@@ -74,13 +74,14 @@ def seed(value: Any, field: str = "seed") -> int:
     return integer(value, field, 0, SEED_MAX)
 
 
-def compute_device(value: Any, field: str = "compute") -> str:
-    """'cpu', 'cuda' or 'cuda:N'; cuda only where a GPU is there (checked now, not mid-run)."""
+def compute_device(value: Any, field: str = "compute", available: bool = True) -> str:
+    """'cpu', 'cuda' or 'cuda:N'; with `available`, cuda only where a GPU is there (checked before
+    the work, not mid-run)."""
     text = str(value)
     kind, _, index = text.partition(":")
     if kind not in ("cpu", "cuda") or (index and (kind != "cuda" or not index.isdigit())):
         raise SettingError(field, f"use cpu, cuda or cuda:N, got {text!r}")
-    if kind == "cuda":
+    if kind == "cuda" and available:
         import torch
 
         if not torch.cuda.is_available():

@@ -102,7 +102,7 @@ class OptimizeSettings:
         v.integer(self.polish_steps, "polish_steps", 0)
         v.integer(self.rescore_blocks, "rescore_blocks", 1)
         v.choice(self.compensation, "compensation", COMPENSATION)
-        v.compute_device(self.compute)
+        v.compute_device(self.compute, available=False)  # a GPU is looked for where the search runs
         if self.compile not in (True, False, "auto"):
             raise v.SettingError("compile", f"true, false or 'auto', got {self.compile!r}")
         v.choice(self.objective, "objective", OBJECTIVES)
@@ -167,6 +167,7 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
              progress: Callable[[str, Progress], None] | None = None) -> OptimizeOutcome:
     """Search strategies on `sample`; re-score on fresh draws of `values` (normalised weights)."""
     start = time.perf_counter()
+    validate.compute_device(settings.compute)  # here, not in the settings: a sweep's driver may have no GPU
     device = get_device(device)
     times = settings.times_s
     if settings.objective == "expected":  # deterministic: nothing to overfit, its own referee
