@@ -143,9 +143,12 @@ def test_report_command_bad_folder_is_one_line(tmp_path):
 
 
 def test_bound_and_gap_fields_are_shown_when_present(runs, tmp_path):
+    """Any field named *bound* / gap* is shown, whatever its form (the generic path)."""
     folder = tmp_path / "bound"
     shutil.copytree(runs["optimize"][0], folder)
     report = json.loads((folder / "report.json").read_text())
+    for key in ("bound", "gap_to_bound", "gap_to_compensated"):  # the form the next test covers
+        report.pop(key, None)
     report["bound"] = {"expected_tnmse": 7.5e-4, "note": "text is not a number"}
     report["gap_to_bound"] = 0.175
     report["expected"] = {"optimised": 8e-4, "bound": {"per_time": [1e-4, 2e-4]}}
@@ -158,6 +161,32 @@ def test_bound_and_gap_fields_are_shown_when_present(runs, tmp_path):
     assert 'data-key="/expected/bound/per_time/1" data-value="0.0002">2.000e-04<' in text  # in the table
     assert "Bound and gap" in text and "/expected/optimised" not in text
     check_tags(folder, text, 8)
+
+
+def test_the_bound_section_of_report_json(runs, tmp_path):
+    """report.json's `bound`, `gap_to_bound` and `gap_to_compensated` (search/run.py bound_report):
+    two headline cards with the optimised strategy's gaps, a per-F table, a gap column per limit."""
+    folder = tmp_path / "bound"
+    shutil.copytree(runs["optimize"][0], folder)
+    report = json.loads((folder / "report.json").read_text())
+    opt = report["tnmse"]["optimised"]["mean"]
+    report["bound"] = {"tnmse": opt / 1.25, "f": 2.0, "compensated_tnmse": opt / 1.1, "compensated_f": 2.0,
+                       "compensated_beta": 70.0, "note": "expected TNMSE of the best mapping",
+                       "per_f": [{"f": 1.0, "bound": opt / 1.2, "compensated": opt / 1.05, "beta": 60.0, "wall_time_s": 1.0},
+                                 {"f": 2.0, "bound": opt / 1.25, "compensated": opt / 1.1, "beta": 70.0,
+                                  "wall_time_s": 1.0}]}
+    report["gap_to_bound"] = {k: v["mean"] / report["bound"]["tnmse"] - 1 for k, v in report["tnmse"].items()}
+    report["gap_to_compensated"] = {k: v["mean"] / report["bound"]["compensated_tnmse"] - 1
+                                    for k, v in report["tnmse"].items()}
+    (folder / "report.json").write_text(json.dumps(report))
+    text = write_report(folder).path.read_text()
+    check_tags(folder, text, 20)
+    head = text[text.index("Result"):text.index("Question and inputs")]
+    assert 'data-key="/bound/tnmse"' in head and 'data-key="/bound/compensated_tnmse"' in head
+    assert 'data-key="/gap_to_bound/optimised"' in head and ">+25.0 %<" in head and ">+10.0 %<" in head
+    assert "Bound per significance factor F" in text and 'data-key="/bound/per_f/1/compensated"' in text
+    assert text.count('data-key="/gap_to_compensated/') == len(report["tnmse"]) + 1  # the table and the card
+    assert "Bound and gap (as report.json records them)" not in text
 
 
 # --- in a real browser ------------------------------------------------------------------------------

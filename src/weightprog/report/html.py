@@ -351,17 +351,23 @@ def _swatch(name: str) -> str:
     return f'<span class="swatch" style="background:{strategy_colour(name)}"></span>'
 
 
-def tnmse_table(scores: dict, times_s, file: str, pointer: str) -> str:
+def tnmse_table(scores: dict, times_s, file: str, pointer: str, gaps: dict | None = None) -> str:
+    """Every strategy's TNMSE, time-averaged and per time; with `gaps` ({column title: (JSON
+    pointer of a {strategy: gap} dict, that dict)}) a column per gap, in % above the limit."""
     labels = format_times(times_s)
+    gaps = gaps or {}
     rows = []
     for key, s in scores.items():
         per = [Raw(f"{num(m, f'{pointer}/{key}/per_time/{i}', file)}{se(e)}")
                for i, (m, e) in enumerate(zip(s["per_time"], s.get("per_time_stderr", [0.0] * len(labels))))]
+        gap_cells = [Raw(num(g[key], f"{ptr}/{key}", file, f"{100 * g[key]:+.1f} %")) if key in g else ""
+                     for ptr, g in gaps.values()]
         rows.append([Raw(f'<span class="name">{_swatch(key)}{esc(strategy_label(key, s))}</span>'),
-                     Raw(num(s["mean"], f"{pointer}/{key}/mean", file) + se(s["stderr"])), *per])
-    return (table(["strategy", "TNMSE (time-averaged)", *(f"t = {t}" for t in labels)], rows,
-                  set(range(1, 2 + len(labels))))
-            + '<p class="note">Each cell: the mean, and under it its standard error.</p>')
+                     Raw(num(s["mean"], f"{pointer}/{key}/mean", file) + se(s["stderr"])), *gap_cells, *per])
+    return (table(["strategy", "TNMSE (time-averaged)", *gaps, *(f"t = {t}" for t in labels)], rows,
+                  set(range(1, 2 + len(gaps) + len(labels))))
+            + '<p class="note">Each cell: the mean, and under it its standard error'
+            + ("; gaps: (TNMSE − limit) / limit" if gaps else "") + ".</p>")
 
 
 def se(x: Any) -> str:
@@ -390,10 +396,28 @@ def optimize_headline(r: dict, file: str = "report.json", pointer: str = "") -> 
         card(f"best F=1 baseline: {strategy_label(f1, t[f1])}", num(t[f1]["mean"], f"{pointer}/tnmse/{f1}/mean", file),
              _below(imp, "vs_best_f1_baseline", pointer, file)),
     ]
-    for label, ptr, value in bound_items(r, pointer):
-        cards.append(card(label.replace("_", " "), num(value, ptr, file),
-                          "expected-error bound / gap recorded by the run"))
+    b = r.get("bound")
+    if isinstance(b, dict) and isinstance(b.get("tnmse"), (int, float)):
+        cards.append(card(f"bound: lowest expected TNMSE (F={fmt(b.get('f'))})", num(b["tnmse"], f"{pointer}/bound/tnmse", file),
+                          "any mapping weight → targets, one free read-out scale per time"
+                          + _gap(r, "gap_to_bound", pointer, file)))
+        if isinstance(b.get("compensated_tnmse"), (int, float)):
+            cards.append(card(f"bound under the deployed compensation (F={fmt(b.get('compensated_f'))})",
+                              num(b["compensated_tnmse"], f"{pointer}/bound/compensated_tnmse", file),
+                              "α from calibration reads, β free" + _gap(r, "gap_to_compensated", pointer, file)))
+    else:
+        for label, ptr, value in bound_items(r, pointer):
+            cards.append(card(label.replace("_", " "), num(value, ptr, file),
+                              "expected-error bound / gap recorded by the run"))
     return '<div class="cards">' + "".join(cards) + "</div>"
+
+
+def _gap(r: dict, key: str, pointer: str, file: str) -> str:
+    g = r.get(key)
+    if not (isinstance(g, dict) and isinstance(g.get("optimised"), (int, float))):
+        return ""
+    value = g["optimised"]
+    return f"; optimised: (TNMSE − it) / it = {num(value, f'{pointer}/{key}/optimised', file, f'{100 * value:+.1f} %')}"
 
 
 def optimize_fallback_command(r: dict, folder: Path) -> str:
@@ -474,7 +498,12 @@ def optimize_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
         ("times after programming", times_text(r["times_s"])),
         ("grid", f"{s.get('grid_points')} points, {s.get('grid_placement')} placement, {s.get('mode')} mode"),
         ("search", f"popsize {s.get('popsize')}, at most {s.get('max_generations')} generations, tol {s.get('tol')}, "
-                   f"budget {s.get('budget_s') if s.get('budget_s') is not None else 'none'}"),
+                   f"budget {s.get('budget_s') if s.get('budget_s') is not None else 'none'}"
+                   + (f"; method {r['method']}" if r.get("method") else "")
+                   + (f"; objective {s['objective']}" if s.get("objective") else "")),
+        ("aihwkit", None if "expressible" not in r else
+         "the strategy is expressible by aihwkit's CustomPairConductanceConverter" if r["expressible"]
+         else "not expressible by aihwkit's converter (strategy.aihwkit.json holds the best one that is)"),
         ("re-scoring", f"{r.get('rescore', {}).get('blocks')} fresh samples, {fmt(r.get('rescore', {}).get('weights'))} "
                        "weights, fresh draws"),
         ("seed", r.get("seed")),
@@ -488,13 +517,28 @@ def optimize_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
         png_figure(folder / "error_distribution.png", "distribution of the weight error at each time"),
         png_figure(folder / "convergence.png", "best loss per generation of each search"),
     ])
-    tables = ("<h3>Weight error (re-scored on fresh samples and draws)</h3>" + tnmse_table(r["tnmse"], r["times_s"], "report.json", "/tnmse")
+    gaps = {title: (f"/{key}", r[key]) for key, title in (("gap_to_bound", "above the bound"),
+                                                          ("gap_to_compensated", "above the compensated bound"))
+            if isinstance(r.get(key), dict)}
+    tables = ("<h3>Weight error (re-scored on fresh samples and draws)</h3>"
+              + tnmse_table(r["tnmse"], r["times_s"], "report.json", "/tnmse", gaps)
               + "<h3>Searches</h3>" + table(["search", "generations", "evaluations", "loss", "converged", "stopped because",
                                              "wall s", "polish"], search_rows, {1, 2, 3, 6}))
-    bound_rows = bound_items(r, lists=True)
-    if bound_rows:
-        tables += "<h3>Bound and gap (as report.json records them)</h3>" + table(
-            ["field", "value"], [[label, Raw(num(v, ptr, "report.json"))] for label, ptr, v in bound_rows], {1})
+    b = r.get("bound")
+    if isinstance(b, dict) and isinstance(b.get("per_f"), list):
+        tables += ("<h3>Bound per significance factor F (expected TNMSE, large-column limit)</h3>"
+                   + table(["F", "bound (free scale per time)", "under the deployed compensation", "β (µS per unit weight)",
+                            "wall s"],
+                           [[x.get("f"), Raw(num(x.get("bound"), f"/bound/per_f/{i}/bound", "report.json")),
+                             Raw(num(x.get("compensated"), f"/bound/per_f/{i}/compensated", "report.json"))
+                             if isinstance(x.get("compensated"), (int, float)) else "n/a", x.get("beta"), x.get("wall_time_s")]
+                            for i, x in enumerate(b["per_f"])], {0, 1, 2, 3, 4})
+                   + (f'<p class="note">{esc(b["note"])}</p>' if b.get("note") else ""))
+    else:
+        bound_rows = bound_items(r, lists=True)
+        if bound_rows:
+            tables += "<h3>Bound and gap (as report.json records them)</h3>" + table(
+                ["field", "value"], [[label, Raw(num(v, ptr, "report.json"))] for label, ptr, v in bound_rows], {1})
     if r.get("per_layer"):
         tables += "<h3>Per-layer strategies</h3>" + table(
             ["layer", "weights", "own strategy TNMSE", "network-wide TNMSE", "gain", "file"],
