@@ -38,7 +38,6 @@ REPORT_NAME = "report.html"
 GENERATOR = '<meta name="generator" content="weightprog">'
 """How a report.html says weightprog wrote it (so a rebuild may replace it, and nothing else)."""
 COMMAND_NAME = "command.json"
-KINDS = ("optimize", "evaluate", "compare-devices", "device-fit", "study", "sweep")
 
 
 @dataclass
