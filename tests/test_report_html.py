@@ -409,3 +409,21 @@ def test_a_foreign_report_html_is_never_replaced(runs, tmp_path):
                  "--min-devices", "20")
     assert "warning: report.html not written" in result.output and (tmp_path / "m" / "dev.yaml").is_file()
     assert (tmp_path / "m" / "report.html").read_text() == "theirs"
+
+
+def test_the_recorded_command_reproduces_the_run(tmp_path, monkeypatch):
+    """A command invoked on its own (not through the group) has its options rebuilt from the parsed
+    values; running the recorded command again gives the same numbers."""
+    from weightprog.cli_evaluate import evaluate
+
+    monkeypatch.chdir(Path(__file__).parent)
+    args = ["--model", "nn_helpers:tiny_entry", "--strategy", "lsp-first", "--strategy", "single-pair",
+            "--significance", "1,2", "--times", "1s,1h,1y", "--repeats", "2", "--seed", "7", "--no-progress"]
+    result = CliRunner().invoke(evaluate, [*args, "--out", str(tmp_path / "a")])
+    assert result.exit_code == 0, result.output
+    argv = json.loads((tmp_path / "a" / "command.json").read_text())["argv"]
+    assert argv[:2] == ["weightprog", "evaluate"] and sorted(argv[2:]) == sorted([*args, "--out", str(tmp_path / "a")])
+    again = [str(tmp_path / "b") if a == str(tmp_path / "a") else a for a in argv[1:]]
+    run(*again)
+    first, second = (json.loads((tmp_path / d / "results.json").read_text()) for d in "ab")
+    assert first["summary"] == second["summary"] and first["rows"] == second["rows"]
