@@ -39,16 +39,9 @@ def compare_devices_command(devices, seed, budget_s, naive_key, out_dir, force, 
     click.echo(f"comparing {', '.join(m.name for m in models)} for {source} ({values.numel():,} weights, "
                f"search sample {sample.size:,}), {settings.pairs} pair(s), "
                f"times {','.join(format_times(settings.times_s))}, seed {seed}", err=True)
-    bars = SearchBars(settings)
-
-    def progress(device, label, p):
-        bars(f"{device} {label}", p)
-
-    try:
+    with SearchBars(settings) as bars:  # one bar per device and cell
         comparison = compare_devices(models, sample, values, settings, naive_key=naive_key, source=source,
-                                     checkpoint_dir=out / "checkpoints", progress=progress)
-    finally:
-        bars.close()
+                                     checkpoint_dir=out / "checkpoints", progress=bars)
     paths = write_comparison(comparison, out)
     click.echo(table_text(comparison))
     click.echo(f"wrote {', '.join(str(p) for p in paths)}")
