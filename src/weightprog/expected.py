@@ -48,6 +48,8 @@ from .sample import WeightSample
 from .strategy import Strategy
 from .timeunits import DEFAULT_TIMES_S, check_times
 
+MAX_BIN_WIDTH = 1 / 32
+"""No density bin wider than this in |u| (the sparse tail of large weights gets bins of its own)."""
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2_PI = math.sqrt(2.0 / math.pi)
 
@@ -172,7 +174,7 @@ class WeightBins:
 
 
 def weight_bins(values: torch.Tensor, grid: torch.Tensor, per_segment: int = 8,
-                max_width: float = 1 / 32) -> WeightBins:
+                max_width: float = MAX_BIN_WIDTH) -> WeightBins:
     """Bins of |values| within each grid segment: `per_segment` quantile bins of equal count, each
     further split to at most `max_width` wide (the sparse tail of large weights, where errors
     change fastest, gets bins of its own); two nodes per bin."""
@@ -287,9 +289,18 @@ class ExpectedTNMSE:
         self._kernel = torch.compile(kernel, dynamic=False) if self.compiled else kernel
 
     def bins(self, grid: torch.Tensor) -> WeightBins:
+        """The density's nodes for a grid, padded with empty nodes to a size fixed by the grid's
+        length (so every grid of a search shares one compiled kernel)."""
         key = tuple(grid.tolist())
         if key not in self._bins:
-            self._bins[key] = weight_bins(self.values, grid.double(), self.bins_per_segment)
+            bins = weight_bins(self.values, grid.double(), self.bins_per_segment)
+            segments = grid.numel() - 1
+            size = 2 * (self.bins_per_segment * segments + math.ceil(1 / MAX_BIN_WIDTH) + segments)
+            pad = max(0, size - bins.u.numel())
+            zeros = torch.zeros(pad, dtype=torch.float64)
+            self._bins[key] = WeightBins(torch.cat([bins.u, zeros]), torch.cat([bins.prob, zeros]),
+                                         torch.cat([bins.index, torch.zeros(pad, dtype=torch.long)]),
+                                         torch.cat([bins.frac, zeros]))
         return self._bins[key]
 
     def per_time(self, grid: torch.Tensor, conductances: torch.Tensor, significance: torch.Tensor,
@@ -302,11 +313,12 @@ class ExpectedTNMSE:
         table = conductances.to(dt)
         signed = signed_factors(significance.to(dt), beta.to(dt))
         if grad:
-            err, alpha = expected_errors(table, signed, *nodes, g0=self.g0, step=self.step,
-                                         compensation=self.compensation)
+            with single_thread():
+                err, alpha = expected_errors(table, signed, *nodes, g0=self.g0, step=self.step,
+                                             compensation=self.compensation)
             return (err, alpha) if with_alpha else err
         errs, alphas = [], []
-        with torch.no_grad():
+        with torch.no_grad(), single_thread():  # small chunks: a second thread only synchronises
             for start in range(0, table.shape[0], self.chunk):
                 t, sg = table[start:start + self.chunk], signed[start:start + self.chunk]
                 n = t.shape[0]
