@@ -178,3 +178,36 @@ def test_cli_per_layer(tmp_path):
         assert r["tnmse_layer_strategy"]["mean"] > 0 and r["tnmse_network_strategy"]["mean"] > 0
     result = CliRunner().invoke(main, ["optimize", "--per-layer", "--out", str(tmp_path / "y")])
     assert result.exit_code == 2 and "--per-layer needs --weights" in result.output
+
+
+def test_pointwise_method_bound_report_and_evaluate(tmp_path):
+    """--method pointwise: a dense, clipping strategy better than lsp-first, the bound and the gaps in
+    report.json and the summary, an aihwkit export in converter form, and `evaluate` takes it."""
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["optimize", "--method", "pointwise", "--f-max", "2", "--rescore-blocks", "2",
+                                       "--times", "1s,1d,1y", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["method"] == "pointwise" and report["expressible"] is False
+    bound = report["bound"]
+    assert [row["f"] for row in bound["per_f"]] == [1.0, 2.0]
+    assert bound["tnmse"] == min(row["bound"] for row in bound["per_f"])
+    assert bound["tnmse"] <= bound["compensated_tnmse"]
+    t = report["tnmse"]
+    for key, gap in report["gap_to_bound"].items():
+        assert gap == pytest.approx(t[key]["mean"] / bound["tnmse"] - 1)
+        assert gap > -0.01 - 3 * t[key]["stderr"] / t[key]["mean"]  # nothing below the bound beyond its error
+    assert t["optimised"]["mean"] < 0.99 * t["lsp_first_best"]["mean"]  # same fresh draws for both
+    assert "bound:" in result.output and "gaps to the bound" in result.output and "% below the best hand-crafted" in result.output
+    strategy = Strategy.load(out / "strategy.json")
+    assert strategy.grid.numel() > 20 and float(strategy.beta[0]) > float(strategy.hardware_weight(strategy.conductances)[0, -1])
+    meta = json.loads((out / "strategy.json").read_text())["meta"]["aihwkit"]
+    assert meta["strategy"] == report["aihwkit_export"]["strategy"] and "cannot express" in meta["note"]
+    aihwkit = json.loads((out / "strategy.aihwkit.json").read_text())
+    g = torch.tensor(aihwkit["g_lst"]).T  # (points, 2P): the export's largest weight is its scale
+    w_hw = (g[:, 0] - g[:, 1]) * aihwkit["f_lst"][0] + (g[:, 2] - g[:, 3]) * aihwkit["f_lst"][1]
+    assert float(w_hw[-1]) == pytest.approx(meta["beta"], rel=1e-4)
+    from weightprog.cli_evaluate import evaluate
+    ev = CliRunner().invoke(evaluate, ["--model", "nn_helpers:tiny_entry", "--strategy", str(out / "strategy.json"),
+                                       "--times", "1s,1y", "--repeats", "1", "--no-progress", "--out", str(tmp_path / "ev")])
+    assert ev.exit_code == 0, ev.output
