@@ -620,7 +620,7 @@ def _pointwise_strategy(model, significance, points, polish_steps, solution, nam
     keep = torch.cat([torch.tensor([True]), grid.diff() > 1e-4])
     grid = grid[keep]
     grid[-1] = 1.0
-    table = pw.targets_at(grid, sol.scales)
+    grid, table = _refine_grid(pw, grid, sol.scales)
     dev = model.device
     sig = torch.tensor(pw.sig, dtype=torch.float64)
     strategy = Strategy(grid, table[None], sig[None], torch.tensor([sol.beta]), dev.g_min, dev.g_max, [name])
@@ -629,6 +629,26 @@ def _pointwise_strategy(model, significance, points, polish_steps, solution, nam
     if polish_steps > 0:
         strategy = _polish_table(model, strategy, polish_steps, expressible)
     return strategy, sol
+
+
+def _refine_grid(pw: Pointwise, grid: torch.Tensor, scales: torch.Tensor, tol_us: float = 0.02,
+                 rounds: int = 5, max_points: int = 161) -> tuple[torch.Tensor, torch.Tensor]:
+    """Targets at the grid, with midpoints inserted where the optimum bends or jumps between two
+    points (its targets there differ from linear interpolation by more than `tol_us`), so the
+    table follows the pointwise mapping's kinks and branch switches."""
+    table = pw.targets_at(grid, scales)
+    for _ in range(rounds):
+        mid = (grid[1:] + grid[:-1]) / 2
+        at_mid = pw.targets_at(mid, scales)
+        off = (at_mid - (table[1:] + table[:-1]) / 2).abs().amax(-1)
+        room = max_points - grid.numel()
+        add = torch.nonzero((off > tol_us) & (grid.diff() > 1e-4)).flatten()
+        if add.numel() == 0 or room <= 0:
+            break
+        add = add[off[add].argsort(descending=True)[:room]]
+        grid, order = torch.sort(torch.cat([grid, mid[add]]))
+        table = torch.cat([table, at_mid[add]])[order]
+    return grid, table
 
 
 def _polish_table(model: ExpectedTNMSE, strategy: Strategy, steps: int, tied: bool = False) -> Strategy:
