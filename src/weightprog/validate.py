@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
 from typing import Any, Iterable, Mapping, Sequence
 
 from .errors import WeightprogError
@@ -38,11 +39,8 @@ class SettingError(WeightprogError):
 
 
 def integer(value: Any, field: str, minimum: int | None = None, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise SettingError(field, f"must be an integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):  # numpy integers too
+        raise SettingError(field, f"must be an integer, got {value!r}")
     if minimum is not None and value < minimum or maximum is not None and value > maximum:
         raise SettingError(field, f"must be {_range(minimum, maximum)}, got {value}")
     return int(value)
@@ -51,7 +49,7 @@ def integer(value: Any, field: str, minimum: int | None = None, maximum: int | N
 def number(value: Any, field: str, minimum: float | None = None, maximum: float | None = None,
            above: float | None = None, below: float | None = None) -> float:
     """A finite float within [minimum, maximum] and strictly inside (above, below)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise SettingError(field, f"must be a number, got {value!r}")
     value = float(value)
     if not math.isfinite(value):
