@@ -317,3 +317,20 @@ def test_ray_missing_gives_install_hint(monkeypatch, tiny, tmp_path):
     with pytest.raises(SweepError, match=r"pip install 'ray==2\.\d+\.\d+'"):
         run_sweep(path, tmp_path / "out", ray="auto")
 
+
+
+def test_sweep_file_takes_scaled_devices(tmp_path):
+    """`pcm:read=2` and `dev.yaml:read=2` are devices in a sweep file; a bad scale names the entry."""
+    from weightprog.devices import get_device
+    from weightprog.devices.fit import write_device
+
+    write_device(tmp_path / "dev.yaml", get_device("ecram"))  # any tabulated device file
+    (tmp_path / "s.yaml").write_text("devices: [pcm, 'pcm:read=2', 'dev.yaml:programming=0.5']\n")
+    jobs = load_sweep(tmp_path / "s.yaml").jobs
+    assert [j.params["device"] for j in jobs] == ["pcm", "pcm:read=2", "dev.yaml:programming=0.5"]
+    scaled_file = jobs[2].files["device"]
+    assert scaled_file.endswith("dev.yaml:programming=0.5")
+    assert get_device(scaled_file).scales.programming == 0.5
+    (tmp_path / "bad.yaml").write_text("devices: ['pcm:loud=2']\n")
+    with pytest.raises(SweepError, match=r"devices\[0\].*loud"):
+        load_sweep(tmp_path / "bad.yaml")

@@ -256,6 +256,15 @@ def _file_or_name(text, where: str, base: Path, known: Callable[[str], bool]) ->
     return text, str(path.resolve())
 
 
+def _device_spec(text, where: str, base: Path, names: list[str]) -> tuple[str, str | None]:
+    """A device name or file, optionally scaled (`pcm:read=2`, `dev.yaml:read=2`)."""
+    name, sep, scales = text.rpartition(":") if isinstance(text, str) else ("", "", "")
+    if sep and "=" in scales:
+        _, path = _file_or_name(name, where, base, lambda t: t in names)
+        return text, f"{path}:{scales}" if path else None
+    return _file_or_name(text, where, base, lambda t: t in names)
+
+
 def parse_sweep(data: Any, where: str = "sweep", base_dir: str | Path = ".") -> Sweep:
     """Expand a sweep mapping (as loaded from YAML) into jobs; errors name `where` and the field."""
     from .devices import get_device
@@ -276,7 +285,7 @@ def parse_sweep(data: Any, where: str = "sweep", base_dir: str | Path = ".") -> 
     devices = []
     for i, d in enumerate(_as_list(data.get("devices", "pcm"), f"{where}: devices")):
         w = f"{where}: devices[{i}]"
-        written, path = _file_or_name(d, w, base, lambda t: t in device_names())
+        written, path = _device_spec(d, w, base, device_names())
         try:
             get_device(path or written)
         except WeightprogError as exc:

@@ -14,6 +14,7 @@ from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from ..advise import LABELS, VERDICTS, Advice, FlipMap  # noqa: E402
+from ..fileio import atomic_write  # noqa: E402
 from .palette import BOUND, FAMILIES, OPTIMISED  # noqa: E402
 
 
@@ -37,11 +38,7 @@ def plot_advice(advice: Advice, path: str | Path) -> Path:
     ax.set_xlabel("change of time-averaged weight error TNMSE (%)  [bars: ±2 s.e., independent-score bound]")
     ax.set_title(f"{advice.device}: which {advice.improvement:.0%} improvement pays")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 VERDICT_COLOURS = {"both better": "#88CCEE", "both worse": "#DDCC77",
@@ -68,8 +65,11 @@ def plot_flip_map(flip: FlipMap, path: str | Path) -> Path:
                  fontsize=9)
     ax.legend(handles=[Patch(color=VERDICT_COLOURS[v], label=v) for v in VERDICTS], loc="upper left",
               bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
-    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
     path = Path(path)
-    fig.savefig(path, dpi=120)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     plt.close(fig)
     return path
