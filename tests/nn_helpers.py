@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 from torch import nn
 
@@ -148,13 +147,3 @@ def tiny_entry():
 
 def bad_entry():
     return "not a model"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is fastest, and on a shared 2-core machine OpenMP threads that
-    spin-wait for each other make these tests ~10× slower. Restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -47,14 +47,6 @@ def test_small_model_equals_pooled_values_and_sample():
     assert torch.equal(tensor_norm, pooled_values(tensors, "tensor"))
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 300 tiny runs: thread hand-offs cost more than the work
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_reservoir_is_a_uniform_sample_without_replacement(one_thread):
     """Every weight equally likely (per layer and within layers), no weight twice, values exact."""
     gen = torch.Generator().manual_seed(0)

@@ -2,12 +2,14 @@
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
-from nn_helpers import one_thread  # noqa: F401
 from weightprog.cli import Group
 from weightprog.cli_evaluate import evaluate, load_entry_point
 from weightprog.errors import WeightprogError
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def invoke(*args):

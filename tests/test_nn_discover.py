@@ -4,9 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from nn_helpers import CASES, one_thread  # noqa: F401
+from nn_helpers import CASES
 from weightprog import Mapping, WeightprogError
 from weightprog.nn import find_analog_weights, mapping_report
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def names(model, **kw):

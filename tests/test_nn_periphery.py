@@ -4,9 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from nn_helpers import CASES, metrics_for, one_thread  # noqa: F401
+from nn_helpers import CASES, metrics_for
 from weightprog import WeightprogError
 from weightprog.nn import Periphery, attached, calibrate, evaluate_over_time, find_analog_weights, get_periphery, quantise
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_quantise_levels_and_clipping():

@@ -73,8 +73,7 @@ def test_fmnist_slice_accuracy_and_analog_run():
     assert 0.5 <= pcm.mean[0, 0] <= acc + 0.05
 
 
-@needs_fmnist
-def test_fmnist_missing_folder_message(tmp_path, monkeypatch):
+def test_fmnist_missing_folder_message(tmp_path, monkeypatch):  # needs no data: the folder is empty
     monkeypatch.setenv("WEIGHTPROG_FMNIST_DIR", str(tmp_path))
     with pytest.raises(WeightprogError, match="apt-get install -y dataset-fashion-mnist"):
         get_workload("fmnist-resnet32", eval_size=10)
@@ -164,8 +163,6 @@ def test_hwa_io_quantisation_levels_and_ste():
 
 def test_cli_evaluate_accepts_workload_names():
     from weightprog.cli_evaluate import load_entry_point
-    with pytest.raises(WeightprogError, match="use one of"):
-        get_workload("nope")
     if _have_fmnist():
         model, evaluate_fn = load_entry_point("fmnist-resnet32@hwa")
         assert callable(evaluate_fn)
