@@ -18,6 +18,7 @@ import torch
 
 from weightprog import TNMSE, Cell, baseline, default_sample, load_distribution, rescore
 from weightprog.expected import ExpectedTNMSE
+from weightprog.search.run import SEARCH_BINS
 from weightprog.search import StrategySpace, make_grid
 from weightprog.timeunits import DEFAULT_TIMES_S, format_times
 
@@ -57,6 +58,8 @@ def main() -> None:
     fused, _ = rate(TNMSE(sample, "pcm", compile=True), space, x, args.repeats)
     exp_eager, _ = rate(ExpectedTNMSE(values, "pcm", compile=False), space, x, args.repeats)
     exp_fused, warm = rate(ExpectedTNMSE(values, "pcm", compile=True), space, x, args.repeats)
+    exp_search, _ = rate(ExpectedTNMSE(values, "pcm", compile=True, bins_per_segment=SEARCH_BINS), space, x,
+                         args.repeats)
     print(f"population {args.population}, 10,240 weights, 6 times, PCM, P=2:")
     print(f"  Monte Carlo, eager torch      {eager:9.0f} candidates/s")
     print(f"  Monte Carlo, fused (compile)  {fused:9.0f} candidates/s   ({fused / eager:.1f}x eager; "
@@ -64,6 +67,8 @@ def main() -> None:
     print(f"  expected, eager torch         {exp_eager:9.0f} candidates/s   ({exp_eager / fused:.1f}x fused MC)")
     print(f"  expected, fused (compile)     {exp_fused:9.0f} candidates/s   ({exp_fused / fused:.1f}x fused MC; "
           f"first call incl. compile {warm:.1f} s)")
+    print(f"  expected, fused, {SEARCH_BINS} bins/segment {exp_search:9.0f} candidates/s   ({exp_search / fused:.1f}x fused MC; "
+          f"the search's setting)")
     print("baselines on fresh seeds (10 × 10,240 weights), and their expected TNMSE:")
     print(f"{'strategy':<14}{'TNMSE':>10}{'± s.e.':>9}{'expected':>10}"
           + "".join(f"{t:>9}" for t in format_times(DEFAULT_TIMES_S)))

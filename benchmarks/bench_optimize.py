@@ -6,16 +6,28 @@ TNMSE and the pointwise optimum, the better by re-score; bound per F) and, with 
 same search on the Monte-Carlo objective with DE only (the optimiser before issue 17), one after
 the other on the same machine. `--table` prints, for each device, the bound per F, the best under
 the deployed drift compensation, DE and pointwise (re-scored), the best hand-crafted strategy and
-the gaps: the table in benchmarks/RESULTS.md. Part 2 (`--grids`) fixes the cell at 1,2 and
+the gaps: the table in benchmarks/RESULTS.md. `--crosscheck` optimises for a 200,000-weight
+Gaussian sample on pcm and scores the aihwkit export, the optimised strategy and lsp-first F = 2
+with a separate NumPy implementation of the PCM law (docs/MODEL.md §2–3) and one global drift
+compensation over the whole sample. Part 2 (`--grids`) fixes the cell at 1,2 and
 compares grid placements and sizes and the free mode (DE only), all re-scored on the same seeds.
 
-    python benchmarks/bench_optimize.py [--before] [--table] [--grids]
+    python benchmarks/bench_optimize.py [--before] [--table] [--crosscheck] [--grids]
 """
 
 import argparse
+import json
+import tempfile
 import time
+from pathlib import Path
 
-from weightprog import Cell, load_distribution
+import numpy as np
+import torch
+from click.testing import CliRunner
+
+from weightprog import Cell, Strategy, baseline, load_distribution
+from weightprog.cli import main as cli_main
+from weightprog.timeunits import DEFAULT_TIMES_S
 from weightprog.sample import sample_from_values
 from weightprog.search.run import OptimizeSettings, optimize
 
@@ -54,12 +66,84 @@ def table_row(device: str, outcome) -> list[str]:
             outcome.extra.get("method", ""), f"{outcome.wall_time_s:.0f} s"]
 
 
+def numpy_pcm_tnmse(g_targets: np.ndarray, f: np.ndarray, beta: float, u: np.ndarray, seed: int,
+                    repeats: int = 5) -> tuple[float, float]:
+    """TNMSE of targets (n, 2P) by a NumPy PCM law (g_max 25 µS, t0 20 s, t_read 250 ns, Q at the
+    programmed conductance), one global compensation α = Σ|W(0)|/Σ|W(t)|; mean ± s.e. over repeats."""
+    rng = np.random.default_rng(seed)
+    g_max, t0, t_read = 25.0, 20.0, 2.5e-7
+
+    def r(g):
+        return np.maximum(g / g_max, 1e-7)
+    out = []
+    for _ in range(repeats):
+        g = g_targets
+        sp = 0.26348 + 1.9650 * (g / g_max) - 1.1731 * (g / g_max) ** 2
+        gp = np.maximum(g + sp * rng.standard_normal(g.shape), 0.0)
+        mu = np.clip(-0.0155 * np.log(r(g)) + 0.0244, 0.049, 0.1)
+        sd = np.clip(-0.0125 * np.log(r(g)) - 0.0059, 0.008, 0.045)
+        nu = np.abs(mu + sd * rng.standard_normal(g.shape))
+        q = np.minimum(0.0088 / np.maximum(r(gp) ** 0.65, 1e-3), 0.2)
+        signed = np.repeat(f, 2) * np.tile([1.0, -1.0], len(f))
+
+        def read(t):
+            c = np.sqrt(np.log((t + t0 + t_read) / (2 * t_read)))
+            drift = gp * ((t + t0) / t0) ** (-nu)
+            return (np.maximum(drift * (1 + q * c * rng.standard_normal(g.shape)), 0.0) @ signed) / beta
+        ref = np.abs(read(0.0)).sum()
+        errs = []
+        for t in DEFAULT_TIMES_S:
+            w = read(t)
+            errs.append(np.mean((ref / np.abs(w).sum() * w - u) ** 2))
+        out.append(np.mean(errs))
+    return float(np.mean(out)), float(np.std(out, ddof=1) / np.sqrt(repeats))
+
+
+def numpy_targets(strategy: Strategy, u: np.ndarray) -> np.ndarray:
+    """Targets by NumPy interpolation of the table, g⁺/g⁻ swapped for negative weights."""
+    a = np.abs(u)
+    table = strategy.conductances[0].numpy()
+    g = np.stack([np.interp(a, strategy.grid.numpy(), table[:, d]) for d in range(table.shape[1])], -1)
+    swapped = g[:, [d ^ 1 for d in range(table.shape[1])]]
+    return np.where((u < 0)[:, None], swapped, g)
+
+
+def crosscheck() -> None:
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(200_000)
+    u = w / np.abs(w).max()
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(Path(tmp) / "gauss.npy", w.astype(np.float32))
+        result = CliRunner().invoke(cli_main, ["optimize", "--weights", str(Path(tmp) / "gauss.npy"),
+                                               "--normalise", "tensor", "--out", str(Path(tmp) / "run")])
+        assert result.exit_code == 0, result.output
+        print("\n".join(line for line in result.output.splitlines() if not line.startswith("search")))
+        optimised = Strategy.load(Path(tmp) / "run" / "strategy.json")
+        args = json.loads((Path(tmp) / "run" / "strategy.aihwkit.json").read_text())
+    grid = torch.linspace(-1, 1, len(args["g_lst"][0]), dtype=torch.float64)
+    g_lst = torch.tensor(args["g_lst"], dtype=torch.float64).T
+    half = grid >= 0  # the converter's table on [0, 1] as a weightprog strategy, β = its largest weight
+    export_table = g_lst[half]
+    f = np.array(args["f_lst"])
+    w1 = float((export_table[-1, 0::2] - export_table[-1, 1::2]) @ torch.tensor(f))
+    export = Strategy(grid[half], export_table, torch.tensor(f), w1, args["g_min"], args["g_max"], ["export"])
+    lsp = baseline("lsp-first", Cell((1.0, 2.0)))
+    print("NumPy PCM law, 200,000 Gaussian weights, global drift compensation, 5 realisations:")
+    for name, s in (("lsp-first F=2", lsp), ("aihwkit export", export), ("optimised (strategy.json)", optimised)):
+        mean, se = numpy_pcm_tnmse(numpy_targets(s, u), s.significance[0].numpy(), float(s.beta[0]), u, seed=1)
+        print(f"  {name:<28}{mean:.4e} ± {se:.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before", action="store_true", help="also the Monte-Carlo DE-only search")
     parser.add_argument("--table", action="store_true", help="the limits table over the devices")
     parser.add_argument("--grids", action="store_true", help="part 2: grid placements (DE)")
+    parser.add_argument("--crosscheck", action="store_true", help="only: the NumPy cross-check on a Gaussian sample")
     args = parser.parse_args()
+    if args.crosscheck:
+        crosscheck()
+        return
     values = load_distribution()
     sample = sample_from_values(values, seed=0, source="default")
     print(f"{'run':<34}{'TNMSE':>11}{'± s.e.':>9}{'vs F=1':>9}{'vs hand':>9}{'gens':>6}{'search':>9}{'total':>9}")
