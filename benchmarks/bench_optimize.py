@@ -122,8 +122,9 @@ def crosscheck() -> None:
         args = json.loads((Path(tmp) / "run" / "strategy.aihwkit.json").read_text())
     grid = torch.linspace(-1, 1, len(args["g_lst"][0]), dtype=torch.float64)
     g_lst = torch.tensor(args["g_lst"], dtype=torch.float64).T
-    half = grid >= 0  # the converter's table on [0, 1] as a weightprog strategy, β = its largest weight
+    half = grid >= -1e-9  # the converter's table on [0, 1] as a weightprog strategy, β = its largest weight
     export_table = g_lst[half]
+    grid = grid.clamp_min(0.0)
     f = np.array(args["f_lst"])
     w1 = float((export_table[-1, 0::2] - export_table[-1, 1::2]) @ torch.tensor(f))
     export = Strategy(grid[half], export_table, torch.tensor(f), w1, args["g_min"], args["g_max"], ["export"])

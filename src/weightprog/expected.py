@@ -624,8 +624,15 @@ def _pointwise_strategy(model, significance, points, polish_steps, solution, nam
     dev = model.device
     sig = torch.tensor(pw.sig, dtype=torch.float64)
     strategy = Strategy(grid, table[None], sig[None], torch.tensor([sol.beta]), dev.g_min, dev.g_max, [name])
-    if expressible:
-        strategy.beta = strategy.hardware_weight(strategy.conductances)[:, -1].clone()
+    if expressible:  # u = 1 represented exactly at β (capped at the cell's range), pairs filled lsp-first
+        span = dev.g_max - dev.g_min
+        beta = min(sol.beta, float(sig.sum()) * span)
+        remaining = beta
+        for p in sorted(range(len(pw.sig)), key=lambda q: pw.sig[q]):
+            share = min(remaining, pw.sig[p] * span)
+            table[-1, 2 * p], table[-1, 2 * p + 1] = dev.g_min + share / pw.sig[p], dev.g_min
+            remaining -= share
+        strategy = Strategy(grid, table[None], sig[None], torch.tensor([beta]), dev.g_min, dev.g_max, [name])
     if polish_steps > 0:
         strategy = _polish_table(model, strategy, polish_steps, expressible)
     return strategy, sol
