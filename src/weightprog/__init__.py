@@ -11,6 +11,7 @@ from .devices import DeviceModel, device_names, get_device, load_tabulated
 from .errors import WeightprogError
 from .hardware import Mapping, ProgrammedTensor, program_weights
 from .metric import TNMSE, TNMSEResult, rescore
+from .expected import ExpectedTNMSE, bound, pointwise_strategy
 from .search.run import OptimizeSettings, optimize
 from .report.progress import SearchBars
 from .sample import (WeightSample, default_sample, load_distribution, sample_from_array,
@@ -20,6 +21,7 @@ from .timeunits import DEFAULT_TIMES_S, parse_times
 
 __all__ = ["BASELINES", "baseline", "Cell", "DeviceModel", "device_names", "get_device",
            "load_tabulated", "WeightprogError", "Mapping", "ProgrammedTensor", "program_weights",
-           "TNMSE", "TNMSEResult", "rescore", "WeightSample", "default_sample", "load_distribution",
+           "TNMSE", "TNMSEResult", "rescore", "ExpectedTNMSE", "bound", "pointwise_strategy",
+           "WeightSample", "default_sample", "load_distribution",
            "sample_from_array", "sample_from_module", "sample_from_tensors", "sample_from_values",
            "Strategy", "DEFAULT_TIMES_S", "parse_times", "OptimizeSettings", "optimize", "SearchBars", "__version__"]
