@@ -12,7 +12,7 @@ from weightprog.cli import main
 from weightprog.errors import WeightprogError
 from weightprog.search.run import OptimizeSettings
 
-FAST = OptimizeSettings(pairs=1, max_generations=3, rescore_blocks=2, polish=False)
+FAST = OptimizeSettings(pairs=1, max_generations=3, rescore_blocks=2, polish=False, method="de", bound=False)
 
 
 def test_advise_improvements_lower_the_error_and_are_sorted_by_payoff():
@@ -28,6 +28,7 @@ def test_advise_improvements_lower_the_error_and_are_sorted_by_payoff():
         assert (e.elasticity("optimised") < 0) == (e.prop == "g_max"), e.prop
     data = result.to_dict()
     assert data["base"]["device"] == "pcm" and len(data["properties"]) == 3
+    assert data["base"]["bound"] is None and "change_bound" not in data["properties"][0]  # bound=False
     assert len(result.words()) == 3 and "halving read noise Q" in " ".join(result.words())
     assert "pcm:read=0.8" in {p["scores"]["device"] for p in data["properties"]}
     with pytest.raises(WeightprogError, match="improvement"):
@@ -89,12 +90,15 @@ def test_flipmap_cli_runs_as_a_resumable_sweep(tmp_path):
 
 def test_advise_cli_writes_json_and_figure(tmp_path):
     out = tmp_path / "adv"
-    result = CliRunner().invoke(main, ["device", "advise", "pcm", "--property", "read", "--property", "drift_std",
+    result = CliRunner().invoke(main, ["device", "advise", "pcm", "--property", "read",
                                        "--pairs", "1", "--max-generations", "3", "--no-polish",
                                        "--rescore-blocks", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "advice.json").read_text())
-    assert {p["property"] for p in data["properties"]} == {"read", "drift_std"}
+    assert {p["property"] for p in data["properties"]} == {"read"}
+    # the bound comes with each optimisation: it lies below the optimum, and less read noise lowers it
+    assert 0 < data["base"]["bound"] <= data["base"]["optimised"]["mean"] * 1.02
+    assert data["properties"][0]["change_bound"] < 0 and "Δ bound" in result.output
     assert data["weights"] and "halving" in result.output
     assert (out / "advice.png").read_bytes()[:4] == b"\x89PNG"
     bad = CliRunner().invoke(main, ["device", "advise", "nope", "--out", str(tmp_path / "x")])

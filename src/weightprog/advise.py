@@ -65,22 +65,18 @@ class DeviceScores:
     optimised: Score
     cell: tuple[float, ...]
     bound: float | None = None
-    """The expected-error bound at the optimised cell (free scale per time), when asked for."""
+    """The expected-error bound (free scale per time), lowest over the F searched; None when the
+    optimisation ran without bounds (`OptimizeSettings(bound=False)`)."""
 
     @classmethod
-    def of(cls, outcome: OptimizeOutcome, values: torch.Tensor | None = None) -> "DeviceScores":
-        """Scores of a finished optimisation; with `values`, also the bound at its cell."""
+    def of(cls, outcome: OptimizeOutcome) -> "DeviceScores":
+        """Scores of a finished optimisation, with the bound it computed."""
         s = outcome.scores
         keys = [k for k in list(BASELINE_KEYS) + ["lsp_first_best", "msp_first_best"] if k in s]
         best = min(keys, key=lambda k: s[k]["mean"])
         name = best.replace("_best", "") + (f" F={s[best]['f']}" if "f" in s[best] else " F=1")
         cell = tuple(outcome.strategy.significance[0].tolist())
-        limit = None
-        if values is not None:
-            from .expected import ExpectedTNMSE, bound
-            model = ExpectedTNMSE(values, outcome.device, outcome.settings.times_s,
-                                  compensation=outcome.settings.compensation)
-            limit = bound(model, cell).mean
+        limit = min((b.bound for b in outcome.bounds.values()), default=None)
         return cls(outcome.device.name, Score.of(s["lsp_first"]), Score.of(s[best]), name,
                    Score.of(s["optimised"]), cell, limit)
 
@@ -167,9 +163,10 @@ class Advice:
                  f"{self.base.optimised.mean:.4e} (cell {','.join(f'{f:g}' for f in self.base.cell)})"
                  + (f", bound {self.base.bound:.4e}" if with_bound else ""), head]
         for e in self.effects:
+            bound = f"{e.change('bound'):>10.2%}" if with_bound else ""
             lines.append(f"{LABELS[e.prop]:<24}{e.factor:>7.3g}{e.change('optimised'):>13.2%}"
-                         f"{e.change('naive'):>10.2%}{e.change('hand_crafted'):>16.2%}"
-                         + (f"{e.change('bound'):>10.2%}" if with_bound else "") + f"{e.elasticity('optimised'):>16.3f}{e.elasticity('naive'):>18.3f}")
+                         f"{e.change('naive'):>10.2%}{e.change('hand_crafted'):>16.2%}{bound}"
+                         f"{e.elasticity('optimised'):>16.3f}{e.elasticity('naive'):>18.3f}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -187,11 +184,9 @@ def _plain(value):
 def advise(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str = "pcm",
            settings: OptimizeSettings = OptimizeSettings(), improvement: float = 0.1,
            properties: Sequence[str] = PROPERTIES,
-           progress: Callable[[str, int, int], None] | None = None, with_bound: bool = False) -> Advice:
-    """Re-optimise the device with each property improved by `improvement` (relative).
-
-    `with_bound` also computes the expected-error bound (expected.bound) at each optimum's cell:
-    about a minute per device on 2 cores, so off by default."""
+           progress: Callable[[str, int, int], None] | None = None) -> Advice:
+    """Re-optimise the device with each property improved by `improvement` (relative); the bound
+    of each variant comes with its optimisation (unless `settings.bound` is off)."""
     if not (isinstance(improvement, (int, float)) and 0 < improvement < 1):
         raise WeightprogError(f"improvement: a relative step in (0, 1), got {improvement!r}")
     start = time.perf_counter()
@@ -202,8 +197,7 @@ def advise(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str
     total = len(props) + 1
     if progress:
         progress(base_device.name, 0, total)
-    bound_values = values if with_bound else None
-    base = DeviceScores.of(optimize(sample, values, base_device, settings), bound_values)
+    base = DeviceScores.of(optimize(sample, values, base_device, settings))
     effects = []
     for i, p in enumerate(props, start=1):
         factor = improved_factor(p, improvement)
@@ -211,7 +205,7 @@ def advise(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str
         if progress:
             progress(scaled.name, i, total)
         outcome = optimize(sample, values, scaled, settings)
-        effects.append(PropertyEffect(p, factor, DeviceScores.of(outcome, bound_values), base))
+        effects.append(PropertyEffect(p, factor, DeviceScores.of(outcome), base))
     effects.sort(key=lambda e: e.change("optimised"))
     return Advice(base_device.name, float(improvement), base, effects, tuple(settings.times_s), settings,
                   time.perf_counter() - start)

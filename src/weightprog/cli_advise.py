@@ -23,10 +23,8 @@ from .timeunits import format_times
               help="Only these properties (repeatable; default: all).")
 @click.option("--rescore-blocks", default=10, show_default=True, type=int,
               help="Fresh samples (each the search's size, fresh draws) for every reported number.")
-@click.option("--bound", "with_bound", is_flag=True,
-              help="Also the expected-error bound of each variant (about a minute more per variant).")
 @click.option("--out", "out_dir", default="runs/advise", show_default=True, type=click.Path())
-def advise_command(device_spec, seed, improvement, properties, rescore_blocks, with_bound, out_dir, **search):
+def advise_command(device_spec, seed, improvement, properties, rescore_blocks, out_dir, **search):
     """Which property of DEVICE to improve: each one improved, the strategy re-optimised.
 
     For programming noise, drift mean, drift spread, read noise and dynamic range, the change of
@@ -45,7 +43,7 @@ def advise_command(device_spec, seed, improvement, properties, rescore_blocks, w
     def progress(name, done, total):
         click.echo(f"[{done + 1}/{total}] optimising {name}", err=True)
 
-    result = advise(sample, values, dev, settings, improvement, properties or PROPERTIES, progress, with_bound)
+    result = advise(sample, values, dev, settings, improvement, properties or PROPERTIES, progress)
     atomic_write_json(out / "advice.json", {**result.to_dict(), "weights": source})
     plot_advice(result, out / "advice.png")
     click.echo(result.table())
