@@ -18,14 +18,14 @@ from typing import Callable
 
 import numpy as np
 import torch
-from scipy.optimize._differentialevolution import DifferentialEvolutionSolver
 from scipy.stats import qmc
 
 from ..errors import WeightprogError
-from ..fileio import atomic_write_json
 from ..expected import ExpectedTNMSE
+from ..fileio import atomic_write_json
 from ..metric import TNMSE
 from ..strategy import Strategy
+from .scipy_de import Generations
 from .space import StrategySpace
 
 
@@ -123,29 +123,25 @@ def evolve(objective: Objective, space: StrategySpace, *, seed: int = 0, popsize
     settings = {"popsize": popsize, "tol": tol, "mutation": mutation, "recombination": recombination,
                 "search_seed": seed}
     key = _config_key(space, objective, settings)
-    solver = DifferentialEvolutionSolver(
-        loss, space.bounds(), strategy="best1bin", maxiter=max_generations, popsize=popsize, tol=tol,
-        mutation=mutation, recombination=recombination, rng=np.random.default_rng(seed), polish=False,
-        init=_initial_population(space, size, seed), integrality=space.integrality(), vectorized=True,
-        updating="deferred")
+    solver = Generations(loss, space.bounds(), popsize=popsize, tol=tol, mutation=mutation,
+                         recombination=recombination, seed=seed, init=_initial_population(space, size, seed),
+                         integrality=space.integrality(), max_generations=max_generations)
     history: list[float] = []
     generation = 0
+    earlier_s, earlier_evaluations = 0.0, 0  # a resumed run reports the whole run's time and work
     path = Path(checkpoint) if checkpoint else None
     if path and path.is_file():
-        generation, history = _restore(solver, path, key)
+        generation, history, earlier_s, earlier_evaluations = _restore(solver, path, key)
 
     def save():
         if path:
             atomic_write_json(path, {"key": key, "generation": generation, "history": history,
-                                     "population": solver.population.tolist(),
-                                     "energies": solver.population_energies.tolist(),
-                                     "rng": solver.random_number_generator.bit_generator.state})
+                                     "wall_time_s": earlier_s + time.perf_counter() - start,
+                                     "evaluations": earlier_evaluations + evaluations, **solver.state()})
 
     if not history:  # generation 0: score the initial population (scipy's own first step, done
         # here so that it is checkpointed and counted like every other generation)
-        solver.population_energies[:] = solver._calculate_population_energies(solver.population)  # noqa: SLF001
-        solver._promote_lowest_energy()  # noqa: SLF001
-        history.append(float(solver.population_energies[0]))
+        history.append(solver.score_initial())
         save()
     message = "reached the generation limit"
     while generation < max_generations:
@@ -155,33 +151,33 @@ def evolve(objective: Objective, space: StrategySpace, *, seed: int = 0, popsize
         if budget_s is not None and time.perf_counter() - start > budget_s:
             message = f"stopped at the time budget ({budget_s:g} s)"
             break
-        _, best = next(solver)
+        best = solver.step()
         generation += 1
-        history.append(float(best))
+        history.append(best)
         save()
         if progress:
-            progress(Progress(generation, float(best), float(solver.convergence), evaluations,
-                              time.perf_counter() - start))
-    x = solver.x.copy()
-    best_loss = float(solver.population_energies[0])
-    result = EvolutionResult(space.strategy(x, ["optimised"]), x, best_loss, history, generation,
-                             evaluations, 0.0, bool(solver.converged()), message)
-    result.wall_time_s = time.perf_counter() - start
+            progress(Progress(generation, best, solver.convergence, earlier_evaluations + evaluations,
+                              earlier_s + time.perf_counter() - start))
+    x = solver.x
+    result = EvolutionResult(space.strategy(x, ["optimised"]), x, solver.best_loss, history, generation,
+                             earlier_evaluations + evaluations, 0.0, solver.converged(), message)
+    result.wall_time_s = earlier_s + time.perf_counter() - start
     return result
 
 
-def _restore(solver: DifferentialEvolutionSolver, path: Path, key: str) -> tuple[int, list[float]]:
+def _restore(solver: Generations, path: Path, key: str) -> tuple[int, list[float], float, int]:
+    """(generation, history, wall time and evaluations so far) from a checkpoint."""
     try:
         state = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise WeightprogError(f"{path}: checkpoint unreadable ({exc}); delete it to start afresh") from None
+        raise WeightprogError(f"{path}: checkpoint unreadable ({exc}); delete it (optimize, compare-devices: "
+                              f"--force) to start afresh") from None
     if state.get("key") != key:
-        raise WeightprogError(f"{path}: checkpoint is from a run with other settings; "
-                              f"use another --out or delete it to start afresh")
-    solver.population = np.array(state["population"])
-    solver.population_energies = np.array(state["energies"])
-    solver.random_number_generator.bit_generator.state = state["rng"]
-    return int(state["generation"]), list(state["history"])
+        raise WeightprogError(f"{path}: checkpoint is from a run with other settings; use another --out, or "
+                              f"delete it (optimize, compare-devices: --force) to start afresh")
+    solver.restore(state)
+    return (int(state["generation"]), list(state["history"]), float(state.get("wall_time_s", 0.0)),
+            int(state.get("evaluations", 0)))
 
 
 def polish(result: EvolutionResult, objective: Objective, held_out: Objective, space: StrategySpace,
