@@ -169,3 +169,13 @@ def test_crosscheck_script_says_why_without_aihwkit():
     assert run.returncode == 2
     assert "aihwkit is not importable" in run.stderr and "Traceback" not in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("g_max", [41.025, 25 * 1.641, 25 * 0.743, 18.575])
+def test_baselines_on_any_range_end_exactly_at_one(g_max):
+    """Rounding must not leave the last grid point 1 ulp below 1 (a scaled device's range)."""
+    from weightprog.baselines import BASELINES, baseline
+    for f in range(1, 6):
+        for name in BASELINES:
+            s = baseline(name, Cell((1.0, float(f))), 0.0, g_max)
+            assert float(s.grid[-1]) == 1.0 and float(s.representation_error().max()) < 1e-9
