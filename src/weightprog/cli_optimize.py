@@ -222,11 +222,11 @@ def summary_words(report: dict) -> list[str]:
         lines.append(f"bound: no mapping of weights to conductances on this device does better than "
                      f"{b['tnmse']:.4e} (F={b['f']:g}, one free read-out scale per time); with the deployed "
                      f"drift compensation the best is {b['compensated_tnmse']:.4e} (F={b['compensated_f']:g}).")
-        lines.append(f"gaps to the bound: optimised {100 * gaps['optimised']:+.1f}%, {hand_name} "
-                     f"{100 * gaps[hand_key]:+.1f}%" + "".join(f", {k} {100 * gaps[k]:+.1f}%"
-                                                          for k in ("de", "pointwise") if k in gaps)
-                     + (" (within the re-score's error of the limit: little is left to gain)"
-                        if gaps["optimised"] < 2 * opt["stderr"] / opt["mean"] + 0.005 else "") + ".")
+        near = gaps["optimised"] < 2 * opt["stderr"] / opt["mean"] + 0.005
+        lines.append(f"gaps to the bound: optimised {100 * gaps['optimised']:+.1f}%"
+                     + (" (within the re-score's error of the limit: little is left to gain)" if near else "")
+                     + f", {hand_name} {100 * gaps[hand_key]:+.1f}%"
+                     + "".join(f", {k} {100 * gaps[k]:+.1f}%" for k in ("de", "pointwise") if k in gaps) + ".")
     if "aihwkit_export" in report:
         lines.append(f"aihwkit: {report['aihwkit_export']['note']}.")
     return lines
