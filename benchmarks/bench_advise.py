@@ -24,14 +24,16 @@ DEVICES = ("pcm", "pcm-lowdrift", "rram-hfox", "ecram", "sonos-flash")
 
 def markdown(advice) -> str:
     b = advice.base
+    bound = f", bound {b.bound:.4e}" if b.bound is not None else ""
     lines = [f"**{advice.device}** — naive (lsp-first F=1) {b.naive.mean:.4e}, best hand-crafted "
              f"{b.hand_crafted.mean:.4e} ({b.hand_crafted_name}), optimised {b.optimised.mean:.4e} "
-             f"(cell {','.join(f'{f:g}' for f in b.cell)}); {advice.wall_time_s:.0f} s", "",
-             "| property (step) | Δ optimised | Δ naive | elasticity optimised | elasticity naive | cell after |",
-             "|---|---|---|---|---|---|"]
+             f"(cell {','.join(f'{f:g}' for f in b.cell)}){bound}; {advice.wall_time_s:.0f} s", "",
+             "| property (step) | Δ optimised | Δ naive | Δ bound | elasticity optimised | elasticity naive | cell after |",
+             "|---|---|---|---|---|---|---|"]
     for e in advice.effects:
+        limit = f"{e.change('bound'):+.2%}" if "bound" in e.choices() else "–"
         lines.append(f"| {LABELS[e.prop]} (×{e.factor:g}) | {e.change('optimised'):+.2%} ± "
-                     f"{e.change_stderr('optimised'):.2%} | {e.change('naive'):+.2%} | "
+                     f"{e.change_stderr('optimised'):.2%} | {e.change('naive'):+.2%} | {limit} | "
                      f"{e.elasticity('optimised'):+.3f} | {e.elasticity('naive'):+.3f} | "
                      f"{','.join(f'{f:g}' for f in e.scores.cell)} |")
     return "\n".join(lines)
