@@ -78,6 +78,8 @@ def test_flipmap_cli_runs_as_a_resumable_sweep(tmp_path):
     data = json.loads((out / "flipmap.json").read_text())
     assert len(data["points"]) == 2 and data["base"] == "pcm"
     assert (out / "flipmap.png").read_bytes()[:4] == b"\x89PNG"
+    page = (out / "report.html").read_text()
+    assert data["sentence"] in page.replace("&#x27;", "'") and "data:image/png;base64" in page
     halved = next(p for p in data["points"] if p["x"] == 0.5)
     assert halved["optimised_change"] < 0 and halved["verdict"] == "both better"
     again = CliRunner().invoke(main, args)
@@ -101,6 +103,8 @@ def test_advise_cli_writes_json_and_figure(tmp_path):
     assert data["properties"][0]["change_bound"] < 0 and "Δ bound" in result.output
     assert data["weights"] and "halving" in result.output
     assert (out / "advice.png").read_bytes()[:4] == b"\x89PNG"
+    page = (out / "report.html").read_text()
+    assert "weightprog device advise: pcm" in page and 'data-key="/properties/0/change_optimised"' in page
     bad = CliRunner().invoke(main, ["device", "advise", "nope", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 2 and "unknown device" in bad.output
 

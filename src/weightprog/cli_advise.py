@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from .advise import PROPERTIES, advise, parse_axis, run_flip_map
+from .cli_report import write_run_report
 from .cli_optimize import search_inputs, search_options
 from .devices import get_device
 from .errors import WeightprogError
@@ -49,6 +50,7 @@ def advise_command(device_spec, seed, improvement, properties, rescore_blocks, o
     click.echo(result.table())
     click.echo("\n".join(result.words()))
     click.echo(f"wrote {out / 'advice.json'}, {out / 'advice.png'} ({result.wall_time_s:.0f} s)")
+    write_run_report(out)
 
 
 @click.command("flipmap")
@@ -91,3 +93,4 @@ def flipmap_command(base, x_axis, y_axis, weights, pairs, f_max, times, seed, ma
     path = plot_flip_map(flip, f"{out_dir}/flipmap.png")
     click.echo(flip.sentence())
     click.echo(f"wrote {out_dir}/flipmap.json, {path}")
+    write_run_report(out_dir)

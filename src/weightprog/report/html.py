@@ -83,6 +83,10 @@ def read_command(folder: Path) -> RunCommand | None:
 
 def detect_kind(folder: Path) -> str:
     """Which command wrote `folder` (from the files in it)."""
+    if (folder / "flipmap.json").is_file():  # before sweep: a flip map is a sweep with a map on top
+        return "device-flipmap"
+    if (folder / "advice.json").is_file():
+        return "device-advise"
     if (folder / "comparison.json").is_file() or list(folder.glob("checkpoints/*/checkpoint_*.json")):
         return "compare-devices"
     if (folder / "sweep.json").is_file():
@@ -920,8 +924,10 @@ def fit_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
 # --- the entry point ---------------------------------------------------------------------------------
 
 def _builders() -> dict[str, Callable[[Path, RunCommand | None], tuple[str, bool]]]:
+    from .advise_html import advise_page, flipmap_page  # they build on this module's pieces
     return {"optimize": optimize_page, "evaluate": evaluate_page, "compare-devices": compare_page,
-            "study": study_page, "sweep": sweep_page, "device-fit": fit_page}
+            "study": study_page, "sweep": sweep_page, "device-fit": fit_page,
+            "device-advise": advise_page, "device-flipmap": flipmap_page}
 
 
 def _refuse_foreign(path: Path, ours: Callable[[str], bool], what: str) -> None:
