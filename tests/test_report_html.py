@@ -340,7 +340,8 @@ def test_study_page(more_runs):
     assert "w_pcm_metric_vs_time.png" in text
 
 
-FIGURES = {"optimize": 5, "evaluate": 2, "compare-devices": 2, "sweep": 1, "device-fit": 2, "study": 2}
+FIGURES = {"optimize": 5, "evaluate": 2, "compare-devices": 2, "sweep": 1, "device-fit": 2, "study": 2,
+           "device-advise": 1, "device-flipmap": 1}
 """Least figures (img or svg) on each kind of page."""
 
 
@@ -427,3 +428,14 @@ def test_the_recorded_command_reproduces_the_run(tmp_path, monkeypatch):
     run(*again)
     first, second = (json.loads((tmp_path / d / "results.json").read_text()) for d in "ab")
     assert first["summary"] == second["summary"] and first["rows"] == second["rows"]
+
+
+def test_advise_and_flipmap_pages_in_chromium(tmp_path, browser):
+    """`device advise` and `device flipmap` folders get their own pages, checked like the others."""
+    fast = ["--pairs", "1", "--max-generations", "3", "--rescore-blocks", "1"]
+    run("device", "advise", "pcm", "--property", "read", "--no-polish", *fast, "--out", str(tmp_path / "advise"))
+    run("device", "flipmap", "pcm", "--x", "drift_std=0.5,2", "--y", "read=1", "--workers", "0", *fast,
+        "--out", str(tmp_path / "flipmap"))
+    for kind, folder in (("device-advise", "advise"), ("device-flipmap", "flipmap")):
+        tags = check_in_chromium(browser, kind, tmp_path / folder)
+        assert {file for file, _, _, _ in tags} == {"advice.json" if folder == "advise" else "flipmap.json"}
