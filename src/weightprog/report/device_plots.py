@@ -7,6 +7,7 @@ whether, e.g. only after every check passed) they are written.
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import matplotlib
 
