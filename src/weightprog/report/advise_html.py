@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .html import (Raw, RunCommand, _json, cell_text, esc, files_section, fmt, kv_table, num, page, pct,
-                   png_figure, reproduce_section, section, table, times_text)
+from .html import (Raw, RunCommand, cell_text, esc, files_section, fmt, kv_table, num, page, pct,
+                   png_figure, read_json, reproduce_section, section, table, times_text)
 
 
 def advise_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
-    r = _json(folder / "advice.json")
+    r = read_json(folder / "advice.json")
     b = r["base"]
     question = (f"Which property of device {esc(r['device'])} should be improved to lower the weight error "
                 f"of {esc(r.get('weights', 'the weights'))} once the strategy is re-optimised, and does naive "
@@ -51,7 +51,7 @@ def advise_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
 
 
 def flipmap_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
-    r = _json(folder / "flipmap.json")
+    r = read_json(folder / "flipmap.json")
     x, y = r["x"], r["y"]
     question = (f"Scaled variants of {esc(r['base'])} over {esc(x['property'])} × {esc(y['property'])}: where does "
                 f"comparing them with {esc(r['base'])} under naive programming disagree with comparing them at "

@@ -62,7 +62,8 @@ class Report:
 
 # --- reading the folder ---------------------------------------------------------------------------
 
-def _json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A run's JSON file; unreadable or invalid -> one line naming the file."""
     try:
         return json.loads(path.read_text())
     except OSError as exc:
@@ -75,7 +76,7 @@ def read_command(folder: Path) -> RunCommand | None:
     path = folder / COMMAND_NAME
     if not path.is_file():
         return None
-    data = _json(path)
+    data = read_json(path)
     if not (isinstance(data, dict) and isinstance(data.get("argv"), list) and isinstance(data.get("cwd"), str)):
         raise WeightprogError(f"{path}: expected {{argv: [...], cwd: ...}}")
     return RunCommand([str(a) for a in data["argv"]], data["cwd"])
@@ -96,7 +97,7 @@ def detect_kind(folder: Path) -> str:
     if list(folder.glob("*" + FIT_SUFFIX)):
         return "device-fit"
     results = folder / "results.json"
-    if results.is_file() and _json(results).get("format") == "weightprog.evaluate":
+    if results.is_file() and read_json(results).get("format") == "weightprog.evaluate":
         return "evaluate"
     if (folder / "summary.md").is_file() or list(folder.glob("*/results.json")):
         return "study"
@@ -466,7 +467,7 @@ def _interrupted_page(kind: str, folder: Path, checkpoints: list[Path], command:
     """An interrupted search: how far each search got, from its checkpoint."""
     rows, histories = [], {}
     for p in checkpoints:
-        c = _json(p)
+        c = read_json(p)
         h = [x for x in c.get("history", []) if x is not None and math.isfinite(x)]
         label = str(p.relative_to(folder).with_suffix("")).replace("checkpoints/", "").replace("checkpoint_", "")
         histories[label] = h
@@ -482,7 +483,7 @@ def optimize_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
     path = folder / "report.json"
     if not path.is_file():  # interrupted: what the checkpoints say
         return _interrupted_page("optimize", folder, sorted(folder.glob("checkpoint_*.json")), command), False
-    r = _json(path)
+    r = read_json(path)
     s = r.get("settings", {})
     question = (f"Which programming strategy gives {esc(r['weights'])} the lowest time-averaged weight error "
                 f"on {esc(r['device']['name'])}, with {r['cell']['pairs']} pair(s) per weight, over "
@@ -549,7 +550,7 @@ def optimize_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
               pct(1 - x["tnmse_layer_strategy"]["mean"] / x["tnmse_network_strategy"]["mean"]), x["strategy"]]
              for x in r["per_layer"]], {1, 2, 3, 4})
     if (folder / "strategy.json").is_file():
-        st = _json(folder / "strategy.json")
+        st = read_json(folder / "strategy.json")
         cols = len(st["conductances"][0]) if st.get("conductances") else 0
         head = ["w / w_max"] + [f"g{'+' if k % 2 == 0 else '−'} pair {k // 2 + 1} (µS)" for k in range(cols)]
         tables += ("<h3>Optimised strategy (strategy.json)</h3>"
@@ -563,7 +564,7 @@ def optimize_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
 # --- evaluate ---------------------------------------------------------------------------------------
 
 def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
-    r = _json(folder / "results.json")
+    r = read_json(folder / "results.json")
     name = r.get("metric_name", "metric")
     times = r["times_s"]
     last = format_time(times[-1])
@@ -644,7 +645,7 @@ def compare_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
     if not (folder / "comparison.json").is_file():
         checkpoints = sorted(folder.glob("checkpoints/*/checkpoint_*.json"))
         return _interrupted_page("compare-devices", folder, checkpoints, command), False
-    r = _json(folder / "comparison.json")
+    r = read_json(folder / "comparison.json")
     naive_key = r["naive"].split()[0]
     names = [d["device"] for d in r["devices"]]
     s = r.get("settings", {})
@@ -725,7 +726,7 @@ def markdown_html(text: str) -> str:
 
 def study_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
     paths = sorted(folder.glob("*/results.json"))
-    records = [(p.parent.name, _json(p)) for p in paths]
+    records = [(p.parent.name, read_json(p)) for p in paths]
     if not records:
         raise WeightprogError(f"{folder}: no <workload>/results.json yet")
     first = records[0][1]
@@ -792,17 +793,17 @@ def study_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
 # --- sweep ------------------------------------------------------------------------------------------
 
 def sweep_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
-    meta = _json(folder / "sweep.json")
+    meta = read_json(folder / "sweep.json")
     jobs = meta.get("jobs", [])
     done, failed = [], {}
     for job in jobs:
         jid = job["id"]
         rec = folder / "jobs" / f"{jid}.json"
         err = folder / "jobs" / f"{jid}.error.json"
-        if rec.is_file() and "result" in _json(rec):
+        if rec.is_file() and "result" in read_json(rec):
             done.append(jid)
         elif err.is_file():
-            failed[jid] = _json(err).get("error", "")
+            failed[jid] = read_json(err).get("error", "")
     pending = len(jobs) - len(done) - len(failed)
     rows = []
     if (folder / "summary.csv").is_file():
@@ -881,7 +882,7 @@ def write_fit_record(result, device_file: str | Path, figure_file: str | Path, s
 
 
 def fit_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
-    fits = [(p, _json(p)) for p in sorted(folder.glob("*" + FIT_SUFFIX))]
+    fits = [(p, read_json(p)) for p in sorted(folder.glob("*" + FIT_SUFFIX))]
     sections, names = [], []
     for path, r in fits:
         file = path.name
