@@ -53,6 +53,7 @@ def devices():
 
 
 def _register():
+    from .cli_advise import advise_command, flipmap_command
     from .cli_compare import compare_devices_command
     from .cli_device import device
     from .cli_evaluate import evaluate
@@ -62,6 +63,8 @@ def _register():
     from .cli_sweep import sweep
     main.add_command(optimize_command, name="optimize")
     main.add_command(evaluate)
+    device.add_command(advise_command)  # `weightprog device advise|flipmap`
+    device.add_command(flipmap_command)
     main.add_command(device)
     main.add_command(compare_devices_command, name="compare-devices")
     main.add_command(sweep)

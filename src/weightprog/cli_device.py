@@ -142,12 +142,3 @@ def show(device_spec, out, points):
     if png is not None:
         _write_bytes(out, png)
         click.echo(f"figure: {out}")
-
-
-def _register():
-    from .cli_advise import advise_command, flipmap_command
-    device.add_command(advise_command)
-    device.add_command(flipmap_command)
-
-
-_register()

@@ -93,7 +93,8 @@ def load_entry_point(spec: str, eval_size: int | None = None):
               help="Reference workloads: evaluate on the first N test items (images, tokens, sentences).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def evaluate(model_spec, strategies, significance, device, times, repeats, seed, periphery, compute,
-             tile, normalise, compensation, compensation_reference, include, exclude, metric_name, out_dir, eval_size, progress):
+             tile, normalise, compensation, compensation_reference, include, exclude, metric_name, out_dir,
+             eval_size, progress):
     """A model's metric over time after programming its weights into analogue memory."""
     with option_names():
         compute_device(compute)

@@ -9,11 +9,11 @@ programming error stays the same in µS, so more range buys precision (Q is rela
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, fields
 
 import torch
 
+from .. import validate
 from ..errors import WeightprogError
 from .base import DeviceModel
 
@@ -29,13 +29,10 @@ class Scales:
     g_max: float = 1.0
 
     def __post_init__(self):
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise WeightprogError(f"device scale {f.name}: expected a finite number, got {value!r}")
-            if value < 0 or (f.name == "g_max" and value <= 0):
-                raise WeightprogError(f"device scale {f.name}: must be {'> 0' if f.name == 'g_max' else '>= 0'}, "
-                                      f"got {value}")
+        for f in fields(self):  # a zero range is no device; zero noise or drift is a valid ideal
+            bounds = {"above": 0.0} if f.name == "g_max" else {"minimum": 0.0}
+            object.__setattr__(self, f.name, validate.number(getattr(self, f.name), f"device scale {f.name}",
+                                                             **bounds))
 
     @classmethod
     def parse(cls, text: str, where: str = "device") -> "Scales":
@@ -47,7 +44,7 @@ class Scales:
             key = key.strip()
             if not sep or key not in allowed:
                 raise WeightprogError(f"{where}: scale {item.strip()!r} is not KEY=FACTOR with KEY one of "
-                                      f"{', '.join(allowed)}")
+                                      f"{', '.join(allowed)}{validate.nearest(key, allowed)}")
             if key in values:
                 raise WeightprogError(f"{where}: scale {key} given twice")
             try:
