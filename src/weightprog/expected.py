@@ -43,7 +43,7 @@ import torch
 
 from .devices import DeviceModel, get_device
 from .errors import WeightprogError
-from .metric import COMPENSATION, compile_available
+from .metric import COMPENSATION, chunks, compile_available
 from .sample import WeightSample
 from .strategy import Strategy
 from .timeunits import DEFAULT_TIMES_S, check_times
@@ -319,13 +319,8 @@ class ExpectedTNMSE:
             return (err, alpha) if with_alpha else err
         errs, alphas = [], []
         with torch.no_grad(), single_thread():  # small chunks: a second thread only synchronises
-            for start in range(0, table.shape[0], self.chunk):
-                t, sg = table[start:start + self.chunk], signed[start:start + self.chunk]
-                n = t.shape[0]
-                if self.compiled and n < self.chunk:  # pad: one compiled shape for every chunk
-                    t = torch.cat([t, t[-1:].expand(self.chunk - n, -1, -1)])
-                    sg = torch.cat([sg, sg[-1:].expand(self.chunk - n, -1)])
-                err, alpha = self._kernel(t.contiguous(), sg.contiguous(), *nodes)
+            for t, sg, n in chunks(table, signed, self.chunk, pad=self.compiled):
+                err, alpha = self._kernel(t, sg, *nodes)
                 errs.append(err[:n])
                 alphas.append(alpha[:n])
         err, alpha = torch.cat(errs), torch.cat(alphas)

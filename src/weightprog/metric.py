@@ -209,15 +209,9 @@ class TNMSE:
             return column_errors(conductances, signed, *args[:4], draws, device=self.device,
                                  drift_logs=self.drift_logs, read_scales=self.read_scales,
                                  compensation=self.compensation)
-        out = []
         with torch.no_grad():
-            for start in range(0, conductances.shape[0], self.chunk):
-                table, sig = conductances[start:start + self.chunk], signed[start:start + self.chunk]
-                n = table.shape[0]
-                if self.compiled and n < self.chunk:  # pad: one compiled shape for every chunk
-                    table = torch.cat([table, table[-1:].expand(self.chunk - n, -1, -1)])
-                    sig = torch.cat([sig, sig[-1:].expand(self.chunk - n, -1)])
-                out.append(self._kernel(table.contiguous(), sig.contiguous(), *args)[:n])
+            out = [self._kernel(table, sig, *args)[:n]
+                   for table, sig, n in chunks(conductances, signed, self.chunk, pad=self.compiled)]
         return torch.cat(out).cpu()
 
     def evaluate(self, strategy: Strategy) -> TNMSEResult:
@@ -228,6 +222,18 @@ class TNMSE:
     def __call__(self, strategy: Strategy) -> torch.Tensor:
         """(B,) TNMSE of each strategy in the batch."""
         return self.evaluate(strategy).mean
+
+
+def chunks(tables: torch.Tensor, signed: torch.Tensor, size: int, pad: bool):
+    """(tables, signed factors, candidates) per chunk of a population; with `pad` the last chunk is
+    filled up to `size` by repeating its last candidate, so a compiled kernel sees one shape."""
+    for start in range(0, tables.shape[0], size):
+        table, sig = tables[start:start + size], signed[start:start + size]
+        n = table.shape[0]
+        if pad and n < size:
+            table = torch.cat([table, table[-1:].expand(size - n, -1, -1)])
+            sig = torch.cat([sig, sig[-1:].expand(size - n, -1)])
+        yield table.contiguous(), sig.contiguous(), n
 
 
 _COMPILE_OK: bool | None = None

@@ -211,7 +211,9 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
         polish(runs[chosen], objective, held_out, spaces[chosen], settings.polish_steps)
     de = runs[chosen].strategy
     de.names = ["de"]
-    model = ExpectedTNMSE(values, device, times, compensation=settings.compensation, compile=False)
+    needs_model = settings.bound or settings.method != "de"  # the limits and the pointwise method
+    model = ExpectedTNMSE(values, device, times, compensation=settings.compensation, compile=False) \
+        if needs_model else None
     bounds, candidates = limits_and_pointwise(model, settings, cells, de)
     baselines = hand_crafted(settings.pairs, device, settings.f_max)
     names = list(candidates)
@@ -244,7 +246,7 @@ def is_expressible(strategy: Strategy, index: int = 0) -> bool:
     return abs(w1 - float(one.beta[0])) <= EXPRESSIBLE_TOL * float(one.beta[0])
 
 
-def limits_and_pointwise(model: ExpectedTNMSE, settings: OptimizeSettings, cells: Sequence[Cell | None],
+def limits_and_pointwise(model: ExpectedTNMSE | None, settings: OptimizeSettings, cells: Sequence[Cell | None],
                          de: Strategy) -> tuple[dict[float, FBound], dict[str, Strategy]]:
     """The bound per F (and the compensated optimum where it is needed: every F with `bound`,
     otherwise the F of the best bound), and the pointwise strategy (free β and, for the aihwkit
