@@ -51,6 +51,12 @@ class Score:
     def of(cls, report: dict) -> "Score":
         return cls(float(report["mean"]), float(report["stderr"]))
 
+    def relative_to(self, base: "Score") -> tuple[float, float]:
+        """(self / base − 1, its standard error if the two were independent: an upper bound, since
+        weightprog's scores of two devices share their draws)."""
+        ratio = self.mean / base.mean
+        return ratio - 1.0, ratio * math.hypot(self.stderr / self.mean, base.stderr / base.mean)
+
 
 @dataclass(frozen=True)
 class DeviceScores:
@@ -74,7 +80,7 @@ class DeviceScores:
         s = outcome.scores
         keys = [k for k in list(BASELINE_KEYS) + ["lsp_first_best", "msp_first_best"] if k in s]
         best = min(keys, key=lambda k: s[k]["mean"])
-        name = best.replace("_best", "") + (f" F={s[best]['f']}" if "f" in s[best] else " F=1")
+        name = best.removesuffix("_best").replace("_", "-") + f" F={s[best].get('f', 1)}"  # as the CLI says it
         cell = tuple(outcome.strategy.significance[0].tolist())
         limit = min((b.bound for b in outcome.bounds.values()), default=None)
         return cls(outcome.device.name, Score.of(s["lsp_first"]), Score.of(s[best]), name,
@@ -110,10 +116,8 @@ class PropertyEffect:
         return new / old - 1.0
 
     def change_stderr(self, choice: str) -> float:
-        """Standard error of `change` if the two scores were independent (an upper bound: they
-        share draws, so the difference is more precise than this)."""
-        a, b = getattr(self.scores, choice), getattr(self.base, choice)
-        return (a.mean / b.mean) * math.hypot(a.stderr / a.mean, b.stderr / b.mean)
+        """Standard error of `change` (`Score.relative_to`: an upper bound)."""
+        return getattr(self.scores, choice).relative_to(getattr(self.base, choice))[1]
 
     def elasticity(self, choice: str) -> float:
         """d log TNMSE / d log property, from the finite step."""
@@ -301,8 +305,7 @@ def flip_map_from_records(base: str, x_prop: str, x_factors: Sequence[float], y_
                           y_factors: Sequence[float], scores: dict[str, dict]) -> FlipMap:
     """`scores[device]` is each job's re-scored `tnmse` report (lsp_first = naive, optimised)."""
     def change(device: str, key: str) -> tuple[float, float]:
-        a, b = Score.of(scores[device][key]), Score.of(scores[base][key])
-        return a.mean / b.mean - 1.0, (a.mean / b.mean) * math.hypot(a.stderr / a.mean, b.stderr / b.mean)
+        return Score.of(scores[device][key]).relative_to(Score.of(scores[base][key]))
 
     points = []
     for y in y_factors:
