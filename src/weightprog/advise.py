@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -176,13 +176,9 @@ class Advice:
     def to_dict(self) -> dict:
         return {"format": "weightprog.advise", "device": self.device, "improvement": self.improvement,
                 "times_s": list(self.times_s), "wall_time_s": self.wall_time_s,
-                "settings": {f.name: _plain(getattr(self.settings, f.name)) for f in fields(self.settings)},
+                "settings": self.settings.to_dict(),
                 "base": self.base.to_dict(), "properties": [e.to_dict() for e in self.effects],
                 "words": self.words()}
-
-
-def _plain(value):
-    return list(value.significance) if hasattr(value, "significance") else value
 
 
 def advise(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str = "pcm",

@@ -96,8 +96,7 @@ class Comparison:
             "weightprog_version": __version__,
             "weights": self.source,
             "times_s": list(self.times_s),
-            "settings": {k: (v if not hasattr(v, "significance") else list(v.significance))
-                         for k, v in vars(s).items()},
+            "settings": s.to_dict(),
             "naive": f"{self.naive_key} F=1",
             "devices": [r.to_dict() for r in self.rows],
             "ranking": {

@@ -112,6 +112,10 @@ class OptimizeSettings:
         v.choice(self.method, "method", METHODS)
         v.choice(self.bound, "bound", (True, False))
 
+    def to_dict(self) -> dict:
+        """JSON form (reports): the cell as its list of significance factors."""
+        return {k: (list(v.significance) if isinstance(v, Cell) else v) for k, v in vars(self).items()}
+
 
 @dataclass
 class OptimizeOutcome:
@@ -322,7 +326,7 @@ def report_dict(outcome: OptimizeOutcome, source: str) -> dict:
         "search_weights": outcome.extra["search_weights"],
         "times_s": list(outcome.final.times_s),
         "seed": s.seed,
-        "settings": {k: (v if not isinstance(v, Cell) else list(v.significance)) for k, v in vars(s).items()},
+        "settings": s.to_dict(),
         "wall_time_s": outcome.wall_time_s,
         "chosen_search": outcome.chosen,
         "tnmse": outcome.scores,
