@@ -10,9 +10,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-import weightprog.cli_optimize as cli_optimize
-from weightprog.cli import Group
-from weightprog.cli_compare import compare_devices_command
+import weightprog.cli.optimize as cli_optimize
+from weightprog.cli.options import Group
+from weightprog.cli.compare import compare_devices_command
 from weightprog.compare import (DeviceRow, comparison_from_rows, compare_devices, rank, ranking_sentence,
                                 table_text, write_comparison)
 from weightprog.errors import WeightprogError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from weightprog.cli_device import device
+from weightprog.cli.device import device
 from weightprog.devices import load_tabulated
 
 

@@ -415,7 +415,7 @@ def test_a_foreign_report_html_is_never_replaced(runs, tmp_path):
 def test_the_recorded_command_reproduces_the_run(tmp_path, monkeypatch):
     """A command invoked on its own (not through the group) has its options rebuilt from the parsed
     values; running the recorded command again gives the same numbers."""
-    from weightprog.cli_evaluate import evaluate
+    from weightprog.cli.evaluate import evaluate
 
     monkeypatch.chdir(Path(__file__).parent)
     args = ["--model", "nn_helpers:tiny_entry", "--strategy", "lsp-first", "--strategy", "single-pair",

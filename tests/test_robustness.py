@@ -386,7 +386,7 @@ def test_second_run_into_a_locked_folder_stops(tmp_path):
 
 
 def test_interrupt_messages_promise_only_what_happens(monkeypatch):
-    import weightprog.cli_device as cli_device
+    import weightprog.cli.device as cli_device
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -215,7 +215,7 @@ def test_pointwise_method_bound_report_and_evaluate(tmp_path):
     g = torch.tensor(aihwkit["g_lst"]).T  # (points, 2P): the export's largest weight is its scale
     w_hw = (g[:, 0] - g[:, 1]) * aihwkit["f_lst"][0] + (g[:, 2] - g[:, 3]) * aihwkit["f_lst"][1]
     assert float(w_hw[-1]) == pytest.approx(meta["beta"], rel=1e-4)
-    from weightprog.cli_evaluate import evaluate
+    from weightprog.cli.evaluate import evaluate
     ev = CliRunner().invoke(evaluate, ["--model", "nn_helpers:tiny_entry", "--strategy", str(out / "strategy.json"),
                                        "--times", "1s,1y", "--repeats", "1", "--no-progress", "--out", str(tmp_path / "ev")])
     assert ev.exit_code == 0, ev.output

@@ -15,7 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from weightprog.cli_sweep import sweep as sweep_command
+from weightprog.cli.sweep import sweep as sweep_command
 from weightprog.sweep import (SweepError, comparable_records, load_sweep, read_record, run_sweep,
                              sweep_status)
 

@@ -162,7 +162,7 @@ def test_hwa_io_quantisation_levels_and_ste():
 
 
 def test_cli_evaluate_accepts_workload_names():
-    from weightprog.cli_evaluate import load_entry_point
+    from weightprog.cli.evaluate import load_entry_point
     if _have_fmnist():
         model, evaluate_fn = load_entry_point("fmnist-resnet32@hwa")
         assert callable(evaluate_fn)

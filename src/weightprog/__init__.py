@@ -3,7 +3,7 @@
 Public API; everything else may change.
 """
 
-__version__ = "0.1.0"  # first: submodules import it
+from ._version import __version__
 
 from .baselines import BASELINES, baseline
 from .cell import Cell

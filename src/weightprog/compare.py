@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from . import __version__
+from ._version import __version__
 from .devices import DeviceModel, get_device
 from .errors import WeightprogError
 from .fileio import atomic_write_json, atomic_write_text, folder_lock

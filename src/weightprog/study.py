@@ -25,7 +25,9 @@ from typing import Callable
 
 import torch
 
-from . import __version__, validate
+from . import validate
+
+from ._version import __version__
 from .baselines import baseline
 from .cell import Cell
 from .devices import get_device

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import __version__
+from .._version import __version__
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json, atomic_write_text
 from ..timeunits import format_time, format_times

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import click
 
-from .errors import WeightprogError
-from .cli_common import option_names, times_option
-from .fileio import check_output_folder
-from .cli_report import write_run_report
-from .nn.periphery import PRESETS as PERIPHERY_PRESETS
-from .validate import integer
+from ..errors import WeightprogError
+from .options import option_names, times_option
+from ..fileio import check_output_folder
+from .report import write_run_report
+from ..nn.periphery import PRESETS as PERIPHERY_PRESETS
+from ..validate import integer
 
 
 def _eval_sizes(items) -> dict:
-    from .study import DEFAULT_EVAL_SIZE
+    from ..study import DEFAULT_EVAL_SIZE
     sizes = dict(DEFAULT_EVAL_SIZE)
     for item in items:
         name, sep, n = item.partition("=")
@@ -53,7 +53,7 @@ def study(workloads, devices, times, repeats, seed, eval_sizes, periphery, max_g
     """Optimise, then evaluate FP/HWA × naive/hand-crafted/optimised over time on real workloads."""
     import torch
 
-    from .study import StudySettings, run_study
+    from ..study import StudySettings, run_study
 
     if threads is not None:
         with option_names():
@@ -75,6 +75,3 @@ def study(workloads, devices, times, repeats, seed, eval_sizes, periphery, max_g
     click.echo((Path(out_dir) / "summary.md").read_text())
     write_run_report(out_dir)
 
-
-if __name__ == "__main__":  # python -m weightprog.cli_study (before `weightprog study` is registered)
-    study()

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .devices import get_device
-from .errors import WeightprogError
-from .fileio import atomic_write_json, atomic_write_text, check_output_folder
-from .hardware import COMPENSATION_UNITS, NORMALISE_UNITS, REFERENCES, Mapping
-from .nn.evaluate import evaluate_over_time
-from .nn.periphery import PRESETS
-from .cli_common import option_names, times_option
-from .cli_report import write_run_report
-from .timeunits import format_times
-from .validate import compute_device
+from .._version import __version__
+from ..devices import get_device
+from ..errors import WeightprogError
+from ..fileio import atomic_write_json, atomic_write_text, check_output_folder
+from ..hardware import COMPENSATION_UNITS, NORMALISE_UNITS, REFERENCES, Mapping
+from ..nn.evaluate import evaluate_over_time
+from ..nn.periphery import PRESETS
+from .options import option_names, times_option
+from .report import write_run_report
+from ..timeunits import format_times
+from ..validate import compute_device
 
 
 def load_entry_point(spec: str, eval_size: int | None = None):
@@ -30,7 +30,7 @@ def load_entry_point(spec: str, eval_size: int | None = None):
     workload name (`fmnist-resnet32`, or `fmnist-resnet32@hwa` for its HWA-trained variant) is
     looked up in `weightprog.workloads` first; `eval_size` (workloads only) evaluates on the first
     N test items."""
-    from .workloads import is_workload, get_workload
+    from ..workloads import is_workload, get_workload
     name, _, variant = spec.partition("@")
     if is_workload(name):
         model, evaluate_fn, _ = get_workload(name, variant or "fp", eval_size=eval_size)
@@ -111,7 +111,7 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
     click.echo(result.format())
     if out_dir is None:
         return
-    from .report.nn_plots import plot_metric_vs_time  # matplotlib only when writing files
+    from ..report.nn_plots import plot_metric_vs_time  # matplotlib only when writing files
 
     out = Path(out_dir)
     data = {"format": "weightprog.evaluate", "version": __version__, "model": model_spec,

@@ -62,10 +62,10 @@ from typing import Any, Callable
 
 import yaml
 
-from . import __version__
-from .errors import WeightprogError
-from .fileio import atomic_write_json, atomic_write_text, folder_lock, read_text
-from .validate import SettingError, integer, unknown_keys
+from .._version import __version__
+from ..errors import WeightprogError
+from ..fileio import atomic_write_json, atomic_write_text, folder_lock, read_text
+from ..validate import SettingError, integer, unknown_keys
 
 KINDS = ("optimize", "compare")
 AXES = ("devices", "cells", "grid_points", "times", "weights", "seeds")
@@ -152,7 +152,7 @@ def _int(value, where: str, minimum: int | None = None) -> int:
 
 
 def _cells(value, where: str, f_max: int) -> list[dict]:
-    from .cell import Cell
+    from ..cell import Cell
 
     out = []
     for i, item in enumerate(_as_list(value, where)):
@@ -185,7 +185,7 @@ def _cells(value, where: str, f_max: int) -> list[dict]:
 
 
 def _times(value, where: str) -> list[list[float]]:
-    from .timeunits import DEFAULT_TIMES_S, check_times, parse_time, parse_times
+    from ..timeunits import DEFAULT_TIMES_S, check_times, parse_time, parse_times
 
     if value is None:
         return [list(DEFAULT_TIMES_S)]
@@ -212,7 +212,7 @@ def _times(value, where: str) -> list[list[float]]:
 def _settings(value, where: str) -> dict:
     """The file's `settings`: unknown keys refused (nearest key suggested); the OptimizeSettings
     fields checked by OptimizeSettings itself, so the file, the CLI and Python share one rule."""
-    from .search.run import OptimizeSettings
+    from ..search.run import OptimizeSettings
 
     if value is None:
         return {}
@@ -267,9 +267,9 @@ def _device_spec(text, where: str, base: Path, names: list[str]) -> tuple[str, s
 
 def parse_sweep(data: Any, where: str = "sweep", base_dir: str | Path = ".") -> Sweep:
     """Expand a sweep mapping (as loaded from YAML) into jobs; errors name `where` and the field."""
-    from .devices import get_device
-    from .devices import device_names
-    from .sample import DISTRIBUTIONS
+    from ..devices import get_device
+    from ..devices import device_names
+    from ..sample import DISTRIBUTIONS
 
     base = Path(base_dir)
     if not isinstance(data, dict):
@@ -365,19 +365,19 @@ def load_sweep(path: str | Path) -> Sweep:
 @functools.lru_cache(maxsize=4)
 def _values(weights: str, path: str | None, normalise: str, values_size: int, seed: int):
     """Normalised weights of a job (kept per worker process for the next job with the same)."""
-    from .sample import load_distribution
+    from ..sample import load_distribution
 
     if path is None:
         return load_distribution(weights.split(":", 1)[1]), weights
-    from .largescale import iter_file_tensors, stream_values
+    from ..largescale import iter_file_tensors, stream_values
 
     values, _, _ = stream_values(iter_file_tensors(path), values_size, seed, normalise, source=weights)
     return values, weights
 
 
 def _optimize_settings(params: dict, cell: dict):
-    from .cell import Cell
-    from .search.run import OptimizeSettings
+    from ..cell import Cell
+    from ..search.run import OptimizeSettings
 
     s = {k: v for k, v in params["settings"].items() if k not in SAMPLE_SETTINGS}
     s["f_max"] = cell["f_max"]
@@ -391,7 +391,7 @@ def execute_job(job: Job) -> dict:
     """Run one job in this process and return its result (raises on error)."""
     import torch
 
-    from .sample import sample_from_values
+    from ..sample import sample_from_values
 
     p = job.params
     opts = {**SAMPLE_SETTINGS, **p["settings"]}
@@ -404,13 +404,13 @@ def execute_job(job: Job) -> dict:
                                     source=source)
         settings = _optimize_settings(p, p["cell"])
         if job.kind == "optimize":
-            from .search.run import optimize, report_dict
+            from ..search.run import optimize, report_dict
 
             outcome = optimize(sample, values, job.files.get("device", p["device"]), settings)
             result = report_dict(outcome, source)
             result["strategy"] = outcome.strategy.to_dict()
             return result
-        from .compare import compare_devices
+        from ..compare import compare_devices
 
         dev_files = job.files.get("devices", {})
         comparison = compare_devices([dev_files.get(d, d) for d in p["devices"]], sample, values, settings,
@@ -773,8 +773,8 @@ SUMMARY_COLUMNS = ["id", "kind", "device", "pairs", "significance", "f_max", "gr
 
 
 def _row(job: Job, device: str, scores: dict, cell: list[float], wall: float, ranks=("", "")) -> dict:
-    from .search.run import BASELINE_KEYS
-    from .timeunits import format_times
+    from ..search.run import BASELINE_KEYS
+    from ..timeunits import format_times
 
     p = job.params
     f1 = min(BASELINE_KEYS, key=lambda k: scores[k]["mean"])
@@ -830,7 +830,7 @@ def write_summary(sweep: Sweep, out: str | Path) -> tuple[Path, Path | None]:
     atomic_write_text(out / "summary.csv", summary_csv(rows))
     if not rows:
         return out / "summary.csv", None
-    from .report.sweep_plots import plot_summary  # matplotlib only when there is something to draw
+    from ..report.sweep_plots import plot_summary  # matplotlib only when there is something to draw
 
     plot_summary(rows, out / "summary.png", sweep.name)
     return out / "summary.csv", out / "summary.png"

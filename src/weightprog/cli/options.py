@@ -8,9 +8,9 @@ from contextlib import contextmanager
 
 import click
 
-from .errors import WeightprogError
-from .timeunits import DEFAULT_TIMES_S, parse_times
-from .validate import SettingError
+from ..errors import WeightprogError
+from ..timeunits import DEFAULT_TIMES_S, parse_times
+from ..validate import SettingError
 
 
 RESUMABLE = ("optimize", "compare-devices", "sweep", "study")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import click
 
-from . import __version__, validate
-from .baselines import BASELINES, baseline
-from .cell import Cell
-from .devices import device_names, get_device
-from .cli_common import Group, option_names, times_option
-from .metric import TNMSE
-from .sample import default_sample
-from .timeunits import format_times
+from .. import validate
+
+from .._version import __version__
+from ..baselines import BASELINES, baseline
+from ..cell import Cell
+from ..devices import device_names, get_device
+from .options import Group, option_names, times_option
+from ..metric import TNMSE
+from ..sample import default_sample
+from ..timeunits import format_times
 
 
 @click.group(cls=Group)
@@ -53,14 +55,14 @@ def devices():
 
 
 def _register():
-    from .cli_advise import advise_command, flipmap_command
-    from .cli_compare import compare_devices_command
-    from .cli_device import device
-    from .cli_evaluate import evaluate
-    from .cli_optimize import optimize_command
-    from .cli_report import report
-    from .cli_study import study
-    from .cli_sweep import sweep
+    from .advise import advise_command, flipmap_command
+    from .compare import compare_devices_command
+    from .device import device
+    from .evaluate import evaluate
+    from .optimize import optimize_command
+    from .report import report
+    from .study import study
+    from .sweep import sweep
     main.add_command(optimize_command, name="optimize")
     main.add_command(evaluate)
     device.add_command(advise_command)  # `weightprog device advise|flipmap`

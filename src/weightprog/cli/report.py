@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from .errors import WeightprogError
-from .report.html import Report, RunCommand, write_report
-from .timeunits import format_times
+from ..errors import WeightprogError
+from ..report.html import Report, RunCommand, write_report
+from ..timeunits import format_times
 
 
 def _option_args(ctx: click.Context) -> list[str]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import click
 
-from .advise import PROPERTIES, advise, parse_axis, run_flip_map
-from .cli_report import write_run_report
-from .cli_optimize import search_inputs, search_options
-from .devices import get_device
-from .errors import WeightprogError
-from .fileio import atomic_write_json, lock_folder
-from .timeunits import format_times
+from ..advise import PROPERTIES, advise, parse_axis, run_flip_map
+from .report import write_run_report
+from .optimize import search_inputs, search_options
+from ..devices import get_device
+from ..errors import WeightprogError
+from ..fileio import atomic_write_json, lock_folder
+from ..timeunits import format_times
 
 
 @click.command("advise")
@@ -32,7 +32,7 @@ def advise_command(device_spec, seed, improvement, properties, rescore_blocks, o
     the optimised weight error beside the change under naive programming, sorted by payoff, with
     the elasticity d log TNMSE / d log property. Writes advice.json and advice.png to --out.
     """
-    from .report.advise_plots import plot_advice
+    from ..report.advise_plots import plot_advice
 
     dev = get_device(device_spec)
     settings, values, sample, source = search_inputs(seed=seed, rescore_blocks=rescore_blocks, **search)
@@ -74,7 +74,7 @@ def flipmap_command(base, x_axis, y_axis, weights, pairs, f_max, times, seed, ma
     """Where the naive comparison of DEVICE with scaled variants of itself disagrees with the
     optimised one, on a grid of two properties. Runs as a resumable sweep (rerun to resume);
     writes flipmap.json and flipmap.png to --out beside the sweep's files."""
-    from .report.advise_plots import plot_flip_map
+    from ..report.advise_plots import plot_flip_map
 
     x, y = parse_axis(x_axis, "--x"), parse_axis(y_axis, "--y")
     if x[0] == y[0]:
