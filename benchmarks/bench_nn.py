@@ -18,9 +18,9 @@ import time
 import torch
 from torch import nn
 
-from weightprog.nn import ProgrammedModel, evaluate_over_time, find_analog_weights, mapping_report
 from weightprog.baselines import baseline
 from weightprog.cell import Cell
+from weightprog.nn import ProgrammedModel, evaluate_over_time, find_analog_weights, mapping_report
 from weightprog.timeunits import DEFAULT_TIMES_S
 from weightprog.workloads.fmnist_resnet import ResNetCifar
 

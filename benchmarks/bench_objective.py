@@ -18,8 +18,8 @@ import torch
 
 from weightprog import TNMSE, Cell, baseline, default_sample, load_distribution, rescore
 from weightprog.expected import ExpectedTNMSE
-from weightprog.search.run import SEARCH_BINS
 from weightprog.search import StrategySpace, make_grid
+from weightprog.search.run import SEARCH_BINS
 from weightprog.timeunits import DEFAULT_TIMES_S, format_times
 
 

@@ -27,9 +27,9 @@ from click.testing import CliRunner
 
 from weightprog import Cell, Strategy, baseline, load_distribution
 from weightprog.cli import main as cli_main
-from weightprog.timeunits import DEFAULT_TIMES_S
 from weightprog.sample import sample_from_values
 from weightprog.search.run import OptimizeSettings, optimize
+from weightprog.timeunits import DEFAULT_TIMES_S
 
 TABLE_DEVICES = ("pcm", "pcm-lowdrift", "rram-hfox", "ecram", "sonos-flash")
 

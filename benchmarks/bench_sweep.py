@@ -64,10 +64,9 @@ def main() -> None:
     parser.add_argument("--no-ray", action="store_true")
     args = parser.parse_args()
     import torch
+    import yaml
 
     from weightprog.sweep import parse_sweep
-
-    import yaml
     sweep = parse_sweep(yaml.safe_load(SWEEP.format(seeds=args.seeds, generations=args.generations)), "bench")
     print(f"{platform.processor() or platform.machine()}, {len(sweep.jobs)} jobs, torch {torch.__version__}")
     rows = []

@@ -59,14 +59,16 @@ TILE = 512
 def load_aihwkit():
     """The aihwkit pieces used here, or None with the reason."""
     try:
+        import aihwkit
         from aihwkit.inference.compensation.drift import GlobalDriftCompensation
-        from aihwkit.inference.converter.conductance import (CustomPairConductanceConverter,
-                                                             SinglePairConductanceConverter)
+        from aihwkit.inference.converter.conductance import (
+            CustomPairConductanceConverter,
+            SinglePairConductanceConverter,
+        )
         from aihwkit.inference.noise.pcm import PCMLikeNoiseModel
         from aihwkit.nn.conversion import convert_to_analog
         from aihwkit.simulator.configs import InferenceRPUConfig
         from aihwkit.simulator.parameters.io import IOParameters
-        import aihwkit
     except ImportError as exc:
         return None, str(exc)
     return {"version": getattr(aihwkit, "__version__", "?"), "GDC": GlobalDriftCompensation,

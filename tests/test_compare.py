@@ -11,10 +11,17 @@ import pytest
 from click.testing import CliRunner
 
 import weightprog.cli.optimize as cli_optimize
-from weightprog.cli.options import Group
 from weightprog.cli.compare import compare_devices_command
-from weightprog.compare import (DeviceRow, comparison_from_rows, compare_devices, rank, ranking_sentence,
-                                table_text, write_comparison)
+from weightprog.cli.options import Group
+from weightprog.compare import (
+    DeviceRow,
+    compare_devices,
+    comparison_from_rows,
+    rank,
+    ranking_sentence,
+    table_text,
+    write_comparison,
+)
 from weightprog.errors import WeightprogError
 from weightprog.sample import default_sample, load_distribution, sample_from_values
 from weightprog.search.run import OptimizeSettings, optimize

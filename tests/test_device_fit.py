@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -10,8 +9,12 @@ import yaml
 
 from weightprog.devices import get_device, load_tabulated, preset_names
 from weightprog.devices.fit import fit_device, folded_moments, unfold_normal, write_device
-from weightprog.devices.measurements import (parse_measurements, read_measurements,
-                                             simulate_measurements, write_measurements)
+from weightprog.devices.measurements import (
+    parse_measurements,
+    read_measurements,
+    simulate_measurements,
+    write_measurements,
+)
 from weightprog.errors import WeightprogError
 from weightprog.timeunits import DEFAULT_TIMES_S
 

@@ -7,8 +7,14 @@ import pytest
 import torch
 
 from weightprog import Cell, Strategy, baseline, get_device, load_distribution, rescore
-from weightprog.expected import (ExpectedTNMSE, Pointwise, clamped_read_moments, device_moments,
-                                 folded_laplace, pointwise_strategy)
+from weightprog.expected import (
+    ExpectedTNMSE,
+    Pointwise,
+    clamped_read_moments,
+    device_moments,
+    folded_laplace,
+    pointwise_strategy,
+)
 from weightprog.search import StrategySpace, make_grid
 from weightprog.timeunits import DEFAULT_TIMES_S
 

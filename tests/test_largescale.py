@@ -11,7 +11,6 @@ from weightprog import WeightprogError, sample_from_values
 from weightprog.largescale import iter_file_tensors, sample_file, sample_large, stream_values
 from weightprog.sample import analog_tensors, pooled_values
 
-
 NAMES = ["body.0.weight", "body.2.weight", "body.3.weight"]
 
 

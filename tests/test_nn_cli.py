@@ -5,8 +5,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from weightprog.cli.options import Group
 from weightprog.cli.evaluate import evaluate, load_entry_point
+from weightprog.cli.options import Group
 from weightprog.errors import WeightprogError
 
 pytestmark = pytest.mark.usefixtures("one_thread")

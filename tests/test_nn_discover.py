@@ -41,8 +41,8 @@ def test_attention_fused_and_separate_projections():
     got = names(model)
     assert "encoder.layers.0.self_attn.in_proj_weight" in got
     assert "encoder.layers.1.self_attn.out_proj.weight" in got
-    assert ["cross.q_proj_weight", "cross.k_proj_weight", "cross.v_proj_weight"] == \
-        [n for n in got if n.startswith("cross.") and "proj_weight" in n]
+    assert [n for n in got if n.startswith("cross.") and "proj_weight" in n] == \
+        ["cross.q_proj_weight", "cross.k_proj_weight", "cross.v_proj_weight"]
     assert not any("norm" in n for n in got)
 
 

@@ -8,8 +8,14 @@ import torch
 
 from nn_helpers import CASES, metrics_for
 from weightprog import Cell, Mapping, WeightprogError, baseline, program_weights
-from weightprog.nn import (ProgrammedModel, WeightSwap, evaluate_over_time, find_analog_weights,
-                           realisation_seed, resolve_strategies)
+from weightprog.nn import (
+    ProgrammedModel,
+    WeightSwap,
+    evaluate_over_time,
+    find_analog_weights,
+    realisation_seed,
+    resolve_strategies,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

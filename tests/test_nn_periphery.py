@@ -6,7 +6,15 @@ from torch import nn
 
 from nn_helpers import CASES, metrics_for
 from weightprog import WeightprogError
-from weightprog.nn import Periphery, attached, calibrate, evaluate_over_time, find_analog_weights, get_periphery, quantise
+from weightprog.nn import (
+    Periphery,
+    attached,
+    calibrate,
+    evaluate_over_time,
+    find_analog_weights,
+    get_periphery,
+    quantise,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

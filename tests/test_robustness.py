@@ -17,6 +17,8 @@ import torch
 import yaml
 from click.testing import CliRunner
 
+from weightprog.baselines import baseline
+from weightprog.cell import Cell
 from weightprog.cli import main
 from weightprog.devices import get_device, load_tabulated
 from weightprog.devices.fit import fit_device
@@ -26,8 +28,6 @@ from weightprog.fileio import atomic_write_text, lock_folder, unlock_folder
 from weightprog.largescale import sample_file
 from weightprog.search.run import OptimizeSettings
 from weightprog.strategy import Strategy
-from weightprog.baselines import baseline
-from weightprog.cell import Cell
 from weightprog.weightfiles import load_state
 
 TINY_SEARCH = ["--pairs", "1", "--max-generations", "1", "--popsize", "3", "--no-polish", "--rescore-blocks", "1",

@@ -37,4 +37,4 @@ def test_generations_minimise_and_a_restored_state_continues_identically():
     _, again = _quadratic()
     again.restore(saved)
     assert [again.step() for _ in range(20)] == after  # same population and random state: same run
-    assert 0 <= again.convergence and isinstance(again.converged(), bool)
+    assert again.convergence >= 0 and isinstance(again.converged(), bool)

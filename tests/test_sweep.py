@@ -16,8 +16,7 @@ import torch
 from click.testing import CliRunner
 
 from weightprog.cli.sweep import sweep as sweep_command
-from weightprog.sweep import (SweepError, comparable_records, load_sweep, read_record, run_sweep,
-                             sweep_status)
+from weightprog.sweep import SweepError, comparable_records, load_sweep, read_record, run_sweep, sweep_status
 
 TINY = """\
 name: tiny

@@ -28,8 +28,8 @@ def _have(module):
 
 
 def _have_fmnist():
-    from weightprog.workloads.fmnist_resnet import DEFAULT_DIR, ENV_DIR
     from weightprog.workloads.common import env_path
+    from weightprog.workloads.fmnist_resnet import DEFAULT_DIR, ENV_DIR
     return (env_path(ENV_DIR, DEFAULT_DIR) / "t10k-images-idx3-ubyte.gz").exists()
 
 
@@ -174,6 +174,7 @@ def test_cli_evaluate_accepts_workload_names():
 def test_cli_evaluate_workload_slice_with_io8_periphery():
     """`--eval-size` and the `io8` periphery from the command line (PTB, 700 tokens)."""
     from click.testing import CliRunner
+
     from weightprog.cli import main
     res = CliRunner().invoke(main, ["evaluate", "--model", "ptb-lstm", "--eval-size", "700", "--strategy", "lsp-first",
                                     "--significance", "1,2", "--periphery", "io8", "--times", "1s", "--repeats", "1",

@@ -4,18 +4,24 @@ Public API; everything else may change.
 """
 
 from ._version import __version__
-
 from .baselines import BASELINES, baseline
 from .cell import Cell
 from .devices import DeviceModel, device_names, get_device, load_tabulated
 from .errors import WeightprogError
+from .expected import ExpectedTNMSE, bound, pointwise_strategy
 from .hardware import Mapping, ProgrammedTensor, program_weights
 from .metric import TNMSE, TNMSEResult, rescore
-from .expected import ExpectedTNMSE, bound, pointwise_strategy
-from .search.run import OptimizeSettings, optimize
 from .report.progress import SearchBars
-from .sample import (WeightSample, default_sample, load_distribution, sample_from_array,
-                     sample_from_module, sample_from_tensors, sample_from_values)
+from .sample import (
+                     WeightSample,
+                     default_sample,
+                     load_distribution,
+                     sample_from_array,
+                     sample_from_module,
+                     sample_from_tensors,
+                     sample_from_values,
+)
+from .search.run import OptimizeSettings, optimize
 from .strategy import Strategy
 from .timeunits import DEFAULT_TIMES_S, parse_times
 

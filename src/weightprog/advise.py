@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
-from .devices import DeviceModel, Scales, ScaledDevice, get_device
+from .devices import DeviceModel, ScaledDevice, Scales, get_device
 from .errors import WeightprogError
 from .sample import WeightSample
 from .search.run import BASELINE_KEYS, OptimizeOutcome, OptimizeSettings, optimize
@@ -48,10 +48,10 @@ class Score:
     stderr: float
 
     @classmethod
-    def of(cls, report: dict) -> "Score":
+    def of(cls, report: dict) -> Score:
         return cls(float(report["mean"]), float(report["stderr"]))
 
-    def relative_to(self, base: "Score") -> tuple[float, float]:
+    def relative_to(self, base: Score) -> tuple[float, float]:
         """(self / base − 1, its standard error if the two were independent: an upper bound, since
         weightprog's scores of two devices share their draws)."""
         ratio = self.mean / base.mean
@@ -75,7 +75,7 @@ class DeviceScores:
     optimisation ran without bounds (`OptimizeSettings(bound=False)`)."""
 
     @classmethod
-    def of(cls, outcome: OptimizeOutcome) -> "DeviceScores":
+    def of(cls, outcome: OptimizeOutcome) -> DeviceScores:
         """Scores of a finished optimisation, with the bound it computed."""
         s = outcome.scores
         keys = [k for k in list(BASELINE_KEYS) + ["lsp_first_best", "msp_first_best"] if k in s]

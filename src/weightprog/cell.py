@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -28,7 +28,7 @@ class Cell:
         object.__setattr__(self, "significance", sig)
 
     @classmethod
-    def parse(cls, text: str) -> "Cell":
+    def parse(cls, text: str) -> Cell:
         """`'1,2'` -> Cell((1.0, 2.0))."""
         try:
             return cls(tuple(float(x) for x in text.split(",")))
@@ -36,7 +36,7 @@ class Cell:
             raise WeightprogError(f"significance: cannot read {text!r}; use comma-separated numbers, e.g. 1,2") from None
 
     @classmethod
-    def with_pairs(cls, pairs: int, f: float = 1.0) -> "Cell":
+    def with_pairs(cls, pairs: int, f: float = 1.0) -> Cell:
         """P pairs with factors 1, f, f², … (least significant first)."""
         if pairs < 1:
             raise WeightprogError(f"pairs: need at least 1 pair, got {pairs}")

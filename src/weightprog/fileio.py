@@ -7,9 +7,10 @@ import json
 import os
 import socket
 import tempfile
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .errors import WeightprogError
 

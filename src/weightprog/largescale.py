@@ -20,9 +20,9 @@ exactly, in the same order, so small models give the same sample as `sample_from
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import torch

@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -67,11 +67,11 @@ class TNMSEResult:
                 "per_time": [float(x) for x in self.per_time[index]],
                 "per_time_stderr": [float(x) for x in self.per_time_stderr[index]]}
 
-    def __getitem__(self, index: int) -> "TNMSEResult":
+    def __getitem__(self, index: int) -> TNMSEResult:
         return TNMSEResult([self.names[index]], self.times_s, self.per_column[index:index + 1])
 
     @staticmethod
-    def concat_columns(results: Sequence["TNMSEResult"]) -> "TNMSEResult":
+    def concat_columns(results: Sequence[TNMSEResult]) -> TNMSEResult:
         return TNMSEResult(results[0].names, results[0].times_s,
                            torch.cat([r.per_column for r in results], dim=-1))
 
@@ -87,7 +87,7 @@ class Draws:
 
     @classmethod
     def make(cls, devices: int, columns: int, rows: int, reads: int, seed: int,
-             compute: torch.device) -> "Draws":
+             compute: torch.device) -> Draws:
         gen = torch.Generator().manual_seed(seed)
         shape = (devices, columns, rows)
         z_prog, z_nu = torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)

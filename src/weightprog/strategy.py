@@ -11,9 +11,10 @@ significance factors f_p and the scale β (µS of W_hw per unit of u).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -60,7 +61,7 @@ class Strategy:
     def __len__(self) -> int:
         return self.conductances.shape[0]
 
-    def __getitem__(self, index: int) -> "Strategy":
+    def __getitem__(self, index: int) -> Strategy:
         """One strategy of a population; negative indices count from the end, as for a list."""
         index = range(len(self))[index]  # IndexError out of range, like a list
         return Strategy(self.grid, self.conductances[index:index + 1], self.significance[index:index + 1],
@@ -125,14 +126,14 @@ class Strategy:
         return torch.where(negative[..., None], swapped, g)
 
     # --- combining ---------------------------------------------------------------------------
-    def regrid(self, grid: torch.Tensor | Sequence[float]) -> "Strategy":
+    def regrid(self, grid: torch.Tensor | Sequence[float]) -> Strategy:
         """The same strategies on a finer grid (exact when it contains the old grid points)."""
         grid = torch.as_tensor(grid, dtype=torch.float64)
         g = self.targets(grid)  # (B, D', 2P); grid ≥ 0 so no mirroring
         return Strategy(grid, g, self.significance, self.beta, self.g_min, self.g_max, list(self.names))
 
     @staticmethod
-    def stack(strategies: Sequence["Strategy"]) -> "Strategy":
+    def stack(strategies: Sequence[Strategy]) -> Strategy:
         """One batch from several strategies (re-gridded onto the union of their grids)."""
         first = strategies[0]
         if any(s.pairs != first.pairs for s in strategies):
@@ -155,7 +156,7 @@ class Strategy:
         atomic_write_text(path, json.dumps(self.to_dict(index, **meta), indent=1))
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "strategy") -> "Strategy":
+    def from_dict(cls, data: Any, where: str = "strategy") -> Strategy:
         if not isinstance(data, dict):
             raise WeightprogError(f"{where}: expected a JSON object")
         if data.get("format") != FORMAT:
@@ -176,7 +177,7 @@ class Strategy:
                    g_min, g_max, [str(data.get("name", "strategy"))])
 
     @classmethod
-    def load(cls, path: str | Path) -> "Strategy":
+    def load(cls, path: str | Path) -> Strategy:
         path = Path(path)
         try:
             data = json.loads(read_text(path, "strategy file"))
@@ -206,7 +207,7 @@ class Strategy:
             args["invertibility_test"] = False
         return args
 
-    def save_aihwkit(self, path: str | Path, index: int = 0, points: int = AIHWKIT_POINTS) -> "AihwkitExport":
+    def save_aihwkit(self, path: str | Path, index: int = 0, points: int = AIHWKIT_POINTS) -> AihwkitExport:
         """Write `to_aihwkit()` as JSON (atomically); return what to record beside it."""
         args = self.to_aihwkit(index, points)
         atomic_write_text(path, json.dumps(args, indent=1))

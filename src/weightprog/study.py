@@ -19,14 +19,13 @@ import json
 import math
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from . import validate
-
 from ._version import __version__
 from .baselines import baseline
 from .cell import Cell
@@ -129,8 +128,8 @@ def run_workload(name: str, settings: StudySettings, out: Path,
                  log: Callable[[str], None] = lambda m: None, progress: bool = False) -> dict:
     """The study of one workload on every device; writes `<out>/<name>/results.json` and figures.
     `progress`: a bar over each evaluation's realisations × times (stderr)."""
-    from .report.optimize_plots import plot_strategy
     from .report.nn_plots import plot_gradient_weight
+    from .report.optimize_plots import plot_strategy
     from .workloads import get_workload
 
     start = time.perf_counter()
@@ -246,6 +245,7 @@ def plot_study_metric(name, metric, drec, settings, path, dev_name):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from .fileio import atomic_write
     from .report.palette import DIGITAL, legend_outside, strategy_style
 

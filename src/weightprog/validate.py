@@ -11,7 +11,8 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from .errors import WeightprogError
 

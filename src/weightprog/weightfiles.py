@@ -8,8 +8,8 @@ under `state_dict` / `model_state_dict` / `model`, as Lightning and training loo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch

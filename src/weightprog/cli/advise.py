@@ -6,12 +6,12 @@ from __future__ import annotations
 import click
 
 from ..advise import PROPERTIES, advise, parse_axis, run_flip_map
-from .report import write_run_report
-from .optimize import search_inputs, search_options
 from ..devices import get_device
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json, lock_folder
 from ..timeunits import format_times
+from .optimize import search_inputs, search_options
+from .report import write_run_report
 
 
 @click.command("advise")

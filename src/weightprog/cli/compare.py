@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from .optimize import discard_checkpoints, search_inputs, search_options
-from .report import write_run_report
 from ..compare import DEFAULT_NAIVE, NAIVE_KEYS, compare_devices, table_text, write_comparison
 from ..devices import get_device
 from ..fileio import check_output_folder, folder_lock
 from ..report.progress import SearchBars
 from ..timeunits import format_times
+from .optimize import discard_checkpoints, search_inputs, search_options
+from .report import write_run_report
 
 
 @click.command()

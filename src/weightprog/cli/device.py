@@ -12,14 +12,14 @@ import click
 import numpy as np
 import torch
 
+from .. import validate
 from ..devices import get_device
 from ..devices.fit import fit_device, write_device
 from ..devices.measurements import read_measurements, simulate_measurements, write_measurements
-from .. import validate
-from .options import Group, option_names, times_option
 from ..errors import WeightprogError
 from ..fileio import atomic_write, refuse_overwriting_inputs
 from ..timeunits import format_time
+from .options import Group, option_names, times_option
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -63,9 +63,9 @@ def device():
 def fit(measurements, out, plot, name, t0, t_read, g_min, g_max, min_devices, max_bins):
     """Fit a tabulated device to MEASUREMENTS.csv (device_id, g_target, t, g). Also writes
     <out stem>.fit.json (per-bin estimates ± s.e.) and report.html in the --out file's folder."""
-    from .report import write_run_report
-    from ..report.html import write_fit_record
     from ..report.device_plots import fit_figure, written_by_weightprog
+    from ..report.html import write_fit_record
+    from .report import write_run_report
 
     if plot is None:  # the default figure path must not replace a file that is not ours
         plot = out.with_suffix(".png")

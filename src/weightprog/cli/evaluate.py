@@ -17,10 +17,10 @@ from ..fileio import atomic_write_json, atomic_write_text, check_output_folder
 from ..hardware import COMPENSATION_UNITS, NORMALISE_UNITS, REFERENCES, Mapping
 from ..nn.evaluate import evaluate_over_time
 from ..nn.periphery import PRESETS
-from .options import option_names, times_option
-from .report import write_run_report
 from ..timeunits import format_times
 from ..validate import compute_device
+from .options import option_names, times_option
+from .report import write_run_report
 
 
 def load_entry_point(spec: str, eval_size: int | None = None):
@@ -30,7 +30,7 @@ def load_entry_point(spec: str, eval_size: int | None = None):
     workload name (`fmnist-resnet32`, or `fmnist-resnet32@hwa` for its HWA-trained variant) is
     looked up in `weightprog.workloads` first; `eval_size` (workloads only) evaluates on the first
     N test items."""
-    from ..workloads import is_workload, get_workload
+    from ..workloads import get_workload, is_workload
     name, _, variant = spec.partition("@")
     if is_workload(name):
         model, evaluate_fn, _ = get_workload(name, variant or "fp", eval_size=eval_size)

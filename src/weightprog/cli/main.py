@@ -5,15 +5,14 @@ from __future__ import annotations
 import click
 
 from .. import validate
-
 from .._version import __version__
 from ..baselines import BASELINES, baseline
 from ..cell import Cell
 from ..devices import device_names, get_device
-from .options import Group, option_names, times_option
 from ..metric import TNMSE
 from ..sample import default_sample
 from ..timeunits import format_times
+from .options import Group, option_names, times_option
 
 
 @click.group(cls=Group)

@@ -7,21 +7,20 @@ from pathlib import Path
 import click
 
 from ..cell import Cell
-from .options import option_names, times_option
-from .report import write_run_report
 from ..devices import get_device
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json, lock_folder
+from ..largescale import iter_file_tensors, sample_file
+from ..report.optimize_plots import plot_convergence, plot_error_distribution, plot_strategy, plot_tnmse_vs_time
 from ..report.palette import strategy_label
 from ..report.progress import SearchBars
-from ..report.optimize_plots import (plot_convergence, plot_error_distribution, plot_strategy,
-                                    plot_tnmse_vs_time)
-from ..largescale import iter_file_tensors, sample_file
 from ..sample import DISTRIBUTIONS, load_distribution, sample_from_values
 from ..search.run import METHODS, OBJECTIVES, OptimizeSettings, optimize, optimize_per_layer, report_dict
 from ..search.space import GRID_PLACEMENTS, MODES
 from ..timeunits import format_times
 from ..validate import compute_device
+from .options import option_names, times_option
+from .report import write_run_report
 
 
 def load_values(weights: str | None, distribution: str | None, normalise: str, seed: int = 0) -> tuple:

@@ -12,7 +12,6 @@ from ..errors import WeightprogError
 from ..timeunits import DEFAULT_TIMES_S, parse_times
 from ..validate import SettingError
 
-
 RESUMABLE = ("optimize", "compare-devices", "sweep", "study")
 """Commands that checkpoint as they go and resume when rerun with the same arguments."""
 

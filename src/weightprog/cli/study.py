@@ -8,11 +8,11 @@ from pathlib import Path
 import click
 
 from ..errors import WeightprogError
-from .options import option_names, times_option
 from ..fileio import check_output_folder
-from .report import write_run_report
 from ..nn.periphery import PRESETS as PERIPHERY_PRESETS
 from ..validate import integer
+from .options import option_names, times_option
+from .report import write_run_report
 
 
 def _eval_sizes(items) -> dict:

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from .report import write_run_report
 from ..fileio import output_folder
 from ..sweep import load_sweep, run_sweep
+from .report import write_run_report
 
 
 @click.command()

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import WeightprogError
 from .base import DeviceModel, DeviceState, piecewise_linear
 from .pcm import IdealDevice, LowDriftPCMDevice, PCMDevice
-from .scaled import Scales, ScaledDevice
+from .scaled import ScaledDevice, Scales
 from .tabulated import TabulatedDevice, load_tabulated, tabulated_from_dict
 
 BUILTIN = {"pcm": PCMDevice, "pcm-lowdrift": LowDriftPCMDevice, "ideal": IdealDevice}

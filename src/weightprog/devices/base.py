@@ -19,8 +19,8 @@ caller's generator.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -72,7 +72,7 @@ class DeviceModel:
             raise WeightprogError(f"device {self.name}: need 0 <= g_min < g_max, got {g_min}, {g_max}")
         if not (t0 > 0 and t_read > 0):
             raise WeightprogError(f"device {self.name}: t0 and t_read must be > 0")
-        if not (0 <= p_stuck_min and 0 <= p_stuck_max and p_stuck_min + p_stuck_max <= 1):
+        if not (p_stuck_min >= 0 and p_stuck_max >= 0 and p_stuck_min + p_stuck_max <= 1):
             raise WeightprogError(f"device {self.name}: stuck probabilities must be in [0, 1]")
         self.g_min, self.g_max = float(g_min), float(g_max)
         self.t0, self.t_read = float(t0), float(t_read)

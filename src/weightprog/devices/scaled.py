@@ -35,7 +35,7 @@ class Scales:
                                                              **bounds))
 
     @classmethod
-    def parse(cls, text: str, where: str = "device") -> "Scales":
+    def parse(cls, text: str, where: str = "device") -> Scales:
         """`programming=4,read=4` (keys: programming, drift_mean, drift_std, read, g_max)."""
         allowed = [f.name for f in fields(cls)]
         values: dict[str, float] = {}

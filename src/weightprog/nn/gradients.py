@@ -6,8 +6,8 @@ of error and the weight density is the right importance for the programming obje
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import nn

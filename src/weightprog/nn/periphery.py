@@ -13,9 +13,9 @@ products happen inside the module's own kernel, so only the module inputs go thr
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterator
 
 import torch
 from torch import nn

@@ -8,8 +8,8 @@ copy of the model per time point or realisation.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 
@@ -31,7 +31,7 @@ class WeightSwap:
         for w, original in zip(self.weights, self.originals):
             w.param.copy_(original)
 
-    def __enter__(self) -> "WeightSwap":
+    def __enter__(self) -> WeightSwap:
         return self
 
     def __exit__(self, *exc) -> None:

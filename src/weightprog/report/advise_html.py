@@ -5,8 +5,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .html import (Raw, RunCommand, cell_text, esc, files_section, fmt, kv_table, num, page, pct,
-                   png_figure, read_json, reproduce_section, section, table, times_text)
+from .html import (
+    Raw,
+    RunCommand,
+    cell_text,
+    esc,
+    files_section,
+    fmt,
+    kv_table,
+    num,
+    page,
+    pct,
+    png_figure,
+    read_json,
+    reproduce_section,
+    section,
+    table,
+    times_text,
+)
 
 
 def advise_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:

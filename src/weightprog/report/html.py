@@ -24,9 +24,10 @@ import json
 import math
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .._version import __version__
 from ..errors import WeightprogError
@@ -449,9 +450,7 @@ def _search_progress_figure(histories: dict[str, list[float]], chosen: str = "")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .palette import legend_outside
-
-    from .palette import sequence_colours
+    from .palette import legend_outside, sequence_colours
 
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for (label, h), colour in zip(histories.items(), sequence_colours(len(histories))):

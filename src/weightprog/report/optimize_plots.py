@@ -14,14 +14,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
 
 from ..fileio import atomic_write  # noqa: E402
-from .palette import legend_outside, sequence_colours, strategy_colour, strategy_label, strategy_style  # noqa: E402
 from ..hardware import Mapping, ProgrammedTensor  # noqa: E402
 from ..strategy import Strategy  # noqa: E402
 from ..timeunits import format_times  # noqa: E402
+from .palette import legend_outside, sequence_colours, strategy_colour, strategy_label, strategy_style  # noqa: E402
 
 
 def _save(fig, path: Path) -> None:

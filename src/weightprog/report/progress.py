@@ -70,7 +70,7 @@ class SearchBars:
         for bar in self.bars.values():
             bar.close()
 
-    def __enter__(self) -> "SearchBars":
+    def __enter__(self) -> SearchBars:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -10,14 +10,13 @@ draws with ten times the search's weights.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
 from .. import validate
-
 from .._version import __version__
 from ..baselines import baseline
 from ..cell import Cell
@@ -133,7 +132,7 @@ class OptimizeOutcome:
     settings: OptimizeSettings
     device: DeviceModel
     extra: dict = field(default_factory=dict)
-    bounds: dict[float, "FBound"] = field(default_factory=dict)
+    bounds: dict[float, FBound] = field(default_factory=dict)
     """Per F: the bound and the best achievable under the deployed drift compensation."""
     candidates: dict[str, Strategy] = field(default_factory=dict)
     """What each method found (`de`, `pointwise`, `pointwise_expressible`), re-scored in `scores`."""

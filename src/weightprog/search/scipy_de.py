@@ -9,7 +9,7 @@ scipy >= 1.15 (the `rng=` keyword).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from scipy.optimize._differentialevolution import DifferentialEvolutionSolver

@@ -56,9 +56,10 @@ import platform
 import socket
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -107,7 +108,7 @@ class Job:
         return {"id": self.id, "kind": self.kind, "params": self.params, "files": self.files}
 
     @staticmethod
-    def from_dict(data: dict) -> "Job":
+    def from_dict(data: dict) -> Job:
         return Job(data["id"], data["kind"], data["params"], data.get("files", {}))
 
 
@@ -267,8 +268,7 @@ def _device_spec(text, where: str, base: Path, names: list[str]) -> tuple[str, s
 
 def parse_sweep(data: Any, where: str = "sweep", base_dir: str | Path = ".") -> Sweep:
     """Expand a sweep mapping (as loaded from YAML) into jobs; errors name `where` and the field."""
-    from ..devices import get_device
-    from ..devices import device_names
+    from ..devices import device_names, get_device
     from ..sample import DISTRIBUTIONS
 
     base = Path(base_dir)

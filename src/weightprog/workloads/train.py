@@ -191,7 +191,7 @@ def _step_lr(opt, base: float, step: int, total: int, warmup: int = 0):
         g["lr"] = lr * g.get("lr_scale", 1.0)
 
 
-def train_step(opt, hwa: "HWA | None", loss_fn, clip_grad: float | None = None) -> torch.Tensor:
+def train_step(opt, hwa: HWA | None, loss_fn, clip_grad: float | None = None) -> torch.Tensor:
     """One optimiser step. With HWA the loss and its gradient see noisy weights, and the weights
     are clipped after the step."""
     with (hwa.noisy() if hwa else contextlib.nullcontext()):
@@ -214,8 +214,8 @@ def _log(msg: str):
 def train_fmnist(variant: str, steps: int, batch: int = 128, lr: float | None = None, seed: int = 0,
                  eval_size: int = 10_000, hwa_cfg: HWAConfig | None = None, data_dir=None,
                  resume: bool = False) -> dict:
-    from .fmnist_resnet import NAME, build_model, load_fmnist, make_eval
     from .common import load_checkpoint
+    from .fmnist_resnet import NAME, build_model, load_fmnist, make_eval
     torch.manual_seed(seed)
     x, y = load_fmnist("train", None, data_dir)
     xt, yt = load_fmnist("test", eval_size, data_dir)
