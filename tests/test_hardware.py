@@ -84,5 +84,14 @@ def test_bad_input():
         program_weights(torch.tensor([[1.0, math.nan]]), LSP2, "pcm")
     with pytest.raises(WeightprogError, match="device range"):
         program_weights(torch.ones(2, 2), baseline("lsp-first", Cell((1.0, 2.0)), 0, 30), "pcm")
-    with pytest.raises(WeightprogError, match="compensation"):
+    with pytest.raises(WeightprogError, match="compensation: use one of column, tile, layer, none, got 'row'"):
         Mapping(compensation="row")
+
+
+def test_compensation_all_is_read_as_layer():
+    """`all` (the metric's old name for one α over everything) is the `layer` scope."""
+    assert Mapping(compensation="all") == Mapping(compensation="layer")
+    w = torch.randn(40, 30, generator=torch.Generator().manual_seed(1))
+    reads = [program_weights(w, LSP2, "pcm", (60.0, 3.15e7), Mapping(compensation=c), seed=2) for c in ("all", "layer")]
+    for x, y in zip(*reads):
+        assert torch.equal(x, y)

@@ -8,6 +8,7 @@ import torch
 from weightprog.baselines import BASELINES, baseline
 from weightprog.cell import Cell
 from weightprog.errors import WeightprogError
+from weightprog.expected import ExpectedTNMSE
 from weightprog.hardware import Mapping, ProgrammedTensor
 from weightprog.metric import TNMSE, rescore
 from weightprog.sample import default_sample, load_distribution, sample_from_array, sample_from_module
@@ -91,3 +92,23 @@ def test_sample_builders():
 def test_bad_times(times):
     with pytest.raises(WeightprogError, match="times"):
         TNMSE(SAMPLE, "pcm", times, compile=False)
+
+
+def test_layer_compensation_is_one_alpha_and_all_is_its_old_name():
+    """`layer`: one α for the whole sample (the metric called it `all` before the scopes had one
+    vocabulary; settings and checkpoints on disk may still say so). The number is the one `all`
+    gave before the rename (lsp-first, f=1,2, PCM, seed 0)."""
+    strategy = baseline("lsp-first", Cell((1.0, 2.0)))
+    layer = TNMSE(SAMPLE, "pcm", compensation="layer", compile=False)
+    old = TNMSE(SAMPLE, "pcm", compensation="all", compile=False)
+    assert old.compensation == "layer"
+    a, b = layer.evaluate(strategy), old.evaluate(strategy)
+    torch.testing.assert_close(a.per_column, b.per_column, rtol=0, atol=0)
+    assert float(a.mean[0]) == pytest.approx(8.2353042671e-04, rel=1e-5)
+    column = TNMSE(SAMPLE, "pcm", compensation="column", compile=False).evaluate(strategy)
+    assert not torch.equal(a.per_column, column.per_column)
+    expected = ExpectedTNMSE(SAMPLE, "pcm", compensation="all")
+    assert expected.compensation == "layer"
+    assert float(expected(strategy)[0]) == pytest.approx(8.1982817695e-04, rel=1e-5)
+    with pytest.raises(WeightprogError, match="compensation: use one of column, layer, none, got 'tile'"):
+        TNMSE(SAMPLE, "pcm", compensation="tile", compile=False)

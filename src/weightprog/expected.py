@@ -27,8 +27,8 @@ column of R rows adds a relative O(1/R) — measured in tests/test_expected.py),
     TNMSE = mean_k Σ_nodes p_b·(α_k²·Var W_k + (α_k·E W_k − u_b)²)
 
 with the weight density as quantile bins of |u| inside each strategy-grid segment, two nodes per
-bin matching its mean and variance (negative weights mirror positive ones exactly). Everything is a torch expression: differentiable in the
-conductance table and β.
+bin matching its mean and variance (negative weights mirror positive ones exactly). Everything is
+a torch expression: differentiable in the conductance table and β.
 """
 
 from __future__ import annotations
@@ -43,10 +43,11 @@ import torch
 
 from .devices import DeviceModel, get_device
 from .errors import WeightprogError
-from .metric import COMPENSATION, chunks, compile_available
+from .metric import chunks, compile_available
 from .sample import WeightSample
 from .strategy import Strategy
 from .timeunits import DEFAULT_TIMES_S, check_times
+from .validate import SAMPLE_COMPENSATION_SCOPES, compensation_scope
 
 MAX_BIN_WIDTH = 1 / 32
 """No density bin wider than this in |u| (the sparse tail of large weights gets bins of its own)."""
@@ -266,8 +267,7 @@ class ExpectedTNMSE:
                  times_s: Sequence[float] = DEFAULT_TIMES_S, compensation: str = "column",
                  bins_per_segment: int = 8, table_points: int = 2049, dtype=torch.float32,
                  compile: bool | str = False, chunk: int = 64):
-        if compensation not in COMPENSATION:
-            raise WeightprogError(f"compensation: use one of {', '.join(COMPENSATION)}, got {compensation!r}")
+        compensation = compensation_scope(compensation, allowed=SAMPLE_COMPENSATION_SCOPES)
         if isinstance(values, WeightSample):
             values = values.values()
         self.values = values.reshape(-1).detach().to(torch.float32)

@@ -20,9 +20,11 @@ from .devices import DeviceModel, get_device
 from .errors import WeightprogError
 from .sample import check_finite
 from .strategy import Strategy
+from .validate import COMPENSATION_SCOPES, compensation_scope
 
 NORMALISE_UNITS = ("column", "tile", "tensor")
-COMPENSATION_UNITS = ("column", "tile", "layer", "none")
+COMPENSATION_UNITS = COMPENSATION_SCOPES
+"""The drift-compensation scopes a mapping takes: `validate.COMPENSATION_SCOPES` (the one table)."""
 REFERENCES = ("read", "programmed")
 
 
@@ -43,9 +45,7 @@ class Mapping:
                                   f"got {self.reference!r}")
         if self.normalise not in NORMALISE_UNITS:
             raise WeightprogError(f"normalise: use one of {', '.join(NORMALISE_UNITS)}, got {self.normalise!r}")
-        if self.compensation not in COMPENSATION_UNITS:
-            raise WeightprogError(f"compensation: use one of {', '.join(COMPENSATION_UNITS)}, "
-                                  f"got {self.compensation!r}")
+        object.__setattr__(self, "compensation", compensation_scope(self.compensation))
         if self.tile_rows < 1 or self.tile_cols < 1:
             raise WeightprogError("tile size must be at least 1 × 1")
 

@@ -24,14 +24,14 @@ from dataclasses import dataclass
 import torch
 
 from .devices import DeviceModel, get_device
-from .errors import WeightprogError
 from .sample import WeightSample, sample_from_values
 from .strategy import Strategy, interpolation_weights
 from .timeunits import DEFAULT_TIMES_S, check_times
-from .validate import compute_device
+from .validate import SAMPLE_COMPENSATION_SCOPES, compensation_scope, compute_device
 
-COMPENSATION = ("column", "all", "none")
-"""Per column of the sample, one α for the whole sample (tile / layer), or no compensation."""
+COMPENSATION = SAMPLE_COMPENSATION_SCOPES
+"""Per column of the sample, one α for the whole sample (`layer`), or no compensation: the scopes of
+`validate.COMPENSATION_SCOPES` a weight sample has (the old name `all` is read as `layer`)."""
 
 
 @dataclass
@@ -135,7 +135,7 @@ def column_errors(table, signed, index, frac, negative, u, draws: Draws, *, devi
         s_abs, s_sq, s_wu = w.abs().sum(-1), (w * w).sum(-1), (w * u).sum(-1)
         if compensation == "column":
             alpha = torch.where(s_abs > 0, ref / s_abs, torch.ones_like(s_abs))
-        elif compensation == "all":
+        elif compensation == "layer":
             total = s_abs.sum(-1, keepdim=True)
             alpha = torch.where(total > 0, ref.sum(-1, keepdim=True) / total, torch.ones_like(total))
         else:
@@ -161,8 +161,7 @@ class TNMSE:
                  times_s: Sequence[float] = DEFAULT_TIMES_S, seed: int = 0,
                  compensation: str = "column", compute: str | torch.device | None = "cpu",
                  compile: bool | str = "auto", chunk: int = 64):
-        if compensation not in COMPENSATION:
-            raise WeightprogError(f"compensation: use one of {', '.join(COMPENSATION)}, got {compensation!r}")
+        compensation = compensation_scope(compensation, allowed=SAMPLE_COMPENSATION_SCOPES)
         self.device = get_device(device)
         self.times_s = check_times(times_s)
         self.seed, self.compensation, self.chunk = int(seed), compensation, int(chunk)
@@ -250,7 +249,7 @@ def compile_available() -> bool:
             f = torch.compile(lambda x: torch.exp(x) * 2.0, dynamic=False)
             _COMPILE_OK = bool(torch.allclose(f(torch.ones(4)), torch.exp(torch.ones(4)) * 2))
         except Exception as exc:  # noqa: BLE001 - any compiler failure means eager
-            warnings.warn(f"torch.compile unavailable ({type(exc).__name__}); using eager mode")
+            warnings.warn(f"torch.compile unavailable ({type(exc).__name__}); using eager mode", stacklevel=2)
             _COMPILE_OK = False
     return _COMPILE_OK
 

@@ -25,6 +25,14 @@ P = 8 did not finish in 5 min, P = 100 ran for minutes without one generation)."
 F_MAX_MAX = 64
 GRID_POINTS_MAX = 64
 COMPUTE = ("cpu", "cuda", "cuda:N")
+COMPENSATION_SCOPES = ("column", "tile", "layer", "none")
+"""Drift-compensation scope (docs/MODEL.md §6): one α per crossbar column, one per tile, one for
+the whole layer (every weight of the tensor, or the whole weight sample of the metric), or none."""
+SAMPLE_COMPENSATION_SCOPES = tuple(s for s in COMPENSATION_SCOPES if s != "tile")
+"""The scopes the weight-sample metrics (TNMSE, ExpectedTNMSE) model: a sample has columns but no tiles."""
+COMPENSATION_ALIASES = {"all": "layer"}
+"""Old names still read (settings, checkpoints and sweep files written before the scopes had one
+vocabulary): the metric called one α for the whole sample `all`."""
 
 
 class SettingError(WeightprogError):
@@ -67,6 +75,33 @@ def choice(value: Any, field: str, options: Sequence) -> Any:
     if value not in options:
         raise SettingError(field, f"use one of {', '.join(map(str, options))}, got {value!r}")
     return value
+
+
+def compensation_scope(value: Any, field: str = "compensation",
+                       allowed: Sequence[str] = COMPENSATION_SCOPES) -> str:
+    """A drift-compensation scope, old names mapped to the current one (`all` → `layer`).
+
+    Parameters
+    ----------
+    value
+        The scope as given: one of `allowed`, or an alias in `COMPENSATION_ALIASES`.
+    field
+        The settings field it came from, named in the error.
+    allowed
+        The scopes the caller supports (`COMPENSATION_SCOPES` or `SAMPLE_COMPENSATION_SCOPES`).
+
+    Returns
+    -------
+    str
+        The scope's current name.
+
+    Raises
+    ------
+    SettingError
+        For a value that is neither an allowed scope nor an alias of one.
+    """
+    value = COMPENSATION_ALIASES.get(value, value) if isinstance(value, str) else value
+    return choice(value, field, allowed)
 
 
 def seed(value: Any, field: str = "seed") -> int:
