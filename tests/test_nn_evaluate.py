@@ -147,7 +147,12 @@ def test_progress_callback_and_argument_errors():
     with pytest.raises(WeightprogError, match="repeats"):
         evaluate_over_time(model, fn, "lsp-first", repeats=0)
     with pytest.raises(WeightprogError, match="times"):
-        evaluate_over_time(model, fn, "lsp-first", times=(10.0, 1.0))
+        evaluate_over_time(model, fn, "lsp-first", times_s=(10.0, 1.0))
+    with pytest.warns(DeprecationWarning, match="times_s"):  # the old keyword still works
+        old = evaluate_over_time(model, fn, "lsp-first", "ideal", repeats=1, times=(1.0, 60.0))
+    assert old.times_s == (1.0, 60.0)
+    with pytest.raises(WeightprogError, match="times_s only"):
+        evaluate_over_time(model, fn, "lsp-first", "ideal", (1.0,), repeats=1, times=(1.0,))
     with pytest.raises(WeightprogError, match="neither a baseline"):
         evaluate_over_time(model, fn, "best-ever")
     with pytest.raises(WeightprogError, match="evaluate_fn: must return a number"):

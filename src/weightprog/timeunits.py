@@ -37,13 +37,46 @@ def parse_time(text: str) -> float:
 
 
 def parse_times(text: str) -> tuple[float, ...]:
-    """`'1s,1h,1y'` -> validated tuple of seconds."""
+    """Times after programming from text: `'1s,1h,1y'` -> (1.0, 3600.0, 31536000.0).
+
+    Parameters
+    ----------
+    text
+        Comma-separated times, each a number of seconds or a number with a unit
+        (s, min, h, d, w, y and their long forms in `SECONDS`).
+
+    Returns
+    -------
+    tuple of float
+        Seconds after programming, validated by `check_times`.
+
+    Raises
+    ------
+    WeightprogError
+        For an unreadable time or times that `check_times` refuses.
+    """
     return check_times([parse_time(part) for part in text.split(",") if part.strip()])
 
 
-def check_times(times: Iterable[float] | torch.Tensor) -> tuple[float, ...]:
-    """Times must be positive, finite and strictly increasing."""
-    values = [float(t) for t in (times.tolist() if isinstance(times, torch.Tensor) else times)]
+def check_times(times_s: Iterable[float] | torch.Tensor) -> tuple[float, ...]:
+    """Times after programming, validated: positive, finite, at most `MAX_TIME_S`, strictly increasing.
+
+    Parameters
+    ----------
+    times_s
+        Seconds after programming (a sequence or a 1-D tensor).
+
+    Returns
+    -------
+    tuple of float
+        The times as floats.
+
+    Raises
+    ------
+    WeightprogError
+        For no times, a time ≤ 0, inf, NaN or beyond `MAX_TIME_S`, or times out of order.
+    """
+    values = [float(t) for t in (times_s.tolist() if isinstance(times_s, torch.Tensor) else times_s)]
     if not values:
         raise WeightprogError("times: at least one time after programming is needed")
     for t in values:
@@ -65,5 +98,6 @@ def format_time(t_s: float) -> str:
     return f"{t_s:g}s"
 
 
-def format_times(times: Sequence[float]) -> list[str]:
-    return [format_time(t) for t in times]
+def format_times(times_s: Sequence[float]) -> list[str]:
+    """`format_time` of each time (seconds after programming)."""
+    return [format_time(t) for t in times_s]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,8 +165,8 @@ def write_measurements(path: str | Path, table: Measurements) -> None:
     atomic_write_text(path, table.to_csv())
 
 
-def simulate_measurements(device: DeviceModel, targets: Sequence[float], devices_per_target: int,
-                          read_times: Sequence[float], seed: int = 0) -> Measurements:
+def simulate_measurements(device: DeviceModel, targets: Iterable[float], devices_per_target: int,
+                          times_s: Iterable[float], seed: int = 0) -> Measurements:
     """Program `devices_per_target` fresh devices at each target and read each at every time.
 
     Uses the device's own laws (`program`, then `read` with fresh read noise per time), in float64.
@@ -180,7 +180,7 @@ def simulate_measurements(device: DeviceModel, targets: Sequence[float], devices
                                   f"[{device.g_min:g}, {device.g_max:g}] µS")
     if int(devices_per_target) < 1:
         raise WeightprogError(f"simulate: devices per target must be >= 1, got {devices_per_target}")
-    times = check_times(read_times)
+    times = check_times(times_s)
     n = int(devices_per_target)
     gen = torch.Generator().manual_seed(int(seed))
     g_t = torch.tensor(targets, dtype=torch.float64).repeat_interleave(n)

@@ -12,6 +12,7 @@ import csv
 import io
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -223,12 +224,13 @@ def _progress(progress, total: int):
 
 def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], float],
                        strategies: StrategySpec | Sequence[StrategySpec], device: DeviceModel | str = "pcm",
-                       times: Sequence[float] = DEFAULT_TIMES_S, repeats: int = 25, seed: int = 0, *,
+                       times_s: Sequence[float] = DEFAULT_TIMES_S, repeats: int = 25, seed: int = 0, *,
                        mapping: Mapping = Mapping(), periphery: Periphery | str = "ideal",
                        significance: Sequence[float] | str | None = None,
                        include: str | Sequence[str] | None = None, exclude: str | Sequence[str] | None = None,
                        compute: str | torch.device | None = None,
-                       progress: bool | Callable[[int, int], None] = False) -> OverTimeResult:
+                       progress: bool | Callable[[int, int], None] = False,
+                       times: Sequence[float] | None = None) -> OverTimeResult:
     """Metric of `model` over time after programming its analog weights.
 
     `evaluate_fn(model) -> float` runs the user's evaluation (its inputs must be on the model's
@@ -240,7 +242,13 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
     start = time.perf_counter()
     if not isinstance(repeats, int) or repeats < 1:
         raise WeightprogError(f"repeats: need an integer >= 1, got {repeats!r}")
-    times = check_times(times)
+    if times is not None:
+        if times_s is not DEFAULT_TIMES_S:
+            raise WeightprogError("times: give times_s only (times is its old name)")
+        warnings.warn("evaluate_over_time: `times=` is now `times_s=` (seconds after programming)",
+                      DeprecationWarning, stacklevel=2)
+        times_s = times
+    times_s = check_times(times_s)
     dev = get_device(device)
     peri = get_periphery(periphery)
     chosen = resolve_strategies(strategies, dev, significance)
@@ -249,8 +257,8 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
     weights = find_analog_weights(model, include, exclude)
     report = mapping_report(model, weights, mapping)
     gen_device = weights[0].param.device
-    metrics = torch.empty(len(chosen), repeats, len(times), dtype=torch.float64)
-    weight_errors = torch.empty(len(chosen), repeats, len(times), len(weights), dtype=torch.float64)
+    metrics = torch.empty(len(chosen), repeats, len(times_s), dtype=torch.float64)
+    weight_errors = torch.empty(len(chosen), repeats, len(times_s), len(weights), dtype=torch.float64)
     weight_energy = torch.tensor([float(w.matrix().double().square().sum()) for w in weights],
                                  dtype=torch.float64)
     step, close = _progress(progress, metrics.numel())
@@ -268,7 +276,7 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
                 programmed = ProgrammedModel(weights, strategy, dev, mapping, gen)
                 state_bytes = programmed.state_bytes
                 with attached(weights, peri, ranges, gen):
-                    for k, t in enumerate(times):
+                    for k, t in enumerate(times_s):
                         with programmed.applied(t, swap, gen) as errors:
                             weight_errors[i, r, k] = errors
                             metrics[i, r, k] = _metric(evaluate_fn(model), f"{strategy.name}, t={t:g} s")
@@ -277,7 +285,7 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
     finally:
         swap.restore()
         close()
-    return OverTimeResult([s.name for s in chosen], times, metrics, digital, seed, dev.describe(),
+    return OverTimeResult([s.name for s in chosen], times_s, metrics, digital, seed, dev.describe(),
                           peri.to_dict(), report, state_bytes, time.perf_counter() - start,
                           [s.to_dict() for s in chosen], [w.name for w in weights], weight_errors,
                           weight_energy)
