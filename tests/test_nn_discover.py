@@ -80,7 +80,7 @@ def test_mapping_report_tiles_and_counts():
     model = nn.Sequential(nn.Linear(600, 1100), nn.ReLU(), nn.Linear(1100, 10))
     weights = find_analog_weights(model)
     report = mapping_report(model, weights, Mapping(512, 512))
-    assert [l.tiles for l in report.layers] == [(3, 2), (1, 3)]
+    assert [layer.tiles for layer in report.layers] == [(3, 2), (1, 3)]
     assert report.analog_weights == 600 * 1100 + 1100 * 10
     assert report.digital_params == 1100 + 10
     assert report.tiles == 9

@@ -71,8 +71,9 @@ def test_ideal_device_reads_back_the_weights(case):
 def test_noise_repeats_differ_and_seed_reproduces():
     model, inputs, target = CASES["cnn"]()
     evaluate_fn = metrics_for(inputs, target)
-    run = lambda seed: evaluate_over_time(model, evaluate_fn, ["lsp-first", "msp-first"], "pcm", TIMES,
-                                          repeats=3, seed=seed)
+    def run(seed):
+        return evaluate_over_time(model, evaluate_fn, ["lsp-first", "msp-first"], "pcm", TIMES, repeats=3, seed=seed)
+
     a, b, c = run(0), run(0), run(1)
     assert torch.equal(a.metrics, b.metrics)
     assert not torch.equal(a.metrics, c.metrics)

@@ -75,7 +75,9 @@ def test_output_noise_is_seeded_and_scaled():
 def test_standard_periphery_on_every_model(case):
     model, inputs, target = CASES[case]()
     fired = []
-    hook = lambda *a: fired.append(1)
+    def hook(*args):
+        fired.append(1)
+
     handles = [w.module.register_forward_pre_hook(hook) for w in find_analog_weights(model)]
     evaluate_fn = metrics_for(inputs, target)
     ideal = evaluate_over_time(model, evaluate_fn, "lsp-first", "ideal", (1.0,), repeats=2, seed=0,

@@ -56,7 +56,8 @@ def baseline(name: str, cell: Cell, g_min: float = 0.0, g_max: float = 25.0) -> 
         kinks[-1] = 1.0  # the pairs' capacities sum to β: exactly 1, not 1 − 1 ulp (e.g. g_max 41.03 µS)
         grid = torch.unique(torch.cat([torch.zeros(1, dtype=torch.float64), kinks.clamp(0, 1)]))
         g = _fill(cell, order, g_min, g_max, grid)
-    return Strategy(grid, g, list(cell.significance), beta, g_min, g_max, [_label(name, cell)])
+    return Strategy(grid, g, torch.tensor(cell.significance, dtype=torch.float64),
+                    torch.tensor(beta, dtype=torch.float64), g_min, g_max, [_label(name, cell)])
 
 
 def _label(name: str, cell: Cell) -> str:

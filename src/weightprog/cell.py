@@ -33,7 +33,8 @@ class Cell:
         try:
             return cls(tuple(float(x) for x in text.split(",")))
         except ValueError:
-            raise WeightprogError(f"significance: cannot read {text!r}; use comma-separated numbers, e.g. 1,2") from None
+            raise WeightprogError(f"significance: cannot read {text!r}; use comma-separated numbers, "
+                                  f"e.g. 1,2") from None
 
     @classmethod
     def with_pairs(cls, pairs: int, f: float = 1.0) -> Cell:

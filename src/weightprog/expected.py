@@ -125,8 +125,8 @@ def device_moments(device: DeviceModel, times_s: Sequence[float], points: int = 
     drift_logs = [0.0] + [device.drift_log(t) for t in times_s]
     # programming: G = g + s·z over z ∈ [z0, 8] with z0 the clamp at G = 0 (below it G = 0,
     # which adds nothing to either moment); Gauss–Legendre in z on that interval
-    xs, ws = np.polynomial.legendre.leggauss(nodes)
-    xs, ws = torch.tensor(xs, dtype=dt), torch.tensor(ws, dtype=dt)
+    xs_np, ws_np = np.polynomial.legendre.leggauss(nodes)
+    xs, ws = torch.tensor(xs_np, dtype=dt), torch.tensor(ws_np, dtype=dt)
     noisy = s > 1e-12
     z0 = torch.where(noisy, (-g / torch.where(noisy, s, torch.ones_like(s))).clamp(-8.0, 8.0),
                      torch.full_like(g, -8.0))
@@ -517,9 +517,9 @@ class Pointwise:
             cv = (self.signed[:, None] ** 2 * mom[..., k + 1:]).reshape(n, m, 3 * d, -1)
             mean, var = onehot @ cm, onehot @ cv  # (n, m, M, T)
             obj = (scales ** 2 * (var + mean ** 2) - 2 * scales * inner * mean + inner ** 2).mean(-1)
-            i = obj.argmin(-1)  # (n, m)
-            cobj = obj.gather(2, i[..., None]).squeeze(-1)
-            cand = values.gather(2, idx[i][:, :, None, :]).squeeze(2)
+            move = obj.argmin(-1)  # (n, m)
+            cobj = obj.gather(2, move[..., None]).squeeze(-1)
+            cand = values.gather(2, idx[move][:, :, None, :]).squeeze(2)
             better = cobj < best_obj
             best = torch.where(better[..., None], cand, best)
             best_obj = torch.where(better, cobj, best_obj)
@@ -532,6 +532,8 @@ class Pointwise:
         mapping is one more start, so an outer iteration never gets worse). Without `coarse`: a
         short refinement of the previous mapping only."""
         if not coarse:
+            if previous is None:
+                raise ValueError("Pointwise.minimise: coarse=False refines `previous`, which is missing")
             return self.refine(u, previous[:, None], scales, rounds=10, first_step=0.25)
         starts = self.coarse(u, scales)
         if previous is not None:

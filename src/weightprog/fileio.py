@@ -41,7 +41,7 @@ def _mkdir(folder: Path) -> None:
         raise WeightprogError(f"{folder}: cannot create the output folder ({exc.strerror})") from None
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:
     """Call `write(tmp_path)`, then move the temp file over `path`.
 
     The file gets the permissions a plain `open(path, "w")` would (0666 less the umask), not the
@@ -104,7 +104,7 @@ def lock_folder(path: str | Path, what: str = "weightprog") -> Path:
     if key in _HELD_LOCKS:
         return folder
     lock = folder / LOCK_NAME
-    f = open(lock, "a+")
+    f = open(lock, "a+")  # noqa: SIM115 - held open (the lock) until unlock_folder or the process ends
     try:
         fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

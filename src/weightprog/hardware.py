@@ -61,13 +61,15 @@ def split_tiles(in_features: int, out_features: int, mapping: Mapping) -> tuple[
     return n_rt, n_ot, -(-in_features // n_rt), -(-out_features // n_ot)
 
 
-def _unit_dims(unit: str) -> tuple[int, ...] | None:
-    """Dimensions of the tiled view (out-tiles, cols, row-tiles, rows) a unit reduces over."""
-    return {"column": (3,), "tile": (1, 3), "tensor": (0, 1, 2, 3), "layer": (0, 1, 2, 3)}.get(unit)
+_UNIT_DIMS: dict[str, tuple[int, ...]] = {"column": (3,), "tile": (1, 3), "tensor": (0, 1, 2, 3),
+                                          "layer": (0, 1, 2, 3)}
+"""Dimensions of the tiled view (out-tiles, cols, row-tiles, rows) a normalisation or compensation unit
+reduces over."""
 
 
 def _reduce(x: torch.Tensor, unit: str, op: str) -> torch.Tensor:
-    dims = _unit_dims(unit)
+    """max |x| (`op="max"`) or Σ|x| over each `unit` of the tiled view, keeping its dimensions."""
+    dims = _UNIT_DIMS[unit]
     return x.abs().amax(dim=dims, keepdim=True) if op == "max" else x.abs().sum(dim=dims, keepdim=True)
 
 
@@ -102,7 +104,9 @@ class ProgrammedTensor:
                         / float(strategy.beta[0])).to(w.device)
         at_reference = (self._normalised(self.state.g_prog) if mapping.reference == "programmed"
                         else self._read_normalised(0.0, generator))
-        self.reference = self._abs_sums(at_reference)
+        unit = mapping.compensation
+        self.reference: torch.Tensor | None = None if unit == "none" else _reduce(at_reference, unit, "sum")
+        """Σ|ŵ| per compensation unit at the reference (None without compensation)."""
 
     def _normalised(self, g: torch.Tensor) -> torch.Tensor:
         """ŵ/w_max = W_hw/β from device conductances, padding masked out."""
@@ -111,16 +115,13 @@ class ProgrammedTensor:
     def _read_normalised(self, t_s: float, generator) -> torch.Tensor:
         return self._normalised(self.device.read(self.state, float(t_s), generator=generator))
 
-    def _abs_sums(self, w: torch.Tensor) -> torch.Tensor | None:
-        unit = self.mapping.compensation
-        return None if unit == "none" else _reduce(w, unit, "sum")
-
     def read(self, t_s: float, generator: torch.Generator | None = None) -> torch.Tensor:
         """Effective weights α·ŵ(t) in the original shape and units (fresh read noise)."""
         w = self._read_normalised(t_s, generator)
-        if self.reference is not None:
-            now = self._abs_sums(w)
-            w = w * torch.where(now > 0, self.reference / now, torch.ones_like(now))
+        reference = self.reference
+        if reference is not None:
+            now = _reduce(w, self.mapping.compensation, "sum")
+            w = w * torch.where(now > 0, reference / now, torch.ones_like(now))
         n_ot, tc, n_rt, tr = w.shape
         w = (w * self.w_max).reshape(n_ot * tc, n_rt * tr)[: self.out_features, : self.in_features]
         return w.reshape(self.shape).to(self.dtype)

@@ -50,9 +50,10 @@ class SettingError(WeightprogError):
 def integer(value: Any, field: str, minimum: int | None = None, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):  # numpy integers too
         raise SettingError(field, f"must be an integer, got {value!r}")
-    if minimum is not None and value < minimum or maximum is not None and value > maximum:
+    number = int(value)
+    if minimum is not None and number < minimum or maximum is not None and number > maximum:
         raise SettingError(field, f"must be {_range(minimum, maximum)}, got {value}")
-    return int(value)
+    return number
 
 
 def number(value: Any, field: str, minimum: float | None = None, maximum: float | None = None,

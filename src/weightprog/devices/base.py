@@ -139,11 +139,10 @@ class DeviceModel:
         g_prog, nu, q = state.g_prog, state.nu, state.q
         if isinstance(t_s, torch.Tensor) and t_s.dim() > 0:
             view = (-1,) + (1,) * g_prog.dim()
-            t = t_s.to(device=g_prog.device, dtype=g_prog.dtype)
-            drift_log, scale = self.drift_log(t).view(view), self.read_scale(t).view(view)
+            times = t_s.to(device=g_prog.device, dtype=g_prog.dtype)
+            drift_log, scale = self.drift_log(times).view(view), self.read_scale(times).view(view)
         else:
-            t = float(t_s)
-            drift_log, scale = self.drift_log(t), self.read_scale(t)
+            drift_log, scale = self.drift_log(float(t_s)), self.read_scale(float(t_s))
         # in-place chain: reads of whole networks are memory-bound, each temporary costs a pass
         g_d = torch.mul(nu, -drift_log).exp_().mul_(g_prog)
         noise = randn_like(g_d, generator) if z_read is None else z_read.clone()

@@ -300,7 +300,7 @@ def fit_device(m: Measurements, *, name: str = "fitted", t0: float = 20.0, t_rea
     n_bin = np.bincount(bin_of, minlength=n_bins)
     est = {k: np.full(n_bins, np.nan) for k in
            ("nu_mean", "nu_mean_se", "nu_std", "nu_std_se", "q_se", "sigma_p", "sigma_p_se", "bias")}
-    for b in np.flatnonzero(clean):
+    for b in np.flatnonzero(clean).tolist():
         sel = usable & (bin_of == b)
         nus = nu_hat[sel]
         k = len(nus)
@@ -315,7 +315,7 @@ def fit_device(m: Measurements, *, name: str = "fitted", t0: float = 20.0, t_rea
     # unclean bins borrow drift and Q from the nearest clean bin
     clean_idx = np.flatnonzero(clean)
     notes = []
-    for b in np.flatnonzero(~clean):
+    for b in np.flatnonzero(~clean).tolist():
         src = clean_idx[np.argmin(np.abs(g_bin[clean_idx] - g_bin[b]))]
         for key in ("nu_mean", "nu_mean_se", "nu_std", "nu_std_se", "q_se"):
             est[key][b] = est[key][src]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,8 +98,13 @@ def parse_measurements(text: str, where: str = "measurements") -> Measurements:
     if len(rows) < 2:
         _fail(where, "no data rows after the header")
 
-    ids, dev_index, target_of = [], {}, []
-    device, g_target, t, g = [], [], [], []
+    ids: list[str] = []
+    dev_index: dict[str, int] = {}
+    target_of: list[float] = []
+    device_rows: list[int] = []
+    g_target: list[float] = []
+    t_rows: list[float] = []
+    g: list[float] = []
     for i, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             _fail(where, f"row {i}: empty row inside the data")
@@ -140,12 +145,12 @@ def parse_measurements(text: str, where: str = "measurements") -> Measurements:
         if values["g_target"] != target_of[d]:
             _fail(where, f"row {i}, column 'g_target': device {name!r} has target {target_of[d]} "
                          f"in an earlier row and {values['g_target']} here; one target per device")
-        device.append(d)
+        device_rows.append(d)
         g_target.append(values["g_target"])
-        t.append(values["t"])
+        t_rows.append(values["t"])
         g.append(values["g"])
 
-    device, t = np.asarray(device), np.asarray(t)
+    device, t = np.asarray(device_rows), np.asarray(t_rows)
     order = np.lexsort((t, device))
     dup = (np.diff(device[order]) == 0) & (np.diff(t[order]) == 0)
     if dup.any():

@@ -77,8 +77,8 @@ def _candidates(module: nn.Module) -> Iterable[tuple[str, str]]:
         else:
             for name in _MHA_SEPARATE:
                 yield name, "mha"
-    elif type(module).__name__ == "Conv1D" and getattr(module, "weight", None) is not None \
-            and module.weight.dim() == 2:
+    elif type(module).__name__ == "Conv1D" and isinstance(weight := getattr(module, "weight", None), torch.Tensor) \
+            and weight.dim() == 2:
         yield "weight", "conv1d-t"
 
 

@@ -50,7 +50,8 @@ class GradientCorrelation:
     r_abs: float
 
     def to_dict(self) -> dict:
-        return {"loss": self.loss, "r": self.r, "r_abs": self.r_abs, "layers": [l.to_dict() for l in self.layers]}
+        return {"loss": self.loss, "r": self.r, "r_abs": self.r_abs,
+                "layers": [layer.to_dict() for layer in self.layers]}
 
 
 def gradient_weight_correlation(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor],

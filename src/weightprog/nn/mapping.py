@@ -46,7 +46,8 @@ class MappingReport:
     def to_dict(self) -> dict:
         m = self.mapping
         return {"tile_rows": m.tile_rows, "tile_cols": m.tile_cols, "normalise": m.normalise,
-                "compensation": m.compensation, "compensation_reference": m.reference, "analog_weights": self.analog_weights,
+                "compensation": m.compensation, "compensation_reference": m.reference,
+                "analog_weights": self.analog_weights,
                 "digital_params": self.digital_params, "tiles": self.tiles,
                 "layers": [layer.to_dict() for layer in self.layers]}
 

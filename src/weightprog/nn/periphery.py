@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -96,8 +97,9 @@ def _bias_view(module: nn.Module, kind: str, out: torch.Tensor) -> torch.Tensor 
     bias = getattr(module, "bias", None)
     if not isinstance(bias, torch.Tensor):
         return None
-    if kind == "conv":
-        return bias.view((-1,) + (1,) * len(module.kernel_size))
+    if kind == "conv":  # nn.Conv1d/2d/3d; torch's stubs type module attributes as Tensor | Module
+        spatial = len(cast(tuple[int, ...], module.kernel_size))
+        return bias.view((-1,) + (1,) * spatial)
     return bias
 
 
