@@ -73,7 +73,7 @@ def optimize_times(compute: str, generations: int) -> list[dict]:
         start = time.perf_counter()
         outcome = optimize(sample, values, "pcm", settings)
         rows.append({"compute": where, "wall_s": time.perf_counter() - start,
-                     "tnmse": outcome.scores["optimised"]["mean"],
+                     "tnmse": outcome.scores.optimised.mean,
                      "evaluations": sum(r.evaluations for r in outcome.runs.values())})
     return rows
 

@@ -28,42 +28,41 @@ from click.testing import CliRunner
 from weightprog import Cell, Strategy, baseline, load_distribution
 from weightprog.cli import main as cli_main
 from weightprog.sample import sample_from_values
-from weightprog.search.run import OptimizeSettings, optimize
+from weightprog.scores import Score
+from weightprog.search.run import OptimizeResult, OptimizeSettings, optimize
 from weightprog.timeunits import DEFAULT_TIMES_S
 
 TABLE_DEVICES = ("pcm", "pcm-lowdrift", "rram-hfox", "ecram", "sonos-flash")
 
 
-def line(label: str, outcome) -> str:
-    s = outcome.scores
-    best_f1 = min(s[k]["mean"] for k in ("single_pair", "lsp_first", "msp_first"))
-    hand = min(s[k]["mean"] for k in ("lsp_first_best", "msp_first_best"))
-    o = s["optimised"]
-    search = sum(r.wall_time_s for r in outcome.runs.values())
-    generations = sum(r.generations for r in outcome.runs.values())
-    return (f"{label:<34}{o['mean']:11.4e}{o['stderr']:9.1e}{100 * (1 - o['mean'] / best_f1):8.1f}%"
-            f"{100 * (1 - o['mean'] / hand):8.2f}%{generations:6d}{search:8.1f}s{outcome.wall_time_s:8.1f}s  "
-            f"{outcome.chosen} {outcome.extra.get('method', '')}")
+def line(label: str, result: OptimizeResult) -> str:
+    s = result.scores
+    o = s.optimised
+    search = sum(r.wall_time_s for r in result.runs.values())
+    generations = sum(r.generations for r in result.runs.values())
+    return (f"{label:<34}{o.mean:11.4e}{o.stderr:9.1e}{100 * s.improvement_vs_best_f1_baseline:8.1f}%"
+            f"{100 * s.improvement_vs_best_hand_crafted:8.2f}%"
+            f"{generations:6d}{search:8.1f}s{result.wall_time_s:8.1f}s  {result.chosen} {result.method}")
 
 
-def table_row(device: str, outcome) -> list[str]:
-    s = outcome.scores
-    hand_key = min(("lsp_first_best", "msp_first_best"), key=lambda k: s[k]["mean"])
-    bound = min(b.bound for b in outcome.bounds.values())
-    comp = min(b.compensated for b in outcome.bounds.values())
+def table_row(device: str, result: OptimizeResult) -> list[str]:
+    s = result.scores
+    hand = s.best_hand_crafted
+    bound = result.lowest_bound.bound
+    comp = result.lowest_compensated.compensated
 
-    def cell(key):
-        if key not in s:
+    def cell(score: Score | None) -> str:
+        if score is None:
             return "—"
-        v = s[key]
-        return f"{v['mean']:.4e} ± {v['stderr']:.0e} ({100 * (v['mean'] / bound - 1):+.1f} %)"
+        return f"{score.mean:.4e} ± {score.stderr:.0e} ({100 * (score.mean / bound - 1):+.1f} %)"
 
-    per_f = ", ".join(f"F={b.f:g}: {b.bound:.4e}" for b in outcome.bounds.values())
-    de = "optimised" if outcome.extra.get("method") == "de" else "de"
-    pw = "optimised" if outcome.extra.get("method") == "pointwise" else "pointwise"
-    return [device, per_f, f"{comp:.4e} ({100 * (comp / bound - 1):+.1f} %)", cell(de), cell(pw),
-            f"{hand_key.removesuffix('_best').replace('_', '-')} F={s[hand_key].get('f', 1)}: {cell(hand_key)}",
-            outcome.extra.get("method", ""), f"{outcome.wall_time_s:.0f} s"]
+    def found(method: str) -> Score | None:
+        return s.optimised if result.method == method else s.others.get(method)
+
+    per_f = ", ".join(f"F={b.f:g}: {b.bound:.4e}" for b in result.bounds.values())
+    return [device, per_f, f"{comp:.4e} ({100 * (comp / bound - 1):+.1f} %)", cell(found("de")),
+            cell(found("pointwise")), f"{hand.label}: {cell(hand.score)}", result.method,
+            f"{result.wall_time_s:.0f} s"]
 
 
 def numpy_pcm_tnmse(g_targets: np.ndarray, f: np.ndarray, beta: float, u: np.ndarray, seed: int,

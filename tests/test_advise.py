@@ -110,10 +110,11 @@ def test_advise_cli_writes_json_and_figure(tmp_path):
 
 
 def test_bound_is_reported_when_computed():
-    from weightprog.advise import DeviceScores, PropertyEffect, Score
+    from weightprog.advise import DeviceScores, PropertyEffect
+    from weightprog.scores import Score
 
     def scores(naive, opt, limit):
-        return DeviceScores("d", Score(naive, 1e-6), Score(opt, 1e-6), "lsp_first F=2", Score(opt, 1e-6), (1.0, 2.0),
+        return DeviceScores("d", Score(naive, 1e-6), Score(opt, 1e-6), "lsp-first F=2", Score(opt, 1e-6), (1.0, 2.0),
                             limit)
     effect = PropertyEffect("read", 0.9, scores(0.9, 0.8, 0.7), scores(1.0, 1.0, 1.0))
     assert effect.choices()[-1] == "bound"

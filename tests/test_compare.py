@@ -24,6 +24,7 @@ from weightprog.compare import (
 )
 from weightprog.errors import WeightprogError
 from weightprog.sample import default_sample, load_distribution, sample_from_values
+from weightprog.scores import Score, Scoreboard, Scored
 from weightprog.search.run import OptimizeSettings, optimize
 
 TINY = OptimizeSettings(max_generations=2, popsize=3, rescore_blocks=2, compile=False, polish=False, f_max=2)
@@ -31,14 +32,13 @@ TIMES = (1.0, 3600.0)
 
 
 def score(mean, stderr=1e-6):
-    return {"mean": mean, "stderr": stderr, "per_time": [mean * 0.5, mean * 1.5],
-            "per_time_stderr": [stderr, stderr]}
+    return Score(mean, stderr, (mean * 0.5, mean * 1.5), (stderr, stderr))
 
 
 def row(name, naive, opt, stderr=1e-6):
-    scores = {"optimised": score(opt, stderr), "single_pair": score(naive * 1.2, stderr),
-              "lsp_first": score(naive, stderr), "msp_first": score(naive * 1.1, stderr)}
-    return DeviceRow(name, {"name": name}, scores, [1.0, 2.0], 1.0, "f=1,2", 0.0)
+    hand = (Scored("single-pair", 1.0, score(naive * 1.2, stderr)), Scored("lsp-first", 1.0, score(naive, stderr)),
+            Scored("msp-first", 1.0, score(naive * 1.1, stderr)))
+    return DeviceRow(name, {"name": name}, Scoreboard(score(opt, stderr), hand), [1.0, 2.0], 1.0, "f=1,2", 0.0)
 
 
 def test_ranking_changes_like_fig5():
@@ -77,12 +77,13 @@ def test_compare_reuses_optimize_with_same_settings(tmp_path):
     assert [r.device for r in c.rows] == ["pcm", "pcm-lowdrift"]
     # exactly what optimize() gives for each device alone (same sample, same seeds)
     alone = optimize(sample, values, "pcm-lowdrift", TINY)
-    assert c.rows[1].scores["optimised"] == alone.scores["optimised"]
-    assert c.rows[1].scores["lsp_first"] == alone.scores["lsp_first"]
+    assert c.rows[1].scores.optimised == alone.scores.optimised
+    assert c.rows[1].scores.naive == alone.scores.naive
     for r in c.rows:
-        assert set(r.scores) >= {"optimised", "single_pair", "lsp_first", "msp_first"}
-        assert len(r.scores["optimised"]["per_time"]) == len(TINY.times_s)
-    means = {r.device: r.scores["optimised"]["mean"] for r in c.rows}
+        assert set(r.to_dict()["tnmse"]) == {"optimised", "single_pair", "lsp_first", "msp_first",
+                                             "lsp_first_best", "msp_first_best"}
+        assert len(r.scores.optimised.per_time) == len(TINY.times_s)
+    means = {r.device: r.scores.optimised.mean for r in c.rows}
     assert c.by_optimum.order == sorted(means, key=means.get)
     paths = write_comparison(c, tmp_path)
     data = json.loads(paths[0].read_text())
@@ -90,7 +91,7 @@ def test_compare_reuses_optimize_with_same_settings(tmp_path):
     lines = list(csv.DictReader(paths[1].open()))
     assert len(lines) == 2 * 6  # optimised, 3 naive, 2 best-F per device
     assert {ln["strategy"] for ln in lines} >= {"optimised", "lsp_first"}
-    assert float(lines[0]["tnmse"]) == c.rows[0].scores["optimised"]["mean"]
+    assert float(lines[0]["tnmse"]) == c.rows[0].scores.optimised.mean
     assert paths[2].stat().st_size > 1000
 
 
@@ -103,7 +104,7 @@ def test_compare_rejects_bad_device_lists():
     with pytest.raises(WeightprogError, match="unknown device"):
         compare_devices(["pcm", "nope"], sample, values, TINY)
     with pytest.raises(WeightprogError, match="naive"):
-        compare_devices(["pcm", "ideal"], sample, values, TINY, naive_key="bogus")
+        compare_devices(["pcm", "ideal"], sample, values, TINY, naive="bogus")
 
 
 @pytest.fixture

@@ -217,6 +217,6 @@ def test_fitted_device_optimised_tnmse_within_5_percent_of_source():
     settings = OptimizeSettings(significance=Cell((1.0, 2.0)), max_generations=3, popsize=3,
                                 rescore_blocks=2, compile=False, polish=False)
     sample, values = default_sample(), load_distribution()
-    source = optimize(sample, values, dev, settings).scores["optimised"]["mean"]
-    fitted = optimize(sample, values, fitted_device, settings).scores["optimised"]["mean"]
+    source = optimize(sample, values, dev, settings).scores.optimised.mean
+    fitted = optimize(sample, values, fitted_device, settings).scores.optimised.mean
     assert fitted == pytest.approx(source, rel=0.05)

@@ -100,8 +100,9 @@ def test_optimize_beats_f1_baselines_and_other_device_differs(tmp_path):
     values = load_distribution()
     pcm = optimize(SMALL, values, "pcm", settings)
     assert pcm.runs[pcm.chosen].polish["steps"] == 3  # the chosen search was polished
-    assert pcm.scores["optimised"]["mean"] < min(pcm.scores[k]["mean"] for k in ("single_pair", "lsp_first", "msp_first"))
-    assert pcm.scores["optimised"]["mean"] <= pcm.scores["lsp_first_best"]["mean"] + pcm.scores["lsp_first_best"]["stderr"]
+    assert pcm.scores.optimised.mean < pcm.scores.best_f1_baseline.score.mean
+    best = pcm.scores.best_f("lsp-first").score
+    assert pcm.scores.optimised.mean <= best.mean + best.stderr
     rram = tmp_path / "rram.yaml"
     rram.write_text("kind: tabulated\nname: rram-like\ng_min: 1.0\ng_max: 40.0\n"
                     "programming: {g: [1, 40], std: [1.5, 2.5]}\n"

@@ -16,7 +16,7 @@ from weightprog.errors import WeightprogError
 from weightprog.nn import evaluate_over_time
 from weightprog.workloads import get_workload
 from weightprog.workloads.common import CHECKPOINT_DIR, MANIFEST, sha256
-from weightprog.workloads.train import HWA, HWAConfig, _STEQuant, device_noise_scale, train_step
+from weightprog.workloads.training import HWA, HWAConfig, STEQuant, device_noise_scale, train_step
 
 
 def _have(module):
@@ -67,9 +67,9 @@ def test_fmnist_slice_accuracy_and_analog_run():
     assert meta["metric"] == "accuracy" and meta["eval_size"] == 100
     acc = evaluate_fn(model)
     assert acc >= 0.85  # trained: 0.926 on the full test set, 0.90 on these 100 (manifest.json); untrained ~0.1
-    ideal = evaluate_over_time(model, evaluate_fn, ["lsp-first"], "ideal", times=(1.0,), repeats=1)
+    ideal = evaluate_over_time(model, evaluate_fn, ["lsp-first"], "ideal", times_s=(1.0,), repeats=1)
     assert ideal.mean[0, 0] == pytest.approx(acc, abs=0.021)  # float32 rounding may flip ≤ 2 images
-    pcm = evaluate_over_time(model, evaluate_fn, ["lsp-first"], "pcm", times=(1.0,), repeats=1)
+    pcm = evaluate_over_time(model, evaluate_fn, ["lsp-first"], "pcm", times_s=(1.0,), repeats=1)
     assert 0.5 <= pcm.mean[0, 0] <= acc + 0.05
 
 
@@ -92,7 +92,7 @@ def test_ptb_slice_perplexity():
     assert 30 < ppl < 1000  # trained (see manifest.json); an untrained model gives ~10,000
     untrained, ev, _ = get_workload("ptb-lstm", "fp", eval_size=2000, checkpoint=False)
     assert ev(untrained) > 5000  # ~uniform over 10k words
-    res = evaluate_over_time(model, evaluate_fn, ["lsp-first"], "pcm", times=(1.0,), repeats=1)
+    res = evaluate_over_time(model, evaluate_fn, ["lsp-first"], "pcm", times_s=(1.0,), repeats=1)
     assert ppl * 0.9 < res.mean[0, 0] < ppl * 3
 
 
@@ -154,7 +154,7 @@ def test_train_step_sees_noisy_weights_then_clips():
 
 def test_hwa_io_quantisation_levels_and_ste():
     x = torch.linspace(-2, 2, 1001, requires_grad=True)
-    q = _STEQuant.apply(x, 1.0, 8)
+    q = STEQuant.apply(x, 1.0, 8)
     assert len(torch.unique(q)) == 255 and q.abs().max() == 1.0
     q.sum().backward()
     assert torch.equal(x.grad, torch.ones_like(x))
@@ -232,7 +232,8 @@ def test_study_tables_from_records(tmp_path):
     assert "| pcm | fp | optimised: optimised | 0.91 | 0.9 ± 0.01 | 0.8 ± 0.02 | 7.000e-04 |" in md
     assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + 3 * 2
     # last time: optimised 0.8 vs FP digital 0.91 → -11 points; optimised = naive at both times
-    assert "| w | pcm | fp | 0.91 | 0.8 ± 0.02 | 0.8 ± 0.02 (best hand-crafted) | 0.8 ± 0.02 | -11.0 points | 2/2 (0) |" in md
+    assert ("| w | pcm | fp | 0.91 | 0.8 ± 0.02 | 0.8 ± 0.02 (best hand-crafted) | 0.8 ± 0.02 | -11.0 points "
+            "| 2/2 (0) |") in md
 
 
 def test_study_resumes_finished_devices(tmp_path, monkeypatch):
@@ -276,3 +277,130 @@ def test_train_rejects_negative_output_noise(capsys):
     with pytest.raises(SystemExit):
         main(["sentiment-minilm", "--variant", "hwa", "--output-noise", "-0.1"])
     assert "--output-noise: must be >= 0" in capsys.readouterr().err
+
+
+def test_train_settings_validated_when_made():
+    from weightprog.validate import SettingError
+    from weightprog.workloads import TrainSettings
+    s = TrainSettings("ptb-lstm", "hwa", steps=3, lr=1e-3, resume=True)
+    assert (s.batch, s.output_noise, s.threads, s.device) == (None, 1 / 127, 2, "pcm")
+    for kw, field in ((dict(workload="cifar"), "workload"), (dict(variant="int8"), "variant"),
+                      (dict(steps=0), "steps"), (dict(batch=-1), "batch"), (dict(lr=0.0), "lr"),
+                      (dict(seed=-1), "seed"), (dict(output_noise=1.5), "output_noise"), (dict(threads=0), "threads"),
+                      (dict(train_size=100), "train_size"), (dict(workload="sentiment-minilm", resume=True), "resume")):
+        with pytest.raises(SettingError) as err:
+            TrainSettings(**{"workload": "ptb-lstm", **kw})
+        assert err.value.field == field
+    with pytest.raises(AttributeError):
+        s.steps = 5  # frozen
+
+
+def test_train_workload_passes_each_workload_its_options(monkeypatch):
+    """train_workload resolves the device to the HWA noise and calls the workload's own train()."""
+    import weightprog.workloads as workloads
+    from weightprog.workloads import TrainSettings, fmnist_resnet, ptb_lstm, sentiment_minilm
+    calls = []
+    for module in (fmnist_resnet, ptb_lstm, sentiment_minilm):
+        monkeypatch.setattr(module, "train", lambda *a, _m=module.NAME, **k: calls.append((_m, a, k)) or {"ok": _m})
+    threads = torch.get_num_threads()
+    settings = TrainSettings("ptb-lstm", "hwa", steps=3, lr=1e-3, seed=4, resume=True, output_noise=0.0,
+                             threads=threads)
+    assert workloads.train_workload(settings, command="cmd") == {"ok": "ptb-lstm"}
+    name, args, kw = calls[-1]
+    assert args == ("hwa", 3) and kw["lr"] == 1e-3 and kw["seed"] == 4 and kw["resume"] and kw["command"] == "cmd"
+    assert "batch" not in kw and "train_size" not in kw
+    assert kw["hwa_cfg"] == HWAConfig(noise=device_noise_scale("pcm"), output_noise=0.0)
+    workloads.train_workload(TrainSettings("sentiment-minilm", train_size=64, threads=threads))
+    assert calls[-1][0] == "sentiment-minilm" and calls[-1][2]["train_size"] == 64 and "resume" not in calls[-1][2]
+    workloads.train_workload(TrainSettings("fmnist-resnet32", batch=16, threads=threads))
+    assert calls[-1][0] == "fmnist-resnet32" and calls[-1][1] == ("fp", None) and calls[-1][2]["batch"] == 16
+
+
+def test_training_never_imports_a_workload():
+    import ast
+    import inspect
+
+    import weightprog.workloads.training as training
+    tree = ast.parse(inspect.getsource(training))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not imported & {"fmnist_resnet", "ptb_lstm", "sentiment_minilm", "train"}, imported
+    assert all(not (m or "").startswith("weightprog.workloads") for m in imported)
+
+
+@pytest.mark.parametrize("entry", ["cli", "module"])
+def test_train_commands_record_the_module_form(monkeypatch, capsys, entry):
+    """`weightprog train …` and `python -m weightprog.workloads.train …` make the same settings and
+    record the same command in the manifest (the module form, so the manifest's commands rerun)."""
+    import weightprog.workloads as workloads
+    import weightprog.workloads.train as module
+    seen = []
+
+    def fake(settings, command=None, log=None):
+        seen.append((settings, command))
+        return {"file": "x"}
+
+    monkeypatch.setattr(workloads, "train_workload", fake)
+    monkeypatch.setattr(module, "train_workload", fake)
+    args = ["ptb-lstm", "--variant", "hwa", "--steps", "3", "--lr", "0.0005", "--resume", "--output-noise", "0"]
+    if entry == "cli":
+        from click.testing import CliRunner
+
+        from weightprog.cli import main
+        res = CliRunner().invoke(main, ["train", *args])
+        assert res.exit_code == 0, res.output
+        assert "{'file': 'x'}" in res.output
+    else:
+        module.main(args)
+        assert "{'file': 'x'}" in capsys.readouterr().out
+    settings, command = seen[0]
+    assert settings == workloads.TrainSettings("ptb-lstm", "hwa", steps=3, lr=0.0005, resume=True, output_noise=0.0)
+    assert command == "python -m weightprog.workloads.train " + " ".join(args)
+
+
+def test_train_cli_help_and_one_line_errors():
+    from click.testing import CliRunner
+
+    from weightprog.cli import main
+    runner = CliRunner()
+    res = runner.invoke(main, ["train", "--help"])
+    assert res.exit_code == 0 and "--output-noise" in res.output and "sentiment-minilm" in res.output
+    for args, message in ((["cifar"], "error: WORKLOAD: use one of ptb-lstm, fmnist-resnet32, sentiment-minilm"),
+                          (["ptb-lstm", "--output-noise", "-0.1"], "error: --output-noise: must be >= 0"),
+                          (["ptb-lstm", "--steps", "0"], "error: --steps: must be >= 1"),
+                          (["ptb-lstm", "--variant", "int8"], "error: --variant: use one of fp, hwa"),
+                          (["sentiment-minilm", "--resume"], "error: --resume: only for fmnist-resnet32 and ptb-lstm"),
+                          (["ptb-lstm", "--device", "nosuchdevice"], "error: ")):
+        res = runner.invoke(main, ["train", *args])
+        assert res.exit_code == 2, (args, res.output)
+        assert res.output.startswith(message) and res.output.count("\n") == 1, (args, res.output)
+        assert "Traceback" not in res.output
+
+
+@pytest.mark.slow
+@needs_ptb
+def test_train_ptb_few_steps_writes_checkpoint_and_manifest(tmp_path, monkeypatch):
+    """`weightprog train` end to end: 2 steps of PTB into a copy of the checkpoint folder (the
+    packaged checkpoints are never touched); the entry records the module form of the command."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    import weightprog.workloads.common as common
+    import weightprog.workloads.training as training
+    from weightprog.cli import main
+    for f in CHECKPOINT_DIR.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    monkeypatch.setattr(common, "CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setattr(common, "MANIFEST", tmp_path / "manifest.json")
+    monkeypatch.setattr(training, "MANIFEST", tmp_path / "manifest.json")
+    packaged = sha256(CHECKPOINT_DIR / "ptb-lstm-fp.safetensors")
+    res = CliRunner().invoke(main, ["train", "ptb-lstm", "--steps", "2", "--threads", str(torch.get_num_threads())])
+    assert res.exit_code == 0, res.output
+    entry = json.loads((tmp_path / "manifest.json").read_text())["ptb-lstm-fp.safetensors"]
+    threads = torch.get_num_threads()
+    assert entry["command"] == f"python -m weightprog.workloads.train ptb-lstm --steps 2 --threads {threads}"
+    assert entry["steps"] == 2 and entry["batch"] == 20 and entry["lr"] == 0.003
+    assert 5000 < entry["value"] < 10_001  # 2 steps from random weights: near uniform over 10k words
+    assert entry["sha256"] == sha256(tmp_path / "ptb-lstm-fp.safetensors") != packaged
+    assert sha256(CHECKPOINT_DIR / "ptb-lstm-fp.safetensors") == packaged

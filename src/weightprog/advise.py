@@ -27,7 +27,8 @@ import torch
 from .devices import DeviceModel, ScaledDevice, Scales, get_device
 from .errors import WeightprogError
 from .sample import WeightSample
-from .search.run import BASELINE_KEYS, OptimizeOutcome, OptimizeSettings, optimize
+from .scores import Score, Scoreboard
+from .search.run import OptimizeResult, OptimizeSettings, optimize
 
 PROPERTIES = ("programming", "drift_mean", "drift_std", "read", "g_max")
 """Properties of `Scales`; for all but g_max smaller is better."""
@@ -40,22 +41,6 @@ def improved_factor(prop: str, improvement: float) -> float:
     if prop not in PROPERTIES:
         raise WeightprogError(f"property: use one of {', '.join(PROPERTIES)}, got {prop!r}")
     return 1.0 + improvement if prop == "g_max" else 1.0 - improvement
-
-
-@dataclass(frozen=True)
-class Score:
-    mean: float
-    stderr: float
-
-    @classmethod
-    def of(cls, report: dict) -> Score:
-        return cls(float(report["mean"]), float(report["stderr"]))
-
-    def relative_to(self, base: Score) -> tuple[float, float]:
-        """(self / base − 1, its standard error if the two were independent: an upper bound, since
-        weightprog's scores of two devices share their draws)."""
-        ratio = self.mean / base.mean
-        return ratio - 1.0, ratio * math.hypot(self.stderr / self.mean, base.stderr / base.mean)
 
 
 @dataclass(frozen=True)
@@ -75,21 +60,22 @@ class DeviceScores:
     optimisation ran without bounds (`OptimizeSettings(bound=False)`)."""
 
     @classmethod
-    def of(cls, outcome: OptimizeOutcome) -> DeviceScores:
+    def of(cls, result: OptimizeResult) -> DeviceScores:
         """Scores of a finished optimisation, with the bound it computed."""
-        s = outcome.scores
-        keys = [k for k in list(BASELINE_KEYS) + ["lsp_first_best", "msp_first_best"] if k in s]
-        best = min(keys, key=lambda k: s[k]["mean"])
-        name = best.removesuffix("_best").replace("_", "-") + f" F={s[best].get('f', 1)}"  # as the CLI says it
-        cell = tuple(outcome.strategy.significance[0].tolist())
-        limit = min((b.bound for b in outcome.bounds.values()), default=None)
-        return cls(outcome.device.name, Score.of(s["lsp_first"]), Score.of(s[best]), name,
-                   Score.of(s["optimised"]), cell, limit)
+        s = result.scores
+        best = s.best_hand_crafted
+        cell = tuple(result.strategy.significance[0].tolist())
+        limit = result.lowest_bound.bound if result.lowest_bound is not None else None
+        return cls(result.device.name, s.naive.score, best.score, best.label, s.optimised, cell, limit)
 
     def to_dict(self) -> dict:
-        return {"device": self.device, "naive": vars(self.naive), "hand_crafted": vars(self.hand_crafted),
-                "hand_crafted_name": self.hand_crafted_name, "optimised": vars(self.optimised),
-                "cell": list(self.cell), "bound": self.bound}
+        return {"device": self.device, "naive": _mean_stderr(self.naive),
+                "hand_crafted": _mean_stderr(self.hand_crafted), "hand_crafted_name": self.hand_crafted_name,
+                "optimised": _mean_stderr(self.optimised), "cell": list(self.cell), "bound": self.bound}
+
+
+def _mean_stderr(score: Score) -> dict:
+    return {"mean": score.mean, "stderr": score.stderr}
 
 
 CHOICES = ("naive", "hand_crafted", "optimised")
@@ -204,8 +190,8 @@ def advise(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str
         scaled = ScaledDevice(base_device, Scales(**{p: factor}))
         if progress:
             progress(scaled.name, i, total)
-        outcome = optimize(sample, values, scaled, settings)
-        effects.append(PropertyEffect(p, factor, DeviceScores.of(outcome), base))
+        result = optimize(sample, values, scaled, settings)
+        effects.append(PropertyEffect(p, factor, DeviceScores.of(result), base))
     effects.sort(key=lambda e: e.change("optimised"))
     return Advice(base_device.name, float(improvement), base, effects, tuple(settings.times_s), settings,
                   time.perf_counter() - start)
@@ -299,9 +285,13 @@ def flip_sweep(base: str, x_prop: str, x_factors: Sequence[float], y_prop: str, 
 
 def flip_map_from_records(base: str, x_prop: str, x_factors: Sequence[float], y_prop: str,
                           y_factors: Sequence[float], scores: dict[str, dict]) -> FlipMap:
-    """`scores[device]` is each job's re-scored `tnmse` report (lsp_first = naive, optimised)."""
-    def change(device: str, key: str) -> tuple[float, float]:
-        return Score.of(scores[device][key]).relative_to(Score.of(scores[base][key]))
+    """`scores[device]` is each job's re-scored `tnmse` report (naive = lsp-first F=1, optimised)."""
+    boards = {device: Scoreboard.from_json(s) for device, s in scores.items()}
+
+    def change(device: str, which: str) -> tuple[float, float]:
+        def score(d: str) -> Score:
+            return boards[d].naive.score if which == "naive" else boards[d].optimised
+        return score(device).relative_to(score(base))
 
     points = []
     for y in y_factors:
@@ -309,7 +299,7 @@ def flip_map_from_records(base: str, x_prop: str, x_factors: Sequence[float], y_
             name = scaled_name(base, x_prop, x, y_prop, y)
             if name not in scores:
                 raise WeightprogError(f"flip map: no finished result for {name}")
-            n, n_se = change(name, "lsp_first")
+            n, n_se = change(name, "naive")
             o, o_se = change(name, "optimised")
             points.append(FlipPoint(float(x), float(y), name, n, n_se, o, o_se))
     return FlipMap(base, x_prop, y_prop, tuple(map(float, x_factors)), tuple(map(float, y_factors)), points)

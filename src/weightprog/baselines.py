@@ -19,6 +19,7 @@ from .errors import WeightprogError
 from .strategy import Strategy
 
 BASELINES = ("single-pair", "lsp-first", "msp-first")
+"""Names of the hand-crafted strategies `baseline` builds."""
 
 
 def _fill(cell: Cell, order: list[int], g_min: float, g_max: float, u: torch.Tensor) -> torch.Tensor:
@@ -36,7 +37,27 @@ def _fill(cell: Cell, order: list[int], g_min: float, g_max: float, u: torch.Ten
 
 
 def baseline(name: str, cell: Cell, g_min: float = 0.0, g_max: float = 25.0) -> Strategy:
-    """A hand-crafted strategy for `cell` on a device range [g_min, g_max]."""
+    """A hand-crafted strategy for `cell` on a device range [g_min, g_max].
+
+    Parameters
+    ----------
+    name
+        One of `BASELINES`: `single-pair`, `lsp-first` or `msp-first` (module docstring).
+    cell
+        Significance factors of the pairs.
+    g_min, g_max
+        Device conductance range, µS.
+
+    Returns
+    -------
+    Strategy
+        One strategy named `NAME (f=…)`, every weight represented exactly, β = W_hw at u = 1.
+
+    Raises
+    ------
+    WeightprogError
+        For an unknown name.
+    """
     if name not in BASELINES:
         raise WeightprogError(f"strategy: unknown baseline {name!r}; use one of {', '.join(BASELINES)}")
     span = g_max - g_min

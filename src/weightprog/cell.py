@@ -17,6 +17,16 @@ class Cell:
 
     Devices of a weight are stored pair by pair: (g⁺_1, g⁻_1, g⁺_2, g⁻_2, …). The paper's cell is
     `Cell((1, F))`: the least significant pair g± first, then the F-weighted pair G±.
+
+    Parameters
+    ----------
+    significance
+        One factor f_p > 0 per pair (stored as floats).
+
+    Raises
+    ------
+    WeightprogError
+        For no factors, or a factor ≤ 0, inf or NaN.
     """
 
     significance: tuple[float, ...] = (1.0, 1.0)
@@ -29,7 +39,17 @@ class Cell:
 
     @classmethod
     def parse(cls, text: str) -> Cell:
-        """`'1,2'` -> Cell((1.0, 2.0))."""
+        """`'1,2'` -> Cell((1.0, 2.0)).
+
+        Parameters
+        ----------
+        text
+            Comma-separated significance factors.
+
+        Returns
+        -------
+        Cell
+        """
         try:
             return cls(tuple(float(x) for x in text.split(",")))
         except ValueError:
@@ -38,21 +58,45 @@ class Cell:
 
     @classmethod
     def with_pairs(cls, pairs: int, f: float = 1.0) -> Cell:
-        """P pairs with factors 1, f, f², … (least significant first)."""
+        """P pairs with factors 1, f, f², … (least significant first).
+
+        Parameters
+        ----------
+        pairs
+            Number of pairs P ≥ 1.
+        f
+            Ratio of each pair's factor to the previous one's.
+
+        Returns
+        -------
+        Cell
+        """
         if pairs < 1:
             raise WeightprogError(f"pairs: need at least 1 pair, got {pairs}")
         return cls(tuple(float(f) ** p for p in range(pairs)))
 
     @property
     def pairs(self) -> int:
+        """Number of differential pairs P."""
         return len(self.significance)
 
     @property
     def devices(self) -> int:
+        """Number of devices, 2P."""
         return 2 * self.pairs
 
     def max_weight(self, g_min: float, g_max: float) -> float:
-        """Largest representable |W_hw|, µS: Σ f_p (g_max − g_min)."""
+        """Largest representable |W_hw|, µS: Σ f_p (g_max − g_min).
+
+        Parameters
+        ----------
+        g_min, g_max
+            Device conductance range, µS.
+
+        Returns
+        -------
+        float
+        """
         return sum(self.significance) * (g_max - g_min)
 
     def signed_factors(self) -> tuple[float, ...]:
@@ -60,7 +104,18 @@ class Cell:
         return tuple(s * f for f in self.significance for s in (1.0, -1.0))
 
     def combine(self, g: torch.Tensor) -> torch.Tensor:
-        """W_hw from conductances with the devices in the last dimension."""
+        """W_hw = Σ f_p (g⁺_p − g⁻_p) from conductances with the devices in the last dimension.
+
+        Parameters
+        ----------
+        g
+            (…, 2P) conductances, µS, in the cell's device order.
+
+        Returns
+        -------
+        torch.Tensor
+            (…) hardware weights, µS.
+        """
         factors = torch.tensor(self.signed_factors(), dtype=g.dtype, device=g.device)
         return g @ factors
 

@@ -18,28 +18,25 @@ from pathlib import Path
 import torch
 
 from ._version import __version__
+from .baselines import BASELINES
 from .devices import DeviceModel, get_device
 from .errors import WeightprogError
 from .fileio import atomic_write_json, atomic_write_text, folder_lock
 from .sample import WeightSample
+from .scores import NAIVE, Score, Scoreboard
 from .search.evolve import Progress
-from .search.run import BASELINE_KEYS, OptimizeOutcome, OptimizeSettings, optimize
+from .search.run import OptimizeResult, OptimizeSettings, optimize
 from .timeunits import format_times
-
-NAIVE_KEYS = tuple(BASELINE_KEYS)
-"""Naive (F = 1) baselines reported per device: single_pair, lsp_first, msp_first."""
-DEFAULT_NAIVE = "lsp_first"
-"""The naive strategy the 'naive' ranking uses (lsp_first at F = 1, the paper's naive mapping)."""
-STRATEGY_KEYS = ("optimised",) + NAIVE_KEYS + ("lsp_first_best", "msp_first_best")
 
 
 @dataclass
 class DeviceRow:
-    """One device's scores: report-form dicts {mean, stderr, per_time, per_time_stderr[, f]}."""
+    """One device's scores (the optimised strategy and the hand-crafted ones; the other search
+    methods' strategies are not kept)."""
 
     device: str
     describe: dict
-    scores: dict[str, dict]
+    scores: Scoreboard
     cell: list[float]
     beta: float
     chosen_search: str
@@ -47,7 +44,12 @@ class DeviceRow:
 
     def to_dict(self) -> dict:
         return {"device": self.device, "model": self.describe, "cell": self.cell, "beta": self.beta,
-                "chosen_search": self.chosen_search, "wall_time_s": self.wall_time_s, "tnmse": self.scores}
+                "chosen_search": self.chosen_search, "wall_time_s": self.wall_time_s,
+                "tnmse": self.scores.to_json(others=False)}
+
+    def score(self, name: str) -> Score:
+        """`optimised` or a hand-crafted strategy's name at F = 1."""
+        return self.scores.optimised if name == "optimised" else self.scores.baseline(name).score
 
 
 @dataclass
@@ -74,9 +76,12 @@ class Ranking:
 
 @dataclass
 class Comparison:
+    """Devices scored with the same search and ranked twice: by their optimum and by naive programming."""
+
     rows: list[DeviceRow]
     times_s: tuple[float, ...]
-    naive_key: str
+    naive: str
+    """The F = 1 baseline the naive ranking uses (CLI spelling, e.g. `lsp-first`)."""
     by_optimum: Ranking
     by_naive: Ranking
     settings: OptimizeSettings
@@ -88,7 +93,7 @@ class Comparison:
         return self.by_optimum.order != self.by_naive.order
 
     def sentence(self) -> str:
-        return ranking_sentence(self.by_naive, self.by_optimum, self.naive_key)
+        return ranking_sentence(self.by_naive, self.by_optimum, self.naive)
 
     def to_dict(self) -> dict:
         s = self.settings
@@ -97,7 +102,7 @@ class Comparison:
             "weights": self.source,
             "times_s": list(self.times_s),
             "settings": s.to_dict(),
-            "naive": f"{self.naive_key} F=1",
+            "naive": f"{self.naive} F=1",
             "devices": [r.to_dict() for r in self.rows],
             "ranking": {
                 "by_optimum": self.by_optimum.order,
@@ -119,9 +124,9 @@ def rank(means: dict[str, float], stderrs: dict[str, float] | None = None, by: s
     return Ranking(by, order, dict(means), dict(stderrs or {d: 0.0 for d in means}))
 
 
-def ranking_sentence(naive: Ranking, optimum: Ranking, naive_key: str = DEFAULT_NAIVE) -> str:
+def ranking_sentence(naive: Ranking, optimum: Ranking, naive_name: str = NAIVE) -> str:
     """Says whether the order of devices under naive programming holds at their optimum."""
-    label = f"naive ({naive_key} F=1)"
+    label = f"naive ({naive_name} F=1)"
     if naive.order == optimum.order:
         text = (f"The ranking does not change: {' < '.join(optimum.order)} both under {label} "
                 f"programming and at their optimum.")
@@ -137,16 +142,37 @@ def ranking_sentence(naive: Ranking, optimum: Ranking, naive_key: str = DEFAULT_
 
 
 def compare_devices(devices: Sequence[str | DeviceModel], sample: WeightSample, values: torch.Tensor,
-                    settings: OptimizeSettings = OptimizeSettings(), naive_key: str = DEFAULT_NAIVE,
+                    settings: OptimizeSettings = OptimizeSettings(), naive: str = NAIVE,
                     source: str = "", checkpoint_dir: str | Path | None = None,
                     progress: Callable[[str, str, Progress], None] | None = None,
-                    optimizer: Callable[..., OptimizeOutcome] = optimize) -> Comparison:
+                    optimizer: Callable[..., OptimizeResult] = optimize) -> Comparison:
     """Optimise each device with the same settings, sample and seeds; rank by optimum and by naive.
 
-    `progress(device, search_label, Progress)` is called during each search.
+    Parameters
+    ----------
+    devices
+        Two or more device names, files or models.
+    sample, values
+        The search's weight sample and the normalised weights the re-score draws from.
+    settings
+        The one search every device gets.
+    naive
+        The F = 1 baseline the naive ranking uses (`single-pair`, `lsp-first`, `msp-first`).
+    source
+        What the weights are (recorded).
+    checkpoint_dir
+        Folder for each device's resumable search (one subfolder per device).
+    progress
+        Called as `progress(device, search_label, Progress)` during each search.
+    optimizer
+        The optimisation to run per device (`optimize`; tests pass a cheaper one).
+
+    Returns
+    -------
+    Comparison
     """
-    if naive_key not in NAIVE_KEYS:
-        raise WeightprogError(f"compare: naive strategy {naive_key!r} is not one of {', '.join(NAIVE_KEYS)}")
+    if naive not in BASELINES:
+        raise WeightprogError(f"compare: naive strategy {naive!r} is not one of {', '.join(BASELINES)}")
     if len(devices) < 2:
         raise WeightprogError(f"compare: need at least 2 devices, got {len(devices)}")
     models = [get_device(d) for d in devices]  # all resolved before any (long) search
@@ -158,39 +184,38 @@ def compare_devices(devices: Sequence[str | DeviceModel], sample: WeightSample, 
     with folder_lock(checkpoint_dir, "weightprog compare-devices"):  # checked above: now it may be created
         for model in models:
             ckpt = Path(checkpoint_dir) / model.name if checkpoint_dir else None
-            outcome = optimizer(sample, values, model, settings, checkpoint_dir=ckpt,
-                                progress=(lambda label, p, n=model.name: progress(n, label, p)) if progress else None)
-            rows.append(DeviceRow(model.name, model.describe(),
-                                  {k: outcome.scores[k] for k in STRATEGY_KEYS if k in outcome.scores},
-                                  outcome.strategy.significance[0].tolist(), float(outcome.strategy.beta[0]),
-                                  outcome.chosen, outcome.wall_time_s))
-    return comparison_from_rows(rows, tuple(outcome.final.times_s), settings, naive_key, source,
+            result = optimizer(sample, values, model, settings, checkpoint_dir=ckpt,
+                               progress=(lambda label, p, n=model.name: progress(n, label, p)) if progress else None)
+            rows.append(DeviceRow(model.name, model.describe(), result.scores,
+                                  result.strategy.significance[0].tolist(), float(result.strategy.beta[0]),
+                                  result.chosen, result.wall_time_s))
+    return comparison_from_rows(rows, tuple(result.final.times_s), settings, naive, source,
                                 extra={"search_weights": sample.size,
                                        "rescore_weights": sample.size * settings.rescore_blocks})
 
 
 def comparison_from_rows(rows: list[DeviceRow], times_s: tuple[float, ...], settings: OptimizeSettings,
-                         naive_key: str = DEFAULT_NAIVE, source: str = "", extra: dict | None = None) -> Comparison:
+                         naive: str = NAIVE, source: str = "", extra: dict | None = None) -> Comparison:
     """Rankings from already-scored rows (also for constructed numbers in tests)."""
-    def scores(key):
-        return ({r.device: r.scores[key]["mean"] for r in rows}, {r.device: r.scores[key]["stderr"] for r in rows})
+    def scores(name):
+        return ({r.device: r.score(name).mean for r in rows}, {r.device: r.score(name).stderr for r in rows})
     by_opt = rank(*scores("optimised"), by="optimum")
-    by_naive = rank(*scores(naive_key), by="naive")
-    return Comparison(rows, tuple(times_s), naive_key, by_opt, by_naive, settings, source, extra or {})
+    by_naive = rank(*scores(naive), by="naive")
+    return Comparison(rows, tuple(times_s), naive, by_opt, by_naive, settings, source, extra or {})
 
 
 def table_text(comparison: Comparison) -> str:
     """The printed table: one line per device, then the ranking sentence."""
-    k = comparison.naive_key
+    k = comparison.naive
     width = max(8, *(len(r.device) for r in comparison.rows)) + 2
     head = (f"{'device':<{width}}{'naive ' + k:>20}{'± s.e.':>10}{'best F=1':>12}{'optimised':>12}"
             f"{'± s.e.':>10}{'gain':>8}{'cell':>10}{'rank naive':>12}{'rank opt':>10}")
     lines = [head]
     for r in comparison.rows:
-        naive, opt = r.scores[k], r.scores["optimised"]
-        best_f1 = min(r.scores[key]["mean"] for key in NAIVE_KEYS)
-        lines.append(f"{r.device:<{width}}{naive['mean']:20.4e}{naive['stderr']:10.1e}{best_f1:12.4e}"
-                     f"{opt['mean']:12.4e}{opt['stderr']:10.1e}{100 * (1 - opt['mean'] / naive['mean']):7.1f}%"
+        naive, opt = r.score(k), r.scores.optimised
+        best_f1 = r.scores.best_f1_baseline.score.mean
+        lines.append(f"{r.device:<{width}}{naive.mean:20.4e}{naive.stderr:10.1e}{best_f1:12.4e}"
+                     f"{opt.mean:12.4e}{opt.stderr:10.1e}{100 * opt.improvement_over(naive):7.1f}%"
                      f"{'f=' + ','.join(f'{f:g}' for f in r.cell):>10}"
                      f"{comparison.by_naive.rank_of(r.device):>12}{comparison.by_optimum.rank_of(r.device):>10}")
     lines.append(comparison.sentence())
@@ -205,7 +230,7 @@ def csv_text(comparison: Comparison) -> str:
     w.writerow(["device", "strategy", "f", "tnmse", "stderr", *(f"t_{t}" for t in labels),
                 *(f"stderr_{t}" for t in labels), "rank_by_optimum", "rank_by_naive"])
     for r in comparison.rows:
-        for key, s in r.scores.items():
+        for key, s in r.scores.to_json(others=False).items():
             f = s.get("f", 1) if key != "optimised" else ",".join(f"{x:g}" for x in r.cell)
             w.writerow([r.device, key, f, repr(s["mean"]), repr(s["stderr"]), *map(repr, s["per_time"]),
                         *map(repr, s.get("per_time_stderr", [0.0] * len(labels))),

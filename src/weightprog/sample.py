@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from .errors import WeightprogError
 
@@ -27,15 +28,27 @@ NORMALISE = ("column", "tensor")
 
 @dataclass
 class WeightSample:
+    """Normalised weights arranged as crossbar columns: what the metrics score strategies on.
+
+    Parameters
+    ----------
+    u
+        (columns, rows) normalised weights in [−1, 1].
+    source
+        Where the weights came from (named in error messages and reports).
+    """
+
     u: torch.Tensor
     """(columns, rows) normalised weights in [−1, 1]."""
     source: str = "array"
 
     @property
     def size(self) -> int:
+        """Number of weights in the sample."""
         return self.u.numel()
 
     def values(self) -> torch.Tensor:
+        """The weights as one flat tensor (columns one after another)."""
         return self.u.reshape(-1)
 
 
@@ -89,14 +102,65 @@ def pooled_values(tensors: Iterable[tuple[str, torch.Tensor]], normalise: str = 
 def sample_from_tensors(tensors: Iterable[tuple[str, torch.Tensor]], size: int = DEFAULT_SIZE,
                         rows: int = DEFAULT_ROWS, seed: int = 0, normalise: str = "column",
                         source: str = "weights") -> WeightSample:
-    """Normalise each tensor as deployed, pool them, and draw `size` weights (seeded)."""
+    """Normalise each tensor as deployed, pool them, and draw `size` weights (seeded).
+
+    Parameters
+    ----------
+    tensors
+        (name, tensor) pairs of the analog weights (e.g. `analog_tensors(state_dict)`).
+    size
+        Weights in the sample; a multiple of `rows`.
+    rows
+        Weights per column (a crossbar column's length).
+    seed
+        Seed of the draw.
+    normalise
+        `column`: each tensor divided by max |w| of each output (row of its (out, −1) view);
+        `tensor`: by max |w| of the whole tensor.
+    source
+        Name of the weights in error messages and reports.
+
+    Returns
+    -------
+    WeightSample
+        (size / rows, rows) normalised weights.
+
+    Raises
+    ------
+    WeightprogError
+        No analog weights, NaN or inf among them, all zero, or `size` not a multiple of `rows`.
+    """
     return sample_from_values(pooled_values(tensors, normalise, source), size, rows, seed, source)
 
 
 def sample_from_values(values: torch.Tensor, size: int = DEFAULT_SIZE, rows: int = DEFAULT_ROWS,
                        seed: int = 0, source: str = "array") -> WeightSample:
     """Draw `size` of already normalised weights into columns of `rows` (with replacement only
-    when there are fewer weights than asked for)."""
+    when there are fewer weights than asked for).
+
+    Parameters
+    ----------
+    values
+        Normalised weights in [−1, 1], any shape.
+    size
+        Weights in the sample; a multiple of `rows`.
+    rows
+        Weights per column.
+    seed
+        Seed of the draw.
+    source
+        Name of the weights in error messages and reports.
+
+    Returns
+    -------
+    WeightSample
+        (size / rows, rows) weights drawn from `values`.
+
+    Raises
+    ------
+    WeightprogError
+        No weights, NaN or inf, values outside [−1, 1], all zero, or `size` not a multiple of `rows`.
+    """
     values = values.reshape(-1).to(torch.float32)
     check_finite(values, source)
     if values.numel() == 0:
@@ -117,26 +181,92 @@ def sample_from_values(values: torch.Tensor, size: int = DEFAULT_SIZE, rows: int
 
 
 def load_distribution(name: str = "default") -> torch.Tensor:
-    """The normalised weights of a built-in distribution (docs/MODEL.md §8)."""
+    """The normalised weights of a built-in distribution (docs/MODEL.md §8).
+
+    Parameters
+    ----------
+    name
+        A key of `DISTRIBUTIONS` (`default`: the paper's proxy weight distribution).
+
+    Returns
+    -------
+    torch.Tensor
+        (N,) float32 normalised weights in [−1, 1].
+    """
     if name not in DISTRIBUTIONS:
         raise WeightprogError(f"distribution: unknown {name!r}; use one of {', '.join(DISTRIBUTIONS)}")
     return torch.from_numpy(np.load(DATA_DIR / DISTRIBUTIONS[name]).astype(np.float32))
 
 
 def default_sample(size: int = DEFAULT_SIZE, rows: int = DEFAULT_ROWS, seed: int = 0) -> WeightSample:
+    """A sample of the built-in `default` distribution (`load_distribution`).
+
+    Parameters
+    ----------
+    size
+        Weights in the sample; a multiple of `rows`.
+    rows
+        Weights per column.
+    seed
+        Seed of the draw.
+
+    Returns
+    -------
+    WeightSample
+        (size / rows, rows) normalised weights, source `default`.
+    """
     return sample_from_values(load_distribution("default"), size, rows, seed, source="default")
 
 
-def sample_from_module(module: torch.nn.Module, **kwargs) -> WeightSample:
-    return sample_from_tensors(analog_tensors(dict(module.named_parameters())), **kwargs)
+def sample_from_module(module: torch.nn.Module, size: int = DEFAULT_SIZE, rows: int = DEFAULT_ROWS,
+                       seed: int = 0, normalise: str = "column", source: str = "weights") -> WeightSample:
+    """A sample of a torch module's analog weights (`analog_tensors` of its parameters).
+
+    Parameters
+    ----------
+    module
+        The model; its matrix-like `*weight` parameters are the analog weights (embeddings and
+        norms stay digital).
+    size, rows, seed, normalise, source
+        As for `sample_from_tensors`.
+
+    Returns
+    -------
+    WeightSample
+        (size / rows, rows) normalised weights.
+    """
+    return sample_from_tensors(analog_tensors(dict(module.named_parameters())), size, rows, seed, normalise, source)
 
 
-def sample_from_array(array, normalise: str = "tensor", source: str = "array", **kwargs) -> WeightSample:
+def sample_from_array(array: ArrayLike, normalise: str = "tensor", source: str = "array",
+                      size: int = DEFAULT_SIZE, rows: int = DEFAULT_ROWS, seed: int = 0) -> WeightSample:
     """A sample of one array of weights: any shape ((N,) is a plain sample of weights), normalised
-    as one tensor (default) or per output column (dim 0); floating point only."""
+    as one tensor (default) or per output column (dim 0); floating point only.
+
+    Parameters
+    ----------
+    array
+        The weights (a numpy array or anything `np.asarray` takes), floating point.
+    normalise
+        `tensor`: divided by max |w| of the whole array; `column`: by max |w| of each output (dim 0).
+    source
+        Name of the weights in error messages and reports.
+    size, rows, seed
+        As for `sample_from_values`.
+
+    Returns
+    -------
+    WeightSample
+        (size / rows, rows) normalised weights.
+
+    Raises
+    ------
+    WeightprogError
+        A non-floating-point array, NaN or inf, or the errors of `sample_from_values`.
+    """
     array = np.asarray(array)
     if array.dtype.kind != "f":
         raise WeightprogError(f"{source}: dtype {array.dtype}; weights must be a floating-point array")
     w = torch.as_tensor(array, dtype=torch.float32)
     check_finite(w, source)
-    return sample_from_values(normalise_matrix(w, normalise), source=source, **kwargs)
+    return sample_from_values(normalise_matrix(w, normalise), size, rows, seed, source)

@@ -35,12 +35,14 @@ from .fileio import atomic_write_json, atomic_write_text, folder_lock
 from .hardware import Mapping
 from .nn import evaluate_over_time, find_analog_weights, get_periphery, gradient_weight_correlation
 from .sample import normalise_matrix, sample_from_values
-from .search.run import BASELINE_KEYS, OptimizeSettings, optimize
+from .search.run import OptimizeResult, OptimizeSettings, optimize
 from .timeunits import format_times
 
 STUDY_TIMES_S = (1.0, 3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0)
 DEFAULT_EVAL_SIZE = {"fmnist-resnet32": 1000, "ptb-lstm": 8000, "sentiment-minilm": 256}
 ROLES = ("naive", "best hand-crafted", "optimised")
+SEARCH_ON = ("each", "fp")
+"""Which weights a variant's strategy is searched on: its own (`each`) or the FP model's (`fp`)."""
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,8 @@ class StudySettings:
     polish_steps: int = 30
     compile: bool = False
     """torch.compile the search objective (pays off only for long searches)."""
-    optimise_on: str = "each"
-    """'each': one optimisation per trained variant (its own weights); 'fp': the FP weights' strategy for both."""
+    search_on: str = "each"
+    """'each': one search per trained variant (on its own weights); 'fp': the FP weights' strategy for both."""
 
     def __post_init__(self):
         from .sample import DEFAULT_ROWS
@@ -83,7 +85,7 @@ class StudySettings:
         for w, n in self.eval_size.items():
             validate.integer(n, f"eval_size[{w}]", 1)
         validate.integer(self.repeats, "repeats", 1)
-        validate.choice(self.optimise_on, "optimise_on", ("each", "fp"))
+        validate.choice(self.search_on, "search_on", SEARCH_ON)
         get_periphery(self.periphery)
         validate.integer(self.sample_size, "sample_size", DEFAULT_ROWS)
         if self.sample_size % DEFAULT_ROWS:
@@ -104,24 +106,13 @@ def network_values(model) -> torch.Tensor:
     return torch.cat(vals)
 
 
-def best_hand_crafted(outcome) -> tuple[str, object]:
-    """Key and Strategy of the baseline with the lowest re-scored TNMSE (any F)."""
-    keys = [k for k in BASELINE_KEYS] + [k for k in ("lsp_first_best", "msp_first_best") if k in outcome.scores]
-    key = min(keys, key=lambda k: outcome.scores[k]["mean"])
-    score = outcome.scores[key]
-    if key.endswith("_best"):
-        return f"{key[:-5]}@{score['f']}", outcome.baselines[f"{key[:-5]}@{score['f']}"]
-    return f"{key}@1", outcome.baselines[f"{key}@1"]
-
-
-def _tnmse_row(outcome, hand_key: str) -> dict:
-    hk = hand_key.split("@")[0]
-    f = int(hand_key.split("@")[1])
-    hand = outcome.scores[f"{hk}_best"] if f > 1 else outcome.scores[hk]
-    return {"optimised": outcome.scores["optimised"]["mean"], "naive": outcome.scores["lsp_first"]["mean"],
-            "best_hand_crafted": hand["mean"], "best_hand_crafted_key": hand_key,
-            "optimised_f": [float(x) for x in outcome.strategy.significance[0].tolist()],
-            "chosen_search": outcome.chosen, "wall_time_s": outcome.wall_time_s}
+def _tnmse_row(result: OptimizeResult) -> dict:
+    scores = result.scores
+    return {"optimised": scores.optimised.mean, "naive": scores.naive.score.mean,
+            "best_hand_crafted": scores.best_hand_crafted.score.mean,
+            "best_hand_crafted_name": scores.best_hand_crafted.label,
+            "optimised_f": [float(x) for x in result.strategy.significance[0].tolist()],
+            "chosen_search": result.chosen, "wall_time_s": result.wall_time_s}
 
 
 def run_workload(name: str, settings: StudySettings, out: Path,
@@ -163,36 +154,36 @@ def run_workload(name: str, settings: StudySettings, out: Path,
             continue
         device = get_device(dev_name)
         drec = {"device": device.describe(), "variants": {}}
-        outcomes = {}
+        results: dict[str, OptimizeResult] = {}
         for v in settings.variants:
-            src = v if settings.optimise_on == "each" else settings.variants[0]
-            if src not in outcomes:
+            src = v if settings.search_on == "each" else settings.variants[0]
+            if src not in results:
                 sample = sample_from_values(values[src], settings.sample_size, seed=settings.seed,
                                             source=f"{name}-{src}")
-                outcomes[src] = optimize(sample, values[src], device, settings.optimize_settings())
-                log(f"{name} {dev_name} {src}: optimised ({outcomes[src].chosen}) TNMSE "
-                    f"{outcomes[src].scores['optimised']['mean']:.3e} vs naive "
-                    f"{outcomes[src].scores['lsp_first']['mean']:.3e} ({outcomes[src].wall_time_s:.0f} s)")
-            outcome = outcomes[src]
+                results[src] = optimize(sample, values[src], device, settings.optimize_settings())
+                found = results[src]
+                log(f"{name} {dev_name} {src}: optimised ({found.chosen}) TNMSE {found.scores.optimised.mean:.3e} "
+                    f"vs naive {found.scores.naive.score.mean:.3e} ({found.wall_time_s:.0f} s)")
+            result = results[src]
             naive = baseline("lsp-first", Cell.with_pairs(2, 1.0), device.g_min, device.g_max)
-            hand_key, hand = best_hand_crafted(outcome)
-            strategies = [naive, hand, outcome.strategy]
+            hand = result.strategy_of(result.scores.best_hand_crafted)
+            strategies = [naive, hand, result.strategy]
             wl = models[v]
             res = evaluate_over_time(wl.model, wl.evaluate_fn, strategies, device, settings.times_s,
                                      settings.repeats, settings.seed, periphery=settings.periphery,
                                      mapping=Mapping(), progress=progress)
             mean, std = res.mean, res.std
             drec["variants"][v] = {
-                "digital": res.digital, "tnmse": _tnmse_row(outcome, hand_key), "optimised_on": src,
+                "digital": res.digital, "tnmse": _tnmse_row(result), "searched_on": src,
                 "strategies": {role: {"label": _label(role, s), "mean": mean[i].tolist(), "std": std[i].tolist(),
                                       "strategy": s.to_dict()}
                                for i, (role, s) in enumerate(zip(ROLES, strategies))},
                 "rows": res.rows(), "wall_time_s": res.wall_s}
             log(f"{name} {dev_name} {v}: digital {res.digital:.4g}; {format_times(settings.times_s)[-1]}: " + ", ".join(
                 f"{role} {mean[i, -1]:.4g}±{std[i, -1]:.2g}" for i, role in enumerate(ROLES)))
-            plot_strategy(outcome.strategy, values[src], fig_dir / f"{name}_{dev_name}_{v}_strategy.png",
+            plot_strategy(result.strategy, values[src], fig_dir / f"{name}_{dev_name}_{v}_strategy.png",
                           title=f"{name} ({v}) on {dev_name}: optimised strategy, F = "
-                                f"{outcome.strategy.significance[0, -1].item():g}")
+                                f"{result.strategy.significance[0, -1].item():g}")
         record["devices"][dev_name] = drec
         plot_study_metric(name, metric, record["devices"][dev_name], settings,
                           fig_dir / f"{name}_{dev_name}_metric_vs_time.png", dev_name)
@@ -219,7 +210,8 @@ def _finished_devices(path: Path, record: dict) -> dict:
     except json.JSONDecodeError:
         return {}  # a damaged record is recomputed, not trusted
     ignore = ("workloads", "devices")
-    same = ({k: v for k, v in old.get("settings", {}).items() if k not in ignore}
+    settings = {("search_on" if k == "optimise_on" else k): v for k, v in old.get("settings", {}).items()}
+    same = ({k: v for k, v in settings.items() if k not in ignore}
             == {k: v for k, v in record["settings"].items() if k not in ignore})
     return dict(old.get("devices", {})) if same and old.get("checkpoints") == _clean(record["checkpoints"]) else {}
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ..compare import DEFAULT_NAIVE, NAIVE_KEYS, compare_devices, table_text, write_comparison
+from ..compare import compare_devices, table_text, write_comparison
 from ..devices import get_device
 from ..fileio import check_output_folder, folder_lock
 from ..report.progress import SearchBars
+from ..scores import NAIVE
 from ..timeunits import format_times
 from .optimize import discard_checkpoints, search_inputs, search_options
+from .options import BaselineChoice
 from .report import write_run_report
 
 
@@ -19,11 +21,11 @@ from .report import write_run_report
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed (sample, draws) for every device.")
 @click.option("--budget", "budget_s", default=None, type=float, metavar="SECONDS",
               help="Wall-time budget of each device's search (default: run to convergence).")
-@click.option("--naive", "naive_key", type=click.Choice(NAIVE_KEYS), default=DEFAULT_NAIVE, show_default=True,
+@click.option("--naive", type=BaselineChoice(), default=NAIVE, show_default=True,
               help="The F=1 baseline the naive ranking and the dashed curves use.")
 @click.option("--out", "out_dir", default="runs/compare", show_default=True, type=click.Path())
 @click.option("--force", is_flag=True, help="Start afresh: discard --out's search checkpoints instead of resuming.")
-def compare_devices_command(devices, seed, budget_s, naive_key, out_dir, force, **search):
+def compare_devices_command(devices, seed, budget_s, naive, out_dir, force, **search):
     """Compare devices by the weight error of their optimised strategy and of naive programming.
 
     Every device gets the same search (settings, sample, seeds, cell choice, times); devices are
@@ -40,7 +42,7 @@ def compare_devices_command(devices, seed, budget_s, naive_key, out_dir, force, 
                f"search sample {sample.size:,}), {settings.pairs} pair(s), "
                f"times {','.join(format_times(settings.times_s))}, seed {seed}", err=True)
     with SearchBars(settings) as bars:  # one bar per device and cell
-        comparison = compare_devices(models, sample, values, settings, naive_key=naive_key, source=source,
+        comparison = compare_devices(models, sample, values, settings, naive=naive, source=source,
                                      checkpoint_dir=out / "checkpoints", progress=bars)
     paths = write_comparison(comparison, out)
     click.echo(table_text(comparison))

@@ -62,6 +62,7 @@ def _register():
     from .report import report
     from .study import study
     from .sweep import sweep
+    from .train import train
     main.add_command(optimize_command, name="optimize")
     main.add_command(evaluate)
     device.add_command(advise_command)  # `weightprog device advise|flipmap`
@@ -71,6 +72,7 @@ def _register():
     main.add_command(sweep)
     main.add_command(study)
     main.add_command(report)
+    main.add_command(train)
 
 
 _register()

@@ -15,7 +15,8 @@ from ..report.optimize_plots import plot_convergence, plot_error_distribution, p
 from ..report.palette import strategy_label
 from ..report.progress import SearchBars
 from ..sample import DISTRIBUTIONS, load_distribution, sample_from_values
-from ..search.run import METHODS, OBJECTIVES, OptimizeSettings, optimize, optimize_per_layer, report_dict
+from ..scores import Scoreboard
+from ..search.run import METHODS, OBJECTIVES, OptimizeSettings, optimize, optimize_per_layer
 from ..search.space import GRID_PLACEMENTS, MODES
 from ..timeunits import format_times
 from ..validate import compute_device
@@ -130,37 +131,37 @@ def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir,
                f"on device {dev.name}, {settings.pairs} pair(s), times {','.join(format_times(times))}", err=True)
     bars = SearchBars(settings)
     try:
-        outcome = optimize(sample, values, dev, settings, checkpoint_dir=out, progress=bars)
+        result = optimize(sample, values, dev, settings, checkpoint_dir=out, progress=bars)
     finally:
         bars.close()
-    report = report_dict(outcome, source)
+    report = result.to_report(source)
     if per_layer:
-        report["per_layer"] = per_layer_report(iter_file_tensors(search["weights"]), outcome.strategy, dev,
+        report["per_layer"] = per_layer_report(iter_file_tensors(search["weights"]), result.strategy, dev,
                                                settings, search["normalise"], out)
-    export = outcome.export if outcome.export is not None else outcome.strategy
+    export = result.export if result.export is not None else result.strategy
     aihwkit = export.save_aihwkit(out / "strategy.aihwkit.json")
     aihwkit_meta = aihwkit.to_dict()
-    if export is not outcome.strategy:  # the optimum clips the largest weights: not in converter form
+    if export is not result.strategy:  # the optimum clips the largest weights: not in converter form
         aihwkit_meta["strategy"] = export.name
         aihwkit_meta["note"] = (f"the optimised strategy clips the largest weights (beta "
-                                f"{float(outcome.strategy.beta[0]):.1f} uS > W_hw(1)), which "
+                                f"{float(result.strategy.beta[0]):.1f} uS > W_hw(1)), which "
                                 f"CustomPairConductanceConverter cannot express; this file holds "
                                 f"'{export.name}', the best strategy it can")
         report["aihwkit_export"] = {"strategy": export.name, "tnmse": report["tnmse"].get(export.name),
                                     "note": aihwkit_meta["note"]}
-    outcome.strategy.save(out / "strategy.json", device=dev.name, weights=source, seed=seed,
+    result.strategy.save(out / "strategy.json", device=dev.name, weights=source, seed=seed,
                           aihwkit=aihwkit_meta)
     atomic_write_json(out / "report.json", report)
-    best_hand = min(("lsp_first_best", "msp_first_best"), key=lambda k: report["tnmse"][k]["mean"])
-    hand = outcome.baselines[f"{best_hand.replace('_best', '')}@{report['tnmse'][best_hand].get('f', 1)}"]
-    plot_strategy(outcome.strategy, values, out / "strategy.png",
+    hand = result.scores.best_hand_crafted
+    plot_strategy(result.strategy, values, out / "strategy.png",
                   f"optimised strategy, {dev.name}, f={','.join(f'{f:g}' for f in report['cell']['significance'])}")
     plot_tnmse_vs_time(times, report["tnmse"], out / "tnmse_vs_time.png")
-    shown = {strategy_label("lsp_first"): outcome.baselines["lsp_first@1"],  # named as in report.html's tables
-             strategy_label(best_hand, report["tnmse"][best_hand]): hand, "optimised": outcome.strategy}
+    naive = result.scores.naive
+    shown = {strategy_label("lsp_first"): result.strategy_of(naive), hand.label: result.strategy_of(hand),
+             "optimised": result.strategy}
     plot_error_distribution(shown, sample.u, dev, times,
                             out / "error_distribution.png", seed=seed)
-    plot_convergence({k: r.history for k, r in outcome.runs.items()}, out / "convergence.png", outcome.chosen)
+    plot_convergence({k: r.history for k, r in result.runs.items()}, out / "convergence.png", result.chosen)
     print_summary(report, out)
     write_run_report(out)
 
@@ -171,13 +172,13 @@ def per_layer_report(tensors, network_strategy, dev, settings, normalise, out: P
     rows = []
     for layer in optimize_per_layer(tensors, network_strategy, dev, settings, normalise):
         safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in layer.name)
-        layer.strategy.names = [f"optimised:{layer.name}"]
         layer.strategy.save(out / "layers" / f"{safe}.json", layer=layer.name, device=dev.name)
-        gain = 1 - layer.layer["mean"] / layer.network["mean"]
-        click.echo(f"  {layer.name:<32}{layer.weights:>10,} weights  layer {layer.layer['mean']:.4e}  "
-                   f"network-wide {layer.network['mean']:.4e}  ({100 * gain:+.1f}%)")
+        gain = layer.layer.improvement_over(layer.network)
+        click.echo(f"  {layer.name:<32}{layer.weights:>10,} weights  layer {layer.layer.mean:.4e}  "
+                   f"network-wide {layer.network.mean:.4e}  ({100 * gain:+.1f}%)")
         rows.append({"layer": layer.name, "weights": layer.weights, "strategy": f"layers/{safe}.json",
-                     "tnmse_layer_strategy": layer.layer, "tnmse_network_strategy": layer.network})
+                     "tnmse_layer_strategy": layer.layer.to_dict(),
+                     "tnmse_network_strategy": layer.network.to_dict()})
     return rows
 
 
@@ -202,29 +203,26 @@ def print_summary(report: dict, out: Path) -> None:
 def summary_words(report: dict) -> list[str]:
     """What the run found, in sentences: the optimum, the best hand-crafted strategy, the bound,
     the gaps."""
-    t = report["tnmse"]
+    scores = Scoreboard.from_json(report["tnmse"])
     cell = ",".join(f"{f:g}" for f in report["cell"]["significance"])
-    opt = t["optimised"]
-    hand_key = min(("lsp_first_best", "msp_first_best"), key=lambda k: t[k]["mean"])
-    hand = t[hand_key]
-    hand_name = f"{hand_key.removesuffix('_best').replace('_', '-')} F={hand.get('f', 1)}"
+    opt, best = scores.optimised, scores.best_hand_crafted
     method = {"de": "differential evolution", "pointwise": "the pointwise optimum (dense table)"}.get(
         report.get("method", "de"), report.get("method"))
     clip = "" if report.get("expressible", True) else ", clipping the largest weights"
-    gain = 1 - opt["mean"] / hand["mean"]
-    lines = [f"found: {method}, cell f={cell}, beta {report['beta']:.1f} uS{clip}: TNMSE {opt['mean']:.4e} "
-             f"± {opt['stderr']:.1e}, {100 * gain:.1f}% below the best hand-crafted strategy "
-             f"({hand_name}, {hand['mean']:.4e}) and {100 * report['improvement']['vs_best_f1_baseline']:.1f}% "
-             f"below the best F=1 one; {report['wall_time_s']:.1f} s."]
+    lines = [f"found: {method}, cell f={cell}, beta {report['beta']:.1f} uS{clip}: TNMSE {opt.mean:.4e} "
+             f"± {opt.stderr:.1e}, {100 * scores.improvement_vs_best_hand_crafted:.1f}% below the best "
+             f"hand-crafted strategy ({best.label}, {best.score.mean:.4e}) and "
+             f"{100 * scores.improvement_vs_best_f1_baseline:.1f}% below the best F=1 one; "
+             f"{report['wall_time_s']:.1f} s."]
     if "bound" in report:
         b, gaps = report["bound"], report["gap_to_bound"]
         lines.append(f"bound: no mapping of weights to conductances on this device does better than "
                      f"{b['tnmse']:.4e} (F={b['f']:g}, one free read-out scale per time); with the deployed "
                      f"drift compensation the best is {b['compensated_tnmse']:.4e} (F={b['compensated_f']:g}).")
-        near = gaps["optimised"] < 2 * opt["stderr"] / opt["mean"] + 0.005
+        near = gaps["optimised"] < 2 * opt.stderr / opt.mean + 0.005
         lines.append(f"gaps to the bound: optimised {100 * gaps['optimised']:+.1f}%"
                      + (" (within the re-score's error of the limit: little is left to gain)" if near else "")
-                     + f", {hand_name} {100 * gaps[hand_key]:+.1f}%"
+                     + f", {best.label} {100 * (best.score.mean / b['tnmse'] - 1):+.1f}%"
                      + "".join(f", {k} {100 * gaps[k]:+.1f}%" for k in ("de", "pointwise") if k in gaps) + ".")
     if "aihwkit_export" in report:
         lines.append(f"aihwkit: {report['aihwkit_export']['note']}.")

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import click
 
+from ..baselines import BASELINES
 from ..errors import WeightprogError
 from ..timeunits import DEFAULT_TIMES_S, parse_times
 from ..validate import SettingError
@@ -53,3 +54,13 @@ def times_option(default: str | None = None, help: str = "Times after programmin
             raise WeightprogError(f"--times: {str(exc).removeprefix('times: ')}") from None
     return click.option("--times", "times", default=default, metavar="LIST", callback=parse,
                         show_default=default is not None, help=help)
+
+
+class BaselineChoice(click.Choice):
+    """A hand-crafted strategy's name (`lsp-first`); the older spelling `lsp_first` is read too."""
+
+    def __init__(self):
+        super().__init__(BASELINES)
+
+    def convert(self, value, param, ctx):
+        return super().convert(str(value).replace("_", "-"), param, ctx)

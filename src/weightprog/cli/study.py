@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import WeightprogError
+from ..study import SEARCH_ON, StudySettings, run_study
 from ..fileio import check_output_folder
 from ..nn.periphery import PRESETS as PERIPHERY_PRESETS
 from ..validate import integer
@@ -42,18 +43,19 @@ def _eval_sizes(items) -> dict:
 @click.option("--max-generations", default=15, show_default=True, help="Evolution generations per F.")
 @click.option("--popsize", default=10, show_default=True, help="Population per search dimension.")
 @click.option("--f-max", default=4, show_default=True, help="Significance factors F searched: 1…f_max.")
-@click.option("--polish-steps", default=30, show_default=True, help="Gradient polish steps of the chosen search (0: none).")
-@click.option("--optimise-on", type=click.Choice(["each", "fp"]), default="each", show_default=True,
-              help="Optimise on each trained variant's weights, or use the FP weights' strategy for both.")
+@click.option("--polish-steps", default=30, show_default=True,
+              help="Gradient polish steps of the chosen search (0: none).")
+@click.option("--search-on", "--optimise-on", "search_on", type=click.Choice(SEARCH_ON), default="each",
+              show_default=True,
+              help="Search on each trained variant's weights, or use the FP weights' strategy for both.")
 @click.option("--threads", default=None, type=int, help="torch threads (default: torch's choice).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Results folder: <workload>/results.json, results.csv, summary.md, figures/, report.html.")
 def study(workloads, devices, times, repeats, seed, eval_sizes, periphery, max_generations, popsize,
-          f_max, polish_steps, optimise_on, threads, out_dir):
+          f_max, polish_steps, search_on, threads, out_dir):
     """Optimise, then evaluate FP/HWA × naive/hand-crafted/optimised over time on real workloads."""
     import torch
 
-    from ..study import StudySettings, run_study
 
     if threads is not None:
         with option_names():
@@ -67,7 +69,7 @@ def study(workloads, devices, times, repeats, seed, eval_sizes, periphery, max_g
         settings = StudySettings(times_s=times, repeats=repeats, seed=seed,
                                  eval_size=_eval_sizes(eval_sizes), periphery=periphery,
                                  max_generations=max_generations, popsize=popsize, f_max=f_max,
-                                 polish_steps=polish_steps, optimise_on=optimise_on, **kw)
+                                 polish_steps=polish_steps, search_on=search_on, **kw)
     check_output_folder(out_dir)
     start = time.perf_counter()
     run_study(settings, Path(out_dir), log=lambda m: click.echo(f"[{time.perf_counter() - start:6.0f} s] {m}"),

@@ -20,12 +20,34 @@ def preset_names() -> list[str]:
 
 
 def device_names() -> list[str]:
+    """Names `get_device` knows: the built-in models, then the shipped presets.
+
+    Returns
+    -------
+    list of str
+    """
     return sorted(BUILTIN) + preset_names()
 
 
 def get_device(spec: str | Path | DeviceModel) -> DeviceModel:
     """A device from a built-in name, a shipped preset name, or a YAML/JSON file path, optionally
-    with scaled properties: `NAME:programming=4,read=4` (keys of `Scales`)."""
+    with scaled properties: `NAME:programming=4,read=4` (keys of `Scales`).
+
+    Parameters
+    ----------
+    spec
+        A name of `device_names()`, a device file (.yaml, .yml, .json), either followed by
+        `:KEY=FACTOR,…` to scale its noise or drift, or a `DeviceModel` (returned as is).
+
+    Returns
+    -------
+    DeviceModel
+
+    Raises
+    ------
+    WeightprogError
+        An unknown name, a missing or invalid file, or bad scale factors.
+    """
     if isinstance(spec, DeviceModel):
         return spec
     text = str(spec)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import overload
 
 import torch
 
@@ -61,7 +62,24 @@ def piecewise_linear(x: torch.Tensor, xs: Sequence[float], ys: Sequence[float]) 
 
 
 class DeviceModel:
-    """A stochastic memory device. Subclasses supply the four curves; the laws are shared."""
+    """A stochastic memory device. Subclasses supply the four curves; the laws are shared.
+
+    Parameters
+    ----------
+    g_min, g_max
+        Conductance range the device is programmed in, µS (0 ≤ g_min < g_max).
+    t0
+        Drift reference time, s: g_d = g_prog·((t + t0)/t0)^−ν.
+    t_read
+        Read duration, s, in the 1/f read-noise growth c(t).
+    p_stuck_min, p_stuck_max
+        Probabilities that a device is stuck at g_min or g_max.
+
+    Raises
+    ------
+    WeightprogError
+        For a range, times or probabilities outside these bounds.
+    """
 
     name: str = "device"
     kind: str = "device"
@@ -92,27 +110,80 @@ class DeviceModel:
         raise NotImplementedError
 
     # --- time factors ------------------------------------------------------------------------
-    def drift_log(self, t_s: float | torch.Tensor):
-        """ln((t + t0)/t0): the drift factor is exp(−ν·drift_log(t))."""
+    @overload
+    def drift_log(self, t_s: float) -> float: ...
+
+    @overload
+    def drift_log(self, t_s: torch.Tensor) -> torch.Tensor: ...
+
+    def drift_log(self, t_s: float | torch.Tensor) -> float | torch.Tensor:
+        """ln((t + t0)/t0): the drift factor is exp(−ν·drift_log(t)).
+
+        Parameters
+        ----------
+        t_s
+            Seconds after programming (a float or a tensor).
+
+        Returns
+        -------
+        float or torch.Tensor
+            Of the same kind and shape as `t_s`.
+        """
         if isinstance(t_s, torch.Tensor):
             return torch.log((t_s + self.t0) / self.t0)
         return math.log((t_s + self.t0) / self.t0)
 
-    def read_scale(self, t_s: float | torch.Tensor):
-        """sqrt(ln((t + t0 + t_read)/(2·t_read))): the 1/f read-noise growth with time."""
+    @overload
+    def read_scale(self, t_s: float) -> float: ...
+
+    @overload
+    def read_scale(self, t_s: torch.Tensor) -> torch.Tensor: ...
+
+    def read_scale(self, t_s: float | torch.Tensor) -> float | torch.Tensor:
+        """sqrt(ln((t + t0 + t_read)/(2·t_read))): the 1/f read-noise growth with time.
+
+        Parameters
+        ----------
+        t_s
+            Seconds after programming (a float or a tensor).
+
+        Returns
+        -------
+        float or torch.Tensor
+            Of the same kind and shape as `t_s`.
+        """
         if isinstance(t_s, torch.Tensor):
             return torch.sqrt(torch.log((t_s + self.t0 + self.t_read) / (2 * self.t_read)))
         return math.sqrt(math.log((t_s + self.t0 + self.t_read) / (2 * self.t_read)))
 
     @property
     def has_stuck(self) -> bool:
+        """Whether any device can be stuck (p_stuck_min or p_stuck_max > 0)."""
         return self.p_stuck_min > 0 or self.p_stuck_max > 0
 
     # --- the laws ----------------------------------------------------------------------------
     def program(self, g_target: torch.Tensor, z_prog: torch.Tensor | None = None,
                 z_nu: torch.Tensor | None = None, u_stuck: torch.Tensor | None = None,
                 generator: torch.Generator | None = None) -> DeviceState:
-        """Program devices to `g_target` (µS, any shape). Draws default to `generator`'s."""
+        """Program devices to `g_target`. Draws default to `generator`'s.
+
+        Parameters
+        ----------
+        g_target
+            Target conductances, µS, any shape.
+        z_prog, z_nu
+            Standard normals of the programming error and the drift exponent (shape of
+            `g_target`); drawn from `generator` when None.
+        u_stuck
+            Uniforms deciding stuck devices (only with stuck probabilities); drawn when None.
+        generator
+            Source of the draws not given.
+
+        Returns
+        -------
+        DeviceState
+            The programmed conductances, drift exponents and read-noise coefficients.
+        """
         g = g_target
         z_prog = randn_like(g, generator) if z_prog is None else z_prog
         z_nu = randn_like(g, generator) if z_nu is None else z_nu
@@ -133,8 +204,22 @@ class DeviceModel:
              generator: torch.Generator | None = None) -> torch.Tensor:
         """Read the devices at `t_s` seconds after programming (0 = right after).
 
-        A scalar time gives the state's shape; a 1-D tensor of T times gives (T, *state shape).
-        Read noise is fresh on every call unless `z_read` (same shape as the result) is given.
+        Parameters
+        ----------
+        state
+            Programmed devices (`program`).
+        t_s
+            Seconds after programming: a scalar, or a 1-D tensor of T times.
+        z_read
+            Standard normals of the read noise (shape of the result); fresh from `generator`
+            on every call when None.
+        generator
+            Source of the read noise.
+
+        Returns
+        -------
+        torch.Tensor
+            Read conductances, µS: the state's shape for a scalar time, (T, *state shape) for T times.
         """
         g_prog, nu, q = state.g_prog, state.nu, state.q
         if isinstance(t_s, torch.Tensor) and t_s.dim() > 0:

@@ -164,7 +164,22 @@ def tabulated_from_dict(data: Any, where: str = "device") -> TabulatedDevice:
 
 
 def load_tabulated(path: str | Path) -> TabulatedDevice:
-    """Read a YAML or JSON device file."""
+    """Read a YAML or JSON device file (docs/DEVICES.md describes its keys).
+
+    Parameters
+    ----------
+    path
+        The file; `.json` is read as JSON, anything else as YAML.
+
+    Returns
+    -------
+    TabulatedDevice
+
+    Raises
+    ------
+    WeightprogError
+        An unreadable or invalid file, naming the file and the key.
+    """
     path = Path(path)
     text = read_text(path, "device file")
     try:

@@ -17,16 +17,16 @@ from .palette import device_colour, legend_outside  # noqa: E402
 
 def plot_compare_tnmse_vs_time(comparison, path: Path, title: str = "") -> None:
     times = list(comparison.times_s)
-    key = comparison.naive_key
+    name = comparison.naive
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for row in comparison.rows:
         c = device_colour(row.device)
-        naive, opt = row.scores[key], row.scores["optimised"]
-        ax.errorbar(times, naive["per_time"], yerr=naive.get("per_time_stderr"), color=c, ls="--", lw=1.3,
-                    marker="s", ms=3, capsize=2, label=f"{row.device} naive ({key} F=1): {naive['mean']:.3e}")
-        ax.errorbar(times, opt["per_time"], yerr=opt.get("per_time_stderr"), color=c, ls="-", lw=2.4,
+        naive, opt = row.score(name), row.scores.optimised
+        ax.errorbar(times, naive.per_time, yerr=naive.per_time_stderr or None, color=c, ls="--", lw=1.3,
+                    marker="s", ms=3, capsize=2, label=f"{row.device} naive ({name} F=1): {naive.mean:.3e}")
+        ax.errorbar(times, opt.per_time, yerr=opt.per_time_stderr or None, color=c, ls="-", lw=2.4,
                     marker="o", ms=4, capsize=2,
-                    label=f"{row.device} optimised (f={','.join(f'{f:g}' for f in row.cell)}): {opt['mean']:.3e}")
+                    label=f"{row.device} optimised (f={','.join(f'{f:g}' for f in row.cell)}): {opt.mean:.3e}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(times, format_times(times))

@@ -32,6 +32,7 @@ from typing import Any
 from .._version import __version__
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json, atomic_write_text
+from ..scores import Scoreboard, json_key
 from ..timeunits import format_time, format_times
 from .palette import strategy_label
 
@@ -389,9 +390,8 @@ def _below(imp: dict, key: str, pointer: str, file: str) -> str:
 def optimize_headline(r: dict, file: str = "report.json", pointer: str = "") -> str:
     t = r["tnmse"]
     opt = t["optimised"]
-    hands = [k for k in ("lsp_first_best", "msp_first_best") if k in t] or ["lsp_first", "msp_first", "single_pair"]
-    hand = min(hands, key=lambda k: t[k]["mean"])
-    f1 = min(("single_pair", "lsp_first", "msp_first"), key=lambda k: t[k]["mean"])
+    scores = Scoreboard.from_json(t)
+    hand, f1 = (scores.key_of(s) for s in (scores.best_hand_crafted, scores.best_f1_baseline))
     imp = r.get("improvement", {})
     cards = [
         card("optimised TNMSE", num(opt["mean"], f"{pointer}/tnmse/optimised/mean", file),
@@ -645,7 +645,7 @@ def compare_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
         checkpoints = sorted(folder.glob("checkpoints/*/checkpoint_*.json"))
         return _interrupted_page("compare-devices", folder, checkpoints, command), False
     r = read_json(folder / "comparison.json")
-    naive_key = r["naive"].split()[0]
+    naive_key = json_key(r["naive"].split()[0])  # "lsp-first F=1" (older files: "lsp_first F=1")
     names = [d["device"] for d in r["devices"]]
     s = r.get("settings", {})
     question = (f"Which memory device is best for {esc(r['weights'])}: ranked by naive programming "
@@ -765,8 +765,8 @@ def study_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
         ("realisations", st.get("repeats")),
         ("periphery", first.get("periphery")),
         ("search", f"popsize {st.get('popsize')}, {st.get('max_generations')} generations per F, F = 1…{st.get('f_max')}, "
-                   f"{st.get('sample_size')} sampled weights, polish {st.get('polish_steps')} steps, optimised on "
-                   f"{st.get('optimise_on')}" if "popsize" in st else None),
+                   f"{st.get('sample_size')} sampled weights, polish {st.get('polish_steps')} steps, searched on "
+                   f"{st.get('search_on', st.get('optimise_on'))}" if "popsize" in st else None),
         ("seed", st.get("seed")),
         ("weightprog version", first.get("version")),
         ("machine", ", ".join(f"{k} {v}" for k, v in first.get("machine", {}).items()) or None),

@@ -18,19 +18,19 @@ import torch
 
 from .. import validate
 from .._version import __version__
-from ..baselines import baseline
+from ..baselines import BASELINES, baseline
 from ..cell import Cell
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
 from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategy
 from ..metric import COMPENSATION, TNMSE, TNMSEResult, rescore
 from ..sample import WeightSample, sample_from_values
+from ..scores import SPLIT_BASELINES, Score, Scoreboard, Scored
 from ..strategy import Strategy
 from ..timeunits import DEFAULT_TIMES_S, check_times
 from .evolve import EvolutionResult, Progress, evolve, polish
 from .space import GRID_PLACEMENTS, MODES, StrategySpace, make_grid, snap_to_kinks
 
-BASELINE_KEYS = {"single_pair": "single-pair", "lsp_first": "lsp-first", "msp_first": "msp-first"}
 OBJECTIVES = ("expected", "mc")
 """What the search minimises: the expected TNMSE (expected.py) or the Monte-Carlo TNMSE (metric.py)."""
 SEARCH_BINS = 4
@@ -119,19 +119,29 @@ class OptimizeSettings:
 
 
 @dataclass
-class OptimizeOutcome:
+class OptimizeResult:
+    """What `optimize` found, re-scored, with the answers a report needs (scipy's `OptimizeResult`
+    in spirit): the strategy, every candidate and baseline's score, the bounds, the search runs."""
+
     strategy: Strategy
+    """The optimised strategy (named `optimised`)."""
     runs: dict[str, EvolutionResult]
     """One search per cell, keyed by its label (e.g. 'f=1,2')."""
     chosen: str
-    scores: dict[str, dict]
-    """Re-scored TNMSE of the optimised strategy and every baseline (report form)."""
-    baselines: dict[str, Strategy]
+    """Label of the search run chosen on held-out draws."""
+    scores: Scoreboard
+    """Re-scored TNMSE of the optimised strategy, the other methods' and every hand-crafted one."""
+    hand_crafted: dict[tuple[str, float], Strategy]
+    """Each hand-crafted strategy scored, by (name, F)."""
     final: TNMSEResult
+    """The re-score itself (optimised first, then the other methods, then the hand-crafted)."""
     wall_time_s: float
     settings: OptimizeSettings
     device: DeviceModel
-    extra: dict = field(default_factory=dict)
+    search_weights: int
+    """Weights in the search's sample (the re-score uses `rescore_blocks` times as many)."""
+    method: str
+    """The method whose strategy was chosen (`de` or `pointwise`)."""
     bounds: dict[float, FBound] = field(default_factory=dict)
     """Per F: the bound and the best achievable under the deployed drift compensation."""
     candidates: dict[str, Strategy] = field(default_factory=dict)
@@ -139,6 +149,29 @@ class OptimizeOutcome:
     export: Strategy | None = None
     """The best strategy aihwkit's CustomPairConductanceConverter can express (the chosen one
     unless it clips the largest weights)."""
+
+    def strategy_of(self, scored: Scored) -> Strategy:
+        """The strategy behind a hand-crafted score (e.g. `scores.best_hand_crafted`)."""
+        return self.hand_crafted[(scored.name, scored.f)]
+
+    @property
+    def lowest_bound(self) -> FBound | None:
+        """The F with the lowest bound (None when the bounds were not computed)."""
+        return min(self.bounds.values(), key=lambda b: b.bound) if self.bounds else None
+
+    @property
+    def lowest_compensated(self) -> FBound | None:
+        """The F with the lowest optimum under the deployed compensation (None without bounds)."""
+        return min(self.bounds.values(), key=lambda b: b.compensated) if self.bounds else None
+
+    @property
+    def expressible(self) -> bool:
+        """Whether aihwkit's CustomPairConductanceConverter can express the optimised strategy."""
+        return is_expressible(self.strategy)
+
+    def to_report(self, source: str) -> dict:
+        """The JSON report of the run (report.json); `source` names the weights."""
+        return report_dict(self, source)
 
 
 @dataclass
@@ -172,7 +205,7 @@ def candidate_cells(settings: OptimizeSettings) -> list[Cell | None]:
 
 def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str = "pcm",
              settings: OptimizeSettings = OptimizeSettings(), checkpoint_dir: str | Path | None = None,
-             progress: Callable[[str, Progress], None] | None = None) -> OptimizeOutcome:
+             progress: Callable[[str, Progress], None] | None = None) -> OptimizeResult:
     """Search strategies on `sample`; re-score on fresh draws of `values` (normalised weights)."""
     start = time.perf_counter()
     validate.compute_device(settings.compute)  # here, not in the settings: a sweep's driver may have no GPU
@@ -191,7 +224,8 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     runs: dict[str, EvolutionResult] = {}
     spaces: dict[str, StrategySpace] = {}
     for i, cell in enumerate(cells):
-        grid = snap_to_kinks(base_grid, cell) if cell is not None and settings.grid_placement == "quantile" else base_grid
+        snap = cell is not None and settings.grid_placement == "quantile"
+        grid = snap_to_kinks(base_grid, cell) if snap else base_grid
         space = StrategySpace(grid, settings.pairs, device.g_min, device.g_max, settings.mode, cell,
                               f_max=settings.f_max, f_integer=settings.f_integer)
         label = cell_label(cell) if cell is not None else "f=continuous"
@@ -214,8 +248,7 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     chosen = labels[int(torch.argmin(held))]
     if settings.polish:  # only the chosen search: polishing every F costs more than the search
         polish(runs[chosen], objective, held_out, spaces[chosen], settings.polish_steps)
-    de = runs[chosen].strategy
-    de.names = ["de"]
+    de = replace(runs[chosen].strategy, names=["de"])
     needs_model = settings.bound or settings.method != "de"  # the limits and the pointwise method
     model = ExpectedTNMSE(values, device, times, compensation=settings.compensation, compile=False) \
         if needs_model else None
@@ -232,16 +265,15 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     order = [names.index(pick)] + [i for i in range(len(names)) if names[i] != pick] + \
         list(range(len(names), len(everything)))
     final = TNMSEResult([final.names[i] for i in order], final.times_s, final.per_column[order])
-    strategy = candidates[pick]
-    scores = report_scores(final, list(baselines), [n for n in names if n != pick])
+    others = [n for n in names if n != pick]
+    first = 1 + len(others)
+    hand = tuple(Scored(name, f, Score.of(final, i + first)) for i, (name, f) in enumerate(baselines))
+    scores = Scoreboard(Score.of(final, 0), hand, {n: Score.of(final, i + 1) for i, n in enumerate(others)})
     expressible = [n for n in names if is_expressible(candidates[n])]
     export = candidates[min(expressible, key=means.get)] if expressible else None
-    outcome = OptimizeOutcome(strategy, runs, chosen, scores, baselines, final,
-                              time.perf_counter() - start, settings, device,
-                              extra={"search_weights": sample.size, "method": pick},
-                              bounds=bounds, candidates=candidates, export=export)
-    strategy.names = ["optimised"]
-    return outcome
+    return OptimizeResult(replace(candidates[pick], names=["optimised"]), runs, chosen, scores, baselines, final,
+                          time.perf_counter() - start, settings, device, search_weights=sample.size, method=pick,
+                          bounds=bounds, candidates=candidates, export=export)
 
 
 def is_expressible(strategy: Strategy, index: int = 0) -> bool:
@@ -281,78 +313,57 @@ def limits_and_pointwise(model: ExpectedTNMSE | None, settings: OptimizeSettings
     return (bounds if settings.bound else {}), candidates
 
 
-def hand_crafted(pairs: int, device: DeviceModel, f_max: int) -> dict[str, Strategy]:
-    """Every baseline at F = 1, and the split baselines at each F in 2…f_max (P ≥ 2)."""
-    out = {}
-    for key, name in BASELINE_KEYS.items():
-        out[f"{key}@1"] = baseline(name, Cell.with_pairs(pairs, 1.0), device.g_min, device.g_max)
+def hand_crafted(pairs: int, device: DeviceModel, f_max: int) -> dict[tuple[str, float], Strategy]:
+    """Every baseline at F = 1, and the split baselines at each F in 2…f_max (P ≥ 2), by (name, F)."""
+    out = {(name, 1.0): baseline(name, Cell.with_pairs(pairs, 1.0), device.g_min, device.g_max)
+           for name in BASELINES}
     if pairs > 1:
         for f in range(2, f_max + 1):
-            for key in ("lsp_first", "msp_first"):
-                out[f"{key}@{f}"] = baseline(BASELINE_KEYS[key], Cell.with_pairs(pairs, f), device.g_min,
-                                             device.g_max)
+            for name in SPLIT_BASELINES:
+                out[(name, float(f))] = baseline(name, Cell.with_pairs(pairs, f), device.g_min, device.g_max)
     return out
 
 
-def report_scores(final: TNMSEResult, baseline_keys: Sequence[str],
-                  other_methods: Sequence[str] = ()) -> dict[str, dict]:
-    """`optimised`, what the other methods found (e.g. `de`, `pointwise`), each baseline at F = 1,
-    and `lsp_first_best` / `msp_first_best` with their F."""
-    scores = {"optimised": final.summary(0)}
-    for i, name in enumerate(other_methods):
-        scores[name] = final.summary(i + 1)
-    first = 1 + len(other_methods)
-    by_key = {k: final.summary(i + first) for i, k in enumerate(baseline_keys)}
-    for key in BASELINE_KEYS:
-        scores[key] = by_key[f"{key}@1"]
-    for key in ("lsp_first", "msp_first"):
-        options = {int(k.split("@")[1]): v for k, v in by_key.items() if k.startswith(key + "@")}
-        f_best = min(options, key=lambda f: options[f]["mean"])
-        scores[f"{key}_best"] = {**options[f_best], "f": f_best}
-    return scores
-
-
-def report_dict(outcome: OptimizeOutcome, source: str) -> dict:
+def report_dict(result: OptimizeResult, source: str) -> dict:
     """The JSON report of a run (report.json)."""
-    s = outcome.settings
-    best_f1 = min(outcome.scores[k]["mean"] for k in BASELINE_KEYS)
-    best_hand = min(outcome.scores[k]["mean"] for k in ("lsp_first_best", "msp_first_best") if k in outcome.scores)
-    opt = outcome.scores["optimised"]["mean"]
+    s = result.settings
+    scores = result.scores
     return {
         "weightprog_version": __version__,
-        "device": outcome.device.describe(),
-        "cell": {"pairs": outcome.strategy.pairs, "significance": outcome.strategy.significance[0].tolist()},
-        "beta": float(outcome.strategy.beta[0]),
+        "device": result.device.describe(),
+        "cell": {"pairs": result.strategy.pairs, "significance": result.strategy.significance[0].tolist()},
+        "beta": float(result.strategy.beta[0]),
         "weights": source,
-        "search_weights": outcome.extra["search_weights"],
-        "times_s": list(outcome.final.times_s),
+        "search_weights": result.search_weights,
+        "times_s": list(result.final.times_s),
         "seed": s.seed,
         "settings": s.to_dict(),
-        "wall_time_s": outcome.wall_time_s,
-        "chosen_search": outcome.chosen,
-        "tnmse": outcome.scores,
-        "improvement": {"vs_best_f1_baseline": 1 - opt / best_f1, "vs_best_hand_crafted": 1 - opt / best_hand},
-        "rescore": {"blocks": s.rescore_blocks, "weights": outcome.extra["search_weights"] * s.rescore_blocks,
+        "wall_time_s": result.wall_time_s,
+        "chosen_search": result.chosen,
+        "tnmse": scores.to_json(),
+        "improvement": {"vs_best_f1_baseline": scores.improvement_vs_best_f1_baseline,
+                        "vs_best_hand_crafted": scores.improvement_vs_best_hand_crafted},
+        "rescore": {"blocks": s.rescore_blocks, "weights": result.search_weights * s.rescore_blocks,
                     "note": "fresh samples and fresh draws (seeds seed+1000 on)"},
         "search": {label: {"history": r.history, "generations": r.generations, "evaluations": r.evaluations,
                            "loss": r.loss, "converged": r.converged, "message": r.message,
                            "wall_time_s": r.wall_time_s, "polish": r.polish}
-                   for label, r in outcome.runs.items()},
-        "method": outcome.extra.get("method", "de"),
-        "expressible": is_expressible(outcome.strategy),
-        **bound_report(outcome),
+                   for label, r in result.runs.items()},
+        "method": result.method,
+        "expressible": result.expressible,
+        **bound_report(result),
     }
 
 
-def bound_report(outcome: OptimizeOutcome) -> dict:
+def bound_report(result: OptimizeResult) -> dict:
     """report.json's `bound` (the limits per F and the lowest) and `gap_to_bound` /
     `gap_to_compensated` ((TNMSE − limit)/limit of every scored strategy)."""
-    if not outcome.bounds:
+    low, comp = result.lowest_bound, result.lowest_compensated
+    if low is None or comp is None:
         return {}
     rows = [{"f": b.f, "bound": b.bound, "compensated": b.compensated, "beta": b.beta,
-             "wall_time_s": b.wall_time_s} for b in outcome.bounds.values()]
-    low = min(outcome.bounds.values(), key=lambda b: b.bound)
-    comp = min(outcome.bounds.values(), key=lambda b: b.compensated)
+             "wall_time_s": b.wall_time_s} for b in result.bounds.values()]
+    scored = list(result.scores.items())
     return {
         "bound": {"tnmse": low.bound, "f": low.f, "compensated_tnmse": comp.compensated,
                   "compensated_f": comp.f, "compensated_beta": comp.beta, "per_f": rows,
@@ -361,25 +372,27 @@ def bound_report(outcome: OptimizeOutcome) -> dict:
                           "scale per time (no drift compensation does better), `compensated_tnmse` with "
                           "the deployed compensation (alpha from calibration reads) and beta free; "
                           "docs/MODEL.md, 'The bound'"},
-        "gap_to_bound": {k: v["mean"] / low.bound - 1 for k, v in outcome.scores.items()},
-        "gap_to_compensated": {k: v["mean"] / comp.compensated - 1 for k, v in outcome.scores.items()},
+        "gap_to_bound": {k: v.mean / low.bound - 1 for k, v in scored},
+        "gap_to_compensated": {k: v.mean / comp.compensated - 1 for k, v in scored},
     }
 
 
-@dataclass
-class LayerOutcome:
+@dataclass(frozen=True)
+class LayerResult:
+    """One layer's own optimised strategy, scored beside the network-wide one on the layer."""
+
     name: str
     weights: int
     strategy: Strategy
-    layer: dict
+    layer: Score
     """Re-scored TNMSE of the layer's own strategy on the layer's weights."""
-    network: dict
+    network: Score
     """Re-scored TNMSE of the network-wide strategy on the same weights and draws."""
 
 
 def optimize_per_layer(layers: Sequence[tuple[str, torch.Tensor]], network_strategy: Strategy,
                        device: DeviceModel | str, settings: OptimizeSettings, normalise: str = "column",
-                       progress: Callable[[str, Progress], None] | None = None) -> list[LayerOutcome]:
+                       progress: Callable[[str, Progress], None] | None = None) -> list[LayerResult]:
     """One strategy per layer, each searched on that layer's own weight distribution (with the
     network-wide strategy's cell), re-scored against the network-wide strategy on the layer."""
     from ..sample import normalise_matrix  # local: only per-layer runs need it
@@ -397,5 +410,6 @@ def optimize_per_layer(layers: Sequence[tuple[str, torch.Tensor]], network_strat
         scored = rescore(both, values, device, settings.times_s, blocks=settings.rescore_blocks,
                          size=sample.size, rows=sample.u.shape[1], seed=settings.seed + 2000,
                          compensation=settings.compensation, compute=settings.compute, compile=False)
-        out.append(LayerOutcome(name, values.numel(), run.strategy, scored.summary(0), scored.summary(1)))
+        out.append(LayerResult(name, values.numel(), replace(run.strategy, names=[f"optimised:{name}"]),
+                               Score.of(scored, 0), Score.of(scored, 1)))
     return out

@@ -414,7 +414,7 @@ def execute_job(job: Job) -> dict:
 
         dev_files = job.files.get("devices", {})
         comparison = compare_devices([dev_files.get(d, d) for d in p["devices"]], sample, values, settings,
-                                     naive_key=opts["naive"], source=source)
+                                     naive=opts["naive"].replace("_", "-"), source=source)
         return comparison.to_dict()
     finally:
         torch.set_num_threads(threads)
@@ -773,26 +773,23 @@ SUMMARY_COLUMNS = ["id", "kind", "device", "pairs", "significance", "f_max", "gr
 
 
 def _row(job: Job, device: str, scores: dict, cell: list[float], wall: float, ranks=("", "")) -> dict:
-    from ..search.run import BASELINE_KEYS
+    from ..scores import Scoreboard
     from ..timeunits import format_times
 
     p = job.params
-    f1 = min(BASELINE_KEYS, key=lambda k: scores[k]["mean"])
-    hands = [k for k in ("lsp_first_best", "msp_first_best") if k in scores] or list(BASELINE_KEYS)
-    hand = min(hands, key=lambda k: scores[k]["mean"])
-    opt = scores["optimised"]["mean"]
+    board = Scoreboard.from_json(scores)
+    f1, hand, opt = board.best_f1_baseline, board.best_hand_crafted, board.optimised
     sig = p["cell"]["significance"]
     return {"id": job.id, "kind": job.kind, "device": device, "pairs": p["cell"]["pairs"],
             "significance": sig if sig == "auto" else ",".join(f"{f:g}" for f in sig),
             "f_max": p["cell"]["f_max"], "grid_points": p["grid_points"],
             "times": ",".join(format_times(p["times_s"])), "weights": p["weights"], "seed": p["seed"],
-            "cell": ",".join(f"{f:g}" for f in cell), "tnmse_optimised": repr(opt),
-            "stderr_optimised": repr(scores["optimised"]["stderr"]), "best_f1_baseline": f1,
-            "tnmse_best_f1": repr(scores[f1]["mean"]),
-            "best_hand_crafted": hand + (f" F={scores[hand]['f']}" if "f" in scores[hand] else ""),
-            "tnmse_best_hand": repr(scores[hand]["mean"]),
-            "improvement_vs_best_f1": repr(1 - opt / scores[f1]["mean"]),
-            "improvement_vs_best_hand": repr(1 - opt / scores[hand]["mean"]),
+            "cell": ",".join(f"{f:g}" for f in cell), "tnmse_optimised": repr(opt.mean),
+            "stderr_optimised": repr(opt.stderr), "best_f1_baseline": f1.name,
+            "tnmse_best_f1": repr(f1.score.mean), "best_hand_crafted": hand.label,
+            "tnmse_best_hand": repr(hand.score.mean),
+            "improvement_vs_best_f1": repr(board.improvement_vs_best_f1_baseline),
+            "improvement_vs_best_hand": repr(board.improvement_vs_best_hand_crafted),
             "rank_by_optimum": ranks[0], "rank_by_naive": ranks[1], "wall_time_s": f"{wall:.3f}"}
 
 

@@ -11,13 +11,24 @@
 
 `variant` is `fp` (floating-point training) or `hwa` (hardware-aware training); both load the
 committed fp16 checkpoints in `checkpoints/` (see `checkpoints/manifest.json`). Training:
-`python -m weightprog.workloads.train NAME --variant fp|hwa`.
+`weightprog train NAME --variant fp|hwa` (or `python -m weightprog.workloads.train …`, the form the
+manifest records), in the library `train_workload(TrainSettings(NAME, variant))`; each workload
+trains in its own module with the shared helpers of `training`.
 """
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from .. import validate
 from ..errors import WeightprogError
 from .common import VARIANTS, Workload
+from .training import HWAConfig, Log, device_noise_scale
 
 WORKLOADS = ("ptb-lstm", "fmnist-resnet32", "sentiment-minilm")
 # options a caller may pass besides variant / eval_size / split / checkpoint / seed
@@ -37,13 +48,109 @@ def get_workload(name: str, variant: str = "fp", eval_size: int | None = None, *
         raise WeightprogError(f"workload: unknown {name!r}; use one of {', '.join(WORKLOADS)}")
     if variant not in VARIANTS:
         raise WeightprogError(f"workload {name}: variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
-    import importlib
-    module = importlib.import_module(f".{_MODULES[name]}", __name__)
-    return module.get(variant=variant, eval_size=eval_size, **options)
+    return _module(name).get(variant=variant, eval_size=eval_size, **options)
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f".{_MODULES[name]}", __name__)
 
 
 def is_workload(name: str) -> bool:
     return name in _MODULES
 
 
-__all__ = ["WORKLOADS", "Workload", "get_workload", "is_workload"]
+RESUMABLE = ("fmnist-resnet32", "ptb-lstm")
+"""Workloads whose training can continue from the committed FP checkpoint (`resume`)."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """One training run of a reference workload, as `weightprog train` takes it; validated when made.
+
+    Parameters
+    ----------
+    workload : str
+        One of `WORKLOADS`.
+    variant : {'fp', 'hwa'}
+        Floating-point or hardware-aware training.
+    steps, batch : int, optional
+        Optimiser steps and batch size (>= 1; default: the workload's, those of the committed checkpoints).
+    lr : float, optional
+        Peak learning rate (> 0; default: the workload's).
+    seed : int
+        Seed of the run.
+    device : str
+        Device name or YAML/JSON file whose programming noise sets the HWA weight noise.
+    output_noise : float
+        HWA output noise, fraction of the output range, in [0, 1] (1/127: the `standard`
+        periphery; 0: the `io8` one).
+    threads : int
+        torch threads (>= 1).
+    train_size : int, optional
+        sentiment-minilm only: training sentences used (>= 1).
+    resume : bool
+        fmnist-resnet32 and ptb-lstm only: continue from the committed FP checkpoint.
+    """
+
+    workload: str
+    variant: str = "fp"
+    steps: int | None = None
+    batch: int | None = None
+    lr: float | None = None
+    seed: int = 0
+    device: str = "pcm"
+    output_noise: float = HWAConfig.output_noise
+    threads: int = 2
+    train_size: int | None = None
+    resume: bool = False
+
+    def __post_init__(self):
+        validate.choice(self.workload, "workload", WORKLOADS)
+        validate.choice(self.variant, "variant", VARIANTS)
+        for field in ("steps", "batch", "train_size"):
+            if getattr(self, field) is not None:
+                validate.integer(getattr(self, field), field, 1)
+        if self.lr is not None:
+            validate.number(self.lr, "lr", above=0)
+        validate.seed(self.seed)
+        HWAConfig(output_noise=self.output_noise)  # HWAConfig's check of the range
+        validate.integer(self.threads, "threads", 1)
+        if self.train_size is not None and self.workload != "sentiment-minilm":
+            raise validate.SettingError("train_size", f"only for sentiment-minilm, not {self.workload}")
+        if self.resume and self.workload not in RESUMABLE:
+            raise validate.SettingError("resume", f"only for {' and '.join(RESUMABLE)}, not {self.workload}")
+
+
+def train_workload(settings: TrainSettings, command: str | None = None, log: Log | None = None) -> dict:
+    """Train a reference workload in its own module and write its checkpoint and manifest entry.
+
+    Sets torch's thread count to `settings.threads`; the device's name is resolved to the HWA
+    weight noise (`device_noise_scale`) before any training.
+
+    Parameters
+    ----------
+    settings : TrainSettings
+        The run.
+    command : str, optional
+        The command line the manifest records (`training.module_command`); default: this
+        process's arguments after `python -m weightprog.workloads.train`.
+    log : callable, optional
+        Receives progress lines (default: printed with the time).
+
+    Returns
+    -------
+    dict
+        The manifest entry of the written checkpoint.
+    """
+    s = settings
+    torch.set_num_threads(s.threads)
+    cfg = HWAConfig(noise=device_noise_scale(s.device), output_noise=s.output_noise)
+    kw: dict[str, Any] = {k: v for k, v in (("batch", s.batch), ("lr", s.lr)) if v is not None}
+    if s.workload in RESUMABLE:
+        kw["resume"] = s.resume
+    if s.workload == "sentiment-minilm":
+        kw["train_size"] = s.train_size
+    return _module(s.workload).train(s.variant, s.steps, seed=s.seed, hwa_cfg=cfg, command=command, log=log, **kw)
+
+
+__all__ = ["RESUMABLE", "WORKLOADS", "TrainSettings", "Workload", "get_workload", "is_workload", "train_workload"]

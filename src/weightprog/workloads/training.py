@@ -1,0 +1,348 @@
+"""What every reference workload's training shares: hardware-aware (HWA) training, the optimiser
+step, the learning-rate schedule, checkpoints and their manifest entries, progress lines.
+
+Each workload trains in its own module (`fmnist_resnet.train`, `ptb_lstm.train`,
+`sentiment_minilm.train`) and hands its own loss to `train_step`; this module never imports a
+workload. `python -m weightprog.workloads.train` and `weightprog train` pick the workload.
+
+HWA training (Joshi et al., Nat. Commun. 2020, as the paper uses it):
+* weight-noise injection: every step the analog weights are perturbed by Gaussian noise of std
+  `noise · max|W_row|` (per output row, i.e. per crossbar column), `noise` = the device's mean
+  programming noise over its range relative to the range (PCM: 3.4 %); the gradient at the noisy
+  weights updates the clean ones;
+* input/output quantisation as in the `standard` periphery: 8-bit inputs (DAC) and 8-bit outputs
+  (ADC, Linear/Conv) with a straight-through estimator, ranges tracked as a running max, and
+  output noise of 1/127 of the output range;
+* weight clipping to ±2.5 σ of each analog tensor after every step.
+Checkpoints are written in fp16 (safetensors) with an entry in checkpoints/manifest.json.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import shlex
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import validate
+from ..devices import get_device
+from ..fileio import atomic_write, atomic_write_json
+from ..nn import find_analog_weights
+from .common import MANIFEST, checkpoint_path, read_manifest, sha256
+
+MODULE_COMMAND = "python -m weightprog.workloads.train"
+"""The command the checkpoint manifest records for a training run (both entry points take its options)."""
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class HWAConfig:
+    """Hardware-aware training noise and quantisation; validated when made.
+
+    Parameters
+    ----------
+    noise : float
+        Weight-noise std relative to each output row's max |w|, in [0, 1] (`device_noise_scale`).
+    dac_bits, adc_bits : int
+        Input and output quantisation bits, 2…32.
+    output_noise : float
+        Output noise std as a fraction of the output range, in [0, 1] (1/127: the `standard`
+        periphery; 0: the `io8` one).
+    clip_sigma : float
+        Weights are clipped to ±`clip_sigma` standard deviations of their tensor after each step (> 0).
+    range_momentum : float
+        Momentum of the running max that tracks input/output ranges, in [0, 1).
+    """
+
+    noise: float = 0.034
+    dac_bits: int = 8
+    adc_bits: int = 8
+    output_noise: float = 1 / 127
+    clip_sigma: float = 2.5
+    range_momentum: float = 0.99
+
+    def __post_init__(self):
+        validate.number(self.noise, "noise", minimum=0, maximum=1)
+        validate.integer(self.dac_bits, "dac_bits", 2, 32)
+        validate.integer(self.adc_bits, "adc_bits", 2, 32)
+        validate.number(self.output_noise, "output_noise", minimum=0, maximum=1)
+        validate.number(self.clip_sigma, "clip_sigma", above=0)
+        validate.number(self.range_momentum, "range_momentum", minimum=0, below=1)
+
+
+def device_noise_scale(device: str = "pcm") -> float:
+    """Mean programming-noise std over the device's range, relative to the range.
+
+    Parameters
+    ----------
+    device : str
+        Device name or YAML/JSON file.
+
+    Returns
+    -------
+    float
+        The `noise` of `HWAConfig` for that device (PCM: 0.034).
+    """
+    dev = get_device(device)
+    g = torch.linspace(dev.g_min, dev.g_max, 201, dtype=torch.float64)
+    return float(dev.programming_std(g).mean() / (dev.g_max - dev.g_min))
+
+
+class STEQuant(torch.autograd.Function):
+    """Symmetric uniform quantisation to `bits` bits over ±`bound` with a straight-through gradient:
+    `STEQuant.apply(x, bound, bits)`."""
+
+    @staticmethod
+    def forward(ctx, x, bound, bits):
+        levels = 2 ** (bits - 1) - 1
+        step = bound / levels
+        return torch.round(x.clamp(-bound, bound) / step) * step
+
+    @staticmethod
+    def backward(ctx, g):
+        return g, None, None
+
+
+class HWA:
+    """Hooks and weight perturbation for hardware-aware training of any model's analog weights.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model; its analog weights are found by `weightprog.nn.find_analog_weights`.
+    cfg : HWAConfig
+        Noise and quantisation.
+    exclude : optional
+        Passed to `find_analog_weights` (modules or names kept digital).
+    """
+
+    def __init__(self, model: nn.Module, cfg: HWAConfig, exclude=None):
+        self.model, self.cfg = model, cfg
+        self.weights = find_analog_weights(model, exclude=exclude)
+        self.ranges: dict[Any, list[float]] = {}
+        self.active: bool | None = None
+        """Force training behaviour (range tracking, output noise) on/off; None follows model.training."""
+        self.handles: list[Any] = []
+        seen = set()
+        for w in self.weights:
+            m = w.module
+            if id(m) in seen:
+                continue
+            seen.add(id(m))
+            full = isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
+            self.handles.append(m.register_forward_pre_hook(self._pre(m)))
+            if full:
+                self.handles.append(m.register_forward_hook(self._post(m)))
+
+    def _training(self) -> bool:
+        return self.model.training if self.active is None else self.active
+
+    def _track(self, key, x):
+        cur = float(x.detach().abs().max())
+        r = self.ranges.setdefault(key, [cur])
+        if self._training():
+            r[0] = max(self.cfg.range_momentum * r[0] + (1 - self.cfg.range_momentum) * cur, 1e-8)
+        return r[0]
+
+    def _pre(self, m):
+        def hook(_, args):
+            if not args or not torch.is_tensor(args[0]) or not args[0].is_floating_point():
+                return None
+            bound = self._track((id(m), "in"), args[0])
+            return (STEQuant.apply(args[0], bound, self.cfg.dac_bits),) + tuple(args[1:])
+        return hook
+
+    def _post(self, m):
+        def hook(_, args, out):
+            bound = self._track((id(m), "out"), out)
+            if self._training() and self.cfg.output_noise > 0:
+                out = out + torch.randn_like(out) * (self.cfg.output_noise * bound)
+            return STEQuant.apply(out, bound, self.cfg.adc_bits)
+        return hook
+
+    @contextlib.contextmanager
+    def noisy(self) -> Iterator[None]:
+        """Perturb the analog weights for one forward/backward; restore before the update."""
+        saved = []
+        with torch.no_grad():
+            for w in self.weights:
+                p = w.param
+                saved.append(p.detach().clone())
+                rows = p.reshape(p.shape[0], -1)
+                scale = rows.abs().amax(1, keepdim=True).reshape((p.shape[0],) + (1,) * (p.dim() - 1))
+                p.add_(torch.randn_like(p) * scale * self.cfg.noise)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for w, s in zip(self.weights, saved):
+                    w.param.copy_(s)
+
+    @torch.no_grad()
+    def clip(self) -> None:
+        """Clip each analog weight tensor to ±`clip_sigma` of its standard deviation."""
+        for w in self.weights:
+            p = w.param
+            bound = self.cfg.clip_sigma * float(p.std())
+            p.clamp_(-bound, bound)
+
+    def remove(self) -> None:
+        """Remove the quantisation hooks from the model."""
+        for h in self.handles:
+            h.remove()
+        self.handles = []
+
+
+def module_command(args: Sequence[str]) -> str:
+    """The training command line as the manifest records it.
+
+    Parameters
+    ----------
+    args : sequence of str
+        The arguments after the command (workload and options), as typed.
+
+    Returns
+    -------
+    str
+        `python -m weightprog.workloads.train ARGS`, shell-quoted.
+    """
+    return MODULE_COMMAND + " " + " ".join(shlex.quote(a) for a in args)
+
+
+def previous_checkpoint(name: str, variant: str) -> dict | None:
+    """Manifest entry of the checkpoint a resumed run starts from (its command comes first).
+
+    Parameters
+    ----------
+    name, variant : str
+        Workload and variant of the committed checkpoint.
+
+    Returns
+    -------
+    dict or None
+        Its command, value, steps and batch; None where the manifest has no such checkpoint.
+    """
+    entry = read_manifest().get(checkpoint_path(name, variant).name)
+    return None if entry is None else {k: entry[k] for k in ("command", "value", "steps", "batch") if k in entry}
+
+
+def save_checkpoint(name: str, variant: str, model: nn.Module, metric: float, metric_name: str,
+                    info: dict, keys: Iterable[str] | None = None, command: str | None = None) -> dict:
+    """Write the fp16 safetensors of the state dict (or of `keys` only) and its manifest entry.
+
+    Parameters
+    ----------
+    name, variant : str
+        Workload and variant: the file is `checkpoints/<name>-<variant>.safetensors`.
+    model : nn.Module
+        The trained model.
+    metric : float
+        Its test metric, recorded as the entry's `value`.
+    metric_name : str
+        'accuracy' or 'perplexity'.
+    info : dict
+        Further entry fields (steps, batch, lr, seed, …); a `resumed_from` entry's command is
+        prepended to this run's.
+    keys : iterable of str, optional
+        State-dict keys to store (default: all).
+    command : str, optional
+        This run's command (`module_command`); default: `python -m weightprog.workloads.train` with
+        this process's arguments.
+
+    Returns
+    -------
+    dict
+        The manifest entry written.
+    """
+    from safetensors.torch import save_file
+    wanted = None if keys is None else set(keys)
+    state = {k: v.detach().to(torch.float16).contiguous() if v.is_floating_point() else v.detach().contiguous()
+             for k, v in model.state_dict().items() if wanted is None or k in wanted}
+    path = checkpoint_path(name, variant)
+    atomic_write(path, lambda tmp: save_file(state, str(tmp)))
+    manifest = read_manifest()
+    if command is None:
+        command = module_command(sys.argv[1:])
+    if info.get("resumed_from"):
+        command = info["resumed_from"]["command"] + " && " + command
+    entry = {"file": path.name, "workload": name, "variant": variant, "sha256": sha256(path),
+             "bytes": path.stat().st_size, "metric": metric_name, "value": metric,
+             "command": command,
+             **info}
+    manifest[path.name] = entry
+    atomic_write_json(MANIFEST, dict(sorted(manifest.items())))
+    return entry
+
+
+def step_lr(opt: torch.optim.Optimizer, base: float, step: int, total: int, warmup: int = 0) -> None:
+    """Set the learning rate of `step`: linear warm-up, then cosine decay to 0 at `total`.
+
+    Parameters
+    ----------
+    opt : torch.optim.Optimizer
+        Its parameter groups get `lr` (times a group's `lr_scale`, where it has one).
+    base : float
+        Peak learning rate.
+    step, total : int
+        This step (from 0) and the number of steps.
+    warmup : int
+        Steps of linear warm-up from base/warmup to base.
+    """
+    if step < warmup:
+        lr = base * (step + 1) / warmup
+    else:
+        lr = base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+    for g in opt.param_groups:
+        g["lr"] = lr * g.get("lr_scale", 1.0)
+
+
+def train_step(opt: torch.optim.Optimizer, hwa: HWA | None, loss_fn: Callable[[], torch.Tensor],
+               clip_grad: float | None = None) -> torch.Tensor:
+    """One optimiser step. With HWA the loss and its gradient see noisy weights, and the weights
+    are clipped after the step.
+
+    Parameters
+    ----------
+    opt : torch.optim.Optimizer
+        The optimiser; gradient clipping acts on its parameters.
+    hwa : HWA or None
+        Hardware-aware training of the model, or None for floating-point training.
+    loss_fn : callable
+        The workload's loss of one batch, computed by the model (no arguments).
+    clip_grad : float, optional
+        Clip the gradient norm to this value.
+
+    Returns
+    -------
+    torch.Tensor
+        The loss (at the noisy weights under HWA).
+    """
+    with (hwa.noisy() if hwa else contextlib.nullcontext()):
+        loss = loss_fn()
+        opt.zero_grad()
+        loss.backward()
+        if clip_grad is not None:
+            nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], clip_grad)
+    opt.step()
+    if hwa:
+        hwa.clip()
+    return loss
+
+
+def log(msg: str) -> None:
+    """The default progress line of training: the wall-clock time and `msg`, on stdout.
+
+    Parameters
+    ----------
+    msg : str
+        The message.
+    """
+    print(time.strftime("%H:%M:%S"), msg, flush=True)
