@@ -222,6 +222,8 @@ class DeviceModel:
             Read conductances, µS: the state's shape for a scalar time, (T, *state shape) for T times.
         """
         g_prog, nu, q = state.g_prog, state.nu, state.q
+        drift_log: torch.Tensor | float
+        scale: torch.Tensor | float
         if isinstance(t_s, torch.Tensor) and t_s.dim() > 0:
             view = (-1,) + (1,) * g_prog.dim()
             times = t_s.to(device=g_prog.device, dtype=g_prog.dtype)
