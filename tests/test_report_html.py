@@ -287,7 +287,8 @@ def study_record() -> dict:
 def more_runs(tmp_path_factory):
     """{kind: (folder, data file)}: a small sweep and a device fit through the command line, and a
     study folder from a constructed record (its tables and figure by the study's own writers)."""
-    from weightprog.study import StudySettings, plot_study_metric, write_tables
+    from weightprog.report.study_plots import plot_study_metric
+    from weightprog.study import StudySettings, write_tables
 
     base = tmp_path_factory.mktemp("more")
     (base / "s.yaml").write_text("name: small\nkind: [optimize, compare]\ndevices: [pcm, pcm-lowdrift]\n"

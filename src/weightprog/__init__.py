@@ -6,6 +6,7 @@ Public API; everything else may change.
 from ._version import __version__
 from .baselines import BASELINES, baseline
 from .cell import Cell
+from .compare import Comparison, compare_devices
 from .devices import DeviceModel, device_names, get_device, load_tabulated
 from .errors import WeightprogError
 from .expected import ExpectedTNMSE, bound, pointwise_strategy
@@ -21,8 +22,10 @@ from .sample import (
                      sample_from_tensors,
                      sample_from_values,
 )
-from .search.run import OptimizeSettings, optimize
+from .scores import Score, Scoreboard, Scored
+from .search.run import LayerResult, OptimizeResult, OptimizeSettings, optimize, optimize_per_layer
 from .strategy import Strategy
+from .study import StudyResult, StudySettings, run_study
 from .timeunits import DEFAULT_TIMES_S, parse_times
 
 __all__ = ["BASELINES", "baseline", "Cell", "DeviceModel", "device_names", "get_device",
@@ -30,4 +33,6 @@ __all__ = ["BASELINES", "baseline", "Cell", "DeviceModel", "device_names", "get_
            "TNMSE", "TNMSEResult", "rescore", "ExpectedTNMSE", "bound", "pointwise_strategy",
            "WeightSample", "default_sample", "load_distribution",
            "sample_from_array", "sample_from_module", "sample_from_tensors", "sample_from_values",
-           "Strategy", "DEFAULT_TIMES_S", "parse_times", "OptimizeSettings", "optimize", "SearchBars", "__version__"]
+           "Strategy", "DEFAULT_TIMES_S", "parse_times", "OptimizeSettings", "optimize", "OptimizeResult",
+           "optimize_per_layer", "LayerResult", "Score", "Scored", "Scoreboard", "Comparison", "compare_devices",
+           "StudySettings", "StudyResult", "run_study", "SearchBars", "__version__"]

@@ -121,6 +121,7 @@ def run_workload(name: str, settings: StudySettings, out: Path,
     `progress`: a bar over each evaluation's realisations × times (stderr)."""
     from .report.nn_plots import plot_gradient_weight
     from .report.optimize_plots import plot_strategy
+    from .report.study_plots import plot_study_metric
     from .workloads import get_workload
 
     start = time.perf_counter()
@@ -232,41 +233,6 @@ def _clean(x):
     return x
 
 
-def plot_study_metric(name, metric, drec, settings, path, dev_name):
-    """Metric vs time (log), mean ±1σ per strategy, one panel per variant, FP digital line."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .fileio import atomic_write
-    from .report.palette import DIGITAL, legend_outside, strategy_style
-
-    variants = list(drec["variants"])
-    fig, axes = plt.subplots(1, len(variants), figsize=(4.6 * len(variants), 3.4), squeeze=False, sharey=True)
-    times = list(settings.times_s)
-    fp_digital = drec["variants"].get("fp", next(iter(drec["variants"].values())))["digital"]
-    for ax, v in zip(axes[0], variants):
-        for role, s in drec["variants"][v]["strategies"].items():
-            m, sd = torch.tensor(s["mean"]), torch.tensor(s["std"])
-            line, = ax.plot(times, m, ms=3, label=f"{role}: {s['label']}",
-                            **strategy_style("naive" if role == "naive" else s["label"]))
-            ax.fill_between(times, m - sd, m + sd, color=line.get_color(), alpha=0.2, lw=0)
-        ax.axhline(fp_digital, color=DIGITAL, ls=":", lw=1.2, label="FP model, digital")
-        ax.set_xscale("log")
-        ax.set_xticks(times)
-        ax.set_xticklabels(format_times(times), fontsize=7)
-        ax.minorticks_off()
-        ax.set_title(f"{name}, {v.upper()}-trained, {dev_name}", fontsize=9)
-        ax.set_xlabel("time after programming", fontsize=8)
-        ax.grid(alpha=0.3)
-    legend_outside(axes[0][-1], fontsize=7)
-    axes[0][0].set_ylabel(f"{metric} (mean ±1σ, R={settings.repeats})", fontsize=8)
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    finally:
-        plt.close(fig)
-
-
 def collect(out: Path) -> list[dict]:
     records = []
     for p in sorted(out.glob("*/results.json")):
@@ -313,6 +279,80 @@ def write_tables(out: Path) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class Curve:
+    """One strategy's metric over the study's times: mean and standard deviation over realisations."""
+
+    label: str
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def from_json(cls, d: dict) -> Curve:
+        return cls(d["label"], tuple(d["mean"]), tuple(d["std"]))
+
+    @property
+    def complete(self) -> bool:
+        """False where a time's metric is missing (an evaluation that failed, written as null)."""
+        return None not in self.mean
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """The issue's check for one workload, device and trained variant, at the last time point."""
+
+    workload: str
+    device: str
+    variant: str
+    higher_is_better: bool
+    repeats: int
+    fp_digital: float
+    naive: Curve
+    hand_crafted: Curve
+    optimised: Curve
+
+    @property
+    def gap_to_digital(self) -> float:
+        """Optimised at the last time vs the FP model's digital metric: points (accuracy, as a
+        fraction) or relative change (perplexity)."""
+        last = self.optimised.mean[-1]
+        return last - self.fp_digital if self.higher_is_better else last / self.fp_digital - 1
+
+    def _differences(self) -> tuple[list[float], list[float]]:
+        sign = 1 if self.higher_is_better else -1
+        diffs = [sign * (o - n) for o, n in zip(self.optimised.mean, self.naive.mean)]
+        se = [math.sqrt((so ** 2 + sn ** 2) / self.repeats) for so, sn in zip(self.optimised.std, self.naive.std)]
+        return diffs, se
+
+    @property
+    def times_at_least_naive(self) -> int:
+        """At how many times optimised is at least as good as naive."""
+        return sum(d >= 0 for d in self._differences()[0])
+
+    @property
+    def times_worse_than_naive(self) -> int:
+        """At how many times optimised is worse than naive by more than 2 standard errors of the difference."""
+        diffs, se = self._differences()
+        return sum(d < -2 * e for d, e in zip(diffs, se))
+
+
+def criteria(records: list[dict]) -> list[Criterion]:
+    """The checks of every workload, device and trained variant in the study's records (results.json);
+    variants whose naive or optimised curve is incomplete are left out."""
+    out = []
+    for rec in records:
+        for dev, drec in rec["devices"].items():
+            fp_digital = drec["variants"].get("fp", next(iter(drec["variants"].values())))["digital"]
+            for v, vrec in drec["variants"].items():
+                st = {role: Curve.from_json(c) for role, c in vrec["strategies"].items()}
+                naive, hand, opt = st["naive"], st["best hand-crafted"], st["optimised"]
+                if not (opt.complete and naive.complete):
+                    continue
+                out.append(Criterion(rec["workload"], dev, v, rec["higher_is_better"], rec["settings"]["repeats"],
+                                     fp_digital, naive, hand, opt))
+    return out
+
+
 def criteria_table(records: list[dict]) -> str:
     """The issue's checks per workload, device and trained variant: the metric at the last time,
     HWA/FP + optimised there against the FP model's digital metric (accuracy: absolute points;
@@ -322,25 +362,13 @@ def criteria_table(records: list[dict]) -> str:
           "| workload | device | trained | FP digital | naive | best hand-crafted | optimised | "
           "optimised vs FP digital | optimised ≥ naive (worse > 2 s.e.) |",
           "|---|---|---|---|---|---|---|---|---|"]
-    for rec in records:
-        up, r = rec["higher_is_better"], rec["settings"]["repeats"]
-        for dev, drec in rec["devices"].items():
-            fp_digital = drec["variants"].get("fp", next(iter(drec["variants"].values())))["digital"]
-            for v, vrec in drec["variants"].items():
-                st = vrec["strategies"]
-                naive, hand, opt = st["naive"], st["best hand-crafted"], st["optimised"]
-                if None in opt["mean"] or None in naive["mean"]:
-                    continue
-                gap = (f"{100 * (opt['mean'][-1] - fp_digital):+.1f} points" if up
-                       else f"{100 * (opt['mean'][-1] / fp_digital - 1):+.1f} %")
-                sign = 1 if up else -1
-                diffs = [sign * (o - n) for o, n in zip(opt["mean"], naive["mean"])]
-                se = [math.sqrt((so ** 2 + sn ** 2) / r) for so, sn in zip(opt["std"], naive["std"])]
-                ok = sum(d >= 0 for d in diffs)
-                bad = sum(d < -2 * e for d, e in zip(diffs, se))
-                md.append(f"| {rec['workload']} | {dev} | {v} | {fp_digital:.4g} | {_fmt(naive['mean'][-1], naive['std'][-1])} | "
-                          f"{_fmt(hand['mean'][-1], hand['std'][-1])} ({hand['label']}) | {_fmt(opt['mean'][-1], opt['std'][-1])} | "
-                          f"{gap} | {ok}/{len(diffs)} ({bad}) |")
+    for c in criteria(records):
+        gap = f"{100 * c.gap_to_digital:+.1f} " + ("points" if c.higher_is_better else "%")
+        naive, hand, opt = c.naive, c.hand_crafted, c.optimised
+        md.append(f"| {c.workload} | {c.device} | {c.variant} | {c.fp_digital:.4g} | "
+                  f"{_fmt(naive.mean[-1], naive.std[-1])} | {_fmt(hand.mean[-1], hand.std[-1])} ({hand.label}) | "
+                  f"{_fmt(opt.mean[-1], opt.std[-1])} | {gap} | {c.times_at_least_naive}/{len(opt.mean)} "
+                  f"({c.times_worse_than_naive}) |")
     return "\n".join(md) + "\n"
 
 
@@ -350,12 +378,45 @@ def _fmt(m, sd) -> str:
     return f"{m:.4g} ± {sd:.2g}" if m < 10 else f"{m:.1f} ± {sd:.1f}"
 
 
+@dataclass(frozen=True)
+class StudyResult:
+    """What `run_study` wrote: each workload's record (its results.json) and the criteria."""
+
+    out: Path
+    records: dict[str, dict]
+    """results.json of each workload, by name."""
+    summary: str
+    """summary.md: the tables and the criteria."""
+
+    @property
+    def criteria(self) -> list[Criterion]:
+        """The issue's checks at the last time point, per workload, device and trained variant."""
+        return criteria(list(self.records.values()))
+
+
 def run_study(settings: StudySettings, out: str | Path, log: Callable[[str], None] = lambda m: None,
-              progress: bool = False) -> dict:
+              progress: bool = False) -> StudyResult:
+    """Run (or resume) the study in `out`.
+
+    Parameters
+    ----------
+    settings
+        Workloads, devices, variants, times, realisations and the search's size.
+    out
+        The output folder (locked while the study runs): `<workload>/results.json`, figures,
+        results.csv and summary.md.
+    log
+        Called with one line per step.
+    progress
+        Show a bar over each evaluation's realisations × times (stderr).
+
+    Returns
+    -------
+    StudyResult
+    """
     out = Path(out)
     with folder_lock(out, "weightprog study"):  # one study per folder: two would mix their records
         records = {}
         for name in settings.workloads:
             records[name] = run_workload(name, settings, out, log, progress)
-        write_tables(out)
-        return records
+        return StudyResult(out, records, write_tables(out))

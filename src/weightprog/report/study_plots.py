@@ -1,0 +1,62 @@
+"""Figures of the paper's study (`weightprog study`): each workload's metric over time per device."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on the machines that run this
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from ..fileio import atomic_write  # noqa: E402
+from ..timeunits import format_times  # noqa: E402
+from .palette import DIGITAL, legend_outside, strategy_style  # noqa: E402
+
+if TYPE_CHECKING:
+    from ..study import StudySettings
+
+
+def plot_study_metric(name: str, metric: str, drec: dict, settings: StudySettings, path: str | Path,
+                      dev_name: str) -> None:
+    """Metric vs time (log), mean ±1σ per strategy, one panel per variant, FP digital line.
+
+    Parameters
+    ----------
+    name, metric
+        The workload and its metric's name (`accuracy`, `perplexity`).
+    drec
+        The device's record in the workload's results.json (`variants` → strategies' mean and std).
+    settings
+        The study's settings (times and realisations).
+    path
+        The PNG to write (atomically).
+    dev_name
+        The device, for the panel titles.
+    """
+    variants = list(drec["variants"])
+    fig, axes = plt.subplots(1, len(variants), figsize=(4.6 * len(variants), 3.4), squeeze=False, sharey=True)
+    times = list(settings.times_s)
+    fp_digital = drec["variants"].get("fp", next(iter(drec["variants"].values())))["digital"]
+    for ax, v in zip(axes[0], variants):
+        for role, s in drec["variants"][v]["strategies"].items():
+            m, sd = torch.tensor(s["mean"]), torch.tensor(s["std"])
+            line, = ax.plot(times, m, ms=3, label=f"{role}: {s['label']}",
+                            **strategy_style("naive" if role == "naive" else s["label"]))
+            ax.fill_between(times, m - sd, m + sd, color=line.get_color(), alpha=0.2, lw=0)
+        ax.axhline(fp_digital, color=DIGITAL, ls=":", lw=1.2, label="FP model, digital")
+        ax.set_xscale("log")
+        ax.set_xticks(times)
+        ax.set_xticklabels(format_times(times), fontsize=7)
+        ax.minorticks_off()
+        ax.set_title(f"{name}, {v.upper()}-trained, {dev_name}", fontsize=9)
+        ax.set_xlabel("time after programming", fontsize=8)
+        ax.grid(alpha=0.3)
+    legend_outside(axes[0][-1], fontsize=7)
+    axes[0][0].set_ylabel(f"{metric} (mean ±1σ, R={settings.repeats})", fontsize=8)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
