@@ -208,6 +208,20 @@ def weight_bins(values: torch.Tensor, grid: torch.Tensor, per_segment: int = 8,
 
 @dataclass
 class ExpectedResult:
+    """Expected errors of B strategies (`ExpectedTNMSE.evaluate`).
+
+    Parameters
+    ----------
+    names
+        The strategies' names.
+    times_s
+        The T times, seconds after programming.
+    per_time
+        (B, T) expected NMSE at each time.
+    alpha
+        (B, T) drift-compensation factor at each time.
+    """
+
     names: list[str]
     times_s: tuple[float, ...]
     per_time: torch.Tensor
@@ -217,6 +231,7 @@ class ExpectedResult:
 
     @property
     def mean(self) -> torch.Tensor:
+        """(B,) expected TNMSE: the mean over times."""
         return self.per_time.mean(-1)
 
 
@@ -261,6 +276,34 @@ class ExpectedTNMSE:
 
     >>> model = ExpectedTNMSE(load_distribution(), "pcm")
     >>> model(baseline("lsp-first", Cell((1, 2))))          # (1,) expected TNMSE
+
+    Parameters
+    ----------
+    values
+        Normalised weights in [−1, 1] (or a `WeightSample`, whose values are used): the density.
+    device
+        A `DeviceModel` or a name/file for `get_device`.
+    times_s
+        Seconds after programming at which the error is averaged.
+    compensation
+        Drift-compensation scope: `column`, `layer` or `none` (`validate.SAMPLE_COMPENSATION_SCOPES`;
+        `all` is read as `layer`). `column` and `layer` give the same α here: both are the
+        large-column limit.
+    bins_per_segment
+        Quantile bins of |u| per segment of a strategy's grid.
+    table_points
+        Conductances at which the device's read moments are tabulated.
+    dtype
+        Torch dtype of the evaluation (float32; float64 for checks).
+    compile
+        Fuse the kernel with `torch.compile`: True, False or `auto`.
+    chunk
+        Strategies per kernel call.
+
+    Raises
+    ------
+    WeightprogError
+        For an unknown device or compensation scope, or bad times.
     """
 
     def __init__(self, values: torch.Tensor | WeightSample, device: DeviceModel | str = "pcm",
@@ -327,6 +370,22 @@ class ExpectedTNMSE:
         return (err, alpha) if with_alpha else err
 
     def evaluate(self, strategy: Strategy) -> ExpectedResult:
+        """Expected error per time and α of each strategy of a batch.
+
+        Parameters
+        ----------
+        strategy
+            One strategy or a population, within the device's range.
+
+        Returns
+        -------
+        ExpectedResult
+
+        Raises
+        ------
+        WeightprogError
+            When a target conductance lies outside the device range.
+        """
         strategy.check_range(self.device.g_min, self.device.g_max)
         with torch.no_grad():
             err, alpha = self.per_time(strategy.grid, strategy.conductances, strategy.significance,
@@ -586,7 +645,22 @@ class Pointwise:
 
 def bound(model: ExpectedTNMSE, significance: Sequence[float], bins: int = 48) -> PointwiseResult:
     """The lowest expected TNMSE any mapping weight → targets in [g_min, g_max]^(2P) reaches with
-    one free read-out scale per time (no drift compensation can do better), for this cell."""
+    one free read-out scale per time (no drift compensation can do better), for this cell.
+
+    Parameters
+    ----------
+    model
+        The expected error (density, device, times).
+    significance
+        The cell's significance factors, one per pair.
+    bins
+        Quantile bins of |u| (two nodes each) at which the mapping is optimised.
+
+    Returns
+    -------
+    PointwiseResult
+        The bound (`mean`, `per_time`) and the mapping that reaches it, `compensated` False.
+    """
     return Pointwise(model, significance, bins).solve(compensated=False)
 
 
@@ -601,7 +675,30 @@ def pointwise_strategy(model: ExpectedTNMSE, significance: Sequence[float], poin
     polished by gradient on the expected error with the real compensation (kept if it helps).
     The table need not be mirrored-monotonic or smooth; it may clip the largest weights
     (W_hw(1) < β). With `expressible`, β is tied to the table's largest weight (β = W_hw(1)), the
-    form aihwkit's CustomPairConductanceConverter can express."""
+    form aihwkit's CustomPairConductanceConverter can express.
+
+    Parameters
+    ----------
+    model
+        The expected error (density, device, times, compensation).
+    significance
+        The cell's significance factors, one per pair.
+    points
+        Grid weights the table starts from (more are inserted where the optimum bends).
+    polish_steps
+        Adam steps of the final polish (0: none).
+    solution
+        A compensated pointwise solution already computed (else it is solved here).
+    name
+        The strategy's name.
+    expressible
+        Tie β to the table's largest weight (β = W_hw(1)).
+
+    Returns
+    -------
+    tuple of (Strategy, PointwiseResult)
+        The dense strategy and the compensated pointwise solution it came from.
+    """
     with single_thread():
         return _pointwise_strategy(model, significance, points, polish_steps, solution, name, expressible)
 

@@ -12,6 +12,7 @@ docs/MODEL.md §6).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +31,27 @@ REFERENCES = ("read", "programmed")
 
 @dataclass(frozen=True)
 class Mapping:
-    """How a weight matrix is laid out on crossbars."""
+    """How a weight matrix is laid out on crossbars, normalised and drift-compensated.
+
+    Parameters
+    ----------
+    tile_rows, tile_cols
+        Largest tile: inputs (rows) × outputs (columns); a matrix is cut evenly into as few
+        tiles as fit (`split_tiles`).
+    normalise
+        Unit of w_max: `column`, `tile` or `tensor` (`NORMALISE_UNITS`).
+    compensation
+        Drift-compensation scope: `column`, `tile`, `layer` or `none`
+        (`validate.COMPENSATION_SCOPES`); the old name `all` is read as `layer`.
+    reference
+        Compensation reference: `read` (a noisy read right after programming) or `programmed`
+        (the noise-free programmed state).
+
+    Raises
+    ------
+    WeightprogError
+        For a value not in its table, or a tile smaller than 1 × 1.
+    """
 
     tile_rows: int = 512
     tile_cols: int = 512
@@ -74,7 +95,29 @@ def _reduce(x: torch.Tensor, unit: str, op: str) -> torch.Tensor:
 
 
 class ProgrammedTensor:
-    """One programming realisation of a weight tensor; read it at any time after programming."""
+    """One programming realisation of a weight tensor; read it at any time after programming.
+
+    Parameters
+    ----------
+    weight
+        The weights, any shape: viewed as a matrix outputs × inputs (dim 0 the outputs, conv
+        kernels flattened into the inputs; a 1-D tensor is one output).
+    strategy
+        A single strategy (not a population) within the device's range.
+    device
+        A `DeviceModel` or a name/file for `get_device`.
+    mapping
+        Tiling, normalisation and drift compensation.
+    generator
+        Source of the programming draws and of the calibration read.
+    name
+        The tensor's name in error messages.
+
+    Raises
+    ------
+    WeightprogError
+        For a population, a strategy outside the device range, or NaN/inf weights.
+    """
 
     def __init__(self, weight: torch.Tensor, strategy: Strategy, device: DeviceModel | str = "pcm",
                  mapping: Mapping = Mapping(), generator: torch.Generator | None = None,
@@ -116,7 +159,20 @@ class ProgrammedTensor:
         return self._normalised(self.device.read(self.state, float(t_s), generator=generator))
 
     def read(self, t_s: float, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Effective weights α·ŵ(t) in the original shape and units (fresh read noise)."""
+        """Effective weights α·ŵ(t) in the original shape and units (fresh read noise).
+
+        Parameters
+        ----------
+        t_s
+            Seconds after programming.
+        generator
+            Source of the read noise.
+
+        Returns
+        -------
+        torch.Tensor
+            The read weights, the shape and dtype of the programmed tensor.
+        """
         w = self._read_normalised(t_s, generator)
         reference = self.reference
         if reference is not None:
@@ -128,12 +184,35 @@ class ProgrammedTensor:
 
     @property
     def state_bytes(self) -> int:
+        """Bytes of device state held (programmed conductances, drift exponents, noise coefficients)."""
         return sum(t.numel() * t.element_size() for t in (self.state.g_prog, self.state.nu, self.state.q))
 
 
 def program_weights(weight: torch.Tensor, strategy: Strategy, device: DeviceModel | str = "pcm",
-                    times_s=(1.0,), mapping: Mapping = Mapping(), seed: int = 0) -> list[torch.Tensor]:
-    """Program once and read at each time: effective weights, one tensor per time."""
+                    times_s: Sequence[float] = (1.0,), mapping: Mapping = Mapping(),
+                    seed: int = 0) -> list[torch.Tensor]:
+    """Program once and read at each time: effective weights, one tensor per time.
+
+    Parameters
+    ----------
+    weight
+        The weight tensor (see `ProgrammedTensor`).
+    strategy
+        A single strategy.
+    device
+        A `DeviceModel` or a name/file for `get_device`.
+    times_s
+        Seconds after programming of the reads.
+    mapping
+        Tiling, normalisation and drift compensation.
+    seed
+        Seed of programming and read noise.
+
+    Returns
+    -------
+    list of torch.Tensor
+        The read weights at each time, each of `weight`'s shape.
+    """
     gen = torch.Generator(device=weight.device).manual_seed(seed)
     programmed = ProgrammedTensor(weight, strategy, device, mapping, gen)
     return [programmed.read(t, gen) for t in times_s]

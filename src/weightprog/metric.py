@@ -36,7 +36,17 @@ COMPENSATION = SAMPLE_COMPENSATION_SCOPES
 
 @dataclass
 class TNMSEResult:
-    """Per-column errors of B strategies: everything else is derived from them."""
+    """Per-column errors of B strategies: everything else is derived from them.
+
+    Parameters
+    ----------
+    names
+        The B strategies' names.
+    times_s
+        The T times, seconds after programming.
+    per_column
+        (B, T, C) mean squared normalised error of each column at each time.
+    """
 
     names: list[str]
     times_s: tuple[float, ...]
@@ -45,33 +55,61 @@ class TNMSEResult:
 
     @property
     def per_time(self) -> torch.Tensor:
+        """(B, T) NMSE at each time."""
         return self.per_column.mean(-1)
 
     @property
     def mean(self) -> torch.Tensor:
+        """(B,) TNMSE: the mean over times and columns."""
         return self.per_column.mean((-1, -2))
 
     @property
     def stderr(self) -> torch.Tensor:
-        """Across columns, which carry independent weights and draws."""
+        """(B,) standard error of `mean` across columns, which carry independent weights and draws."""
         c = self.per_column.shape[-1]
         return self.per_column.mean(-2).std(-1) / math.sqrt(c) if c > 1 else torch.zeros(len(self.names))
 
     @property
     def per_time_stderr(self) -> torch.Tensor:
+        """(B, T) standard error of `per_time` across columns."""
         c = self.per_column.shape[-1]
         return self.per_column.std(-1) / math.sqrt(c) if c > 1 else torch.zeros_like(self.per_time)
 
     def summary(self, index: int = 0) -> dict:
+        """JSON form of one strategy's numbers.
+
+        Parameters
+        ----------
+        index
+            Which strategy.
+
+        Returns
+        -------
+        dict
+            `mean`, `stderr`, `per_time` and `per_time_stderr` as floats.
+        """
         return {"mean": float(self.mean[index]), "stderr": float(self.stderr[index]),
                 "per_time": [float(x) for x in self.per_time[index]],
                 "per_time_stderr": [float(x) for x in self.per_time_stderr[index]]}
 
     def __getitem__(self, index: int) -> TNMSEResult:
+        """The result of strategy `index` alone (B = 1)."""
         return TNMSEResult([self.names[index]], self.times_s, self.per_column[index:index + 1])
 
     @staticmethod
     def concat_columns(results: Sequence[TNMSEResult]) -> TNMSEResult:
+        """One result from several of the same strategies and times on other columns (re-score blocks).
+
+        Parameters
+        ----------
+        results
+            Results with equal names and times.
+
+        Returns
+        -------
+        TNMSEResult
+            Their columns side by side (names and times of the first).
+        """
         return TNMSEResult(results[0].names, results[0].times_s,
                            torch.cat([r.per_column for r in results], dim=-1))
 
@@ -155,6 +193,32 @@ class TNMSE:
 
     >>> objective = TNMSE(default_sample(), "pcm")
     >>> result = objective.evaluate(baseline("lsp-first", Cell((1, 2))))
+
+    Parameters
+    ----------
+    sample
+        The weights to score on.
+    device
+        A `DeviceModel` or a name/file for `get_device`.
+    times_s
+        Seconds after programming at which the error is averaged.
+    seed
+        Seed of the shared draws (programming, drift, reads).
+    compensation
+        Drift-compensation scope: `column` (one α per column of the sample), `layer` (one α
+        for the whole sample) or `none` (`validate.SAMPLE_COMPENSATION_SCOPES`); `all` is read
+        as `layer`.
+    compute
+        Torch device of the computation: `cpu`, `cuda` or `cuda:N`.
+    compile
+        Fuse the kernel with `torch.compile`: True, False or `auto` (where a compiler works).
+    chunk
+        Strategies per kernel call.
+
+    Raises
+    ------
+    WeightprogError
+        For an unknown device or compensation scope, bad times, or an unavailable compute device.
     """
 
     def __init__(self, sample: WeightSample, device: DeviceModel | str = "pcm",
@@ -172,7 +236,15 @@ class TNMSE:
         self._kernel = self._build_kernel(compile)
 
     def set_sample(self, sample: WeightSample, seed: int) -> None:
-        """Score on another sample with fresh draws, reusing the compiled kernel."""
+        """Score on another sample with fresh draws, reusing the compiled kernel.
+
+        Parameters
+        ----------
+        sample
+            The new weights (any number of columns).
+        seed
+            Seed of the new draws.
+        """
         self.sample, self.seed = sample, int(seed)
         self.u = sample.u.to(self.compute, torch.float32)
         self._draws: dict[int, Draws] = {}
@@ -214,6 +286,22 @@ class TNMSE:
         return torch.cat(out).cpu()
 
     def evaluate(self, strategy: Strategy) -> TNMSEResult:
+        """Per-column errors of each strategy of a batch.
+
+        Parameters
+        ----------
+        strategy
+            One strategy or a population, within the device's range.
+
+        Returns
+        -------
+        TNMSEResult
+
+        Raises
+        ------
+        WeightprogError
+            When a target conductance lies outside the device range.
+        """
         strategy.check_range(self.device.g_min, self.device.g_max)
         errors = self.per_column(strategy.grid, strategy.conductances, strategy.significance, strategy.beta)
         return TNMSEResult(list(strategy.names), self.times_s, errors)
@@ -256,14 +344,42 @@ def compile_available() -> bool:
 
 def rescore(strategy: Strategy, values: torch.Tensor, device: DeviceModel | str = "pcm",
             times_s: Sequence[float] = DEFAULT_TIMES_S, blocks: int = 10, size: int = 10_240,
-            rows: int = 512, seed: int = 1_000, **kwargs) -> TNMSEResult:
-    """Honest numbers: `blocks` fresh samples of `size` weights, each with fresh draws."""
+            rows: int = 512, seed: int = 1_000, *, compensation: str = "column",
+            compute: str | torch.device | None = "cpu", compile: bool | str = "auto",
+            chunk: int = 64) -> TNMSEResult:
+    """Honest numbers: `blocks` fresh samples of `size` weights, each with fresh draws.
+
+    Parameters
+    ----------
+    strategy
+        The strategies to score.
+    values
+        Normalised weights in [−1, 1] to draw the samples from.
+    device
+        A `DeviceModel` or a name/file for `get_device`.
+    times_s
+        Seconds after programming.
+    blocks
+        Number of fresh samples (block b uses seed `seed + b` for the sample and the draws).
+    size, rows
+        Weights per sample and per column.
+    seed
+        Seed of the first block.
+    compensation, compute, compile, chunk
+        As for `TNMSE`.
+
+    Returns
+    -------
+    TNMSEResult
+        The columns of every block together: `blocks · size / rows` columns.
+    """
     objective = None
     results = []
     for b in range(blocks):
         sample = sample_from_values(values, size, rows, seed=seed + b, source="rescore")
         if objective is None:
-            objective = TNMSE(sample, device, times_s, seed=seed + b, **kwargs)
+            objective = TNMSE(sample, device, times_s, seed=seed + b, compensation=compensation,
+                              compute=compute, compile=compile, chunk=chunk)
         else:
             objective.set_sample(sample, seed + b)
         results.append(objective.evaluate(strategy))

@@ -32,6 +32,35 @@ AIHWKIT_INVERTIBILITY_TOL = 1e-4
 
 @dataclass
 class Strategy:
+    """B programming strategies on one grid: target conductances per normalised weight and device.
+
+    Parameters
+    ----------
+    grid
+        (D,) normalised weights, 0 first and 1 last, strictly increasing.
+    conductances
+        (B, D, 2P) or, for one strategy, (D, 2P) target conductances, µS, devices stored pair by
+        pair (g⁺_1, g⁻_1, g⁺_2, …).
+    significance
+        (B, P) or (P,) significance factor per pair.
+    beta
+        (B,) or scalar: µS of W_hw per unit normalised weight.
+    g_min, g_max
+        Device range, µS; every target must lie in it.
+    names
+        One name per strategy (default `strategy`, or `strategy0`, … for a batch).
+
+    Raises
+    ------
+    WeightprogError
+        For a bad grid, shapes that do not fit, NaN or inf, factors or β ≤ 0, or targets outside
+        the range.
+
+    Notes
+    -----
+    The inputs may be lists or tensors of any float dtype; they are stored as float64 tensors.
+    """
+
     grid: torch.Tensor
     """(D,) normalised weights, 0 first and 1 last, strictly increasing (float64)."""
     conductances: torch.Tensor
@@ -69,17 +98,42 @@ class Strategy:
 
     @property
     def pairs(self) -> int:
+        """Number of differential pairs P."""
         return self.conductances.shape[-1] // 2
 
     @property
     def name(self) -> str:
+        """The first strategy's name (the name of a single strategy)."""
         return self.names[0]
 
     def cell(self, index: int = 0) -> Cell:
+        """The significance factors of strategy `index` as a `Cell`.
+
+        Parameters
+        ----------
+        index
+            Which strategy of the batch.
+
+        Returns
+        -------
+        Cell
+        """
         return Cell(tuple(self.significance[index].tolist()))
 
     # --- checks ----------------------------------------------------------------------------
     def validate(self, where: str = "strategy") -> None:
+        """Check grid, shapes, finiteness, factors, β and the device range (run on construction).
+
+        Parameters
+        ----------
+        where
+            What to name in the error (a file path, `strategy`).
+
+        Raises
+        ------
+        WeightprogError
+            Naming `where` and what is wrong.
+        """
         grid, g = self.grid, self.conductances
         if grid.dim() != 1 or grid.numel() < 2:
             raise WeightprogError(f"{where}: grid needs at least 2 points (0 and 1)")
@@ -99,7 +153,20 @@ class Strategy:
         self.check_range(self.g_min, self.g_max, where)
 
     def check_range(self, g_min: float, g_max: float, where: str = "strategy") -> None:
-        """Every target conductance must lie in the device range [g_min, g_max]."""
+        """Every target conductance must lie in the device range [g_min, g_max] (1e-6 µS slack).
+
+        Parameters
+        ----------
+        g_min, g_max
+            The range of the device the strategy is used with, µS.
+        where
+            What to name in the error.
+
+        Raises
+        ------
+        WeightprogError
+            When a target lies outside the range.
+        """
         lo, hi = float(self.conductances.min()), float(self.conductances.max())
         if lo < g_min - _RANGE_TOL or hi > g_max + _RANGE_TOL:
             raise WeightprogError(f"{where}: conductances span [{lo:.4g}, {hi:.4g}] µS, outside the "
@@ -112,13 +179,35 @@ class Strategy:
 
     # --- evaluation --------------------------------------------------------------------------
     def hardware_weight(self, g: torch.Tensor) -> torch.Tensor:
-        """W_hw = Σ f_p (g⁺_p − g⁻_p) for conductances (B, …, 2P) of this batch."""
+        """W_hw = Σ f_p (g⁺_p − g⁻_p) for conductances of this batch.
+
+        Parameters
+        ----------
+        g
+            (B, …, 2P) conductances, µS.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, …) hardware weights, µS.
+        """
         pos, neg = g[..., 0::2], g[..., 1::2]
         sig = self.significance.to(g).reshape((len(self),) + (1,) * (g.dim() - 2) + (self.pairs,))
         return ((pos - neg) * sig).sum(-1)
 
     def targets(self, u: torch.Tensor) -> torch.Tensor:
-        """Target conductances (B, *u.shape, 2P) for normalised weights u ∈ [−1, 1]."""
+        """Target conductances for normalised weights (negative weights swap g⁺ and g⁻).
+
+        Parameters
+        ----------
+        u
+            Normalised weights in [−1, 1], any shape (|u| > 1 is clamped to 1).
+
+        Returns
+        -------
+        torch.Tensor
+            (B, *u.shape, 2P) targets, µS, in u's dtype and device.
+        """
         index, frac, negative = interpolation_weights(self.grid.to(u.device), u)
         table = self.conductances.to(device=u.device, dtype=u.dtype)
         g = gather_rows(table, index, frac)
@@ -127,14 +216,35 @@ class Strategy:
 
     # --- combining ---------------------------------------------------------------------------
     def regrid(self, grid: torch.Tensor | Sequence[float]) -> Strategy:
-        """The same strategies on a finer grid (exact when it contains the old grid points)."""
+        """The same strategies on another grid (exact when it contains the old grid points).
+
+        Parameters
+        ----------
+        grid
+            The new grid: 0 first, 1 last, strictly increasing.
+
+        Returns
+        -------
+        Strategy
+        """
         grid = torch.as_tensor(grid, dtype=torch.float64)
         g = self.targets(grid)  # (B, D', 2P); grid ≥ 0 so no mirroring
         return Strategy(grid, g, self.significance, self.beta, self.g_min, self.g_max, list(self.names))
 
     @staticmethod
     def stack(strategies: Sequence[Strategy]) -> Strategy:
-        """One batch from several strategies (re-gridded onto the union of their grids)."""
+        """One batch from several strategies (re-gridded onto the union of their grids).
+
+        Parameters
+        ----------
+        strategies
+            Strategies (single or batches) with the same number of pairs.
+
+        Returns
+        -------
+        Strategy
+            All of them in order; the device range spans all of theirs.
+        """
         first = strategies[0]
         if any(s.pairs != first.pairs for s in strategies):
             raise WeightprogError("strategies: cannot stack strategies with different numbers of pairs")
@@ -147,16 +257,59 @@ class Strategy:
 
     # --- files -------------------------------------------------------------------------------
     def to_dict(self, index: int = 0, **meta: Any) -> dict:
+        """The JSON form of strategy `index` (format `weightprog.strategy`, version 1).
+
+        Parameters
+        ----------
+        index
+            Which strategy of the batch.
+        **meta
+            JSON-able values stored under `meta`.
+
+        Returns
+        -------
+        dict
+        """
         return {"format": FORMAT, "version": 1, "name": self.names[index],
                 "grid": self.grid.tolist(), "conductances": self.conductances[index].tolist(),
                 "significance": self.significance[index].tolist(), "beta": float(self.beta[index]),
                 "g_min": self.g_min, "g_max": self.g_max, "meta": meta}
 
     def save(self, path: str | Path, index: int = 0, **meta: Any) -> None:
+        """Write `to_dict(index, **meta)` as JSON, atomically.
+
+        Parameters
+        ----------
+        path
+            The .json file.
+        index
+            Which strategy of the batch.
+        **meta
+            JSON-able values stored under `meta`.
+        """
         atomic_write_text(path, json.dumps(self.to_dict(index, **meta), indent=1))
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "strategy") -> Strategy:
+        """A strategy from its JSON form (`to_dict`).
+
+        Parameters
+        ----------
+        data
+            The parsed JSON.
+        where
+            What to name in errors (the file).
+
+        Returns
+        -------
+        Strategy
+            One strategy, named as in the file.
+
+        Raises
+        ------
+        WeightprogError
+            For a wrong format, a missing key or values that are not numbers.
+        """
         if not isinstance(data, dict):
             raise WeightprogError(f"{where}: expected a JSON object")
         if data.get("format") != FORMAT:
@@ -178,6 +331,22 @@ class Strategy:
 
     @classmethod
     def load(cls, path: str | Path) -> Strategy:
+        """Read a strategy file written by `save`.
+
+        Parameters
+        ----------
+        path
+            The .json file.
+
+        Returns
+        -------
+        Strategy
+
+        Raises
+        ------
+        WeightprogError
+            An unreadable file, invalid JSON or an invalid strategy, naming the file.
+        """
         path = Path(path)
         try:
             data = json.loads(read_text(path, "strategy file"))
@@ -195,6 +364,18 @@ class Strategy:
         weights it converts. aihwkit checks on construction that weight → conductances → weight
         is the identity; a strategy that does not represent every weight exactly (e.g. `--mode
         free`) would fail that check, so for it `invertibility_test` is set to False.
+
+        Parameters
+        ----------
+        index
+            Which strategy of the batch.
+        points
+            Normalised weights from −1 to +1 at which `g_lst` is sampled (≥ 2).
+
+        Returns
+        -------
+        dict
+            `f_lst`, `g_lst`, `g_min`, `g_max` (and `invertibility_test` when not exact).
         """
         if points < 2:
             raise WeightprogError(f"aihwkit export: need at least 2 points, got {points}")
@@ -208,7 +389,19 @@ class Strategy:
         return args
 
     def save_aihwkit(self, path: str | Path, index: int = 0, points: int = AIHWKIT_POINTS) -> AihwkitExport:
-        """Write `to_aihwkit()` as JSON (atomically); return what to record beside it."""
+        """Write `to_aihwkit()` as JSON (atomically); return what to record beside it.
+
+        Parameters
+        ----------
+        path
+            The .json file.
+        index, points
+            As for `to_aihwkit`.
+
+        Returns
+        -------
+        AihwkitExport
+        """
         args = self.to_aihwkit(index, points)
         atomic_write_text(path, json.dumps(args, indent=1))
         one = self[index]
