@@ -30,7 +30,23 @@ _MHA_SEPARATE = ("q_proj_weight", "k_proj_weight", "v_proj_weight")
 
 @dataclass(eq=False)
 class AnalogWeight:
-    """One weight tensor mapped to crossbars."""
+    """One weight tensor mapped to crossbars.
+
+    Parameters
+    ----------
+    name
+        Full parameter name.
+    module_name
+        Name of the module that owns it (`''` for the model itself).
+    module
+        That module.
+    attr
+        The parameter's attribute name on the module.
+    kind
+        One of `KINDS`.
+    param
+        The parameter itself (written in place by `write`).
+    """
 
     name: str
     """Full parameter name, e.g. `encoder.layers.0.self_attn.in_proj_weight`."""
@@ -42,6 +58,7 @@ class AnalogWeight:
 
     @property
     def transposed(self) -> bool:
+        """Whether the parameter is stored inputs × outputs (GPT-2 `Conv1D`)."""
         return self.kind == "conv1d-t"
 
     def matrix(self) -> torch.Tensor:
@@ -57,7 +74,13 @@ class AnalogWeight:
 
     @torch.no_grad()
     def write(self, w: torch.Tensor) -> None:
-        """Copy a matrix-shaped tensor into the parameter's own storage (keeps views/aliases)."""
+        """Copy a matrix-shaped tensor into the parameter's own storage (keeps views/aliases).
+
+        Parameters
+        ----------
+        w
+            The weights in `matrix()`'s shape and orientation.
+        """
         self.param.copy_(w.t() if self.transposed else w)
 
 
@@ -103,7 +126,25 @@ def find_analog_weights(model: nn.Module, include: str | Sequence[str] | None = 
 
     `include`/`exclude` are shell-style globs matched against the module name (`layer1.*`) and
     the full parameter name (`lstm.weight_hh_l0*`); with `include` only matching weights are
-    analog, `exclude` always wins. Raises WeightprogError when nothing is left.
+    analog, `exclude` always wins.
+
+    Parameters
+    ----------
+    model
+        Any torch model: Linear, Conv1d/2d/3d, RNN/LSTM/GRU, MultiheadAttention and GPT-2 `Conv1D`
+        weights are analog; embeddings (and weights tied to them), norms and biases stay digital.
+    include, exclude
+        A glob or a sequence of globs, or None.
+
+    Returns
+    -------
+    list of AnalogWeight
+        Each analog parameter once (shared parameters are not repeated).
+
+    Raises
+    ------
+    WeightprogError
+        When `model` is not a module, a pattern is not a string, or no analog weight is left.
     """
     if not isinstance(model, nn.Module):
         raise WeightprogError(f"model: expected a torch.nn.Module, got {type(model).__name__}")

@@ -43,7 +43,28 @@ def resolve_strategies(specs: StrategySpec | Sequence[StrategySpec], device: Dev
 
     Without `significance`, `single-pair` is one pair (f = 1) and the other baselines two (1, 1):
     a second pair that single-pair leaves idle would still be programmed to g_min and read with
-    noise."""
+    noise.
+
+    Parameters
+    ----------
+    specs
+        A strategy, a baseline name (`BASELINES`), a strategy .json file, or a sequence of these;
+        a batch of strategies counts as one entry per strategy.
+    device
+        The device whose range the baselines are built on.
+    significance
+        Significance factors of the baselines (a sequence or text like `1,2`), or None.
+
+    Returns
+    -------
+    list of Strategy
+        Single strategies with unique names (a repeated name gets ` #2`, …).
+
+    Raises
+    ------
+    WeightprogError
+        For an entry that is neither, an invalid file, or no entries.
+    """
     if isinstance(specs, (Strategy, str, Path)):
         specs = [specs]
     dev = get_device(device)
@@ -77,12 +98,57 @@ def resolve_strategies(specs: StrategySpec | Sequence[StrategySpec], device: Dev
 
 
 def realisation_seed(seed: int, realisation: int) -> int:
-    """Independent, reproducible stream per realisation (same for every strategy)."""
+    """Independent, reproducible stream per realisation (same for every strategy).
+
+    Parameters
+    ----------
+    seed
+        The run's seed.
+    realisation
+        Index of the realisation.
+
+    Returns
+    -------
+    int
+        A 63-bit seed for `torch.Generator.manual_seed`.
+    """
     return int(np.random.SeedSequence([int(seed), int(realisation)]).generate_state(1, np.uint64)[0] >> 1)
 
 
 @dataclass
 class OverTimeResult:
+    """A network's metric over time after programming: S strategies × R realisations × T times.
+
+    Parameters
+    ----------
+    strategies
+        The strategies' names.
+    times_s
+        The T times, seconds after programming.
+    metrics
+        (S, R, T) metric per strategy, realisation and time.
+    digital
+        The metric of the unprogrammed model.
+    seed
+        The run's seed.
+    device, periphery
+        JSON summaries of the device and periphery.
+    mapping
+        Which weights were analog and how they were tiled.
+    state_bytes
+        Device state of one realisation, bytes.
+    wall_s
+        Wall time of the run, s.
+    strategy_dicts
+        The strategies' JSON forms.
+    layers
+        Names of the analog weights.
+    weight_errors
+        (S, R, T, L) Σ(α·ŵ − w)² of each analog weight.
+    weight_energy
+        (L,) Σw² of each analog weight.
+    """
+
     strategies: list[str]
     times_s: tuple[float, ...]
     metrics: torch.Tensor
@@ -106,6 +172,7 @@ class OverTimeResult:
 
     @property
     def repeats(self) -> int:
+        """Realisations R."""
         return self.metrics.shape[1]
 
     @property
@@ -154,6 +221,7 @@ class OverTimeResult:
                 for j, name in enumerate(self.layers)]
 
     def to_csv(self) -> str:
+        """`rows()` as CSV text."""
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=["strategy", "realisation", "time_s", "time", "metric",
                                                  "weight_nmse"],
@@ -163,6 +231,7 @@ class OverTimeResult:
         return buf.getvalue()
 
     def to_dict(self) -> dict:
+        """The JSON form (results.json): settings, the summaries and every row; NaN and inf as null."""
         def clean(x):  # JSON has no NaN/inf: a diverged metric becomes null
             return x if isinstance(x, float) and math.isfinite(x) else None if isinstance(x, float) else x
         return {"seed": self.seed, "times_s": list(self.times_s), "repeats": self.repeats,
@@ -237,7 +306,48 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
     compute device). The model is first evaluated digitally (that run also calibrates a
     non-ideal periphery); every realisation then programs all analog weights once and the model
     is evaluated at each time with the read weights swapped in place. The original weights are
-    restored on return, also after an error. `compute` moves the model first (cpu, cuda).
+    restored on return, also after an error.
+
+    Parameters
+    ----------
+    model
+        The torch model; its analog weights are found by `find_analog_weights`.
+    evaluate_fn
+        `evaluate_fn(model) -> float`: the metric of the model as it is (NaN is refused).
+    strategies
+        Strategies, baseline names or strategy files (`resolve_strategies`).
+    device
+        A `DeviceModel` or a name/file for `get_device`.
+    times_s
+        Seconds after programming at which the model is evaluated.
+    repeats
+        Programming realisations R per strategy.
+    seed
+        Seed of the realisations (`realisation_seed`), shared by every strategy.
+    mapping
+        Tiling, normalisation and drift compensation.
+    periphery
+        A preset name or a `Periphery`.
+    significance
+        Significance factors of the baselines named in `strategies`.
+    include, exclude
+        Globs selecting the analog weights.
+    compute
+        Moves the model first (`cpu`, `cuda`), or None to leave it where it is.
+    progress
+        True for a progress bar, a callback `progress(done, total)`, or False.
+    times
+        Old name of `times_s` (deprecated; give one of the two).
+
+    Returns
+    -------
+    OverTimeResult
+
+    Raises
+    ------
+    WeightprogError
+        Bad repeats, times, strategies, device, periphery or patterns, or an `evaluate_fn` that
+        returns NaN or a non-number.
     """
     start = time.perf_counter()
     if not isinstance(repeats, int) or repeats < 1:

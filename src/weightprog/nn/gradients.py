@@ -26,6 +26,20 @@ def _pearson(x: torch.Tensor, y: torch.Tensor) -> float:
 
 @dataclass
 class LayerGradients:
+    """Gradient–weight correlation of one analog weight.
+
+    Parameters
+    ----------
+    name
+        The parameter's name.
+    weights
+        Its number of weights.
+    r, r_abs
+        Pearson correlation of |∂L/∂W| with W and with |W|.
+    w, grad
+        Subsamples for plotting, each normalised to its layer maximum.
+    """
+
     name: str
     weights: int
     r: float
@@ -43,6 +57,18 @@ class LayerGradients:
 
 @dataclass
 class GradientCorrelation:
+    """Gradient–weight correlation of every analog weight and of all of them pooled.
+
+    Parameters
+    ----------
+    layers
+        One entry per analog weight, in module order.
+    loss
+        The loss the gradients are of.
+    r, r_abs
+        Pearson correlation of |∂L/∂W| with W and with |W| over all analog weights pooled.
+    """
+
     layers: list[LayerGradients]
     loss: float
     r: float
@@ -61,7 +87,28 @@ def gradient_weight_correlation(model: nn.Module, loss_fn: Callable[[nn.Module],
     """|∂L/∂W| vs W for every analog weight, for the loss `loss_fn(model)` on one data batch.
 
     Uses torch.autograd.grad, so `.grad` of the model is left untouched; requires_grad flags are
-    restored afterwards. `seed` picks the points kept for plotting.
+    restored afterwards.
+
+    Parameters
+    ----------
+    model
+        The model.
+    loss_fn
+        `loss_fn(model)` -> a scalar loss tensor computed from the model (one data batch).
+    include, exclude
+        Globs selecting the analog weights, as for `find_analog_weights`.
+    seed
+        Picks the points kept for plotting.
+
+    Returns
+    -------
+    GradientCorrelation
+
+    Raises
+    ------
+    WeightprogError
+        When `loss_fn` does not return a scalar tensor that depends on the model, or no analog
+        weight is found.
     """
     weights = find_analog_weights(model, include, exclude)
     params = [w.param for w in weights]

@@ -12,6 +12,22 @@ from .discover import AnalogWeight
 
 @dataclass
 class LayerMapping:
+    """How one analog weight sits on crossbars.
+
+    Parameters
+    ----------
+    name, kind
+        The parameter's name and kind (`discover.KINDS`).
+    shape
+        The parameter's own shape.
+    matrix
+        (outputs, inputs) on the crossbar.
+    tiles
+        (output tiles, input tiles).
+    weights
+        Number of weights.
+    """
+
     name: str
     kind: str
     shape: tuple[int, ...]
@@ -29,6 +45,20 @@ class LayerMapping:
 
 @dataclass
 class MappingReport:
+    """Which weights of a model are analog and how they sit on crossbars.
+
+    Parameters
+    ----------
+    layers
+        One entry per analog weight.
+    mapping
+        The crossbar mapping used.
+    digital_params
+        Parameters that stay digital.
+    notes
+        Remarks for the report.
+    """
+
     layers: list[LayerMapping]
     mapping: Mapping
     digital_params: int
@@ -37,10 +67,12 @@ class MappingReport:
 
     @property
     def analog_weights(self) -> int:
+        """Number of analog weights in all layers."""
         return sum(layer.weights for layer in self.layers)
 
     @property
     def tiles(self) -> int:
+        """Number of tiles in all layers."""
         return sum(layer.tiles[0] * layer.tiles[1] for layer in self.layers)
 
     def to_dict(self) -> dict:
@@ -72,7 +104,21 @@ def layer_mapping(weight: AnalogWeight, mapping: Mapping) -> LayerMapping:
 
 
 def mapping_report(model: nn.Module, weights: list[AnalogWeight], mapping: Mapping = Mapping()) -> MappingReport:
-    """Describe how `weights` (from find_analog_weights) of `model` sit on crossbars."""
+    """Describe how `weights` (from find_analog_weights) of `model` sit on crossbars.
+
+    Parameters
+    ----------
+    model
+        The model (its other parameters are counted as digital).
+    weights
+        Its analog weights.
+    mapping
+        Tile size and the rest of the crossbar mapping.
+
+    Returns
+    -------
+    MappingReport
+    """
     analog = {id(w.param) for w in weights}
     digital = sum(p.numel() for p in model.parameters() if id(p) not in analog)
     return MappingReport([layer_mapping(w, mapping) for w in weights], mapping, digital)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import cast
+from typing import TypeVar, cast
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ from torch import nn
 from ..errors import WeightprogError
 from .discover import AnalogWeight
 
+T = TypeVar("T")
 _FULL_KINDS = ("linear", "conv", "conv1d-t")
 _SAMPLES_PER_CALL = 1 << 16   # |x| values kept per forward call for the percentile
 _SAMPLES_MAX = 1 << 22        # torch.quantile handles at most 16M values
@@ -31,6 +32,25 @@ _SAMPLES_MAX = 1 << 22        # torch.quantile handles at most 16M values
 
 @dataclass(frozen=True)
 class Periphery:
+    """Converters and noise between the digital model and the crossbars (`PRESETS` has the named ones).
+
+    Parameters
+    ----------
+    dac_bits, adc_bits
+        Input (DAC) and output (ADC) resolution, 2 … 24 bits, or None for none.
+    output_noise
+        Std of additive output noise as a fraction of the layer's output range.
+    input_percentile, output_percentile
+        Percentile of |x| in the calibration run that sets each layer's input and output range.
+    name
+        Its name in reports.
+
+    Raises
+    ------
+    WeightprogError
+        For bits, noise or percentiles out of range.
+    """
+
     dac_bits: int | None = None
     adc_bits: int | None = None
     output_noise: float = 0.0
@@ -51,6 +71,7 @@ class Periphery:
 
     @property
     def is_ideal(self) -> bool:
+        """No converters and no output noise: the model runs on the programmed weights alone."""
         return self.dac_bits is None and self.adc_bits is None and self.output_noise == 0
 
     def to_dict(self) -> dict:
@@ -67,6 +88,22 @@ PRESETS = {
 
 
 def get_periphery(spec: str | Periphery | None) -> Periphery:
+    """A periphery from a preset name (`PRESETS`), as is, or `ideal` for None.
+
+    Parameters
+    ----------
+    spec
+        A preset name, a `Periphery`, or None.
+
+    Returns
+    -------
+    Periphery
+
+    Raises
+    ------
+    WeightprogError
+        For an unknown preset.
+    """
     if spec is None:
         return PRESETS["ideal"]
     if isinstance(spec, Periphery):
@@ -77,7 +114,22 @@ def get_periphery(spec: str | Periphery | None) -> Periphery:
 
 
 def quantise(x: torch.Tensor, bound: float, bits: int) -> torch.Tensor:
-    """Signed uniform quantisation to 2^(bits−1)−1 levels each side of 0 in ±bound, clipping beyond."""
+    """Signed uniform quantisation to 2^(bits−1)−1 levels each side of 0 in ±bound, clipping beyond.
+
+    Parameters
+    ----------
+    x
+        Values to quantise.
+    bound
+        The range ±bound (> 0).
+    bits
+        Resolution, including the sign.
+
+    Returns
+    -------
+    torch.Tensor
+        The quantised values, x's shape.
+    """
     levels = 2 ** (bits - 1) - 1
     step = bound / levels
     return (x / step).round().clamp(-levels, levels) * step
@@ -142,14 +194,35 @@ def _percentile(samples: list, q: float) -> float:
 
 @dataclass
 class Ranges:
-    """Calibrated per-module input and output bounds."""
+    """Calibrated per-module input and output bounds.
+
+    Parameters
+    ----------
+    inputs, outputs
+        Bound of |x| per module, keyed by `id(module)`.
+    """
 
     inputs: dict[int, float]
     outputs: dict[int, float]
 
 
-def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[], object]):
-    """Call `run()` (a digital evaluation) with recording hooks; return (run's result, Ranges)."""
+def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[], T]) -> tuple[T, Ranges]:
+    """Call `run()` (a digital evaluation) with recording hooks; return (run's result, Ranges).
+
+    Parameters
+    ----------
+    weights
+        The analog weights whose modules are recorded.
+    periphery
+        Gives the percentiles that set the ranges.
+    run
+        Runs the model digitally (e.g. the user's evaluation).
+
+    Returns
+    -------
+    tuple
+        What `run` returned, and the calibrated `Ranges`.
+    """
     ins: dict[int, list] = {}
     outs: dict[int, list] = {}
 
@@ -176,7 +249,24 @@ def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[
 @contextmanager
 def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges | None,
              generator: torch.Generator | None = None) -> Iterator[None]:
-    """Run the model through the periphery inside the block (nothing is attached when ideal)."""
+    """Run the model through the periphery inside the block (nothing is attached when ideal).
+
+    Parameters
+    ----------
+    weights
+        The analog weights whose modules get the converters and noise.
+    periphery
+        The periphery.
+    ranges
+        From `calibrate` (needed unless the periphery is ideal).
+    generator
+        Source of the output noise.
+
+    Raises
+    ------
+    WeightprogError
+        For a non-ideal periphery without ranges.
+    """
     if periphery.is_ideal:
         yield
         return

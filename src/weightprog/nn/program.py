@@ -20,7 +20,13 @@ from .discover import AnalogWeight
 
 
 class WeightSwap:
-    """Holds the original analog weights while programmed reads are swapped in."""
+    """Holds the original analog weights while programmed reads are swapped in.
+
+    Parameters
+    ----------
+    weights
+        The analog weights; a copy of each is kept.
+    """
 
     def __init__(self, weights: list[AnalogWeight]):
         self.weights = weights
@@ -28,6 +34,7 @@ class WeightSwap:
 
     @torch.no_grad()
     def restore(self) -> None:
+        """Copy the original weights back into the parameters."""
         for w, original in zip(self.weights, self.originals):
             w.param.copy_(original)
 
@@ -39,7 +46,21 @@ class WeightSwap:
 
 
 class ProgrammedModel:
-    """One programming realisation of all analog weights of a model."""
+    """One programming realisation of all analog weights of a model.
+
+    Parameters
+    ----------
+    weights
+        The analog weights (`find_analog_weights`), holding their original values.
+    strategy
+        A single strategy.
+    device
+        A `DeviceModel` or a name/file for `get_device`.
+    mapping
+        Tiling, normalisation and drift compensation.
+    generator
+        Source of the programming draws and calibration reads.
+    """
 
     def __init__(self, weights: list[AnalogWeight], strategy: Strategy, device: DeviceModel | str = "pcm",
                  mapping: Mapping = Mapping(), generator: torch.Generator | None = None):
@@ -50,7 +71,20 @@ class ProgrammedModel:
     @torch.no_grad()
     def write(self, t_s: float, generator: torch.Generator | None = None) -> torch.Tensor:
         """Read every weight at `t_s` (fresh read noise) and write it into the model, which must
-        hold the original weights. Returns Σ(α·ŵ − w)² of each weight (float64, one per weight)."""
+        hold the original weights.
+
+        Parameters
+        ----------
+        t_s
+            Seconds after programming.
+        generator
+            Source of the read noise.
+
+        Returns
+        -------
+        torch.Tensor
+            (L,) Σ(α·ŵ − w)² of each weight (float64).
+        """
         errors = torch.empty(len(self.weights), dtype=torch.float64)
         for i, (w, programmed) in enumerate(zip(self.weights, self.tensors)):
             read = programmed.read(t_s, generator)
@@ -61,7 +95,22 @@ class ProgrammedModel:
     @contextmanager
     def applied(self, t_s: float, swap: WeightSwap, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
         """The model runs on the weights read at `t_s` inside the block, which gets each weight's
-        squared error Σ(α·ŵ − w)²; the originals come back after."""
+        squared error Σ(α·ŵ − w)²; the originals come back after.
+
+        Parameters
+        ----------
+        t_s
+            Seconds after programming.
+        swap
+            Holds the originals to restore.
+        generator
+            Source of the read noise.
+
+        Yields
+        ------
+        torch.Tensor
+            (L,) Σ(α·ŵ − w)² of each weight (float64).
+        """
         try:
             yield self.write(t_s, generator)
         finally:
