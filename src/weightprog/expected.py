@@ -348,8 +348,28 @@ class ExpectedTNMSE:
 
     def per_time(self, grid: torch.Tensor, conductances: torch.Tensor, significance: torch.Tensor,
                  beta: torch.Tensor, with_alpha: bool = False, grad: bool = False):
-        """(B, T) expected errors for tables (B, D, 2P) µS, significance (B, P), beta (B,); with_alpha
-        also returns α (B, T). With grad: eager and differentiable in conductances and beta."""
+        """Expected errors per time of a population given as tensors (what the search calls).
+
+        Parameters
+        ----------
+        grid
+            (D,) normalised weights of the tables' rows.
+        conductances
+            (B, D, 2P) target tables, µS.
+        significance
+            (B, P) significance factors.
+        beta
+            (B,) µS of W_hw per unit weight.
+        with_alpha
+            Also return the drift-compensation factors.
+        grad
+            Eager and differentiable in conductances and beta instead of chunked under no_grad.
+
+        Returns
+        -------
+        torch.Tensor or tuple of torch.Tensor
+            (B, T) expected errors; with `with_alpha`, (errors, α (B, T)).
+        """
         dt = self.dtype
         bins = self.bins(grid)
         nodes = (bins.index, bins.frac.to(dt), bins.u.to(dt), bins.prob.to(dt), self.lookup)
@@ -393,7 +413,7 @@ class ExpectedTNMSE:
         return ExpectedResult(list(strategy.names), self.times_s, err.double(), alpha.double())
 
     def __call__(self, strategy: Strategy) -> torch.Tensor:
-        """(B,) expected TNMSE of each strategy in the batch."""
+        """(B,) expected TNMSE of each strategy in the batch: `evaluate(strategy).mean`."""
         return self.evaluate(strategy).mean
 
 

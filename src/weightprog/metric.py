@@ -268,7 +268,27 @@ class TNMSE:
 
     def per_column(self, grid: torch.Tensor, conductances: torch.Tensor, significance: torch.Tensor,
                    beta: torch.Tensor, grad: bool = False) -> torch.Tensor:
-        """(B, T, C) errors. Tables (B, D, 2P) µS, significance (B, P), beta (B,)."""
+        """Per-column errors of a population given as tensors (what the search calls).
+
+        Parameters
+        ----------
+        grid
+            (D,) normalised weights of the tables' rows.
+        conductances
+            (B, D, 2P) target tables, µS.
+        significance
+            (B, P) significance factors.
+        beta
+            (B,) µS of W_hw per unit weight.
+        grad
+            Eager and differentiable in the tables (for gradient polishing) instead of chunked
+            under no_grad.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, T, C) errors (on the CPU unless `grad`).
+        """
         conductances = conductances.to(self.compute, torch.float32)
         signed = torch.repeat_interleave(significance.to(conductances), 2, dim=-1)
         signed = signed * torch.tensor([1.0, -1.0], device=self.compute).repeat(signed.shape[-1] // 2)
@@ -307,7 +327,7 @@ class TNMSE:
         return TNMSEResult(list(strategy.names), self.times_s, errors)
 
     def __call__(self, strategy: Strategy) -> torch.Tensor:
-        """(B,) TNMSE of each strategy in the batch."""
+        """(B,) TNMSE of each strategy in the batch: `evaluate(strategy).mean`."""
         return self.evaluate(strategy).mean
 
 
