@@ -352,14 +352,9 @@ class ExpectedTNMSE:
 
         Parameters
         ----------
-        grid
-            (D,) normalised weights of the tables' rows.
-        conductances
-            (B, D, 2P) target tables, µS.
-        significance
-            (B, P) significance factors.
-        beta
-            (B,) µS of W_hw per unit weight.
+        grid, conductances, significance, beta
+            The population, as for `TNMSE.per_column`: grid (D,), tables (B, D, 2P) µS,
+            factors (B, P), β (B,).
         with_alpha
             Also return the drift-compensation factors.
         grad

@@ -249,9 +249,7 @@ def sample_from_array(array: ArrayLike, normalise: str = "tensor", source: str =
         The weights (a numpy array or anything `np.asarray` takes), floating point.
     normalise
         `tensor`: divided by max |w| of the whole array; `column`: by max |w| of each output (dim 0).
-    source
-        Name of the weights in error messages and reports.
-    size, rows, seed
+    source, size, rows, seed
         As for `sample_from_values`.
 
     Returns

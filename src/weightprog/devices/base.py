@@ -140,18 +140,9 @@ class DeviceModel:
     def read_scale(self, t_s: torch.Tensor) -> torch.Tensor: ...
 
     def read_scale(self, t_s: float | torch.Tensor) -> float | torch.Tensor:
-        """sqrt(ln((t + t0 + t_read)/(2·t_read))): the 1/f read-noise growth with time.
-
-        Parameters
-        ----------
-        t_s
-            Seconds after programming (a float or a tensor).
-
-        Returns
-        -------
-        float or torch.Tensor
-            Of the same kind and shape as `t_s`.
-        """
+        """sqrt(ln((t + t0 + t_read)/(2·t_read))): the 1/f read-noise growth with time, for
+        seconds after programming `t_s` (a float or a tensor; the result of the same kind and shape,
+        as for `drift_log`)."""
         if isinstance(t_s, torch.Tensor):
             return torch.sqrt(torch.log((t_s + self.t0 + self.t_read) / (2 * self.t_read)))
         return math.sqrt(math.log((t_s + self.t0 + self.t_read) / (2 * self.t_read)))

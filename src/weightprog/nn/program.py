@@ -52,14 +52,8 @@ class ProgrammedModel:
     ----------
     weights
         The analog weights (`find_analog_weights`), holding their original values.
-    strategy
-        A single strategy.
-    device
-        A `DeviceModel` or a name/file for `get_device`.
-    mapping
-        Tiling, normalisation and drift compensation.
-    generator
-        Source of the programming draws and calibration reads.
+    strategy, device, mapping, generator
+        As for `weightprog.hardware.ProgrammedTensor`, which programs each weight.
     """
 
     def __init__(self, weights: list[AnalogWeight], strategy: Strategy, device: DeviceModel | str = "pcm",
