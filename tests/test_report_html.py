@@ -302,7 +302,7 @@ def more_runs(tmp_path_factory):
     (base / "study" / "w").mkdir(parents=True)
     (base / "study" / "w" / "results.json").write_text(json.dumps(rec))
     write_tables(base / "study")
-    plot_study_metric("w", "accuracy", rec["devices"]["pcm"], StudySettings(times_s=(1.0, 3600.0), repeats=2),
+    plot_study_metric("w", "accuracy", rec["devices"]["pcm"], (1.0, 3600.0), 2,
                       base / "study" / "figures" / "w_pcm_metric_vs_time.png", "pcm")
     write_report(base / "study")
     return {"sweep": (base / "sweep", "sweep.json"), "device-fit": (base / "fit", "dev.fit.json"),

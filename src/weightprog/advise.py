@@ -93,6 +93,8 @@ class PropertyEffect:
 
     def _means(self, choice: str) -> tuple[float, float]:
         if choice == "bound":
+            if self.scores.bound is None or self.base.bound is None:
+                raise ValueError("bound: this optimisation ran without bounds")
             return self.scores.bound, self.base.bound
         return getattr(self.scores, choice).mean, getattr(self.base, choice).mean
 
@@ -314,8 +316,8 @@ def parse_axis(text: str, where: str) -> tuple[str, tuple[float, ...]]:
                               f"{', '.join(PROPERTIES)}, got {text!r}")
     try:
         if ":" in spec:
-            lo, hi, n = spec.split(":")
-            lo, hi, n = float(lo), float(hi), int(n)
+            lo_text, hi_text, n_text = spec.split(":")
+            lo, hi, n = float(lo_text), float(hi_text), int(n_text)
             if not (0 < lo < hi and n >= 2):
                 raise ValueError
             factors = tuple(float(f"{lo * (hi / lo) ** (k / (n - 1)):.4g}") for k in range(n))
@@ -348,6 +350,8 @@ def run_flip_map(base: str, x: tuple[str, Sequence[float]], y: tuple[str, Sequen
     scores = {}
     for job in sweep.jobs:
         record = read_record(out, job.id)
+        if record is None:  # run_sweep reported no failure: every job has its record
+            raise WeightprogError(f"flip map: no record of job {job.id} in {out}")
         scores[job.params["device"]] = record["result"]["tnmse"]
     flip = flip_map_from_records(base, x[0], x[1], y[0], y[1], scores)
     atomic_write_json(Path(out) / "flipmap.json", flip.to_dict())

@@ -197,10 +197,11 @@ def compare_devices(devices: Sequence[str | DeviceModel], sample: WeightSample, 
 def comparison_from_rows(rows: list[DeviceRow], times_s: tuple[float, ...], settings: OptimizeSettings,
                          naive: str = NAIVE, source: str = "", extra: dict | None = None) -> Comparison:
     """Rankings from already-scored rows (also for constructed numbers in tests)."""
-    def scores(name):
-        return ({r.device: r.score(name).mean for r in rows}, {r.device: r.score(name).stderr for r in rows})
-    by_opt = rank(*scores("optimised"), by="optimum")
-    by_naive = rank(*scores(naive), by="naive")
+    def ranking(name: str, by: str) -> Ranking:
+        scores = {r.device: r.score(name) for r in rows}
+        return rank({d: s.mean for d, s in scores.items()}, {d: s.stderr for d, s in scores.items()}, by=by)
+    by_opt = ranking("optimised", "optimum")
+    by_naive = ranking(naive, "naive")
     return Comparison(rows, tuple(times_s), naive, by_opt, by_naive, settings, source, extra or {})
 
 

@@ -1,11 +1,11 @@
 """report.html of `weightprog device advise` and `weightprog device flipmap` folders, built from
-their advice.json / flipmap.json with the shared page pieces of report/html.py."""
+their advice.json / flipmap.json with the shared page pieces of report/page.py."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .html import (
+from .page import (
     Raw,
     RunCommand,
     cell_text,

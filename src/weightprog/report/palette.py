@@ -52,7 +52,7 @@ def _higher_f(name: str) -> bool:
     if "best" in n:
         return True
     m = re.search(r"f\s*=\s*([0-9.,\s]+)", n)
-    return bool(m) and any(float(x) != 1.0 for x in re.findall(r"[0-9.]+", m.group(1)) if x != ".")
+    return m is not None and any(float(x) != 1.0 for x in re.findall(r"[0-9.]+", m.group(1)) if x != ".")
 
 
 def strategy_colour(name: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -15,12 +15,9 @@ from ..fileio import atomic_write  # noqa: E402
 from ..timeunits import format_times  # noqa: E402
 from .palette import DIGITAL, legend_outside, strategy_style  # noqa: E402
 
-if TYPE_CHECKING:
-    from ..study import StudySettings
 
-
-def plot_study_metric(name: str, metric: str, drec: dict, settings: StudySettings, path: str | Path,
-                      dev_name: str) -> None:
+def plot_study_metric(name: str, metric: str, drec: dict, times_s: Sequence[float], repeats: int,
+                      path: str | Path, dev_name: str) -> None:
     """Metric vs time (log), mean ±1σ per strategy, one panel per variant, FP digital line.
 
     Parameters
@@ -29,8 +26,8 @@ def plot_study_metric(name: str, metric: str, drec: dict, settings: StudySetting
         The workload and its metric's name (`accuracy`, `perplexity`).
     drec
         The device's record in the workload's results.json (`variants` → strategies' mean and std).
-    settings
-        The study's settings (times and realisations).
+    times_s, repeats
+        The study's times after programming (s) and realisations.
     path
         The PNG to write (atomically).
     dev_name
@@ -38,7 +35,7 @@ def plot_study_metric(name: str, metric: str, drec: dict, settings: StudySetting
     """
     variants = list(drec["variants"])
     fig, axes = plt.subplots(1, len(variants), figsize=(4.6 * len(variants), 3.4), squeeze=False, sharey=True)
-    times = list(settings.times_s)
+    times = list(times_s)
     fp_digital = drec["variants"].get("fp", next(iter(drec["variants"].values())))["digital"]
     for ax, v in zip(axes[0], variants):
         for role, s in drec["variants"][v]["strategies"].items():
@@ -55,7 +52,7 @@ def plot_study_metric(name: str, metric: str, drec: dict, settings: StudySetting
         ax.set_xlabel("time after programming", fontsize=8)
         ax.grid(alpha=0.3)
     legend_outside(axes[0][-1], fontsize=7)
-    axes[0][0].set_ylabel(f"{metric} (mean ±1σ, R={settings.repeats})", fontsize=8)
+    axes[0][0].set_ylabel(f"{metric} (mean ±1σ, R={repeats})", fontsize=8)
     try:
         atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     finally:

@@ -181,7 +181,7 @@ class FBound:
     f: float
     bound: float
     """Lowest expected TNMSE of any mapping weight → targets, one free read-out scale per time."""
-    compensated: float | None
+    compensated: float
     """Lowest found under the deployed drift compensation (α from calibration reads, β free)."""
     beta: float | None
     """β of that compensated optimum, µS per unit weight."""
@@ -211,6 +211,8 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     validate.compute_device(settings.compute)  # here, not in the settings: a sweep's driver may have no GPU
     device = get_device(device)
     times = settings.times_s
+    objective: ExpectedTNMSE | TNMSE
+    held_out: ExpectedTNMSE | TNMSE
     if settings.objective == "expected":  # deterministic: nothing to overfit, its own referee
         objective = held_out = ExpectedTNMSE(values, device, times, compensation=settings.compensation,
                                              compile=settings.compile, bins_per_segment=SEARCH_BINS)
@@ -224,8 +226,9 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     runs: dict[str, EvolutionResult] = {}
     spaces: dict[str, StrategySpace] = {}
     for i, cell in enumerate(cells):
-        snap = cell is not None and settings.grid_placement == "quantile"
-        grid = snap_to_kinks(base_grid, cell) if snap else base_grid
+        grid = base_grid
+        if cell is not None and settings.grid_placement == "quantile":
+            grid = snap_to_kinks(base_grid, cell)
         space = StrategySpace(grid, settings.pairs, device.g_min, device.g_max, settings.mode, cell,
                               f_max=settings.f_max, f_integer=settings.f_integer)
         label = cell_label(cell) if cell is not None else "f=continuous"
@@ -241,7 +244,7 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
         runs[label] = evolve(objective, space, seed=settings.seed, popsize=settings.popsize,
                              max_generations=settings.max_generations, tol=settings.tol,
                              budget_s=budget, checkpoint=ckpt,
-                             progress=(lambda p, label=label: progress(label, p)) if progress else None)
+                             progress=_labelled(progress, label))
     # choose on held-out draws, not on the draws the search saw (or on the expected error)
     labels = list(runs)
     held = held_out(Strategy.stack([runs[k].strategy for k in labels]))
@@ -261,7 +264,7 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
                     compensation=settings.compensation, compute=settings.compute, compile=False)
     means = {n: float(final.mean[i]) for i, n in enumerate(names)}
     allowed = [n for n in names if n in ("de", "pointwise") and (settings.method == "auto" or n == settings.method)]
-    pick = min(allowed, key=means.get)
+    pick = min(allowed, key=lambda n: means[n])
     order = [names.index(pick)] + [i for i in range(len(names)) if names[i] != pick] + \
         list(range(len(names), len(everything)))
     final = TNMSEResult([final.names[i] for i in order], final.times_s, final.per_column[order])
@@ -270,10 +273,25 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     hand = tuple(Scored(name, f, Score.of(final, i + first)) for i, (name, f) in enumerate(baselines))
     scores = Scoreboard(Score.of(final, 0), hand, {n: Score.of(final, i + 1) for i, n in enumerate(others)})
     expressible = [n for n in names if is_expressible(candidates[n])]
-    export = candidates[min(expressible, key=means.get)] if expressible else None
+    export = candidates[min(expressible, key=lambda n: means[n])] if expressible else None
     return OptimizeResult(replace(candidates[pick], names=["optimised"]), runs, chosen, scores, baselines, final,
                           time.perf_counter() - start, settings, device, search_weights=sample.size, method=pick,
                           bounds=bounds, candidates=candidates, export=export)
+
+
+def _labelled(progress: Callable[[str, Progress], None] | None, label: str) -> Callable[[Progress], None] | None:
+    """`progress` with its first argument fixed to `label` (None stays None)."""
+    if progress is None:
+        return None
+    return lambda p: progress(label, p)
+
+
+def _per_layer(progress: Callable[[str, Progress], None] | None,
+               layer: str) -> Callable[[str, Progress], None] | None:
+    """`progress` reporting a layer's searches under the layer's name (None stays None)."""
+    if progress is None:
+        return None
+    return lambda _search, p: progress(layer, p)
 
 
 def is_expressible(strategy: Strategy, index: int = 0) -> bool:
@@ -289,13 +307,14 @@ def limits_and_pointwise(model: ExpectedTNMSE | None, settings: OptimizeSettings
     otherwise the F of the best bound), and the pointwise strategy (free β and, for the aihwkit
     export, with β tied to the largest weight) at the F whose compensated optimum is lowest."""
     candidates: dict[str, Strategy] = {"de": de} if settings.method in ("de", "auto") else {}
-    if not settings.bound and settings.method == "de":
+    if model is None or (not settings.bound and settings.method == "de"):
         return {}, candidates
-    if any(c is None for c in cells):  # continuous F: limits at the integer F up to f_max
-        cells = [Cell.with_pairs(settings.pairs, f) for f in range(1, int(settings.f_max) + 1)]
+    fixed = [c for c in cells if c is not None]
+    if len(fixed) < len(cells):  # continuous F: limits at the integer F up to f_max
+        fixed = [Cell.with_pairs(settings.pairs, f) for f in range(1, int(settings.f_max) + 1)]
     bounds: dict[float, FBound] = {}
     solutions: dict[float, tuple[Pointwise, PointwiseResult]] = {}
-    for cell in cells:
+    for cell in fixed:
         t = time.perf_counter()
         pw = Pointwise(model, cell.significance)
         f = cell.significance[1] if cell.pairs > 1 else 1.0
@@ -404,8 +423,7 @@ def optimize_per_layer(layers: Sequence[tuple[str, torch.Tensor]], network_strat
     for name, tensor in layers:
         values = normalise_matrix(tensor.detach().to(torch.float32), normalise)
         sample = sample_from_values(values, seed=settings.seed, source=name)
-        run = optimize(sample, values, device, layer_settings,
-                       progress=(lambda label, p, name=name: progress(name, p)) if progress else None)
+        run = optimize(sample, values, device, layer_settings, progress=_per_layer(progress, name))
         both = Strategy.stack([run.strategy, network_strategy])
         scored = rescore(both, values, device, settings.times_s, blocks=settings.rescore_blocks,
                          size=sample.size, rows=sample.u.shape[1], seed=settings.seed + 2000,
