@@ -64,7 +64,7 @@ def load_checkpoint(name: str, variant: str, path: str | Path | None = None) -> 
     p = Path(path) if path is not None else checkpoint_path(name, variant)
     if not p.exists():
         raise WeightprogError(f"checkpoint {p} not found; train it with: "
-                              f"python -m weightprog.workloads.train {name} --variant {variant}")
+                              f"weightprog train {name} --variant {variant}")
     entry = read_manifest().get(p.name)
     if path is None and entry is not None and entry.get("sha256") != sha256(p):
         raise WeightprogError(f"checkpoint {p}: sha256 does not match manifest.json")
