@@ -23,7 +23,7 @@ from ..cell import Cell
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
 from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategy
-from ..metric import COMPENSATION, TNMSE, TNMSEResult, rescore
+from ..metric import TNMSE, TNMSEResult, rescore
 from ..sample import WeightSample, sample_from_values
 from ..scores import SPLIT_BASELINES, Score, Scoreboard, Scored
 from ..strategy import Strategy
@@ -105,7 +105,8 @@ class OptimizeSettings:
         v.choice(self.polish, "polish", (True, False))
         v.integer(self.polish_steps, "polish_steps", 0)
         v.integer(self.rescore_blocks, "rescore_blocks", 1)
-        v.choice(self.compensation, "compensation", COMPENSATION)
+        object.__setattr__(self, "compensation",  # `all`, the old name of `layer`, is read too
+                           v.compensation_scope(self.compensation, "compensation", v.SAMPLE_COMPENSATION_SCOPES))
         v.compute_device(self.compute, available=False)  # a GPU is looked for where the search runs
         if self.compile not in (True, False, "auto"):
             raise v.SettingError("compile", f"true, false or 'auto', got {self.compile!r}")
