@@ -26,7 +26,7 @@ def test_evaluate_writes_results(tmp_path):
     data = json.loads((out / "results.json").read_text())
     assert data["seed"] == 7 and data["times"] == ["1s", "1h", "1y"] and data["version"]
     assert data["device"]["name"] == "pcm" and data["periphery"]["name"] == "standard"
-    assert data["wall_s"] > 0 and data["digital_metric"] == 1.0 and len(data["rows"]) == 2 * 2 * 3
+    assert data["wall_time_s"] > 0 and data["digital_metric"] == 1.0 and len(data["rows"]) == 2 * 2 * 3
     csv = (out / "results.csv").read_text().splitlines()
     assert csv[0] == "strategy,realisation,time_s,time,metric,weight_nmse" and len(csv) == 13
     assert data["mapping"]["compensation_reference"] == "read"

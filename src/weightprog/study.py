@@ -138,7 +138,8 @@ def run_workload(name: str, settings: StudySettings, out: Path,
     grads = gradient_weight_correlation(wl.model, wl.metadata["loss_fn"], seed=settings.seed)
     plot_gradient_weight(grads, fig_dir / f"{name}_gradient_weight.png")
     record["gradients"] = {"r": grads.r, "r_abs": grads.r_abs,
-                           "layers": [{"name": l.name, "r": l.r, "r_abs": l.r_abs} for l in grads.layers]}
+                           "layers": [{"name": layer.name, "r": layer.r, "r_abs": layer.r_abs}
+                                      for layer in grads.layers]}
     log(f"{name}: gradient-weight correlation r={grads.r:+.3f} r(|W|)={grads.r_abs:+.3f}")
     values = {v: network_values(m.model) for v, m in models.items()}
     record["settings"] = _settings_dict(settings)
@@ -179,7 +180,7 @@ def run_workload(name: str, settings: StudySettings, out: Path,
                 "strategies": {role: {"label": _label(role, s), "mean": mean[i].tolist(), "std": std[i].tolist(),
                                       "strategy": s.to_dict()}
                                for i, (role, s) in enumerate(zip(ROLES, strategies))},
-                "rows": res.rows(), "wall_time_s": res.wall_s}
+                "rows": res.rows(), "wall_time_s": res.wall_time_s}
             log(f"{name} {dev_name} {v}: digital {res.digital:.4g}; {format_times(settings.times_s)[-1]}: " + ", ".join(
                 f"{role} {mean[i, -1]:.4g}±{std[i, -1]:.2g}" for i, role in enumerate(ROLES)))
             plot_strategy(result.strategy, values[src], fig_dir / f"{name}_{dev_name}_{v}_strategy.png",
@@ -262,7 +263,8 @@ def write_tables(out: Path) -> str:
                 tn = {"naive": t["naive"], "best hand-crafted": t["best_hand_crafted"], "optimised": t["optimised"]}
                 for role, s in vrec["strategies"].items():
                     cells = " | ".join(_fmt(m, sd) for m, sd in zip(s["mean"], s["std"]))
-                    md.append(f"| {dev} | {v} | {role}: {s['label']} | {vrec['digital']:.4g} | {cells} | {tn[role]:.3e} |")
+                    md.append(f"| {dev} | {v} | {role}: {s['label']} | {vrec['digital']:.4g} | {cells} "
+                              f"| {tn[role]:.3e} |")
                     for k, (m, sd) in enumerate(zip(s["mean"], s["std"])):
                         lines_csv.append(",".join(str(x) for x in (
                             rec["workload"], dev, v, role, f"\"{s['label']}\"", times[k], labels[k], m, sd,

@@ -14,7 +14,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -82,19 +82,19 @@ def resolve_strategies(specs: StrategySpec | Sequence[StrategySpec], device: Dev
         elif isinstance(spec, (str, Path)) and (Path(spec).suffix.lower() == ".json" or Path(spec).exists()):
             s = Strategy.load(spec)
             if s.name == "strategy":  # the default name says nothing: use the file's
-                s.names = [Path(spec).stem]
+                s = replace(s, names=[Path(spec).stem])
             out.append(s)
         else:
             raise WeightprogError(f"strategy: {spec!r} is neither a baseline ({', '.join(BASELINES)}) "
                                   f"nor a strategy .json file")
     if not out:
         raise WeightprogError("strategy: give at least one strategy")
-    names: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    unique = []
     for s in out:
-        count = names[s.name] = names.get(s.name, 0) + 1
-        if count > 1:
-            s.names = [f"{s.name} #{count}"]
-    return out
+        count = seen[s.name] = seen.get(s.name, 0) + 1
+        unique.append(s if count == 1 else replace(s, names=[f"{s.name} #{count}"]))
+    return unique
 
 
 def realisation_seed(seed: int, realisation: int) -> int:
@@ -137,7 +137,7 @@ class OverTimeResult:
         Which weights were analog and how they were tiled.
     state_bytes
         Device state of one realisation, bytes.
-    wall_s
+    wall_time_s
         Wall time of the run, s.
     strategy_dicts
         The strategies' JSON forms.
@@ -161,7 +161,7 @@ class OverTimeResult:
     mapping: MappingReport
     state_bytes: int
     """Device state of one realisation (all analog weights), bytes."""
-    wall_s: float
+    wall_time_s: float
     strategy_dicts: list[dict]
     layers: list[str]
     """Names of the analog weights, in the order of `weight_errors`' last axis."""
@@ -237,7 +237,7 @@ class OverTimeResult:
         return {"seed": self.seed, "times_s": list(self.times_s), "repeats": self.repeats,
                 "digital_metric": clean(self.digital), "device": self.device, "periphery": self.periphery,
                 "mapping": self.mapping.to_dict(), "device_state_bytes": self.state_bytes,
-                "wall_s": self.wall_s, "strategies": self.strategy_dicts,
+                "wall_time_s": self.wall_time_s, "strategies": self.strategy_dicts,
                 "summary": [{k: clean(v) for k, v in row.items()} for row in self.summary()],
                 "weight_nmse_per_layer": [{k: clean(v) for k, v in row.items()} for row in self.layer_summary()],
                 "rows": [{k: clean(v) for k, v in row.items()} for row in self.rows()]}

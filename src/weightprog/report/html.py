@@ -148,14 +148,16 @@ def optimize_headline(r: dict, file: str = "report.json", pointer: str = "") -> 
     cards = [
         card("optimised TNMSE", num(opt["mean"], f"{pointer}/tnmse/optimised/mean", file),
              f"± {fmt(opt['stderr'])} s.e.; cell {cell_text(r['cell']['significance'])}"),
-        card(f"best hand-crafted: {strategy_label(hand, t[hand])}", num(t[hand]["mean"], f"{pointer}/tnmse/{hand}/mean", file),
+        card(f"best hand-crafted: {strategy_label(hand, t[hand])}",
+             num(t[hand]["mean"], f"{pointer}/tnmse/{hand}/mean", file),
              _below(imp, "vs_best_hand_crafted", pointer, file)),
         card(f"best F=1 baseline: {strategy_label(f1, t[f1])}", num(t[f1]["mean"], f"{pointer}/tnmse/{f1}/mean", file),
              _below(imp, "vs_best_f1_baseline", pointer, file)),
     ]
     b = r.get("bound")
     if isinstance(b, dict) and isinstance(b.get("tnmse"), (int, float)):
-        cards.append(card(f"bound: lowest expected TNMSE (F={fmt(b.get('f'))})", num(b["tnmse"], f"{pointer}/bound/tnmse", file),
+        cards.append(card(f"bound: lowest expected TNMSE (F={fmt(b.get('f'))})",
+                          num(b["tnmse"], f"{pointer}/bound/tnmse", file),
                           "any mapping weight → targets, one free read-out scale per time"
                           + _gap(r, "gap_to_bound", pointer, file)))
         if isinstance(b.get("compensated_tnmse"), (int, float)):
@@ -262,8 +264,8 @@ def optimize_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
         ("aihwkit", None if "expressible" not in r else
          "the strategy is expressible by aihwkit's CustomPairConductanceConverter" if r["expressible"]
          else "not expressible by aihwkit's converter (strategy.aihwkit.json holds the best one that is)"),
-        ("re-scoring", f"{r.get('rescore', {}).get('blocks')} fresh samples, {fmt(r.get('rescore', {}).get('weights'))} "
-                       "weights, fresh draws"),
+        ("re-scoring", f"{r.get('rescore', {}).get('blocks')} fresh samples, "
+                       f"{fmt(r.get('rescore', {}).get('weights'))} weights, fresh draws"),
         ("seed", r.get("seed")),
         ("weightprog version", r.get("weightprog_version")),
         ("wall time", f"{fmt(r.get('wall_time_s'))} s"),
@@ -280,16 +282,18 @@ def optimize_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
             if isinstance(r.get(key), dict)}
     tables = ("<h3>Weight error (re-scored on fresh samples and draws)</h3>"
               + tnmse_table(r["tnmse"], r["times_s"], "report.json", "/tnmse", gaps)
-              + "<h3>Searches</h3>" + table(["search", "generations", "evaluations", "loss", "converged", "stopped because",
-                                             "wall s", "polish"], search_rows, {1, 2, 3, 6}))
+              + "<h3>Searches</h3>"
+              + table(["search", "generations", "evaluations", "loss", "converged", "stopped because", "wall s",
+                       "polish"], search_rows, {1, 2, 3, 6}))
     b = r.get("bound")
     if isinstance(b, dict) and isinstance(b.get("per_f"), list):
         tables += ("<h3>Bound per significance factor F (expected TNMSE, large-column limit)</h3>"
-                   + table(["F", "bound (free scale per time)", "under the deployed compensation", "β (µS per unit weight)",
-                            "wall s"],
+                   + table(["F", "bound (free scale per time)", "under the deployed compensation",
+                            "β (µS per unit weight)", "wall s"],
                            [[x.get("f"), Raw(num(x.get("bound"), f"/bound/per_f/{i}/bound", "report.json")),
                              Raw(num(x.get("compensated"), f"/bound/per_f/{i}/compensated", "report.json"))
-                             if isinstance(x.get("compensated"), (int, float)) else "n/a", x.get("beta"), x.get("wall_time_s")]
+                             if isinstance(x.get("compensated"), (int, float)) else "n/a",
+                             x.get("beta"), x.get("wall_time_s")]
                             for i, x in enumerate(b["per_f"])], {0, 1, 2, 3, 4})
                    + (f'<p class="note">{esc(b["note"])}</p>' if b.get("note") else ""))
     else:
@@ -309,7 +313,8 @@ def optimize_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
         head = ["w / w_max"] + [f"g{'+' if k % 2 == 0 else '−'} pair {k // 2 + 1} (µS)" for k in range(cols)]
         tables += ("<h3>Optimised strategy (strategy.json)</h3>"
                    + table(head, [[g, *row] for g, row in zip(st["grid"], st["conductances"])], set(range(cols + 1))))
-    sections = [section("Result", headline), section("Question and inputs", inputs + device_curves_figure([r["device"]])),
+    sections = [section("Result", headline),
+                section("Question and inputs", inputs + device_curves_figure([r["device"]])),
                 section("Figures", figures), section("Tables", tables),
                 reproduce_section(command, optimize_fallback_command(r, folder)), files_section(folder)]
     return page(f"weightprog optimize: {folder.name}", question, True, sections), True
@@ -335,8 +340,8 @@ def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
                 sub += f"; {fmt(x['mean'] - digital)} vs digital"
             if x.get("weight_nmse_mean") is not None:
                 sub += f"; weight NMSE {num(x['weight_nmse_mean'], f'/summary/{i}/weight_nmse_mean', 'results.json')}"
-            cards.append(card(f"{x['strategy']} at {last}", _swatch(x["strategy"]) + num(x["mean"], f"/summary/{i}/mean",
-                                                                                          "results.json"), sub))
+            cards.append(card(f"{x['strategy']} at {last}",
+                              _swatch(x["strategy"]) + num(x["mean"], f"/summary/{i}/mean", "results.json"), sub))
     headline = '<div class="cards">' + "".join(cards) + "</div>"
     m = r.get("mapping", {})
     p = r.get("periphery", {})
@@ -354,7 +359,7 @@ def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
         ("seed", r.get("seed")),
         ("compute", r.get("compute")),
         ("weightprog version", r.get("version")),
-        ("wall time", f"{fmt(r.get('wall_s'))} s"),
+        ("wall time", f"{fmt(r.get('wall_time_s', r.get('wall_s')))} s"),
     ])
     labels = format_times(times)
     by = {(x["strategy"], x["time_s"]): (i, x) for i, x in enumerate(summary)}
@@ -386,8 +391,10 @@ def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
               + f'<p class="note">Every realisation: results.csv ({len(r.get("rows", []))} rows).</p>')
     figures = png_figure(folder / "accuracy_vs_time.png", f"{name} vs time after programming, mean ± 1σ band, "
                                                           "digital (FP) dotted")
-    sections = [section("Result", headline), section("Question and inputs", inputs + device_curves_figure([r["device"]])),
-                section("Figures", figures), section("Tables", tables), reproduce_section(command), files_section(folder)]
+    sections = [section("Result", headline),
+                section("Question and inputs", inputs + device_curves_figure([r["device"]])),
+                section("Figures", figures), section("Tables", tables),
+                reproduce_section(command), files_section(folder)]
     return page(f"weightprog evaluate: {folder.name}", question, True, sections), True
 
 
@@ -410,10 +417,12 @@ def compare_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
         naive, opt = d["tnmse"][naive_key], d["tnmse"]["optimised"]
         rows.append([Raw(f'<span class="swatch" style="background:{device_colour(d["device"])}"></span>'
                          + esc(d["device"])),
-                     Raw(num(naive["mean"], f"/devices/{i}/tnmse/{naive_key}/mean", "comparison.json")), naive["stderr"],
+                     Raw(num(naive["mean"], f"/devices/{i}/tnmse/{naive_key}/mean", "comparison.json")),
+                     naive["stderr"],
                      Raw(num(opt["mean"], f"/devices/{i}/tnmse/optimised/mean", "comparison.json")), opt["stderr"],
                      pct(-(1 - opt["mean"] / naive["mean"])), cell_text(d["cell"]),
-                     r["ranking"]["by_naive"].index(d["device"]) + 1, r["ranking"]["by_optimum"].index(d["device"]) + 1])
+                     r["ranking"]["by_naive"].index(d["device"]) + 1,
+                     r["ranking"]["by_optimum"].index(d["device"]) + 1])
     headline = (f"<p><strong>{esc(r['ranking']['sentence'])}</strong></p>"
                 + table(["device", f"naive ({r['naive']})", "± s.e.", "optimised", "± s.e.", "optimised vs naive",
                          "cell", "rank naive", "rank optimised"], rows, {1, 2, 3, 4, 5, 7, 8}))
@@ -490,8 +499,8 @@ def study_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
     variants = sorted({v for _, r in records for d in r.get("devices", {}).values() for v in d.get("variants", {})})
     question = (f"Do the reference workloads ({esc(', '.join(names))}) keep their {esc(first.get('metric', 'metric'))} "
                 f"from {esc(format_time(st['times_s'][0]))} to {esc(format_time(st['times_s'][-1]))} after "
-                f"programming, naive vs best hand-crafted vs optimised ({esc(' and '.join(v.upper() for v in variants))}"
-                "-trained)?")
+                f"programming, naive vs best hand-crafted vs optimised "
+                f"({esc(' and '.join(v.upper() for v in variants))}-trained)?")
     cards, device_models, done = [], {}, True
     last = format_time(st["times_s"][-1])
     for folder_name, r in records:
@@ -506,22 +515,25 @@ def study_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
                 sub = (f"naive {num(naive['mean'][k], f'/devices/{dev}/variants/{v}/strategies/naive/mean/{k}', file)}"
                        f"; digital {num(vrec['digital'], f'/devices/{dev}/variants/{v}/digital', file)}")
                 cards.append(card(f"{r['workload']} {v.upper()} on {dev}: optimised {r['metric']} at {last}",
-                                  num(opt["mean"][k], f"/devices/{dev}/variants/{v}/strategies/optimised/mean/{k}", file),
+                                  num(opt["mean"][k], f"/devices/{dev}/variants/{v}/strategies/optimised/mean/{k}",
+                                      file),
                                   sub))
     summary = (folder / "summary.md").read_text() if (folder / "summary.md").is_file() else ""
     criteria = summary[summary.find("### Criteria"):] if "### Criteria" in summary else ""
     headline = '<div class="cards">' + "".join(cards) + "</div>" + markdown_html(criteria)
     inputs = kv_table([
-        ("workloads", Raw("<br>".join(esc(f"{r['workload']}: {r['metric']} ({'higher' if r['higher_is_better'] else 'lower'} "
-                                          f"is better), {r['eval_size']} test items; checkpoints "
-                                          + ", ".join(f"{k} {str(c.get('sha256', ''))[:12]}" for k, c in r['checkpoints'].items()))
-                                      for _, r in records))),
+        ("workloads", Raw("<br>".join(
+            esc(f"{r['workload']}: {r['metric']} ({'higher' if r['higher_is_better'] else 'lower'} "
+                f"is better), {r['eval_size']} test items; checkpoints "
+                + ", ".join(f"{k} {str(c.get('sha256', ''))[:12]}" for k, c in r['checkpoints'].items()))
+            for _, r in records))),
         ("devices", Raw("<br>".join(esc(device_row(d)) for d in device_models.values()))),
         ("times after programming", times_text(st["times_s"])),
         ("realisations", st.get("repeats")),
         ("periphery", first.get("periphery")),
-        ("search", f"popsize {st.get('popsize')}, {st.get('max_generations')} generations per F, F = 1…{st.get('f_max')}, "
-                   f"{st.get('sample_size')} sampled weights, polish {st.get('polish_steps')} steps, searched on "
+        ("search", f"popsize {st.get('popsize')}, {st.get('max_generations')} generations per F, "
+                   f"F = 1…{st.get('f_max')}, {st.get('sample_size')} sampled weights, "
+                   f"polish {st.get('polish_steps')} steps, searched on "
                    f"{st.get('search_on', st.get('optimise_on'))}" if "popsize" in st else None),
         ("seed", st.get("seed")),
         ("weightprog version", first.get("version")),
@@ -539,8 +551,9 @@ def study_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
     tables = markdown_html(summary[:summary.find("### Criteria")] if criteria else summary)
     sections = [section("Result", headline),
                 section("Question and inputs", inputs + device_curves_figure(list(device_models.values()))),
-                section("Figures", figures), section("Tables", tables + '<p class="note">Every realisation: '
-                                                                   'results.csv and &lt;workload&gt;/results.json.</p>'),
+                section("Figures", figures),
+                section("Tables", tables + '<p class="note">Every realisation: '
+                                           'results.csv and &lt;workload&gt;/results.json.</p>'),
                 reproduce_section(command), files_section(folder)]
     return page(f"weightprog study: {', '.join(names)}", question, done, sections), done
 
@@ -593,7 +606,8 @@ def sweep_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
                        ("weightprog version", meta.get("weightprog_version")),
                        ("wall time", f"{fmt(sum(float(r['wall_time_s']) for r in rows if r.get('wall_time_s')))} s "
                                      "(sum over finished jobs)" if rows else None)])
-    figures = png_figure(folder / "summary.png", "optimised (filled) vs best hand-crafted (ring) TNMSE per configuration")
+    figures = png_figure(folder / "summary.png",
+                         "optimised (filled) vs best hand-crafted (ring) TNMSE per configuration")
     finished = not failed and pending == 0
     sections = [section("Result", headline), section("Question and inputs", inputs), section("Figures", figures),
                 section("Tables", tables), reproduce_section(command), files_section(folder)]
@@ -664,11 +678,13 @@ def fit_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
             ("weightprog version", r.get("version")),
         ])
         figure_path = folder / r["figure"] if not Path(r["figure"]).is_absolute() else Path(r["figure"])
-        body = (section("Result", headline) + section("Question and inputs", inputs + device_curves_figure([r["device"]]))
+        body = (section("Result", headline)
+                + section("Question and inputs", inputs + device_curves_figure([r["device"]]))
                 + section("Figures", png_figure(figure_path, "fit diagnostics: measured vs fitted G(t), residuals of "
                                                              "the bin means, drift per device, programming error"))
                 + section("Tables", "<h3>Per-bin estimates ± standard error</h3>" + table(
-                    ["G (µS)", "devices", "σ_p (µS)", "ν mean", "ν std", "Q", "first-read bias (µS)", "fitted directly"],
+                    ["G (µS)", "devices", "σ_p (µS)", "ν mean", "ν std", "Q", "first-read bias (µS)",
+                     "fitted directly"],
                     rows, {0, 1, 2, 3, 4, 5, 6})))
         sections.append(f"<h2>{esc(r['device']['name'])} ({esc(file)})</h2>" + body if len(fits) > 1 else body)
     question = ("What tabulated device model do these measurements give (programming error, drift, read noise per "
