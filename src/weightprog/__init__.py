@@ -12,6 +12,7 @@ from .errors import WeightprogError
 from .expected import ExpectedTNMSE, bound, pointwise_strategy
 from .hardware import Mapping, ProgrammedTensor, program_weights
 from .metric import TNMSE, TNMSEResult, rescore
+from .nn import OverTimeResult, evaluate_over_time
 from .report.progress import SearchBars
 from .sample import (
                      WeightSample,
@@ -35,4 +36,5 @@ __all__ = ["BASELINES", "baseline", "Cell", "DeviceModel", "device_names", "get_
            "sample_from_array", "sample_from_module", "sample_from_tensors", "sample_from_values",
            "Strategy", "DEFAULT_TIMES_S", "parse_times", "OptimizeSettings", "optimize", "OptimizeResult",
            "optimize_per_layer", "LayerResult", "Score", "Scored", "Scoreboard", "Comparison", "compare_devices",
-           "StudySettings", "StudyResult", "run_study", "SearchBars", "__version__"]
+           "StudySettings", "StudyResult", "run_study", "evaluate_over_time", "OverTimeResult", "SearchBars",
+           "__version__"]
