@@ -330,7 +330,7 @@ def test_settings_are_frozen():
 
 
 def test_hwa_config_validated():
-    from weightprog.workloads.train import HWAConfig
+    from weightprog.workloads.training import HWAConfig
 
     with pytest.raises(WeightprogError, match=r"dac_bits: must be in 2…32, got 0"):
         HWAConfig(dac_bits=0)
