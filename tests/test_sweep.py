@@ -93,7 +93,13 @@ def test_expansion_and_stable_ids(tmp_path, tiny):
     ("settings: {budget_s: -5}\n", r"settings\.budget_s: must be > 0, got -5"),
     ("settings: {compute: tpu}\n", r"settings\.compute: use cpu, cuda or cuda:N, got 'tpu'"),
     ("cells: [100]\n", r"pairs: must be in 1…4, got 100"),
-    ("seeds: [99999999999999999999]\n", r"seed: must be in 0…4294967295"),
+    ("seeds: [99999999999999999999]\n", r"seeds\[0\]: must be in 0…4294967295"),
+    ("grid_points: [3, 1]\n", r"grid_points\[1\]: must be in 2…64, got 1"),
+    ("cells: [{pairs: 2, f_max: 100}]\n", r"cells\[0\]\.f_max: must be in 1…64, got 100"),
+    ("cells: [{significance: [1, -2]}]\n", r"cells\[0\]\.significance: .*factors > 0"),
+    ("settings: {naive: lsp-last}\n", r"settings\.naive: use one of single-pair, lsp-first, msp-first"),
+    ("settings: {normalise: rows}\n", r"settings\.normalise: use one of column, tensor, got 'rows'"),
+    ("settings: {threads: 0}\n", r"settings\.threads: must be >= 1, got 0"),
     ("times: ['1s,1000000y']\n", r"times\[0\]: times: 1000000y is beyond 100y"),
     ("settings: {popsize: two}\n", r"settings\.popsize: must be an integer"),
     ("settings: {sample_size: 1000}\n", r"settings\.sample_size: 1000 must be a multiple of rows"),
@@ -113,6 +119,19 @@ def test_errors_name_the_file_and_the_field(tmp_path, text, match):
     with pytest.raises(SweepError, match=match) as info:
         load_sweep(path)
     assert str(path) in str(info.value)
+
+
+def test_naive_in_both_spellings_and_ids_as_before(tmp_path):
+    """`naive` reads the CLI's spelling (msp-first) and the older one (msp_first); a file in the older
+    spelling keeps the id it had (ids hash the settings as written), and both run the same baseline."""
+    text = "kind: compare\ndevices: [pcm, pcm-lowdrift]\nsettings: {{naive: {}}}\n"
+    old = load_sweep(write(tmp_path / "old.yaml", text.format("msp_first"))).jobs[0]
+    new = load_sweep(write(tmp_path / "new.yaml", text.format("msp-first"))).jobs[0]
+    assert old.id == "35cda088bf409f72"  # the id sweeps written before this spelling was read keep
+    assert old.params["settings"]["naive"] == "msp_first"
+    assert old.sample_settings().naive == new.sample_settings().naive == "msp-first"
+    assert load_sweep(write(tmp_path / "rows.yaml", "cells: [1]\nsettings: {rows: 256}\n")).jobs[0].id \
+        == "70b6ea754af6b951"
 
 
 # --- running ----------------------------------------------------------------------------------

@@ -17,7 +17,18 @@ from .palette import OPTIMISED, legend_outside, strategy_colour  # noqa: E402
 
 
 def plot_summary(rows: list[dict], path: Path, title: str = "") -> None:
-    """`rows`: summary.csv rows (sweep.summary_rows)."""
+    """Draw the sweep summary: per configuration (a row), each seed's optimised TNMSE and its best
+    hand-crafted one.
+
+    Parameters
+    ----------
+    rows
+        summary.csv rows (`weightprog.sweep.summary_rows`).
+    path
+        The PNG to write (atomically).
+    title
+        The sweep's name, first in the figure's title.
+    """
     groups: dict[str, list[dict]] = {}
     for r in rows:
         sig = f"P={r['pairs']} " + ("F≤" + str(r["f_max"]) if r["significance"] == "auto" else "f=" + r["significance"])
