@@ -8,7 +8,7 @@ import click
 from tqdm import tqdm
 
 from ..fileio import output_folder
-from ..sweep import load_sweep, run_sweep
+from ..sweep import load_sweep, run_sweep, sweep_status
 from .report import write_run_report
 
 
@@ -34,8 +34,6 @@ def sweep(sweep_file, out_dir, workers, ray_address, skip_failed, list_only):
     if workers is None:
         workers = max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     if list_only:
-        from ..sweep import sweep_status
-
         status = sweep_status(plan, out)
         state = {**{j: "done" for j in status.done}, **{j: "failed" for j in status.failed}}
         for job in plan.jobs:
