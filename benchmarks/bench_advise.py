@@ -28,7 +28,8 @@ def markdown(advice) -> str:
     lines = [f"**{advice.device}** — naive (lsp-first F=1) {b.naive.mean:.4e}, best hand-crafted "
              f"{b.hand_crafted.mean:.4e} ({b.hand_crafted_name}), optimised {b.optimised.mean:.4e} "
              f"(cell {','.join(f'{f:g}' for f in b.cell)}){bound}; {advice.wall_time_s:.0f} s", "",
-             "| property (step) | Δ optimised | Δ naive | Δ bound | elasticity optimised | elasticity naive | cell after |",
+             "| property (step) | Δ optimised | Δ naive | Δ bound | elasticity optimised | elasticity naive "
+             "| cell after |",
              "|---|---|---|---|---|---|---|"]
     for e in advice.effects:
         limit = f"{e.change('bound'):+.2%}" if "bound" in e.choices() else "–"

@@ -40,12 +40,14 @@ def objective_rates(compute: str, populations: list[int], repeats: int) -> list[
     space = StrategySpace(make_grid(6, "quantile", sample.u), cell=Cell((1.0, 2.0)))
     lo, hi = (torch.tensor(b, dtype=torch.float64) for b in zip(*space.bounds()))
     def candidates(pop: int) -> torch.Tensor:
-        return lo + torch.rand(pop, space.dims, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * (hi - lo)
+        unit = torch.rand(pop, space.dims, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        return lo + unit * (hi - lo)
 
     rows = []
     torch.set_num_threads(2)
     rows.append({"compute": "cpu", "mode": "eager", "population": populations[0], "chunk": 64,
-                 "candidates_per_s": rate(TNMSE(sample, "pcm", compile=False), space, candidates(populations[0]), repeats)})
+                 "candidates_per_s": rate(TNMSE(sample, "pcm", compile=False), space, candidates(populations[0]),
+                                          repeats)})
     for pop in populations:
         x = candidates(pop)
         for chunk in (64, 1024):
@@ -94,7 +96,7 @@ def network_times(compute: str, batch: int) -> list[dict]:
         y = torch.randint(0, 10, (batch,), device=where)
 
         @torch.no_grad()
-        def evaluate_fn(m):
+        def evaluate_fn(m, x=x, y=y):
             return float((m(x).argmax(1) == y).float().mean())  # float(): synchronises
 
         evaluate_fn(model)

@@ -67,8 +67,8 @@ def main() -> None:
     print(f"  expected, eager torch         {exp_eager:9.0f} candidates/s   ({exp_eager / fused:.1f}x fused MC)")
     print(f"  expected, fused (compile)     {exp_fused:9.0f} candidates/s   ({exp_fused / fused:.1f}x fused MC; "
           f"first call incl. compile {warm:.1f} s)")
-    print(f"  expected, fused, {SEARCH_BINS} bins/segment {exp_search:9.0f} candidates/s   ({exp_search / fused:.1f}x fused MC; "
-          f"the search's setting)")
+    print(f"  expected, fused, {SEARCH_BINS} bins/segment {exp_search:9.0f} candidates/s   "
+          f"({exp_search / fused:.1f}x fused MC; the search's setting)")
     print("baselines on fresh seeds (10 × 10,240 weights), and their expected TNMSE:")
     print(f"{'strategy':<14}{'TNMSE':>10}{'± s.e.':>9}{'expected':>10}"
           + "".join(f"{t:>9}" for t in format_times(DEFAULT_TIMES_S)))

@@ -85,7 +85,7 @@ def numpy_pcm_tnmse(g_targets: np.ndarray, f: np.ndarray, beta: float, u: np.nda
         q = np.minimum(0.0088 / np.maximum(r(gp) ** 0.65, 1e-3), 0.2)
         signed = np.repeat(f, 2) * np.tile([1.0, -1.0], len(f))
 
-        def read(t):
+        def read(t, g=g, gp=gp, nu=nu, q=q, signed=signed):
             c = np.sqrt(np.log((t + t0 + t_read) / (2 * t_read)))
             drift = gp * ((t + t0) / t0) ** (-nu)
             return (np.maximum(drift * (1 + q * c * rng.standard_normal(g.shape)), 0.0) @ signed) / beta

@@ -331,7 +331,8 @@ def run_optimize(model, out: Path, device: str, args) -> Path:
     torch.save({k: v for k, v in model.state_dict().items()}, weights)
     times = ",".join(f"{t:g}" for t in NET_TIMES_S)
     cmd = [sys.executable, "-c", "from weightprog.cli import main; main()", "optimize",
-           "--device", device, "--weights", str(weights), "--normalise", "tensor", "--pairs", "2", "--f-max", str(args.f_max),
+           "--device", device, "--weights", str(weights), "--normalise", "tensor", "--pairs", "2",
+           "--f-max", str(args.f_max),
            "--times", times, "--budget", str(args.optimize_budget), "--rescore-blocks", "2",
            "--out", str(out / "optimize")]
     print(f"running: {' '.join(cmd[3:])}", file=sys.stderr)

@@ -172,7 +172,8 @@ def test_the_bound_section_of_report_json(runs, tmp_path):
     opt = report["tnmse"]["optimised"]["mean"]
     report["bound"] = {"tnmse": opt / 1.25, "f": 2.0, "compensated_tnmse": opt / 1.1, "compensated_f": 2.0,
                        "compensated_beta": 70.0, "note": "expected TNMSE of the best mapping",
-                       "per_f": [{"f": 1.0, "bound": opt / 1.2, "compensated": opt / 1.05, "beta": 60.0, "wall_time_s": 1.0},
+                       "per_f": [{"f": 1.0, "bound": opt / 1.2, "compensated": opt / 1.05, "beta": 60.0,
+                                  "wall_time_s": 1.0},
                                  {"f": 2.0, "bound": opt / 1.25, "compensated": opt / 1.1, "beta": 70.0,
                                   "wall_time_s": 1.0}]}
     report["gap_to_bound"] = {k: v["mean"] / report["bound"]["tnmse"] - 1 for k, v in report["tnmse"].items()}
@@ -234,7 +235,8 @@ def check_in_chromium(browser, kind: str, folder: Path) -> list:
     assert requests and all(u == url or u.startswith("data:") for u in requests), requests
     sizes = page.eval_on_selector_all("img, main > section svg, figure > svg",
                                       "els => els.map(e => [e.getBoundingClientRect().width, "
-                                      "e.getBoundingClientRect().height, e.complete === undefined || e.naturalWidth > 0])")
+                                      "e.getBoundingClientRect().height, "
+                                      "e.complete === undefined || e.naturalWidth > 0])")
     assert len(sizes) >= FIGURES[kind]
     for width, height, loaded in sizes:
         assert width > 100 and height > 50 and loaded
@@ -288,7 +290,7 @@ def more_runs(tmp_path_factory):
     """{kind: (folder, data file)}: a small sweep and a device fit through the command line, and a
     study folder from a constructed record (its tables and figure by the study's own writers)."""
     from weightprog.report.study_plots import plot_study_metric
-    from weightprog.study import StudySettings, write_tables
+    from weightprog.study import write_tables
 
     base = tmp_path_factory.mktemp("more")
     (base / "s.yaml").write_text("name: small\nkind: [optimize, compare]\ndevices: [pcm, pcm-lowdrift]\n"
@@ -296,7 +298,8 @@ def more_runs(tmp_path_factory):
                                  "  max_generations: 1\n  popsize: 5\n  rescore_blocks: 1\n  compile: false\n"
                                  "  polish: false\n  sample_size: 1024\n  rows: 512\n")
     run("sweep", str(base / "s.yaml"), "--out", str(base / "sweep"), "--workers", "0")
-    run("device", "simulate", "rram-hfox", "--out", str(base / "fit" / "m.csv"), "--devices", "40", "--times", "1s,1d,1y")
+    run("device", "simulate", "rram-hfox", "--out", str(base / "fit" / "m.csv"), "--devices", "40",
+        "--times", "1s,1d,1y")
     run("device", "fit", str(base / "fit" / "m.csv"), "--out", str(base / "fit" / "dev.yaml"), "--min-devices", "20")
     rec = study_record()
     (base / "study" / "w").mkdir(parents=True)

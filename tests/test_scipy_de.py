@@ -19,7 +19,10 @@ def test_the_private_names_exist():
 
 def _quadratic(seed=0, generations=60):
     target = np.array([0.3, -0.2, 0.5])
-    loss = lambda x: ((x - target[:, None]) ** 2).sum(0)  # vectorised: (dims, S) -> (S,)
+
+    def loss(x):
+        return ((x - target[:, None]) ** 2).sum(0)  # vectorised: (dims, S) -> (S,)
+
     init = np.random.default_rng(seed).uniform(-1, 1, (30, 3))
     return target, Generations(loss, [(-1, 1)] * 3, popsize=10, tol=1e-8, mutation=(0.5, 1.0),
                                recombination=0.7, seed=seed, init=init, integrality=np.zeros(3, bool),

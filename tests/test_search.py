@@ -117,8 +117,9 @@ def test_optimize_beats_f1_baselines_and_other_device_differs(tmp_path):
 def test_cli_optimize_writes_everything(tmp_path, pairs, sig):
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["optimize", "--pairs", str(pairs), "--significance", sig,
-                                       "--max-generations", "2", "--popsize", "3", "--grid", "4", "--rescore-blocks", "2",
-                                       "--times", "1s,1d,1y", "--no-polish", "--out", str(out)])
+                                       "--max-generations", "2", "--popsize", "3", "--grid", "4",
+                                       "--rescore-blocks", "2", "--times", "1s,1d,1y", "--no-polish",
+                                       "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     for key in ("device", "cell", "times_s", "seed", "wall_time_s", "tnmse", "search"):
@@ -166,8 +167,9 @@ def test_cli_reads_real_weight_files(tmp_path):
     for name in ("m.pt", "m.npz", "m.safetensors"):
         out = tmp_path / name.replace(".", "_")
         result = CliRunner().invoke(main, ["optimize", "--weights", str(tmp_path / name), "--significance", "1,2",
-                                           "--max-generations", "1", "--popsize", "2", "--grid", "3", "--rescore-blocks", "2",
-                                           "--times", "1s,1y", "--no-polish", "--out", str(out)])
+                                           "--max-generations", "1", "--popsize", "2", "--grid", "3",
+                                           "--rescore-blocks", "2", "--times", "1s,1y", "--no-polish",
+                                           "--out", str(out)])
         assert result.exit_code == 0, result.output
         assert json.loads((out / "report.json").read_text())["weights"] == str(tmp_path / name)
 
@@ -177,8 +179,8 @@ def test_cli_per_layer(tmp_path):
     torch.save(model.state_dict(), tmp_path / "m.pt")
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["optimize", "--weights", str(tmp_path / "m.pt"), "--significance", "1,2",
-                                       "--per-layer", "--max-generations", "1", "--popsize", "2", "--grid", "3", "--rescore-blocks", "2",
-                                       "--times", "1s,1y", "--no-polish", "--out", str(out)])
+                                       "--per-layer", "--max-generations", "1", "--popsize", "2", "--grid", "3",
+                                       "--rescore-blocks", "2", "--times", "1s,1y", "--no-polish", "--out", str(out)])
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "report.json").read_text())["per_layer"]
     assert [r["layer"] for r in rows] == ["0.weight", "2.weight"]
@@ -207,9 +209,11 @@ def test_pointwise_method_bound_report_and_evaluate(tmp_path):
         assert gap == pytest.approx(t[key]["mean"] / bound["tnmse"] - 1)
         assert gap > -0.01 - 3 * t[key]["stderr"] / t[key]["mean"]  # nothing below the bound beyond its error
     assert t["optimised"]["mean"] < 0.99 * t["lsp_first_best"]["mean"]  # same fresh draws for both
-    assert "bound:" in result.output and "gaps to the bound" in result.output and "% below the best hand-crafted" in result.output
+    assert "bound:" in result.output and "gaps to the bound" in result.output
+    assert "% below the best hand-crafted" in result.output
     strategy = Strategy.load(out / "strategy.json")
-    assert strategy.grid.numel() > 20 and float(strategy.beta[0]) > float(strategy.hardware_weight(strategy.conductances)[0, -1])
+    assert strategy.grid.numel() > 20
+    assert float(strategy.beta[0]) > float(strategy.hardware_weight(strategy.conductances)[0, -1])
     meta = json.loads((out / "strategy.json").read_text())["meta"]["aihwkit"]
     assert meta["strategy"] == report["aihwkit_export"]["strategy"] and "cannot express" in meta["note"]
     aihwkit = json.loads((out / "strategy.aihwkit.json").read_text())
@@ -218,5 +222,6 @@ def test_pointwise_method_bound_report_and_evaluate(tmp_path):
     assert float(w_hw[-1]) == pytest.approx(meta["beta"], rel=1e-4)
     from weightprog.cli.evaluate import evaluate
     ev = CliRunner().invoke(evaluate, ["--model", "nn_helpers:tiny_entry", "--strategy", str(out / "strategy.json"),
-                                       "--times", "1s,1y", "--repeats", "1", "--no-progress", "--out", str(tmp_path / "ev")])
+                                       "--times", "1s,1y", "--repeats", "1", "--no-progress",
+                                       "--out", str(tmp_path / "ev")])
     assert ev.exit_code == 0, ev.output

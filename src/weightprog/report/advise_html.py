@@ -42,8 +42,9 @@ def advise_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
             row.append(pct(p["change_bound"]))
         row += [f"{p['elasticity_optimised']:+.3f}", f"{p['elasticity_naive']:+.3f}", cell_text(p["scores"]["cell"])]
         rows.append(row)
-    header = ["property", "step", "Δ optimised", "Δ naive", "Δ best hand-crafted"] + (["Δ bound"] if with_bound else []) \
-        + ["elasticity optimised", "elasticity naive", "cell after"]
+    header = (["property", "step", "Δ optimised", "Δ naive", "Δ best hand-crafted"]
+              + (["Δ bound"] if with_bound else [])
+              + ["elasticity optimised", "elasticity naive", "cell after"])
     headline = ("<ul>" + "".join(f"<li>{esc(w)}</li>" for w in r["words"]) + "</ul>"
                 + table(header, rows, set(range(1, len(header) - 1))))
     s = r.get("settings", {})

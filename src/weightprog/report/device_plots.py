@@ -57,7 +57,7 @@ def _trajectories(ax, device: DeviceModel, targets, times, devices: int = 200, s
     """Mean ± std of G(t) over `devices` simulated devices per target."""
     sim = simulate_measurements(device, targets, devices, times, seed=seed)
     g = sim.g.reshape(len(targets), devices, len(times))
-    for k, target in enumerate(targets):
+    for k, _target in enumerate(targets):
         mean, std = g[k].mean(0), g[k].std(0)
         line, = ax.plot(times, mean, **(style or {}), label=label if k == 0 else None)
         ax.fill_between(times, mean - std, mean + std, color=line.get_color(), alpha=0.15)

@@ -253,7 +253,7 @@ def device_curves_figure(describes: list[dict]) -> str:
     if not shown:
         return note
     fig, axes = plt.subplots(1, 3, figsize=(10.5, 2.9))
-    for d, dev in shown:
+    for _d, dev in shown:
         c = device_curves(dev)
         col = device_colour(dev.name)
         label = dev.name if len(shown) > 1 else None

@@ -195,6 +195,7 @@ def polish(result: EvolutionResult, objective: Objective, held_out: Objective, s
         opt.zero_grad()
         g, sig, beta = space.decode(x[None])
         population_loss(objective, space.grid, g, sig, beta, grad=True).mean().backward()
+        assert x.grad is not None  # set by backward(): x requires grad
         x.grad[~free] = 0.0
         opt.step()
         with torch.no_grad():

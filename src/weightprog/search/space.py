@@ -156,7 +156,7 @@ class StrategySpace:
             return self.g_min + coords * span, sig, beta
         target = beta[:, None] * self.grid.to(x)[None]  # (B, D) µS of W_hw
         order = ascending(sig[0].tolist())[::-1]  # most significant first
-        contribution = [None] * self.pairs
+        contribution: dict[int, torch.Tensor] = {}  # pair index -> its share of the target (µS)
         remaining = target
         for k, p in enumerate(order):
             f_p = sig[:, p:p + 1]
