@@ -10,7 +10,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-import weightprog.cli.optimize as cli_optimize
+import weightprog.cli.inputs as cli_inputs
 from weightprog.cli.compare import compare_devices_command
 from weightprog.cli.options import Group
 from weightprog.compare import (
@@ -110,10 +110,10 @@ def test_compare_rejects_bad_device_lists():
 @pytest.fixture
 def group(monkeypatch):
     # keep the CLI run small: tiny search sample, two re-score blocks, no torch.compile
-    # (compare-devices builds its settings and sample through cli_optimize.search_inputs)
-    monkeypatch.setattr(cli_optimize, "OptimizeSettings",
+    # (compare-devices builds its settings and sample through cli.inputs.search_inputs)
+    monkeypatch.setattr(cli_inputs, "OptimizeSettings",
                         functools.partial(OptimizeSettings, rescore_blocks=2, compile=False))
-    monkeypatch.setattr(cli_optimize, "sample_from_values", functools.partial(sample_from_values, size=1024))
+    monkeypatch.setattr(cli_inputs, "sample_from_values", functools.partial(sample_from_values, size=1024))
 
     @click.group(cls=Group)
     def main():

@@ -1,11 +1,12 @@
-"""`weightprog device fit|simulate|show`, invoked on the click group directly."""
+"""`weightprog device list|fit|simulate|show`, invoked on the click group directly."""
 
 from __future__ import annotations
 
 from click.testing import CliRunner
 
+from weightprog.cli import main
 from weightprog.cli.device import device
-from weightprog.devices import load_tabulated
+from weightprog.devices import device_names, load_tabulated
 
 
 def _run(*args):
@@ -28,6 +29,19 @@ def test_simulate_fit_show(tmp_path):
     r = _run("show", dev_path, "--out", tmp_path / "curves.png")
     assert r.exit_code == 0, r.output
     assert "σ_p µS" in r.output and (tmp_path / "curves.png").stat().st_size > 10_000
+
+
+def test_list_and_its_old_spelling():
+    r = _run("list")
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert [line.split()[0] for line in lines] == device_names()
+    assert "pcm             pcm           g 0–25 µS" in lines and "rram-hfox       tabulated     g 1–40 µS" in lines
+    old = CliRunner().invoke(main, ["devices"])  # hidden alias: same output, not in the help
+    assert old.exit_code == 0 and old.output == r.output
+    listed = CliRunner().invoke(main, ["--help"]).output
+    commands = [line.split()[0] for line in listed.split("Commands:")[1].splitlines() if line.strip()]
+    assert "device" in commands and "devices" not in commands
 
 
 def test_show_builtin_and_preset_by_name():

@@ -128,6 +128,13 @@ def test_cli_optimize_writes_everything(tmp_path, pairs, sig):
         assert set(report["tnmse"][key]) >= {"mean", "stderr", "per_time"}
         assert len(report["tnmse"][key]["per_time"]) == 3
     assert report["cell"]["pairs"] == pairs
+    # the table names strategies as the CLI spells them; its numbers are report.json's
+    rows = {line[:24].strip(): line[24:].split() for line in result.output.splitlines()}
+    for name, key in [("optimised", "optimised"), ("single-pair F=1", "single_pair"), ("lsp-first F=1", "lsp_first"),
+                      ("msp-first F=1", "msp_first"), (f"lsp-first F={report['tnmse']['lsp_first_best']['f']} (best F)",
+                                                       "lsp_first_best")]:
+        assert float(rows[name][0]) == pytest.approx(report["tnmse"][key]["mean"], rel=1e-4)
+    assert not any(name.endswith("_best") or name == "lsp_first" for name in rows)
     strategy = Strategy.load(out / "strategy.json")
     assert strategy.pairs == pairs
     aihwkit = json.loads((out / "strategy.aihwkit.json").read_text())

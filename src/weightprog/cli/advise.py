@@ -10,7 +10,8 @@ from ..devices import get_device
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json, lock_folder
 from ..timeunits import format_times
-from .optimize import search_inputs, search_options
+from .inputs import search_inputs
+from .options import search_options
 from .report import write_run_report
 
 
@@ -34,8 +35,9 @@ def advise_command(device_spec, seed, improvement, properties, rescore_blocks, o
     """
     from ..report.advise_plots import plot_advice
 
-    dev = get_device(device_spec)
-    settings, values, sample, source = search_inputs(seed=seed, rescore_blocks=rescore_blocks, **search)
+    dev = get_device(device_spec)  # resolved once: the library takes the model from here on
+    inputs = search_inputs(seed=seed, rescore_blocks=rescore_blocks, **search)
+    settings, values, sample, source = inputs.settings, inputs.values, inputs.sample, inputs.source
     out = lock_folder(out_dir, "weightprog device advise")
     click.echo(f"advising on {dev.name} for {source} ({values.numel():,} weights), {settings.pairs} pair(s), "
                f"times {','.join(format_times(settings.times_s))}, seed {seed}: "

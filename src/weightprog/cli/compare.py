@@ -10,8 +10,8 @@ from ..fileio import check_output_folder, folder_lock
 from ..report.progress import SearchBars
 from ..scores import NAIVE
 from ..timeunits import format_times
-from .optimize import discard_checkpoints, search_inputs, search_options
-from .options import BaselineChoice
+from .inputs import discard_checkpoints, search_inputs
+from .options import BaselineChoice, search_options
 from .report import write_run_report
 
 
@@ -32,8 +32,9 @@ def compare_devices_command(devices, seed, budget_s, naive, out_dir, force, **se
     ranked by their optimum and by the naive baseline, and the output says whether the two
     rankings differ. Writes comparison.json, comparison.csv, tnmse_vs_time.png and report.html to --out.
     """
-    models = [get_device(d) for d in devices]  # bad names fail before any search
-    settings, values, sample, source = search_inputs(seed=seed, budget_s=budget_s, **search)
+    models = [get_device(d) for d in devices]  # resolved once (bad names fail before any search)
+    inputs = search_inputs(seed=seed, budget_s=budget_s, **search)
+    settings, values, sample, source = inputs.settings, inputs.values, inputs.sample, inputs.source
     out = check_output_folder(out_dir)  # created (and locked) by compare_devices once its checks pass
     if force and (out / "checkpoints").is_dir():
         with folder_lock(out / "checkpoints", "weightprog compare-devices"):

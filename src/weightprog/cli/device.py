@@ -1,4 +1,5 @@
-"""`weightprog device ...`: fit a device to measurements, simulate measurements, show a device.
+"""`weightprog device ...`: list the built-in devices, fit a device to measurements, simulate
+measurements, show a device (`device advise` and `device flipmap` are in advise.py).
 
 Every command computes everything (fit, figure bytes) before writing anything, so an error leaves
 no partial output; files are written atomically.
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from .. import validate
-from ..devices import get_device
+from ..devices import device_names, get_device
 from ..devices.fit import fit_device, write_device
 from ..devices.measurements import read_measurements, simulate_measurements, write_measurements
 from ..errors import WeightprogError
@@ -23,10 +24,32 @@ from .options import Group, option_names, times_option
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically.
+
+    Parameters
+    ----------
+    path
+        The file.
+    data
+        Its content.
+    """
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def _parse_targets(text: str | None, device) -> list[float]:
+    """`--targets 0,5,10,25` -> conductances (µS); 11 evenly spaced over the device's range when None.
+
+    Parameters
+    ----------
+    text
+        The option's value, or None.
+    device
+        The device (its range).
+
+    Returns
+    -------
+    list of float
+    """
     if text is None:  # 11 evenly spaced targets over the device's range
         return [float(x) for x in np.linspace(device.g_min, device.g_max, 11)]
     out = []
@@ -45,6 +68,25 @@ def _parse_targets(text: str | None, device) -> list[float]:
 @click.group(cls=Group)
 def device():
     """Device models: fit one to measurements, simulate measurements, show its curves."""
+
+
+def _print_device_list() -> None:
+    """One line per built-in device and preset: name, kind, conductance range."""
+    for name in device_names():
+        dev = get_device(name)
+        click.echo(f"{name:<16}{dev.kind:<14}g {dev.g_min:g}–{dev.g_max:g} µS")
+
+
+@device.command("list")
+def list_devices():
+    """List the built-in device names."""
+    _print_device_list()
+
+
+@click.command("devices", hidden=True)
+def devices_alias():
+    """List the built-in device names (the older spelling of `weightprog device list`)."""
+    _print_device_list()
 
 
 @device.command()

@@ -15,11 +15,11 @@ from ..devices import get_device
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json, atomic_write_text, check_output_folder
 from ..hardware import COMPENSATION_UNITS, NORMALISE_UNITS, REFERENCES, Mapping
-from ..nn.evaluate import evaluate_over_time
-from ..nn.periphery import PRESETS
+from ..nn.evaluate import evaluate_over_time, resolve_strategies
+from ..nn.periphery import PRESETS, get_periphery
 from ..timeunits import format_times
 from ..validate import compute_device
-from .options import option_names, times_option
+from .options import device_option, option_names, times_option
 from .report import write_run_report
 
 
@@ -28,8 +28,25 @@ def load_entry_point(spec: str, eval_size: int | None = None):
 
     This imports and runs the user's own code: that is what an entry point is for. A reference
     workload name (`fmnist-resnet32`, or `fmnist-resnet32@hwa` for its HWA-trained variant) is
-    looked up in `weightprog.workloads` first; `eval_size` (workloads only) evaluates on the first
-    N test items."""
+    looked up in `weightprog.workloads` first.
+
+    Parameters
+    ----------
+    spec
+        `module:function`, `file.py:function`, or a workload name (`NAME` or `NAME@hwa`).
+    eval_size
+        Workloads only: evaluate on the first N test items (None: the workload's default).
+
+    Returns
+    -------
+    tuple
+        (model, evaluate_fn) with `evaluate_fn(model) -> float`.
+
+    Raises
+    ------
+    WeightprogError
+        An entry point that cannot be imported, is missing, or returns something else.
+    """
     from ..workloads import get_workload, is_workload
     name, _, variant = spec.partition("@")
     if is_workload(name):
@@ -45,9 +62,11 @@ def load_entry_point(spec: str, eval_size: int | None = None):
             path = Path(module_name)
             if not path.is_file():
                 raise WeightprogError(f"model: file {path} not found")
-            loader = importlib.util.spec_from_file_location(f"_weightprog_model_{path.stem}", path)
-            module = importlib.util.module_from_spec(loader)
-            loader.loader.exec_module(module)
+            found = importlib.util.spec_from_file_location(f"_weightprog_model_{path.stem}", path)
+            if found is None or found.loader is None:
+                raise WeightprogError(f"model: cannot import {path} (not a Python source file)")
+            module = importlib.util.module_from_spec(found)
+            found.loader.exec_module(module)
         else:
             if os.getcwd() not in sys.path:  # `weightprog` run from a project dir finds its modules
                 sys.path.insert(0, os.getcwd())
@@ -72,7 +91,7 @@ def load_entry_point(spec: str, eval_size: int | None = None):
 @click.option("--significance", default=None, metavar="1,F",
               help="Significance factors of the cell the baselines are built for "
                    "[default: 1 for single-pair, 1,1 for the others].")
-@click.option("--device", default="pcm", show_default=True, help="Device name or YAML/JSON file.")
+@device_option()
 @times_option()
 @click.option("--repeats", default=25, show_default=True, help="Programming realisations per strategy.")
 @click.option("--seed", default=0, show_default=True)
@@ -100,11 +119,13 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
         compute_device(compute)
     if out_dir is not None:
         check_output_folder(out_dir)
+    # names resolved once, before the model is loaded: the library takes the objects from here on
     dev = get_device(device)
+    chosen = resolve_strategies(list(strategies), dev, significance)
     mapping = Mapping(tile, tile, normalise, compensation, compensation_reference)
     model, evaluate_fn = load_entry_point(model_spec, eval_size)
-    result = evaluate_over_time(model, evaluate_fn, list(strategies), dev, times, repeats, seed,
-                                mapping=mapping, periphery=periphery, significance=significance,
+    result = evaluate_over_time(model, evaluate_fn, chosen, dev, times, repeats, seed,
+                                mapping=mapping, periphery=get_periphery(periphery),
                                 include=list(include) or None, exclude=list(exclude) or None,
                                 compute=compute, progress=progress)
     click.echo(result.mapping.format().splitlines()[-1])

@@ -6,106 +6,25 @@ from pathlib import Path
 
 import click
 
-from ..cell import Cell
-from ..devices import get_device
+from ..baselines import BASELINES
+from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json, lock_folder
-from ..largescale import iter_file_tensors, sample_file
+from ..largescale import iter_file_tensors
 from ..report.optimize_plots import plot_convergence, plot_error_distribution, plot_strategy, plot_tnmse_vs_time
 from ..report.palette import strategy_label
 from ..report.progress import SearchBars
-from ..sample import DISTRIBUTIONS, load_distribution, sample_from_values
-from ..scores import Scoreboard
-from ..search.run import METHODS, OBJECTIVES, OptimizeSettings, optimize, optimize_per_layer
-from ..search.space import GRID_PLACEMENTS, MODES
+from ..scores import SPLIT_BASELINES, Score, Scoreboard
+from ..search.run import OptimizeSettings, optimize, optimize_per_layer
+from ..strategy import Strategy
 from ..timeunits import format_times
-from ..validate import compute_device
-from .options import option_names, times_option
+from .inputs import discard_checkpoints, search_inputs
+from .options import device_option, search_options
 from .report import write_run_report
 
 
-def load_values(weights: str | None, distribution: str | None, normalise: str, seed: int = 0) -> tuple:
-    """Normalised weights to optimise for, and a label saying where they came from.
-
-    A weights file is streamed tensor by tensor into a uniform sample of at most 2²⁰ weights, so
-    a BERT-sized file never sits in memory as several pooled copies (largescale.py)."""
-    if weights and distribution:
-        raise WeightprogError("--weights and --distribution: give one, not both")
-    if weights:
-        return sample_file(weights, seed=seed, normalise=normalise).values, weights
-    name = distribution or "default"
-    if name not in DISTRIBUTIONS:
-        raise WeightprogError(f"--distribution: unknown {name!r}; use one of {', '.join(DISTRIBUTIONS)}")
-    return load_distribution(name), f"distribution:{name}"
-
-
-def parse_significance(text: str, pairs: int) -> Cell | None:
-    if text == "auto":
-        return None
-    cell = Cell.parse(text)
-    if cell.pairs != pairs:
-        raise WeightprogError(f"--significance: {text!r} has {cell.pairs} factors but --pairs is {pairs}")
-    return cell
-
-
-def _option_list():
-    """Options every search command shares (optimize, compare-devices)."""
-    return [
-        click.option("--weights", type=str, default=None, metavar="PATH",
-                     help="Network weights: .pt/.pth/.ckpt/.bin state dict, .safetensors, .npz or .npy."),
-        click.option("--distribution", default=None, help="A built-in weight distribution (default: 'default')."),
-        click.option("--normalise", type=click.Choice(["column", "tensor"]), default="column", show_default=True,
-                     help="How --weights are normalised before sampling (as deployed)."),
-        click.option("--pairs", default=2, show_default=True, type=int, help="Differential pairs per weight (P)."),
-        click.option("--significance", default="auto", show_default=True,
-                     help="Significance factors, e.g. 1,2; 'auto' searches the cell 1,F,F²,… for F = 1…--f-max."),
-        click.option("--f-max", default=5, show_default=True, type=int),
-        times_option(),
-        click.option("--grid", "grid_points", default=6, show_default=True, type=int,
-                     help="Grid points of the strategy table, 0 and 1 included."),
-        click.option("--grid-placement", type=click.Choice(GRID_PLACEMENTS), default="quantile", show_default=True),
-        click.option("--mode", type=click.Choice(MODES), default="exact", show_default=True,
-                     help="exact: every grid weight represented exactly; free: every device a coordinate."),
-        click.option("--max-generations", default=200, show_default=True, type=int),
-        click.option("--popsize", default=15, show_default=True, type=int,
-                     help="Population = popsize × dimensions."),
-        click.option("--no-polish", is_flag=True, help="Skip the gradient polish."),
-        click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
-                     help="de: differential evolution over the table (the paper's method); pointwise: the "
-                          "pointwise optimum as a dense table; auto: both, the better by re-score."),
-        click.option("--objective", type=click.Choice(OBJECTIVES), default="expected", show_default=True,
-                     help="What the search minimises: the exact expected TNMSE or the Monte-Carlo TNMSE."),
-        click.option("--compute", default="cpu", show_default=True, help="cpu or cuda."),
-    ]
-
-
-def search_options(f):
-    for option in reversed(_option_list()):
-        f = option(f)
-    return f
-
-
-def search_inputs(weights, distribution, normalise, pairs, significance, f_max, times, grid_points,
-                  grid_placement, mode, max_generations, popsize, no_polish, compute, seed, **extra):
-    """The shared options -> (settings, normalised values, search sample, source label)."""
-    with option_names(times_s="--times", budget_s="--budget", grid_points="--grid", polish="--no-polish"):
-        compute_device(compute)  # a GPU where --compute cuda asks for one, before the weights are read
-        settings = OptimizeSettings(pairs=pairs, significance=parse_significance(significance, pairs), f_max=f_max,
-                                    times_s=times, grid_points=grid_points, grid_placement=grid_placement,
-                                    mode=mode, seed=seed, max_generations=max_generations, popsize=popsize,
-                                    polish=not no_polish, compute=compute, **extra)
-    values, source = load_values(weights, distribution, normalise, seed)
-    return settings, values, sample_from_values(values, seed=seed, source=source), source
-
-
-def discard_checkpoints(folder: Path) -> None:
-    """--force: delete the search checkpoints under `folder` (held locked by this run), nothing else."""
-    for path in sorted(folder.glob("**/checkpoint_*.json")):
-        path.unlink()
-
-
 @click.command()
-@click.option("--device", default="pcm", show_default=True, help="Device name or YAML/JSON file.")
+@device_option()
 @search_options
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--budget", "budget_s", default=None, type=float, metavar="SECONDS",
@@ -118,11 +37,11 @@ def discard_checkpoints(folder: Path) -> None:
 @click.option("--force", is_flag=True, help="Start afresh: discard --out's search checkpoints instead of resuming.")
 def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir, force, **search):
     """Find the programming strategy with the lowest time-averaged weight error."""
-    dev = get_device(device)
+    dev = get_device(device)  # resolved once: the library takes the model from here on
     if per_layer and not search["weights"]:
         raise WeightprogError("--per-layer needs --weights (a network's layers)")
-    settings, values, sample, source = search_inputs(seed=seed, budget_s=budget_s, rescore_blocks=rescore_blocks,
-                                                     **search)
+    inputs = search_inputs(seed=seed, budget_s=budget_s, rescore_blocks=rescore_blocks, **search)
+    settings, values, sample, source = inputs.settings, inputs.values, inputs.sample, inputs.source
     out = lock_folder(out_dir, "weightprog optimize")  # before the search: a second run into it stops here
     if force:
         discard_checkpoints(out)
@@ -166,8 +85,30 @@ def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir,
     write_run_report(out)
 
 
-def per_layer_report(tensors, network_strategy, dev, settings, normalise, out: Path) -> list[dict]:
-    """Optimise each layer; write layers/<name>.json; print and return the comparison."""
+def per_layer_report(tensors, network_strategy: Strategy, dev: DeviceModel, settings: OptimizeSettings,
+                     normalise: str, out: Path) -> list[dict]:
+    """Optimise each layer; write layers/<name>.json; print and return the comparison.
+
+    Parameters
+    ----------
+    tensors
+        (name, tensor) of each layer of the weights file.
+    network_strategy
+        The network-wide optimised strategy each layer's own is compared with.
+    dev
+        The device.
+    settings
+        The run's settings.
+    normalise
+        How the layers' weights are normalised (`--normalise`).
+    out
+        The output folder (layers/<name>.json go there).
+
+    Returns
+    -------
+    list of dict
+        report.json's `per_layer` rows.
+    """
     click.echo("per-layer strategies (each layer's own vs the network-wide strategy, fresh seeds):", err=True)
     rows = []
     for layer in optimize_per_layer(tensors, network_strategy, dev, settings, normalise):
@@ -182,13 +123,39 @@ def per_layer_report(tensors, network_strategy, dev, settings, normalise, out: P
     return rows
 
 
+def score_rows(scores: Scoreboard) -> list[tuple[str, str, Score]]:
+    """The scored strategies in report order as (name as the CLI spells it, report.json key, score):
+    `optimised`, the other methods (`de`, …), each hand-crafted strategy at F = 1 (`lsp-first F=1`),
+    each split one at its best F (`lsp-first F=2 (best F)`).
+
+    Parameters
+    ----------
+    scores
+        The run's scoreboard.
+
+    Returns
+    -------
+    list of (str, str, Score)
+    """
+    names = ["optimised", *scores.others, *(scores.baseline(n).label for n in BASELINES),
+             *(f"{scores.best_f(n).label} (best F)" for n in SPLIT_BASELINES)]
+    return [(name, key, score) for name, (key, score) in zip(names, scores.items(), strict=True)]
+
+
 def print_summary(report: dict, out: Path) -> None:
-    t = report["tnmse"]
+    """Print the table of scores (and the bound), the run's findings in words and the files written.
+
+    Parameters
+    ----------
+    report
+        The run's report.json content.
+    out
+        The output folder.
+    """
     gaps = report.get("gap_to_bound")
     click.echo(f"{'strategy':<24}{'TNMSE':>11}{'± s.e.':>10}" + (f"{'vs bound':>10}" if gaps else ""))
-    for key, score in t.items():
-        label = key + (f" F={score['f']}" if "f" in score else "")
-        click.echo(f"{label:<24}{score['mean']:11.4e}{score['stderr']:10.1e}"
+    for name, key, score in score_rows(Scoreboard.from_json(report["tnmse"])):
+        click.echo(f"{name:<24}{score.mean:11.4e}{score.stderr:10.1e}"
                    + (f"{100 * gaps[key]:+9.1f}%" if gaps else ""))
     if "bound" in report:
         b = report["bound"]
@@ -202,7 +169,18 @@ def print_summary(report: dict, out: Path) -> None:
 
 def summary_words(report: dict) -> list[str]:
     """What the run found, in sentences: the optimum, the best hand-crafted strategy, the bound,
-    the gaps."""
+    the gaps.
+
+    Parameters
+    ----------
+    report
+        The run's report.json content.
+
+    Returns
+    -------
+    list of str
+        One sentence per line.
+    """
     scores = Scoreboard.from_json(report["tnmse"])
     cell = ",".join(f"{f:g}" for f in report["cell"]["significance"])
     opt, best = scores.optimised, scores.best_hand_crafted

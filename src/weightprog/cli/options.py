@@ -1,5 +1,7 @@
-"""What every command group shares: library errors become one line and exit code 2, never a
-traceback; Ctrl-C keeps what was written and says so."""
+"""What the commands share: the group (library errors become one line and exit code 2, never a
+traceback; Ctrl-C keeps what was written and says so) and the option groups (`--times`,
+`--device`, the search options of optimize / compare-devices / device advise). Parsing only: what
+the options are turned into lives in `inputs.py` and the library."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ import click
 
 from ..baselines import BASELINES
 from ..errors import WeightprogError
+from ..search.run import METHODS, OBJECTIVES
+from ..search.space import GRID_PLACEMENTS, MODES
 from ..timeunits import DEFAULT_TIMES_S, parse_times
 from ..validate import SettingError
 
@@ -18,7 +22,17 @@ RESUMABLE = ("optimize", "compare-devices", "sweep", "study")
 
 
 class Group(click.Group):
+    """A click group whose commands end in one line and exit code 2 on a `WeightprogError`."""
+
     def invoke(self, ctx):
+        """Run the command `ctx` names; a `WeightprogError` (while parsing or running) becomes
+        `error: …` and exit code 2, Ctrl-C exit code 130 with a line on what was kept.
+
+        Parameters
+        ----------
+        ctx
+            The group's click context.
+        """
         ctx.meta["weightprog.args"] = list(ctx.args)  # the innermost group's: the command's own, as typed
         try:
             return super().invoke(ctx)
@@ -36,7 +50,18 @@ class Group(click.Group):
 
 @contextmanager
 def option_names(**names: str):
-    """Settings errors named by the option the user typed: `--popsize`, or `names[field]`."""
+    """Settings errors named by the option the user typed: `--popsize`, or `names[field]`.
+
+    Parameters
+    ----------
+    **names
+        Option of a settings field whose option is not spelled `--field-name` (`times_s="--times"`).
+
+    Raises
+    ------
+    WeightprogError
+        A `SettingError` raised inside the block, with the option in place of the field.
+    """
     try:
         yield
     except SettingError as exc:
@@ -46,7 +71,15 @@ def option_names(**names: str):
 def times_option(default: str | None = None, help: str = "Times after programming, e.g. "
                  "1s,1min,1h,1d,30d,1y (the default)."):
     """`--times LIST` handed to the command as validated seconds (docs/MODEL.md §7.2 times when omitted).
-    Bad times raise WeightprogError while the group parses the command: one line, exit code 2."""
+    Bad times raise WeightprogError while the group parses the command: one line, exit code 2.
+
+    Parameters
+    ----------
+    default
+        The default as text (shown in the help), or None for `DEFAULT_TIMES_S`.
+    help
+        The option's help text.
+    """
     def parse(ctx, param, value):
         try:
             return DEFAULT_TIMES_S if value is None else parse_times(value)
@@ -63,4 +96,66 @@ class BaselineChoice(click.Choice):
         super().__init__(BASELINES)
 
     def convert(self, value, param, ctx):
+        """The name with `_` read as `-`, checked against `BASELINES` (click's `Choice.convert`)."""
         return super().convert(str(value).replace("_", "-"), param, ctx)
+
+
+def device_option(help: str = "Device name or YAML/JSON file."):
+    """`--device NAME|FILE` (default `pcm`), handed to the command as typed; the command resolves it
+    once with `get_device` and passes the model on.
+
+    Parameters
+    ----------
+    help
+        The option's help text.
+    """
+    return click.option("--device", default="pcm", show_default=True, help=help)
+
+
+def _search_option_list() -> list:
+    """Options every search command shares (optimize, compare-devices, device advise)."""
+    return [
+        click.option("--weights", type=str, default=None, metavar="PATH",
+                     help="Network weights: .pt/.pth/.ckpt/.bin state dict, .safetensors, .npz or .npy."),
+        click.option("--distribution", default=None, help="A built-in weight distribution (default: 'default')."),
+        click.option("--normalise", type=click.Choice(["column", "tensor"]), default="column", show_default=True,
+                     help="How --weights are normalised before sampling (as deployed)."),
+        click.option("--pairs", default=2, show_default=True, type=int, help="Differential pairs per weight (P)."),
+        click.option("--significance", default="auto", show_default=True,
+                     help="Significance factors, e.g. 1,2; 'auto' searches the cell 1,F,F²,… for F = 1…--f-max."),
+        click.option("--f-max", default=5, show_default=True, type=int),
+        times_option(),
+        click.option("--grid", "grid_points", default=6, show_default=True, type=int,
+                     help="Grid points of the strategy table, 0 and 1 included."),
+        click.option("--grid-placement", type=click.Choice(GRID_PLACEMENTS), default="quantile", show_default=True),
+        click.option("--mode", type=click.Choice(MODES), default="exact", show_default=True,
+                     help="exact: every grid weight represented exactly; free: every device a coordinate."),
+        click.option("--max-generations", default=200, show_default=True, type=int),
+        click.option("--popsize", default=15, show_default=True, type=int,
+                     help="Population = popsize × dimensions."),
+        click.option("--no-polish", is_flag=True, help="Skip the gradient polish."),
+        click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
+                     help="de: differential evolution over the table (the paper's method); pointwise: the "
+                          "pointwise optimum as a dense table; auto: both, the better by re-score."),
+        click.option("--objective", type=click.Choice(OBJECTIVES), default="expected", show_default=True,
+                     help="What the search minimises: the exact expected TNMSE or the Monte-Carlo TNMSE."),
+        click.option("--compute", default="cpu", show_default=True, help="cpu or cuda."),
+    ]
+
+
+def search_options(f):
+    """The search options (`--weights` … `--compute`) on command `f`, handed to it as keyword
+    arguments for `inputs.search_inputs`.
+
+    Parameters
+    ----------
+    f
+        The command function.
+
+    Returns
+    -------
+    The function with the options attached.
+    """
+    for option in reversed(_search_option_list()):
+        f = option(f)
+    return f

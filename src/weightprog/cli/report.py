@@ -15,7 +15,18 @@ from ..timeunits import format_times
 
 def _option_args(ctx: click.Context) -> list[str]:
     """The options the user gave, rebuilt from the parsed values (when the command was invoked on
-    its own, not through the `weightprog` group, which keeps the raw arguments)."""
+    its own, not through the `weightprog` group, which keeps the raw arguments).
+
+    Parameters
+    ----------
+    ctx
+        The command's click context.
+
+    Returns
+    -------
+    list of str
+        The arguments, as they would be typed.
+    """
     out: list[str] = []
     for param in ctx.command.params:
         name = param.name
@@ -26,8 +37,10 @@ def _option_args(ctx: click.Context) -> list[str]:
         if isinstance(param, click.Argument):
             out += [str(v) for v in value] if isinstance(value, (list, tuple)) else [str(value)]
             continue
+        if not isinstance(param, click.Option):
+            continue
         if param.is_flag:
-            flag = param.opts[0] if value else (param.secondary_opts or [None])[0]
+            flag = param.opts[0] if value else next(iter(param.secondary_opts), None)
             out += [flag] if flag else []
             continue
         if name == "times":
@@ -52,7 +65,20 @@ def run_command() -> RunCommand:
 def write_run_report(out: str | Path, kind: str | None = None) -> Report | None:
     """report.html (and command.json) in `out`, at the end of a command; prints where. A file of
     either name that weightprog did not write is left alone, with a line saying so (the run's own
-    results are written by then, so this is no failure)."""
+    results are written by then, so this is no failure).
+
+    Parameters
+    ----------
+    out
+        The command's output folder.
+    kind
+        The report's kind, or None to detect it from the files in `out`.
+
+    Returns
+    -------
+    Report or None
+        The page written, or None where it was not.
+    """
     try:
         report = write_report(out, run_command(), kind)
     except WeightprogError as exc:

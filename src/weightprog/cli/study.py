@@ -8,20 +8,31 @@ from pathlib import Path
 import click
 
 from ..errors import WeightprogError
-from ..study import SEARCH_ON, StudySettings, run_study
 from ..fileio import check_output_folder
 from ..nn.periphery import PRESETS as PERIPHERY_PRESETS
+from ..study import DEFAULT_EVAL_SIZE, SEARCH_ON, StudySettings, run_study
 from ..validate import integer
 from .options import option_names, times_option
 from .report import write_run_report
 
 
 def _eval_sizes(items) -> dict:
-    from ..study import DEFAULT_EVAL_SIZE
+    """`--eval-size WORKLOAD=N …` over the study's defaults (StudySettings checks the sizes).
+
+    Parameters
+    ----------
+    items
+        The option's values.
+
+    Returns
+    -------
+    dict
+        Test items per workload.
+    """
     sizes = dict(DEFAULT_EVAL_SIZE)
     for item in items:
         name, sep, n = item.partition("=")
-        if not sep or not n.isdigit() or int(n) < 1:
+        if not sep or not n.isdigit():
             raise WeightprogError(f"eval-size: use WORKLOAD=N with N >= 1, got {item!r}")
         sizes[name] = int(n)
     return sizes
@@ -55,7 +66,6 @@ def study(workloads, devices, times, repeats, seed, eval_sizes, periphery, max_g
           f_max, polish_steps, search_on, threads, out_dir):
     """Optimise, then evaluate FP/HWA × naive/hand-crafted/optimised over time on real workloads."""
     import torch
-
 
     if threads is not None:
         with option_names():

@@ -1,0 +1,132 @@
+"""What the search commands (optimize, compare-devices, device advise) make of their shared options:
+the settings, the weights to optimise for and the search's weight sample. Loading, not parsing:
+the options themselves are declared in `options.py`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..cell import Cell
+from ..errors import WeightprogError
+from ..largescale import sample_file
+from ..sample import DISTRIBUTIONS, WeightSample, load_distribution, sample_from_values
+from ..search.run import OptimizeSettings
+from ..validate import compute_device
+from .options import option_names
+
+SETTING_OPTIONS = {"times_s": "--times", "budget_s": "--budget", "grid_points": "--grid", "polish": "--no-polish"}
+"""OptimizeSettings fields whose option is not spelled `--field-name`."""
+
+
+@dataclass(frozen=True)
+class SearchInputs:
+    """The search options, read: validated settings and the weights they are for."""
+
+    settings: OptimizeSettings
+    values: torch.Tensor
+    """The normalised weights (all of them, or a uniform sample of a large file)."""
+    sample: WeightSample
+    """The search's weight sample, drawn from `values`."""
+    source: str
+    """Where the weights came from: the file, or `distribution:NAME`."""
+
+
+def load_values(weights: str | None, distribution: str | None, normalise: str,
+                seed: int = 0) -> tuple[torch.Tensor, str]:
+    """Normalised weights to optimise for, and a label saying where they came from.
+
+    A weights file is streamed tensor by tensor into a uniform sample of at most 2²⁰ weights, so
+    a BERT-sized file never sits in memory as several pooled copies (largescale.py).
+
+    Parameters
+    ----------
+    weights
+        A weights file (`--weights`), or None.
+    distribution
+        A built-in distribution's name (`--distribution`), or None for `default` when no file is given.
+    normalise
+        `column` or `tensor`: how the file's weights are normalised.
+    seed
+        Seed of the file's uniform sample.
+
+    Returns
+    -------
+    tuple of (torch.Tensor, str)
+        The normalised weights and their source label (the file, or `distribution:NAME`).
+
+    Raises
+    ------
+    WeightprogError
+        Both a file and a distribution, an unknown distribution, or an unreadable file.
+    """
+    if weights and distribution:
+        raise WeightprogError("--weights and --distribution: give one, not both")
+    if weights:
+        return sample_file(weights, seed=seed, normalise=normalise).values, weights
+    name = distribution or "default"
+    if name not in DISTRIBUTIONS:
+        raise WeightprogError(f"--distribution: unknown {name!r}; use one of {', '.join(DISTRIBUTIONS)}")
+    return load_distribution(name), f"distribution:{name}"
+
+
+def search_inputs(weights: str | None, distribution: str | None, normalise: str, pairs: int, significance: str,
+                  times: tuple[float, ...], grid_points: int, no_polish: bool, compute: str, seed: int,
+                  **settings) -> SearchInputs:
+    """The search options (`options.search_options`) and a command's own settings -> `SearchInputs`.
+
+    The settings are validated first (errors name the option, e.g. `--popsize`), and a GPU that
+    `--compute cuda` asks for is looked for before the weights are read.
+
+    Parameters
+    ----------
+    weights, distribution, normalise
+        Where the weights come from (`load_values`).
+    pairs
+        Differential pairs per weight.
+    significance
+        `auto` (search F), or factors such as `1,2`.
+    times
+        Seconds after programming.
+    grid_points
+        Grid points of the strategy table.
+    no_polish
+        Skip the gradient polish.
+    compute
+        `cpu`, `cuda` or `cuda:N`.
+    seed
+        The run's seed (settings and the search sample).
+    **settings
+        Any other `OptimizeSettings` field, by name (f_max, grid_placement, mode, max_generations,
+        popsize, method, objective, budget_s, rescore_blocks, …).
+
+    Returns
+    -------
+    SearchInputs
+
+    Raises
+    ------
+    WeightprogError
+        A setting out of range (named by its option), no GPU for `--compute cuda`, or unreadable weights.
+    """
+    with option_names(**SETTING_OPTIONS):
+        compute_device(compute)  # a GPU where --compute cuda asks for one, before the weights are read
+        cell = None if significance == "auto" else Cell.parse(significance)
+        opts = OptimizeSettings(pairs=pairs, significance=cell, times_s=times, grid_points=grid_points,
+                                seed=seed, polish=not no_polish, compute=compute, **settings)
+    values, source = load_values(weights, distribution, normalise, seed)
+    return SearchInputs(opts, values, sample_from_values(values, seed=seed, source=source), source)
+
+
+def discard_checkpoints(folder: Path) -> None:
+    """`--force`: delete the search checkpoints under `folder` (held locked by this run), nothing else.
+
+    Parameters
+    ----------
+    folder
+        The output folder (or its `checkpoints/`).
+    """
+    for path in sorted(folder.glob("**/checkpoint_*.json")):
+        path.unlink()
