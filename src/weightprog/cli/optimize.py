@@ -200,7 +200,7 @@ def summary_words(report: dict) -> list[str]:
         near = gaps["optimised"] < 2 * opt.stderr / opt.mean + 0.005
         lines.append(f"gaps to the bound: optimised {100 * gaps['optimised']:+.1f}%"
                      + (" (within the re-score's error of the limit: little is left to gain)" if near else "")
-                     + f", {best.label} {100 * (best.score.mean / b['tnmse'] - 1):+.1f}%"
+                     + f", {best.label} {100 * gaps[Scoreboard.key_of(best)]:+.1f}%"
                      + "".join(f", {k} {100 * gaps[k]:+.1f}%" for k in ("de", "pointwise") if k in gaps) + ".")
     if "aihwkit_export" in report:
         lines.append(f"aihwkit: {report['aihwkit_export']['note']}.")
