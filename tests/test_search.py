@@ -145,6 +145,23 @@ def test_cli_optimize_writes_everything(tmp_path, pairs, sig):
         assert (out / png).stat().st_size > 1000
 
 
+def test_cli_baselines_prints_the_library_numbers():
+    from weightprog.baselines import BASELINES, baseline
+    from weightprog.devices import get_device
+
+    result = CliRunner().invoke(main, ["baselines", "--device", "ecram", "--f", "2", "--times", "1s,1y", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("device ecram, cell f=1,2,") and lines[1].split() == ["strategy", "TNMSE", "1s", "1y"]
+    dev = get_device("ecram")
+    objective = TNMSE(default_sample(seed=3), dev, (1.0, 365 * 86400.0), seed=3, compile=False)
+    for line, name in zip(lines[2:], BASELINES, strict=True):
+        r = objective.evaluate(baseline(name, Cell.with_pairs(2, 2.0), dev.g_min, dev.g_max))
+        expected = [float(r.mean[0]), *r.per_time[0].tolist()]
+        assert line.split()[0] == name
+        assert [float(x) for x in line.split()[1:]] == pytest.approx(expected, rel=1e-3)
+
+
 @pytest.mark.parametrize("args,message", [
     (["--weights", "missing.pt"], "missing.pt not found"),
     (["--pairs", "2", "--significance", "1,2,3"], "--significance"),
