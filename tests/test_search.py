@@ -113,6 +113,18 @@ def test_optimize_beats_f1_baselines_and_other_device_differs(tmp_path):
     assert not torch.equal(other.strategy.conductances, pcm.strategy.conductances)
 
 
+def test_an_expressible_optimum_is_its_own_aihwkit_export():
+    """DE's strategies represent every grid weight exactly (W_hw(1) = beta): the optimised strategy
+    itself goes to strategy.aihwkit.json, with no note; the report names the strategy as the CLI does."""
+    settings = OptimizeSettings(max_generations=2, popsize=3, rescore_blocks=2, compile=False, f_max=2,
+                                polish=False, method="de", bound=False)
+    result = optimize(SMALL, load_distribution(), "pcm", settings)
+    assert result.expressible and result.method == "de"
+    assert result.aihwkit_strategy is result.strategy and result.aihwkit_note is None
+    assert "aihwkit_export" not in result.to_report("default")
+    assert result.strategy.name == "optimised" and result.candidates["de"].name == "de"  # renamed copies
+
+
 @pytest.mark.parametrize("pairs,sig", [(1, "auto"), (3, "1,2,4")])
 def test_cli_optimize_writes_everything(tmp_path, pairs, sig):
     out = tmp_path / "run"

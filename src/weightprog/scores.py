@@ -67,6 +67,11 @@ class Score:
         ratio = self.mean / base.mean
         return ratio - 1.0, ratio * math.hypot(self.stderr / self.mean, base.stderr / base.mean)
 
+    def within_error_of(self, limit: float) -> bool:
+        """Whether this score is within its re-score's error of a lower `limit` (e.g. the bound):
+        (mean − limit)/limit below two relative standard errors plus 0.5 %: little is left to gain."""
+        return self.mean / limit - 1 < 2 * self.stderr / self.mean + 0.005
+
     def improvement_over(self, base: Score) -> float:
         """1 − self / base: the fraction of `base`'s error this strategy removes."""
         return 1.0 - self.mean / base.mean

@@ -57,17 +57,9 @@ def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir,
     if per_layer:
         report["per_layer"] = per_layer_report(iter_file_tensors(search["weights"]), result.strategy, dev,
                                                settings, search["normalise"], out)
-    export = result.export if result.export is not None else result.strategy
-    aihwkit = export.save_aihwkit(out / "strategy.aihwkit.json")
-    aihwkit_meta = aihwkit.to_dict()
-    if export is not result.strategy:  # the optimum clips the largest weights: not in converter form
-        aihwkit_meta["strategy"] = export.name
-        aihwkit_meta["note"] = (f"the optimised strategy clips the largest weights (beta "
-                                f"{float(result.strategy.beta[0]):.1f} uS > W_hw(1)), which "
-                                f"CustomPairConductanceConverter cannot express; this file holds "
-                                f"'{export.name}', the best strategy it can")
-        report["aihwkit_export"] = {"strategy": export.name, "tnmse": report["tnmse"].get(export.name),
-                                    "note": aihwkit_meta["note"]}
+    aihwkit_meta = result.aihwkit_strategy.save_aihwkit(out / "strategy.aihwkit.json").to_dict()
+    if result.aihwkit_note is not None:  # the optimum clips the largest weights: not in converter form
+        aihwkit_meta.update(strategy=result.aihwkit_strategy.name, note=result.aihwkit_note)
     result.strategy.save(out / "strategy.json", device=dev.name, weights=source, seed=seed,
                           aihwkit=aihwkit_meta)
     atomic_write_json(out / "report.json", report)
@@ -112,14 +104,12 @@ def per_layer_report(tensors, network_strategy: Strategy, dev: DeviceModel, sett
     click.echo("per-layer strategies (each layer's own vs the network-wide strategy, fresh seeds):", err=True)
     rows = []
     for layer in optimize_per_layer(tensors, network_strategy, dev, settings, normalise):
-        safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in layer.name)
-        layer.strategy.save(out / "layers" / f"{safe}.json", layer=layer.name, device=dev.name)
+        file = f"layers/{layer.file_stem}.json"
+        layer.strategy.save(out / file, layer=layer.name, device=dev.name)
         gain = layer.layer.improvement_over(layer.network)
         click.echo(f"  {layer.name:<32}{layer.weights:>10,} weights  layer {layer.layer.mean:.4e}  "
                    f"network-wide {layer.network.mean:.4e}  ({100 * gain:+.1f}%)")
-        rows.append({"layer": layer.name, "weights": layer.weights, "strategy": f"layers/{safe}.json",
-                     "tnmse_layer_strategy": layer.layer.to_dict(),
-                     "tnmse_network_strategy": layer.network.to_dict()})
+        rows.append(layer.to_report(file))
     return rows
 
 
@@ -197,7 +187,7 @@ def summary_words(report: dict) -> list[str]:
         lines.append(f"bound: no mapping of weights to conductances on this device does better than "
                      f"{b['tnmse']:.4e} (F={b['f']:g}, one free read-out scale per time); with the deployed "
                      f"drift compensation the best is {b['compensated_tnmse']:.4e} (F={b['compensated_f']:g}).")
-        near = gaps["optimised"] < 2 * opt.stderr / opt.mean + 0.005
+        near = opt.within_error_of(b["tnmse"])
         lines.append(f"gaps to the bound: optimised {100 * gaps['optimised']:+.1f}%"
                      + (" (within the re-score's error of the limit: little is left to gain)" if near else "")
                      + f", {best.label} {100 * gaps[Scoreboard.key_of(best)]:+.1f}%"

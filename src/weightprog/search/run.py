@@ -148,8 +148,8 @@ class OptimizeResult:
     candidates: dict[str, Strategy] = field(default_factory=dict)
     """What each method found (`de`, `pointwise`, `pointwise_expressible`), re-scored in `scores`."""
     export: Strategy | None = None
-    """The best strategy aihwkit's CustomPairConductanceConverter can express (the chosen one
-    unless it clips the largest weights)."""
+    """The best strategy aihwkit's CustomPairConductanceConverter can express (`strategy` itself
+    unless it clips the largest weights; None when none can)."""
 
     def strategy_of(self, scored: Scored) -> Strategy:
         """The strategy behind a hand-crafted score (e.g. `scores.best_hand_crafted`)."""
@@ -164,6 +164,21 @@ class OptimizeResult:
     def lowest_compensated(self) -> FBound | None:
         """The F with the lowest optimum under the deployed compensation (None without bounds)."""
         return min(self.bounds.values(), key=lambda b: b.compensated) if self.bounds else None
+
+    @property
+    def aihwkit_strategy(self) -> Strategy:
+        """What strategy.aihwkit.json holds: `export`, or the optimised strategy when none is expressible."""
+        return self.export if self.export is not None else self.strategy
+
+    @property
+    def aihwkit_note(self) -> str | None:
+        """Why strategy.aihwkit.json holds another strategy than the optimised one (None when it does not)."""
+        other = self.aihwkit_strategy
+        if other is self.strategy:
+            return None
+        return (f"the optimised strategy clips the largest weights (beta {float(self.strategy.beta[0]):.1f} uS > "
+                f"W_hw(1)), which CustomPairConductanceConverter cannot express; this file holds '{other.name}', "
+                f"the best strategy it can")
 
     @property
     def expressible(self) -> bool:
@@ -273,9 +288,13 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     first = 1 + len(others)
     hand = tuple(Scored(name, f, Score.of(final, i + first)) for i, (name, f) in enumerate(baselines))
     scores = Scoreboard(Score.of(final, 0), hand, {n: Score.of(final, i + 1) for i, n in enumerate(others)})
+    optimised = replace(candidates[pick], names=["optimised"])
     expressible = [n for n in names if is_expressible(candidates[n])]
-    export = candidates[min(expressible, key=lambda n: means[n])] if expressible else None
-    return OptimizeResult(replace(candidates[pick], names=["optimised"]), runs, chosen, scores, baselines, final,
+    export = None
+    if expressible:
+        best = min(expressible, key=lambda n: means[n])
+        export = optimised if best == pick else candidates[best]
+    return OptimizeResult(optimised, runs, chosen, scores, baselines, final,
                           time.perf_counter() - start, settings, device, search_weights=sample.size, method=pick,
                           bounds=bounds, candidates=candidates, export=export)
 
@@ -372,7 +391,18 @@ def report_dict(result: OptimizeResult, source: str) -> dict:
         "method": result.method,
         "expressible": result.expressible,
         **bound_report(result),
+        **aihwkit_report(result),
     }
+
+
+def aihwkit_report(result: OptimizeResult) -> dict:
+    """report.json's `aihwkit_export`, where strategy.aihwkit.json holds another strategy than the
+    optimised one (and why); nothing otherwise."""
+    note = result.aihwkit_note
+    if note is None:
+        return {}
+    name = result.aihwkit_strategy.name
+    return {"aihwkit_export": {"strategy": name, "tnmse": dict(result.scores.to_json()).get(name), "note": note}}
 
 
 def bound_report(result: OptimizeResult) -> dict:
@@ -408,6 +438,16 @@ class LayerResult:
     """Re-scored TNMSE of the layer's own strategy on the layer's weights."""
     network: Score
     """Re-scored TNMSE of the network-wide strategy on the same weights and draws."""
+
+    @property
+    def file_stem(self) -> str:
+        """The layer's name as a file name (`layers/<file_stem>.json`)."""
+        return "".join(c if c.isalnum() or c in "._-" else "_" for c in self.name)
+
+    def to_report(self, strategy_file: str) -> dict:
+        """report.json's `per_layer` row; `strategy_file`: where the layer's strategy was saved."""
+        return {"layer": self.name, "weights": self.weights, "strategy": strategy_file,
+                "tnmse_layer_strategy": self.layer.to_dict(), "tnmse_network_strategy": self.network.to_dict()}
 
 
 def optimize_per_layer(layers: Sequence[tuple[str, torch.Tensor]], network_strategy: Strategy,
