@@ -222,7 +222,29 @@ def candidate_cells(settings: OptimizeSettings) -> list[Cell | None]:
 def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str = "pcm",
              settings: OptimizeSettings = OptimizeSettings(), checkpoint_dir: str | Path | None = None,
              progress: Callable[[str, Progress], None] | None = None) -> OptimizeResult:
-    """Search strategies on `sample`; re-score on fresh draws of `values` (normalised weights)."""
+    """Search programming strategies for a weight distribution on a device, and re-score the result.
+
+    Parameters
+    ----------
+    sample
+        The search's weight sample (normalised weights, columns of rows).
+    values
+        All normalised weights: the re-score draws fresh samples from them, and the expected
+        objective, the bound and the pointwise strategy use their density.
+    device
+        A device model, or its name or YAML/JSON file (resolved once, here).
+    settings
+        What to search and how (validated when made).
+    checkpoint_dir
+        Folder of the searches' checkpoints: a rerun with the same settings resumes there.
+    progress
+        Called as `progress(search_label, Progress)` after each generation.
+
+    Returns
+    -------
+    OptimizeResult
+        The optimised strategy, every strategy's re-scored TNMSE (`scores`), the bounds and the runs.
+    """
     start = time.perf_counter()
     validate.compute_device(settings.compute)  # here, not in the settings: a sweep's driver may have no GPU
     device = get_device(device)
@@ -454,7 +476,27 @@ def optimize_per_layer(layers: Sequence[tuple[str, torch.Tensor]], network_strat
                        device: DeviceModel | str, settings: OptimizeSettings, normalise: str = "column",
                        progress: Callable[[str, Progress], None] | None = None) -> list[LayerResult]:
     """One strategy per layer, each searched on that layer's own weight distribution (with the
-    network-wide strategy's cell), re-scored against the network-wide strategy on the layer."""
+    network-wide strategy's cell), re-scored against the network-wide strategy on the layer.
+
+    Parameters
+    ----------
+    layers
+        (name, weight tensor) of each layer.
+    network_strategy
+        The network-wide strategy; its cell is kept for every layer.
+    device
+        A device model or its name.
+    settings
+        The search's settings (the cell and `bound` are overridden per layer).
+    normalise
+        How a layer's weights are normalised (`column`, …; see `sample.normalise_matrix`).
+    progress
+        Called as `progress(layer_name, Progress)` after each generation.
+
+    Returns
+    -------
+    list of LayerResult
+    """
     from ..sample import normalise_matrix  # local: only per-layer runs need it
 
     device = get_device(device)
