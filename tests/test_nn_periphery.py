@@ -7,6 +7,8 @@ from torch import nn
 from nn_helpers import CASES, metrics_for
 from weightprog import WeightprogError
 from weightprog.nn import (
+    PERIPHERY_PRESETS,
+    Clipping,
     Periphery,
     attached,
     calibrate,
@@ -71,8 +73,9 @@ def test_output_noise_is_seeded_and_scaled():
     assert float(a.std()) == pytest.approx(0.1 * ranges.outputs[id(layer)], rel=0.05)  # 4000 draws
 
 
+@pytest.mark.parametrize("preset", ["standard", "chip"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_standard_periphery_on_every_model(case):
+def test_periphery_on_every_model(case, preset):
     model, inputs, target = CASES[case]()
     fired = []
     def hook(*args):
@@ -81,7 +84,7 @@ def test_standard_periphery_on_every_model(case):
     handles = [w.module.register_forward_pre_hook(hook) for w in find_analog_weights(model)]
     evaluate_fn = metrics_for(inputs, target)
     ideal = evaluate_over_time(model, evaluate_fn, "lsp-first", "ideal", (1.0,), repeats=2, seed=0,
-                               periphery="standard")
+                               periphery=preset)
     for h in handles:
         h.remove()
     assert fired  # hooks reach every analog module kind (the transformer fast path is off)
@@ -89,3 +92,138 @@ def test_standard_periphery_on_every_model(case):
     assert (ideal.metrics != ideal.digital).any()
     assert ((ideal.metrics - ideal.digital).abs() < 0.05 * abs(ideal.digital) + 0.05).all()
     assert torch.backends.mha.get_fastpath_enabled()
+
+
+def _one_linear(scales=None, bias=False, inputs=16, outputs=8, rows=3000):
+    torch.manual_seed(0)
+    layer = nn.Linear(inputs, outputs, bias=bias)
+    if scales is not None:
+        with torch.no_grad():
+            layer.weight.mul_(torch.tensor(scales).unsqueeze(1))
+    return layer, torch.randn(rows, inputs), find_analog_weights(layer)
+
+
+def test_old_presets_give_the_same_outputs_as_before():
+    # numbers of the `standard` and `io8` presets before dynamic scaling and per-column ranges existed
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Linear(3 * 4 * 4, 5))
+    x = torch.randn(16, 2, 6, 6)
+    weights = find_analog_weights(model)
+    expected = {"standard": (-2.1034164614975452, 11.38109811047589),
+                "io8": (-2.2562534734606743, 11.507032188993705)}
+    for name, (total, energy) in expected.items():
+        with torch.no_grad():
+            _, ranges = calibrate(weights, get_periphery(name), lambda: model(x))
+            with attached(weights, get_periphery(name), ranges, torch.Generator().manual_seed(3)):
+                y = model(x).double()
+        assert float(y.sum()) == pytest.approx(total, abs=1e-9)
+        assert float(y.square().sum()) == pytest.approx(energy, abs=1e-9)
+
+
+def test_new_fields_are_validated_and_presets_named():
+    with pytest.raises(WeightprogError, match="input_scaling must be one of static, dynamic"):
+        Periphery(input_scaling="adaptive")
+    with pytest.raises(WeightprogError, match="output_range must be one of layer, tile, column"):
+        Periphery(output_range="row")
+    chip = get_periphery("chip")
+    assert (chip.dac_bits, chip.adc_bits, chip.input_scaling, chip.output_range) == (7, 9, "dynamic", "column")
+    assert chip.output_noise == pytest.approx(0.005)  # aihwkit: out_noise 0.06 over out_bound 12
+    assert get_periphery("chip-tile").output_range == "tile"
+    for name in ("ideal", "standard", "io8"):  # today's presets keep their meaning
+        p = PERIPHERY_PRESETS[name]
+        assert (p.input_scaling, p.output_range) == ("static", "layer")
+
+
+def test_dynamic_scaling_makes_outputs_invariant_to_input_scale():
+    layer, x, weights = _one_linear(bias=True)
+    x[:, 0] *= 5  # outlier inputs: a static range would be set by them
+    peri = Periphery(dac_bits=7, adc_bits=9, input_scaling="dynamic", output_range="column")
+    _, ranges = calibrate(weights, peri, lambda: layer(x))
+    static = Periphery(dac_bits=7, adc_bits=9)
+    _, static_ranges = calibrate(weights, static, lambda: layer(x))
+    with torch.no_grad():
+        exact = layer(x)
+        with attached(weights, peri, ranges):
+            y1, y10 = layer(x), layer(10 * x)
+        with attached(weights, static, static_ranges):
+            s1, s10 = layer(x), layer(10 * x)
+    b = layer.bias.detach()
+    # the scale of the input drops out, up to a rounding tie (x·10 / (s·10) ≠ x / s in float) on ~1e-4 of them
+    assert float(((y10 - b) - 10 * (y1 - b)).abs().gt(1e-4).float().mean()) < 1e-3
+    assert not torch.allclose(s10 - b, 10 * (s1 - b), rtol=0.1, atol=0.1)  # a static range clips 10x inputs
+    # and the converters still act: quantisation error, small against the output
+    err = float((y1 - exact).square().mean() / (exact - b).square().mean())
+    assert 1e-7 < err < 1e-3
+
+
+def test_dynamic_scaling_per_sample_for_convolutions():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 4, 3, bias=False)
+    x = torch.randn(6, 2, 8, 8)
+    weights = find_analog_weights(conv)
+    peri = Periphery(dac_bits=8, adc_bits=8, input_scaling="dynamic")
+    _, ranges = calibrate(weights, peri, lambda: conv(x))
+    scaled = x.clone()
+    scaled[0] *= 100.0  # one sample 100x larger: only its own scale changes
+    with torch.no_grad(), attached(weights, peri, ranges):
+        y, ys = conv(x), conv(scaled)
+    assert torch.allclose(ys[0], 100 * y[0], rtol=1e-4, atol=1e-3)
+    assert torch.equal(ys[1:], y[1:])
+
+
+def test_per_column_ranges_follow_each_column_and_tiles_group_them():
+    layer, x, weights = _one_linear(scales=[100.0] + [1.0] * 7)
+    exact = layer(x).detach()
+    errors = {}
+    for unit in ("layer", "column"):
+        peri = Periphery(adc_bits=6, output_percentile=100.0, output_range=unit)
+        _, ranges = calibrate(weights, peri, lambda: layer(x))
+        with torch.no_grad(), attached(weights, peri, ranges):
+            errors[unit] = (layer(x) - exact)[:, 1:].square().mean()
+        if unit == "column":
+            assert torch.allclose(ranges.columns[id(layer)], exact.abs().amax(0))
+    # the large column sets the layer's range: the small columns lose their resolution
+    assert errors["layer"] > 100 * errors["column"]
+    peri = Periphery(adc_bits=6, output_percentile=100.0, output_range="tile")
+    _, ranges = calibrate(weights, peri, lambda: layer(x), tile_cols=3)  # 8 outputs: tiles of 3, 3, 2
+    bounds = ranges.columns[id(layer)]
+    assert torch.equal(bounds[:3], bounds[0].expand(3)) and bounds[0] == pytest.approx(float(exact[:, :3].abs().max()))
+    assert bounds[3] == pytest.approx(float(exact[:, 3:6].abs().max())) and bounds[3] < bounds[0] / 10
+    assert bounds[6] == pytest.approx(float(exact[:, 6:].abs().max()))
+    layer_ranges = calibrate(weights, Periphery(adc_bits=6), lambda: layer(x))[1]
+    with pytest.raises(WeightprogError, match="per-column ranges are missing"), \
+            attached(weights, Periphery(adc_bits=6, output_range="column"), layer_ranges):
+        pass
+
+
+def test_output_noise_scales_with_the_column_range():
+    layer, x, weights = _one_linear(scales=[10.0, 1.0], inputs=8, outputs=2)
+    peri = Periphery(output_noise=0.05, output_percentile=100.0, output_range="column")
+    _, ranges = calibrate(weights, peri, lambda: layer(x))
+    with torch.no_grad(), attached(weights, peri, ranges, torch.Generator().manual_seed(0)):
+        noise = layer(x) - x @ layer.weight.T
+    bounds = ranges.columns[id(layer)]
+    assert float(bounds[0] / bounds[1]) == pytest.approx(10, rel=0.3)
+    for j in range(2):  # 3000 draws per column
+        assert float(noise[:, j].std()) == pytest.approx(0.05 * float(bounds[j]), rel=0.05)
+
+
+def test_clipping_is_counted_and_reported():
+    layer, x, weights = _one_linear(bias=True)
+    peri = Periphery(adc_bits=8, output_percentile=99.0)
+    _, ranges = calibrate(weights, peri, lambda: layer(x))
+    counter = Clipping()
+    with torch.no_grad(), attached(weights, peri, ranges, clipping=counter):
+        layer(x)
+    (clip,) = counter.layers(weights)
+    assert clip.outputs == x.shape[0] * 8 and clip.fraction == pytest.approx(0.01, abs=0.001)
+    def metric(m):
+        return float(m(x).detach().square().mean())
+
+    result = evaluate_over_time(layer, metric, "lsp-first", "ideal", (1.0, 10.0), repeats=2, seed=0, periphery=peri)
+    (clip,) = result.clipping
+    assert clip.layer == "(model)" and clip.outputs == 2 * 2 * x.shape[0] * 8   # R × T evaluations
+    assert clip.fraction == pytest.approx(0.01, abs=0.002)   # ideal devices: the calibration's 1 % beyond
+    assert result.to_dict()["adc_clipping"][0]["fraction"] == clip.fraction
+    assert "ADC clipping: 1.0" in result.format()
+    assert evaluate_over_time(layer, metric, "lsp-first", "ideal", (1.0,), repeats=1, seed=0).clipping == []

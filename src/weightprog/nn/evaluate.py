@@ -14,7 +14,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,7 @@ from ..strategy import Strategy
 from ..timeunits import DEFAULT_TIMES_S, check_times, format_time
 from .discover import find_analog_weights
 from .mapping import MappingReport, mapping_report
-from .periphery import Periphery, attached, calibrate, get_periphery
+from .periphery import Clipping, LayerClipping, Periphery, attached, calibrate, get_periphery
 from .program import ProgrammedModel, WeightSwap
 
 StrategySpec = Strategy | str | Path
@@ -147,6 +147,9 @@ class OverTimeResult:
         (S, R, T, L) Σ(α·ŵ − w)² of each analog weight.
     weight_energy
         (L,) Σw² of each analog weight.
+    clipping
+        Per layer with an ADC: outputs digitised and clipped by the ADC range, over all strategies,
+        realisations and times (empty without an ADC).
     """
 
     strategies: list[str]
@@ -169,6 +172,8 @@ class OverTimeResult:
     """(S, R, T, L) Σ(α·ŵ − w)² of each analog weight (float64)."""
     weight_energy: torch.Tensor
     """(L,) Σw² of each analog weight: weight NMSE = error / energy."""
+    clipping: list[LayerClipping] = field(default_factory=list)
+    """Per layer with an ADC: how many outputs the ADC range clipped (all strategies, realisations, times)."""
 
     @property
     def repeats(self) -> int:
@@ -240,6 +245,7 @@ class OverTimeResult:
                 "wall_time_s": self.wall_time_s, "strategies": self.strategy_dicts,
                 "summary": [{k: clean(v) for k, v in row.items()} for row in self.summary()],
                 "weight_nmse_per_layer": [{k: clean(v) for k, v in row.items()} for row in self.layer_summary()],
+                "adc_clipping": [c.to_dict() for c in self.clipping],
                 "rows": [{k: clean(v) for k, v in row.items()} for row in self.rows()]}
 
     def format(self) -> str:
@@ -255,6 +261,10 @@ class OverTimeResult:
                 cells = "".join(f"{float(mean[i, k]):>10.4g} ±{float(std[i, k]):<7.2g}"
                                 for k in range(len(self.times_s)))
                 lines.append(f"{s:<28}{cells}")
+        if self.clipping:
+            worst = max(self.clipping, key=lambda c: c.fraction)
+            total = sum(c.clipped for c in self.clipping) / max(1, sum(c.outputs for c in self.clipping))
+            lines.append(f"ADC clipping: {total:.3%} of all outputs; most in {worst.layer} ({worst.fraction:.3%})")
         return "\n".join(lines)
 
 
@@ -373,19 +383,21 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
                                  dtype=torch.float64)
     step, close = _progress(progress, metrics.numel())
     state_bytes = 0
+    clipping = Clipping()
     swap = WeightSwap(weights)
     try:
         if peri.is_ideal:
             digital, ranges = _metric(evaluate_fn(model), "digital run", finite=True), None
         else:
-            digital, ranges = calibrate(weights, peri, lambda: _metric(evaluate_fn(model), "digital run", finite=True))
+            digital, ranges = calibrate(weights, peri, lambda: _metric(evaluate_fn(model), "digital run", finite=True),
+                                        tile_cols=mapping.tile_cols)
             digital = _metric(digital, "digital run")
         for i, strategy in enumerate(chosen):
             for r in range(repeats):
                 gen = torch.Generator(device=gen_device).manual_seed(realisation_seed(seed, r))
                 programmed = ProgrammedModel(weights, strategy, dev, mapping, gen)
                 state_bytes = programmed.state_bytes
-                with attached(weights, peri, ranges, gen):
+                with attached(weights, peri, ranges, gen, clipping):
                     for k, t in enumerate(times_s):
                         with programmed.applied(t, swap, gen) as errors:
                             weight_errors[i, r, k] = errors
@@ -398,4 +410,4 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
     return OverTimeResult([s.name for s in chosen], times_s, metrics, digital, seed, dev.describe(),
                           peri.to_dict(), report, state_bytes, time.perf_counter() - start,
                           [s.to_dict() for s in chosen], [w.name for w in weights], weight_errors,
-                          weight_energy)
+                          weight_energy, clipping.layers(weights))

@@ -1,10 +1,19 @@
 """Optional crossbar periphery, as forward hooks: input DAC, output ADC, additive output noise.
 
-* DAC: inputs quantised to signed `dac_bits` levels in ±r_in, r_in a per-layer percentile of
-  |input| calibrated on data (the digital run); beyond it inputs clip.
-* ADC: the matrix-vector output (before the digital bias) quantised to `adc_bits` levels in
-  ±r_out, r_out a per-layer percentile of |output| from the same run; beyond it outputs clip.
-* Output noise: Gaussian, std = `output_noise` × r_out, added before the ADC.
+* Input scaling `static`: inputs quantised to signed `dac_bits` levels in ±r_in, r_in a per-layer
+  percentile of |input| calibrated on data (the digital run); beyond it inputs clip.
+  `dynamic` (noise management "abs-max", as IBM's chips and aihwkit do it): each input vector is
+  divided by its own max |x| before the DAC (so it spans ±1 and never clips), and the digitised
+  output is multiplied back by that scale after the ADC. The vector is the last dimension of a
+  Linear / Conv1D input; for a convolution the whole sample (an approximation of per-patch
+  scaling: every patch of a sample shares one scale).
+* ADC: the matrix-vector output (before the digital bias; with dynamic scaling, of the scaled
+  input) quantised to `adc_bits` levels in ±r_out, r_out a percentile of |output| from the same
+  run, one per layer, per output tile (the mapping's `tile_cols` outputs, cut evenly as the
+  crossbar mapping cuts them) or per column (output feature); beyond it outputs clip, and the
+  clipped fraction is counted (`Clipping`).
+* Output noise: Gaussian, std = `output_noise` × r_out of that output (the layer's, tile's or
+  column's range), added before the ADC.
 
 Linear, Conv and GPT-2 Conv1D get all three. For RNN/LSTM/GRU and MultiheadAttention the matrix
 products happen inside the module's own kernel, so only the module inputs go through the DAC
@@ -15,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TypeVar, cast
 
 import torch
@@ -28,6 +37,13 @@ T = TypeVar("T")
 _FULL_KINDS = ("linear", "conv", "conv1d-t")
 _SAMPLES_PER_CALL = 1 << 16   # |x| values kept per forward call for the percentile
 _SAMPLES_MAX = 1 << 22        # torch.quantile handles at most 16M values
+_ROWS_PER_CALL = 256          # at least this many output vectors kept per call for per-column ranges
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "input_scaling": ("static", "dynamic"),
+    "output_range": ("layer", "tile", "column"),
+}
+"""Allowed values of the Periphery's choice fields (the first is the default)."""
 
 
 @dataclass(frozen=True)
@@ -37,46 +53,65 @@ class Periphery:
     Parameters
     ----------
     dac_bits, adc_bits
-        Input (DAC) and output (ADC) resolution, 2 … 24 bits, or None for none.
+        Input (DAC) and output (ADC) resolution, 2 … 24 bits including the sign, or None for none.
     output_noise
-        Std of additive output noise as a fraction of the layer's output range.
+        Std of additive output noise as a fraction of the output range it is added to.
     input_percentile, output_percentile
-        Percentile of |x| in the calibration run that sets each layer's input and output range.
+        Percentile of |x| in the calibration run that sets the input and output ranges.
     name
         Its name in reports.
+    input_scaling
+        `static` (one calibrated input range per layer) or `dynamic` (each input vector scaled by
+        its own max |x| before the DAC, undone after the ADC): `CHOICES`.
+    output_range
+        One calibrated ADC range per `layer`, per output `tile` or per `column`: `CHOICES`.
 
     Raises
     ------
     WeightprogError
-        For bits, noise or percentiles out of range.
+        For bits, noise, percentiles or choices out of range.
     """
 
     dac_bits: int | None = None
     adc_bits: int | None = None
     output_noise: float = 0.0
-    """Std of additive output noise as a fraction of the layer's output range (1/127 ≈ one 8-bit step)."""
+    """Std of additive output noise as a fraction of the output's range (1/127 ≈ one 8-bit step)."""
     input_percentile: float = 99.99
     output_percentile: float = 99.99
     name: str = "custom"
+    input_scaling: str = "static"
+    output_range: str = "layer"
 
     def __post_init__(self):
-        for field, bits in (("dac_bits", self.dac_bits), ("adc_bits", self.adc_bits)):
+        for name, bits in (("dac_bits", self.dac_bits), ("adc_bits", self.adc_bits)):
             if bits is not None and not (isinstance(bits, int) and 2 <= bits <= 24):
-                raise WeightprogError(f"periphery: {field} must be an integer from 2 to 24 or None, got {bits!r}")
+                raise WeightprogError(f"periphery: {name} must be an integer from 2 to 24 or None, got {bits!r}")
         if not self.output_noise >= 0:
             raise WeightprogError(f"periphery: output_noise must be >= 0, got {self.output_noise!r}")
-        for field in ("input_percentile", "output_percentile"):
-            if not 0 < getattr(self, field) <= 100:
-                raise WeightprogError(f"periphery: {field} must be in (0, 100]")
+        for name in ("input_percentile", "output_percentile"):
+            if not 0 < getattr(self, name) <= 100:
+                raise WeightprogError(f"periphery: {name} must be in (0, 100]")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise WeightprogError(f"periphery: {name} must be one of {', '.join(allowed)}, "
+                                      f"got {getattr(self, name)!r}")
 
     @property
     def is_ideal(self) -> bool:
         """No converters and no output noise: the model runs on the programmed weights alone."""
         return self.dac_bits is None and self.adc_bits is None and self.output_noise == 0
 
+    @property
+    def dynamic(self) -> bool:
+        """Whether input vectors are scaled by their own max |x| (`input_scaling="dynamic"`)."""
+        return self.input_scaling == "dynamic"
+
     def to_dict(self) -> dict:
         return asdict(self)
 
+
+_AIHWKIT_NOISE = 0.06 / 12
+"""aihwkit's default output noise (0.06) relative to its default output bound (12): 0.5 % of the range."""
 
 PRESETS = {
     "ideal": Periphery(name="ideal"),
@@ -84,6 +119,15 @@ PRESETS = {
     # the converters of `standard` without its output noise, which alone takes MiniLM to chance
     # and PTB from perplexity 152 to 162 even on ideal devices (docs/RESULTS.md)
     "io8": Periphery(dac_bits=8, adc_bits=8, output_noise=0.0, name="io8"),
+    # as IBM's chips and aihwkit run tiles (docs/NN.md "Periphery"): abs-max input scaling, 7-bit DAC
+    # and 9-bit ADC (aihwkit inp_res 1/(2^7−2), out_res 1/(2^9−2)), noise 0.5 % of the range
+    "chip": Periphery(dac_bits=7, adc_bits=9, output_noise=_AIHWKIT_NOISE, name="chip",
+                      input_scaling="dynamic", output_range="column"),
+    "chip-tile": Periphery(dac_bits=7, adc_bits=9, output_noise=_AIHWKIT_NOISE, name="chip-tile",
+                           input_scaling="dynamic", output_range="tile"),
+    # `standard`'s converters and noise (8/8 bits, 1/127 of the range), run the way chips run them
+    "chip-8bit": Periphery(dac_bits=8, adc_bits=8, output_noise=1 / 127, name="chip-8bit",
+                           input_scaling="dynamic", output_range="column"),
 }
 
 
@@ -113,7 +157,7 @@ def get_periphery(spec: str | Periphery | None) -> Periphery:
     return PRESETS[spec]
 
 
-def quantise(x: torch.Tensor, bound: float, bits: int) -> torch.Tensor:
+def quantise(x: torch.Tensor, bound: float | torch.Tensor, bits: int) -> torch.Tensor:
     """Signed uniform quantisation to 2^(bits−1)−1 levels each side of 0 in ±bound, clipping beyond.
 
     Parameters
@@ -121,7 +165,7 @@ def quantise(x: torch.Tensor, bound: float, bits: int) -> torch.Tensor:
     x
         Values to quantise.
     bound
-        The range ±bound (> 0).
+        The range ±bound (> 0): a number, or a tensor that broadcasts against `x` (one per column).
     bits
         Resolution, including the sign.
 
@@ -145,14 +189,40 @@ def _modules(weights: list[AnalogWeight]) -> list[tuple[nn.Module, str]]:
     return out
 
 
+def _spatial(module: nn.Module) -> int:
+    """Spatial dimensions of a convolution (torch's stubs type module attributes as Tensor | Module)."""
+    return len(cast(tuple[int, ...], module.kernel_size))
+
+
+def _channel_dim(module: nn.Module, kind: str, out: torch.Tensor) -> int:
+    """The output-feature (column) dimension of a module's output."""
+    return out.dim() - _spatial(module) - 1 if kind == "conv" else out.dim() - 1
+
+
+def _per_column(module: nn.Module, kind: str, values: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """One value per output feature, viewed to broadcast against `out`."""
+    if kind == "conv":
+        return values.view((-1,) + (1,) * _spatial(module))
+    return values
+
+
 def _bias_view(module: nn.Module, kind: str, out: torch.Tensor) -> torch.Tensor | None:
     bias = getattr(module, "bias", None)
     if not isinstance(bias, torch.Tensor):
         return None
-    if kind == "conv":  # nn.Conv1d/2d/3d; torch's stubs type module attributes as Tensor | Module
-        spatial = len(cast(tuple[int, ...], module.kernel_size))
-        return bias.view((-1,) + (1,) * spatial)
-    return bias
+    return _per_column(module, kind, bias, out)
+
+
+def _input_scale(module: nn.Module, kind: str, x: torch.Tensor) -> torch.Tensor:
+    """max |x| of each input vector (kept dims; 1 for an all-zero vector): the last dimension, or
+    each sample of a convolution (all dims after the batch one)."""
+    if kind == "conv":
+        batched = x.dim() == _spatial(module) + 2
+        dims = tuple(range(1 if batched else 0, x.dim()))
+    else:
+        dims = (-1,)
+    scale = x.detach().abs().amax(dim=dims, keepdim=True)
+    return torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
 def _analog_inputs(kind: str, args: tuple) -> int:
@@ -184,12 +254,44 @@ def _keep(samples: list, x: torch.Tensor) -> None:
     samples.append(flat[::stride].float().cpu())
 
 
+def _keep_rows(samples: list, y: torch.Tensor, channel: int) -> None:
+    """Keep |y| as (vectors, columns) rows, a strided subset of a call's output vectors."""
+    rows = y.detach().abs().movedim(channel, -1)
+    rows = rows.reshape(-1, rows.shape[-1])
+    keep = max(_ROWS_PER_CALL, _SAMPLES_PER_CALL // rows.shape[1])
+    samples.append(rows[:: max(1, rows.shape[0] // keep)].float().cpu())
+
+
 def _percentile(samples: list, q: float) -> float:
     values = torch.cat(samples) if samples else torch.zeros(1)
     if values.numel() > _SAMPLES_MAX:
         values = values[:: -(-values.numel() // _SAMPLES_MAX)]
     bound = float(torch.quantile(values, q / 100.0))
     return bound if bound > 0 else float(values.max()) or 1.0
+
+
+def _column_bounds(samples: list, q: float, unit: str, tile_cols: int, fallback: float) -> torch.Tensor:
+    """(columns,) output bound per column, or per output tile expanded to its columns.
+
+    Tiles cut the columns evenly into as few groups of at most `tile_cols` as fit (as the
+    crossbar mapping does). A column or tile without nonzero outputs gets its max, else `fallback`.
+    """
+    rows = torch.cat(samples)
+    rows = rows[:: -(-rows.numel() // _SAMPLES_MAX)]
+    cols = rows.shape[1]
+    if unit == "column":
+        bounds = torch.quantile(rows, q / 100.0, dim=0)
+        peak = rows.amax(0)
+    else:
+        n_tiles = -(-cols // tile_cols)
+        width = -(-cols // n_tiles)
+        bounds, peak = torch.empty(cols), torch.empty(cols)
+        for a in range(0, cols, width):
+            part = rows[:, a:a + width].reshape(-1)
+            bounds[a:a + width] = float(torch.quantile(part, q / 100.0))
+            peak[a:a + width] = float(part.max())
+    bounds = torch.where(bounds > 0, bounds, peak)
+    return torch.where(bounds > 0, bounds, torch.full_like(bounds, fallback))
 
 
 @dataclass
@@ -199,24 +301,99 @@ class Ranges:
     Parameters
     ----------
     inputs, outputs
-        Bound of |x| per module, keyed by `id(module)`.
+        Bound of |x| per module (the layer's), keyed by `id(module)`.
+    columns
+        (output features,) bound per column, or per output tile repeated over its columns, keyed
+        by `id(module)` (only for a periphery whose `output_range` is `tile` or `column`).
     """
 
     inputs: dict[int, float]
     outputs: dict[int, float]
+    columns: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
-def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[], T]) -> tuple[T, Ranges]:
+@dataclass(frozen=True)
+class LayerClipping:
+    """How many outputs of one layer the ADC clipped.
+
+    Parameters
+    ----------
+    layer
+        The module's name.
+    outputs
+        Outputs digitised (all realisations and times).
+    clipped
+        Of those, how many were beyond the ADC range (and clipped to it).
+    """
+
+    layer: str
+    outputs: int
+    clipped: int
+
+    @property
+    def fraction(self) -> float:
+        """Clipped / digitised (0 when nothing was digitised)."""
+        return self.clipped / self.outputs if self.outputs else 0.0
+
+    def to_dict(self) -> dict:
+        return {"layer": self.layer, "outputs": self.outputs, "clipped": self.clipped, "fraction": self.fraction}
+
+
+class Clipping:
+    """Counts ADC clipping per module while a periphery is attached (pass it to `attached`)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[int, list[int]] = {}
+
+    def add(self, module: nn.Module, clipped: int, outputs: int) -> None:
+        """Count `clipped` of `outputs` digitised outputs of `module`.
+
+        Parameters
+        ----------
+        module
+            The analog module.
+        clipped, outputs
+            Outputs beyond the ADC range, and outputs digitised.
+        """
+        count = self._counts.setdefault(id(module), [0, 0])
+        count[0] += clipped
+        count[1] += outputs
+
+    def layers(self, weights: list[AnalogWeight]) -> list[LayerClipping]:
+        """One entry per counted module of `weights`, in their order.
+
+        Parameters
+        ----------
+        weights
+            The analog weights the periphery was attached to.
+
+        Returns
+        -------
+        list of LayerClipping
+        """
+        names: dict[int, str] = {}
+        for w in weights:
+            names.setdefault(id(w.module), w.module_name or "(model)")
+        return [LayerClipping(names[k], self._counts[k][1], self._counts[k][0]) for k in names if k in self._counts]
+
+
+def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[], T],
+              tile_cols: int = 512) -> tuple[T, Ranges]:
     """Call `run()` (a digital evaluation) with recording hooks; return (run's result, Ranges).
+
+    The run itself is unchanged. With dynamic input scaling, the output ranges are those of the
+    outputs of the scaled inputs (each output divided by its input vector's max |x|).
 
     Parameters
     ----------
     weights
         The analog weights whose modules are recorded.
     periphery
-        Gives the percentiles that set the ranges.
+        Gives the percentiles, the input scaling and the output-range unit.
     run
         Runs the model digitally (e.g. the user's evaluation).
+    tile_cols
+        Outputs per crossbar tile (the mapping's `tile_cols`), for `output_range="tile"`.
 
     Returns
     -------
@@ -225,30 +402,43 @@ def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[
     """
     ins: dict[int, list] = {}
     outs: dict[int, list] = {}
+    rows: dict[int, list] = {}
+    scales: dict[int, torch.Tensor] = {}
+    per_column = periphery.output_range != "layer"
 
     def pre(module, kind):
         def hook(_, args):
-            for x in args[:_analog_inputs(kind, args)]:
+            for i, x in enumerate(args[:_analog_inputs(kind, args)]):
                 if isinstance(x, torch.Tensor):
                     _keep(ins.setdefault(id(module), []), x)
+                    if i == 0 and periphery.dynamic and kind in _FULL_KINDS and x.is_floating_point():
+                        scales[id(module)] = _input_scale(module, kind, x)
         return hook
 
     def post(module, kind):
         def hook(_, args, out):
             bias = _bias_view(module, kind, out)
-            _keep(outs.setdefault(id(module), []), out if bias is None else out - bias)
+            y = out if bias is None else out - bias
+            if periphery.dynamic and id(module) in scales:
+                y = y / scales.pop(id(module))
+            _keep(outs.setdefault(id(module), []), y)
+            if per_column:
+                _keep_rows(rows.setdefault(id(module), []), y, _channel_dim(module, kind, out))
         return hook
 
     with _hooks(weights, pre, post):
         result = run()
     ranges = Ranges({k: _percentile(v, periphery.input_percentile) for k, v in ins.items()},
                     {k: _percentile(v, periphery.output_percentile) for k, v in outs.items()})
+    for k, v in rows.items():
+        ranges.columns[k] = _column_bounds(v, periphery.output_percentile, periphery.output_range, tile_cols,
+                                           ranges.outputs[k])
     return result, ranges
 
 
 @contextmanager
 def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges | None,
-             generator: torch.Generator | None = None) -> Iterator[None]:
+             generator: torch.Generator | None = None, clipping: Clipping | None = None) -> Iterator[None]:
     """Run the model through the periphery inside the block (nothing is attached when ideal).
 
     Parameters
@@ -258,45 +448,77 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
     periphery
         The periphery.
     ranges
-        From `calibrate` (needed unless the periphery is ideal).
+        From `calibrate` with the same periphery (needed unless the periphery is ideal).
     generator
         Source of the output noise.
+    clipping
+        Counts the outputs the ADC clips, per module (None: not counted).
 
     Raises
     ------
     WeightprogError
-        For a non-ideal periphery without ranges.
+        For a non-ideal periphery without ranges, or without the per-column ranges its
+        `output_range` needs.
     """
     if periphery.is_ideal:
         yield
         return
     if ranges is None:
         raise WeightprogError("periphery: calibrate input/output ranges before attaching a non-ideal periphery")
+    per_column = periphery.output_range != "layer"
+    if per_column and any(k not in ranges.columns for k in ranges.outputs):
+        raise WeightprogError(f"periphery: output_range={periphery.output_range!r} needs ranges calibrated "
+                              f"with that periphery (per-column ranges are missing)")
+    scales: dict[int, torch.Tensor] = {}
 
     def pre(module, kind):
         bound = ranges.inputs.get(id(module))
 
+        def dac(x: torch.Tensor, first: bool) -> torch.Tensor:
+            if not periphery.dynamic:
+                return quantise(x, bound, periphery.dac_bits) if periphery.dac_bits is not None else x
+            scale = _input_scale(module, kind, x)
+            scaled = x / scale
+            if periphery.dac_bits is not None:
+                scaled = quantise(scaled, 1.0, periphery.dac_bits)
+            if first and kind in _FULL_KINDS:  # the crossbar sees the scaled input; undone after the ADC
+                scales[id(module)] = scale
+                return scaled
+            return scaled * scale  # RNN/MHA: the module's own kernel computes on the digital value
+
         def hook(_, args):
-            if periphery.dac_bits is None or bound is None:
+            if periphery.dac_bits is None and not periphery.dynamic:
+                return None
+            if bound is None and not periphery.dynamic:
                 return None
             n = _analog_inputs(kind, args)
-            return tuple(quantise(x, bound, periphery.dac_bits) if i < n and isinstance(x, torch.Tensor)
-                         and x.is_floating_point() else x for i, x in enumerate(args))
+            return tuple(dac(x, i == 0) if i < n and isinstance(x, torch.Tensor) and x.is_floating_point()
+                         else x for i, x in enumerate(args))
         return hook
 
     def post(module, kind):
-        bound = ranges.outputs.get(id(module))
+        layer_bound = ranges.outputs.get(id(module))
+        columns = ranges.columns.get(id(module)) if per_column else None
 
         def hook(_, args, out):
-            if bound is None:
+            scale = scales.pop(id(module), None)
+            if layer_bound is None and scale is None:
                 return None
             bias = _bias_view(module, kind, out)
             y = out if bias is None else out - bias
-            if periphery.output_noise > 0:
-                y = y + periphery.output_noise * bound * torch.randn(
-                    y.shape, generator=generator, device=y.device, dtype=y.dtype)
-            if periphery.adc_bits is not None:
-                y = quantise(y, bound, periphery.adc_bits)
+            if layer_bound is not None:
+                bound: float | torch.Tensor = layer_bound
+                if columns is not None:
+                    bound = _per_column(module, kind, columns.to(device=y.device, dtype=y.dtype), out)
+                if periphery.output_noise > 0:
+                    y = y + periphery.output_noise * bound * torch.randn(
+                        y.shape, generator=generator, device=y.device, dtype=y.dtype)
+                if periphery.adc_bits is not None:
+                    if clipping is not None:
+                        clipping.add(module, int((y.abs() > bound).sum()), y.numel())
+                    y = quantise(y, bound, periphery.adc_bits)
+            if scale is not None:
+                y = y * scale
             return y if bias is None else y + bias
         return hook
 
