@@ -227,3 +227,55 @@ def test_clipping_is_counted_and_reported():
     assert result.to_dict()["adc_clipping"][0]["fraction"] == clip.fraction
     assert "ADC clipping: 1.0" in result.format()
     assert evaluate_over_time(layer, metric, "lsp-first", "ideal", (1.0,), repeats=1, seed=0).clipping == []
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.LSTM(5, 7, num_layers=2, bidirectional=True, batch_first=True),
+    lambda: nn.GRU(5, 7, num_layers=2),
+    lambda: nn.RNN(5, 7, nonlinearity="relu", bidirectional=True),
+    lambda: nn.LSTM(5, 7, bias=False),
+])
+def test_recurrent_step_by_step_matches_the_module(make):
+    from weightprog.nn.periphery import _recurrent_forward
+    torch.manual_seed(0)
+    rnn = make().eval()
+    x = torch.randn(3, 6, 5)
+    exact = lambda w, v: torch.nn.functional.linear(v, w)  # noqa: E731
+    with torch.no_grad():
+        for args in ((x,), (x[0],)):  # batched and unbatched
+            want, got = rnn(*args), _recurrent_forward(rnn, args, {}, exact)
+            assert torch.allclose(got[0], want[0], atol=1e-5)
+            for a, b in zip(torch.utils._pytree.tree_leaves(got[1]), torch.utils._pytree.tree_leaves(want[1])):
+                assert torch.allclose(a, b, atol=1e-5)
+        hx = torch.utils._pytree.tree_map(lambda t: t + 0.5, rnn(x)[1])  # a given initial state
+        want = rnn(x, hx)
+        assert torch.allclose(_recurrent_forward(rnn, (x, hx), {}, exact)[0], want[0], atol=1e-5)
+
+
+def test_recurrent_products_go_through_the_periphery():
+    torch.manual_seed(0)
+    model = nn.LSTM(6, 8, num_layers=2).eval()
+    x = torch.randn(10, 4, 6)
+    weights = find_analog_weights(model)
+    counter = Clipping()
+    outs = {}
+    for mode in ("inputs", "products"):
+        peri = Periphery(dac_bits=8, adc_bits=8, output_percentile=99.0, recurrent=mode, input_scaling="dynamic",
+                         output_range="column")
+        with torch.no_grad():
+            digital, ranges = calibrate(weights, peri, lambda: model(x)[0])
+            assert torch.equal(digital, model(x)[0])  # calibration leaves the digital run as it is
+            with attached(weights, peri, ranges, clipping=counter if mode == "products" else None):
+                outs[mode] = model(x)[0]
+        if mode == "products":
+            assert set(ranges.columns) == {id(w.param) for w in weights}
+            assert ranges.columns[id(model.weight_ih_l0)].shape == (32,)  # one range per gate output
+    err = {m: float((y - digital).square().mean() / digital.square().mean()) for m, y in outs.items()}
+    # the products now carry ADC error and clipping (inputs only: ~8e-7, products: ~2.5e-5)
+    assert err["inputs"] < 3e-6 and 10 * err["inputs"] < err["products"] < 1e-3
+    clip = {c.layer: c for c in counter.layers(weights)}
+    assert set(clip) == {w.name for w in weights}  # every weight's product counted, by its name
+    assert clip["weight_ih_l0"].outputs == 10 * 4 * 32 and 0.002 < clip["weight_hh_l1"].fraction < 0.03
+    with pytest.raises(WeightprogError, match="packed sequences"), torch.no_grad(), \
+            attached(weights, peri, ranges):
+        model(nn.utils.rnn.pack_padded_sequence(x, [10, 9, 8, 7]))

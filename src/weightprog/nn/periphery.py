@@ -28,7 +28,9 @@ from dataclasses import asdict, dataclass, field
 from typing import TypeVar, cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from ..errors import WeightprogError
 from .discover import AnalogWeight
@@ -42,6 +44,7 @@ _ROWS_PER_CALL = 256          # at least this many output vectors kept per call 
 CHOICES: dict[str, tuple[str, ...]] = {
     "input_scaling": ("static", "dynamic"),
     "output_range": ("layer", "tile", "column"),
+    "recurrent": ("inputs", "products"),
 }
 """Allowed values of the Periphery's choice fields (the first is the default)."""
 
@@ -65,6 +68,10 @@ class Periphery:
         its own max |x| before the DAC, undone after the ADC): `CHOICES`.
     output_range
         One calibrated ADC range per `layer`, per output `tile` or per `column`: `CHOICES`.
+    recurrent
+        RNN/LSTM/GRU: `inputs` (only the module's input passes the DAC, as hooks reach it) or
+        `products` (the module runs step by step in torch ops and every matrix product, input and
+        recurrent, passes DAC, noise and ADC like a Linear layer): `CHOICES`.
 
     Raises
     ------
@@ -81,6 +88,7 @@ class Periphery:
     name: str = "custom"
     input_scaling: str = "static"
     output_range: str = "layer"
+    recurrent: str = "inputs"
 
     def __post_init__(self):
         for name, bits in (("dac_bits", self.dac_bits), ("adc_bits", self.adc_bits)):
@@ -122,12 +130,12 @@ PRESETS = {
     # as IBM's chips and aihwkit run tiles (docs/NN.md "Periphery"): abs-max input scaling, 7-bit DAC
     # and 9-bit ADC (aihwkit inp_res 1/(2^7−2), out_res 1/(2^9−2)), noise 0.5 % of the range
     "chip": Periphery(dac_bits=7, adc_bits=9, output_noise=_AIHWKIT_NOISE, name="chip",
-                      input_scaling="dynamic", output_range="column"),
+                      input_scaling="dynamic", output_range="column", recurrent="products"),
     "chip-tile": Periphery(dac_bits=7, adc_bits=9, output_noise=_AIHWKIT_NOISE, name="chip-tile",
-                           input_scaling="dynamic", output_range="tile"),
+                           input_scaling="dynamic", output_range="tile", recurrent="products"),
     # `standard`'s converters and noise (8/8 bits, 1/127 of the range), run the way chips run them
     "chip-8bit": Periphery(dac_bits=8, adc_bits=8, output_noise=1 / 127, name="chip-8bit",
-                           input_scaling="dynamic", output_range="column"),
+                           input_scaling="dynamic", output_range="column", recurrent="products"),
 }
 
 
@@ -216,12 +224,16 @@ def _bias_view(module: nn.Module, kind: str, out: torch.Tensor) -> torch.Tensor 
 def _input_scale(module: nn.Module, kind: str, x: torch.Tensor) -> torch.Tensor:
     """max |x| of each input vector (kept dims; 1 for an all-zero vector): the last dimension, or
     each sample of a convolution (all dims after the batch one)."""
-    if kind == "conv":
-        batched = x.dim() == _spatial(module) + 2
-        dims = tuple(range(1 if batched else 0, x.dim()))
-    else:
-        dims = (-1,)
-    scale = x.detach().abs().amax(dim=dims, keepdim=True)
+    if kind != "conv":
+        return _last_dim_scale(x)
+    batched = x.dim() == _spatial(module) + 2
+    scale = x.detach().abs().amax(dim=tuple(range(1 if batched else 0, x.dim())), keepdim=True)
+    return torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
+def _last_dim_scale(x: torch.Tensor) -> torch.Tensor:
+    """max |x| over the last dimension (kept; 1 for an all-zero vector)."""
+    scale = x.detach().abs().amax(dim=-1, keepdim=True)
     return torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
@@ -230,14 +242,94 @@ def _analog_inputs(kind: str, args: tuple) -> int:
     return min(3 if kind == "mha" else 1, len(args))
 
 
+Product = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""`product(weight, x)`: x @ weightᵀ on a crossbar (through the periphery, or recorded)."""
+
+
+def _recurrent_forward(module: nn.Module, args: tuple, kwargs: dict, product: Product):
+    """What an RNN/LSTM/GRU module returns for these inputs, computed step by step in torch ops
+    with every matrix product (input and recurrent, each layer and direction) done by `product`.
+
+    Raises
+    ------
+    WeightprogError
+        For packed sequences or an LSTM with projections.
+    """
+    rnn = cast(nn.RNNBase, module)
+    x = args[0]
+    hx = args[1] if len(args) > 1 else kwargs.get("hx")
+    if isinstance(x, PackedSequence) or int(getattr(rnn, "proj_size", 0)):
+        raise WeightprogError("periphery: recurrent='products' supports RNN/LSTM/GRU without packed sequences "
+                              "or LSTM projections; use recurrent='inputs'")
+    lstm, gru = rnn.mode == "LSTM", rnn.mode == "GRU"
+    batched = x.dim() == 3
+    if not batched:
+        x = x.unsqueeze(1)
+    elif rnn.batch_first:
+        x = x.transpose(0, 1)
+    dirs, size = 2 if rnn.bidirectional else 1, rnn.hidden_size
+    zeros = x.new_zeros(rnn.num_layers * dirs, x.shape[1], size)
+    h0, c0 = (hx if lstm else (hx, None)) if hx is not None else (zeros, zeros if lstm else None)
+    if not batched and hx is not None:
+        h0, c0 = h0.unsqueeze(1), (c0.unsqueeze(1) if c0 is not None else None)
+    act = torch.tanh if rnn.mode != "RNN_RELU" else torch.relu
+    h_n, c_n = [], []
+    layer_in = x
+    for layer in range(rnn.num_layers):
+        outs = []
+        for d in range(dirs):
+            suffix = f"_l{layer}" + ("_reverse" if d else "")
+            w_ih, w_hh = getattr(rnn, "weight_ih" + suffix), getattr(rnn, "weight_hh" + suffix)
+            b_ih = getattr(rnn, "bias_ih" + suffix) if rnn.bias else None
+            b_hh = getattr(rnn, "bias_hh" + suffix) if rnn.bias else None
+            gi = product(w_ih, layer_in)
+            gi = gi + b_ih if b_ih is not None else gi
+            h = h0[layer * dirs + d]
+            c = c0[layer * dirs + d] if c0 is not None else None
+            seq: list[torch.Tensor] = [h] * x.shape[0]
+            for t in (range(x.shape[0] - 1, -1, -1) if d else range(x.shape[0])):
+                gh = product(w_hh, h)
+                gh = gh + b_hh if b_hh is not None else gh
+                if c is not None:  # LSTM
+                    i, f, g, o = (gi[t] + gh).chunk(4, -1)
+                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                    h = torch.sigmoid(o) * torch.tanh(c)
+                elif gru:
+                    (ir, iz, in_), (hr, hz, hn) = gi[t].chunk(3, -1), gh.chunk(3, -1)
+                    r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+                    h = (1 - z) * torch.tanh(in_ + r * hn) + z * h
+                else:
+                    h = act(gi[t] + gh)
+                seq[t] = h
+            outs.append(torch.stack(seq))
+            h_n.append(h)
+            c_n.append(c)
+        layer_in = torch.cat(outs, -1) if dirs == 2 else outs[0]
+        if rnn.training and rnn.dropout > 0 and layer < rnn.num_layers - 1:
+            layer_in = F.dropout(layer_in, rnn.dropout)
+    out, hidden = layer_in, torch.stack(h_n)
+    cell = torch.stack(cast(list[torch.Tensor], c_n)) if lstm else None
+    if not batched:
+        out, hidden = out.squeeze(1), hidden.squeeze(1)
+        cell = cell.squeeze(1) if cell is not None else None
+    elif rnn.batch_first:
+        out = out.transpose(0, 1)
+    return out, ((hidden, cell) if lstm else hidden)
+
+
 @contextmanager
-def _hooks(weights: list[AnalogWeight], pre, post) -> Iterator[None]:
+def _hooks(weights: list[AnalogWeight], pre, post, recurrent=None) -> Iterator[None]:
+    """Attach `pre`/`post` hook factories (and `recurrent`, a forward-hook factory with kwargs that
+    replaces the pre hook of RNN/LSTM/GRU modules when given) for the block."""
     handles = []
     # Hooks must see every projection: the fused transformer fast path would bypass them.
     fastpath = torch.backends.mha.get_fastpath_enabled()
     try:
         torch.backends.mha.set_fastpath_enabled(False)
         for module, kind in _modules(weights):
+            if kind == "rnn" and recurrent is not None:
+                handles.append(module.register_forward_hook(recurrent(module), with_kwargs=True))
+                continue
             handles.append(module.register_forward_pre_hook(pre(module, kind)))
             if kind in _FULL_KINDS:
                 handles.append(module.register_forward_hook(post(module, kind)))
@@ -340,27 +432,27 @@ class LayerClipping:
 
 
 class Clipping:
-    """Counts ADC clipping per module while a periphery is attached (pass it to `attached`)."""
+    """Counts ADC clipping per layer while a periphery is attached (pass it to `attached`)."""
 
     def __init__(self) -> None:
         self._counts: dict[int, list[int]] = {}
 
-    def add(self, module: nn.Module, clipped: int, outputs: int) -> None:
-        """Count `clipped` of `outputs` digitised outputs of `module`.
+    def add(self, key: int, clipped: int, outputs: int) -> None:
+        """Count `clipped` of `outputs` digitised outputs of one matrix product.
 
         Parameters
         ----------
-        module
-            The analog module.
+        key
+            `id` of the analog module, or of the weight for a recurrent module's products.
         clipped, outputs
             Outputs beyond the ADC range, and outputs digitised.
         """
-        count = self._counts.setdefault(id(module), [0, 0])
+        count = self._counts.setdefault(key, [0, 0])
         count[0] += clipped
         count[1] += outputs
 
     def layers(self, weights: list[AnalogWeight]) -> list[LayerClipping]:
-        """One entry per counted module of `weights`, in their order.
+        """One entry per counted module (or recurrent weight) of `weights`, in their order.
 
         Parameters
         ----------
@@ -374,6 +466,7 @@ class Clipping:
         names: dict[int, str] = {}
         for w in weights:
             names.setdefault(id(w.module), w.module_name or "(model)")
+            names.setdefault(id(w.param), w.name)
         return [LayerClipping(names[k], self._counts[k][1], self._counts[k][0]) for k in names if k in self._counts]
 
 
@@ -426,7 +519,23 @@ def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[
                 _keep_rows(rows.setdefault(id(module), []), y, _channel_dim(module, kind, out))
         return hook
 
-    with _hooks(weights, pre, post):
+    def record(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        key = id(weight)
+        _keep(ins.setdefault(key, []), x)
+        y = F.linear(x, weight)
+        scaled = y / _last_dim_scale(x) if periphery.dynamic else y
+        _keep(outs.setdefault(key, []), scaled)
+        if per_column:
+            _keep_rows(rows.setdefault(key, []), scaled, scaled.dim() - 1)
+        return y
+
+    def recurrent(module):
+        def hook(_, args, kwargs, out):  # recorded on a step-by-step rerun; the module's own output is kept
+            with torch.no_grad():
+                _recurrent_forward(module, args, kwargs, record)
+        return hook
+
+    with _hooks(weights, pre, post, recurrent if periphery.recurrent == "products" else None):
         result = run()
     ranges = Ranges({k: _percentile(v, periphery.input_percentile) for k, v in ins.items()},
                     {k: _percentile(v, periphery.output_percentile) for k, v in outs.items()})
@@ -510,17 +619,40 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
                 bound: float | torch.Tensor = layer_bound
                 if columns is not None:
                     bound = _per_column(module, kind, columns.to(device=y.device, dtype=y.dtype), out)
-                if periphery.output_noise > 0:
-                    y = y + periphery.output_noise * bound * torch.randn(
-                        y.shape, generator=generator, device=y.device, dtype=y.dtype)
-                if periphery.adc_bits is not None:
-                    if clipping is not None:
-                        clipping.add(module, int((y.abs() > bound).sum()), y.numel())
-                    y = quantise(y, bound, periphery.adc_bits)
+                y = adc(y, bound, id(module))
             if scale is not None:
                 y = y * scale
             return y if bias is None else y + bias
         return hook
 
-    with _hooks(weights, pre, post):
+    def adc(y: torch.Tensor, bound: float | torch.Tensor, key: int) -> torch.Tensor:
+        """Output noise, then the ADC (clipping counted), on the analogue output `y`."""
+        if periphery.output_noise > 0:
+            y = y + periphery.output_noise * bound * torch.randn(
+                y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        if periphery.adc_bits is not None:
+            if clipping is not None:
+                clipping.add(key, int((y.abs() > bound).sum()), y.numel())
+            y = quantise(y, bound, periphery.adc_bits)
+        return y
+
+    def product(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """x @ weightᵀ on a crossbar: DAC, the analogue product, noise and ADC, scale restored."""
+        key = id(weight)
+        scale = _last_dim_scale(x) if periphery.dynamic else None
+        if scale is not None:
+            x = x / scale
+        if periphery.dac_bits is not None:
+            x = quantise(x, 1.0 if scale is not None else ranges.inputs[key], periphery.dac_bits)
+        y = F.linear(x, weight)
+        bound = ranges.columns[key].to(device=y.device, dtype=y.dtype) if per_column else ranges.outputs[key]
+        y = adc(y, bound, key)
+        return y * scale if scale is not None else y
+
+    def recurrent(module):
+        def hook(_, args, kwargs, out):
+            return _recurrent_forward(module, args, kwargs, product)
+        return hook
+
+    with _hooks(weights, pre, post, recurrent if periphery.recurrent == "products" else None):
         yield
