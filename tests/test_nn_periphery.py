@@ -279,3 +279,18 @@ def test_recurrent_products_go_through_the_periphery():
     with pytest.raises(WeightprogError, match="packed sequences"), torch.no_grad(), \
             attached(weights, peri, ranges):
         model(nn.utils.rnn.pack_padded_sequence(x, [10, 9, 8, 7]))
+
+
+def test_column_and_tile_percentiles_are_exact_on_wide_layers():
+    # 300 columns × 5000 vectors: a strided sample of rows would miss most of each column's tail
+    torch.manual_seed(0)
+    layer = nn.Linear(4, 300, bias=False)
+    x = torch.randn(5000, 4) * torch.rand(5000, 1) * 3
+    weights = find_analog_weights(layer)
+    y = layer(x).detach().abs()
+    _, ranges = calibrate(weights, Periphery(adc_bits=8, output_range="column"), lambda: layer(x))
+    # (to 1e-4: torch.quantile places the rank with q in float32)
+    assert torch.allclose(ranges.columns[id(layer)], torch.quantile(y, 0.9999, dim=0), rtol=1e-4)
+    _, ranges = calibrate(weights, Periphery(adc_bits=8, output_range="tile"), lambda: layer(x), tile_cols=128)
+    tiles = [torch.quantile(y[:, a:a + 100].reshape(-1), 0.9999) for a in (0, 100, 200)]  # 300 → 3 × 100
+    assert torch.allclose(ranges.columns[id(layer)], torch.stack(tiles).repeat_interleave(100), rtol=1e-4)
