@@ -50,7 +50,8 @@ def _eval_sizes(items) -> dict:
               help="Test items per evaluation (default fmnist-resnet32=1000, ptb-lstm=8000 tokens, "
                    "sentiment-minilm=256).")
 @click.option("--periphery", type=click.Choice(sorted(PERIPHERY_PRESETS)), default="standard", show_default=True,
-              help="standard: 8-bit DAC/ADC + output noise 1/127 of the range; io8: the same without the noise.")
+              help="standard: 8-bit DAC/ADC + output noise 1/127 of the range; io8: the same without the noise; "
+                   "chip, chip-tile, chip-8bit: abs-max input scaling, per-column/tile ranges (docs/NN.md).")
 @click.option("--max-generations", default=15, show_default=True, help="Evolution generations per F.")
 @click.option("--popsize", default=10, show_default=True, help="Population per search dimension.")
 @click.option("--f-max", default=4, show_default=True, help="Significance factors F searched: 1…f_max.")
