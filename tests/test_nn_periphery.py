@@ -294,3 +294,48 @@ def test_column_and_tile_percentiles_are_exact_on_wide_layers():
     _, ranges = calibrate(weights, Periphery(adc_bits=8, output_range="tile"), lambda: layer(x), tile_cols=128)
     tiles = [torch.quantile(y[:, a:a + 100].reshape(-1), 0.9999) for a in (0, 100, 200)]  # 300 → 3 × 100
     assert torch.allclose(ranges.columns[id(layer)], torch.stack(tiles).repeat_interleave(100), rtol=1e-4)
+
+
+def test_input_tiles_digitised_apart_and_summed_digitally():
+    from weightprog.nn.periphery import quantise as q
+    layer, x, weights = _one_linear(bias=True, inputs=10, outputs=3, rows=500)
+    w, b = layer.weight.detach(), layer.bias.detach()
+    fine = Periphery(adc_bits=24, output_range="column", input_tiles="digitised", output_percentile=100.0)
+    _, ranges = calibrate(weights, fine, lambda: layer(x), tile_rows=4)
+    assert ranges.splits[id(layer)] == [(0, 4), (4, 8), (8, 10)] and ranges.columns[id(layer)].shape == (3, 3)
+    with torch.no_grad(), attached(weights, fine, ranges):
+        assert torch.allclose(layer(x), x @ w.T + b, atol=1e-5)   # the partial sums add up to the product
+    coarse = Periphery(adc_bits=4, output_range="column", input_tiles="digitised", output_percentile=100.0)
+    _, ranges = calibrate(weights, coarse, lambda: layer(x), tile_rows=4)
+    bounds = ranges.columns[id(layer)]
+    want = sum(q(x[:, a:c] @ w[:, a:c].T, bounds[j], 4) for j, (a, c) in enumerate([(0, 4), (4, 8), (8, 10)]))
+    assert torch.allclose(bounds[2], (x[:, 8:] @ w[:, 8:].T).abs().amax(0))  # each tile's own range
+    with torch.no_grad(), attached(weights, coarse, ranges):
+        assert torch.allclose(layer(x), want + b, atol=1e-5)   # each partial sum quantised on its own
+    with pytest.raises(WeightprogError, match="input_tiles='digitised' needs output_range"):
+        Periphery(input_tiles="digitised")
+
+
+def test_input_tiles_of_convolutions_and_recurrent_products():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(8, 4, 3, padding=1, padding_mode="reflect")
+    x = torch.randn(5, 8, 6, 6)
+    weights = find_analog_weights(conv)
+    fine = Periphery(adc_bits=24, output_range="tile", input_tiles="digitised", output_percentile=100.0)
+    _, ranges = calibrate(weights, fine, lambda: conv(x), tile_rows=40)  # 72 rows: 2 tiles of 4 channels
+    assert ranges.splits[id(conv)] == [(0, 4), (4, 8)]
+    with torch.no_grad():
+        exact = conv(x)
+        with attached(weights, fine, ranges):
+            assert torch.allclose(conv(x), exact, atol=1e-5)
+    lstm = nn.LSTM(6, 8).eval()
+    seq = torch.randn(7, 3, 6)
+    weights = find_analog_weights(lstm)
+    fine = Periphery(adc_bits=24, output_range="column", input_tiles="digitised", recurrent="products",
+                     input_scaling="dynamic", output_percentile=100.0)
+    with torch.no_grad():
+        exact, ranges = calibrate(weights, fine, lambda: lstm(seq)[0], tile_rows=4)
+        assert ranges.splits[id(lstm.weight_ih_l0)] == [(0, 3), (3, 6)]
+        assert ranges.splits[id(lstm.weight_hh_l0)] == [(0, 4), (4, 8)]
+        with attached(weights, fine, ranges):
+            assert torch.allclose(lstm(seq)[0], exact, atol=1e-5)

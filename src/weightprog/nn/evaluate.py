@@ -390,7 +390,7 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
             digital, ranges = _metric(evaluate_fn(model), "digital run", finite=True), None
         else:
             digital, ranges = calibrate(weights, peri, lambda: _metric(evaluate_fn(model), "digital run", finite=True),
-                                        tile_cols=mapping.tile_cols)
+                                        tile_cols=mapping.tile_cols, tile_rows=mapping.tile_rows)
             digital = _metric(digital, "digital run")
         for i, strategy in enumerate(chosen):
             for r in range(repeats):

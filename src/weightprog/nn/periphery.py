@@ -47,6 +47,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "input_scaling": ("static", "dynamic"),
     "output_range": ("layer", "tile", "column"),
     "recurrent": ("inputs", "products"),
+    "input_tiles": ("summed", "digitised"),
 }
 """Allowed values of the Periphery's choice fields (the first is the default)."""
 
@@ -74,6 +75,11 @@ class Periphery:
         RNN/LSTM/GRU: `inputs` (only the module's input passes the DAC, as hooks reach it) or
         `products` (the module runs step by step in torch ops and every matrix product, input and
         recurrent, passes DAC, noise and ADC like a Linear layer): `CHOICES`.
+    input_tiles
+        A layer with more inputs than a tile has rows: `summed` (one analogue sum over all inputs
+        reaches the ADC) or `digitised` (each input tile's partial sum gets its own noise, ADC and
+        range, and the partial sums are added digitally, as chips do): `CHOICES`. `digitised`
+        needs per-tile or per-column ranges.
 
     Raises
     ------
@@ -91,6 +97,7 @@ class Periphery:
     input_scaling: str = "static"
     output_range: str = "layer"
     recurrent: str = "inputs"
+    input_tiles: str = "summed"
 
     def __post_init__(self):
         for name, bits in (("dac_bits", self.dac_bits), ("adc_bits", self.adc_bits)):
@@ -105,6 +112,8 @@ class Periphery:
             if getattr(self, name) not in allowed:
                 raise WeightprogError(f"periphery: {name} must be one of {', '.join(allowed)}, "
                                       f"got {getattr(self, name)!r}")
+        if self.input_tiles == "digitised" and self.output_range == "layer":
+            raise WeightprogError("periphery: input_tiles='digitised' needs output_range 'tile' or 'column'")
 
     @property
     def is_ideal(self) -> bool:
@@ -132,12 +141,15 @@ PRESETS = {
     # as IBM's chips and aihwkit run tiles (docs/NN.md "Periphery"): abs-max input scaling, 7-bit DAC
     # and 9-bit ADC (aihwkit inp_res 1/(2^7−2), out_res 1/(2^9−2)), noise 0.5 % of the range
     "chip": Periphery(dac_bits=7, adc_bits=9, output_noise=_AIHWKIT_NOISE, name="chip",
-                      input_scaling="dynamic", output_range="column", recurrent="products"),
+                      input_scaling="dynamic", output_range="column", recurrent="products",
+                      input_tiles="digitised"),
     "chip-tile": Periphery(dac_bits=7, adc_bits=9, output_noise=_AIHWKIT_NOISE, name="chip-tile",
-                           input_scaling="dynamic", output_range="tile", recurrent="products"),
+                           input_scaling="dynamic", output_range="tile", recurrent="products",
+                           input_tiles="digitised"),
     # `standard`'s converters and noise (8/8 bits, 1/127 of the range), run the way chips run them
     "chip-8bit": Periphery(dac_bits=8, adc_bits=8, output_noise=1 / 127, name="chip-8bit",
-                           input_scaling="dynamic", output_range="column", recurrent="products"),
+                           input_scaling="dynamic", output_range="column", recurrent="products",
+                           input_tiles="digitised"),
 }
 
 
@@ -237,6 +249,40 @@ def _last_dim_scale(x: torch.Tensor) -> torch.Tensor:
     """max |x| over the last dimension (kept; 1 for an all-zero vector)."""
     scale = x.detach().abs().amax(dim=-1, keepdim=True)
     return torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
+def _input_cuts(inputs: int, tile_rows: int) -> list[tuple[int, int]]:
+    """(start, stop) of each input tile: as few tiles of at most `tile_rows` as fit, cut evenly."""
+    width = -(-inputs // -(-inputs // tile_rows))
+    return [(a, min(a + width, inputs)) for a in range(0, inputs, width)]
+
+
+def _module_cuts(module: nn.Module, kind: str, tile_rows: int) -> list[tuple[int, int]]:
+    """Input tiles of a module's product: cuts of the input features (Linear, Conv1D), or of a
+    convolution's input channels (its in·k crossbar rows cut at channel boundaries, as many tiles as
+    the rows need); a grouped convolution is one tile (not split)."""
+    weight = cast(torch.Tensor, module.weight)
+    if kind == "linear":
+        return _input_cuts(weight.shape[1], tile_rows)
+    if kind == "conv1d-t":
+        return _input_cuts(weight.shape[0], tile_rows)
+    channels = weight.shape[1]
+    if cast(int, module.groups) != 1:
+        return [(0, channels)]
+    tiles = -(-weight[0].numel() // tile_rows)
+    return _input_cuts(channels, -(-channels // tiles))
+
+
+def _partial(module: nn.Module, kind: str, x: torch.Tensor, a: int, b: int) -> torch.Tensor:
+    """The module's product (no bias) over inputs a:b only: one input tile's partial sum."""
+    weight = cast(torch.Tensor, module.weight)
+    if kind == "linear":
+        return F.linear(x[..., a:b], weight[:, a:b])
+    if kind == "conv1d-t":
+        return x[..., a:b] @ weight[a:b]
+    channel = x.dim() - _spatial(module) - 1
+    conv = cast(Callable[..., torch.Tensor], module._conv_forward)
+    return conv(x.narrow(channel, a, b - a), weight[:, a:b], None)
 
 
 def _analog_inputs(kind: str, args: tuple) -> int:
@@ -413,12 +459,16 @@ class Ranges:
         Bound of |x| per module (the layer's), keyed by `id(module)`.
     columns
         (output features,) bound per column, or per output tile repeated over its columns, keyed
-        by `id(module)` (only for a periphery whose `output_range` is `tile` or `column`).
+        by `id(module)` (only for a periphery whose `output_range` is `tile` or `column`); with
+        digitised input tiles, (input tiles, output features).
+    splits
+        The input tiles (start, stop) of each module whose partial sums are digitised apart.
     """
 
     inputs: dict[int, float]
     outputs: dict[int, float]
     columns: dict[int, torch.Tensor] = field(default_factory=dict)
+    splits: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -488,7 +538,7 @@ class Clipping:
 
 
 def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[], T],
-              tile_cols: int = 512) -> tuple[T, Ranges]:
+              tile_cols: int = 512, tile_rows: int = 512) -> tuple[T, Ranges]:
     """Call `run()` (a digital evaluation) with recording hooks; return (run's result, Ranges).
 
     The run itself is unchanged. With dynamic input scaling, the output ranges are those of the
@@ -504,6 +554,8 @@ def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[
         Runs the model digitally (e.g. the user's evaluation).
     tile_cols
         Outputs per crossbar tile (the mapping's `tile_cols`), for `output_range="tile"`.
+    tile_rows
+        Inputs per crossbar tile (the mapping's `tile_rows`), for `input_tiles="digitised"`.
 
     Returns
     -------
@@ -513,8 +565,19 @@ def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[
     ins: dict[int, list] = {}
     outs: dict[int, list] = {}
     rows: dict[int, _Columns] = {}
+    parts: dict[int, list[_Columns]] = {}
+    splits: dict[int, list[tuple[int, int]]] = {}
     scales: dict[int, torch.Tensor] = {}
     per_column = periphery.output_range != "layer"
+    split = periphery.input_tiles == "digitised"
+
+    def keep_parts(key: int, cuts: list[tuple[int, int]], partial: Callable[[int, int], torch.Tensor],
+                   scale: torch.Tensor | None, channel: int) -> None:
+        splits[key] = cuts
+        columns = parts.setdefault(key, [_Columns() for _ in cuts])
+        for record_j, (a, b) in zip(columns, cuts):
+            y = partial(a, b)
+            record_j.add(y / scale if scale is not None else y, channel)
 
     def pre(module, kind):
         def hook(_, args):
@@ -526,13 +589,20 @@ def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[
         return hook
 
     def post(module, kind):
+        cuts = _module_cuts(module, kind, tile_rows) if split else []
+
         def hook(_, args, out):
             bias = _bias_view(module, kind, out)
             y = out if bias is None else out - bias
-            if periphery.dynamic and id(module) in scales:
-                y = y / scales.pop(id(module))
+            scale = scales.pop(id(module), None)
+            if scale is not None:
+                y = y / scale
             _keep(outs.setdefault(id(module), []), y)
-            if per_column:
+            if len(cuts) > 1:
+                with torch.no_grad():
+                    keep_parts(id(module), cuts, lambda a, b: _partial(module, kind, args[0], a, b), scale,
+                               _channel_dim(module, kind, out))
+            elif per_column:
                 rows.setdefault(id(module), _Columns()).add(y, _channel_dim(module, kind, out))
         return hook
 
@@ -540,9 +610,13 @@ def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[
         key = id(weight)
         _keep(ins.setdefault(key, []), x)
         y = F.linear(x, weight)
-        scaled = y / _last_dim_scale(x) if periphery.dynamic else y
+        scale = _last_dim_scale(x) if periphery.dynamic else None
+        scaled = y / scale if scale is not None else y
         _keep(outs.setdefault(key, []), scaled)
-        if per_column:
+        cuts = _input_cuts(weight.shape[1], tile_rows) if split else []
+        if len(cuts) > 1:
+            keep_parts(key, cuts, lambda a, b: F.linear(x[..., a:b], weight[:, a:b]), scale, y.dim() - 1)
+        elif per_column:
             rows.setdefault(key, _Columns()).add(scaled, scaled.dim() - 1)
         return y
 
@@ -559,6 +633,10 @@ def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[
     for k, v in rows.items():
         ranges.columns[k] = v.bounds(periphery.output_percentile, periphery.output_range, tile_cols,
                                      ranges.outputs[k])
+    for k, cols in parts.items():
+        ranges.columns[k] = torch.stack([c.bounds(periphery.output_percentile, periphery.output_range, tile_cols,
+                                                  ranges.outputs[k]) for c in cols])
+        ranges.splits[k] = splits[k]
     return result, ranges
 
 
@@ -625,6 +703,7 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
     def post(module, kind):
         layer_bound = ranges.outputs.get(id(module))
         columns = ranges.columns.get(id(module)) if per_column else None
+        cuts = ranges.splits.get(id(module))
 
         def hook(_, args, out):
             scale = scales.pop(id(module), None)
@@ -632,7 +711,11 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
                 return None
             bias = _bias_view(module, kind, out)
             y = out if bias is None else out - bias
-            if layer_bound is not None:
+            if cuts is not None and columns is not None:  # each input tile's partial sum digitised apart
+                bounds = columns.to(device=y.device, dtype=y.dtype)
+                y = sum((adc(_partial(module, kind, args[0], a, b), _per_column(module, kind, bounds[j], out),
+                             id(module)) for j, (a, b) in enumerate(cuts)), torch.zeros_like(y))
+            elif layer_bound is not None:
                 bound: float | torch.Tensor = layer_bound
                 if columns is not None:
                     bound = _per_column(module, kind, columns.to(device=y.device, dtype=y.dtype), out)
@@ -661,9 +744,15 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
             x = x / scale
         if periphery.dac_bits is not None:
             x = quantise(x, 1.0 if scale is not None else ranges.inputs[key], periphery.dac_bits)
-        y = F.linear(x, weight)
-        bound = ranges.columns[key].to(device=y.device, dtype=y.dtype) if per_column else ranges.outputs[key]
-        y = adc(y, bound, key)
+        cuts = ranges.splits.get(key)
+        if cuts is not None:  # each input tile's partial sum digitised apart
+            bounds = ranges.columns[key].to(device=x.device, dtype=x.dtype)
+            y = sum((adc(F.linear(x[..., a:b], weight[:, a:b]), bounds[j], key) for j, (a, b) in enumerate(cuts)),
+                    torch.zeros(x.shape[:-1] + (weight.shape[0],), device=x.device, dtype=x.dtype))
+        else:
+            y = F.linear(x, weight)
+            bound = ranges.columns[key].to(device=y.device, dtype=y.dtype) if per_column else ranges.outputs[key]
+            y = adc(y, bound, key)
         return y * scale if scale is not None else y
 
     def recurrent(module):
