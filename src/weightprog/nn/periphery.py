@@ -14,10 +14,13 @@
   clipped fraction is counted (`Clipping`).
 * Output noise: Gaussian, std = `output_noise` × r_out of that output (the layer's, tile's or
   column's range), added before the ADC.
+* Input tiles `digitised`: a layer wider than a tile's rows has each input tile's partial sum
+  noised and digitised on its own (its own ranges), the partial sums added digitally.
 
-Linear, Conv and GPT-2 Conv1D get all three. For RNN/LSTM/GRU and MultiheadAttention the matrix
-products happen inside the module's own kernel, so only the module inputs go through the DAC
-(the recurrent state and the per-projection outputs are not reachable by hooks).
+Linear, Conv and GPT-2 Conv1D get all of it. For RNN/LSTM/GRU and MultiheadAttention the matrix
+products happen inside the module's own kernel, so only the module inputs go through the DAC;
+with `recurrent="products"` an RNN/LSTM/GRU is instead run step by step in torch ops
+(`_recurrent_forward`) with each matrix product through the periphery. docs/NN.md "Periphery".
 """
 
 from __future__ import annotations
