@@ -339,3 +339,36 @@ def test_input_tiles_of_convolutions_and_recurrent_products():
         assert ranges.splits[id(lstm.weight_hh_l0)] == [(0, 4), (4, 8)]
         with attached(weights, fine, ranges):
             assert torch.allclose(lstm(seq)[0], exact, atol=1e-5)
+
+
+def test_quantise_gradient_is_straight_through():
+    x = torch.linspace(-2, 2, 1001, requires_grad=True)
+    q = quantise(x, 1.0, 8)
+    assert len(torch.unique(q)) == 255 and q.abs().max() == 1.0
+    q.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))  # also where it clips, as HWA training takes it
+
+
+def test_tracked_ranges_move_while_training_and_stay_put_otherwise():
+    """`attached(..., tracking=…)`: bounds start at the first batch's max |x| and move by 1 − momentum
+    toward each later batch's while training; outside training they stay and no noise is added."""
+    from weightprog.nn.periphery import Ranges, Tracking
+    torch.manual_seed(0)
+    layer = nn.Linear(4, 3, bias=False)
+    weights = find_analog_weights(layer)
+    training = [True]
+    ranges = Ranges({}, {})
+    tracking = Tracking(lambda: training[0], momentum=0.9)
+    x1, x2 = torch.randn(8, 4), 3 * torch.randn(8, 4)
+    peak = [float(x1.abs().max()), float(x2.abs().max())]
+    with attached(weights, get_periphery("standard"), ranges, tracking=tracking), torch.no_grad():
+        layer(x1)
+        assert ranges.inputs[id(layer)] == pytest.approx(peak[0])
+        layer(x2)
+        assert ranges.inputs[id(layer)] == pytest.approx(0.9 * peak[0] + 0.1 * peak[1])
+        training[0] = False
+        frozen = dict(ranges.inputs), dict(ranges.outputs)
+        y = layer(3 * x2)
+        assert (ranges.inputs, ranges.outputs) == frozen and torch.equal(layer(3 * x2), y)  # no noise
+    with attached(weights, get_periphery("io8"), ranges), torch.no_grad():
+        assert torch.equal(layer(3 * x2), y)  # what evaluation applies with those ranges

@@ -332,8 +332,8 @@ def test_settings_are_frozen():
 def test_hwa_config_validated():
     from weightprog.workloads.training import HWAConfig
 
-    with pytest.raises(WeightprogError, match=r"dac_bits: must be in 2…32, got 0"):
-        HWAConfig(dac_bits=0)
+    with pytest.raises(WeightprogError, match=r"periphery: unknown preset 'nope'; use one of ideal, standard"):
+        HWAConfig(periphery="nope")
     with pytest.raises(WeightprogError, match=r"range_momentum: must be >= 0 and < 1"):
         HWAConfig(range_momentum=1.0)
 

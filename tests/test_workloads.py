@@ -16,7 +16,7 @@ from weightprog.errors import WeightprogError
 from weightprog.nn import evaluate_over_time
 from weightprog.workloads import get_workload
 from weightprog.workloads.common import CHECKPOINT_DIR, MANIFEST, sha256
-from weightprog.workloads.training import HWA, HWAConfig, STEQuant, device_noise_scale, train_step
+from weightprog.workloads.training import HWA, HWAConfig, device_noise_scale, output_noise_periphery, train_step
 
 
 def _have(module):
@@ -152,13 +152,101 @@ def test_train_step_sees_noisy_weights_then_clips():
     assert torch.equal(model[0].weight.detach(), w0.clamp(-2.5 * w0.std(), 2.5 * w0.std()))
 
 
-def test_hwa_io_quantisation_levels_and_ste():
-    x = torch.linspace(-2, 2, 1001, requires_grad=True)
-    q = STEQuant.apply(x, 1.0, 8)
-    assert len(torch.unique(q)) == 255 and q.abs().max() == 1.0
-    q.sum().backward()
-    assert torch.equal(x.grad, torch.ones_like(x))
+def test_device_noise_scale():
     assert device_noise_scale("pcm") == pytest.approx(0.0342, abs=5e-4)  # mean σ_p / 25 µS
+
+
+def test_hwa_config_names_a_periphery():
+    from weightprog.nn import PERIPHERY_PRESETS
+    from weightprog.validate import SettingError
+    assert HWAConfig().periphery == PERIPHERY_PRESETS["standard"]  # today's HWA: 8/8 bits, noise 1/127
+    assert HWAConfig(periphery="chip-8bit") == HWAConfig(periphery=PERIPHERY_PRESETS["chip-8bit"])
+    with pytest.raises(SettingError, match="periphery: unknown preset 'fancy'") as err:
+        HWAConfig(periphery="fancy")
+    assert err.value.field == "periphery"
+    with pytest.raises(SettingError, match="periphery"):
+        HWAConfig(periphery=8)
+    record = json.loads(json.dumps(HWAConfig(periphery="chip").to_dict()))  # the manifest's "hwa" entry
+    assert record["periphery"]["name"] == "chip" and record["periphery"]["input_scaling"] == "dynamic"
+    # the older --output-noise option: 1/127 is `standard`, 0 is `io8`, others keep 8/8 bits
+    assert output_noise_periphery(1 / 127) is PERIPHERY_PRESETS["standard"]
+    assert output_noise_periphery(0.0) is PERIPHERY_PRESETS["io8"]
+    other = output_noise_periphery(0.02)
+    assert (other.dac_bits, other.adc_bits, other.output_noise) == (8, 8, 0.02)
+
+
+class _Tiny(torch.nn.Module):
+    """Conv → LSTM over the conv's rows → Linear: every kind of product the chip periphery handles."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 4, 3)            # 18 crossbar rows > 8: one input tile per channel
+        self.rnn = torch.nn.LSTM(16, 8, batch_first=True)  # weight_ih: 16 inputs, 2 tiles; weight_hh: 8, 1 tile
+        self.fc = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.conv(x)).flatten(2)        # (batch, 4, 16): 4 steps of 16 features
+        out, _ = self.rnn(h)
+        return self.fc(out[:, -1])
+
+
+def test_hwa_trains_through_the_chip_periphery_as_evaluation_applies_it():
+    """chip-8bit: dynamic input scaling, per-column ranges, digitised input tiles and recurrent
+    products in training; gradients reach every analog weight; in eval mode the HWA hooks apply
+    exactly what `attached` applies with the tracked ranges and no noise."""
+    from weightprog.nn import PERIPHERY_PRESETS, attached, find_analog_weights
+    torch.manual_seed(0)
+    model = _Tiny()
+    x, y = torch.randn(16, 2, 6, 6), torch.randint(0, 3, (16,))
+    cfg = HWAConfig(noise=0.02, periphery="chip-8bit", tile_rows=8, tile_cols=4)
+    hwa = HWA(model, cfg)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.train()
+    for _ in range(3):
+        loss = train_step(opt, hwa, lambda: torch.nn.functional.cross_entropy(model(x), y))
+    assert math.isfinite(loss.item())
+    for w in hwa.weights:  # the last step's gradients, through STE, dynamic scales and partial sums
+        assert w.param.grad is not None and w.param.grad.abs().sum() > 0, w.name
+        assert not torch.equal(w.param.detach(), start[w.name]), w.name
+    r = hwa.ranges
+    assert not r.inputs  # dynamic scaling: no input ranges
+    assert r.columns[id(model.conv)].shape == (2, 4) and r.splits[id(model.conv)] == [(0, 1), (1, 2)]
+    assert r.columns[id(model.rnn.weight_ih_l0)].shape == (2, 32)  # 2 input tiles × 32 gate columns
+    assert r.columns[id(model.rnn.weight_hh_l0)].shape == (32,) and r.columns[id(model.fc)].shape == (3,)
+    model.eval()  # ranges frozen, no output noise
+    before = {k: v.clone() for k, v in r.columns.items()}
+    with torch.no_grad():
+        trained = model(x)
+        assert torch.equal(model(x), trained)  # deterministic: no noise in eval mode
+    assert all(torch.equal(before[k], v) for k, v in r.columns.items())
+    hwa.remove()
+    with torch.no_grad():
+        digital = model(x)
+        weights = find_analog_weights(model)
+        with attached(weights, replace(PERIPHERY_PRESETS["chip-8bit"], output_noise=0.0), r):
+            evaluated = model(x)
+    assert torch.equal(trained, evaluated)
+    assert not torch.equal(trained, digital)
+
+
+def test_hwa_reaches_gpt2_conv1d():
+    """The HWA periphery reaches GPT-2's Conv1D (weight in × out), as evaluation does: its output is
+    digitised (ADC on the product, before the bias) with the tracked range."""
+    from nn_helpers import Conv1D
+    from weightprog.nn import quantise
+    torch.manual_seed(0)
+    layer = Conv1D(6, 5)
+    torch.nn.init.normal_(layer.bias)
+    hwa = HWA(layer, HWAConfig(noise=0.0, periphery="io8"))
+    x = torch.randn(7, 5)
+    y = layer(x)
+    hwa.remove()
+    step = hwa.ranges.outputs[id(layer)] / 127
+    analog = quantise(x, float(x.abs().max()), 8) @ layer.weight  # the DAC's input times the weights
+    assert hwa.ranges.outputs[id(layer)] == pytest.approx(float(analog.detach().abs().max()), rel=1e-6)
+    levels = ((y - layer.bias) / step).detach()
+    assert torch.allclose(levels, levels.round(), atol=1e-3) and not torch.allclose(y, layer(x))
 
 
 def test_cli_evaluate_accepts_workload_names():
@@ -309,7 +397,7 @@ def test_train_workload_passes_each_workload_its_options(monkeypatch):
     name, args, kw = calls[-1]
     assert args == ("hwa", 3) and kw["lr"] == 1e-3 and kw["seed"] == 4 and kw["resume"] and kw["command"] == "cmd"
     assert "batch" not in kw and "train_size" not in kw
-    assert kw["hwa_cfg"] == HWAConfig(noise=device_noise_scale("pcm"), output_noise=0.0)
+    assert kw["hwa_cfg"] == HWAConfig(noise=device_noise_scale("pcm"), periphery="io8")  # --output-noise 0
     workloads.train_workload(TrainSettings("sentiment-minilm", train_size=64, threads=threads))
     assert calls[-1][0] == "sentiment-minilm" and calls[-1][2]["train_size"] == 64 and "resume" not in calls[-1][2]
     workloads.train_workload(TrainSettings("fmnist-resnet32", batch=16, threads=threads))

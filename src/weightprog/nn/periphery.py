@@ -197,11 +197,24 @@ def quantise(x: torch.Tensor, bound: float | torch.Tensor, bits: int) -> torch.T
     Returns
     -------
     torch.Tensor
-        The quantised values, x's shape.
+        The quantised values, x's shape. The gradient passes straight through (the identity, as
+        hardware-aware training takes it), so that a model trains through the converters.
     """
-    levels = 2 ** (bits - 1) - 1
-    step = bound / levels
-    return (x / step).round().clamp(-levels, levels) * step
+    return cast(torch.Tensor, _Quantise.apply(x, bound, bits))
+
+
+class _Quantise(torch.autograd.Function):
+    """`quantise`'s values with a straight-through gradient (identity, also where it clips)."""
+
+    @staticmethod
+    def forward(ctx, x, bound, bits):
+        levels = 2 ** (bits - 1) - 1
+        step = bound / levels
+        return (x / step).round().clamp(-levels, levels) * step
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None, None
 
 
 def _modules(weights: list[AnalogWeight]) -> list[tuple[nn.Module, str]]:
@@ -431,7 +444,7 @@ class _Columns:
         outputs gets `fallback`."""
         top = cast(torch.Tensor, self.top)
         cols = top.shape[1]
-        width = 1 if unit == "column" else -(-cols // -(-cols // tile_cols))
+        width = 1 if unit == "column" else _tile_width(cols, tile_cols)
         bounds = torch.empty(cols)
         sample = None
         for a in range(0, cols, width):
@@ -643,10 +656,95 @@ def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[
     return result, ranges
 
 
+class Tracking:
+    """Ranges tracked while a model trains, instead of calibrated (pass it to `attached`).
+
+    Each bound (input per layer; output per layer, tile or column as the periphery's `output_range`
+    says, per input tile where they are digitised apart) is a moving average of the batch's max |x|:
+    it starts at the first batch's and moves by (1 − `momentum`) toward each later one while
+    `training()` is true, and stays put otherwise. Output noise is added only while training, as
+    hardware-aware training does it (Joshi et al., Nat. Commun. 2020).
+
+    Parameters
+    ----------
+    training
+        Whether the model trains now (asked at every forward).
+    momentum
+        Weight of the previous bound in the moving average, in [0, 1).
+    tile_cols, tile_rows
+        Outputs and inputs of a crossbar tile, for per-tile ranges and digitised input tiles.
+    """
+
+    def __init__(self, training: Callable[[], bool] = lambda: True, momentum: float = 0.99,
+                 tile_cols: int = 512, tile_rows: int = 512) -> None:
+        self.training, self.momentum = training, momentum
+        self.tile_cols, self.tile_rows = tile_cols, tile_rows
+
+    def scalar(self, table: dict[int, float], key: int, peak: float) -> float:
+        """The bound of `key` in `table` after a batch whose max |x| is `peak` (updated in place).
+
+        Parameters
+        ----------
+        table
+            Bounds by key (`Ranges.inputs` or `Ranges.outputs`).
+        key
+            `id` of the module, or of the weight of a recurrent product.
+        peak
+            This batch's max |x|.
+
+        Returns
+        -------
+        float
+        """
+        bound = table.setdefault(key, peak)
+        if self.training():
+            bound = table[key] = max(self.momentum * bound + (1 - self.momentum) * peak, 1e-8)
+        return bound
+
+    def tensor(self, table: dict[int, torch.Tensor], key: int, peak: torch.Tensor) -> torch.Tensor:
+        """`scalar` for bounds per column (`Ranges.columns`): `peak` holds this batch's max |x| of each.
+
+        Parameters
+        ----------
+        table, key
+            As `scalar`'s.
+        peak
+            This batch's max |x| per column (or per input tile and column).
+
+        Returns
+        -------
+        torch.Tensor
+        """
+        bound = table.setdefault(key, peak)
+        if self.training():
+            bound = table[key] = (self.momentum * bound + (1 - self.momentum) * peak).clamp_min(1e-8)
+        return bound
+
+
+def _tile_width(cols: int, tile_cols: int) -> int:
+    """Columns per output tile: as few tiles of at most `tile_cols` as fit, cut evenly (as the mapping does)."""
+    return -(-cols // -(-cols // tile_cols))
+
+
+def _peaks(y: torch.Tensor, channel: int, unit: str, tile_cols: int) -> torch.Tensor:
+    """(columns,) max |y| of each column (`unit="column"`), or of each output tile repeated over its columns."""
+    rows = y.detach().abs().movedim(channel, -1)
+    peak = rows.reshape(-1, rows.shape[-1]).amax(0)
+    if unit == "column":
+        return peak
+    cols, width = peak.numel(), _tile_width(peak.numel(), tile_cols)
+    return torch.cat([peak[a:a + width].max().expand(min(width, cols - a)) for a in range(0, cols, width)])
+
+
 @contextmanager
 def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges | None,
-             generator: torch.Generator | None = None, clipping: Clipping | None = None) -> Iterator[None]:
+             generator: torch.Generator | None = None, clipping: Clipping | None = None,
+             tracking: Tracking | None = None) -> Iterator[None]:
     """Run the model through the periphery inside the block (nothing is attached when ideal).
+
+    The quantisers pass gradients straight through (`quantise`) and the dynamic input scales are
+    constants to autograd, so a model also trains through the periphery (hardware-aware training,
+    with `tracking`).
 
     Parameters
     ----------
@@ -655,11 +753,14 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
     periphery
         The periphery.
     ranges
-        From `calibrate` with the same periphery (needed unless the periphery is ideal).
+        From `calibrate` with the same periphery (needed unless the periphery is ideal); with
+        `tracking`, the ranges tracked so far (may start empty), updated in place.
     generator
         Source of the output noise.
     clipping
         Counts the outputs the ADC clips, per module (None: not counted).
+    tracking
+        Track the ranges on the data that passes (training) instead of using calibrated ones.
 
     Raises
     ------
@@ -673,64 +774,94 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
     if ranges is None:
         raise WeightprogError("periphery: calibrate input/output ranges before attaching a non-ideal periphery")
     per_column = periphery.output_range != "layer"
-    if per_column and any(k not in ranges.columns for k in ranges.outputs):
+    if tracking is None and per_column and any(k not in ranges.columns for k in ranges.outputs):
         raise WeightprogError(f"periphery: output_range={periphery.output_range!r} needs ranges calibrated "
                               f"with that periphery (per-column ranges are missing)")
+    split = tracking is not None and periphery.input_tiles == "digitised"
     scales: dict[int, torch.Tensor] = {}
 
-    def pre(module, kind):
-        bound = ranges.inputs.get(id(module))
+    def input_bound(key: int, xs: list[torch.Tensor]) -> float | None:
+        """The DAC range of `key`'s inputs `xs` (calibrated, or tracked on them)."""
+        if tracking is not None and xs:
+            return tracking.scalar(ranges.inputs, key, max(float(x.detach().abs().max()) for x in xs))
+        return ranges.inputs.get(key)
 
-        def dac(x: torch.Tensor, first: bool) -> torch.Tensor:
+    def track(key: int, y: torch.Tensor | None, parts: list[torch.Tensor], channel: int) -> None:
+        """With `tracking`: update `key`'s output ranges from its output `y` (None: the sum of `parts`) and
+        the outputs each ADC digitises (`parts`: `[y]`, or the partial sums of its input tiles)."""
+        if tracking is None:
+            return
+        full = y if y is not None else sum(parts[1:], parts[0])
+        tracking.scalar(ranges.outputs, key, float(full.detach().abs().max()))
+        if per_column:
+            peaks = [_peaks(part, channel, periphery.output_range, tracking.tile_cols) for part in parts]
+            tracking.tensor(ranges.columns, key, torch.stack(peaks) if len(parts) > 1 else peaks[0])
+
+    def cut(key: int, cuts: list[tuple[int, int]]) -> None:
+        """With `tracking` and digitised input tiles: record the input tiles of `key`."""
+        if split and len(cuts) > 1:
+            ranges.splits[key] = cuts
+
+    def pre(module, kind):
+        key = id(module)
+
+        def dac(x: torch.Tensor, first: bool, bound: float | None) -> torch.Tensor:
             if not periphery.dynamic:
-                return quantise(x, bound, periphery.dac_bits) if periphery.dac_bits is not None else x
+                return quantise(x, cast(float, bound), periphery.dac_bits) if periphery.dac_bits is not None else x
             scale = _input_scale(module, kind, x)
             scaled = x / scale
             if periphery.dac_bits is not None:
                 scaled = quantise(scaled, 1.0, periphery.dac_bits)
             if first and kind in _FULL_KINDS:  # the crossbar sees the scaled input; undone after the ADC
-                scales[id(module)] = scale
+                scales[key] = scale
                 return scaled
             return scaled * scale  # RNN/MHA: the module's own kernel computes on the digital value
 
         def hook(_, args):
             if periphery.dac_bits is None and not periphery.dynamic:
                 return None
+            n = _analog_inputs(kind, args)
+            analog = [i for i, x in enumerate(args[:n]) if isinstance(x, torch.Tensor) and x.is_floating_point()]
+            bound = None if periphery.dynamic else input_bound(key, [args[i] for i in analog])
             if bound is None and not periphery.dynamic:
                 return None
-            n = _analog_inputs(kind, args)
-            return tuple(dac(x, i == 0) if i < n and isinstance(x, torch.Tensor) and x.is_floating_point()
-                         else x for i, x in enumerate(args))
+            return tuple(dac(x, i == 0, bound) if i in analog else x for i, x in enumerate(args))
         return hook
 
     def post(module, kind):
-        layer_bound = ranges.outputs.get(id(module))
-        columns = ranges.columns.get(id(module)) if per_column else None
-        cuts = ranges.splits.get(id(module))
+        key = id(module)
+        if split:
+            cut(key, _module_cuts(module, kind, cast(Tracking, tracking).tile_rows))
 
         def hook(_, args, out):
-            scale = scales.pop(id(module), None)
-            if layer_bound is None and scale is None:
+            scale = scales.pop(key, None)
+            if tracking is None and key not in ranges.outputs and scale is None:
                 return None
             bias = _bias_view(module, kind, out)
             y = out if bias is None else out - bias
-            if cuts is not None and columns is not None:  # each input tile's partial sum digitised apart
-                bounds = columns.to(device=y.device, dtype=y.dtype)
-                y = sum((adc(_partial(module, kind, args[0], a, b), _per_column(module, kind, bounds[j], out),
-                             id(module)) for j, (a, b) in enumerate(cuts)), torch.zeros_like(y))
-            elif layer_bound is not None:
-                bound: float | torch.Tensor = layer_bound
-                if columns is not None:
-                    bound = _per_column(module, kind, columns.to(device=y.device, dtype=y.dtype), out)
-                y = adc(y, bound, id(module))
+            channel = _channel_dim(module, kind, out)
+            cuts = ranges.splits.get(key)
+            if cuts is not None and per_column:  # each input tile's partial sum digitised apart
+                parts = [_partial(module, kind, args[0], a, b) for a, b in cuts]
+                track(key, y, parts, channel)
+                bounds = ranges.columns[key].to(device=y.device, dtype=y.dtype)
+                y = sum((adc(part, _per_column(module, kind, bounds[j], out), key) for j, part in enumerate(parts)),
+                        torch.zeros_like(y))
+            elif key in ranges.outputs or tracking is not None:
+                track(key, y, [y], channel)
+                bound: float | torch.Tensor = ranges.outputs[key]
+                if per_column:
+                    bound = _per_column(module, kind, ranges.columns[key].to(device=y.device, dtype=y.dtype), out)
+                y = adc(y, bound, key)
             if scale is not None:
                 y = y * scale
             return y if bias is None else y + bias
         return hook
 
     def adc(y: torch.Tensor, bound: float | torch.Tensor, key: int) -> torch.Tensor:
-        """Output noise, then the ADC (clipping counted), on the analogue output `y`."""
-        if periphery.output_noise > 0:
+        """Output noise (not while tracking and not training), then the ADC (clipping counted), on the
+        analogue output `y`."""
+        if periphery.output_noise > 0 and (tracking is None or tracking.training()):
             y = y + periphery.output_noise * bound * torch.randn(
                 y.shape, generator=generator, device=y.device, dtype=y.dtype)
         if periphery.adc_bits is not None:
@@ -746,14 +877,19 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
         if scale is not None:
             x = x / scale
         if periphery.dac_bits is not None:
-            x = quantise(x, 1.0 if scale is not None else ranges.inputs[key], periphery.dac_bits)
+            x = quantise(x, 1.0 if scale is not None else cast(float, input_bound(key, [x])), periphery.dac_bits)
+        if split and key not in ranges.splits:
+            cut(key, _input_cuts(weight.shape[1], cast(Tracking, tracking).tile_rows))
         cuts = ranges.splits.get(key)
         if cuts is not None:  # each input tile's partial sum digitised apart
+            parts = [F.linear(x[..., a:b], weight[:, a:b]) for a, b in cuts]
+            track(key, None, parts, -1)
             bounds = ranges.columns[key].to(device=x.device, dtype=x.dtype)
-            y = sum((adc(F.linear(x[..., a:b], weight[:, a:b]), bounds[j], key) for j, (a, b) in enumerate(cuts)),
+            y = sum((adc(part, bounds[j], key) for j, part in enumerate(parts)),
                     torch.zeros(x.shape[:-1] + (weight.shape[0],), device=x.device, dtype=x.dtype))
         else:
             y = F.linear(x, weight)
+            track(key, y, [y], -1)
             bound = ranges.columns[key].to(device=y.device, dtype=y.dtype) if per_column else ranges.outputs[key]
             y = adc(y, bound, key)
         return y * scale if scale is not None else y

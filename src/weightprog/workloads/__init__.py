@@ -28,7 +28,7 @@ import torch
 from .. import validate
 from ..errors import WeightprogError
 from .common import VARIANTS, Workload
-from .training import HWAConfig, Log, device_noise_scale
+from .training import HWAConfig, Log, device_noise_scale, output_noise_periphery
 
 WORKLOADS = ("ptb-lstm", "fmnist-resnet32", "sentiment-minilm")
 # options a caller may pass besides variant / eval_size / split / checkpoint / seed
@@ -82,8 +82,9 @@ class TrainSettings:
     device : str
         Device name or YAML/JSON file whose programming noise sets the HWA weight noise.
     output_noise : float
-        HWA output noise, fraction of the output range, in [0, 1] (1/127: the `standard`
-        periphery; 0: the `io8` one).
+        HWA output noise, fraction of the output range, in [0, 1]: HWA trains through the 8-bit
+        periphery with that noise (`training.output_noise_periphery`; 1/127: the `standard` preset,
+        0: the `io8` one).
     threads : int
         torch threads (>= 1).
     train_size : int, optional
@@ -99,7 +100,7 @@ class TrainSettings:
     lr: float | None = None
     seed: int = 0
     device: str = "pcm"
-    output_noise: float = HWAConfig.output_noise
+    output_noise: float = 1 / 127
     threads: int = 2
     train_size: int | None = None
     resume: bool = False
@@ -113,7 +114,7 @@ class TrainSettings:
         if self.lr is not None:
             validate.number(self.lr, "lr", above=0)
         validate.seed(self.seed)
-        HWAConfig(output_noise=self.output_noise)  # HWAConfig's check of the range
+        validate.number(self.output_noise, "output_noise", minimum=0, maximum=1)
         validate.integer(self.threads, "threads", 1)
         if self.train_size is not None and self.workload != "sentiment-minilm":
             raise validate.SettingError("train_size", f"only for sentiment-minilm, not {self.workload}")
@@ -144,7 +145,7 @@ def train_workload(settings: TrainSettings, command: str | None = None, log: Log
     """
     s = settings
     torch.set_num_threads(s.threads)
-    cfg = HWAConfig(noise=device_noise_scale(s.device), output_noise=s.output_noise)
+    cfg = HWAConfig(noise=device_noise_scale(s.device), periphery=output_noise_periphery(s.output_noise))
     kw: dict[str, Any] = {k: v for k, v in (("batch", s.batch), ("lr", s.lr)) if v is not None}
     if s.workload in RESUMABLE:
         kw["resume"] = s.resume

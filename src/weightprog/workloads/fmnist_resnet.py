@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import struct
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -233,5 +232,5 @@ def train(variant: str, steps: int | None = None, batch: int = 128, lr: float | 
     info = {"steps": steps, "batch": batch, "images_seen": steps * batch, "lr": lr, "seed": seed,
             "resumed_from": previous_checkpoint(NAME, "fp") if resume else None,
             "eval_size": len(yt), "train_wall_s": round(wall, 1),
-            "hwa": asdict(hwa_cfg or HWAConfig()) if variant == "hwa" else None}
+            "hwa": (hwa_cfg or HWAConfig()).to_dict() if variant == "hwa" else None}
     return save_checkpoint(NAME, variant, model, acc, "accuracy", info, command=command)

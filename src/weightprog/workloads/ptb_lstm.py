@@ -219,5 +219,5 @@ def train(variant: str, steps: int | None = None, batch: int = 20, lr: float | N
             "valid_perplexity": ppl_valid, "valid_tokens": eval_size or 20_000,
             "eval_tokens": "full test split" if eval_size is None else eval_size,
             "train_wall_s": round(wall, 1), "embedding": "stored" if keys is None else "from the fp checkpoint",
-            "hwa": None if hwa_cfg is None or variant == "fp" else vars(hwa_cfg)}
+            "hwa": None if hwa_cfg is None or variant == "fp" else hwa_cfg.to_dict()}
     return save_checkpoint(NAME, variant, model, ppl, "perplexity", info, keys, command=command)

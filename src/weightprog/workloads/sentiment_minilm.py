@@ -264,6 +264,6 @@ def train(variant: str, steps: int | None = None, batch: int = 128, lr: float | 
             "valid_accuracy": acc_valid, "valid_sentences": sum(len(b[2]) for b in va),
             "test_sentences": sum(len(b[2]) for b in te),
             "train_wall_s": round(wall, 1), "stored": "head only (encoder = packaged all-MiniLM-L6-v2)",
-            "hwa": None if hwa_cfg is None or variant == "fp" else vars(hwa_cfg)}
+            "hwa": None if hwa_cfg is None or variant == "fp" else hwa_cfg.to_dict()}
     head_keys = {"head." + k for k in model.head.state_dict()}
     return save_checkpoint(NAME, variant, model, acc, "accuracy", info, head_keys, command=command)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from .. import validate
 from ..errors import WeightprogError
 from . import TrainSettings, train_workload
-from .training import HWAConfig, module_command
+from .training import module_command
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="pcm", help="device whose programming noise scales HWA noise")
-    p.add_argument("--output-noise", type=float, default=HWAConfig.output_noise,
+    p.add_argument("--output-noise", type=float, default=TrainSettings.output_noise,
                    help="HWA output noise, fraction of the output range: 1/127 matches the `standard` "
                         "periphery, 0 the `io8` one; train for the periphery the model is deployed with")
     p.add_argument("--threads", type=int, default=2)

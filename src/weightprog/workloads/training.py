@@ -10,9 +10,12 @@ HWA training (Joshi et al., Nat. Commun. 2020, as the paper uses it):
   `noise · max|W_row|` (per output row, i.e. per crossbar column), `noise` = the device's mean
   programming noise over its range relative to the range (PCM: 3.4 %); the gradient at the noisy
   weights updates the clean ones;
-* input/output quantisation as in the `standard` periphery: 8-bit inputs (DAC) and 8-bit outputs
-  (ADC, Linear/Conv) with a straight-through estimator, ranges tracked as a running max, and
-  output noise of 1/127 of the output range;
+* the periphery the model is evaluated with (`HWAConfig.periphery`, a `weightprog.nn.periphery`
+  preset; default `standard`: 8-bit DAC and ADC, output noise of 1/127 of the output range),
+  attached by the same `periphery.attached` that evaluation uses — converters, output noise,
+  static or dynamic input scaling, per-layer/tile/column ranges, recurrent products — with a
+  straight-through gradient through the quantisers and the ranges tracked as a moving average of
+  each batch's max (`periphery.Tracking`) instead of calibrated; output noise only while training;
 * weight clipping to ±2.5 σ of each analog tensor after every step.
 Checkpoints are written in fp16 (safetensors) with an entry in checkpoints/manifest.json.
 """
@@ -25,16 +28,17 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
 
 from .. import validate
 from ..devices import get_device
+from ..errors import WeightprogError
 from ..fileio import atomic_write, atomic_write_json
 from ..nn import find_analog_weights
+from ..nn.periphery import PRESETS, Periphery, Ranges, Tracking, attached, get_periphery
 from .common import MANIFEST, checkpoint_path, read_manifest, sha256
 
 MODULE_COMMAND = "python -m weightprog.workloads.train"
@@ -45,37 +49,67 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class HWAConfig:
-    """Hardware-aware training noise and quantisation; validated when made.
+    """Hardware-aware training noise and periphery; validated when made.
 
     Parameters
     ----------
     noise : float
         Weight-noise std relative to each output row's max |w|, in [0, 1] (`device_noise_scale`).
-    dac_bits, adc_bits : int
-        Input and output quantisation bits, 2…32.
-    output_noise : float
-        Output noise std as a fraction of the output range, in [0, 1] (1/127: the `standard`
-        periphery; 0: the `io8` one).
+    periphery : str or Periphery
+        The periphery trained through: a preset name (`weightprog.nn.periphery.PRESETS`) or a
+        `Periphery`; stored as the `Periphery`. Train for the periphery the model is evaluated with.
     clip_sigma : float
         Weights are clipped to ±`clip_sigma` standard deviations of their tensor after each step (> 0).
     range_momentum : float
-        Momentum of the running max that tracks input/output ranges, in [0, 1).
+        Momentum of the moving average of batch maxima that tracks the ranges, in [0, 1).
+    tile_rows, tile_cols : int
+        Inputs and outputs of a crossbar tile (the mapping's), for per-tile ranges and digitised
+        input tiles (>= 1).
     """
 
     noise: float = 0.034
-    dac_bits: int = 8
-    adc_bits: int = 8
-    output_noise: float = 1 / 127
+    periphery: Periphery | str = "standard"
     clip_sigma: float = 2.5
     range_momentum: float = 0.99
+    tile_rows: int = 512
+    tile_cols: int = 512
 
     def __post_init__(self):
         validate.number(self.noise, "noise", minimum=0, maximum=1)
-        validate.integer(self.dac_bits, "dac_bits", 2, 32)
-        validate.integer(self.adc_bits, "adc_bits", 2, 32)
-        validate.number(self.output_noise, "output_noise", minimum=0, maximum=1)
+        if not isinstance(self.periphery, (str, Periphery)):
+            raise validate.SettingError("periphery", f"a preset name or a Periphery, got {self.periphery!r}")
+        try:
+            object.__setattr__(self, "periphery", get_periphery(self.periphery))
+        except WeightprogError as exc:
+            raise validate.SettingError("periphery", str(exc).removeprefix("periphery: ")) from None
         validate.number(self.clip_sigma, "clip_sigma", above=0)
         validate.number(self.range_momentum, "range_momentum", minimum=0, below=1)
+        validate.integer(self.tile_rows, "tile_rows", 1)
+        validate.integer(self.tile_cols, "tile_cols", 1)
+
+    def to_dict(self) -> dict:
+        """The settings as the checkpoint manifest records them (the periphery's fields included)."""
+        return asdict(self)
+
+
+def output_noise_periphery(output_noise: float) -> Periphery:
+    """The periphery of the older `--output-noise` option (8-bit DAC and ADC, that output noise).
+
+    Parameters
+    ----------
+    output_noise : float
+        Output noise std as a fraction of the output range, in [0, 1].
+
+    Returns
+    -------
+    Periphery
+        `standard` for 1/127, `io8` for 0, otherwise `standard` with that noise.
+    """
+    validate.number(output_noise, "output_noise", minimum=0, maximum=1)
+    for name in ("standard", "io8"):
+        if PRESETS[name].output_noise == output_noise:
+            return PRESETS[name]
+    return replace(PRESETS["standard"], output_noise=output_noise, name=f"standard-noise-{output_noise:g}")
 
 
 def device_noise_scale(device: str = "pcm") -> float:
@@ -96,30 +130,18 @@ def device_noise_scale(device: str = "pcm") -> float:
     return float(dev.programming_std(g).mean() / (dev.g_max - dev.g_min))
 
 
-class STEQuant(torch.autograd.Function):
-    """Symmetric uniform quantisation to `bits` bits over ±`bound` with a straight-through gradient:
-    `STEQuant.apply(x, bound, bits)`."""
-
-    @staticmethod
-    def forward(ctx, x, bound, bits):
-        levels = 2 ** (bits - 1) - 1
-        step = bound / levels
-        return torch.round(x.clamp(-bound, bound) / step) * step
-
-    @staticmethod
-    def backward(ctx, g):
-        return g, None, None
-
-
 class HWA:
-    """Hooks and weight perturbation for hardware-aware training of any model's analog weights.
+    """Weight noise, and the periphery attached, for hardware-aware training of any model's analog weights.
+
+    The periphery is attached by `weightprog.nn.periphery.attached`, as evaluation attaches it, with
+    the ranges tracked while training (`Tracking`) instead of calibrated; they are kept in `ranges`.
 
     Parameters
     ----------
     model : nn.Module
         The model; its analog weights are found by `weightprog.nn.find_analog_weights`.
     cfg : HWAConfig
-        Noise and quantisation.
+        Noise and periphery.
     exclude : optional
         Passed to `find_analog_weights` (modules or names kept digital).
     """
@@ -127,46 +149,17 @@ class HWA:
     def __init__(self, model: nn.Module, cfg: HWAConfig, exclude=None):
         self.model, self.cfg = model, cfg
         self.weights = find_analog_weights(model, exclude=exclude)
-        self.ranges: dict[Any, list[float]] = {}
+        self.periphery = get_periphery(cfg.periphery)
+        self.ranges = Ranges({}, {})
+        """The tracked ranges, by module (or recurrent weight) id, as `calibrate` would return them."""
         self.active: bool | None = None
         """Force training behaviour (range tracking, output noise) on/off; None follows model.training."""
-        self.handles: list[Any] = []
-        seen = set()
-        for w in self.weights:
-            m = w.module
-            if id(m) in seen:
-                continue
-            seen.add(id(m))
-            full = isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d))
-            self.handles.append(m.register_forward_pre_hook(self._pre(m)))
-            if full:
-                self.handles.append(m.register_forward_hook(self._post(m)))
+        self.tracking = Tracking(self._training, cfg.range_momentum, cfg.tile_cols, cfg.tile_rows)
+        self._attached = contextlib.ExitStack()
+        self._attached.enter_context(attached(self.weights, self.periphery, self.ranges, tracking=self.tracking))
 
     def _training(self) -> bool:
         return self.model.training if self.active is None else self.active
-
-    def _track(self, key, x):
-        cur = float(x.detach().abs().max())
-        r = self.ranges.setdefault(key, [cur])
-        if self._training():
-            r[0] = max(self.cfg.range_momentum * r[0] + (1 - self.cfg.range_momentum) * cur, 1e-8)
-        return r[0]
-
-    def _pre(self, m):
-        def hook(_, args):
-            if not args or not torch.is_tensor(args[0]) or not args[0].is_floating_point():
-                return None
-            bound = self._track((id(m), "in"), args[0])
-            return (STEQuant.apply(args[0], bound, self.cfg.dac_bits),) + tuple(args[1:])
-        return hook
-
-    def _post(self, m):
-        def hook(_, args, out):
-            bound = self._track((id(m), "out"), out)
-            if self._training() and self.cfg.output_noise > 0:
-                out = out + torch.randn_like(out) * (self.cfg.output_noise * bound)
-            return STEQuant.apply(out, bound, self.cfg.adc_bits)
-        return hook
 
     @contextlib.contextmanager
     def noisy(self) -> Iterator[None]:
@@ -195,10 +188,8 @@ class HWA:
             p.clamp_(-bound, bound)
 
     def remove(self) -> None:
-        """Remove the quantisation hooks from the model."""
-        for h in self.handles:
-            h.remove()
-        self.handles = []
+        """Detach the periphery from the model."""
+        self._attached.close()
 
 
 def module_command(args: Sequence[str]) -> str:
