@@ -372,3 +372,31 @@ def test_tracked_ranges_move_while_training_and_stay_put_otherwise():
         assert (ranges.inputs, ranges.outputs) == frozen and torch.equal(layer(3 * x2), y)  # no noise
     with attached(weights, get_periphery("io8"), ranges), torch.no_grad():
         assert torch.equal(layer(3 * x2), y)  # what evaluation applies with those ranges
+
+
+def test_tracked_recurrent_ranges_come_from_the_whole_sequence():
+    """Training through recurrent products: each weight's ranges move once per forward, to the peaks
+    of its products over the whole sequence (not per step, where h₀ = 0 would start them at 0)."""
+    from weightprog.nn.periphery import Ranges, Tracking, _recurrent_forward
+    torch.manual_seed(0)
+    rnn = nn.LSTM(6, 5, batch_first=True)
+    x = torch.randn(3, 7, 6)
+    expected: dict[int, torch.Tensor] = {}
+
+    def digital(weight, inputs):  # the products of the digital run, scaled by each input vector's max
+        scale = inputs.abs().amax(-1, keepdim=True).clamp_min(1e-30)
+        y = nn.functional.linear(inputs / scale, weight)
+        peak = y.abs().reshape(-1, y.shape[-1]).amax(0)
+        expected[id(weight)] = torch.maximum(expected.get(id(weight), peak), peak)
+        return y * scale
+
+    with torch.no_grad():
+        _recurrent_forward(rnn, (x,), {}, digital)
+        ranges = Ranges({}, {})
+        peri = Periphery(dac_bits=8, adc_bits=8, input_scaling="dynamic", output_range="column",
+                         recurrent="products")
+        with attached(find_analog_weights(rnn), peri, ranges, tracking=Tracking()):
+            rnn(x)
+    for weight in (rnn.weight_ih_l0, rnn.weight_hh_l0):
+        assert torch.allclose(ranges.columns[id(weight)], expected[id(weight)], rtol=1e-5)
+        assert (expected[id(weight)] > 0).all()

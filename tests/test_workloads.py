@@ -371,11 +371,15 @@ def test_train_settings_validated_when_made():
     from weightprog.validate import SettingError
     from weightprog.workloads import TrainSettings
     s = TrainSettings("ptb-lstm", "hwa", steps=3, lr=1e-3, resume=True)
-    assert (s.batch, s.output_noise, s.threads, s.device) == (None, 1 / 127, 2, "pcm")
+    assert (s.batch, s.output_noise, s.periphery, s.threads, s.device) == (None, None, None, 2, "pcm")
+    assert s.hwa_periphery.name == "standard"
+    assert TrainSettings("ptb-lstm", periphery="chip-8bit").hwa_periphery.name == "chip-8bit"
+    assert TrainSettings("ptb-lstm", output_noise=0.0).hwa_periphery.name == "io8"  # the manifest's older option
     for kw, field in ((dict(workload="cifar"), "workload"), (dict(variant="int8"), "variant"),
                       (dict(steps=0), "steps"), (dict(batch=-1), "batch"), (dict(lr=0.0), "lr"),
                       (dict(seed=-1), "seed"), (dict(output_noise=1.5), "output_noise"), (dict(threads=0), "threads"),
-                      (dict(train_size=100), "train_size"), (dict(workload="sentiment-minilm", resume=True), "resume")):
+                      (dict(train_size=100), "train_size"), (dict(workload="sentiment-minilm", resume=True), "resume"),
+                      (dict(periphery="fancy"), "periphery"), (dict(periphery="io8", output_noise=0.0), "periphery")):
         with pytest.raises(SettingError) as err:
             TrainSettings(**{"workload": "ptb-lstm", **kw})
         assert err.value.field == field
@@ -398,6 +402,8 @@ def test_train_workload_passes_each_workload_its_options(monkeypatch):
     assert args == ("hwa", 3) and kw["lr"] == 1e-3 and kw["seed"] == 4 and kw["resume"] and kw["command"] == "cmd"
     assert "batch" not in kw and "train_size" not in kw
     assert kw["hwa_cfg"] == HWAConfig(noise=device_noise_scale("pcm"), periphery="io8")  # --output-noise 0
+    workloads.train_workload(TrainSettings("ptb-lstm", "hwa", periphery="chip-8bit", threads=threads))
+    assert calls[-1][2]["hwa_cfg"].periphery.name == "chip-8bit"
     workloads.train_workload(TrainSettings("sentiment-minilm", train_size=64, threads=threads))
     assert calls[-1][0] == "sentiment-minilm" and calls[-1][2]["train_size"] == 64 and "resume" not in calls[-1][2]
     workloads.train_workload(TrainSettings("fmnist-resnet32", batch=16, threads=threads))
@@ -414,6 +420,24 @@ def test_training_never_imports_a_workload():
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not imported & {"fmnist_resnet", "ptb_lstm", "sentiment_minilm", "train"}, imported
     assert all(not (m or "").startswith("weightprog.workloads") for m in imported)
+
+
+@pytest.mark.parametrize("entry", ["cli", "module"])
+def test_train_periphery_option_reaches_the_settings(monkeypatch, entry):
+    import weightprog.workloads as workloads
+    import weightprog.workloads.train as module
+    seen = []
+    monkeypatch.setattr(workloads, "train_workload", lambda settings, **kw: seen.append(settings) or {})
+    monkeypatch.setattr(module, "train_workload", lambda settings, **kw: seen.append(settings) or {})
+    args = ["ptb-lstm", "--variant", "hwa", "--periphery", "chip-8bit"]
+    if entry == "cli":
+        from click.testing import CliRunner
+
+        from weightprog.cli import main
+        assert CliRunner().invoke(main, ["train", *args]).exit_code == 0
+    else:
+        module.main(args)
+    assert seen[0].periphery == "chip-8bit" and seen[0].hwa_periphery.input_scaling == "dynamic"
 
 
 @pytest.mark.parametrize("entry", ["cli", "module"])
@@ -453,9 +477,14 @@ def test_train_cli_help_and_one_line_errors():
     runner = CliRunner()
     res = runner.invoke(main, ["train", "--help"])
     assert res.exit_code == 0 and "--output-noise" in res.output and "sentiment-minilm" in res.output
+    from weightprog.nn import PERIPHERY_PRESETS
+    assert all(name in " ".join(res.output.split()) for name in PERIPHERY_PRESETS)  # --periphery names each preset
     for args, message in ((["cifar"], "error: WORKLOAD: use one of ptb-lstm, fmnist-resnet32, sentiment-minilm"),
                           (["ptb-lstm", "--output-noise", "-0.1"], "error: --output-noise: must be >= 0"),
                           (["ptb-lstm", "--steps", "0"], "error: --steps: must be >= 1"),
+                          (["ptb-lstm", "--periphery", "fancy"], "error: --periphery: use one of ideal, standard"),
+                          (["ptb-lstm", "--periphery", "io8", "--output-noise", "0"],
+                           "error: --periphery: give the periphery or the output noise, not both"),
                           (["ptb-lstm", "--variant", "int8"], "error: --variant: use one of fp, hwa"),
                           (["sentiment-minilm", "--resume"], "error: --resume: only for fmnist-resnet32 and ptb-lstm"),
                           (["ptb-lstm", "--device", "nosuchdevice"], "error: ")):

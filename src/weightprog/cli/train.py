@@ -18,15 +18,19 @@ from .options import option_names
               help="Peak learning rate (default: the workload's).")
 @click.option("--seed", type=int, default=0)
 @click.option("--device", default="pcm", help="Device name or YAML/JSON file whose programming noise scales HWA noise.")
+@click.option("--periphery", default=None, show_default=False, metavar="PRESET",
+              help="The periphery HWA trains through (a preset: ideal, standard, io8, chip, chip-tile, chip-8bit; "
+                   "default standard); train for the periphery the model is evaluated with.")
 @click.option("--output-noise", type=float, default=None, show_default=False,
-              help="HWA output noise, fraction of the output range: 1/127 (the default) matches the `standard` "
-                   "periphery, 0 the `io8` one; train for the periphery the model is deployed with.")
+              help="Older form of --periphery: the 8-bit periphery with this output noise, fraction of the "
+                   "output range (1/127: standard, 0: io8).")
 @click.option("--threads", type=int, default=2, help="torch threads.")
 @click.option("--train-size", type=int, default=None, show_default=False,
               help="sentiment-minilm: training sentences used (default: all).")
 @click.option("--resume", is_flag=True, help="fmnist-resnet32, ptb-lstm fp: continue from the committed FP checkpoint.")
 @click.pass_context
-def train(ctx, workload, variant, steps, batch, lr, seed, device, output_noise, threads, train_size, resume):
+def train(ctx, workload, variant, steps, batch, lr, seed, device, periphery, output_noise, threads, train_size,
+          resume):
     """Train WORKLOAD (ptb-lstm, fmnist-resnet32, sentiment-minilm) and write its checkpoint.
 
     The checkpoint and its manifest entry go to the package's workloads/checkpoints/; the manifest
@@ -38,7 +42,7 @@ def train(ctx, workload, variant, steps, batch, lr, seed, device, output_noise, 
     extra = {} if output_noise is None else {"output_noise": output_noise}
     with option_names(workload="WORKLOAD"):
         settings = TrainSettings(workload, variant, steps, batch, lr, seed, device, threads=threads,
-                                 train_size=train_size, resume=resume, **extra)
+                                 train_size=train_size, resume=resume, periphery=periphery, **extra)
     args = ctx.find_root().meta.get("weightprog.args")  # as typed, when it came through the group
     click.echo(train_workload(settings, command=module_command(_given(ctx) if args is None else args)))
 

@@ -715,7 +715,7 @@ class Tracking:
         -------
         torch.Tensor
         """
-        bound = table.setdefault(key, peak)
+        bound = table.setdefault(key, peak.clamp_min(1e-8))
         if self.training():
             bound = table[key] = (self.momentum * bound + (1 - self.momentum) * peak).clamp_min(1e-8)
         return bound
@@ -779,23 +779,34 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
                               f"with that periphery (per-column ranges are missing)")
     split = tracking is not None and periphery.input_tiles == "digitised"
     scales: dict[int, torch.Tensor] = {}
+    moving = [tracking is not None]  # False while a recurrent module runs on the ranges of its whole sequence
 
     def input_bound(key: int, xs: list[torch.Tensor]) -> float | None:
         """The DAC range of `key`'s inputs `xs` (calibrated, or tracked on them)."""
-        if tracking is not None and xs:
+        if tracking is not None and xs and moving[0]:
             return tracking.scalar(ranges.inputs, key, max(float(x.detach().abs().max()) for x in xs))
         return ranges.inputs.get(key)
 
-    def track(key: int, y: torch.Tensor | None, parts: list[torch.Tensor], channel: int) -> None:
-        """With `tracking`: update `key`'s output ranges from its output `y` (None: the sum of `parts`) and
-        the outputs each ADC digitises (`parts`: `[y]`, or the partial sums of its input tiles)."""
-        if tracking is None:
-            return
+    def output_peaks(y: torch.Tensor | None, parts: list[torch.Tensor],
+                     channel: int) -> tuple[float, torch.Tensor | None]:
+        """max |output| (`y`, None: the sum of `parts`), and per column of what each ADC digitises (`parts`:
+        `[y]`, or the partial sums of the input tiles) when the ranges are per column or tile."""
         full = y if y is not None else sum(parts[1:], parts[0])
-        tracking.scalar(ranges.outputs, key, float(full.detach().abs().max()))
-        if per_column:
-            peaks = [_peaks(part, channel, periphery.output_range, tracking.tile_cols) for part in parts]
-            tracking.tensor(ranges.columns, key, torch.stack(peaks) if len(parts) > 1 else peaks[0])
+        if not per_column:
+            return float(full.detach().abs().max()), None
+        peaks = [_peaks(part, channel, periphery.output_range, cast(Tracking, tracking).tile_cols) for part in parts]
+        return float(full.detach().abs().max()), torch.stack(peaks) if len(parts) > 1 else peaks[0]
+
+    def move(key: int, peak: float, columns: torch.Tensor | None) -> None:
+        """Move `key`'s tracked output ranges toward this batch's peaks."""
+        cast(Tracking, tracking).scalar(ranges.outputs, key, peak)
+        if columns is not None:
+            cast(Tracking, tracking).tensor(ranges.columns, key, columns)
+
+    def track(key: int, y: torch.Tensor | None, parts: list[torch.Tensor], channel: int) -> None:
+        """With `tracking`: update `key`'s output ranges from its output (see `output_peaks`)."""
+        if tracking is not None and moving[0]:
+            move(key, *output_peaks(y, parts, channel))
 
     def cut(key: int, cuts: list[tuple[int, int]]) -> None:
         """With `tracking` and digitised input tiles: record the input tiles of `key`."""
@@ -878,9 +889,7 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
             x = x / scale
         if periphery.dac_bits is not None:
             x = quantise(x, 1.0 if scale is not None else cast(float, input_bound(key, [x])), periphery.dac_bits)
-        if split and key not in ranges.splits:
-            cut(key, _input_cuts(weight.shape[1], cast(Tracking, tracking).tile_rows))
-        cuts = ranges.splits.get(key)
+        cuts = product_cuts(weight)
         if cuts is not None:  # each input tile's partial sum digitised apart
             parts = [F.linear(x[..., a:b], weight[:, a:b]) for a, b in cuts]
             track(key, None, parts, -1)
@@ -894,10 +903,44 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
             y = adc(y, bound, key)
         return y * scale if scale is not None else y
 
+    def product_cuts(weight: torch.Tensor) -> list[tuple[int, int]] | None:
+        """The input tiles of a recurrent product digitised apart (cut when first seen, with `tracking`)."""
+        if split and id(weight) not in ranges.splits:
+            cut(id(weight), _input_cuts(weight.shape[1], cast(Tracking, tracking).tile_rows))
+        return ranges.splits.get(id(weight))
+
     def recurrent(module):
         def hook(_, args, kwargs, out):
-            return _recurrent_forward(module, args, kwargs, product)
+            if tracking is not None and tracking.training():
+                # the whole sequence's peaks move the ranges once, as one batch of a layer does; then
+                # every step runs on them (per step, h₀ = 0 and the first steps would set them)
+                seen: dict[int, list] = {}
+                with torch.no_grad():
+                    _recurrent_forward(module, args, kwargs, lambda weight, x: record(seen, weight, x))
+                for key, (x_peak, peak, columns) in seen.items():
+                    if not periphery.dynamic:
+                        tracking.scalar(ranges.inputs, key, x_peak)
+                    move(key, peak, columns)
+                moving[0] = False
+            try:
+                return _recurrent_forward(module, args, kwargs, product)
+            finally:
+                moving[0] = tracking is not None
         return hook
+
+    def record(seen: dict[int, list], weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """x @ weightᵀ digitally, keeping the max |input| and the output peaks (`output_peaks`) in `seen`."""
+        scale = _last_dim_scale(x) if periphery.dynamic else None
+        scaled = x / scale if scale is not None else x
+        cuts = product_cuts(weight) or [(0, x.shape[-1])]
+        parts = [F.linear(scaled[..., a:b], weight[:, a:b]) for a, b in cuts]
+        peak, columns = output_peaks(None, parts, -1)
+        kept = seen.setdefault(id(weight), [0.0, 0.0, None])
+        kept[0], kept[1] = max(kept[0], float(x.abs().max())), max(kept[1], peak)
+        if columns is not None:
+            kept[2] = columns if kept[2] is None else torch.maximum(kept[2], columns)
+        y = sum(parts[1:], parts[0])
+        return y * scale if scale is not None else y
 
     with _hooks(weights, pre, post, recurrent if periphery.recurrent == "products" else None):
         yield

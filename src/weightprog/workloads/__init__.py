@@ -27,6 +27,7 @@ import torch
 
 from .. import validate
 from ..errors import WeightprogError
+from ..nn.periphery import PRESETS, Periphery
 from .common import VARIANTS, Workload
 from .training import HWAConfig, Log, device_noise_scale, output_noise_periphery
 
@@ -81,16 +82,19 @@ class TrainSettings:
         Seed of the run.
     device : str
         Device name or YAML/JSON file whose programming noise sets the HWA weight noise.
-    output_noise : float
-        HWA output noise, fraction of the output range, in [0, 1]: HWA trains through the 8-bit
-        periphery with that noise (`training.output_noise_periphery`; 1/127: the `standard` preset,
-        0: the `io8` one).
+    output_noise : float, optional
+        The older way to choose the HWA periphery: the 8-bit one with this output noise, a fraction
+        of the output range in [0, 1] (`training.output_noise_periphery`; 1/127: `standard`, 0:
+        `io8`). Not together with `periphery`.
     threads : int
         torch threads (>= 1).
     train_size : int, optional
         sentiment-minilm only: training sentences used (>= 1).
     resume : bool
         fmnist-resnet32 and ptb-lstm only: continue from the committed FP checkpoint.
+    periphery : str, optional
+        The periphery preset HWA trains through (`weightprog.nn.periphery.PRESETS`; default
+        `standard`): the one the model is evaluated with.
     """
 
     workload: str
@@ -100,10 +104,11 @@ class TrainSettings:
     lr: float | None = None
     seed: int = 0
     device: str = "pcm"
-    output_noise: float = 1 / 127
+    output_noise: float | None = None
     threads: int = 2
     train_size: int | None = None
     resume: bool = False
+    periphery: str | None = None
 
     def __post_init__(self):
         validate.choice(self.workload, "workload", WORKLOADS)
@@ -114,12 +119,24 @@ class TrainSettings:
         if self.lr is not None:
             validate.number(self.lr, "lr", above=0)
         validate.seed(self.seed)
-        validate.number(self.output_noise, "output_noise", minimum=0, maximum=1)
+        if self.output_noise is not None:
+            validate.number(self.output_noise, "output_noise", minimum=0, maximum=1)
+        if self.periphery is not None:
+            validate.choice(self.periphery, "periphery", tuple(PRESETS))
+            if self.output_noise is not None:
+                raise validate.SettingError("periphery", "give the periphery or the output noise, not both")
         validate.integer(self.threads, "threads", 1)
         if self.train_size is not None and self.workload != "sentiment-minilm":
             raise validate.SettingError("train_size", f"only for sentiment-minilm, not {self.workload}")
         if self.resume and self.workload not in RESUMABLE:
             raise validate.SettingError("resume", f"only for {' and '.join(RESUMABLE)}, not {self.workload}")
+
+    @property
+    def hwa_periphery(self) -> Periphery:
+        """The periphery HWA trains through: `periphery`, the one `output_noise` names, or `standard`."""
+        if self.output_noise is not None:
+            return output_noise_periphery(self.output_noise)
+        return PRESETS[self.periphery or "standard"]
 
 
 def train_workload(settings: TrainSettings, command: str | None = None, log: Log | None = None) -> dict:
@@ -145,7 +162,7 @@ def train_workload(settings: TrainSettings, command: str | None = None, log: Log
     """
     s = settings
     torch.set_num_threads(s.threads)
-    cfg = HWAConfig(noise=device_noise_scale(s.device), periphery=output_noise_periphery(s.output_noise))
+    cfg = HWAConfig(noise=device_noise_scale(s.device), periphery=s.hwa_periphery)
     kw: dict[str, Any] = {k: v for k, v in (("batch", s.batch), ("lr", s.lr)) if v is not None}
     if s.workload in RESUMABLE:
         kw["resume"] = s.resume

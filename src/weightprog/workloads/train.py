@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from .. import validate
 from ..errors import WeightprogError
+from ..nn.periphery import PRESETS
 from . import TrainSettings, train_workload
 from .training import module_command
 
@@ -38,9 +39,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="pcm", help="device whose programming noise scales HWA noise")
-    p.add_argument("--output-noise", type=float, default=TrainSettings.output_noise,
-                   help="HWA output noise, fraction of the output range: 1/127 matches the `standard` "
-                        "periphery, 0 the `io8` one; train for the periphery the model is deployed with")
+    p.add_argument("--periphery", choices=tuple(PRESETS), default=None,
+                   help="the periphery preset HWA trains through (default standard); train for the one the "
+                        "model is evaluated with")
+    p.add_argument("--output-noise", type=float, default=None,
+                   help="older form of --periphery: the 8-bit periphery with this output noise, fraction of "
+                        "the output range (1/127: standard, 0: io8)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--train-size", type=int, default=None, help="sentiment-minilm: training sentences used")
     p.add_argument("--resume", action="store_true",
@@ -48,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     a = p.parse_args(args)
     try:
         settings = TrainSettings(a.workload, a.variant, a.steps, a.batch, a.lr, a.seed, a.device, a.output_noise,
-                                 a.threads, a.train_size, a.resume)
+                                 a.threads, a.train_size, a.resume, a.periphery)
     except validate.SettingError as exc:
         p.error(str(exc.named(_option(exc.field))))
     try:
