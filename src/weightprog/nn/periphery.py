@@ -21,6 +21,9 @@ Linear, Conv and GPT-2 Conv1D get all of it. For RNN/LSTM/GRU and MultiheadAtten
 products happen inside the module's own kernel, so only the module inputs go through the DAC;
 with `recurrent="products"` an RNN/LSTM/GRU is instead run step by step in torch ops
 (`_recurrent_forward`) with each matrix product through the periphery. docs/NN.md "Periphery".
+
+Hardware-aware training attaches the same hooks (`attached` with `Tracking`): the quantisers have a
+straight-through gradient and the ranges are tracked on the training batches instead of calibrated.
 """
 
 from __future__ import annotations
