@@ -494,23 +494,28 @@ def test_train_cli_help_and_one_line_errors():
         assert "Traceback" not in res.output
 
 
-@pytest.mark.slow
-@needs_ptb
-def test_train_ptb_few_steps_writes_checkpoint_and_manifest(tmp_path, monkeypatch):
-    """`weightprog train` end to end: 2 steps of PTB into a copy of the checkpoint folder (the
-    packaged checkpoints are never touched); the entry records the module form of the command."""
+def _checkpoints_copied(tmp_path, monkeypatch):
+    """Training writes into a copy of the checkpoint folder in tmp_path (the packaged ones are never touched)."""
     import shutil
-
-    from click.testing import CliRunner
 
     import weightprog.workloads.common as common
     import weightprog.workloads.training as training
-    from weightprog.cli import main
     for f in CHECKPOINT_DIR.iterdir():
         shutil.copy(f, tmp_path / f.name)
     monkeypatch.setattr(common, "CHECKPOINT_DIR", tmp_path)
     monkeypatch.setattr(common, "MANIFEST", tmp_path / "manifest.json")
     monkeypatch.setattr(training, "MANIFEST", tmp_path / "manifest.json")
+
+
+@pytest.mark.slow
+@needs_ptb
+def test_train_ptb_few_steps_writes_checkpoint_and_manifest(tmp_path, monkeypatch):
+    """`weightprog train` end to end: 2 steps of PTB into a copy of the checkpoint folder (the
+    packaged checkpoints are never touched); the entry records the module form of the command."""
+    from click.testing import CliRunner
+
+    from weightprog.cli import main
+    _checkpoints_copied(tmp_path, monkeypatch)
     packaged = sha256(CHECKPOINT_DIR / "ptb-lstm-fp.safetensors")
     res = CliRunner().invoke(main, ["train", "ptb-lstm", "--steps", "2", "--threads", str(torch.get_num_threads())])
     assert res.exit_code == 0, res.output
@@ -521,3 +526,23 @@ def test_train_ptb_few_steps_writes_checkpoint_and_manifest(tmp_path, monkeypatc
     assert 5000 < entry["value"] < 10_001  # 2 steps from random weights: near uniform over 10k words
     assert entry["sha256"] == sha256(tmp_path / "ptb-lstm-fp.safetensors") != packaged
     assert sha256(CHECKPOINT_DIR / "ptb-lstm-fp.safetensors") == packaged
+
+
+@pytest.mark.slow
+@needs_ptb
+def test_train_ptb_hwa_through_the_chip_periphery(tmp_path, monkeypatch):
+    """`weightprog train ptb-lstm --variant hwa --periphery chip-8bit`: 2 steps through recurrent
+    products, per-column ranges and dynamic scaling; the entry records the periphery."""
+    from click.testing import CliRunner
+
+    from weightprog.cli import main
+    _checkpoints_copied(tmp_path, monkeypatch)
+    packaged = sha256(CHECKPOINT_DIR / "ptb-lstm-hwa.safetensors")
+    res = CliRunner().invoke(main, ["train", "ptb-lstm", "--variant", "hwa", "--periphery", "chip-8bit",
+                                    "--steps", "2", "--threads", str(torch.get_num_threads())])
+    assert res.exit_code == 0, res.output
+    entry = json.loads((tmp_path / "manifest.json").read_text())["ptb-lstm-hwa.safetensors"]
+    assert entry["hwa"]["periphery"]["name"] == "chip-8bit" and entry["hwa"]["periphery"]["recurrent"] == "products"
+    assert entry["command"].endswith("--periphery chip-8bit --steps 2 --threads " + str(torch.get_num_threads()))
+    assert 140 < entry["value"] < 175  # 2 steps at lr 5e-4 from the FP checkpoint (perplexity 152.3)
+    assert sha256(CHECKPOINT_DIR / "ptb-lstm-hwa.safetensors") == packaged
