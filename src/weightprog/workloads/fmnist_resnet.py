@@ -152,7 +152,7 @@ def train(variant: str, steps: int | None = None, batch: int = 128, lr: float | 
     """Train ResNet-32 on Fashion-MNIST and write its checkpoint and manifest entry.
 
     SGD with Nesterov momentum and weight decay, cosine learning rate, random 2-pixel crops and
-    horizontal flips; HWA fine-tunes the FP checkpoint with weight noise and quantised I/O.
+    horizontal flips; HWA fine-tunes the FP checkpoint with weight noise, through the HWA periphery.
 
     Parameters
     ----------
@@ -169,7 +169,7 @@ def train(variant: str, steps: int | None = None, batch: int = 128, lr: float | 
     eval_size : int
         Test images of the recorded accuracy.
     hwa_cfg : HWAConfig, optional
-        HWA noise and quantisation (default `HWAConfig()`).
+        HWA weight noise and periphery (default `HWAConfig()`: the `standard` periphery).
     data_dir : str or Path, optional
         Folder of the Fashion-MNIST IDX files.
     resume : bool

@@ -151,7 +151,7 @@ def train(variant: str, steps: int | None = None, batch: int = 20, lr: float | N
     seed : int
         Seed of the initialisation (and of a resumed run's start in the text).
     hwa_cfg : HWAConfig, optional
-        HWA noise and quantisation (default `HWAConfig()`).
+        HWA weight noise and periphery (default `HWAConfig()`: the `standard` periphery).
     eval_size : int, optional
         Test tokens of the recorded perplexity (default: the whole test split) and validation
         tokens (default 20,000).

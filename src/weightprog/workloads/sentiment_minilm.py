@@ -188,7 +188,7 @@ def train(variant: str, steps: int | None = None, batch: int = 128, lr: float | 
 
     FP: the head on cached sentence embeddings of the frozen encoder (AdamW, `steps` updates).
     HWA: from the FP head, on embeddings computed once through the encoder with HWA weight noise
-    and 8-bit I/O quantisation, the head itself trained with weight noise and quantisation.
+    and the HWA periphery, the head itself trained with weight noise through the periphery.
 
     Parameters
     ----------
@@ -203,7 +203,7 @@ def train(variant: str, steps: int | None = None, batch: int = 128, lr: float | 
     seed : int
         Seed of the head's initialisation and of the batches.
     hwa_cfg : HWAConfig, optional
-        HWA noise and quantisation (default `HWAConfig()`).
+        HWA weight noise and periphery (default `HWAConfig()`: the `standard` periphery).
     train_size : int, optional
         Training sentences used (default: the whole training split).
     eval_size : int, optional
