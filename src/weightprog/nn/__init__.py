@@ -9,11 +9,21 @@ from .evaluate import OverTimeResult, evaluate_over_time, realisation_seed, reso
 from .gradients import GradientCorrelation, LayerGradients, gradient_weight_correlation
 from .mapping import LayerMapping, MappingReport, mapping_report
 from .periphery import PRESETS as PERIPHERY_PRESETS
-from .periphery import Clipping, LayerClipping, Periphery, Ranges, attached, calibrate, get_periphery, quantise
+from .periphery import (
+    Clipping,
+    LayerClipping,
+    Periphery,
+    Ranges,
+    Tracking,
+    attached,
+    calibrate,
+    get_periphery,
+    quantise,
+)
 from .program import ProgrammedModel, WeightSwap
 
 __all__ = ["AnalogWeight", "find_analog_weights", "OverTimeResult", "evaluate_over_time",
            "realisation_seed", "resolve_strategies", "GradientCorrelation", "LayerGradients",
            "gradient_weight_correlation", "LayerMapping", "MappingReport", "mapping_report",
-           "PERIPHERY_PRESETS", "Clipping", "LayerClipping", "Periphery", "Ranges", "attached", "calibrate",
+           "PERIPHERY_PRESETS", "Clipping", "LayerClipping", "Periphery", "Ranges", "Tracking", "attached", "calibrate",
            "get_periphery", "quantise", "ProgrammedModel", "WeightSwap"]
