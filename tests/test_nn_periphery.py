@@ -236,20 +236,20 @@ def test_clipping_is_counted_and_reported():
     lambda: nn.LSTM(5, 7, bias=False),
 ])
 def test_recurrent_step_by_step_matches_the_module(make):
-    from weightprog.nn.periphery import _recurrent_forward
+    from weightprog.nn.crossbar import recurrent_forward
     torch.manual_seed(0)
     rnn = make().eval()
     x = torch.randn(3, 6, 5)
     exact = lambda w, v: torch.nn.functional.linear(v, w)  # noqa: E731
     with torch.no_grad():
         for args in ((x,), (x[0],)):  # batched and unbatched
-            want, got = rnn(*args), _recurrent_forward(rnn, args, {}, exact)
+            want, got = rnn(*args), recurrent_forward(rnn, args, {}, exact)
             assert torch.allclose(got[0], want[0], atol=1e-5)
             for a, b in zip(torch.utils._pytree.tree_leaves(got[1]), torch.utils._pytree.tree_leaves(want[1])):
                 assert torch.allclose(a, b, atol=1e-5)
         hx = torch.utils._pytree.tree_map(lambda t: t + 0.5, rnn(x)[1])  # a given initial state
         want = rnn(x, hx)
-        assert torch.allclose(_recurrent_forward(rnn, (x, hx), {}, exact)[0], want[0], atol=1e-5)
+        assert torch.allclose(recurrent_forward(rnn, (x, hx), {}, exact)[0], want[0], atol=1e-5)
 
 
 def test_recurrent_products_go_through_the_periphery():
@@ -352,7 +352,8 @@ def test_quantise_gradient_is_straight_through():
 def test_tracked_ranges_move_while_training_and_stay_put_otherwise():
     """`attached(..., tracking=…)`: bounds start at the first batch's max |x| and move by 1 − momentum
     toward each later batch's while training; outside training they stay and no noise is added."""
-    from weightprog.nn.periphery import Ranges, Tracking
+    from weightprog.nn.attach import Tracking
+    from weightprog.nn.calibration import Ranges
     torch.manual_seed(0)
     layer = nn.Linear(4, 3, bias=False)
     weights = find_analog_weights(layer)
@@ -377,7 +378,9 @@ def test_tracked_ranges_move_while_training_and_stay_put_otherwise():
 def test_tracked_recurrent_ranges_come_from_the_whole_sequence():
     """Training through recurrent products: each weight's ranges move once per forward, to the peaks
     of its products over the whole sequence (not per step, where h₀ = 0 would start them at 0)."""
-    from weightprog.nn.periphery import Ranges, Tracking, _recurrent_forward
+    from weightprog.nn.attach import Tracking
+    from weightprog.nn.calibration import Ranges
+    from weightprog.nn.crossbar import recurrent_forward
     torch.manual_seed(0)
     rnn = nn.LSTM(6, 5, batch_first=True)
     x = torch.randn(3, 7, 6)
@@ -391,7 +394,7 @@ def test_tracked_recurrent_ranges_come_from_the_whole_sequence():
         return y * scale
 
     with torch.no_grad():
-        _recurrent_forward(rnn, (x,), {}, digital)
+        recurrent_forward(rnn, (x,), {}, digital)
         ranges = Ranges({}, {})
         peri = Periphery(dac_bits=8, adc_bits=8, input_scaling="dynamic", output_range="column",
                          recurrent="products")

@@ -4,22 +4,14 @@
     result = evaluate_over_time(model, evaluate_fn, ["lsp-first"], device="pcm", repeats=25, seed=0)
 """
 
+from .attach import Tracking, attached
+from .calibration import Clipping, LayerClipping, Ranges, calibrate
 from .discover import AnalogWeight, find_analog_weights
 from .evaluate import OverTimeResult, evaluate_over_time, realisation_seed, resolve_strategies
 from .gradients import GradientCorrelation, LayerGradients, gradient_weight_correlation
 from .mapping import LayerMapping, MappingReport, mapping_report
 from .periphery import PRESETS as PERIPHERY_PRESETS
-from .periphery import (
-    Clipping,
-    LayerClipping,
-    Periphery,
-    Ranges,
-    Tracking,
-    attached,
-    calibrate,
-    get_periphery,
-    quantise,
-)
+from .periphery import Periphery, get_periphery, quantise
 from .program import ProgrammedModel, WeightSwap
 
 __all__ = ["AnalogWeight", "find_analog_weights", "OverTimeResult", "evaluate_over_time",

@@ -28,9 +28,11 @@ from ..errors import WeightprogError
 from ..hardware import Mapping
 from ..strategy import Strategy
 from ..timeunits import DEFAULT_TIMES_S, check_times, format_time
+from .attach import attached
+from .calibration import Clipping, LayerClipping, calibrate
 from .discover import find_analog_weights
 from .mapping import MappingReport, mapping_report
-from .periphery import Clipping, LayerClipping, Periphery, attached, calibrate, get_periphery
+from .periphery import Periphery, get_periphery
 from .program import ProgrammedModel, WeightSwap
 
 StrategySpec = Strategy | str | Path

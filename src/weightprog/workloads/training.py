@@ -12,10 +12,10 @@ HWA training (Joshi et al., Nat. Commun. 2020, as the paper uses it):
   weights updates the clean ones;
 * the periphery the model is evaluated with (`HWAConfig.periphery`, a `weightprog.nn.periphery`
   preset; default `standard`: 8-bit DAC and ADC, output noise of 1/127 of the output range),
-  attached by the same `periphery.attached` that evaluation uses — converters, output noise,
+  attached by the same `nn.attach.attached` that evaluation uses — converters, output noise,
   static or dynamic input scaling, per-layer/tile/column ranges, recurrent products — with a
   straight-through gradient through the quantisers and the ranges tracked as a moving average of
-  each batch's max (`periphery.Tracking`) instead of calibrated; output noise only while training;
+  each batch's max (`nn.attach.Tracking`) instead of calibrated; output noise only while training;
 * weight clipping to ±2.5 σ of each analog tensor after every step.
 Checkpoints are written in fp16 (safetensors) with an entry in checkpoints/manifest.json.
 """
@@ -38,7 +38,9 @@ from ..devices import get_device
 from ..errors import WeightprogError
 from ..fileio import atomic_write, atomic_write_json
 from ..nn import find_analog_weights
-from ..nn.periphery import PRESETS, Periphery, Ranges, Tracking, attached, get_periphery
+from ..nn.attach import Tracking, attached
+from ..nn.calibration import Ranges
+from ..nn.periphery import PRESETS, Periphery, get_periphery
 from .common import MANIFEST, checkpoint_path, read_manifest, sha256
 
 MODULE_COMMAND = "python -m weightprog.workloads.train"
@@ -133,7 +135,7 @@ def device_noise_scale(device: str = "pcm") -> float:
 class HWA:
     """Weight noise, and the periphery attached, for hardware-aware training of any model's analog weights.
 
-    The periphery is attached by `weightprog.nn.periphery.attached`, as evaluation attaches it, with
+    The periphery is attached by `weightprog.nn.attach.attached`, as evaluation attaches it, with
     the ranges tracked while training (`Tracking`) instead of calibrated; they are kept in `ranges`.
 
     Parameters

@@ -1,0 +1,292 @@
+"""The periphery attached to a model: converters, output noise and input scaling as forward hooks, with
+ranges calibrated (`calibration.calibrate`) or, in hardware-aware training, tracked (`Tracking`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import WeightprogError
+from . import crossbar as xb
+from .calibration import Clipping, Ranges
+from .discover import AnalogWeight
+from .periphery import Periphery, quantise
+
+
+class Tracking:
+    """Ranges tracked while a model trains, instead of calibrated (pass it to `attached`).
+
+    Each bound (input per layer; output per layer, tile or column as the periphery's `output_range`
+    says, per input tile where they are digitised apart) is a moving average of the batch's max |x|:
+    it starts at the first batch's and moves by (1 − `momentum`) toward each later one while
+    `training()` is true, and stays put otherwise. Output noise is added only while training, as
+    hardware-aware training does it (Joshi et al., Nat. Commun. 2020).
+
+    Parameters
+    ----------
+    training
+        Whether the model trains now (asked at every forward).
+    momentum
+        Weight of the previous bound in the moving average, in [0, 1).
+    tile_cols, tile_rows
+        Outputs and inputs of a crossbar tile, for per-tile ranges and digitised input tiles.
+    """
+
+    def __init__(self, training: Callable[[], bool] = lambda: True, momentum: float = 0.99,
+                 tile_cols: int = 512, tile_rows: int = 512) -> None:
+        self.training, self.momentum = training, momentum
+        self.tile_cols, self.tile_rows = tile_cols, tile_rows
+
+    def scalar(self, table: dict[int, float], key: int, peak: float) -> float:
+        """The bound of `key` in `table` after a batch whose max |x| is `peak` (updated in place).
+
+        Parameters
+        ----------
+        table
+            Bounds by key (`Ranges.inputs` or `Ranges.outputs`).
+        key
+            `id` of the module, or of the weight of a recurrent product.
+        peak
+            This batch's max |x|.
+
+        Returns
+        -------
+        float
+        """
+        bound = table.setdefault(key, peak)
+        if self.training():
+            bound = table[key] = max(self.momentum * bound + (1 - self.momentum) * peak, 1e-8)
+        return bound
+
+    def tensor(self, table: dict[int, torch.Tensor], key: int, peak: torch.Tensor) -> torch.Tensor:
+        """`scalar` for bounds per column (`Ranges.columns`): `peak` holds this batch's max |x| of each.
+
+        Parameters
+        ----------
+        table, key
+            As `scalar`'s.
+        peak
+            This batch's max |x| per column (or per input tile and column).
+
+        Returns
+        -------
+        torch.Tensor
+        """
+        bound = table.setdefault(key, peak.clamp_min(1e-8))
+        if self.training():
+            bound = table[key] = (self.momentum * bound + (1 - self.momentum) * peak).clamp_min(1e-8)
+        return bound
+
+
+@contextmanager
+def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges | None,
+             generator: torch.Generator | None = None, clipping: Clipping | None = None,
+             tracking: Tracking | None = None) -> Iterator[None]:
+    """Run the model through the periphery inside the block (nothing is attached when ideal).
+
+    The quantisers pass gradients straight through (`quantise`) and the dynamic input scales are
+    constants to autograd, so a model also trains through the periphery (hardware-aware training,
+    with `tracking`).
+
+    Parameters
+    ----------
+    weights
+        The analog weights whose modules get the converters and noise.
+    periphery
+        The periphery.
+    ranges
+        From `calibrate` with the same periphery (needed unless the periphery is ideal); with
+        `tracking`, the ranges tracked so far (may start empty), updated in place.
+    generator
+        Source of the output noise.
+    clipping
+        Counts the outputs the ADC clips, per module (None: not counted).
+    tracking
+        Track the ranges on the data that passes (training) instead of using calibrated ones.
+
+    Raises
+    ------
+    WeightprogError
+        For a non-ideal periphery without ranges, or without the per-column ranges its
+        `output_range` needs.
+    """
+    if periphery.is_ideal:
+        yield
+        return
+    if ranges is None:
+        raise WeightprogError("periphery: calibrate input/output ranges before attaching a non-ideal periphery")
+    per_column = periphery.output_range != "layer"
+    if tracking is None and per_column and any(k not in ranges.columns for k in ranges.outputs):
+        raise WeightprogError(f"periphery: output_range={periphery.output_range!r} needs ranges calibrated "
+                              f"with that periphery (per-column ranges are missing)")
+    split = tracking is not None and periphery.input_tiles == "digitised"
+    scales: dict[int, torch.Tensor] = {}
+    moving = [tracking is not None]  # False while a recurrent module runs on the ranges of its whole sequence
+
+    def input_bound(key: int, xs: list[torch.Tensor]) -> float | None:
+        """The DAC range of `key`'s inputs `xs` (calibrated, or tracked on them)."""
+        if tracking is not None and xs and moving[0]:
+            return tracking.scalar(ranges.inputs, key, max(float(x.detach().abs().max()) for x in xs))
+        return ranges.inputs.get(key)
+
+    def output_peaks(y: torch.Tensor | None, parts: list[torch.Tensor],
+                     channel: int) -> tuple[float, torch.Tensor | None]:
+        """max |output| (`y`, None: the sum of `parts`), and per column of what each ADC digitises (`parts`:
+        `[y]`, or the partial sums of the input tiles) when the ranges are per column or tile."""
+        full = y if y is not None else sum(parts[1:], parts[0])
+        if not per_column:
+            return float(full.detach().abs().max()), None
+        peaks = [xb.peaks(part, channel, periphery.output_range, cast(Tracking, tracking).tile_cols) for part in parts]
+        return float(full.detach().abs().max()), torch.stack(peaks) if len(parts) > 1 else peaks[0]
+
+    def move(key: int, peak: float, columns: torch.Tensor | None) -> None:
+        """Move `key`'s tracked output ranges toward this batch's peaks."""
+        cast(Tracking, tracking).scalar(ranges.outputs, key, peak)
+        if columns is not None:
+            cast(Tracking, tracking).tensor(ranges.columns, key, columns)
+
+    def track(key: int, y: torch.Tensor | None, parts: list[torch.Tensor], channel: int) -> None:
+        """With `tracking`: update `key`'s output ranges from its output (see `output_peaks`)."""
+        if tracking is not None and moving[0]:
+            move(key, *output_peaks(y, parts, channel))
+
+    def cut(key: int, cuts: list[tuple[int, int]]) -> None:
+        """With `tracking` and digitised input tiles: record the input tiles of `key`."""
+        if split and len(cuts) > 1:
+            ranges.splits[key] = cuts
+
+    def pre(module, kind):
+        key = id(module)
+
+        def dac(x: torch.Tensor, first: bool, bound: float | None) -> torch.Tensor:
+            if not periphery.dynamic:
+                return quantise(x, cast(float, bound), periphery.dac_bits) if periphery.dac_bits is not None else x
+            scale = xb.input_scale(module, kind, x)
+            scaled = x / scale
+            if periphery.dac_bits is not None:
+                scaled = quantise(scaled, 1.0, periphery.dac_bits)
+            if first and kind in xb.FULL_KINDS:  # the crossbar sees the scaled input; undone after the ADC
+                scales[key] = scale
+                return scaled
+            return scaled * scale  # RNN/MHA: the module's own kernel computes on the digital value
+
+        def hook(_, args):
+            if periphery.dac_bits is None and not periphery.dynamic:
+                return None
+            n = xb.analog_inputs(kind, args)
+            analog = [i for i, x in enumerate(args[:n]) if isinstance(x, torch.Tensor) and x.is_floating_point()]
+            bound = None if periphery.dynamic else input_bound(key, [args[i] for i in analog])
+            if bound is None and not periphery.dynamic:
+                return None
+            return tuple(dac(x, i == 0, bound) if i in analog else x for i, x in enumerate(args))
+        return hook
+
+    def post(module, kind):
+        key = id(module)
+        if split:
+            cut(key, xb.module_cuts(module, kind, cast(Tracking, tracking).tile_rows))
+
+        def hook(_, args, out):
+            scale = scales.pop(key, None)
+            if tracking is None and key not in ranges.outputs and scale is None:
+                return None
+            bias = xb.bias_view(module, kind, out)
+            y = out if bias is None else out - bias
+            channel = xb.channel_dim(module, kind, out)
+            cuts = ranges.splits.get(key)
+            if cuts is not None and per_column:  # each input tile's partial sum digitised apart
+                parts = [xb.partial(module, kind, args[0], a, b) for a, b in cuts]
+                track(key, y, parts, channel)
+                bounds = ranges.columns[key].to(device=y.device, dtype=y.dtype)
+                y = sum((adc(part, xb.per_column(module, kind, bounds[j], out), key) for j, part in enumerate(parts)),
+                        torch.zeros_like(y))
+            elif key in ranges.outputs or tracking is not None:
+                track(key, y, [y], channel)
+                bound: float | torch.Tensor = ranges.outputs[key]
+                if per_column:
+                    bound = xb.per_column(module, kind, ranges.columns[key].to(device=y.device, dtype=y.dtype), out)
+                y = adc(y, bound, key)
+            if scale is not None:
+                y = y * scale
+            return y if bias is None else y + bias
+        return hook
+
+    def adc(y: torch.Tensor, bound: float | torch.Tensor, key: int) -> torch.Tensor:
+        """Output noise (not while tracking and not training), then the ADC (clipping counted), on the
+        analogue output `y`."""
+        if periphery.output_noise > 0 and (tracking is None or tracking.training()):
+            y = y + periphery.output_noise * bound * torch.randn(
+                y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        if periphery.adc_bits is not None:
+            if clipping is not None:
+                clipping.add(key, int((y.abs() > bound).sum()), y.numel())
+            y = quantise(y, bound, periphery.adc_bits)
+        return y
+
+    def product(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """x @ weightᵀ on a crossbar: DAC, the analogue product, noise and ADC, scale restored."""
+        key = id(weight)
+        scale = xb.last_dim_scale(x) if periphery.dynamic else None
+        if scale is not None:
+            x = x / scale
+        if periphery.dac_bits is not None:
+            x = quantise(x, 1.0 if scale is not None else cast(float, input_bound(key, [x])), periphery.dac_bits)
+        cuts = product_cuts(weight)
+        if cuts is not None:  # each input tile's partial sum digitised apart
+            parts = [F.linear(x[..., a:b], weight[:, a:b]) for a, b in cuts]
+            track(key, None, parts, -1)
+            bounds = ranges.columns[key].to(device=x.device, dtype=x.dtype)
+            y = sum((adc(part, bounds[j], key) for j, part in enumerate(parts)),
+                    torch.zeros(x.shape[:-1] + (weight.shape[0],), device=x.device, dtype=x.dtype))
+        else:
+            y = F.linear(x, weight)
+            track(key, y, [y], -1)
+            bound = ranges.columns[key].to(device=y.device, dtype=y.dtype) if per_column else ranges.outputs[key]
+            y = adc(y, bound, key)
+        return y * scale if scale is not None else y
+
+    def product_cuts(weight: torch.Tensor) -> list[tuple[int, int]] | None:
+        """The input tiles of a recurrent product digitised apart (cut when first seen, with `tracking`)."""
+        if split and id(weight) not in ranges.splits:
+            cut(id(weight), xb.input_cuts(weight.shape[1], cast(Tracking, tracking).tile_rows))
+        return ranges.splits.get(id(weight))
+
+    def recurrent(module):
+        def hook(_, args, kwargs, out):
+            if tracking is not None and tracking.training():
+                # the whole sequence's peaks move the ranges once, as one batch of a layer does; then
+                # every step runs on them (per step, h₀ = 0 and the first steps would set them)
+                seen: dict[int, list] = {}
+                with torch.no_grad():
+                    xb.recurrent_forward(module, args, kwargs, lambda weight, x: record(seen, weight, x))
+                for key, (x_peak, peak, columns) in seen.items():
+                    if not periphery.dynamic:
+                        tracking.scalar(ranges.inputs, key, x_peak)
+                    move(key, peak, columns)
+                moving[0] = False
+            try:
+                return xb.recurrent_forward(module, args, kwargs, product)
+            finally:
+                moving[0] = tracking is not None
+        return hook
+
+    def record(seen: dict[int, list], weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """x @ weightᵀ digitally, keeping the max |input| and the output peaks (`output_peaks`) in `seen`."""
+        scale = xb.last_dim_scale(x) if periphery.dynamic else None
+        scaled = x / scale if scale is not None else x
+        cuts = product_cuts(weight) or [(0, x.shape[-1])]
+        parts = [F.linear(scaled[..., a:b], weight[:, a:b]) for a, b in cuts]
+        peak, columns = output_peaks(None, parts, -1)
+        kept = seen.setdefault(id(weight), [0.0, 0.0, None])
+        kept[0], kept[1] = max(kept[0], float(x.abs().max())), max(kept[1], peak)
+        if columns is not None:
+            kept[2] = columns if kept[2] is None else torch.maximum(kept[2], columns)
+        y = sum(parts[1:], parts[0])
+        return y * scale if scale is not None else y
+
+    with xb.hooks(weights, pre, post, recurrent if periphery.recurrent == "products" else None):
+        yield
