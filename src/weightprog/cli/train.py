@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ..nn.periphery import PRESETS
 from .options import option_names
 
 
@@ -19,8 +20,8 @@ from .options import option_names
 @click.option("--seed", type=int, default=0)
 @click.option("--device", default="pcm", help="Device name or YAML/JSON file whose programming noise scales HWA noise.")
 @click.option("--periphery", default=None, show_default=False, metavar="PRESET",
-              help="The periphery HWA trains through (a preset: ideal, standard, io8, chip, chip-tile, chip-8bit; "
-                   "default standard); train for the periphery the model is evaluated with.")
+              help=f"The periphery HWA trains through (a preset: {', '.join(PRESETS)}; default standard); "
+                   "train for the periphery the model is evaluated with.")
 @click.option("--output-noise", type=float, default=None, show_default=False,
               help="Older form of --periphery: the 8-bit periphery with this output noise, fraction of the "
                    "output range (1/127: standard, 0: io8).")
