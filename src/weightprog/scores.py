@@ -30,6 +30,11 @@ def json_key(name: str) -> str:
     return name.replace("-", "_")
 
 
+def baseline_name(text: str) -> str:
+    """`lsp_first` (a JSON key, or the older spelling of options and sweep files) -> `lsp-first`."""
+    return text.replace("_", "-")
+
+
 @dataclass(frozen=True)
 class Score:
     """Re-scored TNMSE of one strategy: the mean over time and its standard error (over columns),
@@ -148,26 +153,30 @@ class Scoreboard:
         `lsp_first_best` at a higher F."""
         return json_key(scored.name) + ("" if scored.f == 1 else "_best")
 
-    def items(self) -> Iterator[tuple[str, Score]]:
-        """(JSON key, score) in report order: optimised, the other methods, each baseline at F = 1,
-        each split baseline at its best F (`lsp_first_best`)."""
-        yield "optimised", self.optimised
-        yield from self.others.items()
+    def entries(self) -> Iterator[tuple[str, str, Score]]:
+        """(JSON key, name as the CLI spells it, score) in report order: optimised, the other
+        methods, each baseline at F = 1 (`lsp-first F=1`), each split baseline at its best F
+        (`lsp_first_best`, `lsp-first F=2 (best F)`)."""
+        yield "optimised", "optimised", self.optimised
+        for name, score in self.others.items():
+            yield name, name, score
         for name in BASELINES:
-            yield json_key(name), self.baseline(name).score
+            at_1 = self.baseline(name)
+            yield json_key(name), at_1.label, at_1.score
         for name in SPLIT_BASELINES:
-            yield json_key(name) + "_best", self.best_f(name).score
+            best = self.best_f(name)
+            yield json_key(name) + "_best", f"{best.label} (best F)", best.score
+
+    def items(self) -> Iterator[tuple[str, Score]]:
+        """(JSON key, score) in report order (`entries` without the names)."""
+        return ((key, score) for key, _, score in self.entries())
 
     def to_json(self, others: bool = True) -> dict[str, dict]:
         """The `tnmse` object of report.json (`lsp_first_best` carries its `f`); without the other
         methods' strategies if `others` is False."""
-        out = {}
-        for key, score in self.items():
-            if not others and key in self.others:
-                continue
-            out[key] = score.to_dict()
-            if key.endswith("_best"):
-                out[key]["f"] = _int_if_whole(self.best_f(key.removesuffix("_best").replace("_", "-")).f)
+        out = {key: score.to_dict() for key, score in self.items() if others or key not in self.others}
+        for name in SPLIT_BASELINES:
+            out[json_key(name) + "_best"]["f"] = _int_if_whole(self.best_f(name).f)
         return out
 
     @classmethod

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from ..baselines import BASELINES
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json, lock_folder
@@ -14,7 +13,7 @@ from ..largescale import iter_file_tensors
 from ..report.optimize_plots import plot_convergence, plot_error_distribution, plot_strategy, plot_tnmse_vs_time
 from ..report.palette import strategy_label
 from ..report.progress import SearchBars
-from ..scores import SPLIT_BASELINES, Score, Scoreboard
+from ..scores import Scoreboard
 from ..search.run import OptimizeSettings, optimize, optimize_per_layer
 from ..strategy import Strategy
 from ..timeunits import format_times
@@ -113,25 +112,6 @@ def per_layer_report(tensors, network_strategy: Strategy, dev: DeviceModel, sett
     return rows
 
 
-def score_rows(scores: Scoreboard) -> list[tuple[str, str, Score]]:
-    """The scored strategies in report order as (name as the CLI spells it, report.json key, score):
-    `optimised`, the other methods (`de`, …), each hand-crafted strategy at F = 1 (`lsp-first F=1`),
-    each split one at its best F (`lsp-first F=2 (best F)`).
-
-    Parameters
-    ----------
-    scores
-        The run's scoreboard.
-
-    Returns
-    -------
-    list of (str, str, Score)
-    """
-    names = ["optimised", *scores.others, *(scores.baseline(n).label for n in BASELINES),
-             *(f"{scores.best_f(n).label} (best F)" for n in SPLIT_BASELINES)]
-    return [(name, key, score) for name, (key, score) in zip(names, scores.items(), strict=True)]
-
-
 def print_summary(report: dict, out: Path) -> None:
     """Print the table of scores (and the bound), the run's findings in words and the files written.
 
@@ -144,7 +124,7 @@ def print_summary(report: dict, out: Path) -> None:
     """
     gaps = report.get("gap_to_bound")
     click.echo(f"{'strategy':<24}{'TNMSE':>11}{'± s.e.':>10}" + (f"{'vs bound':>10}" if gaps else ""))
-    for name, key, score in score_rows(Scoreboard.from_json(report["tnmse"])):
+    for key, name, score in Scoreboard.from_json(report["tnmse"]).entries():
         click.echo(f"{name:<24}{score.mean:11.4e}{score.stderr:10.1e}"
                    + (f"{100 * gaps[key]:+9.1f}%" if gaps else ""))
     if "bound" in report:

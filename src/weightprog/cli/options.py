@@ -12,6 +12,7 @@ import click
 
 from ..baselines import BASELINES
 from ..errors import WeightprogError
+from ..scores import baseline_name
 from ..search.run import METHODS, OBJECTIVES
 from ..search.space import GRID_PLACEMENTS, MODES
 from ..timeunits import DEFAULT_TIMES_S, parse_times
@@ -97,7 +98,7 @@ class BaselineChoice(click.Choice):
 
     def convert(self, value, param, ctx):
         """The name with `_` read as `-`, checked against `BASELINES` (click's `Choice.convert`)."""
-        return super().convert(str(value).replace("_", "-"), param, ctx)
+        return super().convert(baseline_name(str(value)), param, ctx)
 
 
 def device_option(help: str = "Device name or YAML/JSON file."):

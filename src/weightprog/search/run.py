@@ -423,8 +423,9 @@ def aihwkit_report(result: OptimizeResult) -> dict:
     note = result.aihwkit_note
     if note is None:
         return {}
-    name = result.aihwkit_strategy.name
-    return {"aihwkit_export": {"strategy": name, "tnmse": dict(result.scores.to_json()).get(name), "note": note}}
+    name = result.aihwkit_strategy.name  # one of the other methods' strategies (`de`, `pointwise_expressible`)
+    score = result.scores.others.get(name)
+    return {"aihwkit_export": {"strategy": name, "tnmse": score.to_dict() if score else None, "note": note}}
 
 
 def bound_report(result: OptimizeResult) -> dict:

@@ -51,7 +51,7 @@ from ..cell import Cell
 from ..errors import WeightprogError
 from ..fileio import read_text
 from ..sample import DEFAULT_ROWS, DEFAULT_SIZE, NORMALISE
-from ..scores import NAIVE, json_key
+from ..scores import NAIVE, baseline_name, json_key
 from ..search.run import OptimizeSettings
 from ..validate import SettingError, choice, integer, unknown_keys
 
@@ -99,7 +99,7 @@ class SampleSettings:
         for name in ("sample_size", "rows", "values_size", "threads"):
             integer(getattr(self, name), name, 1)
         choice(self.normalise, "normalise", NORMALISE)
-        naive = self.naive.replace("_", "-") if isinstance(self.naive, str) else self.naive
+        naive = baseline_name(self.naive) if isinstance(self.naive, str) else self.naive
         if naive not in BASELINES:  # as written, in both spellings
             raise SettingError("naive", f"use one of {', '.join(BASELINES)} (or {', '.join(map(json_key, BASELINES))}),"
                                         f" got {self.naive!r}")

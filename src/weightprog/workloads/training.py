@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import cast
 
 import torch
 from torch import nn
@@ -151,7 +152,7 @@ class HWA:
     def __init__(self, model: nn.Module, cfg: HWAConfig, exclude=None):
         self.model, self.cfg = model, cfg
         self.weights = find_analog_weights(model, exclude=exclude)
-        self.periphery = get_periphery(cfg.periphery)
+        self.periphery = cast(Periphery, cfg.periphery)  # HWAConfig stores the preset's Periphery
         self.ranges = Ranges({}, {})
         """The tracked ranges, by module (or recurrent weight) id, as `calibrate` would return them."""
         self.active: bool | None = None
