@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from weightprog.errors import WeightprogError
+from weightprog.validate import SettingError
 from weightprog.nn import evaluate_over_time
 from weightprog.workloads import get_workload
 from weightprog.workloads.common import CHECKPOINT_DIR, MANIFEST, sha256
@@ -129,6 +130,31 @@ def test_hwa_noise_restores_and_scales():
     hwa.clip()
     assert model[0].weight.abs().max() <= 2.5 * w0.std() * 1.001
     hwa.remove()
+
+
+def test_hwa_device_noise_follows_the_programming_curve():
+    """`noise_device`: each weight's noise is the device's programming std where it lands on one
+    pair (|w| / max|w_row| · g_max, the other device at g_min), relative to g_max, times the row's max."""
+    from weightprog.devices import get_device
+    torch.manual_seed(0)
+    model = torch.nn.Linear(100, 50)
+    with torch.no_grad():  # every row: max |w| = 2, half the weights at 2, half at 0.1
+        model.weight.copy_(torch.tensor([2.0, -0.1]).repeat(50, 50))
+    hwa = HWA(model, HWAConfig(noise_device="pcm", periphery="ideal"))
+    w0 = model.weight.detach().clone()
+    draws = []
+    for _ in range(20):
+        with hwa.noisy():
+            draws.append(model.weight.detach() - w0)
+    hwa.remove()
+    d = torch.stack(draws)
+    pcm = get_device("pcm")
+    for col, level in ((0, 1.0), (1, 0.05)):
+        g = torch.tensor([level * pcm.g_max, pcm.g_min])
+        expected = float(pcm.programming_std(g).square().sum().sqrt() / pcm.g_max * 2.0)
+        assert float(d[:, :, col::2].std()) == pytest.approx(expected, rel=0.05)  # 50k draws each
+    with pytest.raises(SettingError, match="noise_device"):
+        HWAConfig(noise_device="nosuchdevice")
 
 
 def test_train_step_sees_noisy_weights_then_clips():
@@ -379,7 +405,8 @@ def test_train_settings_validated_when_made():
                       (dict(steps=0), "steps"), (dict(batch=-1), "batch"), (dict(lr=0.0), "lr"),
                       (dict(seed=-1), "seed"), (dict(output_noise=1.5), "output_noise"), (dict(threads=0), "threads"),
                       (dict(train_size=100), "train_size"), (dict(workload="sentiment-minilm", resume=True), "resume"),
-                      (dict(periphery="fancy"), "periphery"), (dict(periphery="io8", output_noise=0.0), "periphery")):
+                      (dict(periphery="fancy"), "periphery"), (dict(periphery="io8", output_noise=0.0), "periphery"),
+                      (dict(weight_noise="uniform"), "weight_noise")):
         with pytest.raises(SettingError) as err:
             TrainSettings(**{"workload": "ptb-lstm", **kw})
         assert err.value.field == field
@@ -546,3 +573,56 @@ def test_train_ptb_hwa_through_the_chip_periphery(tmp_path, monkeypatch):
     assert entry["command"].endswith("--periphery chip-8bit --steps 2 --threads " + str(torch.get_num_threads()))
     assert 140 < entry["value"] < 175  # 2 steps at lr 5e-4 from the FP checkpoint (perplexity 152.3)
     assert sha256(CHECKPOINT_DIR / "ptb-lstm-hwa.safetensors") == packaged
+
+
+def test_encoder_delta_round_trip_and_rank():
+    """The HWA MiniLM checkpoint's encoder change: stored whole below the rank, as rank-r factors
+    above it (the best rank-r approximation), unchanged tensors not at all; bad entries are one line."""
+    from weightprog.workloads.sentiment_minilm import apply_encoder_delta, encoder_delta
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.LayerNorm(5), torch.nn.Linear(5, 2))
+    reference = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        net[0].weight.add_(torch.randn(5, 1) @ torch.randn(1, 6) + 1e-3 * torch.randn(5, 6))  # ~rank 1
+        net[1].bias.add_(0.5)
+        net[2].weight.add_(torch.randn(2, 5))
+    entries = encoder_delta(net, reference, rank=1)
+    assert set(entries) == {"0.weight.delta_u", "0.weight.delta_v", "1.bias", "2.weight.delta_u", "2.weight.delta_v"}
+    assert entries["0.weight.delta_u"].shape == (5, 1) and entries["0.weight.delta_v"].shape == (1, 6)
+    fresh = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.LayerNorm(5), torch.nn.Linear(5, 2))
+    fresh.load_state_dict(reference)
+    apply_encoder_delta(fresh, entries)
+    tuned = net.state_dict()
+    assert torch.allclose(fresh[1].bias, tuned["1.bias"]) and torch.equal(fresh[0].bias, reference["0.bias"])
+    assert (fresh[0].weight - tuned["0.weight"]).abs().max() < 1e-2  # the rank-1 part is kept
+    change = tuned["2.weight"] - reference["2.weight"]
+    best = torch.linalg.svdvals(change)[1]  # the error of the best rank-1 approximation (spectral norm)
+    assert float(torch.linalg.matrix_norm(fresh[2].weight - tuned["2.weight"], ord=2)) == pytest.approx(float(best),
+                                                                                                       rel=1e-4)
+    full = encoder_delta(net, reference, rank=5)  # rank >= the matrix's: stored whole
+    assert "2.weight" in full and "2.weight.delta_u" not in full
+    with pytest.raises(WeightprogError, match="has no 'nope.weight'"):
+        apply_encoder_delta(fresh, {"nope.weight.delta_u": torch.ones(2, 1), "nope.weight.delta_v": torch.ones(1, 5)})
+    with pytest.raises(WeightprogError, match="shape"):
+        apply_encoder_delta(fresh, {"1.bias": torch.ones(3)})
+
+
+@pytest.mark.slow
+@needs_minilm
+def test_train_minilm_hwa_fine_tunes_the_encoder(tmp_path, monkeypatch):
+    """HWA MiniLM: 2 steps of encoder + head through `chip-8bit` into a copy of the checkpoint
+    folder; the file holds the head and low-rank encoder changes, and loads back to the same model."""
+    from weightprog.workloads import TrainSettings, sentiment_minilm, train_workload
+    _checkpoints_copied(tmp_path, monkeypatch)
+    entry = train_workload(TrainSettings("sentiment-minilm", "hwa", steps=2, batch=8, train_size=16,
+                                         periphery="chip-8bit", threads=torch.get_num_threads()), command="cmd")
+    assert entry["delta_rank"] == sentiment_minilm.DELTA_RANK and entry["steps"] == 2 and entry["batch"] == 8
+    from safetensors.torch import load_file
+    state = load_file(str(tmp_path / "sentiment-minilm-hwa.safetensors"))
+    assert any(k.startswith("head.") for k in state)
+    assert any(k.endswith(".delta_u") for k in state) and not any("embeddings" in k for k in state)
+    model, evaluate_fn, _ = get_workload("sentiment-minilm", "hwa", eval_size=32)
+    packaged, _, _ = get_workload("sentiment-minilm", "fp", eval_size=32)
+    key = "encoder.layer.0.attention.self.query.weight"
+    assert not torch.equal(model.encoder.state_dict()[key], packaged.encoder.state_dict()[key])
+    assert 0.5 <= evaluate_fn(model) <= 1.0

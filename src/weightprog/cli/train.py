@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..nn.periphery import PRESETS
+from ..workloads.training import WEIGHT_NOISE
 from .options import option_names
 
 
@@ -25,13 +26,16 @@ from .options import option_names
 @click.option("--output-noise", type=float, default=None, show_default=False,
               help="Older form of --periphery: the 8-bit periphery with this output noise, fraction of the "
                    "output range (1/127: standard, 0: io8).")
+@click.option("--weight-noise", type=click.Choice(WEIGHT_NOISE), default=None, show_default=False,
+              help="HWA weight noise: row (default: the device's mean programming noise × each row's max |w|) or "
+                   "device (the device model's programming noise at each weight's conductance).")
 @click.option("--threads", type=int, default=2, help="torch threads.")
 @click.option("--train-size", type=int, default=None, show_default=False,
               help="sentiment-minilm: training sentences used (default: all).")
 @click.option("--resume", is_flag=True, help="fmnist-resnet32, ptb-lstm fp: continue from the committed FP checkpoint.")
 @click.pass_context
-def train(ctx, workload, variant, steps, batch, lr, seed, device, periphery, output_noise, threads, train_size,
-          resume):
+def train(ctx, workload, variant, steps, batch, lr, seed, device, periphery, output_noise, weight_noise, threads,
+          train_size, resume):
     """Train WORKLOAD (ptb-lstm, fmnist-resnet32, sentiment-minilm) and write its checkpoint.
 
     The checkpoint and its manifest entry go to the package's workloads/checkpoints/; the manifest
@@ -41,6 +45,8 @@ def train(ctx, workload, variant, steps, batch, lr, seed, device, periphery, out
     from ..workloads.training import module_command
 
     extra = {} if output_noise is None else {"output_noise": output_noise}
+    if weight_noise is not None:
+        extra["weight_noise"] = weight_noise
     with option_names(workload="WORKLOAD"):
         settings = TrainSettings(workload, variant, steps, batch, lr, seed, device, threads=threads,
                                  train_size=train_size, resume=resume, periphery=periphery, **extra)

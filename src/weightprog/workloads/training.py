@@ -6,10 +6,13 @@ Each workload trains in its own module (`fmnist_resnet.train`, `ptb_lstm.train`,
 workload. `python -m weightprog.workloads.train` and `weightprog train` pick the workload.
 
 HWA training (Joshi et al., Nat. Commun. 2020, as the paper uses it):
-* weight-noise injection: every step the analog weights are perturbed by Gaussian noise of std
-  `noise · max|W_row|` (per output row, i.e. per crossbar column), `noise` = the device's mean
-  programming noise over its range relative to the range (PCM: 3.4 %); the gradient at the noisy
-  weights updates the clean ones;
+* weight-noise injection: every step the analog weights are perturbed by Gaussian noise, and the
+  gradient at the noisy weights updates the clean ones. Its std is either `noise · max|W_row|`
+  (per output row, i.e. per crossbar column; `noise` = the device's mean programming noise over
+  its range relative to the range, PCM: 3.4 %; the committed checkpoints' form) or, with
+  `noise_device`, the device model's own programming noise where each weight lands on one device
+  pair (g = |w| / max|W_row| · g_max on one device, g_min on the other), the curve
+  `ProgrammedTensor` programs with in evaluation;
 * the periphery the model is evaluated with (`HWAConfig.periphery`, a `weightprog.nn.periphery`
   preset; default `standard`: 8-bit DAC and ADC, output noise of 1/127 of the output range),
   attached by the same `nn.attach.attached` that evaluation uses — converters, output noise,
@@ -27,7 +30,7 @@ import math
 import shlex
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import cast
 
@@ -48,6 +51,8 @@ MODULE_COMMAND = "python -m weightprog.workloads.train"
 """The command the checkpoint manifest records for a training run (both entry points take its options)."""
 
 Log = Callable[[str], None]
+WEIGHT_NOISE = ("row", "device")
+"""HWA weight-noise forms: `row` (`HWAConfig.noise` × the row's max |w|), `device` (`HWAConfig.noise_device`)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,9 @@ class HWAConfig:
     tile_rows, tile_cols : int
         Inputs and outputs of a crossbar tile (the mapping's), for per-tile ranges and digitised
         input tiles (>= 1).
+    noise_device : str, optional
+        A device name or YAML/JSON file: the weight noise follows its programming-noise curve at
+        each weight's conductance on one pair (`noise` is then unused); None: `noise` × the row's max.
     """
 
     noise: float = 0.034
@@ -76,6 +84,7 @@ class HWAConfig:
     range_momentum: float = 0.99
     tile_rows: int = 512
     tile_cols: int = 512
+    noise_device: str | None = None
 
     def __post_init__(self):
         validate.number(self.noise, "noise", minimum=0, maximum=1)
@@ -89,6 +98,11 @@ class HWAConfig:
         validate.number(self.range_momentum, "range_momentum", minimum=0, below=1)
         validate.integer(self.tile_rows, "tile_rows", 1)
         validate.integer(self.tile_cols, "tile_cols", 1)
+        if self.noise_device is not None:
+            try:
+                get_device(self.noise_device)
+            except WeightprogError as exc:
+                raise validate.SettingError("noise_device", str(exc)) from None
 
     def to_dict(self) -> dict:
         """The settings as the checkpoint manifest records them (the periphery's fields included)."""
@@ -153,6 +167,7 @@ class HWA:
         self.model, self.cfg = model, cfg
         self.weights = find_analog_weights(model, exclude=exclude)
         self.periphery = cast(Periphery, cfg.periphery)  # HWAConfig stores the preset's Periphery
+        self.device = None if cfg.noise_device is None else get_device(cfg.noise_device)
         self.ranges = Ranges({}, {})
         """The tracked ranges, by module (or recurrent weight) id, as `calibrate` would return them."""
         self.active: bool | None = None
@@ -174,13 +189,23 @@ class HWA:
                 saved.append(p.detach().clone())
                 rows = p.reshape(p.shape[0], -1)
                 scale = rows.abs().amax(1, keepdim=True).reshape((p.shape[0],) + (1,) * (p.dim() - 1))
-                p.add_(torch.randn_like(p) * scale * self.cfg.noise)
+                p.add_(torch.randn_like(p) * self._noise_std(p, scale))
         try:
             yield
         finally:
             with torch.no_grad():
                 for w, s in zip(self.weights, saved):
                     w.param.copy_(s)
+
+    def _noise_std(self, p: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """The weight noise's std: `noise` × the row's max |w|, or the device's programming noise on one pair."""
+        if self.device is None:
+            return scale * self.cfg.noise
+        dev = self.device
+        span = dev.g_max - dev.g_min
+        g = dev.g_min + p.abs() / scale.clamp_min(torch.finfo(p.dtype).tiny) * span
+        std_g = (dev.programming_std(g).square() + dev.programming_std(torch.full_like(g, dev.g_min)).square()).sqrt()
+        return std_g / span * scale
 
     @torch.no_grad()
     def clip(self) -> None:
@@ -228,16 +253,17 @@ def previous_checkpoint(name: str, variant: str) -> dict | None:
     return None if entry is None else {k: entry[k] for k in ("command", "value", "steps", "batch") if k in entry}
 
 
-def save_checkpoint(name: str, variant: str, model: nn.Module, metric: float, metric_name: str,
-                    info: dict, keys: Iterable[str] | None = None, command: str | None = None) -> dict:
+def save_checkpoint(name: str, variant: str, model: nn.Module | Mapping[str, torch.Tensor], metric: float,
+                    metric_name: str, info: dict, keys: Iterable[str] | None = None,
+                    command: str | None = None) -> dict:
     """Write the fp16 safetensors of the state dict (or of `keys` only) and its manifest entry.
 
     Parameters
     ----------
     name, variant : str
         Workload and variant: the file is `checkpoints/<name>-<variant>.safetensors`.
-    model : nn.Module
-        The trained model.
+    model : nn.Module or mapping
+        The trained model, or the tensors to store by key.
     metric : float
         Its test metric, recorded as the entry's `value`.
     metric_name : str
@@ -258,8 +284,9 @@ def save_checkpoint(name: str, variant: str, model: nn.Module, metric: float, me
     """
     from safetensors.torch import save_file
     wanted = None if keys is None else set(keys)
+    tensors = model.state_dict() if isinstance(model, nn.Module) else model
     state = {k: v.detach().to(torch.float16).contiguous() if v.is_floating_point() else v.detach().contiguous()
-             for k, v in model.state_dict().items() if wanted is None or k in wanted}
+             for k, v in tensors.items() if wanted is None or k in wanted}
     path = checkpoint_path(name, variant)
     atomic_write(path, lambda tmp: save_file(state, str(tmp)))
     manifest = read_manifest()
