@@ -160,6 +160,18 @@ def test_study_bad_settings_named_by_option(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+def test_study_variant_and_periphery_reach_the_settings(tmp_path, monkeypatch):
+    import weightprog.cli.study as cli_study
+    seen = []
+    monkeypatch.setattr(cli_study, "run_study", lambda settings, out, **kw: seen.append(settings) or 1 / 0)
+    CliRunner().invoke(main, ["study", "--out", str(tmp_path / "s"), "--variant", "hwa", "--workload", "ptb-lstm"])
+    assert seen[-1].variants == ("hwa",) and seen[-1].periphery == "chip-8bit"  # the study's default periphery
+    CliRunner().invoke(main, ["study", "--out", str(tmp_path / "t"), "--periphery", "standard"])
+    assert seen[-1].variants == ("fp", "hwa") and seen[-1].periphery == "standard"
+    result = CliRunner().invoke(main, ["study", "--out", str(tmp_path / "u"), "--variant", "int8"])
+    assert result.exit_code == 2 and "--variant" in result.output
+
+
 # --- device fit: never overwrite an input, no silent nonsense ---------------------------------
 
 @pytest.fixture(scope="module")

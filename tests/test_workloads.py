@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from weightprog.errors import WeightprogError
-from weightprog.validate import SettingError
 from weightprog.nn import evaluate_over_time
+from weightprog.validate import SettingError
 from weightprog.workloads import get_workload
 from weightprog.workloads.common import CHECKPOINT_DIR, MANIFEST, sha256
 from weightprog.workloads.training import HWA, HWAConfig, device_noise_scale, output_noise_periphery, train_step
@@ -384,6 +384,36 @@ def test_study_resumes_finished_devices(tmp_path, monkeypatch):
     s = replace(s, repeats=2)  # other settings: everything is recomputed
     study.run_workload("tiny", s, tmp_path)
     assert calls == ["ideal", "pcm", "pcm"]
+
+
+def test_study_of_hwa_alone_keeps_the_fp_reference(tmp_path, monkeypatch):
+    """`--variant hwa`: only the HWA model is programmed, and the criteria still compare it with the
+    FP model's digital metric (tiny stand-in network; the HWA one is the FP one perturbed)."""
+    import weightprog.study as study
+    import weightprog.workloads as workloads
+    from weightprog.workloads.common import Workload
+
+    def tiny(name, variant="fp", eval_size=None):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+        x = torch.randn(64, 8)
+        y = model(x).argmax(1)  # the FP model is right on every item
+        if variant == "hwa":
+            with torch.no_grad():
+                model[0].weight.add_(0.5 * torch.randn(16, 8))
+        meta = {"metric": "accuracy", "higher_is_better": True, "eval_size": 64, "checkpoint": {"sha256": variant},
+                "loss_fn": lambda m: torch.nn.functional.cross_entropy(m(x), y)}
+        return Workload(model, lambda m: float((m(x).argmax(1) == y).float().mean()), meta)
+
+    monkeypatch.setattr(workloads, "get_workload", tiny)
+    monkeypatch.setattr(workloads, "WORKLOADS", workloads.WORKLOADS + ("tiny",))
+    s = study.StudySettings(workloads=("tiny",), devices=("ideal",), variants=("hwa",), times_s=(1.0,), repeats=1,
+                            max_generations=1, popsize=2, f_max=1, sample_size=512, polish_steps=0)
+    rec = study.run_workload("tiny", s, tmp_path)
+    assert rec["fp_digital"] == 1.0 and list(rec["devices"]["ideal"]["variants"]) == ["hwa"]
+    assert rec["devices"]["ideal"]["variants"]["hwa"]["digital"] < 1.0
+    (c,) = study.criteria([rec])
+    assert (c.variant, c.fp_digital) == ("hwa", 1.0) and c.gap_to_digital < 0
 
 
 def test_train_rejects_negative_output_noise(capsys):

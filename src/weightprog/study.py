@@ -41,6 +41,8 @@ from .timeunits import format_times
 STUDY_TIMES_S = (1.0, 3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0)
 DEFAULT_EVAL_SIZE = {"fmnist-resnet32": 1000, "ptb-lstm": 8000, "sentiment-minilm": 256}
 ROLES = ("naive", "best hand-crafted", "optimised")
+STUDY_PERIPHERY = "chip-8bit"
+"""The study's periphery: `standard`'s 8-bit converters and noise run as chips run them (docs/NN.md)."""
 SEARCH_ON = ("each", "fp")
 """Which weights a variant's strategy is searched on: its own (`each`) or the FP model's (`fp`)."""
 
@@ -56,7 +58,7 @@ class StudySettings:
     repeats: int = 3
     seed: int = 0
     eval_size: dict = field(default_factory=lambda: dict(DEFAULT_EVAL_SIZE))
-    periphery: str = "standard"
+    periphery: str = STUDY_PERIPHERY
     max_generations: int = 15
     popsize: int = 10
     f_max: int = 4
@@ -142,6 +144,8 @@ def run_workload(name: str, settings: StudySettings, out: Path,
                                       for layer in grads.layers]}
     log(f"{name}: gradient-weight correlation r={grads.r:+.3f} r(|W|)={grads.r_abs:+.3f}")
     values = {v: network_values(m.model) for v, m in models.items()}
+    fp = models["fp"] if "fp" in models else get_workload(name, "fp", eval_size=eval_size)
+    record["fp_digital"] = fp.evaluate_fn(fp.model)  # the criteria's reference, also when only HWA is studied
     record["settings"] = _settings_dict(settings)
     record["periphery"] = settings.periphery
     record["version"] = __version__
@@ -344,7 +348,9 @@ def criteria(records: list[dict]) -> list[Criterion]:
     out = []
     for rec in records:
         for dev, drec in rec["devices"].items():
-            fp_digital = drec["variants"].get("fp", next(iter(drec["variants"].values())))["digital"]
+            fp_digital = rec.get("fp_digital")  # records before it was kept: the FP variant's digital run
+            if fp_digital is None:
+                fp_digital = drec["variants"].get("fp", next(iter(drec["variants"].values())))["digital"]
             for v, vrec in drec["variants"].items():
                 st = {role: Curve.from_json(c) for role, c in vrec["strategies"].items()}
                 naive, hand, opt = st["naive"], st["best hand-crafted"], st["optimised"]

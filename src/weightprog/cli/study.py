@@ -10,7 +10,7 @@ import click
 from ..errors import WeightprogError
 from ..fileio import check_output_folder
 from ..nn.periphery import PRESETS as PERIPHERY_PRESETS
-from ..study import DEFAULT_EVAL_SIZE, SEARCH_ON, StudySettings, run_study
+from ..study import DEFAULT_EVAL_SIZE, SEARCH_ON, STUDY_PERIPHERY, StudySettings, run_study
 from ..validate import integer
 from .options import option_names, times_option
 from .report import write_run_report
@@ -43,15 +43,20 @@ def _eval_sizes(items) -> dict:
               help="ptb-lstm, fmnist-resnet32, sentiment-minilm; repeatable (default: all three).")
 @click.option("--device", "devices", multiple=True, metavar="DEVICE",
               help="Device name or YAML/JSON file; repeatable (default: pcm and pcm-lowdrift).")
+@click.option("--variant", "variants", multiple=True, type=click.Choice(("fp", "hwa")),
+              help="Trained variant; repeatable (default: fp and hwa).")
 @times_option(default="1s,1h,1d,30d,1y", help="Times after programming.")
 @click.option("--repeats", default=3, show_default=True, help="Programming realisations (the paper: 25).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--eval-size", "eval_sizes", multiple=True, metavar="WORKLOAD=N",
               help="Test items per evaluation (default fmnist-resnet32=1000, ptb-lstm=8000 tokens, "
                    "sentiment-minilm=256).")
-@click.option("--periphery", type=click.Choice(sorted(PERIPHERY_PRESETS)), default="standard", show_default=True,
-              help="standard: 8-bit DAC/ADC + output noise 1/127 of the range; io8: the same without the noise; "
-                   "chip, chip-tile, chip-8bit: abs-max input scaling, per-column/tile ranges (docs/NN.md).")
+@click.option("--periphery", type=click.Choice(sorted(PERIPHERY_PRESETS)), default=STUDY_PERIPHERY,
+              show_default=True,
+              help="chip-8bit: 8-bit DAC/ADC, output noise 1/127 of the range, abs-max input scaling and "
+                   "per-column ranges as chips run them; standard: the same converters and noise with one "
+                   "static range per layer (the study's earlier default); io8: standard without the noise "
+                   "(docs/NN.md).")
 @click.option("--max-generations", default=15, show_default=True, help="Evolution generations per F.")
 @click.option("--popsize", default=10, show_default=True, help="Population per search dimension.")
 @click.option("--f-max", default=4, show_default=True, help="Significance factors F searched: 1…f_max.")
@@ -63,7 +68,7 @@ def _eval_sizes(items) -> dict:
 @click.option("--threads", default=None, type=int, help="torch threads (default: torch's choice).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
               help="Results folder: <workload>/results.json, results.csv, summary.md, figures/, report.html.")
-def study(workloads, devices, times, repeats, seed, eval_sizes, periphery, max_generations, popsize,
+def study(workloads, devices, variants, times, repeats, seed, eval_sizes, periphery, max_generations, popsize,
           f_max, polish_steps, search_on, threads, out_dir):
     """Optimise, then evaluate FP/HWA × naive/hand-crafted/optimised over time on real workloads."""
     import torch
@@ -76,7 +81,9 @@ def study(workloads, devices, times, repeats, seed, eval_sizes, periphery, max_g
         kw["workloads"] = tuple(workloads)
     if devices:
         kw["devices"] = tuple(devices)
-    with option_names(times_s="--times", workloads="--workload", devices="--device"):
+    if variants:
+        kw["variants"] = tuple(variants)
+    with option_names(times_s="--times", workloads="--workload", devices="--device", variants="--variant"):
         settings = StudySettings(times_s=times, repeats=repeats, seed=seed,
                                  eval_size=_eval_sizes(eval_sizes), periphery=periphery,
                                  max_generations=max_generations, popsize=popsize, f_max=f_max,
