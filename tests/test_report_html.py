@@ -306,7 +306,7 @@ def more_runs(tmp_path_factory):
     (base / "study" / "w" / "results.json").write_text(json.dumps(rec))
     write_tables(base / "study")
     plot_study_metric("w", "accuracy", rec["devices"]["pcm"], (1.0, 3600.0), 2,
-                      base / "study" / "figures" / "w_pcm_metric_vs_time.png", "pcm")
+                      base / "study" / "figures" / "w_pcm_metric_vs_time.png", "pcm", 0.91)
     write_report(base / "study")
     return {"sweep": (base / "sweep", "sweep.json"), "device-fit": (base / "fit", "dev.fit.json"),
             "study": (base / "study", "w/results.json")}

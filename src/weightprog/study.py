@@ -192,7 +192,8 @@ def run_workload(name: str, settings: StudySettings, out: Path,
                                 f"{result.strategy.significance[0, -1].item():g}")
         record["devices"][dev_name] = drec
         plot_study_metric(name, metric, record["devices"][dev_name], settings.times_s,
-                          settings.repeats, fig_dir / f"{name}_{dev_name}_metric_vs_time.png", dev_name)
+                          settings.repeats, fig_dir / f"{name}_{dev_name}_metric_vs_time.png", dev_name,
+                          record["fp_digital"])
         atomic_write_json(path, _clean(record))  # after every device, so that a rerun resumes here
     for dev_name, drec in finished.items():  # devices of the earlier run that this one did not ask for
         record["devices"].setdefault(dev_name, drec)

@@ -17,7 +17,7 @@ from .palette import DIGITAL, legend_outside, strategy_style  # noqa: E402
 
 
 def plot_study_metric(name: str, metric: str, drec: dict, times_s: Sequence[float], repeats: int,
-                      path: str | Path, dev_name: str) -> None:
+                      path: str | Path, dev_name: str, fp_digital: float) -> None:
     """Metric vs time (log), mean ±1σ per strategy, one panel per variant, FP digital line.
 
     Parameters
@@ -32,11 +32,12 @@ def plot_study_metric(name: str, metric: str, drec: dict, times_s: Sequence[floa
         The PNG to write (atomically).
     dev_name
         The device, for the panel titles.
+    fp_digital
+        The FP model's digital metric (the dotted line).
     """
     variants = list(drec["variants"])
     fig, axes = plt.subplots(1, len(variants), figsize=(4.6 * len(variants), 3.4), squeeze=False, sharey=True)
     times = list(times_s)
-    fp_digital = drec["variants"].get("fp", next(iter(drec["variants"].values())))["digital"]
     for ax, v in zip(axes[0], variants):
         for role, s in drec["variants"][v]["strategies"].items():
             m, sd = torch.tensor(s["mean"]), torch.tensor(s["std"])
