@@ -29,13 +29,16 @@ from .options import option_names
 @click.option("--weight-noise", type=click.Choice(WEIGHT_NOISE), default=None, show_default=False,
               help="HWA weight noise: row (default: the device's mean programming noise × each row's max |w|) or "
                    "device (the device model's programming noise at each weight's conductance).")
+@click.option("--clip-sigma", type=float, default=None, show_default=False,
+              help="HWA clips the analog weights to ± this many standard deviations after each step "
+                   "(default 2.5; 0: no clipping).")
 @click.option("--threads", type=int, default=2, help="torch threads.")
 @click.option("--train-size", type=int, default=None, show_default=False,
               help="sentiment-minilm: training sentences used (default: all).")
 @click.option("--resume", is_flag=True, help="fmnist-resnet32, ptb-lstm fp: continue from the committed FP checkpoint.")
 @click.pass_context
-def train(ctx, workload, variant, steps, batch, lr, seed, device, periphery, output_noise, weight_noise, threads,
-          train_size, resume):
+def train(ctx, workload, variant, steps, batch, lr, seed, device, periphery, output_noise, weight_noise, clip_sigma,
+          threads, train_size, resume):
     """Train WORKLOAD (ptb-lstm, fmnist-resnet32, sentiment-minilm) and write its checkpoint.
 
     The checkpoint and its manifest entry go to the package's workloads/checkpoints/; the manifest
@@ -47,6 +50,8 @@ def train(ctx, workload, variant, steps, batch, lr, seed, device, periphery, out
     extra = {} if output_noise is None else {"output_noise": output_noise}
     if weight_noise is not None:
         extra["weight_noise"] = weight_noise
+    if clip_sigma is not None:
+        extra["clip_sigma"] = clip_sigma
     with option_names(workload="WORKLOAD"):
         settings = TrainSettings(workload, variant, steps, batch, lr, seed, device, threads=threads,
                                  train_size=train_size, resume=resume, periphery=periphery, **extra)

@@ -95,6 +95,9 @@ class TrainSettings:
     periphery : str, optional
         The periphery preset HWA trains through (`weightprog.nn.periphery.PRESETS`; default
         `standard`): the one the model is evaluated with.
+    clip_sigma : float, optional
+        HWA clips the analog weights to ± this many standard deviations of their tensor after each
+        step (> 0; default 2.5); 0: no clipping.
     weight_noise : {'row', 'device'}
         HWA weight noise (`training.WEIGHT_NOISE`): `row`, the device's mean programming noise ×
         each row's max |w|, or `device`, the device model's programming noise at each weight's
@@ -114,6 +117,7 @@ class TrainSettings:
     resume: bool = False
     periphery: str | None = None
     weight_noise: str = "row"
+    clip_sigma: float = 2.5
 
     def __post_init__(self):
         validate.choice(self.workload, "workload", WORKLOADS)
@@ -132,6 +136,7 @@ class TrainSettings:
                 raise validate.SettingError("periphery", "give the periphery or the output noise, not both")
         validate.integer(self.threads, "threads", 1)
         validate.choice(self.weight_noise, "weight_noise", WEIGHT_NOISE)
+        validate.number(self.clip_sigma, "clip_sigma", minimum=0)
         if self.train_size is not None and self.workload != "sentiment-minilm":
             raise validate.SettingError("train_size", f"only for sentiment-minilm, not {self.workload}")
         if self.resume and self.workload not in RESUMABLE:
@@ -169,7 +174,8 @@ def train_workload(settings: TrainSettings, command: str | None = None, log: Log
     s = settings
     torch.set_num_threads(s.threads)
     cfg = HWAConfig(noise=device_noise_scale(s.device), periphery=s.hwa_periphery,
-                    noise_device=s.device if s.weight_noise == "device" else None)
+                    noise_device=s.device if s.weight_noise == "device" else None,
+                    clip_sigma=s.clip_sigma or None)
     kw: dict[str, Any] = {k: v for k, v in (("batch", s.batch), ("lr", s.lr)) if v is not None}
     if s.workload in RESUMABLE:
         kw["resume"] = s.resume

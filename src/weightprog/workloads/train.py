@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--weight-noise", choices=WEIGHT_NOISE, default=None,
                    help="HWA weight noise: row (default: the device's mean programming noise × each row's max |w|) "
                         "or device (the device model's programming noise at each weight's conductance)")
+    p.add_argument("--clip-sigma", type=float, default=2.5,
+                   help="HWA clips the analog weights to ± this many standard deviations after each step "
+                        "(0: no clipping)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--train-size", type=int, default=None, help="sentiment-minilm: training sentences used")
     p.add_argument("--resume", action="store_true",
@@ -55,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     a = p.parse_args(args)
     try:
         settings = TrainSettings(a.workload, a.variant, a.steps, a.batch, a.lr, a.seed, a.device, a.output_noise,
-                                 a.threads, a.train_size, a.resume, a.periphery, a.weight_noise or "row")
+                                 a.threads, a.train_size, a.resume, a.periphery, a.weight_noise or "row",
+                                 a.clip_sigma)
     except validate.SettingError as exc:
         p.error(str(exc.named(_option(exc.field))))
     try:
