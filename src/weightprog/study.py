@@ -135,7 +135,7 @@ def run_workload(name: str, settings: StudySettings, out: Path,
     record = {"workload": name, "metric": metric, "higher_is_better": meta0["higher_is_better"],
               "eval_size": meta0["eval_size"], "checkpoints": {v: m.metadata["checkpoint"] for v, m in models.items()},
               "devices": {}, "gradients": None}
-    # gradient-weight correlation of the FP model (one batch)
+    # gradient-weight correlation of the first variant's model (one batch)
     wl = models[settings.variants[0]]
     grads = gradient_weight_correlation(wl.model, wl.metadata["loss_fn"], seed=settings.seed)
     plot_gradient_weight(grads, fig_dir / f"{name}_gradient_weight.png")
@@ -276,7 +276,8 @@ def write_tables(out: Path) -> str:
                             rec["settings"]["repeats"], vrec["digital"], tn[role])))
         g = rec.get("gradients") or {}
         if g:
-            md.append(f"\nGradient–weight correlation (FP model, one batch): r = {g['r']:+.3f}, "
+            first = rec["settings"].get("variants", ["fp"])[0]  # the model it was computed on
+            md.append(f"\nGradient–weight correlation ({first.upper()} model, one batch): r = {g['r']:+.3f}, "
                       f"r(|W|) = {g['r_abs']:+.3f}.\n")
     if records:
         md.append(criteria_table(records))
