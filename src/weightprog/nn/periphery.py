@@ -129,7 +129,7 @@ PRESETS = {
     "ideal": Periphery(name="ideal"),
     "standard": Periphery(dac_bits=8, adc_bits=8, output_noise=1 / 127, name="standard"),
     # the converters of `standard` without its output noise, which alone takes MiniLM to chance
-    # and PTB from perplexity 152 to 162 even on ideal devices (docs/RESULTS.md)
+    # and PTB (Adam-trained) from perplexity 151 to 159 even on ideal devices (docs/NN.md's table)
     "io8": Periphery(dac_bits=8, adc_bits=8, output_noise=0.0, name="io8"),
     # as IBM's chips and aihwkit run tiles (docs/NN.md "Periphery"): abs-max input scaling, 7-bit DAC
     # and 9-bit ADC (aihwkit inp_res 1/(2^7−2), out_res 1/(2^9−2)), noise 0.5 % of the range
