@@ -600,20 +600,23 @@ def test_train_ptb_few_steps_writes_checkpoint_and_manifest(tmp_path, monkeypatc
 @pytest.mark.slow
 @needs_ptb
 def test_train_ptb_hwa_through_the_chip_periphery(tmp_path, monkeypatch):
-    """`weightprog train ptb-lstm --variant hwa --periphery chip-8bit`: 2 steps through recurrent
-    products, per-column ranges and dynamic scaling; the entry records the periphery."""
+    """`weightprog train ptb-lstm --variant hwa --periphery chip-8bit …` (the committed checkpoint's
+    options): 2 steps through recurrent products, per-column ranges and dynamic scaling; the entry
+    records the periphery, the weight noise and the clipping."""
     from click.testing import CliRunner
 
     from weightprog.cli import main
     _checkpoints_copied(tmp_path, monkeypatch)
     packaged = sha256(CHECKPOINT_DIR / "ptb-lstm-hwa.safetensors")
-    res = CliRunner().invoke(main, ["train", "ptb-lstm", "--variant", "hwa", "--periphery", "chip-8bit",
-                                    "--steps", "2", "--threads", str(torch.get_num_threads())])
+    args = ["--variant", "hwa", "--periphery", "chip-8bit", "--weight-noise", "device", "--clip-sigma", "0",
+            "--steps", "2", "--threads", str(torch.get_num_threads())]
+    res = CliRunner().invoke(main, ["train", "ptb-lstm", *args])
     assert res.exit_code == 0, res.output
     entry = json.loads((tmp_path / "manifest.json").read_text())["ptb-lstm-hwa.safetensors"]
     assert entry["hwa"]["periphery"]["name"] == "chip-8bit" and entry["hwa"]["periphery"]["recurrent"] == "products"
-    assert entry["command"].endswith("--periphery chip-8bit --steps 2 --threads " + str(torch.get_num_threads()))
-    assert 115 < entry["value"] < 140  # 2 SGD steps at lr 2 from the FP checkpoint (perplexity 123.5)
+    assert entry["hwa"]["noise_device"] == "pcm" and entry["hwa"]["clip_sigma"] is None
+    assert entry["command"].endswith(" ".join(args))
+    assert 115 < entry["value"] < 140  # 2 SGD steps at lr 2 from the FP checkpoint (perplexity 123.5), unclipped
     assert sha256(CHECKPOINT_DIR / "ptb-lstm-hwa.safetensors") == packaged
 
 
@@ -639,8 +642,8 @@ def test_encoder_delta_round_trip_and_rank():
     assert (fresh[0].weight - tuned["0.weight"]).abs().max() < 1e-2  # the rank-1 part is kept
     change = tuned["2.weight"] - reference["2.weight"]
     best = torch.linalg.svdvals(change)[1]  # the error of the best rank-1 approximation (spectral norm)
-    assert float(torch.linalg.matrix_norm(fresh[2].weight - tuned["2.weight"], ord=2)) == pytest.approx(float(best),
-                                                                                                       rel=1e-4)
+    error = torch.linalg.matrix_norm(fresh[2].weight.detach() - tuned["2.weight"], ord=2)
+    assert float(error) == pytest.approx(float(best), rel=1e-4)
     full = encoder_delta(net, reference, rank=5)  # rank >= the matrix's: stored whole
     assert "2.weight" in full and "2.weight.delta_u" not in full
     with pytest.raises(WeightprogError, match="has no 'nope.weight'"):
