@@ -650,6 +650,8 @@ def test_encoder_delta_round_trip_and_rank():
         apply_encoder_delta(fresh, {"nope.weight.delta_u": torch.ones(2, 1), "nope.weight.delta_v": torch.ones(1, 5)})
     with pytest.raises(WeightprogError, match="shape"):
         apply_encoder_delta(fresh, {"1.bias": torch.ones(3)})
+    with pytest.raises(WeightprogError, match="has no '0.weight.delta_v'"):
+        apply_encoder_delta(fresh, {"0.weight.delta_u": torch.ones(5, 1)})
 
 
 @pytest.mark.slow

@@ -242,6 +242,8 @@ def apply_encoder_delta(encoder: nn.Module, entries: dict[str, torch.Tensor]) ->
         target = key.removesuffix(".delta_u")
         if target not in state:
             raise WeightprogError(f"{NAME} checkpoint: the encoder has no {target!r}")
+        if key.endswith(".delta_u") and target + ".delta_v" not in entries:
+            raise WeightprogError(f"{NAME} checkpoint: {key!r} has no {target + '.delta_v'!r}")
         update = value @ entries[target + ".delta_v"] if key.endswith(".delta_u") else value
         if update.shape != state[target].shape:
             raise WeightprogError(f"{NAME} checkpoint: {key!r} has shape {tuple(update.shape)}, "
