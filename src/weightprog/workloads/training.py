@@ -9,9 +9,9 @@ HWA training (Joshi et al., Nat. Commun. 2020, as the paper uses it):
 * weight-noise injection: every step the analog weights are perturbed by Gaussian noise, and the
   gradient at the noisy weights updates the clean ones. Its std is either `noise · max|W_row|`
   (per output row, i.e. per crossbar column; `noise` = the device's mean programming noise over
-  its range relative to the range, PCM: 3.4 %; the committed checkpoints' form) or, with
+  its range relative to the range, PCM: 3.4 %; the form of the earlier checkpoints) or, with
   `noise_device`, the device model's own programming noise where each weight lands on one device
-  pair (g = |w| / max|W_row| · g_max on one device, g_min on the other), the curve
+  pair (g = g_min + |w| / max|W_row| · (g_max − g_min) on one device, g_min on the other), the curve
   `ProgrammedTensor` programs with in evaluation;
 * the periphery the model is evaluated with (`HWAConfig.periphery`, a `weightprog.nn.periphery`
   preset; default `standard`: 8-bit DAC and ADC, output noise of 1/127 of the output range),
