@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--output-noise", type=float, default=None,
                    help="older form of --periphery: the 8-bit periphery with this output noise, fraction of "
                         "the output range (1/127: standard, 0: io8)")
-    p.add_argument("--weight-noise", choices=WEIGHT_NOISE, default=None,
+    p.add_argument("--weight-noise", choices=WEIGHT_NOISE, default="row",
                    help="HWA weight noise: row (default: the device's mean programming noise × each row's max |w|) "
                         "or device (the device model's programming noise at each weight's conductance)")
     p.add_argument("--clip-sigma", type=float, default=2.5,
@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     a = p.parse_args(args)
     try:
         settings = TrainSettings(a.workload, a.variant, a.steps, a.batch, a.lr, a.seed, a.device, a.output_noise,
-                                 a.threads, a.train_size, a.resume, a.periphery, a.weight_noise or "row",
+                                 a.threads, a.train_size, a.resume, a.periphery, a.weight_noise,
                                  a.clip_sigma)
     except validate.SettingError as exc:
         p.error(str(exc.named(_option(exc.field))))

@@ -171,6 +171,9 @@ class HWA:
         self.weights = find_analog_weights(model, exclude=exclude)
         self.periphery = cast(Periphery, cfg.periphery)  # HWAConfig stores the preset's Periphery
         self.device = None if cfg.noise_device is None else get_device(cfg.noise_device)
+        # the programming noise of the pair's other device, at g_min: the same for every weight
+        self._std_min = 0.0 if self.device is None else float(
+            self.device.programming_std(torch.tensor([self.device.g_min], dtype=torch.float64))[0])
         self.ranges = Ranges({}, {})
         """The tracked ranges, by module (or recurrent weight) id, as `calibrate` would return them."""
         self.active: bool | None = None
@@ -207,7 +210,7 @@ class HWA:
         dev = self.device
         span = dev.g_max - dev.g_min
         g = dev.g_min + p.abs() / scale.clamp_min(torch.finfo(p.dtype).tiny) * span
-        std_g = (dev.programming_std(g).square() + dev.programming_std(torch.full_like(g, dev.g_min)).square()).sqrt()
+        std_g = (dev.programming_std(g).square() + self._std_min ** 2).sqrt()
         return std_g / span * scale
 
     @torch.no_grad()
