@@ -718,10 +718,43 @@ def pointwise_strategy(model: ExpectedTNMSE, significance: Sequence[float], poin
         return _pointwise_strategy(model, significance, points, polish_steps, solution, name, expressible)
 
 
-def _pointwise_strategy(model, significance, points, polish_steps, solution, name, expressible):
-    pw = Pointwise(model, significance)
-    sol = solution or pw.solve(compensated=True)
-    a = model.values.abs().double()
+def limit_strategy(model: ExpectedTNMSE, significance: Sequence[float], points: int = 41,
+                   name: str = "limit") -> tuple[Strategy, PointwiseResult]:
+    """The bound's mapping as a dense table, for programming a network at the limit.
+
+    The table holds, per weight value, the targets the bound chose (found at `points` grid weights
+    and refined where the mapping bends, as for `pointwise_strategy`); β is 1, so a read gives
+    V = Σ f_p (g⁺_p − g⁻_p) in µS, and the ideal read-out at time t_k is `solution.scales[k] · V`
+    (one free scale per time: no drift compensation can do better).
+
+    Parameters
+    ----------
+    model
+        The expected error (density, device, times).
+    significance
+        The cell's significance factors, one per pair.
+    points
+        Grid weights the table starts from.
+    name
+        The strategy's name.
+
+    Returns
+    -------
+    tuple of (Strategy, PointwiseResult)
+        The table (β = 1) and the bound it came from (`scales`, `per_time`, `mean`).
+    """
+    with single_thread():
+        pw = Pointwise(model, significance)
+        sol = pw.solve(compensated=False)
+        grid, table = _refine_grid(pw, _start_grid(model.values, points), sol.scales)
+    dev = model.device
+    sig = torch.tensor(pw.sig, dtype=torch.float64)
+    return Strategy(grid, table[None], sig[None], torch.tensor([1.0]), dev.g_min, dev.g_max, [name]), sol
+
+
+def _start_grid(values: torch.Tensor, points: int) -> torch.Tensor:
+    """Grid weights for a dense table: quantiles of |u| and a uniform set, 0 and 1 included."""
+    a = values.abs().double()
     quant = torch.quantile(a[torch.randperm(a.numel(), generator=torch.Generator().manual_seed(0))[:200_000]],
                            torch.linspace(0, 1, points - points // 3, dtype=torch.float64))
     grid = torch.unique(torch.cat([quant, torch.linspace(0, 1, points // 3 + 1, dtype=torch.float64),
@@ -729,7 +762,13 @@ def _pointwise_strategy(model, significance, points, polish_steps, solution, nam
     keep = torch.cat([torch.tensor([True]), grid.diff() > 1e-4])
     grid = grid[keep]
     grid[-1] = 1.0
-    grid, table = _refine_grid(pw, grid, sol.scales)
+    return grid
+
+
+def _pointwise_strategy(model, significance, points, polish_steps, solution, name, expressible):
+    pw = Pointwise(model, significance)
+    sol = solution or pw.solve(compensated=True)
+    grid, table = _refine_grid(pw, _start_grid(model.values, points), sol.scales)
     dev = model.device
     sig = torch.tensor(pw.sig, dtype=torch.float64)
     strategy = Strategy(grid, table[None], sig[None], torch.tensor([sol.beta]), dev.g_min, dev.g_max, [name])

@@ -94,6 +94,34 @@ def _reduce(x: torch.Tensor, unit: str, op: str) -> torch.Tensor:
     return x.abs().amax(dim=dims, keepdim=True) if op == "max" else x.abs().sum(dim=dims, keepdim=True)
 
 
+def normalised_values(matrix: torch.Tensor, mapping: Mapping = Mapping()) -> torch.Tensor:
+    """The normalised weights u = w / w_max of a matrix (outputs × inputs) as `ProgrammedTensor`
+    deploys them (w_max per column, tile or tensor of the tiled view), flattened, padding left out:
+    the density a search for this network's deployment should see.
+
+    Parameters
+    ----------
+    matrix
+        (outputs, inputs) weights.
+    mapping
+        Tiling and normalisation unit.
+
+    Returns
+    -------
+    torch.Tensor
+        (outputs · inputs,) values in [−1, 1], float32.
+    """
+    w = matrix.detach().to(torch.float32)
+    out_features, in_features = w.shape
+    n_rt, n_ot, tr, tc = split_tiles(in_features, out_features, mapping)
+    padded = torch.zeros(n_ot * tc, n_rt * tr, dtype=torch.float32, device=w.device)
+    padded[:out_features, :in_features] = w
+    tiled = padded.reshape(n_ot, tc, n_rt, tr)
+    w_max = _reduce(tiled, mapping.normalise, "max")
+    u = tiled / torch.where(w_max > 0, w_max, torch.ones_like(w_max))
+    return u.reshape(n_ot * tc, n_rt * tr)[:out_features, :in_features].reshape(-1)
+
+
 class ProgrammedTensor:
     """One programming realisation of a weight tensor; read it at any time after programming.
 

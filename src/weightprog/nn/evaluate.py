@@ -14,8 +14,10 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from collections.abc import Mapping as Mapping_
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,11 +31,14 @@ from ..hardware import Mapping
 from ..strategy import Strategy
 from ..timeunits import DEFAULT_TIMES_S, check_times, format_time
 from .attach import attached
-from .calibration import Clipping, LayerClipping, calibrate
+from .calibration import Clipping, LayerClipping, Ranges, calibrate
 from .discover import find_analog_weights
+from .limit import LIMIT, Limit, compute_limit, deployed_values
 from .mapping import MappingReport, mapping_report
 from .periphery import Periphery, get_periphery
 from .program import ProgrammedModel, WeightSwap
+from .spec import Measurement, ModelSpec
+from .stats import Interval, metric_interval, paired_interval
 
 StrategySpec = Strategy | str | Path
 
@@ -176,6 +181,53 @@ class OverTimeResult:
     """(L,) Σw² of each analog weight: weight NMSE = error / energy."""
     clipping: list[LayerClipping] = field(default_factory=list)
     """Per layer with an ADC: how many outputs the ADC range clipped (all strategies, realisations, times)."""
+    metric_name: str = "accuracy"
+    higher_is_better: bool = True
+    split: str = "test"
+    """What was scored: `test` (the spec's evaluate) or `validate` (held-out data)."""
+    calibrated_on: str | None = None
+    """What the periphery's ranges came from: `calibrate`, `validate`, `test` (an older spec without
+    either: the scored data itself), or None (ideal periphery, nothing calibrated)."""
+    examples: torch.Tensor | None = None
+    """(S, R, T, N) per-example values when the metric function returns them (float32), else None."""
+    digital_examples: torch.Tensor | None = None
+    """(N,) per-example values of the digital run, or None."""
+    limit: dict | None = None
+    """With the `limit` strategy: its cell, read-out scale and expected-error bound per time."""
+    aggregate: Callable[[torch.Tensor], Any] | None = field(default=None, repr=False)
+    """The spec's per-example aggregate (None: the mean), for the intervals."""
+
+    def interval(self, strategy: int, time: int) -> Interval:
+        """95 % interval of one strategy's metric at one time (nn/stats.py: over realisations, and
+        over examples when the metric function returned per-example values)."""
+        ex = None if self.examples is None else self.examples[strategy, :, time]
+        return metric_interval(self.metrics[strategy, :, time], ex, self.aggregate)
+
+    def paired(self, a: int, b: int, time: int) -> Interval:
+        """95 % interval of the paired difference strategy a − strategy b at one time (common
+        realisation seeds and examples)."""
+        ea = eb = None
+        if self.examples is not None:
+            ea, eb = self.examples[a, :, time], self.examples[b, :, time]
+        return paired_interval(self.metrics[a, :, time], self.metrics[b, :, time], ea, eb, self.aggregate)
+
+    @property
+    def interval_over(self) -> str:
+        """What the intervals cover: `realisations` or `realisations and examples`."""
+        return "realisations" if self.examples is None else "realisations and examples"
+
+    def paired_rows(self) -> list[dict]:
+        """Every pair of strategies at every time: difference, 95 % interval, verdict (better for the
+        first named, worse, or unresolved), in the metric's direction."""
+        rows = []
+        for a in range(len(self.strategies)):
+            for b in range(a + 1, len(self.strategies)):
+                for k, t in enumerate(self.times_s):
+                    iv = self.paired(a, b, k)
+                    rows.append({"strategy": self.strategies[a], "versus": self.strategies[b], "time_s": t,
+                                 "time": format_time(t), "diff": iv.mean, "ci_low": iv.low, "ci_high": iv.high,
+                                 "verdict": iv.verdict(self.higher_is_better)})
+        return rows
 
     @property
     def repeats(self) -> int:
@@ -214,10 +266,15 @@ class OverTimeResult:
         """Mean and std over realisations per (strategy, time), of the metric and the weight NMSE."""
         mean, std = self.mean, self.std
         nmse_mean, nmse_std = _mean_std(self.weight_nmse)
-        return [{"strategy": s, "time_s": t, "time": format_time(t), "mean": float(mean[i, k]),
-                 "std": float(std[i, k]), "weight_nmse_mean": float(nmse_mean[i, k]),
-                 "weight_nmse_std": float(nmse_std[i, k]), "n": self.repeats}
-                for i, s in enumerate(self.strategies) for k, t in enumerate(self.times_s)]
+        rows = []
+        for i, s in enumerate(self.strategies):
+            for k, t in enumerate(self.times_s):
+                iv = self.interval(i, k)
+                rows.append({"strategy": s, "time_s": t, "time": format_time(t), "mean": float(mean[i, k]),
+                             "std": float(std[i, k]), "ci_low": iv.low, "ci_high": iv.high,
+                             "weight_nmse_mean": float(nmse_mean[i, k]), "weight_nmse_std": float(nmse_std[i, k]),
+                             "n": self.repeats})
+        return rows
 
     def layer_summary(self) -> list[dict]:
         """Weight NMSE per (strategy, time, analog weight): mean and std over realisations."""
@@ -242,27 +299,44 @@ class OverTimeResult:
         def clean(x):  # JSON has no NaN/inf: a diverged metric becomes null
             return x if isinstance(x, float) and math.isfinite(x) else None if isinstance(x, float) else x
         return {"seed": self.seed, "times_s": list(self.times_s), "repeats": self.repeats,
+                "metric_name": self.metric_name, "higher_is_better": self.higher_is_better, "split": self.split,
+                "calibrated_on": self.calibrated_on, "interval_over": self.interval_over,
+                "examples": None if self.examples is None else int(self.examples.shape[-1]),
                 "digital_metric": clean(self.digital), "device": self.device, "periphery": self.periphery,
                 "mapping": self.mapping.to_dict(), "device_state_bytes": self.state_bytes,
                 "wall_time_s": self.wall_time_s, "strategies": self.strategy_dicts,
                 "summary": [{k: clean(v) for k, v in row.items()} for row in self.summary()],
                 "weight_nmse_per_layer": [{k: clean(v) for k, v in row.items()} for row in self.layer_summary()],
                 "adc_clipping": [c.to_dict() for c in self.clipping],
+                "paired": [{k: clean(v) for k, v in row.items()} for row in self.paired_rows()],
+                "limit": self.limit,
                 "rows": [{k: clean(v) for k, v in row.items()} for row in self.rows()]}
 
     def format(self) -> str:
-        """Mean ± std per strategy (rows) and time (columns): the metric, then the weight NMSE."""
-        head = f"{'strategy':<28}" + "".join(f"{format_time(t):>18}" for t in self.times_s)
-        lines = [f"digital metric {self.digital:.6g}", head]
+        """The metric's mean and 95 % interval per strategy (rows) and time (columns), the paired
+        verdicts against the first strategy, then the weight NMSE (mean ± std)."""
+        head = f"{'strategy':<28}" + "".join(f"{format_time(t):>26}" for t in self.times_s)
+        where = "held-out (validate) data" if self.split == "validate" else "test data"
+        lines = [f"{self.metric_name} on {where} ({'higher' if self.higher_is_better else 'lower'} is better); "
+                 f"digital {self.digital:.6g}; 95 % intervals over {self.interval_over}", head]
+        for i, s in enumerate(self.strategies):
+            cells = []
+            for k in range(len(self.times_s)):
+                iv = self.interval(i, k)
+                cells.append(f"{iv.mean:>10.4g} [{iv.low:.4g}, {iv.high:.4g}]" if math.isfinite(iv.low)
+                             else f"{iv.mean:>10.4g}")
+            lines.append(f"{s:<28}" + "".join(f"{c:>26}" for c in cells))
+        for i in range(1, len(self.strategies)):
+            verdicts = [self.paired(i, 0, k) for k in range(len(self.times_s))]
+            lines.append(f"{self.strategies[i]} vs {self.strategies[0]}: " + ", ".join(
+                f"{format_time(t)} {iv.mean:+.4g} [{iv.low:+.4g}, {iv.high:+.4g}] {iv.verdict(self.higher_is_better)}"
+                for t, iv in zip(self.times_s, verdicts)))
+        lines.append("weight NMSE Σ(αŵ−w)²/Σw², all analog weights (mean ± std over realisations)")
         nmse_mean, nmse_std = _mean_std(self.weight_nmse)
-        for title, mean, std in (("", self.mean, self.std),
-                                 ("weight NMSE Σ(αŵ−w)²/Σw², all analog weights", nmse_mean, nmse_std)):
-            if title:
-                lines.append(title)
-            for i, s in enumerate(self.strategies):
-                cells = "".join(f"{float(mean[i, k]):>10.4g} ±{float(std[i, k]):<7.2g}"
-                                for k in range(len(self.times_s)))
-                lines.append(f"{s:<28}{cells}")
+        for i, s in enumerate(self.strategies):
+            cells = "".join(f"{float(nmse_mean[i, k]):>16.4g} ±{float(nmse_std[i, k]):<7.2g}"
+                            for k in range(len(self.times_s)))
+            lines.append(f"{s:<28}{cells}")
         if self.clipping:
             worst = max(self.clipping, key=lambda c: c.fraction)
             total = sum(c.clipped for c in self.clipping) / max(1, sum(c.outputs for c in self.clipping))
@@ -273,18 +347,6 @@ class OverTimeResult:
 def _mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and sample std over axis 1 (realisations); std 0 for one realisation."""
     return x.mean(1), (x.std(1) if x.shape[1] > 1 else torch.zeros_like(x.mean(1)))
-
-
-def _metric(value, where: str, finite: bool = False) -> float:
-    """The number evaluate_fn returned: NaN is never a metric (a broken evaluation, not a result),
-    and the digital run must be finite (programmed runs may overflow to inf, e.g. a perplexity)."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise WeightprogError(f"evaluate_fn: must return a number, got {type(value).__name__} ({where})") from None
-    if math.isnan(value) or (finite and math.isinf(value)):
-        raise WeightprogError(f"evaluate_fn: returned {value} ({where}); it must return a finite number")
-    return value
 
 
 def _progress(progress, total: int):
@@ -303,31 +365,38 @@ def _progress(progress, total: int):
     return (lambda n=1: None), (lambda: None)
 
 
-def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], float],
-                       strategies: StrategySpec | Sequence[StrategySpec], device: DeviceModel | str = "pcm",
+def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
+                       evaluate_fn: Callable[[nn.Module], Any] | None = None,
+                       strategies: StrategySpec | Sequence[StrategySpec] | None = None,
+                       device: DeviceModel | str = "pcm",
                        times_s: Sequence[float] = DEFAULT_TIMES_S, repeats: int = 25, seed: int = 0, *,
                        mapping: Mapping = Mapping(), periphery: Periphery | str = "ideal",
                        significance: Sequence[float] | str | None = None,
                        include: str | Sequence[str] | None = None, exclude: str | Sequence[str] | None = None,
                        compute: str | torch.device | None = None,
                        progress: bool | Callable[[int, int], None] = False,
-                       times: Sequence[float] | None = None) -> OverTimeResult:
-    """Metric of `model` over time after programming its analog weights.
+                       times: Sequence[float] | None = None, split: str = "test",
+                       limit: Limit | None = None) -> OverTimeResult:
+    """Metric of a model over time after programming its analog weights.
 
-    `evaluate_fn(model) -> float` runs the user's evaluation (its inputs must be on the model's
-    compute device). The model is first evaluated digitally (that run also calibrates a
-    non-ideal periphery); every realisation then programs all analog weights once and the model
-    is evaluated at each time with the read weights swapped in place. The original weights are
-    restored on return, also after an error.
+    The model comes as `(model, evaluate_fn)` or as a model spec (`ModelSpec` or its mapping form,
+    nn/spec.py; then give `strategies=` by keyword). `evaluate_fn(model)` runs the user's
+    evaluation (its inputs on the model's compute device) and returns a number or a 1-D tensor of
+    per-example values. A non-ideal periphery is first calibrated on the spec's `calibrate` data
+    (else `validate`, else, for the older form, the evaluated data itself: the result records
+    which in `calibrated_on`); the model is evaluated digitally; every realisation then programs
+    all analog weights once and the model is evaluated at each time with the read weights swapped
+    in place. The original weights are restored on return, also after an error.
 
     Parameters
     ----------
     model
-        The torch model; its analog weights are found by `find_analog_weights`.
+        The torch model (its analog weights are found by `find_analog_weights`), or a model spec.
     evaluate_fn
-        `evaluate_fn(model) -> float`: the metric of the model as it is (NaN is refused).
+        With a bare model: `evaluate_fn(model) -> float | 1-D tensor` (NaN is refused).
     strategies
-        Strategies, baseline names or strategy files (`resolve_strategies`).
+        Strategies, baseline names or strategy files (`resolve_strategies`), and `limit`: the
+        bound's mapping with the ideal read-out scale per time (nn/limit.py).
     device
         A `DeviceModel` or a name/file for `get_device`.
     times_s
@@ -341,7 +410,7 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
     periphery
         A preset name or a `Periphery`.
     significance
-        Significance factors of the baselines named in `strategies`.
+        Significance factors of the baselines named in `strategies` (and of the limit's cell).
     include, exclude
         Globs selecting the analog weights.
     compute
@@ -350,6 +419,10 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
         True for a progress bar, a callback `progress(done, total)`, or False.
     times
         Old name of `times_s` (deprecated; give one of the two).
+    split
+        `test` (the spec's `evaluate`) or `validate` (held-out data, where choices are made).
+    limit
+        A limit already computed for these weights and times (else computed when `limit` is named).
 
     Returns
     -------
@@ -358,10 +431,13 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
     Raises
     ------
     WeightprogError
-        Bad repeats, times, strategies, device, periphery or patterns, or an `evaluate_fn` that
-        returns NaN or a non-number.
+        Bad repeats, times, strategies, device, periphery, patterns or spec, or a metric function
+        that returns NaN or a non-number.
     """
     start = time.perf_counter()
+    spec = _spec(model, evaluate_fn)
+    if strategies is None:
+        raise WeightprogError("strategies: give at least one strategy")
     if not isinstance(repeats, int) or repeats < 1:
         raise WeightprogError(f"repeats: need an integer >= 1, got {repeats!r}")
     if times is not None:
@@ -371,45 +447,95 @@ def evaluate_over_time(model: nn.Module, evaluate_fn: Callable[[nn.Module], floa
                       DeprecationWarning, stacklevel=2)
         times_s = times
     times_s = check_times(times_s)
+    spec.function(split)  # an unknown split or a missing `validate` fails before any work
     dev = get_device(device)
     peri = get_periphery(periphery)
-    chosen = resolve_strategies(strategies, dev, significance)
+    listed = [strategies] if isinstance(strategies, (Strategy, str, Path)) else list(strategies)
+    wants_limit = any(isinstance(x, str) and x == LIMIT for x in listed)
+    chosen: list[Strategy | Limit] = list(resolve_strategies([x for x in listed if not (isinstance(x, str)
+                                                               and x == LIMIT)], dev, significance)) \
+        if len(listed) > int(wants_limit) else []
     if compute is not None:
-        model.to(compute)
-    weights = find_analog_weights(model, include, exclude)
-    report = mapping_report(model, weights, mapping)
+        spec.model.to(compute)
+    weights = find_analog_weights(spec.model, include, exclude)
+    if wants_limit:
+        if limit is None:
+            cell = None if significance is None else \
+                Cell.parse(significance) if isinstance(significance, str) else Cell(tuple(significance))
+            limit = compute_limit(deployed_values(weights, mapping), dev, times_s,
+                                  None if cell is None else cell.significance)
+        chosen.insert([i for i, x in enumerate(listed) if isinstance(x, str) and x == LIMIT][0], limit)
+    names = [c.name for c in chosen]
+    report = mapping_report(spec.model, weights, mapping)
     gen_device = weights[0].param.device
     metrics = torch.empty(len(chosen), repeats, len(times_s), dtype=torch.float64)
     weight_errors = torch.empty(len(chosen), repeats, len(times_s), len(weights), dtype=torch.float64)
     weight_energy = torch.tensor([float(w.matrix().double().square().sum()) for w in weights],
                                  dtype=torch.float64)
+    examples: torch.Tensor | None = None
     step, close = _progress(progress, metrics.numel())
     state_bytes = 0
     clipping = Clipping()
     swap = WeightSwap(weights)
     try:
-        if peri.is_ideal:
-            digital, ranges = _metric(evaluate_fn(model), "digital run", finite=True), None
-        else:
-            digital, ranges = calibrate(weights, peri, lambda: _metric(evaluate_fn(model), "digital run", finite=True),
-                                        tile_cols=mapping.tile_cols, tile_rows=mapping.tile_rows)
-            digital = _metric(digital, "digital run")
+        digital, ranges, calibrated_on = _digital(spec, split, weights, peri, mapping)
         for i, strategy in enumerate(chosen):
             for r in range(repeats):
                 gen = torch.Generator(device=gen_device).manual_seed(realisation_seed(seed, r))
-                programmed = ProgrammedModel(weights, strategy, dev, mapping, gen)
-                state_bytes = programmed.state_bytes
+                programmed = None if isinstance(strategy, Limit) else ProgrammedModel(weights, strategy, dev,
+                                                                                       mapping, gen)
                 with attached(weights, peri, ranges, gen, clipping):
                     for k, t in enumerate(times_s):
-                        with programmed.applied(t, swap, gen) as errors:
+                        gain = 1.0
+                        if isinstance(strategy, Limit):  # each time its own mapping, programmed afresh
+                            at = strategy.for_time(t)
+                            programmed, gain = ProgrammedModel(weights, at.strategy, dev, strategy.mapping(mapping),
+                                                               gen), at.scale
+                        assert programmed is not None
+                        state_bytes = programmed.state_bytes
+                        with programmed.applied(t, swap, gen, gain) as errors:
                             weight_errors[i, r, k] = errors
-                            metrics[i, r, k] = _metric(evaluate_fn(model), f"{strategy.name}, t={t:g} s")
+                            got = spec.measure(split, f"{names[i]}, t={t:g} s")
+                        metrics[i, r, k] = got.value
+                        if got.examples is not None:
+                            if examples is None:
+                                examples = torch.full(metrics.shape + got.examples.shape, math.nan,
+                                                      dtype=torch.float32)
+                            examples[i, r, k] = got.examples
                         step(1)
                 del programmed
     finally:
         swap.restore()
         close()
-    return OverTimeResult([s.name for s in chosen], times_s, metrics, digital, seed, dev.describe(),
+    dicts = [c.to_dict() for c in chosen]
+    return OverTimeResult(names, times_s, metrics, digital.value, seed, dev.describe(),
                           peri.to_dict(), report, state_bytes, time.perf_counter() - start,
-                          [s.to_dict() for s in chosen], [w.name for w in weights], weight_errors,
-                          weight_energy, clipping.layers(weights))
+                          dicts, [w.name for w in weights], weight_errors,
+                          weight_energy, clipping.layers(weights), spec.metric_name, spec.higher_is_better,
+                          split, calibrated_on, examples, digital.examples,
+                          limit.to_dict() if limit is not None and wants_limit else None, spec.aggregate)
+
+
+def _spec(model, evaluate_fn) -> ModelSpec:
+    """The model spec of evaluate_over_time's first two arguments."""
+    if isinstance(model, nn.Module):
+        if evaluate_fn is None or not callable(evaluate_fn):
+            raise WeightprogError("evaluate_fn: give the function that scores the model, evaluate_fn(model)")
+        return ModelSpec(model, evaluate_fn)
+    if evaluate_fn is not None:
+        raise WeightprogError("evaluate_over_time: with a model spec, give strategies= by keyword "
+                              "(the spec holds the metric functions)")
+    return ModelSpec.of(model)
+
+
+def _digital(spec: ModelSpec, split: str, weights, peri: Periphery,
+             mapping: Mapping) -> tuple[Measurement, Ranges | None, str | None]:
+    """The digital metric on `split`, and the periphery's ranges with the data they came from (one
+    run serves both when the older form calibrates on the evaluated data itself)."""
+    if peri.is_ideal:
+        return spec.measure(split, "digital run", finite=True), None, None
+    run, source = spec.calibration_run()
+    same = spec.function(split) is getattr(spec, source)
+    value, ranges = calibrate(weights, peri, run, tile_cols=mapping.tile_cols, tile_rows=mapping.tile_rows)
+    digital = spec.reduce(value, "digital run", finite=True) if same else spec.measure(split, "digital run", finite=True)
+    return digital, ranges, "test" if source == "evaluate" else source

@@ -63,7 +63,7 @@ class ProgrammedModel:
                         for w in weights]
 
     @torch.no_grad()
-    def write(self, t_s: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    def write(self, t_s: float, generator: torch.Generator | None = None, gain: float = 1.0) -> torch.Tensor:
         """Read every weight at `t_s` (fresh read noise) and write it into the model, which must
         hold the original weights.
 
@@ -73,6 +73,8 @@ class ProgrammedModel:
             Seconds after programming.
         generator
             Source of the read noise.
+        gain
+            Multiplies every read (the limit's ideal read-out scale; 1 otherwise).
 
         Returns
         -------
@@ -82,12 +84,15 @@ class ProgrammedModel:
         errors = torch.empty(len(self.weights), dtype=torch.float64)
         for i, (w, programmed) in enumerate(zip(self.weights, self.tensors)):
             read = programmed.read(t_s, generator)
+            if gain != 1.0:
+                read = read * gain
             errors[i] = (read.double() - w.matrix().double()).square().sum().cpu()
             w.write(read)
         return errors
 
     @contextmanager
-    def applied(self, t_s: float, swap: WeightSwap, generator: torch.Generator | None = None) -> Iterator[torch.Tensor]:
+    def applied(self, t_s: float, swap: WeightSwap, generator: torch.Generator | None = None,
+                gain: float = 1.0) -> Iterator[torch.Tensor]:
         """The model runs on the weights read at `t_s` inside the block, which gets each weight's
         squared error Σ(α·ŵ − w)²; the originals come back after.
 
@@ -99,6 +104,8 @@ class ProgrammedModel:
             Holds the originals to restore.
         generator
             Source of the read noise.
+        gain
+            Multiplies every read (`write`).
 
         Yields
         ------
@@ -106,7 +113,7 @@ class ProgrammedModel:
             (L,) Σ(α·ŵ − w)² of each weight (float64).
         """
         try:
-            yield self.write(t_s, generator)
+            yield self.write(t_s, generator, gain)
         finally:
             swap.restore()
 

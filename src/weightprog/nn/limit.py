@@ -1,0 +1,134 @@
+"""The accuracy limit of a device: a network programmed with the bound's mapping, read out ideally.
+
+The bound (`expected.bound`) is the lowest expected weight error any mapping weight → targets on
+the device reaches, with one free read-out scale per time. Programming a network's weights with
+that mapping and reading them with those scales gives the best network metric any programming
+strategy can reach on this device *within the device model* (docs/MODEL.md §7.4): it does not
+bound what a better periphery, more pairs or a different column size would give.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..cell import Cell
+from ..devices import DeviceModel
+from ..expected import ExpectedTNMSE, limit_strategy
+from ..hardware import Mapping, normalised_values
+from ..strategy import Strategy
+from ..timeunits import check_times
+from .discover import AnalogWeight
+
+LIMIT = "limit"
+"""The strategy name `evaluate`, `study` and `optimize --model` take for the limit."""
+LIMIT_VALUES = 1_000_000
+"""Deployed weights the limit's density is estimated from (a seeded subsample beyond that)."""
+
+
+@dataclass(frozen=True)
+class LimitAt:
+    """The limit at one time: the bound's mapping for that time alone (`strategy`, β = 1) and its
+    ideal read-out scale (ŵ/w_max = scale · Σ f_p (g⁺_p − g⁻_p), 1/µS)."""
+
+    time_s: float
+    strategy: Strategy
+    scale: float
+    bound: float
+    """The expected-error bound at this time on the deployed density."""
+
+    def to_dict(self) -> dict:
+        return {"time_s": self.time_s, "significance": self.strategy.significance[0].tolist(),
+                "scale_per_us": self.scale, "bound_tnmse": self.bound}
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The limit at each evaluation time: a strategy chosen knowing the time it is read at can do
+    no better (within the device model), so each time gets the bound's mapping for itself.
+
+    Programmed with no drift compensation (the ideal scale replaces it, `mapping`).
+    """
+
+    at: tuple[LimitAt, ...]
+
+    @property
+    def name(self) -> str:
+        return LIMIT
+
+    def for_time(self, t_s: float) -> LimitAt:
+        """The limit at `t_s` (one of the times it was computed for)."""
+        for a in self.at:
+            if abs(a.time_s - t_s) <= 1e-9 * max(1.0, t_s):
+                return a
+        raise ValueError(f"limit: computed for times {[a.time_s for a in self.at]}, not {t_s}")
+
+    def mapping(self, mapping: Mapping) -> Mapping:
+        """The network's mapping with drift compensation off: the ideal scale replaces it."""
+        return Mapping(mapping.tile_rows, mapping.tile_cols, mapping.normalise, "none", mapping.reference)
+
+    def to_dict(self) -> dict:
+        """JSON form (results.json `limit`): per time, the cell, the scale and the expected-error bound."""
+        return {"name": LIMIT, "per_time": [a.to_dict() for a in self.at]}
+
+
+def deployed_values(weights: Sequence[AnalogWeight], mapping: Mapping = Mapping(),
+                    max_values: int = LIMIT_VALUES, seed: int = 0) -> torch.Tensor:
+    """Every analog weight normalised as deployed (`hardware.normalised_values`), pooled; a seeded
+    subsample of `max_values` when there are more.
+
+    Parameters
+    ----------
+    weights
+        The model's analog weights.
+    mapping
+        Tiling and normalisation of the deployment.
+    max_values
+        Most values returned.
+    seed
+        Seed of the subsample.
+
+    Returns
+    -------
+    torch.Tensor
+        (N,) float32 values in [−1, 1] on the cpu.
+    """
+    values = torch.cat([normalised_values(w.matrix(), mapping).cpu() for w in weights])
+    if values.numel() > max_values:
+        keep = torch.randperm(values.numel(), generator=torch.Generator().manual_seed(seed))[:max_values]
+        values = values[keep]
+    return values
+
+
+def compute_limit(values: torch.Tensor, device: DeviceModel, times_s: Sequence[float],
+                  significance: Sequence[float] | None = None, pairs: int = 2, f_max: int = 5) -> Limit:
+    """The limit for a density on a device at each of the given times.
+
+    Parameters
+    ----------
+    values
+        Normalised deployed weights (`deployed_values`).
+    device
+        The device.
+    times_s
+        The times the network is evaluated at (each gets its own mapping and scale).
+    significance
+        The cell; None: `pairs` pairs with F = 1 … `f_max`, per time the F with the lowest bound.
+    pairs, f_max
+        The cells searched when `significance` is None.
+
+    Returns
+    -------
+    Limit
+    """
+    cells = [Cell(tuple(significance))] if significance is not None else \
+        [Cell.with_pairs(pairs, f) for f in range(1, f_max + 1)] if pairs > 1 else [Cell((1.0,))]
+    at = []
+    for t in check_times(times_s):
+        model = ExpectedTNMSE(values, device, (t,), compile=False)
+        found = [limit_strategy(model, cell.significance) for cell in cells]
+        strategy, bound = min(found, key=lambda x: x[1].mean)
+        at.append(LimitAt(t, strategy, float(bound.scales[0]), bound.mean))
+    return Limit(tuple(at))
