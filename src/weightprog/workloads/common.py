@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import WeightprogError
+from ..nn.spec import ModelSpec
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 MANIFEST = CHECKPOINT_DIR / "manifest.json"
@@ -21,13 +22,44 @@ VARIANTS = ("fp", "hwa")
 
 @dataclass
 class Workload:
-    """What `get_workload` returns, also unpackable as (model, evaluate_fn, metadata)."""
+    """What `get_workload` returns, also unpackable as (model, evaluate_fn, metadata).
+
+    Beside the test metric `evaluate_fn` (a number), a workload scores per example (`examples_fn`,
+    aggregated by `aggregate`), on held-out data it is not tested on (`validate_fn`), and runs
+    calibration inputs (`calibrate_fn`); `spec()` puts them together as a model spec.
+    """
     model: nn.Module
     evaluate_fn: Callable[[nn.Module], float]
     metadata: dict = field(default_factory=dict)
+    examples_fn: Callable[[nn.Module], torch.Tensor] | None = None
+    """Per-example test values (1-D); `aggregate` of them is `evaluate_fn`'s metric."""
+    validate_fn: Callable[[nn.Module], torch.Tensor] | None = None
+    """Per-example values on held-out, non-test data (built on first use)."""
+    calibrate_fn: Callable[[nn.Module], object] | None = None
+    """Runs representative non-test inputs through the model (built on first use)."""
+    aggregate: Callable[[torch.Tensor], float] | None = None
+    """Per-example values -> the metric (None: the mean)."""
 
     def __iter__(self):
         return iter((self.model, self.evaluate_fn, self.metadata))
+
+    def spec(self) -> ModelSpec:
+        """The model spec: per-example test values, validate and calibrate, direction and name."""
+        return ModelSpec(self.model, self.examples_fn or self.evaluate_fn, self.validate_fn, self.calibrate_fn,
+                         bool(self.metadata.get("higher_is_better", True)), self.aggregate,
+                         self.metadata.get("metric"))
+
+
+def lazy(build: Callable[[], Callable[[nn.Module], object]]) -> Callable[[nn.Module], object]:
+    """A metric function whose data is loaded on its first call (validation and calibration data
+    cost nothing to a caller that only tests)."""
+    made: list[Callable[[nn.Module], object]] = []
+
+    def run(model: nn.Module) -> object:
+        if not made:
+            made.append(build())
+        return made[0](model)
+    return run
 
 
 def missing_data(what: str, install: str, detail: str = "") -> WeightprogError:

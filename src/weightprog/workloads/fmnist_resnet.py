@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import WeightprogError
 from . import training
-from .common import Workload, checkpoint_entry, env_path, load_checkpoint, missing_data, subset
+from .common import Workload, checkpoint_entry, env_path, lazy, load_checkpoint, missing_data, subset
 from .training import HWA, HWAConfig, previous_checkpoint, save_checkpoint, step_lr, train_step
 
 NAME = "fmnist-resnet32"
@@ -30,6 +30,10 @@ FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 MEAN, STD = 0.2860, 0.3530
 CLASSES = 10
+VALIDATE_SIZE = 2_000
+"""Images `validate` scores (the last of the training split: choices are never made on test images)."""
+CALIBRATE_SIZE = 500
+"""Images `calibrate` runs (the first of the training split)."""
 
 
 def _open(folder: Path, stem: str):
@@ -112,15 +116,34 @@ def build_model() -> ResNetCifar:
     return ResNetCifar(n=5)
 
 
-def make_eval(x: torch.Tensor, y: torch.Tensor, batch: int = 500):
+def make_examples(x: torch.Tensor, y: torch.Tensor, batch: int = 500):
+    """Per-image correctness (1.0 or 0.0) of the model on (x, y)."""
     @torch.no_grad()
-    def evaluate_fn(model: nn.Module) -> float:
+    def examples_fn(model: nn.Module) -> torch.Tensor:
         dev = next(model.parameters()).device
-        correct = 0
-        for i in range(0, len(y), batch):
-            correct += int((model(x[i:i + batch].to(dev)).argmax(1) == y[i:i + batch].to(dev)).sum())
-        return correct / len(y)
+        parts = [(model(x[i:i + batch].to(dev)).argmax(1) == y[i:i + batch].to(dev)).double().cpu()
+                 for i in range(0, len(y), batch)]
+        return torch.cat(parts)
+    return examples_fn
+
+
+def make_eval(x: torch.Tensor, y: torch.Tensor, batch: int = 500):
+    """Accuracy of the model on (x, y)."""
+    examples = make_examples(x, y, batch)
+
+    def evaluate_fn(model: nn.Module) -> float:
+        return float(examples(model).mean())
     return evaluate_fn
+
+
+def make_calibrate(x: torch.Tensor, batch: int = 500):
+    """Runs the images `x` through the model (the periphery's ranges are recorded meanwhile)."""
+    @torch.no_grad()
+    def calibrate_fn(model: nn.Module) -> None:
+        dev = next(model.parameters()).device
+        for i in range(0, len(x), batch):
+            model(x[i:i + batch].to(dev))
+    return calibrate_fn
 
 
 def make_loss(x: torch.Tensor, y: torch.Tensor):
@@ -131,7 +154,7 @@ def make_loss(x: torch.Tensor, y: torch.Tensor):
 
 
 def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", data_dir=None,
-        checkpoint: bool | str = True, seed: int = 0) -> Workload:
+        checkpoint: bool | str = True, seed: int = 0, validate_size: int = VALIDATE_SIZE) -> Workload:
     x, y = load_fmnist(split, subset(eval_size, 10_000 if split == "test" else 60_000), data_dir)
     torch.manual_seed(seed)
     model = build_model()
@@ -142,8 +165,14 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
     model.eval()
     meta = {"name": NAME, "variant": variant, "metric": "accuracy", "higher_is_better": True,
             "eval_size": len(y), "split": split, "loss_fn": make_loss(x[:256], y[:256]),
-            "checkpoint": entry}
-    return Workload(model, make_eval(x, y), meta)
+            "checkpoint": entry, "validate": f"the last {validate_size} training images",
+            "calibrate": f"the first {CALIBRATE_SIZE} training images"}
+
+    def held_out():  # the checkpoints trained on all 60,000 training images: no unseen non-test split exists
+        xv, yv = load_fmnist("train", None, data_dir)
+        return make_examples(xv[-validate_size:], yv[-validate_size:])
+    return Workload(model, make_eval(x, y), meta, make_examples(x, y), lazy(held_out),
+                    lazy(lambda: make_calibrate(load_fmnist("train", CALIBRATE_SIZE, data_dir)[0])))
 
 
 def train(variant: str, steps: int | None = None, batch: int = 128, lr: float | None = None, seed: int = 0,

