@@ -5,7 +5,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from weightprog.cli.evaluate import evaluate, load_entry_point
+from weightprog.cli.evaluate import evaluate
+from weightprog.cli.model_spec import load_model_spec
 from weightprog.cli.options import Group
 from weightprog.errors import WeightprogError
 
@@ -64,10 +65,10 @@ def test_entry_point_from_a_file(tmp_path):
                     "def build():\n"
                     "    m = torch.nn.Linear(2, 2)\n"
                     "    return m, lambda model: 0.5\n")
-    model, fn = load_entry_point(f"{path}:build")
-    assert fn(model) == 0.5
+    spec = load_model_spec(f"{path}:build")
+    assert spec.evaluate(spec.model) == 0.5 and spec.validate is None and spec.higher_is_better
     try:
-        load_entry_point(f"{tmp_path / 'missing.py'}:build")
+        load_model_spec(f"{tmp_path / 'missing.py'}:build")
     except WeightprogError as exc:
         assert "not found" in str(exc)
     else:

@@ -283,12 +283,13 @@ def test_hwa_reaches_gpt2_conv1d():
 
 
 def test_cli_evaluate_accepts_workload_names():
-    from weightprog.cli.evaluate import load_entry_point
+    from weightprog.cli.model_spec import load_model_spec
     if _have_fmnist():
-        model, evaluate_fn = load_entry_point("fmnist-resnet32@hwa")
-        assert callable(evaluate_fn)
+        spec = load_model_spec("fmnist-resnet32@hwa", eval_size=20)
+        assert spec.metric_name == "accuracy" and spec.validate is not None and spec.calibrate is not None
+        assert spec.measure("test", "t").examples.shape == (20,)
     with pytest.raises(WeightprogError, match="only for the reference workloads"):
-        load_entry_point("mypackage.models:build", eval_size=10)
+        load_model_spec("mypackage.models:build", eval_size=10)
 
 
 @needs_ptb

@@ -2,92 +2,33 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import os
-import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
 
 from .._version import __version__
 from ..devices import get_device
-from ..errors import WeightprogError
 from ..fileio import atomic_write_json, atomic_write_text, check_output_folder
 from ..hardware import COMPENSATION_UNITS, NORMALISE_UNITS, REFERENCES, Mapping
 from ..nn.evaluate import evaluate_over_time, resolve_strategies
+from ..nn.limit import LIMIT
 from ..nn.periphery import PRESETS, get_periphery
 from ..timeunits import format_times
 from ..validate import compute_device
+from .model_spec import load_model_spec
 from .options import device_option, option_names, times_option
 from .report import write_run_report
 
 
-def load_entry_point(spec: str, eval_size: int | None = None):
-    """`package.module:function` or `path/to/file.py:function` -> (model, evaluate_fn).
-
-    This imports and runs the user's own code: that is what an entry point is for. A reference
-    workload name (`fmnist-resnet32`, or `fmnist-resnet32@hwa` for its HWA-trained variant) is
-    looked up in `weightprog.workloads` first.
-
-    Parameters
-    ----------
-    spec
-        `module:function`, `file.py:function`, or a workload name (`NAME` or `NAME@hwa`).
-    eval_size
-        Workloads only: evaluate on the first N test items (None: the workload's default).
-
-    Returns
-    -------
-    tuple
-        (model, evaluate_fn) with `evaluate_fn(model) -> float`.
-
-    Raises
-    ------
-    WeightprogError
-        An entry point that cannot be imported, is missing, or returns something else.
-    """
-    from ..workloads import get_workload, is_workload
-    name, _, variant = spec.partition("@")
-    if is_workload(name):
-        model, evaluate_fn, _ = get_workload(name, variant or "fp", eval_size=eval_size)
-        return model, evaluate_fn
-    if eval_size is not None:
-        raise WeightprogError(f"eval-size: only for the reference workloads, not for the entry point {spec!r}")
-    module_name, sep, func_name = spec.rpartition(":")
-    if not sep or not module_name or not func_name.isidentifier():
-        raise WeightprogError(f"model: use module:function or file.py:function, got {spec!r}")
-    try:
-        if module_name.endswith(".py"):
-            path = Path(module_name)
-            if not path.is_file():
-                raise WeightprogError(f"model: file {path} not found")
-            found = importlib.util.spec_from_file_location(f"_weightprog_model_{path.stem}", path)
-            if found is None or found.loader is None:
-                raise WeightprogError(f"model: cannot import {path} (not a Python source file)")
-            module = importlib.util.module_from_spec(found)
-            found.loader.exec_module(module)
-        else:
-            if os.getcwd() not in sys.path:  # `weightprog` run from a project dir finds its modules
-                sys.path.insert(0, os.getcwd())
-            module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise WeightprogError(f"model: cannot import {module_name!r} ({exc})") from None
-    func = getattr(module, func_name, None)
-    if not callable(func):
-        raise WeightprogError(f"model: {module_name!r} has no function {func_name!r}")
-    made = func()
-    if not (isinstance(made, tuple) and len(made) == 2 and callable(made[1])):
-        raise WeightprogError(f"model: {spec} must return (model, evaluate_fn), with evaluate_fn(model) -> float")
-    return made
-
-
 @click.command()
 @click.option("--model", "model_spec", required=True, metavar="MODULE:FUNCTION",
-              help="Entry point returning (model, evaluate_fn); evaluate_fn(model) -> float. "
-                   "Or a reference workload: ptb-lstm, fmnist-resnet32, sentiment-minilm (@hwa for HWA).")
-@click.option("--strategy", "strategies", multiple=True, required=True, metavar="FILE|BASELINE",
-              help="Strategy JSON file or baseline name (single-pair, lsp-first, msp-first); repeatable.")
+              help="Entry point returning (model, evaluate_fn) or a mapping with model, evaluate and optionally "
+                   "validate, calibrate, higher_is_better, aggregate, metric (docs/NN.md). Or a reference "
+                   "workload: ptb-lstm, fmnist-resnet32, sentiment-minilm (@hwa for HWA).")
+@click.option("--strategy", "strategies", multiple=True, required=True, metavar="FILE|BASELINE|limit",
+              help="Strategy JSON file, baseline name (single-pair, lsp-first, msp-first) or 'limit' (the "
+                   "device's limit: the bound's mapping per time, read out ideally); repeatable.")
 @click.option("--significance", default=None, metavar="1,F",
               help="Significance factors of the cell the baselines are built for "
                    "[default: 1 for single-pair, 1,1 for the others].")
@@ -105,7 +46,8 @@ def load_entry_point(spec: str, eval_size: int | None = None):
                    "or the noise-free programmed state.")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only these modules are analog; repeatable.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Keep these modules digital; repeatable.")
-@click.option("--metric-name", default="accuracy", show_default=True, help="Axis label of the figure.")
+@click.option("--metric-name", default=None,
+              help="The metric's name [default: the spec's or workload's own, else accuracy].")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Write results.csv, results.json, accuracy_vs_time.png and report.html here.")
 @click.option("--eval-size", type=click.IntRange(min=1), default=None,
@@ -121,14 +63,22 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
         check_output_folder(out_dir)
     # names resolved once, before the model is loaded: the library takes the objects from here on
     dev = get_device(device)
-    chosen = resolve_strategies(list(strategies), dev, significance)
+    named = [s for s in strategies if s != LIMIT]
+    chosen: list = list(resolve_strategies(named, dev, significance)) if named else []
+    if LIMIT in strategies:  # computed from the model's own weights, once they are loaded
+        chosen.insert(list(strategies).index(LIMIT), LIMIT)
     mapping = Mapping(tile, tile, normalise, compensation, compensation_reference)
-    model, evaluate_fn = load_entry_point(model_spec, eval_size)
-    result = evaluate_over_time(model, evaluate_fn, chosen, dev, times, repeats, seed,
-                                mapping=mapping, periphery=get_periphery(periphery),
+    spec = load_model_spec(model_spec, eval_size)
+    if metric_name is not None:
+        spec = replace(spec, metric=metric_name)
+    result = evaluate_over_time(spec, strategies=chosen, device=dev, times_s=times, repeats=repeats, seed=seed,
+                                mapping=mapping, periphery=get_periphery(periphery), significance=significance,
                                 include=list(include) or None, exclude=list(exclude) or None,
                                 compute=compute, progress=progress)
     click.echo(result.mapping.format().splitlines()[-1])
+    if result.calibrated_on == "test":
+        click.echo("note: the periphery's ranges were calibrated on the scored data itself (the model spec has "
+                   "neither calibrate nor validate)", err=True)
     click.echo(result.format())
     if out_dir is None:
         return
@@ -136,9 +86,9 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
 
     out = Path(out_dir)
     data = {"format": "weightprog.evaluate", "version": __version__, "model": model_spec,
-            "compute": compute, "times": format_times(times), "metric_name": metric_name, **result.to_dict()}
+            "compute": compute, "times": format_times(times), **result.to_dict()}
     atomic_write_text(out / "results.csv", result.to_csv())
     atomic_write_json(out / "results.json", data)
-    plot_metric_vs_time(result, out / "accuracy_vs_time.png", metric_name)
+    plot_metric_vs_time(result, out / "accuracy_vs_time.png", result.metric_name)
     click.echo(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {out / 'accuracy_vs_time.png'}")
     write_run_report(out)

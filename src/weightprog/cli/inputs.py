@@ -74,7 +74,7 @@ def load_values(weights: str | None, distribution: str | None, normalise: str,
 
 def search_inputs(weights: str | None, distribution: str | None, normalise: str, pairs: int, significance: str,
                   times: tuple[float, ...], grid_points: int, no_polish: bool, compute: str, seed: int,
-                  **settings) -> SearchInputs:
+                  given: tuple[torch.Tensor, str] | None = None, **settings) -> SearchInputs:
     """The search options (`options.search_options`) and a command's own settings -> `SearchInputs`.
 
     The settings are validated first (errors name the option, e.g. `--popsize`), and a GPU that
@@ -98,6 +98,9 @@ def search_inputs(weights: str | None, distribution: str | None, normalise: str,
         `cpu`, `cuda` or `cuda:N`.
     seed
         The run's seed (settings and the search sample).
+    given
+        Normalised weights and their label taken as they are (`optimize --model`: the model's
+        analog weights as deployed) instead of `weights`/`distribution`.
     **settings
         Any other `OptimizeSettings` field, by name (f_max, grid_placement, mode, max_generations,
         popsize, method, objective, budget_s, rescore_blocks, …).
@@ -116,7 +119,7 @@ def search_inputs(weights: str | None, distribution: str | None, normalise: str,
         cell = None if significance == "auto" else Cell.parse(significance)
         opts = OptimizeSettings(pairs=pairs, significance=cell, times_s=times, grid_points=grid_points,
                                 seed=seed, polish=not no_polish, compute=compute, **settings)
-    values, source = load_values(weights, distribution, normalise, seed)
+    values, source = given if given is not None else load_values(weights, distribution, normalise, seed)
     return SearchInputs(opts, values, sample_from_values(values, seed=seed, source=source), source)
 
 

@@ -15,9 +15,11 @@ from ..report.palette import strategy_label
 from ..report.progress import SearchBars
 from ..scores import Scoreboard
 from ..search.run import OptimizeSettings, optimize, optimize_per_layer
+from ..select import SELECT_RULES, candidates_of, select_on_network
 from ..strategy import Strategy
 from ..timeunits import format_times
 from .inputs import discard_checkpoints, search_inputs
+from .network import NetworkInputs, network_options
 from .options import device_option, search_options
 from .report import write_run_report
 
@@ -32,14 +34,25 @@ from .report import write_run_report
               help="Fresh samples (each the search's size, fresh draws) for the final numbers.")
 @click.option("--per-layer", is_flag=True,
               help="Also one strategy per layer of --weights, each against the network-wide one.")
+@click.option("--model", "model_spec", default=None, metavar="MODULE:FUNCTION|WORKLOAD",
+              help="Optimise for this network's analog weights (as deployed) and choose among the candidates on "
+                   "its held-out metric (a model spec as for `evaluate`; docs/NN.md).")
+@click.option("--select", type=click.Choice(SELECT_RULES), default=None,
+              help="With --model: choose the strategy on the network's validate data (network) or by weight "
+                   "error (tnmse) [default: network when the spec has validate, else tnmse].")
+@network_options
 @click.option("--out", "out_dir", default="runs/optimize", show_default=True, type=click.Path())
 @click.option("--force", is_flag=True, help="Start afresh: discard --out's search checkpoints instead of resuming.")
-def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir, force, **search):
-    """Find the programming strategy with the lowest time-averaged weight error."""
+def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, model_spec, select, network_repeats,
+                     periphery, eval_size, out_dir, force, **search):
+    """Find the programming strategy with the lowest time-averaged weight error (with --model: the best
+    candidate on the network's held-out metric)."""
     dev = get_device(device)  # resolved once: the library takes the model from here on
     if per_layer and not search["weights"]:
         raise WeightprogError("--per-layer needs --weights (a network's layers)")
-    inputs = search_inputs(seed=seed, budget_s=budget_s, rescore_blocks=rescore_blocks, **search)
+    network = NetworkInputs.read(model_spec, select, network_repeats, periphery, eval_size, seed, search)
+    inputs = search_inputs(seed=seed, budget_s=budget_s, rescore_blocks=rescore_blocks,
+                           given=network.values() if network else None, **search)
     settings, values, sample, source = inputs.settings, inputs.values, inputs.sample, inputs.source
     out = lock_folder(out_dir, "weightprog optimize")  # before the search: a second run into it stops here
     if force:
@@ -53,14 +66,20 @@ def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir,
     finally:
         bars.close()
     report = result.to_report(source)
+    chosen, selection = result.strategy, None
+    if network is not None and network.rule is not None:
+        click.echo(f"scoring {len(candidates_of(result)) + 1} strategies on the network "
+                   f"({network.spec.selection_split} data, R = {network.settings.repeats})", err=True)
+        selection, chosen = select_on_network(network.spec, result, dev, network.settings, network.rule, progress=True)
+        report["network"] = selection.to_dict()
     if per_layer:
         report["per_layer"] = per_layer_report(iter_file_tensors(search["weights"]), result.strategy, dev,
                                                settings, search["normalise"], out)
     aihwkit_meta = result.aihwkit_strategy.save_aihwkit(out / "strategy.aihwkit.json").to_dict()
     if result.aihwkit_note is not None:  # the optimum clips the largest weights: not in converter form
         aihwkit_meta.update(strategy=result.aihwkit_strategy.name, note=result.aihwkit_note)
-    result.strategy.save(out / "strategy.json", device=dev.name, weights=source, seed=seed,
-                          aihwkit=aihwkit_meta)
+    chosen_by = {} if chosen is result.strategy else {"chosen_on_network": chosen.name}
+    chosen.save(out / "strategy.json", device=dev.name, weights=source, seed=seed, aihwkit=aihwkit_meta, **chosen_by)
     atomic_write_json(out / "report.json", report)
     hand = result.scores.best_hand_crafted
     plot_strategy(result.strategy, values, out / "strategy.png",
@@ -73,6 +92,8 @@ def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir,
                             out / "error_distribution.png", seed=seed)
     plot_convergence({k: r.history for k, r in result.runs.items()}, out / "convergence.png", result.chosen)
     print_summary(report, out)
+    if selection is not None:
+        click.echo(selection.format())
     write_run_report(out)
 
 

@@ -334,9 +334,9 @@ class OverTimeResult:
         lines.append("weight NMSE Σ(αŵ−w)²/Σw², all analog weights (mean ± std over realisations)")
         nmse_mean, nmse_std = _mean_std(self.weight_nmse)
         for i, s in enumerate(self.strategies):
-            cells = "".join(f"{float(nmse_mean[i, k]):>16.4g} ±{float(nmse_std[i, k]):<7.2g}"
-                            for k in range(len(self.times_s)))
-            lines.append(f"{s:<28}{cells}")
+            nmse_cells = "".join(f"{float(nmse_mean[i, k]):>16.4g} ±{float(nmse_std[i, k]):<7.2g}"
+                                 for k in range(len(self.times_s)))
+            lines.append(f"{s:<28}{nmse_cells}")
         if self.clipping:
             worst = max(self.clipping, key=lambda c: c.fraction)
             total = sum(c.clipped for c in self.clipping) / max(1, sum(c.outputs for c in self.clipping))
@@ -537,5 +537,6 @@ def _digital(spec: ModelSpec, split: str, weights, peri: Periphery,
     run, source = spec.calibration_run()
     same = spec.function(split) is getattr(spec, source)
     value, ranges = calibrate(weights, peri, run, tile_cols=mapping.tile_cols, tile_rows=mapping.tile_rows)
-    digital = spec.reduce(value, "digital run", finite=True) if same else spec.measure(split, "digital run", finite=True)
+    digital = spec.reduce(value, "digital run", finite=True) if same else \
+        spec.measure(split, "digital run", finite=True)
     return digital, ranges, "test" if source == "evaluate" else source

@@ -71,7 +71,9 @@ class Limit:
 
     def to_dict(self) -> dict:
         """JSON form (results.json `limit`): per time, the cell, the scale and the expected-error bound."""
-        return {"name": LIMIT, "per_time": [a.to_dict() for a in self.at]}
+        cells = {tuple(a.strategy.significance[0].tolist()) for a in self.at}
+        one = {"significance": list(cells.pop())} if len(cells) == 1 else {}  # else: a cell per time
+        return {"name": LIMIT, **one, "per_time": [a.to_dict() for a in self.at]}
 
 
 def deployed_values(weights: Sequence[AnalogWeight], mapping: Mapping = Mapping(),

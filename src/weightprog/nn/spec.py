@@ -81,7 +81,8 @@ class ModelSpec:
             if fn is not None and not callable(fn):
                 raise WeightprogError(f"model spec: {key!r} must be a function, got {type(fn).__name__}")
         if not isinstance(self.higher_is_better, bool):
-            raise WeightprogError(f"model spec: 'higher_is_better' must be true or false, got {self.higher_is_better!r}")
+            raise WeightprogError(f"model spec: 'higher_is_better' must be true or false, "
+                                  f"got {self.higher_is_better!r}")
         if self.metric is not None and not isinstance(self.metric, str):
             raise WeightprogError(f"model spec: 'metric' must be a name, got {self.metric!r}")
 
@@ -138,11 +139,9 @@ class ModelSpec:
     def calibration_run(self) -> tuple[Callable[[], Any], str]:
         """What the periphery's ranges are calibrated on, and its name: `calibrate`, else
         `validate`, else (older specs) the test data itself."""
-        for name in ("calibrate", "validate", "evaluate"):
-            fn = getattr(self, name)
-            if fn is not None:
-                return (lambda: fn(self.model)), name
-        raise AssertionError("a spec always has evaluate")
+        name = next(n for n in ("calibrate", "validate", "evaluate") if getattr(self, n) is not None)
+        fn = getattr(self, name)
+        return (lambda: fn(self.model)), name
 
     def measure(self, split: str, where: str, finite: bool = False) -> Measurement:
         """Run a split's metric on the model as it is now.

@@ -314,13 +314,46 @@ def optimize_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
         tables += ("<h3>Optimised strategy (strategy.json)</h3>"
                    + table(head, [[g, *row] for g, row in zip(st["grid"], st["conductances"])], set(range(cols + 1))))
     sections = [section("Result", headline),
+                *([section("On the network", _network_section(r["network"]))] if r.get("network") else []),
                 section("Question and inputs", inputs + device_curves_figure([r["device"]])),
                 section("Figures", figures), section("Tables", tables),
                 reproduce_section(command, optimize_fallback_command(r, folder)), files_section(folder)]
     return page(f"weightprog optimize: {folder.name}", question, True, sections), True
 
 
+def _network_section(n: dict) -> str:
+    """optimize --model: every candidate's metric on the network (mean and 95 % interval per time),
+    the limit, the one chosen, and whether weight error ranked them the same way."""
+    times = sorted({x["time_s"] for x in n["rows"]})
+    rows = []
+    for name in n["network_ranking"] + (["limit"] if n.get("limit") else []):
+        got = {x["time_s"]: (i, x) for i, x in enumerate(n["limit"] if name == "limit" else n["rows"])
+               if name == "limit" or x["strategy"] == name}
+        base = "/network/limit" if name == "limit" else "/network/rows"
+        rows.append([Raw(_swatch(name) + esc(name) + (" (chosen)" if name == n["chosen"] else "")),
+                     *(Raw(num(got[t][1]["mean"], f"{base}/{got[t][0]}/mean", "report.json") + _ci(got[t][1]))
+                       for t in times)])
+    split = ("held-out (validate) data" if n["split"] == "validate" else "the test data (the spec has no validate)")
+    agree = n["tnmse_ranking"][0] == n["network_ranking"][0]
+    words = (f"<p>Every candidate programmed onto the network {n['repeats']} times (the same seeds and examples for "
+             f"each) and scored on {esc(split)}: {esc(n['metric'])}, {'higher' if n['higher_is_better'] else 'lower'} "
+             f"is better; chosen by {esc(n['rule'])}: <b>{esc(n['chosen'])}</b>. 95 % intervals over "
+             f"{esc(n.get('interval_over', 'realisations'))}.</p>"
+             + ("<p>Weight error and the network agree on the best candidate.</p>" if agree else
+                f"<p><b>Weight error and the network disagree.</b> By weight error: "
+                f"{esc(' < '.join(n['tnmse_ranking']))}; on the network (best first): "
+                f"{esc(' > '.join(n['network_ranking']))}.</p>"))
+    return words + table(["strategy", *(f"t = {format_time(t)}" for t in times)], rows, set(range(1, len(times) + 1)))
+
+
 # --- evaluate ---------------------------------------------------------------------------------------
+
+def _ci(row: dict) -> str:
+    """` [low, high]` of a summary row with a 95 % interval (older files: ± std)."""
+    if row.get("ci_low") is None or row.get("ci_high") is None:
+        return se(row["std"])
+    return f'<br><span class="se">[{esc(fmt(row["ci_low"]))}, {esc(fmt(row["ci_high"]))}]</span>'
+
 
 def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
     r = read_json(folder / "results.json")
@@ -349,7 +382,8 @@ def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
         ("model", r["model"]),
         ("strategies", ", ".join(strategies)),
         ("device", device_row(r["device"])),
-        ("cells", "; ".join(f"{st['name']}: {cell_text(st['significance'])}" for st in r.get("strategies", []))),
+        ("cells", "; ".join(f"{st['name']}: {cell_text(st['significance'])}" if "significance" in st
+                            else f"{st['name']}: per time" for st in r.get("strategies", []))),
         ("mapping", f"{fmt(m.get('analog_weights'))} analogue weights on {m.get('tiles')} tile(s) of ≤ "
                     f"{m.get('tile_rows')}×{m.get('tile_cols')}; {fmt(m.get('digital_params'))} parameters digital; "
                     f"normalise {m.get('normalise')}, compensation {m.get('compensation')}"),
@@ -368,8 +402,7 @@ def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
         cells = []
         for t in times:
             i, x = by.get((s_name, t), (-1, None))
-            cells.append(Raw(num(x['mean'], f'/summary/{i}/mean', 'results.json') + se(x['std']))
-                         if x else "")
+            cells.append(Raw(num(x['mean'], f'/summary/{i}/mean', 'results.json') + _ci(x)) if x else "")
         rows.append([Raw(_swatch(s_name) + esc(s_name)), *cells])
     nmse_rows = [[Raw(_swatch(s_name) + esc(s_name)),
                   *(f"{fmt(x['weight_nmse_mean'])} ± {fmt(x.get('weight_nmse_std'))}"
@@ -377,8 +410,15 @@ def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
                     for t in times)] for s_name in strategies]
     layer_rows = [[x["strategy"], x["layer"], x["weight_nmse_mean"], x.get("weight_nmse_std")]
                   for x in r.get("weight_nmse_per_layer", []) if x["time_s"] == times[-1]]
-    tables = (f"<h3>{esc(name)}: mean ± std over {r.get('repeats')} realisations</h3>"
+    over = r.get("interval_over")
+    paired = [[x["strategy"], x["versus"], x["time"], fmt(x["diff"]), f"[{fmt(x['ci_low'])}, {fmt(x['ci_high'])}]",
+               x["verdict"]] for x in r.get("paired", [])]
+    tables = ((f"<h3>{esc(name)}: mean and 95 % interval over {esc(over)} ({r.get('repeats')} realisations)</h3>"
+               if over else f"<h3>{esc(name)}: mean ± std over {r.get('repeats')} realisations</h3>")
               + table(["strategy", *(f"t = {t}" for t in labels)], rows, set(range(1, len(labels) + 1)))
+              + ("<h3>Paired differences (same realisations and examples), 95 % intervals</h3>"
+                 + table(["strategy", "versus", "time", "difference", "95 % interval", "verdict"], paired, {3})
+                 if paired else "")
               + (("<h3>Weight NMSE of the analogue layers (mean ± std over realisations)</h3>"
                   + table(["strategy", *(f"t = {t}" for t in labels)], nmse_rows, set(range(1, len(labels) + 1))))
                  if any(x.get("weight_nmse_mean") is not None for x in summary) else "")

@@ -33,7 +33,7 @@ class Workload:
     metadata: dict = field(default_factory=dict)
     examples_fn: Callable[[nn.Module], torch.Tensor] | None = None
     """Per-example test values (1-D); `aggregate` of them is `evaluate_fn`'s metric."""
-    validate_fn: Callable[[nn.Module], torch.Tensor] | None = None
+    validate_fn: Callable[[nn.Module], object] | None = None
     """Per-example values on held-out, non-test data (built on first use)."""
     calibrate_fn: Callable[[nn.Module], object] | None = None
     """Runs representative non-test inputs through the model (built on first use)."""

@@ -1,0 +1,75 @@
+"""`optimize --model`: the options that score candidates on a network, read into library settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import click
+import torch
+
+from ..errors import WeightprogError
+from ..hardware import Mapping
+from ..nn.discover import find_analog_weights
+from ..nn.limit import deployed_values
+from ..nn.periphery import PRESETS, get_periphery
+from ..nn.spec import ModelSpec
+from ..select import NetworkSettings
+from .model_spec import load_model_spec
+from .options import option_names
+
+
+def network_options(f):
+    """--network-repeats, --periphery and --eval-size on command `f`."""
+    for option in reversed([
+        click.option("--network-repeats", default=5, show_default=True, type=int,
+                     help="With --model: programming realisations per candidate on the network."),
+        click.option("--periphery", type=click.Choice(sorted(PRESETS)), default="ideal", show_default=True,
+                     help="With --model: the periphery the network runs through."),
+        click.option("--eval-size", type=click.IntRange(min=1), default=None,
+                     help="With --model and a reference workload: its first N test items."),
+    ]):
+        f = option(f)
+    return f
+
+
+@dataclass(frozen=True)
+class NetworkInputs:
+    """The model spec of `--model`, how candidates are scored on it, and the rule that chooses."""
+
+    spec: ModelSpec
+    label: str
+    settings: NetworkSettings
+    rule: str | None
+    """`network`, `tnmse`, or None (a spec without validate and no --select: weight error alone)."""
+
+    @classmethod
+    def read(cls, model: str | None, select: str | None, repeats: int, periphery: str, eval_size: int | None,
+             seed: int, search: dict) -> NetworkInputs | None:
+        """The options, validated (None without --model).
+
+        Raises
+        ------
+        WeightprogError
+            --model with --weights or --distribution, --select network on a spec without validate,
+            or network options without --model.
+        """
+        if model is None:
+            if select is not None or eval_size is not None or repeats != 5 or periphery != "ideal":
+                raise WeightprogError("--select, --network-repeats, --periphery and --eval-size need --model")
+            return None
+        if search.get("weights") or search.get("distribution"):
+            raise WeightprogError("--model: the weights are the model's; give no --weights or --distribution")
+        with option_names():
+            settings = NetworkSettings(repeats=repeats, seed=seed, periphery=get_periphery(periphery),
+                                       mapping=Mapping(normalise=search.get("normalise") or "column"))
+        spec = load_model_spec(model, eval_size)
+        if select == "network" and spec.validate is None:
+            raise WeightprogError(f"--select network: the model spec {model} has no 'validate' (held-out data); "
+                                  f"choices are never made on its test data")
+        rule = select or ("network" if spec.validate is not None else None)
+        return cls(spec, f"model:{model}", settings, rule)
+
+    def values(self) -> tuple[torch.Tensor, str]:
+        """The model's analog weights normalised as deployed, and their label."""
+        weights = find_analog_weights(self.spec.model)
+        return deployed_values(weights, self.settings.mapping), self.label

@@ -1,0 +1,223 @@
+"""Strategies chosen on the network: every candidate of a search programmed onto the model and
+scored on held-out data, because weight error can mislead (docs/NN.md, "Choosing on the network").
+
+The search ranks strategies by their time-averaged weight error (TNMSE); users judge them by the
+network's metric over time. `select_on_network` programs each candidate of an `optimize` run (the
+optimum, what each method found, the best hand-crafted strategy and naive programming) onto the
+model with R realisations (the same seeds and examples for every candidate), scores it with the
+spec's `validate` at the search's times, and picks the best on the network; the test data is never
+touched. The device's limit (nn/limit.py) is scored beside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Mapping as Mapping_
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .devices import DeviceModel
+from .hardware import Mapping
+from .nn.evaluate import OverTimeResult, evaluate_over_time
+from .nn.limit import LIMIT
+from .nn.periphery import Periphery
+from .nn.spec import ModelSpec
+from .search.run import OptimizeResult
+from .strategy import Strategy
+from .timeunits import format_time
+from .validate import choice, integer
+from .validate import seed as check_seed
+
+SELECT_RULES = ("network", "tnmse")
+"""`network`: the best candidate on the network's held-out metric; `tnmse`: the lowest weight error."""
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """How candidates are scored on the network; validated when made.
+
+    Parameters
+    ----------
+    repeats
+        Programming realisations per candidate (the same seeds for each).
+    seed
+        Seed of the realisations.
+    periphery
+        The periphery the network runs through.
+    mapping
+        Tiling, normalisation and drift compensation of the deployment.
+    include, exclude
+        Globs selecting the analog weights.
+    limit
+        Also score the device's limit.
+    """
+
+    repeats: int = 5
+    seed: int = 0
+    periphery: Periphery | str = "ideal"
+    mapping: Mapping = Mapping()
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+    limit: bool = True
+
+    def __post_init__(self):
+        integer(self.repeats, "network_repeats", 1)
+        check_seed(self.seed)
+        choice(self.limit, "limit", (True, False))
+
+
+@dataclass(frozen=True)
+class NetworkRow:
+    """One strategy's metric at one time: mean over realisations and its 95 % interval."""
+
+    strategy: str
+    time_s: float
+    mean: float
+    ci_low: float
+    ci_high: float
+
+    def to_dict(self) -> dict:
+        return {"strategy": self.strategy, "time_s": self.time_s, "mean": self.mean,
+                "ci_low": self.ci_low, "ci_high": self.ci_high}
+
+
+@dataclass(frozen=True)
+class NetworkSelection:
+    """The candidates scored on the network, the one chosen, and how the two rankings compare."""
+
+    metric: str
+    higher_is_better: bool
+    split: str
+    """What the candidates were scored on: `validate` (held out), or `test` for a spec without it."""
+    rows: list[NetworkRow]
+    chosen: str
+    """The candidate the rule picked."""
+    rule: str
+    """`network` or `tnmse` (SELECT_RULES)."""
+    tnmse_ranking: list[str]
+    """Candidates from lowest to highest weight error (the search's re-score)."""
+    network_ranking: list[str]
+    """Candidates from best to worst time-averaged network metric."""
+    limit: list[NetworkRow] = field(default_factory=list)
+    repeats: int = 0
+    interval_over: str = "realisations"
+    evaluation: OverTimeResult | None = field(default=None, repr=False)
+
+    @property
+    def agrees(self) -> bool:
+        """Whether weight error and the network pick the same best candidate."""
+        return self.tnmse_ranking[0] == self.network_ranking[0]
+
+    def to_dict(self) -> dict:
+        """report.json's `network` section."""
+        return {"metric": self.metric, "higher_is_better": self.higher_is_better, "split": self.split,
+                "rule": self.rule, "repeats": self.repeats, "interval_over": self.interval_over,
+                "rows": [r.to_dict() for r in self.rows], "chosen": self.chosen,
+                "tnmse_ranking": self.tnmse_ranking, "network_ranking": self.network_ranking,
+                "limit": [r.to_dict() | {"strategy": LIMIT} for r in self.limit]}
+
+    def format(self) -> str:
+        """The table (mean and 95 % interval per candidate and time, the limit last) and the words."""
+        times = sorted({r.time_s for r in self.rows})
+        head = f"{'on the network':<26}" + "".join(f"{format_time(t):>30}" for t in times)
+        lines = [head]
+        for name in self.network_ranking + ([LIMIT] if self.limit else []):
+            source = self.limit if name == LIMIT else self.rows
+            cells = {r.time_s: r for r in source if name == LIMIT or r.strategy == name}
+            mark = " *" if name == self.chosen else ""
+            lines.append(f"{name + mark:<26}" + "".join(
+                f"{f'{cells[t].mean:.4g} [{cells[t].ci_low:.4g}, {cells[t].ci_high:.4g}]':>30}" for t in times))
+        return "\n".join(lines + self.words())
+
+    def words(self) -> list[str]:
+        """The selection in sentences (printed and on the page)."""
+        where = "held-out (validate) data" if self.split == "validate" else \
+            "the TEST data (the model spec has no validate: give one so that choices stay off the test set)"
+        lines = [f"network: {len(self.network_ranking)} candidates scored on {where}, {self.metric} "
+                 f"({'higher' if self.higher_is_better else 'lower'} is better), R = {self.repeats}; "
+                 f"chosen by {self.rule}: {self.chosen}."]
+        if self.agrees:
+            lines.append(f"network: weight error and the network agree on the best candidate ({self.chosen}).")
+        else:
+            lines.append("network: weight error and the network DISAGREE. By weight error: "
+                         + " < ".join(self.tnmse_ranking) + "; on the network (best first): "
+                         + " > ".join(self.network_ranking) + ".")
+        return lines
+
+
+def candidates_of(result: OptimizeResult) -> dict[str, Strategy]:
+    """The strategies an `optimize` run can hand over, by name: `optimised` (its TNMSE pick), what
+    each other method found, the best hand-crafted strategy, and naive programming (lsp-first F=1)."""
+    out = {"optimised": result.strategy}
+    for name, strategy in result.candidates.items():
+        if name != result.method:  # the pick is `optimised` already
+            out[name] = replace(strategy, names=[name])
+    hand, naive = result.scores.best_hand_crafted, result.scores.naive
+    out[hand.label] = replace(result.strategy_of(hand), names=[hand.label])
+    if naive.label not in out:
+        out[naive.label] = replace(result.strategy_of(naive), names=[naive.label])
+    return out
+
+
+def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResult, device: DeviceModel,
+                      settings: NetworkSettings, rule: str = "network",
+                      progress: bool | Callable[[int, int], None] = False) -> tuple[NetworkSelection, Strategy]:
+    """Score every candidate of `result` on the network and choose one.
+
+    Parameters
+    ----------
+    spec
+        The model spec (or its mapping form); its `validate` scores the candidates (a spec without it falls back to
+        `evaluate`, and the selection says so).
+    result
+        The `optimize` run whose candidates are scored (its times are the network's times).
+    device
+        The device.
+    settings
+        Realisations, periphery and mapping of the network evaluation.
+    rule
+        `network` (the best time-averaged network metric) or `tnmse` (the search's own pick).
+    progress
+        As for `evaluate_over_time`.
+
+    Returns
+    -------
+    tuple of (NetworkSelection, Strategy)
+        The selection and the chosen strategy (named as in the selection).
+    """
+    choice(rule, "select", SELECT_RULES)
+    spec = ModelSpec.of(spec)
+    candidates = candidates_of(result)
+    names = list(candidates)
+    listed: list = list(candidates.values()) + ([LIMIT] if settings.limit else [])
+    split = spec.selection_split
+    evaluation = evaluate_over_time(spec, strategies=listed, device=device, times_s=result.settings.times_s,
+                                    repeats=settings.repeats, seed=settings.seed, mapping=settings.mapping,
+                                    periphery=settings.periphery, include=list(settings.include or []) or None,
+                                    exclude=list(settings.exclude or []) or None, progress=progress, split=split)
+    rows: list[NetworkRow] = []
+    limit: list[NetworkRow] = []
+    for i, name in enumerate(evaluation.strategies):
+        for k, t in enumerate(evaluation.times_s):
+            iv = evaluation.interval(i, k)
+            row = NetworkRow(name if i < len(names) else LIMIT, t, iv.mean, iv.low, iv.high)
+            (rows if i < len(names) else limit).append(row)
+    sign = 1.0 if spec.higher_is_better else -1.0
+    score = {name: sign * float(evaluation.mean[i].mean()) for i, name in enumerate(names)}
+    network_ranking = sorted(names, key=lambda n: -score[n])
+    weight_error = {name: s.mean for name, s in _tnmse_scores(result).items() if name in candidates}
+    tnmse_ranking = sorted(weight_error, key=lambda n: weight_error[n])
+    chosen = network_ranking[0] if rule == "network" else "optimised"
+    selection = NetworkSelection(spec.metric_name, spec.higher_is_better, split, rows, chosen, rule, tnmse_ranking,
+                                 network_ranking, limit, settings.repeats, evaluation.interval_over, evaluation)
+    return selection, candidates[chosen]
+
+
+def _tnmse_scores(result: OptimizeResult) -> dict:
+    """Each candidate's re-scored TNMSE by its candidate name."""
+    scores = result.scores
+    out = {"optimised": scores.optimised}
+    out.update({name: score for name, score in scores.others.items()})
+    for scored in scores.hand_crafted:
+        out[scored.label] = scored.score
+    return out

@@ -1,0 +1,235 @@
+"""Model specs with splits, per-example intervals and paired verdicts, the limit, and strategies
+chosen on the network (issue 22)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+import weightprog as wp
+from weightprog.cli.main import main as cli
+from weightprog.errors import WeightprogError
+from weightprog.nn import evaluate_over_time
+from weightprog.nn.discover import find_analog_weights
+from weightprog.nn.limit import compute_limit, deployed_values
+from weightprog.nn.spec import ModelSpec
+from weightprog.nn.stats import metric_interval, paired_interval
+from weightprog.sample import sample_from_values
+from weightprog.select import NetworkSettings, select_on_network
+
+TIMES = (1.0, 86400.0, 3.1536e7)
+
+
+def _classifier(seed: int = 0):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 5))
+    x = torch.randn(900, 16)
+    y = model(x).argmax(1)
+    return model, x, y
+
+
+def _correct(x, y):
+    return lambda m: (m(x).argmax(1) == y).double()
+
+
+def test_spec_forms_and_errors():
+    model, x, y = _classifier()
+    fn = _correct(x, y)
+    assert ModelSpec.of((model, fn)).validate is None
+    spec = ModelSpec.of({"model": model, "evaluate": fn, "validate": fn, "higher_is_better": False, "metric": "err"})
+    assert spec.selection_split == "validate" and spec.metric_name == "err" and not spec.higher_is_better
+    with pytest.raises(WeightprogError, match="did you mean 'validate'"):
+        ModelSpec.of({"model": model, "evaluate": fn, "validat": fn})
+    with pytest.raises(WeightprogError, match="needs 'model' and 'evaluate'"):
+        ModelSpec.of({"model": model})
+    with pytest.raises(WeightprogError, match="'calibrate' must be a function"):
+        ModelSpec.of({"model": model, "evaluate": fn, "calibrate": 3})
+    with pytest.raises(WeightprogError, match="higher_is_better"):
+        ModelSpec.of({"model": model, "evaluate": fn, "higher_is_better": "yes"})
+    with pytest.raises(WeightprogError, match="1-D tensor"):
+        spec.reduce(torch.zeros(2, 3), "here")
+    assert spec.reduce(torch.tensor([1.0, 3.0]), "here").value == 2.0
+
+
+def test_test_data_is_never_run_before_it_is_scored():
+    """Calibration runs `calibrate`; `evaluate` (test) is called once per score and never earlier."""
+    model, x, y = _classifier()
+    calls: list[str] = []
+
+    def test_fn(m):
+        assert calls and calls[0] == "calibrate", "test data touched before calibration finished"
+        calls.append("test")
+        return _correct(x[:300], y[:300])(m)
+
+    def calibrate(m):
+        calls.append("calibrate")
+        m(x[600:])
+
+    spec = {"model": model, "evaluate": test_fn, "validate": _correct(x[300:600], y[300:600]), "calibrate": calibrate}
+    res = evaluate_over_time(spec, strategies=["lsp-first"], device="pcm", times_s=(1.0, 60.0), repeats=2,
+                             periphery="chip-8bit")
+    assert calls[0] == "calibrate" and calls.count("calibrate") == 1
+    assert calls.count("test") == 1 + 2 * 2  # the digital score, then each realisation × time
+    assert res.calibrated_on == "calibrate" and res.split == "test"
+    assert res.examples is not None and res.examples.shape == (1, 2, 2, 300)
+    assert torch.allclose(res.metrics, res.examples.double().mean(-1))
+    # the older (model, evaluate) form calibrates on the scored data and says so
+    old = evaluate_over_time(model, _correct(x, y), ["lsp-first"], "pcm", (1.0,), 1, periphery="chip-8bit")
+    assert old.calibrated_on == "test"
+
+
+def test_aggregate_and_direction_reach_the_results():
+    model, x, y = _classifier()
+
+    def losses(m):
+        return nn.functional.cross_entropy(m(x), y, reduction="none").double().detach()
+
+    spec = {"model": model, "evaluate": losses, "higher_is_better": False, "metric": "perplexity",
+            "aggregate": lambda v: math.exp(float(v.mean()))}
+    res = evaluate_over_time(spec, strategies=["lsp-first", "single-pair"], device="pcm", times_s=(1.0,), repeats=3)
+    assert res.digital == pytest.approx(math.exp(float(losses(model).mean())))
+    data = res.to_dict()
+    assert data["metric_name"] == "perplexity" and data["higher_is_better"] is False
+    row = data["summary"][0]
+    assert row["ci_low"] < row["mean"] < row["ci_high"]
+    assert {p["verdict"] for p in data["paired"]} <= {"better", "worse", "unresolved"}
+    assert "lower is better" in res.format()
+
+
+def test_interval_coverage_with_known_variance():
+    """x[r, n] = μ + a_r + e_n: the 95 % interval of the mean covers μ about 95 % of the time."""
+    gen = torch.Generator().manual_seed(1)
+    covered, trials, mu = 0, 400, 0.7
+    for _ in range(trials):
+        a = 0.02 * torch.randn(8, 1, generator=gen, dtype=torch.float64)
+        e = 0.3 * torch.randn(1, 400, generator=gen, dtype=torch.float64)
+        x = mu + a + e
+        iv = metric_interval(x.mean(1), x)
+        covered += iv.low <= mu <= iv.high
+    assert 0.90 <= covered / trials <= 0.99
+    # realisations only: a t interval
+    iv = metric_interval(torch.tensor([1.0, 2.0, 3.0]))
+    assert iv.over == "realisations" and iv.low < 2 < iv.high
+
+
+def test_paired_verdicts():
+    gen = torch.Generator().manual_seed(2)
+    base = torch.rand(5, 300, generator=gen, dtype=torch.float64)
+    better = base + 0.05
+    iv = paired_interval(better.mean(1), base.mean(1), better, base)
+    assert iv.verdict(higher_is_better=True) == "better" and iv.verdict(higher_is_better=False) == "worse"
+    same = paired_interval(base.mean(1), base.mean(1) + 1e-12 * torch.randn(5, generator=gen, dtype=torch.float64))
+    assert same.verdict(True) == "unresolved"
+
+
+def test_limit_beats_every_strategy_on_weight_error_at_every_time():
+    torch.manual_seed(0)
+    layer = nn.Linear(256, 128, bias=False)
+    spec = {"model": layer, "evaluate": lambda m: float(m.weight.detach().sum())}
+    res = evaluate_over_time(spec, strategies=["lsp-first", "msp-first", "limit"], device="pcm", times_s=TIMES,
+                             repeats=2, significance="1,2")
+    nmse = res.weight_nmse.mean(1)  # (S, T)
+    assert res.strategies[-1] == "limit" and res.limit is not None
+    assert (nmse[2] <= nmse[:2].min(0).values * 1.02).all(), nmse
+    per_time = res.limit["per_time"]
+    assert [p["time_s"] for p in per_time] == list(TIMES) and all(p["significance"] == [1.0, 2.0] for p in per_time)
+
+
+def test_limit_without_a_cell_takes_the_best_f():
+    values = deployed_values(find_analog_weights(nn.Linear(64, 32)))
+    limit = compute_limit(values, wp.get_device("pcm"), (1.0,), f_max=2)
+    assert limit.for_time(1.0).strategy.name == "limit" and limit.for_time(1.0).bound > 0
+    with pytest.raises(ValueError):
+        limit.for_time(2.0)
+
+
+def _large_weights_matter():
+    """A layer whose 'metric' is how exactly its largest 1 % of weights are read: clipping them (what
+    the weight-error optimum does on this density) is the worst thing for it."""
+    torch.manual_seed(0)
+    v = wp.load_distribution()
+    layer = nn.Linear(256, 32, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(0.1 * v[torch.randperm(v.numel())[:32 * 256]].reshape(32, 256))
+    true = layer.weight.detach().clone()
+    big = true.abs() >= true.abs().reshape(-1).quantile(0.99)
+
+    def largest(m):
+        return -((m.weight.detach()[big] - true[big]).abs() / true[big].abs()).double()
+    return {"model": layer, "evaluate": largest, "validate": largest, "metric": "minus relative error"}
+
+
+def test_selection_on_the_network_avoids_a_weight_error_optimum_that_is_bad_for_it():
+    spec = _large_weights_matter()
+    values = deployed_values(find_analog_weights(spec["model"]))
+    settings = wp.OptimizeSettings(method="pointwise", significance=wp.Cell((1.0, 2.0)), times_s=(1.0, 3.1536e7),
+                                   rescore_blocks=1, max_generations=3, polish=False)
+    result = wp.optimize(sample_from_values(values, size=2048, rows=512), values, "pcm", settings)
+    assert not result.expressible  # the optimum clips the largest weights
+    selection, chosen = select_on_network(spec, result, result.device, NetworkSettings(repeats=2, limit=False))
+    assert selection.tnmse_ranking[0] == "optimised"
+    assert selection.chosen != "optimised" and chosen.name == selection.chosen
+    assert not selection.agrees and "DISAGREE" in selection.format()
+    tnmse_pick, _ = select_on_network(spec, result, result.device, NetworkSettings(repeats=1, limit=False),
+                                      rule="tnmse")
+    assert tnmse_pick.chosen == "optimised"
+
+
+SPEC_FILE = '''
+import torch
+from torch import nn
+
+def build():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 48), nn.ReLU(), nn.Linear(48, 4))
+    x = torch.randn(700, 16)
+    y = model(x).argmax(1)
+    correct = lambda a, b: (lambda m: (m(a).argmax(1) == b).double())
+    return {"model": model, "evaluate": correct(x[:300], y[:300]), "validate": correct(x[300:600], y[300:600]),
+            "calibrate": lambda m: m(x[600:]), "metric": "agreement"}
+
+def no_validate():
+    spec = build()
+    del spec["validate"]
+    return spec
+'''
+
+
+def test_cli_evaluate_and_optimize_with_a_mapping_spec(tmp_path):
+    (tmp_path / "myspec.py").write_text(SPEC_FILE)
+    spec = f"{tmp_path / 'myspec.py'}:build"
+    runner = CliRunner()
+    out = tmp_path / "ev"
+    res = runner.invoke(cli, ["evaluate", "--model", spec, "--strategy", "lsp-first", "--strategy", "limit",
+                              "--times", "1s,1y", "--repeats", "2", "--periphery", "chip-8bit", "--out", str(out),
+                              "--no-progress"])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "results.json").read_text())
+    assert data["metric_name"] == "agreement" and data["calibrated_on"] == "calibrate"
+    assert data["interval_over"] == "realisations and examples" and data["examples"] == 300
+    assert [s["strategy"] for s in data["summary"]][-1] == "limit" and "ci_low" in data["summary"][0]
+    assert data["paired"][0]["verdict"] in ("better", "worse", "unresolved")
+
+    out = tmp_path / "opt"
+    res = runner.invoke(cli, ["optimize", "--model", spec, "--significance", "1,2", "--times", "1s,1y",
+                              "--max-generations", "3", "--rescore-blocks", "1", "--no-polish",
+                              "--network-repeats", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "report.json").read_text())
+    network = report["network"]
+    assert network["split"] == "validate" and network["rule"] == "network"
+    assert network["chosen"] == network["network_ranking"][0]
+    assert {r["strategy"] for r in network["limit"]} == {"limit"} and len(network["limit"]) == 2
+    assert all(r["ci_low"] <= r["mean"] <= r["ci_high"] for r in network["rows"])
+    assert "on the network" in res.output
+
+    res = runner.invoke(cli, ["optimize", "--model", f"{tmp_path / 'myspec.py'}:no_validate", "--select", "network",
+                              "--out", str(tmp_path / "x")])
+    assert res.exit_code == 2 and "has no 'validate'" in res.output
+    res = runner.invoke(cli, ["optimize", "--network-repeats", "3", "--out", str(tmp_path / "y")])
+    assert res.exit_code == 2 and "need --model" in res.output
