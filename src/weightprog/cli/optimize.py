@@ -32,6 +32,8 @@ from .report import write_run_report
               help="Wall-time budget for the search (default: run to convergence).")
 @click.option("--rescore-blocks", default=10, show_default=True, type=int,
               help="Fresh samples (each the search's size, fresh draws) for the final numbers.")
+@click.option("--no-clip", is_flag=True,
+              help="Choose only strategies that represent the largest weight exactly (no clipping).")
 @click.option("--per-layer", is_flag=True,
               help="Also one strategy per layer of --weights, each against the network-wide one.")
 @click.option("--model", "model_spec", default=None, metavar="MODULE:FUNCTION|WORKLOAD",
@@ -43,7 +45,7 @@ from .report import write_run_report
 @network_options
 @click.option("--out", "out_dir", default="runs/optimize", show_default=True, type=click.Path())
 @click.option("--force", is_flag=True, help="Start afresh: discard --out's search checkpoints instead of resuming.")
-def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, model_spec, select, network_repeats,
+def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer, model_spec, select, network_repeats,
                      periphery, eval_size, out_dir, force, **search):
     """Find the programming strategy with the lowest time-averaged weight error (with --model: the best
     candidate on the network's held-out metric)."""
@@ -51,7 +53,7 @@ def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, model_sp
     if per_layer and not search["weights"]:
         raise WeightprogError("--per-layer needs --weights (a network's layers)")
     network = NetworkInputs.read(model_spec, select, network_repeats, periphery, eval_size, seed, search)
-    inputs = search_inputs(seed=seed, budget_s=budget_s, rescore_blocks=rescore_blocks,
+    inputs = search_inputs(seed=seed, budget_s=budget_s, rescore_blocks=rescore_blocks, clip=not no_clip,
                            given=network.values() if network else None, **search)
     settings, values, sample, source = inputs.settings, inputs.values, inputs.sample, inputs.source
     out = lock_folder(out_dir, "weightprog optimize")  # before the search: a second run into it stops here
@@ -175,7 +177,8 @@ def summary_words(report: dict) -> list[str]:
     scores = Scoreboard.from_json(report["tnmse"])
     cell = ",".join(f"{f:g}" for f in report["cell"]["significance"])
     opt, best = scores.optimised, scores.best_hand_crafted
-    method = {"de": "differential evolution", "pointwise": "the pointwise optimum (dense table)"}.get(
+    method = {"de": "differential evolution", "pointwise": "the pointwise optimum (dense table)",
+              "pointwise_expressible": "the pointwise optimum without clipping (dense table, β = W_hw(1))"}.get(
         report.get("method", "de"), report.get("method"))
     clip = "" if report.get("expressible", True) else ", clipping the largest weights"
     lines = [f"found: {method}, cell f={cell}, beta {report['beta']:.1f} uS{clip}: TNMSE {opt.mean:.4e} "
@@ -193,6 +196,13 @@ def summary_words(report: dict) -> list[str]:
                      + (" (within the re-score's error of the limit: little is left to gain)" if near else "")
                      + f", {best.label} {100 * gaps[Scoreboard.key_of(best)]:+.1f}%"
                      + "".join(f", {k} {100 * gaps[k]:+.1f}%" for k in ("de", "pointwise") if k in gaps) + ".")
+    for e in report.get("error_split", []):
+        share = [x / (x + y) for x, y in zip(e["systematic"], e["random"]) if x + y > 0]
+        top = e["curve_ratio"][-1][-1]
+        lines.append(f"error split, {e['strategy']}: systematic share {100 * share[0]:.1f}% at "
+                     f"{format_times(e['times_s'][:1])[0]} … {100 * share[-1]:.1f}% at "
+                     f"{format_times(e['times_s'][-1:])[0]}" + (f"; the largest weight reads as {100 * top:.1f}% of "
+                                                               f"itself at the last time" if top is not None else ""))
     if "aihwkit_export" in report:
         lines.append(f"aihwkit: {report['aihwkit_export']['note']}.")
     return lines

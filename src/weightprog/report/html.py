@@ -307,6 +307,8 @@ def optimize_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
             [[x["layer"], x["weights"], x["tnmse_layer_strategy"]["mean"], x["tnmse_network_strategy"]["mean"],
               pct(1 - x["tnmse_layer_strategy"]["mean"] / x["tnmse_network_strategy"]["mean"]), x["strategy"]]
              for x in r["per_layer"]], {1, 2, 3, 4})
+    if r.get("error_split"):
+        tables += _error_split_table(r["error_split"])
     if (folder / "strategy.json").is_file():
         st = read_json(folder / "strategy.json")
         cols = len(st["conductances"][0]) if st.get("conductances") else 0
@@ -319,6 +321,19 @@ def optimize_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
                 section("Figures", figures), section("Tables", tables),
                 reproduce_section(command, optimize_fallback_command(r, folder)), files_section(folder)]
     return page(f"weightprog optimize: {folder.name}", question, True, sections), True
+
+
+def _error_split_table(splits: list[dict]) -> str:
+    """Systematic and random parts of each strategy's expected error per time, and how large the largest
+    weight reads (E[αŵ]/w at the largest node)."""
+    times = splits[0]["times_s"]
+    rows = [[Raw(_swatch(e["strategy"]) + esc(e["strategy"])),
+             *(f"{fmt(x)} / {fmt(y)}" for x, y in zip(e["systematic"], e["random"])),
+             f"{100 * e['curve_ratio'][-1][-1]:.1f} % of itself" if e["curve_ratio"][-1][-1] is not None else ""]
+            for e in splits]
+    return ("<h3>Where the error comes from: systematic / random part of the expected NMSE</h3>"
+            + table(["strategy", *(f"t = {format_time(t)}" for t in times),
+                     f"largest weight at {format_time(times[-1])}"], rows, set(range(1, len(times) + 2))))
 
 
 def _network_section(n: dict) -> str:

@@ -22,7 +22,7 @@ from ..baselines import BASELINES, baseline
 from ..cell import Cell
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
-from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategy
+from ..expected import ErrorSplit, ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategy
 from ..metric import TNMSE, TNMSEResult, rescore
 from ..sample import WeightSample, sample_from_values
 from ..scores import SPLIT_BASELINES, Score, Scoreboard, Scored
@@ -76,6 +76,9 @@ class OptimizeSettings:
     """`de`, `pointwise` or `auto` (both; the better by re-score), see METHODS."""
     bound: bool = True
     """Compute the bound per F and the best achievable under the deployed compensation."""
+    clip: bool = True
+    """False: choose only among strategies that represent the largest weight exactly (W_hw(1) = β),
+    for users who must not clip (`--no-clip`)."""
 
     def __post_init__(self):
         v = validate
@@ -113,6 +116,7 @@ class OptimizeSettings:
         v.choice(self.objective, "objective", OBJECTIVES)
         v.choice(self.method, "method", METHODS)
         v.choice(self.bound, "bound", (True, False))
+        v.choice(self.clip, "clip", (True, False))
 
     def to_dict(self) -> dict:
         """JSON form (reports): the cell as its list of significance factors."""
@@ -142,7 +146,7 @@ class OptimizeResult:
     search_weights: int
     """Weights in the search's sample (the re-score uses `rescore_blocks` times as many)."""
     method: str
-    """The method whose strategy was chosen (`de` or `pointwise`)."""
+    """The method whose strategy was chosen (`de`, `pointwise`, or with `clip` False `pointwise_expressible`)."""
     bounds: dict[float, FBound] = field(default_factory=dict)
     """Per F: the bound and the best achievable under the deployed drift compensation."""
     candidates: dict[str, Strategy] = field(default_factory=dict)
@@ -150,6 +154,8 @@ class OptimizeResult:
     export: Strategy | None = None
     """The best strategy aihwkit's CustomPairConductanceConverter can express (`strategy` itself
     unless it clips the largest weights; None when none can)."""
+    error_split: list[ErrorSplit] = field(default_factory=list)
+    """Expected error per time split into systematic and random parts: optimised, best hand-crafted, naive."""
 
     def strategy_of(self, scored: Scored) -> Strategy:
         """The strategy behind a hand-crafted score (e.g. `scores.best_hand_crafted`)."""
@@ -302,6 +308,8 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
                     compensation=settings.compensation, compute=settings.compute, compile=False)
     means = {n: float(final.mean[i]) for i, n in enumerate(names)}
     allowed = [n for n in names if n in ("de", "pointwise") and (settings.method == "auto" or n == settings.method)]
+    if not settings.clip:  # the pointwise optimum with β tied to the largest weight competes in its place
+        allowed = [n for n in allowed + ["pointwise_expressible"] if n in names and is_expressible(candidates[n])]
     pick = min(allowed, key=lambda n: means[n])
     order = [names.index(pick)] + [i for i in range(len(names)) if names[i] != pick] + \
         list(range(len(names), len(everything)))
@@ -316,9 +324,14 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     if expressible:
         best = min(expressible, key=lambda n: means[n])
         export = optimised if best == pick else candidates[best]
+    split_model = model or ExpectedTNMSE(values, device, times, compensation=settings.compensation, compile=False)
+    top = scores.best_hand_crafted
+    shown = [optimised, replace(baselines[(top.name, top.f)], names=[top.label]),
+             replace(baselines[(scores.naive.name, 1.0)], names=[scores.naive.label])]
     return OptimizeResult(optimised, runs, chosen, scores, baselines, final,
                           time.perf_counter() - start, settings, device, search_weights=sample.size, method=pick,
-                          bounds=bounds, candidates=candidates, export=export)
+                          bounds=bounds, candidates=candidates, export=export,
+                          error_split=[split_model.split(s)[0] for s in shown])
 
 
 def _labelled(progress: Callable[[str, Progress], None] | None, label: str) -> Callable[[Progress], None] | None:
@@ -412,6 +425,7 @@ def report_dict(result: OptimizeResult, source: str) -> dict:
                    for label, r in result.runs.items()},
         "method": result.method,
         "expressible": result.expressible,
+        "error_split": [e.to_dict() for e in result.error_split],
         **bound_report(result),
         **aihwkit_report(result),
     }
