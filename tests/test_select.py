@@ -233,3 +233,27 @@ def test_cli_evaluate_and_optimize_with_a_mapping_spec(tmp_path):
     assert res.exit_code == 2 and "has no 'validate'" in res.output
     res = runner.invoke(cli, ["optimize", "--network-repeats", "3", "--out", str(tmp_path / "y")])
     assert res.exit_code == 2 and "need --model" in res.output
+
+
+def test_error_split_adds_up_and_shows_the_clipping():
+    from weightprog.expected import ExpectedTNMSE
+    model = ExpectedTNMSE(wp.load_distribution(), "pcm", TIMES)
+    strategy = wp.baseline("lsp-first", wp.Cell((1.0, 2.0)))
+    split = model.split(strategy)[0]
+    assert torch.allclose(split.systematic + split.random, model.evaluate(strategy).per_time[0], rtol=1e-9)
+    assert (split.systematic >= 0).all() and (split.random > split.systematic).all()
+    data = split.to_dict(points=5)
+    assert data["curve_ratio"][-1][0] is None and 0.98 < data["curve_ratio"][-1][-1] < 1.02  # u = 0 has no ratio
+
+
+def test_no_clip_keeps_the_largest_weight_exact():
+    values = wp.load_distribution()
+    sample = sample_from_values(values, size=2048, rows=512)
+    settings = wp.OptimizeSettings(method="pointwise", significance=wp.Cell((1.0, 2.0)), times_s=(1.0, 3.1536e7),
+                                   rescore_blocks=1, max_generations=3, polish=False, clip=False)
+    result = wp.optimize(sample, values, "pcm", settings)
+    assert result.expressible and result.method in ("de", "pointwise_expressible")
+    shares = {e.name: float(e.systematic[-1] / (e.systematic[-1] + e.random[-1])) for e in result.error_split}
+    assert set(shares) == {"optimised", result.scores.best_hand_crafted.label, "lsp-first F=1"}
+    with pytest.raises(WeightprogError, match="clip"):
+        wp.OptimizeSettings(clip="no")
