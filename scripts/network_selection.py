@@ -88,6 +88,19 @@ def run_cell(args, workload: str, variant: str, device: str, out: Path) -> None:
     print(f"wrote {path} ({record['wall_time_s']:.0f} s)", flush=True)
 
 
+def _paired_cells(paired: list[dict], a: str, b: str) -> str:
+    """a − b at each time: difference, 95 % interval and verdict (for a), from the paired rows."""
+    out = []
+    for p in paired:
+        if {p["strategy"], p["versus"]} != {a, b}:
+            continue
+        sign = 1 if p["strategy"] == a else -1
+        lo, hi = sorted((sign * p["ci_low"], sign * p["ci_high"]))
+        verdict = p["verdict"] if sign == 1 else {"better": "worse", "worse": "better"}.get(p["verdict"], p["verdict"])
+        out.append(f"{format_time(p['time_s'])} {sign * p['diff']:+.4g} [{lo:+.4g}, {hi:+.4g}] {verdict}")
+    return "; ".join(out) if out else "same strategy"
+
+
 def summary(out: Path) -> str:
     """The Markdown table: per cell, chosen vs best hand-crafted and the limit vs the chosen, on test
     data, per time (difference and 95 % interval, verdict), and whether weight error agreed."""
@@ -100,20 +113,9 @@ def summary(out: Path) -> str:
         chosen, hand = r["chosen"], r["best_hand_crafted"]
         rank = r["network"]["tnmse_ranking"].index(chosen) + 1 if chosen in r["network"]["tnmse_ranking"] else "?"
 
-        def cells(a: str, b: str) -> str:
-            rows = [p for p in t["paired"] if {p["strategy"], p["versus"]} == {a, b}]
-            out_ = []
-            for p in rows:
-                sign = 1 if p["strategy"] == a else -1
-                lo, hi = sorted((sign * p["ci_low"], sign * p["ci_high"]))
-                verdict = p["verdict"] if sign == 1 else {"better": "worse", "worse": "better"}.get(
-                    p["verdict"], p["verdict"])
-                out_.append(f"{format_time(p['time_s'])} {sign * p['diff']:+.4g} [{lo:+.4g}, {hi:+.4g}] "
-                            f"{verdict}")
-            return "; ".join(out_) if out_ else "same strategy"
         lines.append(f"| {r['workload']}@{r['variant']} | {r['device']} | {chosen} ({rank}) | "
-                     f"{cells(chosen, hand) if chosen != hand else 'is the best hand-crafted'} | "
-                     f"{cells(LIMIT, chosen)} | "
+                     f"{_paired_cells(t['paired'], chosen, hand) if chosen != hand else 'is the best hand-crafted'} | "
+                     f"{_paired_cells(t['paired'], LIMIT, chosen)} | "
                      f"{'yes' if r['network']['tnmse_ranking'][0] == r['network']['network_ranking'][0] else 'no'} |")
     return "\n".join(lines)
 
