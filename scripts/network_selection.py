@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -53,8 +54,8 @@ def run_cell(args, workload: str, variant: str, device: str, out: Path) -> None:
     selection, chosen = select_on_network(spec, result, dev, network)
     print(selection.format(), flush=True)
     hand = result.scores.best_hand_crafted
-    hand_strategy = result.strategy_of(hand)
-    tested: list = [chosen] if chosen.name == hand.label else [chosen, hand_strategy]
+    hand_strategy = replace(result.strategy_of(hand), names=[hand.label])
+    tested: list = [chosen] if selection.is_same(chosen.name, hand.label) else [chosen, hand_strategy]
     limit = compute_limit(values, dev, times)
     print(f"  {time.perf_counter() - start:.0f} s; evaluating on test data", flush=True)
     test = evaluate_over_time(spec, strategies=tested + [LIMIT], device=dev, times_s=times,
@@ -77,6 +78,7 @@ def run_cell(args, workload: str, variant: str, device: str, out: Path) -> None:
                  "summary": test.summary(), "paired": test.paired_rows(),
                  "rows": test.rows()},
         "chosen": chosen.name, "best_hand_crafted": hand.label,
+        "chosen_is_best_hand_crafted": selection.is_same(chosen.name, hand.label),
         "wall_time_s": time.perf_counter() - start,
         "command": f"python scripts/network_selection.py --workload {workload} --variant {variant} "
                    f"--device {device} --times {args.times} --periphery {args.periphery} "
@@ -113,10 +115,11 @@ def summary(out: Path) -> str:
         chosen, hand = r["chosen"], r["best_hand_crafted"]
         rank = r["network"]["tnmse_ranking"].index(chosen) + 1 if chosen in r["network"]["tnmse_ranking"] else "?"
 
-        lines.append(f"| {r['workload']}@{r['variant']} | {r['device']} | {chosen} ({rank}) | "
-                     f"{_paired_cells(t['paired'], chosen, hand) if chosen != hand else 'is the best hand-crafted'} | "
-                     f"{_paired_cells(t['paired'], LIMIT, chosen)} | "
-                     f"{'yes' if r['network']['tnmse_ranking'][0] == r['network']['network_ranking'][0] else 'no'} |")
+        versus = ("is the best hand-crafted" if r["chosen_is_best_hand_crafted"]
+                  else _paired_cells(t["paired"], chosen, hand))
+        agrees = "yes" if r["network"]["tnmse_ranking"][0] == r["network"]["network_ranking"][0] else "no"
+        lines.append(f"| {r['workload']}@{r['variant']} | {r['device']} | {chosen} ({rank}) | {versus} | "
+                     f"{_paired_cells(t['paired'], LIMIT, chosen)} | {agrees} |")
     return "\n".join(lines)
 
 

@@ -224,6 +224,7 @@ def test_cli_evaluate_and_optimize_with_a_mapping_spec(tmp_path):
     network = report["network"]
     assert network["split"] == "validate" and network["rule"] == "network"
     assert network["chosen"] == network["network_ranking"][0]
+    assert set(network["same_as"]).isdisjoint(network["network_ranking"])  # a twin table is programmed once
     assert {r["strategy"] for r in network["limit"]} == {"limit"} and len(network["limit"]) == 2
     assert all(r["ci_low"] <= r["mean"] <= r["ci_high"] for r in network["rows"])
     assert "on the network" in res.output

@@ -16,6 +16,8 @@ from collections.abc import Mapping as Mapping_
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import torch
+
 from .devices import DeviceModel
 from .hardware import Mapping
 from .nn.evaluate import OverTimeResult, evaluate_over_time
@@ -101,7 +103,13 @@ class NetworkSelection:
     limit: list[NetworkRow] = field(default_factory=list)
     repeats: int = 0
     interval_over: str = "realisations"
+    same_as: dict[str, str] = field(default_factory=dict)
+    """Candidates not programmed because they are the same table as another (name -> the one kept)."""
     evaluation: OverTimeResult | None = field(default=None, repr=False)
+
+    def is_same(self, a: str, b: str) -> bool:
+        """Whether candidates `a` and `b` are one strategy (the same name, or one kept for the other)."""
+        return self.same_as.get(a, a) == self.same_as.get(b, b)
 
     @property
     def agrees(self) -> bool:
@@ -114,6 +122,7 @@ class NetworkSelection:
                 "rule": self.rule, "repeats": self.repeats, "interval_over": self.interval_over,
                 "rows": [r.to_dict() for r in self.rows], "chosen": self.chosen,
                 "tnmse_ranking": self.tnmse_ranking, "network_ranking": self.network_ranking,
+                "same_as": self.same_as,
                 "limit": [r.to_dict() | {"strategy": LIMIT} for r in self.limit]}
 
     def format(self) -> str:
@@ -133,7 +142,8 @@ class NetworkSelection:
         """The selection in sentences (printed and on the page)."""
         where = "held-out (validate) data" if self.split == "validate" else \
             "the TEST data (the model spec has no validate: give one so that choices stay off the test set)"
-        lines = [f"network: {len(self.network_ranking)} candidates scored on {where}, {self.metric} "
+        twins = "".join(f" ({a} is {b})" for a, b in self.same_as.items())
+        lines = [f"network: {len(self.network_ranking)} distinct candidates{twins} scored on {where}, {self.metric} "
                  f"({'higher' if self.higher_is_better else 'lower'} is better), R = {self.repeats}; "
                  f"chosen by {self.rule}: {self.chosen}."]
         if self.agrees:
@@ -145,18 +155,36 @@ class NetworkSelection:
         return lines
 
 
-def candidates_of(result: OptimizeResult) -> dict[str, Strategy]:
-    """The strategies an `optimize` run can hand over, by name: `optimised` (its TNMSE pick), what
-    each other method found, the best hand-crafted strategy, and naive programming (lsp-first F=1)."""
-    out = {"optimised": result.strategy}
-    for name, strategy in result.candidates.items():
-        if name != result.method:  # the pick is `optimised` already
+def candidates_of(result: OptimizeResult) -> tuple[dict[str, Strategy], dict[str, str]]:
+    """The distinct strategies an `optimize` run can hand over, by name: `optimised` (its TNMSE pick),
+    what each other method found, the best hand-crafted strategy, and naive programming (lsp-first
+    F=1); and the names left out because they are the same table as one kept (e.g. DE finding
+    lsp-first F=2 exactly), mapped to it — each is programmed once."""
+    listed = [("optimised", result.strategy)]
+    listed += [(name, s) for name, s in result.candidates.items() if name != result.method]  # the pick is `optimised`
+    for scored in (result.scores.best_hand_crafted, result.scores.naive):
+        listed.append((scored.label, result.strategy_of(scored)))
+    out: dict[str, Strategy] = {}
+    same: dict[str, str] = {}
+    for name, strategy in listed:
+        twin = next((kept for kept, s in out.items() if _same(s, strategy)), None)
+        if name in out or name in same:
+            continue
+        if twin is None:
             out[name] = replace(strategy, names=[name])
-    hand, naive = result.scores.best_hand_crafted, result.scores.naive
-    out[hand.label] = replace(result.strategy_of(hand), names=[hand.label])
-    if naive.label not in out:
-        out[naive.label] = replace(result.strategy_of(naive), names=[naive.label])
-    return out
+        else:
+            same[name] = twin
+    return out, same
+
+
+def _same(a: Strategy, b: Strategy) -> bool:
+    """The same mapping: equal cell, β and table (on the union of their grids)."""
+    if a.pairs != b.pairs:
+        return False
+    both = Strategy.stack([a, b])
+    return bool(torch.allclose(both.significance[0], both.significance[1])
+                and torch.allclose(both.beta[0], both.beta[1], rtol=1e-9)
+                and torch.allclose(both.conductances[0], both.conductances[1], atol=1e-9))
 
 
 def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResult, device: DeviceModel,
@@ -187,7 +215,7 @@ def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResu
     """
     choice(rule, "select", SELECT_RULES)
     spec = ModelSpec.of(spec)
-    candidates = candidates_of(result)
+    candidates, same = candidates_of(result)
     names = list(candidates)
     listed: list = list(candidates.values()) + ([LIMIT] if settings.limit else [])
     split = spec.selection_split
@@ -209,7 +237,7 @@ def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResu
     tnmse_ranking = sorted(weight_error, key=lambda n: weight_error[n])
     chosen = network_ranking[0] if rule == "network" else "optimised"
     selection = NetworkSelection(spec.metric_name, spec.higher_is_better, split, rows, chosen, rule, tnmse_ranking,
-                                 network_ranking, limit, settings.repeats, evaluation.interval_over, evaluation)
+                                 network_ranking, limit, settings.repeats, evaluation.interval_over, same, evaluation)
     return selection, candidates[chosen]
 
 

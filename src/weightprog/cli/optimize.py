@@ -70,7 +70,7 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
     report = result.to_report(source)
     chosen, selection = result.strategy, None
     if network is not None and network.rule is not None:
-        click.echo(f"scoring {len(candidates_of(result)) + 1} strategies on the network "
+        click.echo(f"scoring {len(candidates_of(result)[0]) + 1} strategies on the network "
                    f"({network.spec.selection_split} data, R = {network.settings.repeats})", err=True)
         selection, chosen = select_on_network(network.spec, result, dev, network.settings, network.rule, progress=True)
         report["network"] = selection.to_dict()
