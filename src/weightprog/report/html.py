@@ -444,8 +444,8 @@ def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
                       [[x["name"], x["kind"], "×".join(map(str, x["shape"])), "×".join(map(str, x["matrix"])),
                         "×".join(map(str, x["tiles"])), x["weights"]] for x in m.get("layers", [])], {5})
               + f'<p class="note">Every realisation: results.csv ({len(r.get("rows", []))} rows).</p>')
-    figures = png_figure(folder / "accuracy_vs_time.png", f"{name} vs time after programming, mean ± 1σ band, "
-                                                          "digital (FP) dotted")
+    figures = png_figure(folder / "accuracy_vs_time.png", f"{name} vs time after programming, mean and its 95 % "
+                                                          "interval as a band, digital (FP) dotted")
     sections = [section("Result", headline),
                 section("Question and inputs", inputs + device_curves_figure([r["device"]])),
                 section("Figures", figures), section("Tables", tables),

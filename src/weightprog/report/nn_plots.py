@@ -23,14 +23,19 @@ def _save(fig, path: str | Path) -> None:
 
 
 def plot_metric_vs_time(result, path: str | Path, metric_name: str = "accuracy", title: str | None = None) -> None:
-    """Mean ±1σ band per strategy on a log time axis, the digital (FP) metric as a dashed line
-    (the paper's Fig. 4d–f). `result` is an nn.OverTimeResult."""
+    """Mean and its 95 % interval as a band per strategy on a log time axis (`result.interval`: over
+    realisations, and over examples where the metric gave them; ±1σ of the realisations for one
+    realisation), the digital (FP) metric as a dotted line (the paper's Fig. 4d–f). `result` is an
+    nn.OverTimeResult."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     times = list(result.times_s)
     mean, std = result.mean.numpy(), result.std.numpy()
     for i, name in enumerate(result.strategies):
         line, = ax.plot(times, mean[i], ms=4, label=name, **strategy_style(name))
-        ax.fill_between(times, mean[i] - std[i], mean[i] + std[i], color=line.get_color(), alpha=0.2, lw=0)
+        bands = [result.interval(i, k) for k in range(len(times))]
+        low = [b.low if math.isfinite(b.low) else mean[i][k] - std[i][k] for k, b in enumerate(bands)]
+        high = [b.high if math.isfinite(b.high) else mean[i][k] + std[i][k] for k, b in enumerate(bands)]
+        ax.fill_between(times, low, high, color=line.get_color(), alpha=0.2, lw=0)
     if math.isfinite(result.digital):
         ax.axhline(result.digital, color=DIGITAL, ls=":", lw=1.2, label="digital (FP)")
     ax.set_xscale("log")
@@ -39,7 +44,8 @@ def plot_metric_vs_time(result, path: str | Path, metric_name: str = "accuracy",
     ax.minorticks_off()
     ax.set_xlabel("time after programming")
     ax.set_ylabel(metric_name)
-    ax.set_title(title or f"{metric_name} vs time, mean ±1σ of {result.repeats} realisations")
+    ax.set_title(title or f"{metric_name} vs time, mean and 95 % interval ({result.repeats} realisations"
+                          + (", examples)" if result.examples is not None else ")"), fontsize=10)
     ax.grid(alpha=0.3)
     legend_outside(ax)
     _save(fig, path)
