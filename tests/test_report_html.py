@@ -405,14 +405,15 @@ def test_a_foreign_report_html_is_never_replaced(runs, tmp_path):
     result = CliRunner().invoke(main, ["report", str(folder)])
     assert result.exit_code == 2 and "is not a page weightprog wrote" in result.output
     assert (folder / "report.html").read_text() == "<html>my own notes</html>"
-    # a command ending beside someone's report.html: its results stand, the page is skipped with a line
+    # a command into a folder holding someone's report.html: refused before any work (issue 26)
     (tmp_path / "m").mkdir()
     run("device", "simulate", "rram-hfox", "--out", str(tmp_path / "m" / "m.csv"), "--devices", "40", "--times",
         "1s,1d,1y")
     (tmp_path / "m" / "report.html").write_text("theirs")
-    result = run("device", "fit", str(tmp_path / "m" / "m.csv"), "--out", str(tmp_path / "m" / "dev.yaml"),
-                 "--min-devices", "20")
-    assert "warning: report.html not written" in result.output and (tmp_path / "m" / "dev.yaml").is_file()
+    result = CliRunner().invoke(main, ["device", "fit", str(tmp_path / "m" / "m.csv"), "--out",
+                                       str(tmp_path / "m" / "dev.yaml"), "--min-devices", "20"])
+    assert result.exit_code == 2 and "report.html: exists and is not listed" in result.output
+    assert not (tmp_path / "m" / "dev.yaml").exists()
     assert (tmp_path / "m" / "report.html").read_text() == "theirs"
 
 

@@ -17,10 +17,11 @@ from ..fileio import atomic_write_json, atomic_write_text, check_output_folder
 from ..hardware import COMPENSATION_UNITS, NORMALISE_UNITS, REFERENCES, Mapping
 from ..nn.evaluate import evaluate_over_time, resolve_strategies
 from ..nn.periphery import PRESETS, get_periphery
+from ..report.page import vs_digital
 from ..timeunits import format_times
 from ..validate import compute_device
-from .options import device_option, option_names, times_option
-from .report import write_run_report
+from .options import device_option, force_option, option_names, times_option
+from .report import begin_run, write_run_report
 
 
 def load_entry_point(spec: str, eval_size: int | None = None):
@@ -82,6 +83,32 @@ def load_entry_point(spec: str, eval_size: int | None = None):
     return made
 
 
+def metric_of(model_spec: str, name: str | None, higher: bool | None) -> tuple[str, bool]:
+    """The metric's name and direction: the user's, else the workload's, else accuracy (higher)."""
+    from ..workloads import is_workload, workload_metric
+
+    workload = model_spec.partition("@")[0]
+    own = workload_metric(workload) if is_workload(workload) else ("accuracy", True)
+    return name or own[0], own[1] if higher is None else higher
+
+
+def refuse_unused_significance(strategies, significance: str | None) -> None:
+    """`--significance` builds the baselines' cells: with strategy files only, it would do nothing."""
+    from ..baselines import BASELINES
+
+    if significance is not None and not any(s in BASELINES for s in strategies):
+        raise WeightprogError(f"--significance {significance}: only for the baselines ({', '.join(BASELINES)}); "
+                              f"a strategy file brings its own cell")
+
+
+def vs_digital_line(result, higher_is_better: bool) -> str:
+    """Each strategy's metric at the last time against the digital model's, signed, with its unit."""
+    k = len(result.times_s) - 1
+    parts = [f"{s} {vs_digital(float(result.mean[i, k]), result.digital, higher_is_better)}"
+             for i, s in enumerate(result.strategies)]
+    return f"at {format_times(result.times_s)[-1]}, vs digital: " + "; ".join(parts)
+
+
 @click.command()
 @click.option("--model", "model_spec", required=True, metavar="MODULE:FUNCTION",
               help="Entry point returning (model, evaluate_fn); evaluate_fn(model) -> float. "
@@ -105,15 +132,19 @@ def load_entry_point(spec: str, eval_size: int | None = None):
                    "or the noise-free programmed state.")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only these modules are analog; repeatable.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Keep these modules digital; repeatable.")
-@click.option("--metric-name", default="accuracy", show_default=True, help="Axis label of the figure.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--metric-name", default=None,
+              help="The metric's name [default: the workload's (ptb-lstm: perplexity), else accuracy].")
+@click.option("--higher-is-better/--lower-is-better", "higher_is_better", default=None,
+              help="The metric's direction [default: the workload's, else higher is better].")
+@click.option("--out", "out_dir", type=click.Path(), default=None,
               help="Write results.csv, results.json, accuracy_vs_time.png and report.html here.")
 @click.option("--eval-size", type=click.IntRange(min=1), default=None,
               help="Reference workloads: evaluate on the first N test items (images, tokens, sentences).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@force_option()
 def evaluate(model_spec, strategies, significance, device, times, repeats, seed, periphery, compute,
-             tile, normalise, compensation, compensation_reference, include, exclude, metric_name, out_dir,
-             eval_size, progress):
+             tile, normalise, compensation, compensation_reference, include, exclude, metric_name, higher_is_better,
+             out_dir, eval_size, progress):
     """A model's metric over time after programming its weights into analogue memory."""
     with option_names():
         compute_device(compute)
@@ -121,22 +152,28 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
         check_output_folder(out_dir)
     # names resolved once, before the model is loaded: the library takes the objects from here on
     dev = get_device(device)
+    refuse_unused_significance(strategies, significance)
     chosen = resolve_strategies(list(strategies), dev, significance)
+    metric_name, higher_is_better = metric_of(model_spec, metric_name, higher_is_better)
     mapping = Mapping(tile, tile, normalise, compensation, compensation_reference)
     model, evaluate_fn = load_entry_point(model_spec, eval_size)
+    if out_dir is not None:  # inputs read: the manifest, before the evaluation
+        begin_run(out_dir, ("results.csv", "results.json", "accuracy_vs_time.png"))
     result = evaluate_over_time(model, evaluate_fn, chosen, dev, times, repeats, seed,
                                 mapping=mapping, periphery=get_periphery(periphery),
                                 include=list(include) or None, exclude=list(exclude) or None,
                                 compute=compute, progress=progress)
     click.echo(result.mapping.format().splitlines()[-1])
     click.echo(result.format())
+    click.echo(vs_digital_line(result, higher_is_better))
     if out_dir is None:
         return
     from ..report.nn_plots import plot_metric_vs_time  # matplotlib only when writing files
 
     out = Path(out_dir)
     data = {"format": "weightprog.evaluate", "version": __version__, "model": model_spec,
-            "compute": compute, "times": format_times(times), "metric_name": metric_name, **result.to_dict()}
+            "compute": compute, "times": format_times(times), "metric_name": metric_name,
+            "higher_is_better": higher_is_better, **result.to_dict()}
     atomic_write_text(out / "results.csv", result.to_csv())
     atomic_write_json(out / "results.json", data)
     plot_metric_vs_time(result, out / "accuracy_vs_time.png", metric_name)

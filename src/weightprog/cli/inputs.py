@@ -5,7 +5,6 @@ the options themselves are declared in `options.py`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -119,14 +118,3 @@ def search_inputs(weights: str | None, distribution: str | None, normalise: str,
     values, source = load_values(weights, distribution, normalise, seed)
     return SearchInputs(opts, values, sample_from_values(values, seed=seed, source=source), source)
 
-
-def discard_checkpoints(folder: Path) -> None:
-    """`--force`: delete the search checkpoints under `folder` (held locked by this run), nothing else.
-
-    Parameters
-    ----------
-    folder
-        The output folder (or its `checkpoints/`).
-    """
-    for path in sorted(folder.glob("**/checkpoint_*.json")):
-        path.unlink()

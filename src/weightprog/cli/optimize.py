@@ -8,7 +8,7 @@ import click
 
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
-from ..fileio import atomic_write_json, lock_folder
+from ..fileio import atomic_write_json
 from ..largescale import iter_file_tensors
 from ..report.optimize_plots import plot_convergence, plot_error_distribution, plot_strategy, plot_tnmse_vs_time
 from ..report.palette import strategy_label
@@ -17,9 +17,13 @@ from ..scores import Scoreboard
 from ..search.run import OptimizeSettings, optimize, optimize_per_layer
 from ..strategy import Strategy
 from ..timeunits import format_times
-from .inputs import discard_checkpoints, search_inputs
-from .options import device_option, search_options
-from .report import write_run_report
+from .inputs import search_inputs
+from .options import device_option, force_option, search_options
+from .report import begin_run, write_run_report
+
+OUTPUTS = ("strategy.json", "strategy.aihwkit.json", "report.json", "strategy.png", "tnmse_vs_time.png",
+           "error_distribution.png", "convergence.png", "checkpoint_*.json", "layers/*.json")
+"""What optimize writes in --out (runfolder.py: none of them replaced unless its manifest lists it)."""
 
 
 @click.command()
@@ -33,17 +37,15 @@ from .report import write_run_report
 @click.option("--per-layer", is_flag=True,
               help="Also one strategy per layer of --weights, each against the network-wide one.")
 @click.option("--out", "out_dir", default="runs/optimize", show_default=True, type=click.Path())
-@click.option("--force", is_flag=True, help="Start afresh: discard --out's search checkpoints instead of resuming.")
-def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir, force, **search):
+@force_option()
+def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir, **search):
     """Find the programming strategy with the lowest time-averaged weight error."""
     dev = get_device(device)  # resolved once: the library takes the model from here on
     if per_layer and not search["weights"]:
         raise WeightprogError("--per-layer needs --weights (a network's layers)")
     inputs = search_inputs(seed=seed, budget_s=budget_s, rescore_blocks=rescore_blocks, **search)
     settings, values, sample, source = inputs.settings, inputs.values, inputs.sample, inputs.source
-    out = lock_folder(out_dir, "weightprog optimize")  # before the search: a second run into it stops here
-    if force:
-        discard_checkpoints(out)
+    out = begin_run(out_dir, OUTPUTS)  # before the search: the manifest; a second run into it stops here
     times = settings.times_s
     click.echo(f"optimising for {source} ({values.numel():,} weights, search sample {sample.size:,}) "
                f"on device {dev.name}, {settings.pairs} pair(s), times {','.join(format_times(times))}", err=True)

@@ -36,6 +36,8 @@ class Progress:
     convergence: float
     evaluations: int
     elapsed_s: float
+    resumed: bool = False
+    """The state a search resumes from (its checkpoint), reported once before its next generation."""
 
 
 @dataclass
@@ -132,6 +134,8 @@ def evolve(objective: Objective, space: StrategySpace, *, seed: int = 0, popsize
     path = Path(checkpoint) if checkpoint else None
     if path and path.is_file():
         generation, history, earlier_s, earlier_evaluations = _restore(solver, path, key)
+        if progress:
+            progress(Progress(generation, history[-1], solver.convergence, earlier_evaluations, earlier_s, True))
 
     def save():
         if path:

@@ -56,6 +56,11 @@ def _module(name: str) -> ModuleType:
     return importlib.import_module(f".{_MODULES[name]}", __name__)
 
 
+def workload_metric(name: str) -> tuple[str, bool]:
+    """A reference workload's metric and whether higher is better, without loading it."""
+    return _module(name).METRIC
+
+
 def is_workload(name: str) -> bool:
     return name in _MODULES
 

