@@ -90,7 +90,8 @@ def _check(folder: Path, kind: str, outputs: Iterable[str], settings: Mapping[st
         return None
     old = read_manifest(folder)
     listed = set(old["files"]) if old else set()
-    foreign = [f for f in _existing(folder, [*outputs, *COMMON_OUTPUTS]) if f not in listed]
+    foreign = [f for f in _existing(folder, [*outputs, *COMMON_OUTPUTS])
+               if f not in listed and f != MANIFEST and not Path(f).name.startswith(".")]  # not temp files
     if foreign:
         raise WeightprogError(f"{folder / foreign[0]}: exists and is not listed in {folder / MANIFEST} as a file "
                               f"weightprog wrote; not replaced (move it, or choose another output folder)")
