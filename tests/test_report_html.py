@@ -389,13 +389,15 @@ def test_search_bars_take_every_api_s_callback(capsys):
     from weightprog.report.progress import SearchBars
     from weightprog.search.evolve import Progress
 
-    with SearchBars(tol=1e-3, max_generations=10) as bars:
-        bars("f=1,2", Progress(1, 1.0, 1.0, 10, 0.1))
-        bars("pcm", "f=1,2", Progress(1, 1.0, 1.0, 10, 0.1))  # compare_devices: (device, cell label, progress)
-        bars("pcm", "f=1,2", Progress(5, 1.0, 1e-3, 50, 0.5))
-    assert list(bars.bars) == ["f=1,2", "pcm f=1,2"]
-    assert bars.done == {"f=1,2": 0.1, "pcm f=1,2": 1.0}
-    assert "search pcm f=1,2: 100%" in capsys.readouterr().err
+    for lines in (False, True):  # bars on a terminal, plain lines in a log
+        with SearchBars(tol=1e-3, max_generations=10, lines=lines) as bars:
+            bars("f=1,2", Progress(1, 1.0, 1.0, 10, 0.1))
+            bars("pcm", "f=1,2", Progress(1, 1.0, 1.0, 10, 0.1))  # compare_devices: (device, cell label, progress)
+            bars("pcm", "f=1,2", Progress(5, 1.0, 1e-3, 50, 0.5))
+        assert bars.done == {"f=1,2": 0.1, "pcm f=1,2": 1.0}
+        err = capsys.readouterr().err
+        assert ("search pcm f=1,2: 100%" in err) if not lines else (
+            "search f=1,2: started" in err and "search pcm f=1,2: done at gen 5" in err and "\r" not in err)
 
 
 def test_a_foreign_report_html_is_never_replaced(runs, tmp_path):
