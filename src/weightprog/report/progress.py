@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from typing import Any
 
 import click
 from tqdm import tqdm
@@ -56,7 +57,7 @@ class SearchBars:
         self.first: dict[str, float] = {}
         self.done: dict[str, float] = {}
         self.said: dict[str, int] = {}  # lines: the last tenth said of each search
-        self.last: tuple[str, object] | None = None  # lines: the open search and its last Progress
+        self.last: tuple[str, Any] | None = None  # lines: the open search and its last Progress
         self.open_phase: tuple[str, float] | None = None
 
     def __call__(self, *labels_and_progress) -> None:
