@@ -22,7 +22,7 @@ from scipy.stats import qmc
 
 from ..errors import WeightprogError
 from ..expected import ExpectedTNMSE
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_text
 from ..metric import TNMSE
 from ..strategy import Strategy
 from .scipy_de import Generations
@@ -139,9 +139,11 @@ def evolve(objective: Objective, space: StrategySpace, *, seed: int = 0, popsize
 
     def save():
         if path:
-            atomic_write_json(path, {"key": key, "generation": generation, "history": history,
-                                     "wall_time_s": earlier_s + time.perf_counter() - start,
-                                     "evaluations": earlier_evaluations + evaluations, **solver.state()})
+            state = {"key": key, "generation": generation, "history": history,
+                     "wall_time_s": earlier_s + time.perf_counter() - start,
+                     "evaluations": earlier_evaluations + evaluations, **solver.state()}
+            # compact: json's C encoder, ~10x faster than indented output, which every generation paid
+            atomic_write_text(path, json.dumps(state, allow_nan=False))
 
     if not history:  # generation 0: score the initial population (scipy's own first step, done
         # here so that it is checkpointed and counted like every other generation)
