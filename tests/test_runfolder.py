@@ -156,6 +156,30 @@ def test_a_run_stopped_while_writing_its_outputs_is_not_shown_finished(finished,
     assert 'class="status partial">interrupted' in (copy / "report.html").read_text()
 
 
+def test_a_running_folder_is_not_rebuilt_under_its_run(tmp_path):
+    """Another process is writing the folder: `weightprog report` says so and leaves it alone."""
+    import subprocess
+    import sys
+    import textwrap
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from weightprog import runfolder
+        runfolder.start_run({str(out)!r}, "optimize", ["weightprog", "optimize"], ".", {{}}, [])
+        print("running", flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "running"
+        one_line_error(CliRunner().invoke(main, ["report", str(out)]), "running since", "another process")
+        assert not (out / "report.html").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "interrupted" in CliRunner().invoke(main, ["report", str(out)]).output
+
+
 # --- logs -------------------------------------------------------------------------------------------------
 
 def test_progress_off_a_terminal_is_plain_lines(finished):
@@ -196,6 +220,14 @@ def test_perplexity_is_named_and_signed(tmp_path):
     assert "% vs digital (worse)" in result.output or "% vs digital (better)" in result.output
     page = (out / "report.html").read_text()
     assert "digital (FP) perplexity" in page and "lower is better" in page and "% vs digital (" in page
+
+
+def test_an_option_that_does_nothing_is_warned_about(tmp_path):
+    (tmp_path / "file").write_text("")  # --out a file: the run stops right after its inputs are read
+    said = CliRunner().invoke(main, ["optimize", "--normalise", "tensor", "--out", str(tmp_path / "file")]).output
+    assert "warning: --normalise applies to --weights files" in said
+    said = CliRunner().invoke(main, ["optimize", "--out", str(tmp_path / "file")]).output
+    assert "warning" not in said
 
 
 def test_significance_with_strategy_files_only_is_refused(finished):

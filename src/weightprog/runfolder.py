@@ -164,7 +164,7 @@ def list_file(folder: str | Path, name: str) -> None:
     report.html); nothing where the folder has no manifest."""
     folder = Path(folder)
     manifest = _recorded(folder)
-    if manifest is None or name in manifest["files"] or folder.resolve() in _ACTIVE or fileio.locked_elsewhere(folder):
+    if manifest is None or name in manifest["files"] or folder.resolve() in _ACTIVE:
         return
     RunFolder(folder, manifest, {*manifest["files"], name}).write()
 

@@ -727,6 +727,8 @@ def write_report(folder: str | Path, kind: str | None = None) -> Report:
     path = folder / REPORT_NAME
     _refuse_foreign(path, lambda text: GENERATOR in text[:2000], "a page weightprog wrote")
     unfinished = runfolder.unfinished(folder)
+    if unfinished and unfinished.startswith("running"):  # its run writes report.html (and lists it) at its end
+        raise WeightprogError(f"{folder}: {unfinished}; its report.html comes when it finishes")
     kind = kind or runfolder.recorded_kind(folder) or detect_kind(folder)
     builders = _builders()
     if kind not in builders:
