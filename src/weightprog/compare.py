@@ -141,6 +141,23 @@ def ranking_sentence(naive: Ranking, optimum: Ranking, naive_name: str = NAIVE) 
     return text
 
 
+@dataclass
+class _DeviceProgress:
+    """One device's `progress(label, Progress)`, passed on as `progress(device, label, Progress)`;
+    its phase after the searches (the re-score) is named by the device too."""
+
+    progress: Callable
+    device: str
+
+    def __call__(self, label, p) -> None:
+        self.progress(self.device, label, p)
+
+    def phase(self, name: str) -> None:
+        phase = getattr(self.progress, "phase", None)
+        if phase is not None:
+            phase(f"{self.device}: {name}")
+
+
 def check_devices(devices, naive: str = NAIVE) -> list:
     """The devices to compare, resolved (before any search or output): at least 2, no name twice,
     and a known naive baseline; else one line."""
@@ -192,7 +209,7 @@ def compare_devices(devices: Sequence[str | DeviceModel], sample: WeightSample, 
         for model in models:
             ckpt = Path(checkpoint_dir) / model.name if checkpoint_dir else None
             result = optimizer(sample, values, model, settings, checkpoint_dir=ckpt,
-                               progress=(lambda label, p, n=model.name: progress(n, label, p)) if progress else None)
+                               progress=_DeviceProgress(progress, model.name) if progress else None)
             rows.append(DeviceRow(model.name, model.describe(), result.scores,
                                   result.strategy.significance[0].tolist(), float(result.strategy.beta[0]),
                                   result.chosen, result.wall_time_s))
