@@ -138,7 +138,8 @@ def test_an_interrupted_run_keeps_its_command_and_says_so(tmp_path, monkeypatch)
     assert manifest["state"] == "running" and manifest["argv"][:2] == ["weightprog", "optimize"]
     shown = CliRunner().invoke(main, ["report", str(out)])
     assert shown.exit_code == 0, shown.output
-    assert "interrupted" in shown.output and "weightprog optimize --pairs 1" in shown.output
+    assert "partial results (interrupted: the run started" in shown.output
+    assert "its command (rerun it to resume): cd " in shown.output and "weightprog optimize --pairs 1" in shown.output
     page = (out / "report.html").read_text()
     assert 'class="status partial">interrupted' in page and "weightprog optimize --pairs 1" in page
     assert "report.html" in json.loads((out / "command.json").read_text())["files"]
@@ -152,7 +153,7 @@ def test_a_run_stopped_while_writing_its_outputs_is_not_shown_finished(finished,
     manifest = json.loads((copy / "command.json").read_text())
     (copy / "command.json").write_text(json.dumps({**manifest, "state": "running"}))
     shown = CliRunner().invoke(main, ["report", str(copy)])
-    assert shown.exit_code == 0 and "interrupted" in shown.output, shown.output
+    assert shown.exit_code == 0 and "partial results (interrupted: the run started" in shown.output, shown.output
     assert 'class="status partial">interrupted' in (copy / "report.html").read_text()
 
 
@@ -177,7 +178,7 @@ def test_a_running_folder_is_not_rebuilt_under_its_run(tmp_path):
     finally:
         holder.kill()
         holder.wait()
-    assert "interrupted" in CliRunner().invoke(main, ["report", str(out)]).output
+    assert "partial results (interrupted" in CliRunner().invoke(main, ["report", str(out)]).output
 
 
 # --- logs -------------------------------------------------------------------------------------------------

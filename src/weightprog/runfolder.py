@@ -159,6 +159,12 @@ def finish_run(folder: str | Path) -> None:
     run.write()
 
 
+def abandon_runs() -> None:
+    """Forget this process's unfinished runs (a command that failed or was interrupted): their
+    folders keep state `running`, and read as interrupted from here on too."""
+    _ACTIVE.clear()
+
+
 def list_file(folder: str | Path, name: str) -> None:
     """Add `name` to the manifest of a folder no run is writing now (`weightprog report` rebuilding
     report.html); nothing where the folder has no manifest."""

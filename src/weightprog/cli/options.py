@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import click
 
+from .. import runfolder
 from ..baselines import BASELINES
 from ..errors import WeightprogError
 from ..scores import baseline_name
@@ -64,6 +65,8 @@ class Group(click.Group):
                 click.echo(f"\ninterrupted: {ctx.invoked_subcommand or 'the command'} keeps no partial results; "
                            f"rerun it to start again", err=True)
             sys.exit(130)
+        finally:
+            runfolder.abandon_runs()  # a run that got to its end has finished (and left) already
 
 
 @contextmanager
