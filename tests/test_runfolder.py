@@ -190,6 +190,17 @@ def test_progress_off_a_terminal_is_plain_lines(finished):
     assert "polish, bounds and re-score: started" in output and "polish, bounds and re-score: done in" in output
 
 
+def test_counted_progress_off_a_terminal(capsys):
+    from weightprog.report.progress import count_progress
+
+    assert count_progress("x", lines=False) is True  # a terminal: evaluate_over_time's own bar
+    say = count_progress("evals", lines=True)
+    for done in range(1, 51):
+        say(done, 50)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "evals: 10 % (5/50)" and err[-1] == "evals: 100 % (50/50)" and len(err) == 10
+
+
 def test_a_rerun_says_where_it_resumes(finished, tmp_path):
     base, out, _ = finished
     copy = tmp_path / "copy"

@@ -18,6 +18,7 @@ from ..hardware import COMPENSATION_UNITS, NORMALISE_UNITS, REFERENCES, Mapping
 from ..nn.evaluate import evaluate_over_time, resolve_strategies
 from ..nn.periphery import PRESETS, get_periphery
 from ..report.page import vs_digital
+from ..report.progress import count_progress
 from ..timeunits import format_times
 from ..validate import compute_device
 from .options import device_option, force_option, option_names, times_option
@@ -162,7 +163,7 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
     result = evaluate_over_time(model, evaluate_fn, chosen, dev, times, repeats, seed,
                                 mapping=mapping, periphery=get_periphery(periphery),
                                 include=list(include) or None, exclude=list(exclude) or None,
-                                compute=compute, progress=progress)
+                                compute=compute, progress=progress and count_progress("realisations × times"))
     click.echo(result.mapping.format().splitlines()[-1])
     click.echo(result.format())
     click.echo(vs_digital_line(result, higher_is_better))

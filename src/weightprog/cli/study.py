@@ -9,6 +9,7 @@ import click
 
 from ..errors import WeightprogError
 from ..nn.periphery import PRESETS as PERIPHERY_PRESETS
+from ..report.progress import count_progress
 from ..study import DEFAULT_EVAL_SIZE, SEARCH_ON, STUDY_PERIPHERY, StudySettings, run_study
 from ..validate import integer
 from .options import force_option, option_names, times_option
@@ -91,7 +92,7 @@ def study(workloads, devices, variants, times, repeats, seed, eval_sizes, periph
     begin_run(out_dir, ("*/results.json", "results.csv", "summary.md", "figures/*.png"))
     start = time.perf_counter()
     run_study(settings, Path(out_dir), log=lambda m: click.echo(f"[{time.perf_counter() - start:6.0f} s] {m}"),
-              progress=True)
+              progress=count_progress("realisations × times"))
     click.echo((Path(out_dir) / "summary.md").read_text())
     write_run_report(out_dir)
 

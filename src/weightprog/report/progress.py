@@ -41,6 +41,21 @@ def search_fraction(progress, first_spread: float, tol: float, max_generations: 
     return min(1.0, max(0.0, *parts))
 
 
+def count_progress(what: str, lines: bool | None = None):
+    """`progress` of a counted loop (`evaluate_over_time`'s `(done, total)`): True (its own bar) on a
+    terminal; elsewhere a callback saying `what` every 10 % and at its end, one line each."""
+    if not (not sys.stderr.isatty() if lines is None else lines):
+        return True
+    said = [0]
+
+    def say(done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if tenth > said[0]:
+            said[0] = tenth
+            click.echo(f"{what}: {10 * tenth} % ({done}/{total})", err=True)
+    return say
+
+
 class SearchBars:
     """One tqdm bar per search (percent towards its stop, with generation, best loss, spread);
     the previous bar closes when the next search starts; the last one at `close()` (or the end of
