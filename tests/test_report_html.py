@@ -389,13 +389,15 @@ def test_search_bars_take_every_api_s_callback(capsys):
     from weightprog.report.progress import SearchBars
     from weightprog.search.evolve import Progress
 
-    with SearchBars(tol=1e-3, max_generations=10) as bars:
-        bars("f=1,2", Progress(1, 1.0, 1.0, 10, 0.1))
-        bars("pcm", "f=1,2", Progress(1, 1.0, 1.0, 10, 0.1))  # compare_devices: (device, cell label, progress)
-        bars("pcm", "f=1,2", Progress(5, 1.0, 1e-3, 50, 0.5))
-    assert list(bars.bars) == ["f=1,2", "pcm f=1,2"]
-    assert bars.done == {"f=1,2": 0.1, "pcm f=1,2": 1.0}
-    assert "search pcm f=1,2: 100%" in capsys.readouterr().err
+    for lines in (False, True):  # bars on a terminal, plain lines in a log
+        with SearchBars(tol=1e-3, max_generations=10, lines=lines) as bars:
+            bars("f=1,2", Progress(1, 1.0, 1.0, 10, 0.1))
+            bars("pcm", "f=1,2", Progress(1, 1.0, 1.0, 10, 0.1))  # compare_devices: (device, cell label, progress)
+            bars("pcm", "f=1,2", Progress(5, 1.0, 1e-3, 50, 0.5))
+        assert bars.done == {"f=1,2": 0.1, "pcm f=1,2": 1.0}
+        err = capsys.readouterr().err
+        assert ("search pcm f=1,2: 100%" in err) if not lines else (
+            "search f=1,2: started" in err and "search pcm f=1,2: done at gen 5" in err and "\r" not in err)
 
 
 def test_a_foreign_report_html_is_never_replaced(runs, tmp_path):
@@ -405,14 +407,15 @@ def test_a_foreign_report_html_is_never_replaced(runs, tmp_path):
     result = CliRunner().invoke(main, ["report", str(folder)])
     assert result.exit_code == 2 and "is not a page weightprog wrote" in result.output
     assert (folder / "report.html").read_text() == "<html>my own notes</html>"
-    # a command ending beside someone's report.html: its results stand, the page is skipped with a line
+    # a command into a folder holding someone's report.html: refused before any work (issue 26)
     (tmp_path / "m").mkdir()
     run("device", "simulate", "rram-hfox", "--out", str(tmp_path / "m" / "m.csv"), "--devices", "40", "--times",
         "1s,1d,1y")
     (tmp_path / "m" / "report.html").write_text("theirs")
-    result = run("device", "fit", str(tmp_path / "m" / "m.csv"), "--out", str(tmp_path / "m" / "dev.yaml"),
-                 "--min-devices", "20")
-    assert "warning: report.html not written" in result.output and (tmp_path / "m" / "dev.yaml").is_file()
+    result = CliRunner().invoke(main, ["device", "fit", str(tmp_path / "m" / "m.csv"), "--out",
+                                       str(tmp_path / "m" / "dev.yaml"), "--min-devices", "20"])
+    assert result.exit_code == 2 and "report.html: exists and is not listed" in result.output
+    assert not (tmp_path / "m" / "dev.yaml").exists()
     assert (tmp_path / "m" / "report.html").read_text() == "theirs"
 
 

@@ -175,7 +175,7 @@ def test_cli_baselines_prints_the_library_numbers():
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--weights", "missing.pt"], "missing.pt not found"),
+    (["--weights", "missing.pt"], "missing.pt: weights file not found"),
     (["--pairs", "2", "--significance", "1,2,3"], "--significance"),
     (["--times", "1s,0s"], "times"),
     (["--device", "nope"], "unknown device"),

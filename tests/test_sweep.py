@@ -16,6 +16,7 @@ import torch
 from click.testing import CliRunner
 
 from weightprog.cli.sweep import sweep as sweep_command
+from weightprog.errors import WeightprogError
 from weightprog.sweep import SweepError, comparable_records, load_sweep, read_record, run_sweep, sweep_status
 
 TINY = """\
@@ -256,9 +257,14 @@ def test_cli(tmp_path, tiny):
     res = runner.invoke(sweep_command, [str(path), "--out", str(ref), "--list"])
     assert res.exit_code == 0, res.output
     assert f"{TOTAL} jobs: {TOTAL} done, 0 failed, 0 pending" in res.output
+    # a folder the Python API wrote has no command.json listing its files: the CLI never replaces them
     res = runner.invoke(sweep_command, [str(path), "--out", str(ref), "--workers", "0"])
-    assert res.exit_code == 0, res.output
-    assert f"{TOTAL}/{TOTAL} jobs done (0 this run, {TOTAL} before), 0 failed, 0 pending" in res.output
+    assert isinstance(res.exception, WeightprogError) and "is not listed" in str(res.exception)
+    out = tmp_path / "cli"
+    for before in (0, TOTAL):  # a run, then a rerun that finds every job done
+        res = runner.invoke(sweep_command, [str(path), "--out", str(out), "--workers", "0"])
+        assert res.exit_code == 0, res.output
+        assert f"{TOTAL}/{TOTAL} jobs done ({TOTAL - before} this run, {before} before)" in res.output
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")

@@ -141,6 +141,38 @@ def ranking_sentence(naive: Ranking, optimum: Ranking, naive_name: str = NAIVE) 
     return text
 
 
+@dataclass
+class _DeviceProgress:
+    """One device's `progress(label, Progress)`, passed on as `progress(device, label, Progress)`;
+    its phase after the searches (the re-score) is named by the device too."""
+
+    progress: Callable
+    device: str
+
+    def __call__(self, label, p) -> None:
+        self.progress(self.device, label, p)
+
+    def phase(self, name: str) -> None:
+        phase = getattr(self.progress, "phase", None)
+        if phase is not None:
+            phase(f"{self.device}: {name}")
+
+
+def check_devices(devices, naive: str = NAIVE) -> list:
+    """The devices to compare, resolved (before any search or output): at least 2, no name twice,
+    and a known naive baseline; else one line."""
+    if naive not in BASELINES:
+        raise WeightprogError(f"compare: naive strategy {naive!r} is not one of {', '.join(BASELINES)}")
+    if len(devices) < 2:
+        raise WeightprogError(f"compare: need at least 2 devices, got {len(devices)}")
+    models = [get_device(d) for d in devices]
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise WeightprogError(f"compare: device given more than once: {', '.join(dup)}")
+    return models
+
+
 def compare_devices(devices: Sequence[str | DeviceModel], sample: WeightSample, values: torch.Tensor,
                     settings: OptimizeSettings = OptimizeSettings(), naive: str = NAIVE,
                     source: str = "", checkpoint_dir: str | Path | None = None,
@@ -171,21 +203,13 @@ def compare_devices(devices: Sequence[str | DeviceModel], sample: WeightSample, 
     -------
     Comparison
     """
-    if naive not in BASELINES:
-        raise WeightprogError(f"compare: naive strategy {naive!r} is not one of {', '.join(BASELINES)}")
-    if len(devices) < 2:
-        raise WeightprogError(f"compare: need at least 2 devices, got {len(devices)}")
-    models = [get_device(d) for d in devices]  # all resolved before any (long) search
-    names = [m.name for m in models]
-    if len(set(names)) != len(names):
-        dup = sorted({n for n in names if names.count(n) > 1})
-        raise WeightprogError(f"compare: device given more than once: {', '.join(dup)}")
+    models = check_devices(devices, naive)
     rows = []
     with folder_lock(checkpoint_dir, "weightprog compare-devices"):  # checked above: now it may be created
         for model in models:
             ckpt = Path(checkpoint_dir) / model.name if checkpoint_dir else None
             result = optimizer(sample, values, model, settings, checkpoint_dir=ckpt,
-                               progress=(lambda label, p, n=model.name: progress(n, label, p)) if progress else None)
+                               progress=_DeviceProgress(progress, model.name) if progress else None)
             rows.append(DeviceRow(model.name, model.describe(), result.scores,
                                   result.strategy.significance[0].tolist(), float(result.strategy.beta[0]),
                                   result.chosen, result.wall_time_s))

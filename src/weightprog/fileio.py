@@ -17,6 +17,14 @@ from .errors import WeightprogError
 LOCK_NAME = ".weightprog.lock"
 _HELD_LOCKS: dict[str, Any] = {}
 """Open lock files of the output folders this process writes (released when it exits or dies)."""
+BEFORE_WRITE: list[Callable[[Path], None]] = []
+"""Called with each path before it is written (runfolder.py lists it in its run's manifest)."""
+
+
+def before_write(path: str | Path) -> None:
+    """Tell the hooks that `path` is about to be written (they may refuse: WeightprogError)."""
+    for hook in BEFORE_WRITE:
+        hook(Path(path))
 
 
 def _umask() -> int:
@@ -47,6 +55,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:
     The file gets the permissions a plain `open(path, "w")` would (0666 less the umask), not the
     temp file's 0600; a folder that cannot be written is one line naming it."""
     path = Path(path)
+    before_write(path)
     _mkdir(path.parent)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -124,6 +133,25 @@ def lock_folder(path: str | Path, what: str = "weightprog") -> Path:
 def holds_lock(path: str | Path) -> bool:
     """Whether this process holds the lock of the folder `path`."""
     return str(Path(path).resolve()) in _HELD_LOCKS
+
+
+def locked_elsewhere(path: str | Path) -> bool:
+    """Whether another process holds the lock of the folder `path` (a run writing it now)."""
+    import fcntl
+
+    if holds_lock(path):
+        return False
+    try:
+        f = open(Path(path) / LOCK_NAME)  # noqa: SIM115 - closed below, whatever the probe finds
+    except OSError:
+        return False
+    with f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return False
 
 
 def unlock_folder(path: str | Path) -> None:

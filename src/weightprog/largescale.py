@@ -29,7 +29,7 @@ import torch
 
 from .errors import WeightprogError
 from .sample import DEFAULT_ROWS, DEFAULT_SIZE, NORMALISE, WeightSample, analog_tensors, sample_from_values
-from .weightfiles import SUFFIXES, load_state, plain_arrays, read_error, state_dict_of
+from .weightfiles import SUFFIXES, load_state, missing, plain_arrays, read_error, state_dict_of
 
 DEFAULT_VALUES_SIZE = 1 << 20
 """Normalised values kept for re-scoring (4 MiB of float32): 100 × the default search sample."""
@@ -144,8 +144,7 @@ def iter_file_tensors(path: str | Path) -> Iterator[tuple[str, torch.Tensor]]:
     """Analog tensors of a weights file, one at a time: safetensors files are read lazily, torch
     files are memory-mapped (`torch.load(mmap=True)`), so the file is never held in memory whole."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightprogError(f"weights: file {path} not found")
+    missing(path)
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise WeightprogError(f"{path}: unsupported weights file; use one of {', '.join(SUFFIXES)}")

@@ -29,6 +29,8 @@ _TIME_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-z]*)\s*$
 def parse_time(text: str) -> float:
     """`'30d'` -> 2592000.0. A bare number is seconds."""
     m = _TIME_RE.match(text.lower())
+    if m is None and _TIME_RE.match(text.lower().replace("-", "", 1)):  # the form is right, the sign is not
+        raise WeightprogError(f"times: {text.strip()} must be ≥ 0 (a time after programming)")
     if not m or m.group(2) not in SECONDS and m.group(2) != "":
         raise WeightprogError(
             f"times: cannot read {text!r}; use a number of seconds or a number with a unit "

@@ -51,15 +51,25 @@ def read_error(path: str | Path, exc: Exception) -> WeightprogError:
         return WeightprogError(f"{path}: not a readable torch file (truncated or corrupt: {first})")
     if suffix == ".safetensors":
         return WeightprogError(f"{path}: not a readable safetensors file (truncated or corrupt: {first})")
+    if suffix in (".npy", ".npz"):  # numpy's own words advise allow_pickle, never to be followed here
+        return WeightprogError(f"{path}: not a numpy {suffix} file of numbers (not numpy's format, or it holds "
+                               f"Python objects); save it with numpy.save of a float array")
     return WeightprogError(f"{path}: cannot read weights ({first})")
+
+
+def missing(path: Path) -> None:
+    """One line where a weights path is not a file: a folder, or nothing there."""
+    if path.is_dir():
+        raise WeightprogError(f"{path}: is a folder; --weights takes a weights file ({', '.join(SUFFIXES)})")
+    if not path.is_file():
+        raise WeightprogError(f"{path}: weights file not found")
 
 
 def load_state(path: str | Path) -> dict[str, torch.Tensor]:
     """Name -> tensor for every array in a weights file."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if not path.is_file():
-        raise WeightprogError(f"{path}: weights file not found")
+    missing(path)
     if suffix not in SUFFIXES:
         raise WeightprogError(f"{path}: unsupported weights file; use one of {', '.join(SUFFIXES)}")
     try:

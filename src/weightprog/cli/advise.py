@@ -8,11 +8,12 @@ import click
 from ..advise import PROPERTIES, advise, parse_axis, run_flip_map
 from ..devices import get_device
 from ..errors import WeightprogError
-from ..fileio import atomic_write_json, lock_folder
+from ..fileio import atomic_write_json
 from ..timeunits import format_times
 from .inputs import search_inputs
-from .options import search_options
-from .report import write_run_report
+from .options import force_option, search_options
+from .report import begin_run, write_run_report
+from .sweep import SWEEP_OUTPUTS
 
 
 @click.command("advise")
@@ -26,6 +27,7 @@ from .report import write_run_report
 @click.option("--rescore-blocks", default=10, show_default=True, type=int,
               help="Fresh samples (each the search's size, fresh draws) for every reported number.")
 @click.option("--out", "out_dir", default="runs/advise", show_default=True, type=click.Path())
+@force_option()
 def advise_command(device_spec, seed, improvement, properties, rescore_blocks, out_dir, **search):
     """Which property of DEVICE to improve: each one improved, the strategy re-optimised.
 
@@ -38,7 +40,7 @@ def advise_command(device_spec, seed, improvement, properties, rescore_blocks, o
     dev = get_device(device_spec)  # resolved once: the library takes the model from here on
     inputs = search_inputs(seed=seed, rescore_blocks=rescore_blocks, **search)
     settings, values, sample, source = inputs.settings, inputs.values, inputs.sample, inputs.source
-    out = lock_folder(out_dir, "weightprog device advise")
+    out = begin_run(out_dir, ("advice.json", "advice.png"))
     click.echo(f"advising on {dev.name} for {source} ({values.numel():,} weights), {settings.pairs} pair(s), "
                f"times {','.join(format_times(settings.times_s))}, seed {seed}: "
                f"{1 + len(properties or PROPERTIES)} optimisations", err=True)
@@ -71,6 +73,7 @@ def advise_command(device_spec, seed, improvement, properties, rescore_blocks, o
 @click.option("--workers", default=1, show_default=True, type=int, help="Local worker processes (0: inline).")
 @click.option("--ray", default=None, metavar="ADDRESS", help="Run the jobs on Ray (auto, or an address).")
 @click.option("--out", "out_dir", default="runs/flipmap", show_default=True, type=click.Path())
+@force_option()
 def flipmap_command(base, x_axis, y_axis, weights, pairs, f_max, times, seed, max_generations, rescore_blocks,
                     workers, ray, out_dir):
     """Where the naive comparison of DEVICE with scaled variants of itself disagrees with the
@@ -84,6 +87,8 @@ def flipmap_command(base, x_axis, y_axis, weights, pairs, f_max, times, seed, ma
     settings = {k: v for k, v in (("max_generations", max_generations), ("rescore_blocks", rescore_blocks))
                 if v is not None}
     count = len(x[1]) * len(y[1]) + 1
+    get_device(base)  # a bad base fails before the folder is claimed
+    begin_run(out_dir, ("flipmap.json", "flipmap.png", *SWEEP_OUTPUTS))
     click.echo(f"flip map of {base}: {x[0]} × {y[0]}, {count} optimisations into {out_dir}", err=True)
 
     def progress(p):

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ..compare import compare_devices, table_text, write_comparison
-from ..devices import get_device
-from ..fileio import check_output_folder, folder_lock
+from ..compare import check_devices, compare_devices, table_text, write_comparison
 from ..report.progress import SearchBars
 from ..scores import NAIVE
 from ..timeunits import format_times
-from .inputs import discard_checkpoints, search_inputs
-from .options import BaselineChoice, search_options
-from .report import write_run_report
+from .inputs import search_inputs
+from .options import BaselineChoice, force_option, search_options
+from .report import begin_run, write_run_report
 
 
 @click.command()
@@ -24,21 +22,18 @@ from .report import write_run_report
 @click.option("--naive", type=BaselineChoice(), default=NAIVE, show_default=True,
               help="The F=1 baseline the naive ranking and the dashed curves use.")
 @click.option("--out", "out_dir", default="runs/compare", show_default=True, type=click.Path())
-@click.option("--force", is_flag=True, help="Start afresh: discard --out's search checkpoints instead of resuming.")
-def compare_devices_command(devices, seed, budget_s, naive, out_dir, force, **search):
+@force_option()
+def compare_devices_command(devices, seed, budget_s, naive, out_dir, **search):
     """Compare devices by the weight error of their optimised strategy and of naive programming.
 
     Every device gets the same search (settings, sample, seeds, cell choice, times); devices are
     ranked by their optimum and by the naive baseline, and the output says whether the two
     rankings differ. Writes comparison.json, comparison.csv, tnmse_vs_time.png and report.html to --out.
     """
-    models = [get_device(d) for d in devices]  # resolved once (bad names fail before any search)
+    models = check_devices(devices, naive)  # resolved once (bad names fail before any search or output)
     inputs = search_inputs(seed=seed, budget_s=budget_s, **search)
     settings, values, sample, source = inputs.settings, inputs.values, inputs.sample, inputs.source
-    out = check_output_folder(out_dir)  # created (and locked) by compare_devices once its checks pass
-    if force and (out / "checkpoints").is_dir():
-        with folder_lock(out / "checkpoints", "weightprog compare-devices"):
-            discard_checkpoints(out / "checkpoints")
+    out = begin_run(out_dir, ("comparison.json", "comparison.csv", "tnmse_vs_time.png", "checkpoints/**/*.json"))
     click.echo(f"comparing {', '.join(m.name for m in models)} for {source} ({values.numel():,} weights, "
                f"search sample {sample.size:,}), {settings.pairs} pair(s), "
                f"times {','.join(format_times(settings.times_s))}, seed {seed}", err=True)

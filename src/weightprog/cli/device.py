@@ -20,7 +20,7 @@ from ..devices.measurements import read_measurements, simulate_measurements, wri
 from ..errors import WeightprogError
 from ..fileio import atomic_write, refuse_overwriting_inputs
 from ..timeunits import format_time
-from .options import Group, option_names, times_option
+from .options import Group, force_option, option_names, times_option
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
@@ -102,12 +102,13 @@ def devices_alias():
 @click.option("--g-max", default=None, type=float, help="Device range top (µS; default: the largest target).")
 @click.option("--min-devices", default=30, show_default=True, help="Fewest devices in a conductance bin.")
 @click.option("--max-bins", default=12, show_default=True, help="Most conductance bins.")
+@force_option()
 def fit(measurements, out, plot, name, t0, t_read, g_min, g_max, min_devices, max_bins):
     """Fit a tabulated device to MEASUREMENTS.csv (device_id, g_target, t, g). Also writes
     <out stem>.fit.json (per-bin estimates ± s.e.) and report.html in the --out file's folder."""
     from ..report.device_plots import fit_figure, written_by_weightprog
     from ..report.html import write_fit_record
-    from .report import write_run_report
+    from .report import begin_run, write_run_report
 
     if plot is None:  # the default figure path must not replace a file that is not ours
         plot = out.with_suffix(".png")
@@ -119,6 +120,8 @@ def fit(measurements, out, plot, name, t0, t_read, g_min, g_max, min_devices, ma
     result = fit_device(table, name=name or out.stem, t0=t0, t_read=t_read, g_min=g_min,
                         g_max=g_max, min_devices=min_devices, max_bins=max_bins)
     png = fit_figure(result)
+    mine = [out.name, out.stem + ".fit.json"] + ([plot.name] if plot.parent == out.parent else [])
+    begin_run(out.parent, tuple(mine))  # the folder of --out is the run's: its manifest, before any file
     write_device(out, result.device)
     _write_bytes(plot, png)
     write_fit_record(result, out, plot, {"t0": t0, "t_read": t_read, "g_min": g_min, "g_max": g_max,

@@ -9,16 +9,36 @@ import click
 
 from .._version import __version__
 from ..devices import get_device
+from ..errors import WeightprogError
 from ..fileio import atomic_write_json, atomic_write_text, check_output_folder
 from ..hardware import COMPENSATION_UNITS, NORMALISE_UNITS, REFERENCES, Mapping
 from ..nn.evaluate import evaluate_over_time, resolve_strategies
 from ..nn.limit import LIMIT
 from ..nn.periphery import PRESETS, get_periphery
+from ..report.page import vs_digital
+from ..report.progress import count_progress
 from ..timeunits import format_times
 from ..validate import compute_device
 from .model_spec import load_model_spec
-from .options import device_option, option_names, times_option
-from .report import write_run_report
+from .options import device_option, force_option, option_names, times_option
+from .report import begin_run, write_run_report
+
+
+def refuse_unused_significance(strategies, significance: str | None) -> None:
+    """`--significance` builds the baselines' cells: with strategy files only, it would do nothing."""
+    from ..baselines import BASELINES
+
+    if significance is not None and not any(s in BASELINES or s == LIMIT for s in strategies):
+        raise WeightprogError(f"--significance {significance}: only for the baselines ({', '.join(BASELINES)}) "
+                              f"and the limit; a strategy file brings its own cell")
+
+
+def vs_digital_line(result, higher_is_better: bool) -> str:
+    """Each strategy's metric at the last time against the digital model's, signed, with its unit."""
+    k = len(result.times_s) - 1
+    parts = [f"{s} {vs_digital(float(result.mean[i, k]), result.digital, higher_is_better)}"
+             for i, s in enumerate(result.strategies)]
+    return f"at {format_times(result.times_s)[-1]}, vs digital: " + "; ".join(parts)
 
 
 @click.command()
@@ -47,15 +67,18 @@ from .report import write_run_report
 @click.option("--include", multiple=True, metavar="GLOB", help="Only these modules are analog; repeatable.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Keep these modules digital; repeatable.")
 @click.option("--metric-name", default=None,
-              help="The metric's name [default: the spec's or workload's own, else accuracy].")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="The metric's name [default: the spec's or workload's own (ptb-lstm: perplexity), else accuracy].")
+@click.option("--higher-is-better/--lower-is-better", "higher_is_better", default=None,
+              help="The metric's direction [default: the spec's or workload's own, else higher is better].")
+@click.option("--out", "out_dir", type=click.Path(), default=None,
               help="Write results.csv, results.json, accuracy_vs_time.png and report.html here.")
 @click.option("--eval-size", type=click.IntRange(min=1), default=None,
               help="Reference workloads: evaluate on the first N test items (images, tokens, sentences).")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@force_option()
 def evaluate(model_spec, strategies, significance, device, times, repeats, seed, periphery, compute,
-             tile, normalise, compensation, compensation_reference, include, exclude, metric_name, out_dir,
-             eval_size, progress):
+             tile, normalise, compensation, compensation_reference, include, exclude, metric_name, higher_is_better,
+             out_dir, eval_size, progress):
     """A model's metric over time after programming its weights into analogue memory."""
     with option_names():
         compute_device(compute)
@@ -63,23 +86,28 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
         check_output_folder(out_dir)
     # names resolved once, before the model is loaded: the library takes the objects from here on
     dev = get_device(device)
+    refuse_unused_significance(strategies, significance)
     named = [s for s in strategies if s != LIMIT]
     chosen: list = list(resolve_strategies(named, dev, significance)) if named else []
     if LIMIT in strategies:  # computed from the model's own weights, once they are loaded
         chosen.insert(list(strategies).index(LIMIT), LIMIT)
     mapping = Mapping(tile, tile, normalise, compensation, compensation_reference)
     spec = load_model_spec(model_spec, eval_size)
-    if metric_name is not None:
-        spec = replace(spec, metric=metric_name)
+    if metric_name is not None or higher_is_better is not None:  # the user's word over the spec's
+        spec = replace(spec, metric=metric_name or spec.metric,
+                       higher_is_better=spec.higher_is_better if higher_is_better is None else higher_is_better)
+    if out_dir is not None:  # inputs read: the manifest, before the evaluation
+        begin_run(out_dir, ("results.csv", "results.json", "accuracy_vs_time.png"))
     result = evaluate_over_time(spec, strategies=chosen, device=dev, times_s=times, repeats=repeats, seed=seed,
                                 mapping=mapping, periphery=get_periphery(periphery), significance=significance,
                                 include=list(include) or None, exclude=list(exclude) or None,
-                                compute=compute, progress=progress)
+                                compute=compute, progress=progress and count_progress("realisations × times"))
     click.echo(result.mapping.format().splitlines()[-1])
     if result.calibrated_on == "test":
         click.echo("note: the periphery's ranges were calibrated on the scored data itself (the model spec has "
                    "neither calibrate nor validate)", err=True)
     click.echo(result.format())
+    click.echo(vs_digital_line(result, result.higher_is_better))
     if out_dir is None:
         return
     from ..report.nn_plots import plot_metric_vs_time  # matplotlib only when writing files

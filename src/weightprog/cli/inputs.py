@@ -5,8 +5,8 @@ the options themselves are declared in `options.py`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
+import click
 import torch
 
 from ..cell import Cell
@@ -72,6 +72,12 @@ def load_values(weights: str | None, distribution: str | None, normalise: str,
     return load_distribution(name), f"distribution:{name}"
 
 
+def _typed(name: str) -> bool:
+    """Whether the user gave option `name` on the command line (not its default)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+
 def search_inputs(weights: str | None, distribution: str | None, normalise: str, pairs: int, significance: str,
                   times: tuple[float, ...], grid_points: int, no_polish: bool, compute: str, seed: int,
                   given: tuple[torch.Tensor, str] | None = None, **settings) -> SearchInputs:
@@ -119,17 +125,9 @@ def search_inputs(weights: str | None, distribution: str | None, normalise: str,
         cell = None if significance == "auto" else Cell.parse(significance)
         opts = OptimizeSettings(pairs=pairs, significance=cell, times_s=times, grid_points=grid_points,
                                 seed=seed, polish=not no_polish, compute=compute, **settings)
+    if given is None and not weights and _typed("normalise"):  # never silently ignored: say it does nothing here
+        click.echo("warning: --normalise applies to --weights files; the built-in distributions are "
+                   "normalised already", err=True)
     values, source = given if given is not None else load_values(weights, distribution, normalise, seed)
     return SearchInputs(opts, values, sample_from_values(values, seed=seed, source=source), source)
 
-
-def discard_checkpoints(folder: Path) -> None:
-    """`--force`: delete the search checkpoints under `folder` (held locked by this run), nothing else.
-
-    Parameters
-    ----------
-    folder
-        The output folder (or its `checkpoints/`).
-    """
-    for path in sorted(folder.glob("**/checkpoint_*.json")):
-        path.unlink()

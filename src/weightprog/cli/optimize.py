@@ -8,7 +8,7 @@ import click
 
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
-from ..fileio import atomic_write_json, lock_folder
+from ..fileio import atomic_write_json
 from ..largescale import iter_file_tensors
 from ..report.optimize_plots import plot_convergence, plot_error_distribution, plot_strategy, plot_tnmse_vs_time
 from ..report.palette import strategy_label
@@ -18,10 +18,14 @@ from ..search.run import OptimizeSettings, optimize, optimize_per_layer
 from ..select import SELECT_RULES, candidates_of, select_on_network
 from ..strategy import Strategy
 from ..timeunits import format_times
-from .inputs import discard_checkpoints, search_inputs
+from .inputs import search_inputs
 from .network import NetworkInputs, network_options
-from .options import device_option, search_options
-from .report import write_run_report
+from .options import device_option, force_option, search_options
+from .report import begin_run, write_run_report
+
+OUTPUTS = ("strategy.json", "strategy.aihwkit.json", "report.json", "strategy.png", "tnmse_vs_time.png",
+           "error_distribution.png", "convergence.png", "checkpoint_*.json", "layers/*.json")
+"""What optimize writes in --out (runfolder.py: none of them replaced unless its manifest lists it)."""
 
 
 @click.command()
@@ -44,9 +48,9 @@ from .report import write_run_report
                    "error (tnmse) [default: network when the spec has validate, else tnmse].")
 @network_options
 @click.option("--out", "out_dir", default="runs/optimize", show_default=True, type=click.Path())
-@click.option("--force", is_flag=True, help="Start afresh: discard --out's search checkpoints instead of resuming.")
+@force_option()
 def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer, model_spec, select, network_repeats,
-                     periphery, eval_size, out_dir, force, **search):
+                     periphery, eval_size, out_dir, **search):
     """Find the programming strategy with the lowest time-averaged weight error (with --model: the best
     candidate on the network's held-out metric)."""
     dev = get_device(device)  # resolved once: the library takes the model from here on
@@ -56,9 +60,7 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
     inputs = search_inputs(seed=seed, budget_s=budget_s, rescore_blocks=rescore_blocks, clip=not no_clip,
                            given=network.values() if network else None, **search)
     settings, values, sample, source = inputs.settings, inputs.values, inputs.sample, inputs.source
-    out = lock_folder(out_dir, "weightprog optimize")  # before the search: a second run into it stops here
-    if force:
-        discard_checkpoints(out)
+    out = begin_run(out_dir, OUTPUTS)  # before the search: the manifest; a second run into it stops here
     times = settings.times_s
     click.echo(f"optimising for {source} ({values.numel():,} weights, search sample {sample.size:,}) "
                f"on device {dev.name}, {settings.pairs} pair(s), times {','.join(format_times(times))}", err=True)

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import click
 
+from .. import runfolder
 from ..baselines import BASELINES
 from ..errors import WeightprogError
 from ..scores import baseline_name
@@ -22,8 +23,23 @@ RESUMABLE = ("optimize", "compare-devices", "sweep", "study")
 """Commands that checkpoint as they go and resume when rerun with the same arguments."""
 
 
+def _usage_error(exc: click.UsageError):
+    """A usage error as one line (no usage block): what was wrong and where the options are listed."""
+    where = f"; see `{exc.ctx.command_path} --help`" if exc.ctx is not None else ""
+    click.echo(f"error: {exc.format_message().rstrip('.')}{where}", err=True)
+    sys.exit(2)
+
+
 class Group(click.Group):
-    """A click group whose commands end in one line and exit code 2 on a `WeightprogError`."""
+    """A click group whose commands end in one line and exit code 2 on a `WeightprogError` or a
+    usage error (click's own usage block is never printed)."""
+
+    def parse_args(self, ctx, args):
+        """The group's own arguments (`weightprog --bogus`): a usage error is one line."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _usage_error(exc)
 
     def invoke(self, ctx):
         """Run the command `ctx` names; a `WeightprogError` (while parsing or running) becomes
@@ -40,6 +56,8 @@ class Group(click.Group):
         except WeightprogError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except click.UsageError as exc:
+            _usage_error(exc)
         except KeyboardInterrupt:
             if ctx.invoked_subcommand in RESUMABLE:
                 click.echo("\ninterrupted: checkpoints are kept; rerun the same command to resume", err=True)
@@ -47,6 +65,8 @@ class Group(click.Group):
                 click.echo(f"\ninterrupted: {ctx.invoked_subcommand or 'the command'} keeps no partial results; "
                            f"rerun it to start again", err=True)
             sys.exit(130)
+        finally:
+            runfolder.abandon_runs()  # a run that got to its end has finished (and left) already
 
 
 @contextmanager
@@ -88,6 +108,15 @@ def times_option(default: str | None = None, help: str = "Times after programmin
             raise WeightprogError(f"--times: {str(exc).removeprefix('times: ')}") from None
     return click.option("--times", "times", default=default, metavar="LIST", callback=parse,
                         show_default=default is not None, help=help)
+
+
+def force_option():
+    """`--force`, read by `begin_run` (the commands never see it)."""
+    def keep(ctx, param, value):
+        ctx.meta["weightprog.force"] = value
+    return click.option("--force", is_flag=True, expose_value=False, callback=keep,
+                        help="Start afresh: remove the files the folder's command.json lists (only those) "
+                             "instead of resuming; needed to rerun with other settings.")
 
 
 class BaselineChoice(click.Choice):

@@ -1,16 +1,23 @@
 """`weightprog report DIR`: (re)build DIR/report.html from a finished or interrupted output folder;
-and `write_run_report`, which every command that writes an output folder calls at its end."""
+`begin_run`, which every command that writes an output folder calls before any work (its manifest,
+runfolder.py), and `write_run_report`, which it calls at its end (the page; the run `finished`)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import click
 
+from .. import runfolder
 from ..errors import WeightprogError
-from ..report.html import Report, RunCommand, write_report
+from ..report.html import Report, RunCommand, read_command, write_report
 from ..timeunits import format_times
+
+NOT_SETTINGS = frozenset({"out_dir", "workers", "ray", "ray_address", "skip_failed", "list_only", "progress",
+                          "threads"})
+"""Parameters that change how a run goes, never what it finds: a rerun may change them."""
 
 
 def _option_args(ctx: click.Context) -> list[str]:
@@ -62,10 +69,47 @@ def run_command() -> RunCommand:
     return RunCommand(argv, os.getcwd())
 
 
+def run_settings(ctx: click.Context) -> dict:
+    """The command's settings as the manifest keeps them: {option as typed: value}, defaults included."""
+    out = {}
+    for param in ctx.command.params:
+        if param.name in ctx.params and param.name not in NOT_SETTINGS:
+            key = param.opts[0] if isinstance(param, click.Option) else param.human_readable_name
+            value = ctx.params[param.name]
+            value = ",".join(format_times(value)) if param.name == "times" and value else value  # as typed: 1s,1d
+            out[key] = json.loads(json.dumps(value, default=str))  # as stored: lists, text
+    return out
+
+
+def begin_run(out: str | Path, outputs: tuple[str, ...], settings: dict | None = None) -> Path:
+    """Claim the output folder `out` before any work (runfolder.start_run): its manifest, with the
+    command as typed and its settings, state `running`.
+
+    Parameters
+    ----------
+    out
+        The output folder.
+    outputs
+        Glob patterns of the files the command writes there (report.html aside).
+    settings
+        Extra settings to record beside the command's options.
+
+    Returns
+    -------
+    Path
+        The folder, created and locked.
+    """
+    ctx = click.get_current_context()
+    command = run_command()
+    kind = " ".join(ctx.command_path.split()[1:]) or ctx.command_path
+    return runfolder.start_run(out, kind, command.argv, command.cwd, {**run_settings(ctx), **(settings or {})},
+                               outputs, force=bool(ctx.meta.get("weightprog.force"))).folder
+
+
 def write_run_report(out: str | Path, kind: str | None = None) -> Report | None:
-    """report.html (and command.json) in `out`, at the end of a command; prints where. A file of
-    either name that weightprog did not write is left alone, with a line saying so (the run's own
-    results are written by then, so this is no failure).
+    """report.html in `out`, at the end of a command, then its manifest says `finished`; prints
+    where. A report.html that weightprog did not write is left alone, with a line saying so (the
+    run's own results are written by then, so this is no failure).
 
     Parameters
     ----------
@@ -79,12 +123,14 @@ def write_run_report(out: str | Path, kind: str | None = None) -> Report | None:
     Report or None
         The page written, or None where it was not.
     """
+    report = None
     try:
-        report = write_report(out, run_command(), kind)
+        report = write_report(out, kind)
     except WeightprogError as exc:
         click.echo(f"warning: report.html not written: {exc}", err=True)
-        return None
-    click.echo(f"report: {report.path}", err=True)
+    runfolder.finish_run(out)  # not on Ctrl-C: an interrupted run stays `running` (shown as interrupted)
+    if report is not None:
+        click.echo(f"report: {report.path}", err=True)
     return report
 
 
@@ -94,5 +140,8 @@ def report(folder):
     """(Re)build FOLDER/report.html from the files a weightprog command wrote there (finished or
     interrupted): one self-contained page, figures inline, no network needed."""
     written = write_report(folder)
-    click.echo(f"{written.kind} {'results' if written.finished else 'partial results (interrupted run)'}: "
+    click.echo(f"{written.kind} {'results' if written.finished else f'partial results ({written.status})'}: "
                f"{written.path}")
+    command = read_command(folder)
+    if not written.finished and command is not None:
+        click.echo(f"its command (rerun it to resume): {command.text()}")

@@ -8,12 +8,12 @@ from pathlib import Path
 import click
 
 from ..errors import WeightprogError
-from ..fileio import check_output_folder
 from ..nn.periphery import PRESETS as PERIPHERY_PRESETS
+from ..report.progress import count_progress
 from ..study import DEFAULT_EVAL_SIZE, SEARCH_ON, STUDY_PERIPHERY, StudySettings, run_study
 from ..validate import integer
-from .options import option_names, times_option
-from .report import write_run_report
+from .options import force_option, option_names, times_option
+from .report import begin_run, write_run_report
 
 
 def _eval_sizes(items) -> dict:
@@ -66,8 +66,9 @@ def _eval_sizes(items) -> dict:
               show_default=True,
               help="Search on each trained variant's weights, or use the FP weights' strategy for both.")
 @click.option("--threads", default=None, type=int, help="torch threads (default: torch's choice).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True,
+@click.option("--out", "out_dir", type=click.Path(), required=True,
               help="Results folder: <workload>/results.json, results.csv, summary.md, figures/, report.html.")
+@force_option()
 def study(workloads, devices, variants, times, repeats, seed, eval_sizes, periphery, max_generations, popsize,
           f_max, polish_steps, search_on, threads, out_dir):
     """Optimise, then evaluate FP/HWA × naive/hand-crafted/optimised over time on real workloads."""
@@ -88,10 +89,10 @@ def study(workloads, devices, variants, times, repeats, seed, eval_sizes, periph
                                  eval_size=_eval_sizes(eval_sizes), periphery=periphery,
                                  max_generations=max_generations, popsize=popsize, f_max=f_max,
                                  polish_steps=polish_steps, search_on=search_on, **kw)
-    check_output_folder(out_dir)
+    begin_run(out_dir, ("*/results.json", "results.csv", "summary.md", "figures/*.png"))
     start = time.perf_counter()
     run_study(settings, Path(out_dir), log=lambda m: click.echo(f"[{time.perf_counter() - start:6.0f} s] {m}"),
-              progress=True)
+              progress=count_progress("realisations × times"))
     click.echo((Path(out_dir) / "summary.md").read_text())
     write_run_report(out_dir)
 

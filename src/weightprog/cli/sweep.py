@@ -7,14 +7,17 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from ..fileio import output_folder
 from ..sweep import load_sweep, run_sweep, sweep_status
-from .report import write_run_report
+from .options import force_option
+from .report import begin_run, write_run_report
+
+SWEEP_OUTPUTS = ("sweep.json", "jobs/*.json", "events.jsonl", "summary.csv", "summary.png")
+"""What a sweep writes in its folder (runfolder.py)."""
 
 
 @click.command()
 @click.argument("sweep_file", metavar="SWEEP.yaml", type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+@click.option("--out", "out_dir", default=None, type=click.Path(),
               help="Output folder (default: runs/sweep-<name of the sweep file>).")
 @click.option("--workers", default=None, type=int,
               help="Local worker processes (default: one per CPU core; 0 runs jobs in this process).")
@@ -23,11 +26,13 @@ from .report import write_run_report
                    "cluster address. Needs `pip install 'weightprog[scale]'`.")
 @click.option("--skip-failed", is_flag=True, help="Leave jobs that failed before as failed (default: retry them).")
 @click.option("--list", "list_only", is_flag=True, help="Print the jobs and their state; run nothing.")
+@force_option()
 def sweep(sweep_file, out_dir, workers, ray_address, skip_failed, list_only):
     """Run every job of a sweep file (optimize / compare over devices, cells, grids, times, weights,
     seeds). Finished jobs are written to OUT/jobs/<id>.json as they end; re-running the same sweep
     skips them and runs only the rest. Writes OUT/summary.csv, OUT/summary.png and OUT/report.html."""
     import os
+    import sys
 
     plan = load_sweep(sweep_file)
     out = Path(out_dir) if out_dir else Path("runs") / f"sweep-{Path(sweep_file).stem}"
@@ -41,12 +46,18 @@ def sweep(sweep_file, out_dir, workers, ray_address, skip_failed, list_only):
         click.echo(f"{len(plan.jobs)} jobs: {len(status.done)} done, {len(status.failed)} failed, "
                    f"{len(status.pending)} pending ({out})")
         return
-    output_folder(out)  # before the first line of output: a bad --out is the only line
+    begin_run(out, SWEEP_OUTPUTS)  # before the first line of output: a bad --out is the only line
     where = f"Ray ({ray_address})" if ray_address else (f"{workers} local process(es)" if workers else "this process")
     click.echo(f"sweep {plan.name}: {len(plan.jobs)} jobs, output {out}, on {where}", err=True)
-    bar = tqdm(total=len(plan.jobs), unit="job", desc="sweep")
+    lines = not sys.stderr.isatty()  # a log: a line per finished job, not a bar redrawn in place
+    bar = tqdm(total=len(plan.jobs), unit="job", desc="sweep", disable=lines)
 
     def progress(p):
+        if lines:
+            if p.event in ("done", "failed"):
+                click.echo(f"[{p.done + p.failed}/{p.total}] {p.event} {p.job.id} ({p.job.label()})"
+                           + (f": {p.error}" if p.error else ""), err=True)
+            return
         bar.n = p.done
         bar.set_postfix(done=p.done, failed=p.failed, pending=p.pending, refresh=False)
         bar.refresh()

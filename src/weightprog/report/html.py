@@ -20,17 +20,16 @@ import csv
 import math
 import shlex
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from .. import runfolder
 from .._version import __version__
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json, atomic_write_text
 from ..scores import Scoreboard, json_key
 from ..timeunits import format_time, format_times
 from .page import (
-    COMMAND_NAME,
     GENERATOR,
     REPORT_NAME,
     Raw,
@@ -44,6 +43,7 @@ from .page import (
     files_section,
     fmt,
     kv_table,
+    mark_unfinished,
     num,
     page,
     pct,
@@ -55,6 +55,7 @@ from .page import (
     svg_figure,
     table,
     times_text,
+    vs_digital,
 )
 from .palette import strategy_label
 
@@ -380,12 +381,14 @@ def evaluate_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
     strategies = list(dict.fromkeys(x["strategy"] for x in summary))
     question = (f"How does {esc(name)} of {esc(r['model'])} hold up from {esc(format_time(times[0]))} to "
                 f"{esc(last)} after programming it into {esc(r['device']['name'])} with each strategy?")
-    cards = [card(f"digital (FP) {name}", num(digital, "/digital_metric", "results.json"), "no analogue noise")]
+    higher = r.get("higher_is_better", True)
+    cards = [card(f"digital (FP) {name}", num(digital, "/digital_metric", "results.json"),
+                  f"no analogue noise; {'higher' if higher else 'lower'} is better")]
     for i, x in enumerate(summary):
         if x["time_s"] == times[-1]:
             sub = f"± {fmt(x['std'])} (std of {x['n']} realisations)"
             if isinstance(digital, (int, float)) and isinstance(x["mean"], (int, float)):
-                sub += f"; {fmt(x['mean'] - digital)} vs digital"
+                sub += f"; {vs_digital(x['mean'], digital, higher)}"
             if x.get("weight_nmse_mean") is not None:
                 sub += f"; weight NMSE {num(x['weight_nmse_mean'], f'/summary/{i}/weight_nmse_mean', 'results.json')}"
             cards.append(card(f"{x['strategy']} at {last}",
@@ -769,22 +772,31 @@ def _refuse_foreign(path: Path, ours: Callable[[str], bool], what: str) -> None:
         raise WeightprogError(f"{path}: exists and is not {what}; not replaced (move it, or write elsewhere)")
 
 
-def write_report(folder: str | Path, command: RunCommand | None = None, kind: str | None = None) -> Report:
-    """(Re)write `folder`/report.html from the files in `folder`. `command` (the command line that
-    made the folder) is saved to command.json first; without it the one saved before is used."""
+def write_report(folder: str | Path, kind: str | None = None) -> Report:
+    """(Re)write `folder`/report.html from the files in `folder` and its manifest (command.json:
+    the command, and whether the run finished: a run that did not is shown as interrupted, however
+    complete its files look)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise WeightprogError(f"{folder}: not a folder")
     path = folder / REPORT_NAME
     _refuse_foreign(path, lambda text: GENERATOR in text[:2000], "a page weightprog wrote")
-    if command is not None:
-        _refuse_foreign(folder / COMMAND_NAME, lambda text: '"argv"' in text and '"cwd"' in text,
-                        "weightprog's command record")
-        atomic_write_json(folder / COMMAND_NAME, asdict(command))
-    kind = kind or detect_kind(folder)
+    unfinished = runfolder.unfinished(folder)
+    if unfinished and unfinished.startswith("running"):  # its run writes report.html (and lists it) at its end
+        raise WeightprogError(f"{folder}: {unfinished}; its report.html comes when it finishes")
+    kind = kind or runfolder.recorded_kind(folder) or detect_kind(folder)
     builders = _builders()
     if kind not in builders:
         raise WeightprogError(f"report: no page for {kind!r} folders yet")
-    text, finished = builders[kind](folder, read_command(folder))
+    command = read_command(folder)
+    try:
+        text, finished = builders[kind](folder, command)
+    except (WeightprogError, OSError, KeyError):
+        if not unfinished:
+            raise
+        text, finished = _interrupted_page(kind, folder, sorted(folder.glob("**/checkpoint_*.json")), command), False
+    if unfinished:
+        text, finished = mark_unfinished(text, unfinished), False
+    runfolder.list_file(folder, REPORT_NAME)
     atomic_write_text(path, text)
-    return Report(kind, path, finished)
+    return Report(kind, path, finished, unfinished or ("finished" if finished else "partial"))

@@ -45,6 +45,7 @@ class Report:
     kind: str
     path: Path
     finished: bool
+    status: str = "finished"
 
 
 # --- reading the folder ---------------------------------------------------------------------------
@@ -114,6 +115,18 @@ def fmt(x: Any, digits: int = 4) -> str:
 
 def pct(x: float) -> str:
     return f"{100 * x:+.1f} %"
+
+
+def vs_digital(value: float, digital: float, higher_is_better: bool = True) -> str:
+    """A metric against the digital (FP) model's, signed and with its unit: a fraction (accuracy)
+    in percentage points, anything else (perplexity) in % of the digital value; worse or better."""
+    diff = value - digital
+    points = abs(value) <= 1 and abs(digital) <= 1
+    if not (math.isfinite(diff) and (points or digital != 0)):
+        return "n/a vs digital"
+    text = f"{100 * diff:+.2f} points" if points else f"{100 * diff / abs(digital):+.2f} %"
+    verdict = "same" if diff == 0 else "better" if (diff > 0) == higher_is_better else "worse"
+    return f"{text} vs digital ({verdict})"
 
 
 def num(value: Any, key: str = "", file: str = "", text: str | None = None) -> str:
@@ -191,13 +204,20 @@ def page(title: str, question: str, finished: bool, sections: list[str], status_
               "no network, no script.</p></main></body></html>\n")
 
 
+def mark_unfinished(text: str, status: str) -> str:
+    """A page whose run did not finish (its manifest says so), however complete its files look."""
+    head, _, rest = text.partition('<span class="status')
+    return f'{head}<span class="status partial">{esc(status)}</span>{rest.split("</span>", 1)[1]}'
+
+
 def reproduce_section(command: RunCommand | None, fallback: str = "") -> str:
     if command is not None:
         body = (f"<pre>{esc(command.text())}</pre><p class=\"note\">The same command, in the same folder, "
-                "gives the same numbers (same seed); rerunning it on an interrupted run resumes it.</p>")
+                "gives the same numbers (same seed); rerunning it on an interrupted run resumes it. Other "
+                "settings are refused there unless --force, which removes the files command.json lists.</p>")
     else:
-        body = ("<p class=\"note\">The command line was not recorded (command.json is written when a "
-                "command finishes)." + (" From the recorded settings:" if fallback else "") + "</p>"
+        body = ("<p class=\"note\">The command line was not recorded (command.json, written when a run starts, is "
+                "missing)." + (" From the recorded settings:" if fallback else "") + "</p>"
                 + (f"<pre>{esc(fallback)}</pre>" if fallback else ""))
     return section("Reproduce", body)
 

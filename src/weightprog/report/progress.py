@@ -13,12 +13,19 @@ A search stops when the population's loss spread (std / |mean|) falls to `tol`, 
 convergence share is how far the spread has come, on a log scale, from its value after the first
 generation to `tol`; a bar counting generations alone would stall near 25 % when the search
 converges after a quarter of its generation limit.
+
+Where stderr is not a terminal (a log file, CI), the bars are plain lines at a modest rate: each
+search's start (or where it resumes), every 10 %, its end, and the re-score as its own phase.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+import time
+from typing import Any
 
+import click
 from tqdm import tqdm
 
 
@@ -34,41 +41,99 @@ def search_fraction(progress, first_spread: float, tol: float, max_generations: 
     return min(1.0, max(0.0, *parts))
 
 
+def count_progress(what: str, lines: bool | None = None):
+    """`progress` of a counted loop (`evaluate_over_time`'s `(done, total)`): True (its own bar) on a
+    terminal; elsewhere a callback saying `what` every 10 % and at its end, one line each."""
+    if not (not sys.stderr.isatty() if lines is None else lines):
+        return True
+    said = [0]
+
+    def say(done: int, total: int) -> None:
+        tenth = 10 * done // max(total, 1)
+        if tenth > said[0]:
+            said[0] = tenth
+            click.echo(f"{what}: {10 * tenth} % ({done}/{total})", err=True)
+    return say
+
+
 class SearchBars:
     """One tqdm bar per search (percent towards its stop, with generation, best loss, spread);
     the previous bar closes when the next search starts; the last one at `close()` (or the end of
-    a `with` block)."""
+    a `with` block). `phase(name)` closes the searches' bars and starts one for what follows (the
+    re-score). Plain lines instead where stderr is not a terminal (`lines`)."""
 
     def __init__(self, settings=None, *, tol: float = 1e-3, max_generations: int = 200,
-                 budget_s: float | None = None, prefix: str = "search"):
+                 budget_s: float | None = None, prefix: str = "search", lines: bool | None = None):
         if settings is not None:
             tol, max_generations, budget_s = settings.tol, settings.max_generations, settings.budget_s
         self.tol, self.max_generations, self.budget_s, self.prefix = tol, max_generations, budget_s, prefix
+        self.lines = not sys.stderr.isatty() if lines is None else lines
         self.bars: dict[str, tqdm] = {}
         self.first: dict[str, float] = {}
         self.done: dict[str, float] = {}
+        self.said: dict[str, int] = {}  # lines: the last tenth said of each search
+        self.last: tuple[str, Any] | None = None  # lines: the open search and its last Progress
+        self.open_phase: tuple[str, float] | None = None
 
     def __call__(self, *labels_and_progress) -> None:
         """(label, Progress) from `optimize`, (device, label, Progress) from `compare_devices`,
         (layer, Progress) from `optimize_per_layer`: the labels name the bar."""
         *labels, p = labels_and_progress
         label = " ".join(str(x) for x in labels)
-        if label not in self.bars:
+        if label not in self.done:
             self.close()
-            self.bars[label] = tqdm(total=100, desc=f"{self.prefix} {label}", unit="%", leave=True,
-                                    bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
-            self.first[label], self.done[label] = p.convergence, 0.0
+            self.first[label], self.done[label], self.said[label] = p.convergence, 0.0, 0
+            if getattr(p, "resumed", False):
+                self._say(f"{self.prefix} {label}: resuming from generation {p.generation} (its checkpoint)")
+            elif self.lines:
+                self._say(f"{self.prefix} {label}: started")
+            if not self.lines:
+                self.bars[label] = tqdm(total=100, desc=f"{self.prefix} {label}", unit="%", leave=True,
+                                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
         # the share of a search's time may only grow (the spread is not monotone)
         budget = self.budget_s  # the CLI shares a budget among searches; the bound is then conservative
         self.done[label] = max(self.done[label],
                                search_fraction(p, self.first[label], self.tol, self.max_generations, budget))
+        state = f"gen {p.generation}, best {p.best:.4e}, spread {p.convergence:.1e}/{self.tol:g}"
+        if self.lines:
+            self.last = (label, p)
+            tenth = int(10 * self.done[label])
+            if 0 < tenth < 10 and tenth > self.said[label]:
+                self.said[label] = tenth
+                self._say(f"{self.prefix} {label}: {10 * tenth} % ({state})")
+            return
         bar = self.bars[label]
         bar.n = round(100 * self.done[label], 1)
-        bar.set_postfix_str(f"gen {p.generation}, best {p.best:.4e}, spread {p.convergence:.1e}/{self.tol:g}")
+        bar.set_postfix_str(state)
+
+    def phase(self, name: str) -> None:
+        """What follows the searches (`name`, e.g. the re-score), as its own line or bar."""
+        self.close()
+        if self.lines:
+            self._say(f"{name}: started")
+            self.open_phase = (name, time.perf_counter())
+        else:  # a bar that counts seconds: the searches' bars stay at 100 %, this one moves on
+            self.bars[name] = tqdm(desc=name, bar_format="{desc}: {elapsed}", leave=True)
+
+    def _say(self, line: str) -> None:
+        if self.lines:
+            click.echo(line, err=True)
+        else:
+            tqdm.write(line, file=sys.stderr)
 
     def close(self) -> None:
+        if self.last is not None:
+            label, p = self.last
+            self._say(f"{self.prefix} {label}: done at gen {p.generation}, best {p.best:.4e}, "
+                      f"{p.elapsed_s:.1f} s")
+            self.last = None
         for bar in self.bars.values():
             bar.close()
+        self.bars.clear()
+        if self.open_phase is not None:
+            name, start = self.open_phase
+            self._say(f"{name}: done in {time.perf_counter() - start:.1f} s")
+            self.open_phase = None
 
     def __enter__(self) -> SearchBars:
         return self

@@ -289,6 +289,9 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
                              max_generations=settings.max_generations, tol=settings.tol,
                              budget_s=budget, checkpoint=ckpt,
                              progress=_labelled(progress, label))
+    phase = getattr(progress, "phase", None)
+    if phase is not None:  # SearchBars: the rest is a phase of its own, not the last search's 100 %
+        phase("polish, bounds and re-score")
     # choose on held-out draws, not on the draws the search saw (or on the expected error)
     labels = list(runs)
     held = held_out(Strategy.stack([runs[k].strategy for k in labels]))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._version import __version__
-from ..fileio import atomic_write_json, atomic_write_text
+from ..fileio import atomic_write_json, atomic_write_text, before_write
 from ..scores import Scoreboard
 from ..timeunits import format_times
 from .spec import Job, Sweep
@@ -132,6 +132,7 @@ def write_manifest(sweep: Sweep, out: Path) -> None:
 
 
 def _append_event(out: Path, event: dict) -> None:
+    before_write(out / "events.jsonl")
     with open(out / "events.jsonl", "a") as f:
         f.write(json.dumps(event) + "\n")
         f.flush()

