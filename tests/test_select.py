@@ -141,7 +141,9 @@ def test_limit_beats_every_strategy_on_weight_error_at_every_time():
 
 
 def test_limit_without_a_cell_takes_the_best_f():
-    values = deployed_values(find_analog_weights(nn.Linear(64, 32)))
+    net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.Linear(64, 32))
+    values = deployed_values(find_analog_weights(net))
+    assert values.numel() == 8 * 27 + 64 * 32 and values.abs().max() == 1.0
     limit = compute_limit(values, wp.get_device("pcm"), (1.0,), f_max=2)
     assert limit.for_time(1.0).strategy.name == "limit" and limit.for_time(1.0).bound > 0
     with pytest.raises(ValueError):

@@ -102,7 +102,7 @@ def normalised_values(matrix: torch.Tensor, mapping: Mapping = Mapping()) -> tor
     Parameters
     ----------
     matrix
-        (outputs, inputs) weights.
+        (outputs, inputs) weights; any shape with the outputs first (conv kernels are flattened).
     mapping
         Tiling and normalisation unit.
 
@@ -112,6 +112,7 @@ def normalised_values(matrix: torch.Tensor, mapping: Mapping = Mapping()) -> tor
         (outputs · inputs,) values in [−1, 1], float32.
     """
     w = matrix.detach().to(torch.float32)
+    w = w.reshape(w.shape[0] if w.dim() > 1 else 1, -1)  # conv kernels flattened, as ProgrammedTensor does
     out_features, in_features = w.shape
     n_rt, n_ot, tr, tc = split_tiles(in_features, out_features, mapping)
     padded = torch.zeros(n_ot * tc, n_rt * tr, dtype=torch.float32, device=w.device)
