@@ -260,3 +260,19 @@ def test_no_clip_keeps_the_largest_weight_exact():
     assert set(shares) == {"optimised", result.scores.best_hand_crafted.label, "lsp-first F=1"}
     with pytest.raises(WeightprogError, match="clip"):
         wp.OptimizeSettings(clip="no")
+
+
+def test_results_md_quotes_the_committed_network_selection_records():
+    """docs/RESULTS.md's table is what scripts/network_selection.py computes from the committed records."""
+    import importlib.util
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    found = importlib.util.spec_from_file_location("network_selection", root / "scripts" / "network_selection.py")
+    assert found is not None and found.loader is not None
+    script = importlib.util.module_from_spec(found)
+    found.loader.exec_module(script)
+    table = script.summary(root / "docs" / "network_selection")
+    assert len(table.splitlines()) > 2
+    results = (root / "docs" / "RESULTS.md").read_text()
+    for line in table.splitlines():
+        assert line in results, line
