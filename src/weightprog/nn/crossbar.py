@@ -103,6 +103,14 @@ def partial(module: nn.Module, kind: str, x: torch.Tensor, a: int, b: int) -> to
     return conv(x.narrow(channel, a, b - a), weight[:, a:b], None)
 
 
+def partials(module: nn.Module, kind: str, x: torch.Tensor, cuts: list[tuple[int, int]],
+             full: torch.Tensor) -> list[torch.Tensor]:
+    """Each input tile's partial sum of the module's product (no bias) `full`: all but the last
+    computed, the last as `full` less the others (one product fewer; equal up to float round-off)."""
+    parts = [partial(module, kind, x, a, b) for a, b in cuts[:-1]]
+    return parts + [full - sum(parts[1:], parts[0])]
+
+
 def analog_inputs(kind: str, args: tuple) -> int:
     """How many leading positional inputs go through the DAC (MHA: query, key, value)."""
     return min(3 if kind == "mha" else 1, len(args))
