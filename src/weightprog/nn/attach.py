@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ..errors import WeightprogError
 from . import crossbar as xb
+from . import fused
 from .calibration import Clipping, Ranges
 from .discover import AnalogWeight
 from .periphery import Periphery, quantise
@@ -169,6 +170,11 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
         def dac(x: torch.Tensor, first: bool, bound: float | None) -> torch.Tensor:
             if not periphery.dynamic:
                 return quantise(x, cast(float, bound), periphery.dac_bits) if periphery.dac_bits is not None else x
+            if first and kind in xb.FULL_KINDS and periphery.dac_bits is not None and fused.usable(x):
+                done = fused.dac(x, xb.scale_dims(module, kind, x), periphery.dac_bits)
+                if done is not None:
+                    scales[key] = done[1]
+                    return done[0]
             scale = xb.input_scale(module, kind, x)
             scaled = x / scale
             if periphery.dac_bits is not None:
@@ -212,7 +218,7 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
                 bound: float | torch.Tensor = ranges.outputs[key]
                 if per_column:
                     bound = xb.per_column(module, kind, column_bounds(key, y), out)
-                y = adc(y, bound, key)
+                y, scale = adc(y, bound, key, scale), None  # the scale restored by the ADC step
             if scale is not None:
                 y = y * scale
             return y if bias is None else y + bias
@@ -232,17 +238,26 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
             y = y + adc(part, bound, key)
         return y
 
-    def adc(y: torch.Tensor, bound: float | torch.Tensor, key: int) -> torch.Tensor:
+    def adc(y: torch.Tensor, bound: float | torch.Tensor, key: int, scale: torch.Tensor | None = None) -> torch.Tensor:
         """Output noise (not while tracking and not training), then the ADC (clipping counted), on the
-        analogue output `y`."""
+        analogue output `y`; then times the input `scale`, if any."""
+        noise = None
         if periphery.output_noise > 0 and (tracking is None or tracking.training()):
             noise = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        if periphery.adc_bits is not None and isinstance(bound, torch.Tensor) and fused.usable(y):
+            done = fused.adc(y, noise, None if noise is None else periphery.output_noise * bound, bound,
+                             periphery.adc_bits, scale)
+            if done is not None:
+                if clipping is not None:
+                    clipping.add(key, int(done[1]), y.numel())
+                return done[0]
+        if noise is not None:
             y = noise.mul_(periphery.output_noise * bound).add_(y)  # in place: y + noise·bound, one temporary
         if periphery.adc_bits is not None:
             if clipping is not None:  # count_nonzero: a summed bool tensor would be cast to int64 first
                 clipping.add(key, int(torch.count_nonzero(y.abs() > bound)), y.numel())
             y = quantise(y, bound, periphery.adc_bits)
-        return y
+        return y if scale is None else y * scale
 
     def product(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """x @ weightᵀ on a crossbar: DAC, the analogue product, noise and ADC, scale restored."""
@@ -260,7 +275,7 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
         else:
             y = F.linear(x, weight)
             track(key, y, [y], -1)
-            y = adc(y, column_bounds(key, y) if per_column else ranges.outputs[key], key)
+            return adc(y, column_bounds(key, y) if per_column else ranges.outputs[key], key, scale)
         return y * scale if scale is not None else y
 
     def product_cuts(weight: torch.Tensor) -> list[tuple[int, int]] | None:
