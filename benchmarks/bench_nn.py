@@ -32,12 +32,6 @@ SLICES = {"fmnist-resnet32": (500, 200), "ptb-lstm": (4000, 2000), "sentiment-mi
 PERIPHERIES = ("ideal", "chip", "chip-8bit")
 
 
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
 def both(fn) -> tuple[float, float]:
     """(wall, CPU) seconds of `fn()`."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -49,31 +43,29 @@ def run(name: str, size: int, rounds: int, peripheries: tuple[str, ...]) -> dict
     model, evaluate_fn, _ = get_workload(name, eval_size=size)
     weights = find_analog_weights(model)
     gen = torch.Generator().manual_seed(0)
-    programming = timed(lambda: ProgrammedModel(weights, baseline("lsp-first", Cell((1.0, 2.0))), "pcm",
-                                                generator=gen))
+    start = time.perf_counter()
     programmed = ProgrammedModel(weights, baseline("lsp-first", Cell((1.0, 2.0))), "pcm", generator=gen)
+    programming = time.perf_counter() - start
     swap, ranges, calibration = WeightSwap(weights), {}, {}
     for p in peripheries:
-        peri = get_periphery(p)
-        if not peri.is_ideal:
-            calibration[p] = timed(lambda: ranges.__setitem__(p, calibrate(weights, peri, lambda: evaluate_fn(model))[1]))
+        if not get_periphery(p).is_ideal:
+            start = time.perf_counter()
+            ranges[p] = calibrate(weights, get_periphery(p), lambda: evaluate_fn(model))[1]
+            calibration[p] = time.perf_counter() - start
 
     def analogue(p: str) -> None:
-        with attached(weights, get_periphery(p), ranges.get(p), gen, Clipping()):
-            with programmed.applied(3600.0, swap, gen):
-                evaluate_fn(model)
+        with attached(weights, get_periphery(p), ranges.get(p), gen, Clipping()), \
+                programmed.applied(3600.0, swap, gen):
+            evaluate_fn(model)
 
     evaluate_fn(model)  # warm-up
     for p in peripheries:
         analogue(p)
-    best = dict.fromkeys(("digital",) + peripheries, (float("inf"), float("inf")))
-
-    def keep(key: str, fn) -> None:
-        best[key] = tuple(map(min, best[key], both(fn)))  # type: ignore[assignment]
+    best = {key: (float("inf"), float("inf")) for key in ("digital",) + peripheries}
     for _ in range(rounds):
-        keep("digital", lambda: evaluate_fn(model))
-        for p in peripheries:
-            keep(p, lambda: analogue(p))
+        for key in best:
+            wall, cpu = both(lambda: evaluate_fn(model) if key == "digital" else analogue(key))  # noqa: B023
+            best[key] = (min(best[key][0], wall), min(best[key][1], cpu))
     return {"name": name, "size": size, "best": best, "programming": programming, "calibration": calibration}
 
 

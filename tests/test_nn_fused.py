@@ -4,8 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from weightprog.nn import Clipping, attached, calibrate, find_analog_weights, get_periphery
-from weightprog.nn import fused
+from weightprog.nn import Clipping, attached, calibrate, find_analog_weights, fused, get_periphery
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

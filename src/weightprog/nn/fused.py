@@ -38,7 +38,7 @@ def _dac(x: torch.Tensor, dims: tuple[int, ...], levels: int) -> tuple[torch.Ten
 
 def _adc(y: torch.Tensor, noise: torch.Tensor | None, noise_bound: torch.Tensor | None, bound: torch.Tensor,
          levels: int, scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    if noise is not None:
+    if noise is not None and noise_bound is not None:
         y = noise * noise_bound + y
     step = bound / levels
     q = (y / step).round().clamp(-levels, levels) * step
