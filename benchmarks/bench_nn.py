@@ -1,12 +1,17 @@
-"""Network evaluation over time vs digital evaluation of the same model, side by side.
+"""Analogue vs digital network passes of the reference workloads, side by side in one run.
 
-    python benchmarks/bench_nn.py [--batch 64 256] [--repeats 2] [--threads 2]
+    python benchmarks/bench_nn.py [--small] [--rounds 3] [--threads 2] [--workloads ...]
 
-For a ResNet-32-sized CNN (CIFAR-style, 3 stages × 5 basic blocks, 16/32/64 channels, 32×32
-inputs) and a 2×200 LSTM language model (10k vocabulary), with random weights and inputs (timing
-does not depend on them): the digital evaluation time, the time per (realisation, time point) of
-`evaluate_over_time` with the PCM device and ideal periphery (programming amortised over the time
-points, as in a real run), their ratio, and the device-state memory of one realisation.
+For ResNet-32 (fmnist-resnet32), the 2×200 LSTM (ptb-lstm) and MiniLM (sentiment-minilm), on a
+slice of the test set (`--small`: 200 images / 2,000 tokens / 64 sentences; else 500 / 4,000 /
+256, the slices of docs/NN.md): the time of one digital pass (`evaluate_fn(model)`) and of one
+analogue pass per periphery (ideal, chip, chip-8bit) — one realisation read at one time (PCM,
+`lsp-first` f=1,2) with the periphery attached, read and attach included — and their ratio.
+The passes are interleaved round by round so that load from other processes hits them alike;
+each time is the best of `--rounds`, as wall time and as this process's CPU time (less sensitive
+to other processes on a shared machine). Each periphery runs once before the rounds (the fused
+kernels compile then). Programming (once per realisation, amortised over the times of a run) and
+calibration (once per run) are shown apart, as wall times.
 """
 
 from __future__ import annotations
@@ -16,111 +21,75 @@ import platform
 import time
 
 import torch
-from torch import nn
 
 from weightprog.baselines import baseline
 from weightprog.cell import Cell
-from weightprog.nn import ProgrammedModel, evaluate_over_time, find_analog_weights, mapping_report
-from weightprog.timeunits import DEFAULT_TIMES_S
-from weightprog.workloads.fmnist_resnet import ResNetCifar
+from weightprog.nn import Clipping, ProgrammedModel, WeightSwap, attached, calibrate, find_analog_weights
+from weightprog.nn.periphery import get_periphery
+from weightprog.workloads import get_workload
+
+SLICES = {"fmnist-resnet32": (500, 200), "ptb-lstm": (4000, 2000), "sentiment-minilm": (256, 64)}
+PERIPHERIES = ("ideal", "chip", "chip-8bit")
 
 
-class LSTMLM(nn.Module):
-    def __init__(self, vocab: int = 10000, hidden: int = 200):
-        super().__init__()
-        self.embed = nn.Embedding(vocab, hidden)
-        self.lstm = nn.LSTM(hidden, hidden, num_layers=2, batch_first=True)
-        self.decoder = nn.Linear(hidden, vocab)
-
-    def forward(self, tokens):
-        h, _ = self.lstm(self.embed(tokens))
-        return self.decoder(h)
+def both(fn) -> tuple[float, float]:
+    """(wall, CPU) seconds of `fn()`."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def cnn_case(batch: int):
-    torch.manual_seed(0)
-    model = ResNetCifar(n=5, in_channels=3).eval()  # ResNet-32, CIFAR-sized inputs
-    x, y = torch.randn(batch, 3, 32, 32), torch.randint(0, 10, (batch,))
-
-    @torch.no_grad()
-    def evaluate_fn(m):
-        return float((m(x).argmax(1) == y).float().mean())
-    return model, evaluate_fn
-
-
-def lstm_case(batch: int, steps: int = 35):
-    torch.manual_seed(0)
-    model = LSTMLM().eval()
-    tokens = torch.randint(0, 10000, (batch, steps + 1))
-
-    @torch.no_grad()
-    def evaluate_fn(m):
-        logits = m(tokens[:, :-1])
-        return float(torch.exp(nn.functional.cross_entropy(logits.reshape(-1, 10000), tokens[:, 1:].reshape(-1))))
-    return model, evaluate_fn
-
-
-def best_of(fn, n: int = 3) -> float:
-    best = float("inf")
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def run(name: str, case, batch: int, repeats: int, strategy) -> dict:
-    model, evaluate_fn = case(batch)
-    times = DEFAULT_TIMES_S
-    points = repeats * len(times)
-    evaluate_fn(model)  # warm-up
-    # Side by side, alternating so that load from other processes hits both alike:
-    # the digital evaluation, the full analog run, and the analog run with a no-op evaluation
-    # (programming + reads + swaps only). Each analog run also evaluates once digitally (the FP
-    # reference), which is taken out.
-    digital, analog, overhead = [], [], []
-    for _ in range(2):
-        t = time.perf_counter()
-        evaluate_fn(model)
-        digital.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        evaluate_over_time(model, evaluate_fn, [strategy], "pcm", times, repeats, seed=0)
-        analog.append((time.perf_counter() - t - digital[-1]) / points)
-        t = time.perf_counter()
-        evaluate_over_time(model, lambda m: 0.0, [strategy], "pcm", times, repeats, seed=0)
-        overhead.append((time.perf_counter() - t) / points)
+def run(name: str, size: int, rounds: int, peripheries: tuple[str, ...]) -> dict:
+    model, evaluate_fn, _ = get_workload(name, eval_size=size)
     weights = find_analog_weights(model)
-    state = ProgrammedModel(weights, strategy, "pcm").state_bytes
-    report = mapping_report(model, weights)
-    d, a, o = min(digital), min(analog), min(overhead)
-    return {"model": name, "batch": batch, "analog_weights": report.analog_weights, "tiles": report.tiles,
-            "digital_ms": 1e3 * d, "per_point_ms": 1e3 * a, "ratio": a / d, "overhead_ms": 1e3 * o,
-            "ratio_from_overhead": (d + o) / d, "state_mib": state / 2 ** 20,
-            "model_mib": sum(p.numel() * p.element_size() for p in model.parameters()) / 2 ** 20}
+    gen = torch.Generator().manual_seed(0)
+    start = time.perf_counter()
+    programmed = ProgrammedModel(weights, baseline("lsp-first", Cell((1.0, 2.0))), "pcm", generator=gen)
+    programming = time.perf_counter() - start
+    swap, ranges, calibration = WeightSwap(weights), {}, {}
+    for p in peripheries:
+        if not get_periphery(p).is_ideal:
+            start = time.perf_counter()
+            ranges[p] = calibrate(weights, get_periphery(p), lambda: evaluate_fn(model))[1]
+            calibration[p] = time.perf_counter() - start
+
+    def analogue(p: str) -> None:
+        with attached(weights, get_periphery(p), ranges.get(p), gen, Clipping()), \
+                programmed.applied(3600.0, swap, gen):
+            evaluate_fn(model)
+
+    evaluate_fn(model)  # warm-up
+    for p in peripheries:
+        analogue(p)
+    best = {key: (float("inf"), float("inf")) for key in ("digital",) + peripheries}
+    for _ in range(rounds):
+        for key in best:
+            wall, cpu = both(lambda: evaluate_fn(model) if key == "digital" else analogue(key))  # noqa: B023
+            best[key] = (min(best[key][0], wall), min(best[key][1], cpu))
+    return {"name": name, "size": size, "best": best, "programming": programming, "calibration": calibration}
 
 
-def main():
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, nargs="+", default=[64, 256])
-    parser.add_argument("--lstm-batch", type=int, nargs="+", default=[20, 80])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--small", action="store_true", help="smaller test slices (a few minutes on 2 cores)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; each time is the best of them")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--lstm-steps", type=int, default=35)
+    parser.add_argument("--workloads", nargs="+", default=list(SLICES), choices=list(SLICES))
+    parser.add_argument("--peripheries", nargs="+", default=list(PERIPHERIES))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    strategy = baseline("lsp-first", Cell((1.0, 2.0)))
-    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads; PCM, lsp-first f=1,2, ideal periphery, "
-          f"{len(DEFAULT_TIMES_S)} times × {args.repeats} realisations")
-    print(f"{'model':<10}{'batch':>6}{'weights':>10}{'tiles':>6}{'digital ms':>12}{'per (r,t) ms':>14}"
-          f"{'ratio':>7}{'overhead ms':>13}{'(d+o)/d':>9}{'state MiB':>11}{'model MiB':>11}")
-    rows = [run("resnet32", cnn_case, b, args.repeats, strategy) for b in args.batch]
-    rows += [run("lstm2x200", lstm_case, b, args.repeats, strategy) for b in args.lstm_batch]
-    for r in rows:
-        print(f"{r['model']:<10}{r['batch']:>6}{r['analog_weights']:>10,}{r['tiles']:>6}{r['digital_ms']:>12.1f}"
-              f"{r['per_point_ms']:>14.1f}{r['ratio']:>7.2f}{r['overhead_ms']:>13.1f}{r['ratio_from_overhead']:>9.2f}"
-              f"{r['state_mib']:>11.1f}"
-              f"{r['model_mib']:>11.1f}")
+    print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads; PCM, lsp-first "
+          f"f=1,2, one realisation read at t = 1 h; best of {args.rounds} interleaved rounds")
+    print(f"{'workload':<18}{'slice':>6}{'periphery':>11}{'digital ms':>12}{'analogue ms':>13}{'ratio':>7}"
+          f"{'CPU: digital':>14}{'analogue':>10}{'ratio':>7}{'program ms':>12}{'calibrate ms':>14}")
+    for name in args.workloads:
+        r = run(name, SLICES[name][1 if args.small else 0], args.rounds, tuple(args.peripheries))
+        d, dc = r["best"]["digital"]
+        for p in args.peripheries:
+            a, ac = r["best"][p]
+            cal = f"{1e3 * r['calibration'][p]:>14.0f}" if p in r["calibration"] else f"{'-':>14}"
+            print(f"{name:<18}{r['size']:>6}{p:>11}{1e3 * d:>12.0f}{1e3 * a:>13.0f}{a / d:>7.2f}"
+                  f"{1e3 * dc:>14.0f}{1e3 * ac:>10.0f}{ac / dc:>7.2f}{1e3 * r['programming']:>12.0f}{cal}", flush=True)
 
 
 if __name__ == "__main__":

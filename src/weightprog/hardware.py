@@ -182,7 +182,7 @@ class ProgrammedTensor:
 
     def _normalised(self, g: torch.Tensor) -> torch.Tensor:
         """ŵ/w_max = W_hw/β from device conductances, padding masked out."""
-        return (g @ self.factors) * self.mask
+        return (g @ self.factors).mul_(self.mask)
 
     def _read_normalised(self, t_s: float, generator) -> torch.Tensor:
         return self._normalised(self.device.read(self.state, float(t_s), generator=generator))
@@ -204,11 +204,11 @@ class ProgrammedTensor:
         """
         w = self._read_normalised(t_s, generator)
         reference = self.reference
-        if reference is not None:
+        if reference is not None:  # in place on the fresh read: each temporary costs a pass over the weights
             now = _reduce(w, self.mapping.compensation, "sum")
-            w = w * torch.where(now > 0, reference / now, torch.ones_like(now))
+            w.mul_(torch.where(now > 0, reference / now, torch.ones_like(now)))
         n_ot, tc, n_rt, tr = w.shape
-        w = (w * self.w_max).reshape(n_ot * tc, n_rt * tr)[: self.out_features, : self.in_features]
+        w = w.mul_(self.w_max).reshape(n_ot * tc, n_rt * tr)[: self.out_features, : self.in_features]
         return w.reshape(self.shape).to(self.dtype)
 
     @property

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from ..errors import WeightprogError
 from . import crossbar as xb
+from . import fused
 from .calibration import Clipping, Ranges
 from .discover import AnalogWeight
 from .periphery import Periphery, quantise
@@ -124,6 +125,10 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
         raise WeightprogError(f"periphery: output_range={periphery.output_range!r} needs ranges calibrated "
                               f"with that periphery (per-column ranges are missing)")
     split = tracking is not None and periphery.input_tiles == "digitised"
+    # calibrated ranges moved once onto the weights' device and dtype, not at every product
+    where = weights[0].param
+    columns = {} if tracking is not None else {
+        k: v.to(device=where.device, dtype=where.dtype) for k, v in ranges.columns.items()}
     scales: dict[int, torch.Tensor] = {}
     moving = [tracking is not None]  # False while a recurrent module runs on the ranges of its whole sequence
 
@@ -165,6 +170,11 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
         def dac(x: torch.Tensor, first: bool, bound: float | None) -> torch.Tensor:
             if not periphery.dynamic:
                 return quantise(x, cast(float, bound), periphery.dac_bits) if periphery.dac_bits is not None else x
+            if first and kind in xb.FULL_KINDS and periphery.dac_bits is not None and fused.usable(x):
+                done = fused.dac(x, xb.scale_dims(module, kind, x), periphery.dac_bits)
+                if done is not None:
+                    scales[key] = done[1]
+                    return done[0]
             scale = xb.input_scale(module, kind, x)
             scaled = x / scale
             if periphery.dac_bits is not None:
@@ -199,33 +209,55 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
             channel = xb.channel_dim(module, kind, out)
             cuts = ranges.splits.get(key)
             if cuts is not None and per_column:  # each input tile's partial sum digitised apart
-                parts = [xb.partial(module, kind, args[0], a, b) for a, b in cuts]
+                parts = xb.partials(module, kind, args[0], cuts, y)
                 track(key, y, parts, channel)
-                bounds = ranges.columns[key].to(device=y.device, dtype=y.dtype)
-                y = sum((adc(part, xb.per_column(module, kind, bounds[j], out), key) for j, part in enumerate(parts)),
-                        torch.zeros_like(y))
+                bounds = column_bounds(key, y)
+                y = digitised(parts, [xb.per_column(module, kind, b, out) for b in bounds], key)
             elif key in ranges.outputs or tracking is not None:
                 track(key, y, [y], channel)
                 bound: float | torch.Tensor = ranges.outputs[key]
                 if per_column:
-                    bound = xb.per_column(module, kind, ranges.columns[key].to(device=y.device, dtype=y.dtype), out)
-                y = adc(y, bound, key)
+                    bound = xb.per_column(module, kind, column_bounds(key, y), out)
+                y, scale = adc(y, bound, key, scale), None  # the scale restored by the ADC step
             if scale is not None:
                 y = y * scale
             return y if bias is None else y + bias
         return hook
 
-    def adc(y: torch.Tensor, bound: float | torch.Tensor, key: int) -> torch.Tensor:
-        """Output noise (not while tracking and not training), then the ADC (clipping counted), on the
-        analogue output `y`."""
-        if periphery.output_noise > 0 and (tracking is None or tracking.training()):
-            y = y + periphery.output_noise * bound * torch.randn(
-                y.shape, generator=generator, device=y.device, dtype=y.dtype)
-        if periphery.adc_bits is not None:
-            if clipping is not None:
-                clipping.add(key, int((y.abs() > bound).sum()), y.numel())
-            y = quantise(y, bound, periphery.adc_bits)
+    def column_bounds(key: int, like: torch.Tensor) -> torch.Tensor:
+        """`key`'s per-column (or per input tile and column) ranges on `like`'s device and dtype."""
+        bounds = ranges.columns[key] if tracking is not None else columns[key]
+        if bounds.device != like.device or bounds.dtype != like.dtype:
+            bounds = bounds.to(device=like.device, dtype=like.dtype)
+        return bounds
+
+    def digitised(parts: list[torch.Tensor], bounds: list[torch.Tensor], key: int) -> torch.Tensor:
+        """The input tiles' partial sums, each through its own ADC (in order), added digitally."""
+        y = adc(parts[0], bounds[0], key)
+        for part, bound in zip(parts[1:], bounds[1:]):
+            y = y + adc(part, bound, key)
         return y
+
+    def adc(y: torch.Tensor, bound: float | torch.Tensor, key: int, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """Output noise (not while tracking and not training), then the ADC (clipping counted), on the
+        analogue output `y`; then times the input `scale`, if any."""
+        noise = None
+        if periphery.output_noise > 0 and (tracking is None or tracking.training()):
+            noise = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        if periphery.adc_bits is not None and isinstance(bound, torch.Tensor) and fused.usable(y):
+            done = fused.adc(y, noise, None if noise is None else periphery.output_noise * bound, bound,
+                             periphery.adc_bits, scale)
+            if done is not None:
+                if clipping is not None:
+                    clipping.add(key, int(done[1]), y.numel())
+                return done[0]
+        if noise is not None:
+            y = noise.mul_(periphery.output_noise * bound).add_(y)  # in place: y + noise·bound, one temporary
+        if periphery.adc_bits is not None:
+            if clipping is not None:  # count_nonzero: a summed bool tensor would be cast to int64 first
+                clipping.add(key, int(torch.count_nonzero(y.abs() > bound)), y.numel())
+            y = quantise(y, bound, periphery.adc_bits)
+        return y if scale is None else y * scale
 
     def product(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """x @ weightᵀ on a crossbar: DAC, the analogue product, noise and ADC, scale restored."""
@@ -239,14 +271,11 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
         if cuts is not None:  # each input tile's partial sum digitised apart
             parts = [F.linear(x[..., a:b], weight[:, a:b]) for a, b in cuts]
             track(key, None, parts, -1)
-            bounds = ranges.columns[key].to(device=x.device, dtype=x.dtype)
-            y = sum((adc(part, bounds[j], key) for j, part in enumerate(parts)),
-                    torch.zeros(x.shape[:-1] + (weight.shape[0],), device=x.device, dtype=x.dtype))
+            y = digitised(parts, list(column_bounds(key, x)), key)
         else:
             y = F.linear(x, weight)
             track(key, y, [y], -1)
-            bound = ranges.columns[key].to(device=y.device, dtype=y.dtype) if per_column else ranges.outputs[key]
-            y = adc(y, bound, key)
+            return adc(y, column_bounds(key, y) if per_column else ranges.outputs[key], key, scale)
         return y * scale if scale is not None else y
 
     def product_cuts(weight: torch.Tensor) -> list[tuple[int, int]] | None:

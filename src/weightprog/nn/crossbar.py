@@ -58,9 +58,15 @@ def input_scale(module: nn.Module, kind: str, x: torch.Tensor) -> torch.Tensor:
     each sample of a convolution (all dims after the batch one)."""
     if kind != "conv":
         return last_dim_scale(x)
-    batched = x.dim() == spatial(module) + 2
-    scale = x.detach().abs().amax(dim=tuple(range(1 if batched else 0, x.dim())), keepdim=True)
+    scale = x.detach().abs().amax(dim=scale_dims(module, kind, x), keepdim=True)
     return torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
+def scale_dims(module: nn.Module, kind: str, x: torch.Tensor) -> tuple[int, ...]:
+    """The dimensions of one input vector of `input_scale`."""
+    if kind != "conv":
+        return (x.dim() - 1,)
+    return tuple(range(1 if x.dim() == spatial(module) + 2 else 0, x.dim()))
 
 
 def last_dim_scale(x: torch.Tensor) -> torch.Tensor:
@@ -101,6 +107,14 @@ def partial(module: nn.Module, kind: str, x: torch.Tensor, a: int, b: int) -> to
     channel = x.dim() - spatial(module) - 1
     conv = cast(Callable[..., torch.Tensor], module._conv_forward)
     return conv(x.narrow(channel, a, b - a), weight[:, a:b], None)
+
+
+def partials(module: nn.Module, kind: str, x: torch.Tensor, cuts: list[tuple[int, int]],
+             full: torch.Tensor) -> list[torch.Tensor]:
+    """Each input tile's partial sum of the module's product (no bias) `full`: all but the last
+    computed, the last as `full` less the others (one product fewer; equal up to float round-off)."""
+    parts = [partial(module, kind, x, a, b) for a, b in cuts[:-1]]
+    return parts + [full - sum(parts[1:], parts[0])]
 
 
 def analog_inputs(kind: str, args: tuple) -> int:

@@ -200,7 +200,8 @@ class _Quantise(torch.autograd.Function):
     def forward(ctx, x, bound, bits):
         levels = 2 ** (bits - 1) - 1
         step = bound / levels
-        return (x / step).round().clamp(-levels, levels) * step
+        # in place on the quotient: one temporary instead of four (the same values)
+        return torch.div(x, step).round_().clamp_(-levels, levels).mul_(step)
 
     @staticmethod
     def backward(ctx, grad):

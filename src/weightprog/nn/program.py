@@ -81,14 +81,15 @@ class ProgrammedModel:
         torch.Tensor
             (L,) Σ(α·ŵ − w)² of each weight (float64).
         """
-        errors = torch.empty(len(self.weights), dtype=torch.float64)
-        for i, (w, programmed) in enumerate(zip(self.weights, self.tensors)):
+        errors = []
+        for w, programmed in zip(self.weights, self.tensors):
             read = programmed.read(t_s, generator)
             if gain != 1.0:
                 read = read * gain
-            errors[i] = (read.double() - w.matrix().double()).square().sum().cpu()
+            diff = read.to(torch.float64, copy=True).sub_(w.matrix())  # one temporary; summed as a dot product
+            errors.append(torch.dot(diff.view(-1), diff.view(-1)))
             w.write(read)
-        return errors
+        return torch.stack(errors).cpu()  # one device-to-host copy for all weights
 
     @contextmanager
     def applied(self, t_s: float, swap: WeightSwap, generator: torch.Generator | None = None,

@@ -1,0 +1,72 @@
+"""The periphery's element-wise chains as single fused CPU kernels (`torch.compile`).
+
+Eager, each step of the DAC (input scale, quantiser) and of the ADC (output noise, clip count,
+quantiser, scale restored) is a pass over the tensor, and on a CPU these passes cost more than the
+layer's own product; fused, each chain is one pass. The kernels do the same operations in the same
+order as the eager code in `attach`, so they give the same values (tests compare them); the noise
+is still drawn eagerly from the run's generator. Used for large CPU tensors outside autograd
+only: small ones do not repay the compilation (seconds, once per process and shape rank), and
+where compiling fails (no C++ compiler) everything stays eager.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+
+import torch
+
+MIN_NUMEL = 1 << 18
+"""Smallest tensor the fused kernels are used for."""
+
+_broken: list[str] = []
+
+
+def usable(x: torch.Tensor) -> bool:
+    """Whether `x` goes through the fused kernels."""
+    return (not _broken and x.device.type == "cpu" and x.numel() >= MIN_NUMEL
+            and not (torch.is_grad_enabled() and x.requires_grad))
+
+
+def _dac(x: torch.Tensor, dims: tuple[int, ...], levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    scale = x.abs().amax(dim=dims, keepdim=True)
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    step = 1.0 / levels
+    return ((x / scale) / step).round().clamp(-levels, levels) * step, scale
+
+
+def _adc(y: torch.Tensor, noise: torch.Tensor | None, noise_bound: torch.Tensor | None, bound: torch.Tensor,
+         levels: int, scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    if noise is not None and noise_bound is not None:
+        y = noise * noise_bound + y
+    step = bound / levels
+    q = (y / step).round().clamp(-levels, levels) * step
+    return (q if scale is None else q * scale), (y.abs() > bound).sum()
+
+
+@functools.cache
+def _compiled(fn: Callable) -> Callable:
+    return torch.compile(fn, dynamic=True)
+
+
+def _call(fn: Callable, *args):
+    """`fn` compiled, or None (from then on) where compiling fails."""
+    try:
+        return _compiled(fn)(*args)
+    except Exception as e:  # no compiler, unsupported platform: the eager path is always there
+        _broken.append(repr(e))
+        warnings.warn(f"periphery: fused kernels unavailable, running eager ({type(e).__name__})", stacklevel=3)
+        return None
+
+
+def dac(x: torch.Tensor, dims: tuple[int, ...], bits: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(x scaled by its max |x| over `dims` and quantised to `bits`, that scale), or None."""
+    return _call(_dac, x, dims, 2 ** (bits - 1) - 1)
+
+
+def adc(y: torch.Tensor, noise: torch.Tensor | None, noise_bound: torch.Tensor | None, bound: torch.Tensor,
+        bits: int, scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(y + noise·noise_bound quantised to `bits` in ±bound, times `scale`; the count of its values
+    beyond ±bound), or None."""
+    return _call(_adc, y, noise, noise_bound, bound, 2 ** (bits - 1) - 1, scale)

@@ -1,0 +1,49 @@
+"""The periphery's fused CPU kernels give the eager path's values, and fall back to it."""
+
+import pytest
+import torch
+from torch import nn
+
+from weightprog.nn import Clipping, attached, calibrate, find_analog_weights, fused, get_periphery
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _run(model, x, peri, ranges, weights):
+    clipping = Clipping()
+    with attached(weights, peri, ranges, torch.Generator().manual_seed(3), clipping), torch.no_grad():
+        y = model(x)
+    return y, [(c.layer, c.outputs, c.clipped) for c in clipping.layers(weights)]
+
+
+@pytest.mark.parametrize("preset", ["chip", "chip-8bit"])
+def test_fused_equals_eager(monkeypatch, preset):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, bias=False),
+                          nn.Flatten(), nn.Linear(8 * 8 * 8, 10)).eval()
+    x = torch.randn(16, 3, 8, 8)
+    weights, peri = find_analog_weights(model), get_periphery(preset)
+    _, ranges = calibrate(weights, peri, lambda: model(x), tile_rows=32)  # the middle conv: 3 input tiles
+    monkeypatch.setattr(fused, "MIN_NUMEL", 1)
+    y, clipped = _run(model, x, peri, ranges, weights)
+    monkeypatch.setattr(fused, "usable", lambda t: False)
+    y_eager, clipped_eager = _run(model, x, peri, ranges, weights)
+    assert torch.equal(y, y_eager) and clipped == clipped_eager
+
+
+def test_fallback_when_compiling_fails(monkeypatch):
+    torch.manual_seed(0)
+    layer = nn.Linear(16, 4)
+    x = torch.randn(64, 16)
+    weights, peri = find_analog_weights(layer), get_periphery("chip")
+    _, ranges = calibrate(weights, peri, lambda: layer(x))
+    y_eager, _ = _run(layer, x, peri, ranges, weights)
+
+    def broken(fn):
+        raise RuntimeError("no compiler")
+    monkeypatch.setattr(fused, "_compiled", broken)
+    monkeypatch.setattr(fused, "_broken", [])
+    monkeypatch.setattr(fused, "MIN_NUMEL", 1)
+    with pytest.warns(UserWarning, match="fused kernels unavailable"):
+        y, _ = _run(layer, x, peri, ranges, weights)
+    assert torch.equal(y, y_eager) and fused._broken
