@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..aihwkit_export import optimum_export
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json, lock_folder
@@ -58,7 +59,8 @@ def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir,
                                                settings, search["normalise"], out)
     aihwkit_meta = result.aihwkit_strategy.save_aihwkit(out / "strategy.aihwkit.json").to_dict()
     if result.aihwkit_note is not None:  # the optimum clips the largest weights: not in converter form
-        aihwkit_meta.update(strategy=result.aihwkit_strategy.name, note=result.aihwkit_note)
+        aihwkit_meta.update(strategy=result.aihwkit_strategy.name, note=result.aihwkit_note,
+                            optimum=optimum_export(result.strategy, out))  # the optimum itself, weights mapped
     result.strategy.save(out / "strategy.json", device=dev.name, weights=source, seed=seed,
                           aihwkit=aihwkit_meta)
     atomic_write_json(out / "report.json", report)
@@ -73,6 +75,8 @@ def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir,
                             out / "error_distribution.png", seed=seed)
     plot_convergence({k: r.history for k, r in result.runs.items()}, out / "convergence.png", result.chosen)
     print_summary(report, out)
+    if "optimum" in aihwkit_meta:
+        click.echo(f"aihwkit, the optimum itself: {aihwkit_meta['optimum']['note']}.")
     write_run_report(out)
 
 
