@@ -25,6 +25,7 @@ USE_CUDA=OFF CMAKE_BUILD_PARALLEL_LEVEL=2 \
     CMAKE_PREFIX_PATH=$(python -c 'import torch.utils; print(torch.utils.cmake_prefix_path)') \
     pip wheel -q --no-deps --no-build-isolation -w dist .
 pip install -q --no-deps dist/aihwkit-1.2.0-*.whl
+mkdir -p "$VENV/wheels" && cp dist/aihwkit-1.2.0-*.whl "$VENV/wheels/"   # for another env with this torch
 pip install -q matplotlib pyyaml click safetensors pytest && pip install -q --no-deps -e "$REPO"
 cd / && rm -rf "$work"
 python -c 'import aihwkit; print("aihwkit", aihwkit.__version__, "built in", '"$(( $(date +%s) - start ))"', "s")'

@@ -40,9 +40,10 @@ G_TOL_US = 0.1
 below the programming noise, σ_p ≥ 0.26 µS on PCM)."""
 POINTS_MAX = 10_001
 """Largest table (~0.5 MB of JSON per pair)."""
-_ZERO_TOL = 1e-4
-"""|ψ(0)| above which a strategy does not read 0 as 0 (aihwkit mirrors its table at 0); below it, as
-aihwkit's own invertibility tolerance, ψ(0) is taken as 0."""
+MIN_SLOPE = 1e-3
+"""Least slope of ψ (read_out): enough to order the weights, far below any read-out error."""
+MAX_DEVIATION = 1e-2
+"""How far ψ may be moved to make it strictly increasing (ψ(0) included) before a strategy is refused."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class ReadOut:
     """(D,) the strategy's grid, 0 … 1."""
     psi: np.ndarray
     """(D,) ψ at those points, strictly increasing from 0."""
+    deviation: float = 0.0
+    """max |ψ − W_hw(u)/β| over the grid: what making ψ strictly increasing moved it (`read_out`)."""
 
     @property
     def identity(self) -> bool:
@@ -71,27 +74,38 @@ class ReadOut:
 
     def to_dict(self) -> dict:
         return {"format": MAP_FORMAT, "version": 1, "u": self.u.tolist(), "psi": self.psi.tolist(),
+                "deviation": self.deviation,
                 "apply": "per tile, s = max|w| of the tile: w <- s * sign(w) * interp(|w| / s, u, psi), "
                          "before CustomPairConductanceConverter converts the weights"}
 
 
 def read_out(strategy: Strategy, index: int = 0) -> ReadOut:
-    """ψ of strategy `index`.
+    """ψ of strategy `index`, made strictly increasing where it is not quite: a dense pointwise
+    optimum can dip or stay flat by a few 1e-4 between neighbouring points, and a table indexed by
+    ψ needs a strictly increasing ψ. Points are lowered to at most their successor less
+    `MIN_SLOPE` × the step (keeping ψ(1)), then raised from ψ(0) = 0 likewise; `ReadOut.deviation`
+    is how far that moved ψ.
 
     Raises
     ------
     WeightprogError
-        When ψ(0) ≠ 0 or ψ is not strictly increasing: no monotonic map, so no aihwkit table.
+        When ψ(0) ≠ 0 or that would move ψ by more than `MAX_DEVIATION`: not a monotonic map.
     """
     one = strategy[index]
-    psi = (one.hardware_weight(one.conductances)[0] / one.beta[0]).numpy()
+    raw = (one.hardware_weight(one.conductances)[0] / one.beta[0]).numpy()
     u = one.grid.numpy()
-    if abs(psi[0]) > _ZERO_TOL or (np.diff(psi) <= 0).any():
-        raise WeightprogError(f"aihwkit export: strategy '{one.name}' does not read back a strictly "
-                              f"increasing weight from 0 (W_hw(u)/beta = {np.round(psi, 4).tolist()}), so "
-                              f"no weight map carries it into aihwkit")
+    psi = raw.copy()
+    for i in range(len(psi) - 2, -1, -1):  # lower from the top, so ψ(1), the table's read-out scale, stays
+        psi[i] = min(psi[i], psi[i + 1] - MIN_SLOPE * (u[i + 1] - u[i]))
     psi[0] = 0.0
-    return ReadOut(u, psi)
+    for i in range(1, len(psi)):  # then raise from 0
+        psi[i] = max(psi[i], psi[i - 1] + MIN_SLOPE * (u[i] - u[i - 1]))
+    deviation = float(np.abs(psi - raw).max())
+    if deviation > MAX_DEVIATION:
+        raise WeightprogError(f"aihwkit export: strategy '{one.name}' does not read back an increasing weight "
+                              f"from 0 (W_hw(u)/beta = {np.round(raw, 4).tolist()}), so no weight map carries "
+                              f"it into aihwkit")
+    return ReadOut(u, psi, deviation)
 
 
 def converter_args(strategy: Strategy, index: int = 0, points: int | None = None) -> dict:
@@ -253,4 +267,4 @@ def optimum_export(strategy: Strategy, folder: str | Path) -> dict:
     try:
         return save_optimum(strategy, folder)
     except WeightprogError as exc:
-        return {"note": f"not written: {exc}"}
+        return {"note": f"the optimised strategy itself is not written for aihwkit: {exc}"}

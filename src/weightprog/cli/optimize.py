@@ -76,7 +76,7 @@ def optimize_command(device, seed, budget_s, rescore_blocks, per_layer, out_dir,
     plot_convergence({k: r.history for k, r in result.runs.items()}, out / "convergence.png", result.chosen)
     print_summary(report, out)
     if "optimum" in aihwkit_meta:
-        click.echo(f"aihwkit, the optimum itself: {aihwkit_meta['optimum']['note']}.")
+        click.echo(f"aihwkit: {aihwkit_meta['optimum']['note']}.")
     write_run_report(out)
 
 
