@@ -242,6 +242,7 @@ def summarise(columns: dict[str, dict]) -> dict:
                 x = c[key]
                 out[name][f"{key}_mean"] = x.mean(0).tolist()
                 out[name][f"{key}_std"] = (x.std(0, ddof=1) if len(x) > 1 else 0 * x[0]).tolist()
+        out[name]["nmse_last"] = c["nmse"][:, -1].tolist()  # per realisation (same seeds across strategies)
     return out
 
 
@@ -279,10 +280,11 @@ def strategy_from_aihwkit(args: dict, name: str) -> Strategy:
                     args.get("g_min", 0.0), args.get("g_max", 25.0), [name])
 
 
-def table_gap(a: Strategy, b: Strategy) -> float:
-    """max |Δ target| (µS) between two strategies over 2001 normalised weights."""
-    u = torch.linspace(0, 1, 2001, dtype=torch.float64)
-    return float((a.targets(u)[0] - b.targets(u)[0]).abs().max()) if a.pairs == b.pairs else float("inf")
+def table_gap(held: Strategy, other: Strategy) -> float:
+    """max |Δ target| (µS) between a strategy read from a file and another, at the file's points."""
+    if held.pairs != other.pairs:
+        return float("inf")
+    return float((held.conductances[0] - other.targets(held.grid)[0]).abs().max())
 
 
 def programmed_gap(ak, config, model, mapped, strategy: Strategy) -> dict:
@@ -317,8 +319,7 @@ def strategy_section(ak, model, evaluate, run: Path, device: str, args) -> dict:
                        "points": len(config.noise_model.g_converter.g_lst[0]),
                        **programmed_gap(ak, config, model, mapped, strategy)}
         columns[f"{label} aihwkit"] = aihwkit_net(ak, model, mapped, config, evaluate, args)
-        if label == "optimum":
-            columns[f"{label} aihwkit kept state"] = aihwkit_net(ak, model, mapped, config, evaluate, args, True)
+        columns[f"{label} aihwkit kept state"] = aihwkit_net(ak, model, mapped, config, evaluate, args, True)
         columns[f"{label} wp"] = weightprog_net(model, evaluate, strategy, device, "programmed", args)
     report = json.loads((run / "report.json").read_text())
     return {"device": device, "repeats": args.repeats, "run": str(run), "cell": optimum.significance[0].tolist(),

@@ -75,13 +75,25 @@ def agreement(a: dict, b: dict, r: int, names: tuple[str, str]) -> str:
         z = [abs(a["accuracy_mean"][k] - b["accuracy_mean"][k]) / max(se_diff(a, b, "accuracy", k, r), 1e-12)
              for k in range(len(d))]
         k = max(range(len(z)), key=z.__getitem__)
-        out.append(f"accuracy {min(d):+.1f} to {max(d):+.1f} points (largest {z[k]:.1f} standard errors of the "
+        lo, hi = round(min(d), 1) + 0, round(max(d), 1) + 0  # + 0: no "-0.0"
+        out.append(f"accuracy {lo:+.1f} to {hi:+.1f} points (largest {z[k]:.1f} standard errors of the "
                    f"difference, at {NET_TIMES[k]})")
     rel = [100 * (x / y - 1) for x, y in zip(a["nmse_mean"], b["nmse_mean"])]
     z = [abs(a["nmse_mean"][k] - b["nmse_mean"][k]) / max(se_diff(a, b, "nmse", k, r), 1e-15) for k in range(len(rel))]
     k = max(range(len(z)), key=z.__getitem__)
     out.append(f"weight NMSE {min(rel):+.1f} to {max(rel):+.1f} % ({z[k]:.1f} standard errors at {NET_TIMES[k]})")
     return f"{names[0]} against {names[1]}: " + "; ".join(out) + "."
+
+
+def advantage(opt: dict, base: dict) -> tuple[float, float]:
+    """NMSE at the last time of `opt` relative to `base` (−0.1 = 10 % lower) and its standard error,
+    from the realisations (paired: the same seeds for both strategies)."""
+    a, b = opt["nmse_last"], base["nmse_last"]
+    mean_b = sum(b) / len(b)
+    d = [(x - y) / mean_b for x, y in zip(a, b)]
+    m = sum(d) / len(d)
+    sd = math.sqrt(sum((x - m) ** 2 for x in d) / (len(d) - 1)) if len(d) > 1 else 0.0
+    return m, sd / math.sqrt(len(d))
 
 
 def net_table(columns: dict[str, dict], r: int) -> list[str]:
@@ -124,27 +136,33 @@ def strategy_block(part: dict) -> str:
              f"(per-column compensation) at {opt['mean']:.4g}, {pct(opt['mean'], lsp['mean'])} against the best "
              f"lsp-first (F = {lsp['f']}, {lsp['mean']:.4g}).",
              f"`strategy.aihwkit.json` holds `{meta.get('strategy') or 'optimised'}` (strategy.json's meta); read "
-             f"back as aihwkit reads it, it is {closest} to {gaps[closest]:.2g} µS (every target, 2001 weights).",
+             f"back as aihwkit reads it, it is {closest} to {gaps[closest]:.2g} µS (every target at the file's "
+             f"weights; weightprog's side runs the strategy read back from the file).",
              "Same strategy on both sides — max |Δg| between the targets aihwkit's converter gives the weights "
              "it is handed and weightprog's targets for the layer's own weights: "
              + "; ".join(f"{n} {s['max_dg_us']:.2g} µS ({100 * s['within_0.1us']:.2f} % of weights within "
                          f"0.1 µS; table of {s['points']} points)" for n, s in sides.items())
              + f". ψ was raised by at most {sides['optimum']['psi_moved']:.1e} to make it strictly increasing.", ""]
     lines += net_table(c, r) + [""]
-    head = ["at 1y", "weightprog", "aihwkit", "aihwkit vs weightprog", "vs lsp-first F=2, weightprog",
-            "vs lsp-first F=2, aihwkit"]
+    sims = ("wp", "aihwkit", "aihwkit kept state")
+    head = ["at 1y", "weightprog", "aihwkit", "aihwkit kept state", "aihwkit vs weightprog"]
+    head += [f"vs lsp-first F=2, {s}" for s in ("weightprog", "aihwkit", "aihwkit kept state")]
     rows = []
-    base_wp, base_ak = c["lsp-first F=2 wp"]["nmse_mean"][-1], c["lsp-first F=2 aihwkit"]["nmse_mean"][-1]
     for n in sides:
         wp, ak = c[f"{n} wp"], c[f"{n} aihwkit"]
         z = abs(wp["nmse_mean"][-1] - ak["nmse_mean"][-1]) / se_diff(wp, ak, "nmse", -1, r)
-        rows.append([f"{n}", f"{wp['nmse_mean'][-1]:.4g}", f"{ak['nmse_mean'][-1]:.4g}",
-                     f"{pct(ak['nmse_mean'][-1], wp['nmse_mean'][-1])} ({z:.1f} se)",
-                     pct(wp["nmse_mean"][-1], base_wp), pct(ak["nmse_mean"][-1], base_ak)])
-    lines += ["Weight NMSE at 1 year:", ""] + table(head, rows) + [""]
-    lines += ["* " + agreement(c[f"{n} aihwkit"], c[f"{n} wp"], r, (f"{n}, aihwkit", "weightprog")) for n in sides]
-    lines.append("* " + agreement(c["optimum aihwkit kept state"], c["optimum wp"], r,
-                                  ("optimum, aihwkit kept state", "weightprog")))
+        cells = [n] + [f"{c[f'{n} {s}']['nmse_mean'][-1]:.4g}" for s in sims]
+        cells.append(f"{pct(ak['nmse_mean'][-1], wp['nmse_mean'][-1])} ({z:.1f} se)")
+        for s in sims:
+            m, se = advantage(c[f"{n} {s}"], c[f"lsp-first F=2 {s}"])
+            cells.append(f"{100 * m:+.1f} ± {100 * se:.1f} %" if n != "lsp-first F=2" else "—")
+        rows.append(cells)
+    lines += ["Weight NMSE at 1 year (± here: the standard error of the paired difference over the "
+              "realisations, which share their seeds across strategies):", ""] + table(head, rows) + [""]
+    for n in sides:
+        lines.append("* " + agreement(c[f"{n} aihwkit"], c[f"{n} wp"], r, (f"{n}, aihwkit", "weightprog")))
+        lines.append("* " + agreement(c[f"{n} aihwkit kept state"], c[f"{n} wp"], r,
+                                      (f"{n}, aihwkit kept state", "weightprog")))
     return "\n".join(lines).rstrip()
 
 
@@ -165,13 +183,17 @@ def summary_block(record: dict) -> str:
             continue
         part = record[key]
         c, r = part["columns"], part["repeats"]
-        wp = [c[f"{n} wp"]["nmse_mean"][-1] for n in ("optimum", "lsp-first F=2")]
-        ak = [c[f"{n} aihwkit"]["nmse_mean"][-1] for n in ("optimum", "lsp-first F=2")]
-        z = abs(wp[0] - ak[0]) / se_diff(c["optimum wp"], c["optimum aihwkit"], "nmse", -1, r)
+        adv = {s: advantage(c[f"optimum {s}"], c[f"lsp-first F=2 {s}"]) for s in ("wp", "aihwkit",
+                                                                                  "aihwkit kept state")}
+        gap = (adv["aihwkit"][0] - adv["wp"][0]) / math.hypot(adv["aihwkit"][1], adv["wp"][1])
+        wp, ak = c["optimum wp"]["nmse_mean"][-1], c["optimum aihwkit"]["nmse_mean"][-1]
+        z = abs(wp - ak) / se_diff(c["optimum wp"], c["optimum aihwkit"], "nmse", -1, r)
+        each = ", ".join(f"{100 * m:+.1f} ± {100 * se:.1f} % in {s.replace('wp', 'weightprog')}"
+                         for s, (m, se) in adv.items())
         lines.append(f"* **The optimum in aihwkit, {what} (`{part['device']}`).** Weight NMSE at 1 year against "
-                     f"lsp-first F=2: {pct(wp[0], wp[1])} in weightprog, {pct(ak[0], ak[1])} in aihwkit (the "
-                     f"optimum through the weight map ψ); on the optimum aihwkit is {pct(ak[0], wp[0])} from "
-                     f"weightprog ({z:.1f} standard errors).")
+                     f"lsp-first F=2: {each} (the optimum through the weight map ψ): aihwkit's and weightprog's "
+                     f"advantages differ by {abs(gap):.1f} standard errors. On the optimum itself aihwkit's NMSE is "
+                     f"{pct(ak, wp)} from weightprog's ({z:.1f} standard errors).")
     return "\n".join(lines)
 
 
@@ -197,10 +219,10 @@ def render(record: dict) -> dict[str, str]:
 def splice(doc: str, blocks: dict[str, str]) -> str:
     """`doc` with each block between its markers (a block without markers in the doc is an error)."""
     for name, text in blocks.items():
-        pattern = re.compile(rf"(<!-- crosscheck:{name} -->\n).*?(\n<!-- /crosscheck:{name} -->)", re.S)
+        pattern = re.compile(rf"(<!-- crosscheck:{name} -->\n)(?:.*?\n)?(<!-- /crosscheck:{name} -->)", re.S)
         if not pattern.search(doc):
             raise ValueError(f"no markers <!-- crosscheck:{name} --> … <!-- /crosscheck:{name} --> in the doc")
-        doc = pattern.sub(lambda m, t=text: m.group(1) + t + m.group(2), doc)
+        doc = pattern.sub(lambda m, t=text: m.group(1) + t + "\n" + m.group(2), doc)
     return doc
 
 

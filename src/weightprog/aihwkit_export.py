@@ -6,8 +6,8 @@ the table's maximum. A weightprog strategy reads back ψ(u) = W_hw(u)/β, which 
 (β > W_hw(1)) or compresses keeps below u on purpose. The same hardware behaviour in aihwkit:
 replace each weight w of a tile by its intended read-out s·ψ(w/s) (s = max|w| of the tile) before
 conversion, and index the table by ψ instead of u. aihwkit then programs g(u) — the conductances
-weightprog programs — and reads back s·ψ(u), as weightprog does. For an exact strategy ψ(u) = u and
-this is `Strategy.to_aihwkit()` unchanged.
+weightprog programs — and reads back s·ψ(u), as weightprog does. For an exact strategy ψ(u) = u:
+the weights stay, and the table is `Strategy.to_aihwkit()`'s (sampled as finely as its kinks need).
 
 `prepare(model, strategy)` does both for a torch model (aihwkit is imported there only);
 `save_optimum` writes the two files a user without weightprog needs.
