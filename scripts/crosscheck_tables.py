@@ -155,7 +155,7 @@ def strategy_block(part: dict) -> str:
         cells.append(f"{pct(ak['nmse_mean'][-1], wp['nmse_mean'][-1])} ({z:.1f} se)")
         for s in sims:
             m, se = advantage(c[f"{n} {s}"], c[f"lsp-first F=2 {s}"])
-            cells.append(f"{100 * m:+.1f} ± {100 * se:.1f} %" if n != "lsp-first F=2" else "—")
+            cells.append(f"{round(100 * m, 1) + 0:+.1f} ± {100 * se:.1f} %" if n != "lsp-first F=2" else "—")
         rows.append(cells)
     lines += ["Weight NMSE at 1 year (± here: the standard error of the paired difference over the "
               "realisations, which share their seeds across strategies):", ""] + table(head, rows) + [""]
