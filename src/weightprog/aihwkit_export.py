@@ -39,7 +39,7 @@ G_TOL_US = 0.1
 """µS: how far the converter's interpolated conductances may be from the strategy's targets (well
 below the programming noise, σ_p ≥ 0.26 µS on PCM)."""
 POINTS_MAX = 10_001
-"""Largest table (~0.5 MB of JSON per pair)."""
+"""Largest table (~0.85 MB of JSON for two pairs)."""
 MIN_SLOPE = 1e-3
 """Least slope of ψ (read_out): enough to order the weights, far below any read-out error."""
 MAX_DEVIATION = 1e-2
