@@ -256,6 +256,9 @@ def test_pointwise_method_bound_report_and_evaluate(tmp_path):
     g = torch.tensor(aihwkit["g_lst"]).T  # (points, 2P): the export's largest weight is its scale
     w_hw = (g[:, 0] - g[:, 1]) * aihwkit["f_lst"][0] + (g[:, 2] - g[:, 3]) * aihwkit["f_lst"][1]
     assert float(w_hw[-1]) == pytest.approx(meta["beta"], rel=1e-4)
+    optimum = meta["optimum"]  # the optimum itself, for weights mapped by psi (weightprog.aihwkit_export)
+    assert (out / optimum["converter"]).is_file() and (out / optimum["weight_map"]).is_file()
+    assert optimum["points"] >= 101 and "aihwkit: the optimised strategy itself: replace" in result.output
     from weightprog.cli.evaluate import evaluate
     ev = CliRunner().invoke(evaluate, ["--model", "nn_helpers:tiny_entry", "--strategy", str(out / "strategy.json"),
                                        "--times", "1s,1y", "--repeats", "1", "--no-progress",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..aihwkit_export import optimum_export
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json
@@ -23,7 +24,8 @@ from .network import NetworkInputs, network_options
 from .options import device_option, force_option, search_options
 from .report import begin_run, write_run_report
 
-OUTPUTS = ("strategy.json", "strategy.aihwkit.json", "report.json", "strategy.png", "tnmse_vs_time.png",
+OUTPUTS = ("strategy.json", "strategy.aihwkit.json", "strategy.aihwkit-optimum.json",
+           "strategy.aihwkit-optimum.map.json", "report.json", "strategy.png", "tnmse_vs_time.png",
            "error_distribution.png", "convergence.png", "checkpoint_*.json", "layers/*.json")
 """What optimize writes in --out (runfolder.py: none of them replaced unless its manifest lists it)."""
 
@@ -81,7 +83,8 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
                                                settings, search["normalise"], out)
     aihwkit_meta = result.aihwkit_strategy.save_aihwkit(out / "strategy.aihwkit.json").to_dict()
     if result.aihwkit_note is not None:  # the optimum clips the largest weights: not in converter form
-        aihwkit_meta.update(strategy=result.aihwkit_strategy.name, note=result.aihwkit_note)
+        aihwkit_meta.update(strategy=result.aihwkit_strategy.name, note=result.aihwkit_note,
+                            optimum=optimum_export(result.strategy, out))  # the optimum itself, weights mapped
     chosen_by = {} if chosen is result.strategy else {"chosen_on_network": chosen.name}
     chosen.save(out / "strategy.json", device=dev.name, weights=source, seed=seed, aihwkit=aihwkit_meta, **chosen_by)
     atomic_write_json(out / "report.json", report)
@@ -96,6 +99,8 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
                             out / "error_distribution.png", seed=seed)
     plot_convergence({k: r.history for k, r in result.runs.items()}, out / "convergence.png", result.chosen)
     print_summary(report, out)
+    if "optimum" in aihwkit_meta:
+        click.echo(f"aihwkit: {aihwkit_meta['optimum']['note']}.")
     if selection is not None:
         click.echo(selection.format())
     write_run_report(out)
