@@ -10,6 +10,7 @@ Markdown table docs/RESULTS.md quotes.
 
     python scripts/network_selection.py --workload fmnist-resnet32 --device pcm --out docs/network_selection
     python scripts/network_selection.py --summary --out docs/network_selection
+    python scripts/network_selection.py --summary --write docs/RESULTS.md    # the table there, in place
 """
 
 from __future__ import annotations
@@ -123,6 +124,19 @@ def summary(out: Path) -> str:
     return "\n".join(lines)
 
 
+MARKER = "<!-- network-selection-table -->"
+
+
+def write_table(results: Path, table: str) -> None:
+    """Replace the table after MARKER in `results` (up to the next blank line) with `table`."""
+    text = results.read_text()
+    at = text.index(MARKER) + len(MARKER)
+    start = text.index("\n|", at) + 1
+    end = text.find("\n\n", start)
+    end = len(text) if end < 0 else end
+    results.write_text(text[:at] + "\n\n" + table + text[end:])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workload", action="append", default=None)
@@ -139,10 +153,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="docs/network_selection")
     ap.add_argument("--summary", action="store_true")
+    ap.add_argument("--write", default=None, metavar="RESULTS_MD", help="with --summary: put the table in this file")
     args = ap.parse_args()
     out = Path(args.out)
     if args.summary:
-        print(summary(out))
+        table = summary(out)
+        if args.write:
+            write_table(Path(args.write), table)
+        print(table)
         return
     torch.set_num_threads(args.threads)
     out.mkdir(parents=True, exist_ok=True)

@@ -303,7 +303,8 @@ def test_cli_evaluate_workload_slice_with_io8_periphery():
                                     "--no-progress"])
     assert res.exit_code == 0, res.output
     model, evaluate_fn, _ = get_workload("ptb-lstm", "fp", eval_size=700)
-    assert f"digital metric {evaluate_fn(model):.6g}" in res.output  # the 700-token slice, not the test split
+    assert f"digital {evaluate_fn(model):.6g};" in res.output  # the 700-token slice, not the test split
+    assert "perplexity on test data (lower is better)" in res.output
     analog = float(res.output.split("lsp-first (f=1,2)")[1].split()[0])
     assert evaluate_fn(model) * 0.9 < analog < evaluate_fn(model) * 1.2
 
