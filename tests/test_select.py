@@ -239,10 +239,11 @@ def test_cli_evaluate_and_optimize_with_a_mapping_spec(tmp_path):
 
 
 def test_error_split_adds_up_and_shows_the_clipping():
+    from weightprog.error_split import error_split
     from weightprog.expected import ExpectedTNMSE
     model = ExpectedTNMSE(wp.load_distribution(), "pcm", TIMES)
     strategy = wp.baseline("lsp-first", wp.Cell((1.0, 2.0)))
-    split = model.split(strategy)[0]
+    split = error_split(model, strategy)[0]
     assert torch.allclose(split.systematic + split.random, model.evaluate(strategy).per_time[0], rtol=1e-9)
     assert (split.systematic >= 0).all() and (split.random > split.systematic).all()
     data = split.to_dict(points=5)

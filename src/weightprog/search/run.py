@@ -21,8 +21,9 @@ from .._version import __version__
 from ..baselines import BASELINES, baseline
 from ..cell import Cell
 from ..devices import DeviceModel, get_device
+from ..error_split import ErrorSplit, error_split
 from ..errors import WeightprogError
-from ..expected import ErrorSplit, ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategy
+from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategy
 from ..metric import TNMSE, TNMSEResult, rescore
 from ..sample import WeightSample, sample_from_values
 from ..scores import SPLIT_BASELINES, Score, Scoreboard, Scored
@@ -334,7 +335,7 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     return OptimizeResult(optimised, runs, chosen, scores, baselines, final,
                           time.perf_counter() - start, settings, device, search_weights=sample.size, method=pick,
                           bounds=bounds, candidates=candidates, export=export,
-                          error_split=[split_model.split(s)[0] for s in shown])
+                          error_split=[error_split(split_model, s)[0] for s in shown])
 
 
 def _labelled(progress: Callable[[str, Progress], None] | None, label: str) -> Callable[[Progress], None] | None:
