@@ -233,7 +233,7 @@ def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResu
     sign = 1.0 if spec.higher_is_better else -1.0
     score = {name: sign * float(evaluation.mean[i].mean()) for i, name in enumerate(names)}
     network_ranking = sorted(names, key=lambda n: -score[n])
-    weight_error = {name: s.mean for name, s in _tnmse_scores(result).items() if name in candidates}
+    weight_error = {name: s.mean for name, s in tnmse_scores(result).items() if name in candidates}
     tnmse_ranking = sorted(weight_error, key=lambda n: weight_error[n])
     chosen = network_ranking[0] if rule == "network" else "optimised"
     selection = NetworkSelection(spec.metric_name, spec.higher_is_better, split, rows, chosen, rule, tnmse_ranking,
@@ -241,7 +241,7 @@ def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResu
     return selection, candidates[chosen]
 
 
-def _tnmse_scores(result: OptimizeResult) -> dict:
+def tnmse_scores(result: OptimizeResult) -> dict:
     """Each candidate's re-scored TNMSE by its candidate name."""
     scores = result.scores
     out = {"optimised": scores.optimised}

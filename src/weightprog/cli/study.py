@@ -1,4 +1,4 @@
-"""`weightprog study`: the paper's validation study on the reference workloads (issue 5)."""
+"""`weightprog study`: the paper's validation study on the reference workloads, as resumable jobs."""
 
 from __future__ import annotations
 
@@ -9,26 +9,21 @@ import click
 
 from ..errors import WeightprogError
 from ..nn.periphery import PRESETS as PERIPHERY_PRESETS
-from ..report.progress import count_progress
-from ..study import DEFAULT_EVAL_SIZE, SEARCH_ON, STUDY_PERIPHERY, StudySettings, run_study
-from ..validate import integer
+from ..study.settings import DEFAULT_EVAL_SIZE, ROLES, SEARCH_ON, SELECT, STUDY_PERIPHERY, StudySettings
 from .options import force_option, option_names, times_option
 from .report import begin_run, write_run_report
 
+DEFAULTS = StudySettings.__dataclass_fields__
+
+
+def _default(name: str):
+    """A StudySettings field's default (the one declaration of it)."""
+    f = DEFAULTS[name]
+    return f.default
+
 
 def _eval_sizes(items) -> dict:
-    """`--eval-size WORKLOAD=N …` over the study's defaults (StudySettings checks the sizes).
-
-    Parameters
-    ----------
-    items
-        The option's values.
-
-    Returns
-    -------
-    dict
-        Test items per workload.
-    """
+    """`--eval-size WORKLOAD=N …` over the study's defaults (StudySettings checks the sizes)."""
     sizes = dict(DEFAULT_EVAL_SIZE)
     for item in items:
         name, sep, n = item.partition("=")
@@ -45,9 +40,14 @@ def _eval_sizes(items) -> dict:
               help="Device name or YAML/JSON file; repeatable (default: pcm and pcm-lowdrift).")
 @click.option("--variant", "variants", multiple=True, type=click.Choice(("fp", "hwa")),
               help="Trained variant; repeatable (default: fp and hwa).")
-@times_option(default="1s,1h,1d,30d,1y", help="Times after programming.")
-@click.option("--repeats", default=3, show_default=True, help="Programming realisations (the paper: 25).")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--role", "roles", multiple=True, type=click.Choice(ROLES),
+              help="Strategies evaluated per cell; repeatable (default: all four).")
+@times_option(default="1s,1h,1d,30d,1y", help="Times after programming (the paper's five by default).")
+@click.option("--repeats", default=_default("repeats"), show_default=True,
+              help="Programming realisations per strategy (the paper: 25).")
+@click.option("--block", default=_default("block"), show_default=True,
+              help="Realisations per evaluation job (the unit of resumption and distribution).")
+@click.option("--seed", default=_default("seed"), show_default=True)
 @click.option("--eval-size", "eval_sizes", multiple=True, metavar="WORKLOAD=N",
               help="Test items per evaluation (default fmnist-resnet32=1000, ptb-lstm=8000 tokens, "
                    "sentiment-minilm=256).")
@@ -55,44 +55,51 @@ def _eval_sizes(items) -> dict:
               show_default=True,
               help="chip-8bit: 8-bit DAC/ADC, output noise 1/127 of the range, abs-max input scaling and "
                    "per-column ranges as chips run them; standard: the same converters and noise with one "
-                   "static range per layer (the study's earlier default); io8: standard without the noise "
-                   "(docs/NN.md).")
-@click.option("--max-generations", default=15, show_default=True, help="Evolution generations per F.")
-@click.option("--popsize", default=10, show_default=True, help="Population per search dimension.")
-@click.option("--f-max", default=4, show_default=True, help="Significance factors F searched: 1…f_max.")
-@click.option("--polish-steps", default=30, show_default=True,
+                   "static range per layer; io8: standard without the noise (docs/NN.md).")
+@click.option("--select", type=click.Choice(SELECT), default=_default("select"), show_default=True,
+              help="network: the optimised strategy is the search candidate best on held-out data; "
+                   "tnmse: the search's own pick by weight error.")
+@click.option("--network-repeats", default=_default("network_repeats"), show_default=True,
+              help="Realisations per candidate when choosing on the network.")
+@click.option("--max-generations", default=_default("max_generations"), show_default=True,
+              help="Evolution generations per F.")
+@click.option("--popsize", default=_default("popsize"), show_default=True, help="Population per search dimension.")
+@click.option("--f-max", default=_default("f_max"), show_default=True, help="Significance factors F searched: 1…f_max.")
+@click.option("--polish-steps", default=_default("polish_steps"), show_default=True,
               help="Gradient polish steps of the chosen search (0: none).")
-@click.option("--search-on", "--optimise-on", "search_on", type=click.Choice(SEARCH_ON), default="each",
-              show_default=True,
+@click.option("--search-on", type=click.Choice(SEARCH_ON), default=_default("search_on"), show_default=True,
               help="Search on each trained variant's weights, or use the FP weights' strategy for both.")
-@click.option("--threads", default=None, type=int, help="torch threads (default: torch's choice).")
+@click.option("--threads", default=None, type=int, help="torch threads per job (default: torch's choice).")
+@click.option("--workers", default=0, show_default=True,
+              help="Local worker processes running the jobs (0: in this process).")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS",
+              help="Run every job as a Ray task: 'auto' (a running cluster, else a local one) or HOST:PORT.")
 @click.option("--out", "out_dir", type=click.Path(), required=True,
-              help="Results folder: <workload>/results.json, results.csv, summary.md, figures/, report.html.")
+              help="Results folder: jobs/, data/*.csv, results.csv, paired.csv, summary.md, figures/, report.html.")
 @force_option()
-def study(workloads, devices, variants, times, repeats, seed, eval_sizes, periphery, max_generations, popsize,
-          f_max, polish_steps, search_on, threads, out_dir):
-    """Optimise, then evaluate FP/HWA × naive/hand-crafted/optimised over time on real workloads."""
-    import torch
+def study(workloads, devices, variants, roles, times, repeats, block, seed, eval_sizes, periphery, select,
+          network_repeats, max_generations, popsize, f_max, polish_steps, search_on, threads, workers, ray_address,
+          out_dir):
+    """Optimise, choose on held-out data, then evaluate FP/HWA × naive/hand-crafted/optimised/limit over time."""
+    from ..study.run import run_study
 
-    if threads is not None:
-        with option_names():
-            torch.set_num_threads(integer(threads, "threads", 1))
-    kw = {}
-    if workloads:
-        kw["workloads"] = tuple(workloads)
-    if devices:
-        kw["devices"] = tuple(devices)
-    if variants:
-        kw["variants"] = tuple(variants)
-    with option_names(times_s="--times", workloads="--workload", devices="--device", variants="--variant"):
-        settings = StudySettings(times_s=times, repeats=repeats, seed=seed,
-                                 eval_size=_eval_sizes(eval_sizes), periphery=periphery,
-                                 max_generations=max_generations, popsize=popsize, f_max=f_max,
-                                 polish_steps=polish_steps, search_on=search_on, **kw)
-    begin_run(out_dir, ("*/results.json", "results.csv", "summary.md", "figures/*.png"))
+    kw = {k: tuple(v) for k, v in (("workloads", workloads), ("devices", devices), ("variants", variants),
+                                   ("roles", roles)) if v}
+    with option_names(times_s="--times", workloads="--workload", devices="--device", variants="--variant",
+                      roles="--role"):
+        settings = StudySettings(times_s=times, repeats=repeats, block=block, seed=seed,
+                                 eval_size=_eval_sizes(eval_sizes), periphery=periphery, select=select,
+                                 network_repeats=network_repeats, max_generations=max_generations, popsize=popsize,
+                                 f_max=f_max, polish_steps=polish_steps, search_on=search_on, threads=threads, **kw)
+    if isinstance(workers, bool) or workers < 0:
+        raise WeightprogError(f"--workers: need an integer >= 0, got {workers}")
+    begin_run(out_dir, ("study.json", "jobs/*", "data/*.csv", "results.csv", "paired.csv", "summary.md",
+                        "figures/*.png"))
     start = time.perf_counter()
-    run_study(settings, Path(out_dir), log=lambda m: click.echo(f"[{time.perf_counter() - start:6.0f} s] {m}"),
-              progress=count_progress("realisations × times"))
-    click.echo((Path(out_dir) / "summary.md").read_text())
+    result = run_study(settings, Path(out_dir), log=lambda m: click.echo(f"[{time.perf_counter() - start:6.0f} s] {m}"),
+                       workers=workers, ray=ray_address)
+    click.echo(result.markdown)
+    if result.failed:
+        click.echo(f"{len(result.failed)} job(s) failed; rerun the same command to retry them: "
+                   + "; ".join(f"{k}: {v}" for k, v in result.failed.items()), err=True)
     write_run_report(out_dir)
-

@@ -147,7 +147,7 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                        compute: str | torch.device | None = None,
                        progress: bool | Callable[[int, int], None] = False,
                        times: Sequence[float] | None = None, split: str = "test",
-                       limit: Limit | None = None) -> OverTimeResult:
+                       limit: Limit | None = None, first_realisation: int = 0) -> OverTimeResult:
     """Metric of a model over time after programming its analog weights.
 
     The model comes as `(model, evaluate_fn)` or as a model spec (`ModelSpec` or its mapping form,
@@ -194,6 +194,9 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
         `test` (the spec's `evaluate`) or `validate` (held-out data, where choices are made).
     limit
         A limit already computed for these weights and times (else computed when `limit` is named).
+    first_realisation
+        Index of the first realisation: realisations first … first + repeats − 1 are run, so a
+        study split in blocks of realisations gives the same numbers as one run of them all.
 
     Returns
     -------
@@ -211,6 +214,8 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
         raise WeightprogError("strategies: give at least one strategy")
     if not isinstance(repeats, int) or repeats < 1:
         raise WeightprogError(f"repeats: need an integer >= 1, got {repeats!r}")
+    if isinstance(first_realisation, bool) or not isinstance(first_realisation, int) or first_realisation < 0:
+        raise WeightprogError(f"first_realisation: need an integer >= 0, got {first_realisation!r}")
     if times is not None:
         if times_s is not DEFAULT_TIMES_S:
             raise WeightprogError("times: give times_s only (times is its old name)")
@@ -252,7 +257,7 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
         digital, ranges, calibrated_on = _digital(spec, split, weights, peri, mapping)
         for i, strategy in enumerate(chosen):
             for r in range(repeats):
-                gen = torch.Generator(device=gen_device).manual_seed(realisation_seed(seed, r))
+                gen = torch.Generator(device=gen_device).manual_seed(realisation_seed(seed, first_realisation + r))
                 programmed = None if isinstance(strategy, Limit) else ProgrammedModel(weights, strategy, dev,
                                                                                        mapping, gen)
                 with attached(weights, peri, ranges, gen, clipping):

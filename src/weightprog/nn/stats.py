@@ -65,16 +65,32 @@ def _slope(aggregate: Callable[[torch.Tensor], object] | None, at: float) -> flo
 
 def _combine(mean: float, per_realisation: torch.Tensor, per_example: torch.Tensor | None) -> Interval:
     """Interval from per-realisation values (R,) and linearised per-example values (N,) or None."""
-    r = per_realisation.numel()
-    var_r = float(per_realisation.var()) / r if r > 1 else 0.0
-    half_r = _t95(r - 1) * math.sqrt(var_r) if r > 1 else 0.0
     if per_example is None:
+        return interval_from_terms(mean, per_realisation, None, 0)
+    return interval_from_terms(mean, per_realisation, float(per_example.var()) if per_example.numel() > 1 else 0.0,
+                               per_example.numel())
+
+
+def interval_from_terms(mean: float, per_realisation: torch.Tensor, example_var: float | None,
+                        examples: int) -> Interval:
+    """The interval from its two terms: the per-realisation values (R,) and the variance over the
+    N examples of the linearised, realisation-averaged per-example values (None: realisations only).
+    A study stores these terms, so that its intervals are recomputed from small files."""
+    r = per_realisation.numel()
+    var_r = float(per_realisation.double().var()) / r if r > 1 else 0.0
+    half_r = _t95(r - 1) * math.sqrt(var_r) if r > 1 else 0.0
+    if example_var is None:
         half = half_r if r > 1 else math.nan
         return Interval(mean, mean - half, mean + half, "realisations")
-    n = per_example.numel()
-    half_n = Z95 * math.sqrt(float(per_example.var()) / n) if n > 1 else 0.0
+    half_n = Z95 * math.sqrt(example_var / examples) if examples > 1 else 0.0
     half = math.hypot(half_r, half_n)
     return Interval(mean, mean - half, mean + half, "realisations and examples")
+
+
+def linearised(examples: torch.Tensor, aggregate: Callable[[torch.Tensor], object] | None) -> torch.Tensor:
+    """(N,) realisation-averaged per-example values (R, N) times the aggregate's slope at their mean."""
+    x = examples.double()
+    return _slope(aggregate, float(x.mean())) * x.mean(0)
 
 
 def metric_interval(metrics: torch.Tensor, examples: torch.Tensor | None = None,
@@ -99,9 +115,7 @@ def metric_interval(metrics: torch.Tensor, examples: torch.Tensor | None = None,
     mean = float(metrics.mean())
     if examples is None:
         return _combine(mean, metrics, None)
-    x = examples.double()
-    slope = _slope(aggregate, float(x.mean()))
-    return _combine(mean, metrics, slope * x.mean(0))
+    return _combine(mean, metrics, linearised(examples, aggregate))
 
 
 def paired_interval(a: torch.Tensor, b: torch.Tensor, examples_a: torch.Tensor | None = None,
@@ -126,6 +140,4 @@ def paired_interval(a: torch.Tensor, b: torch.Tensor, examples_a: torch.Tensor |
     mean = float(d.mean())
     if examples_a is None or examples_b is None:
         return _combine(mean, d, None)
-    xa, xb = examples_a.double(), examples_b.double()
-    per_example = _slope(aggregate, float(xa.mean())) * xa.mean(0) - _slope(aggregate, float(xb.mean())) * xb.mean(0)
-    return _combine(mean, d, per_example)
+    return _combine(mean, d, linearised(examples_a, aggregate) - linearised(examples_b, aggregate))

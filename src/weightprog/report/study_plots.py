@@ -1,60 +1,62 @@
-"""Figures of the paper's study (`weightprog study`): each workload's metric over time per device."""
+"""Figures of the paper's study (`weightprog study`): each workload's metric over time per device,
+every strategy with its 95 % interval as a band."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files only: no display on the machines that run this
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from ..fileio import atomic_write  # noqa: E402
-from ..timeunits import format_times  # noqa: E402
-from .palette import DIGITAL, legend_outside, strategy_style  # noqa: E402
+from ..fileio import atomic_write
+from ..study.data import StudyData
+from ..study.tables import fp_digital, summary_rows
+from ..timeunits import format_times
+from .palette import BOUND, DIGITAL, legend_outside, strategy_style
 
 
-def plot_study_metric(name: str, metric: str, drec: dict, times_s: Sequence[float], repeats: int,
-                      path: str | Path, dev_name: str, fp_digital: float) -> None:
-    """Metric vs time (log), mean ±1σ per strategy, one panel per variant, FP digital line.
+def plot_study(data: StudyData, folder: Path) -> list[Path]:
+    """`<workload>_<device>_metric_vs_time.png` per workload and device: one panel per trained
+    variant, each strategy's mean with its 95 % band, the FP model's digital metric dotted.
 
-    Parameters
-    ----------
-    name, metric
-        The workload and its metric's name (`accuracy`, `perplexity`).
-    drec
-        The device's record in the workload's results.json (`variants` → strategies' mean and std).
-    times_s, repeats
-        The study's times after programming (s) and realisations.
-    path
-        The PNG to write (atomically).
-    dev_name
-        The device, for the panel titles.
-    fp_digital
-        The FP model's digital metric (the dotted line).
+    Returns
+    -------
+    list of Path
+        The figures written (atomically).
     """
-    variants = list(drec["variants"])
-    fig, axes = plt.subplots(1, len(variants), figsize=(4.6 * len(variants), 3.4), squeeze=False, sharey=True)
-    times = list(times_s)
-    for ax, v in zip(axes[0], variants):
-        for role, s in drec["variants"][v]["strategies"].items():
-            m, sd = torch.tensor(s["mean"]), torch.tensor(s["std"])
-            line, = ax.plot(times, m, ms=3, label=f"{role}: {s['label']}",
-                            **strategy_style("naive" if role == "naive" else s["label"]))
-            ax.fill_between(times, m - sd, m + sd, color=line.get_color(), alpha=0.2, lw=0)
-        ax.axhline(fp_digital, color=DIGITAL, ls=":", lw=1.2, label="FP model, digital")
-        ax.set_xscale("log")
-        ax.set_xticks(times)
-        ax.set_xticklabels(format_times(times), fontsize=7)
-        ax.minorticks_off()
-        ax.set_title(f"{name}, {v.upper()}-trained, {dev_name}", fontsize=9)
-        ax.set_xlabel("time after programming", fontsize=8)
-        ax.grid(alpha=0.3)
-    legend_outside(axes[0][-1], fontsize=7)
-    axes[0][0].set_ylabel(f"{metric} (mean ±1σ, R={repeats})", fontsize=8)
-    try:
+    rows = summary_rows(data)
+    ref = fp_digital(data)
+    metric = {d.workload: d.metric_name for d in data.digital if d.variant == "fp"}
+    panels: dict[tuple[str, str], dict[str, dict[tuple[str, str], list]]] = defaultdict(lambda: defaultdict(
+        lambda: defaultdict(list)))
+    for r in rows:
+        panels[(r.workload, r.device)][r.variant][(r.role, r.strategy)].append(r)
+    written = []
+    for (w, d), variants in sorted(panels.items()):
+        fig = Figure(figsize=(4.6 * len(variants), 3.4))
+        axes = fig.subplots(1, len(variants), squeeze=False, sharey=True)[0]
+        for ax, (v, curves) in zip(axes, sorted(variants.items())):
+            times: list[float] = []
+            for (role, label), pts in curves.items():
+                times = sorted({p.time_s for p in pts} | set(times))
+                t = [p.time_s for p in pts]
+                style = ({"color": BOUND, "ls": "--", "lw": 1.2, "marker": "v"} if role == "limit" else
+                         strategy_style(role if role in ("naive", "optimised") else label))
+                line, = ax.plot(t, [p.mean for p in pts], ms=3, label=f"{role}: {label}", **style)
+                ax.fill_between(t, [p.ci_low for p in pts], [p.ci_high for p in pts], color=line.get_color(),
+                                alpha=0.2, lw=0)
+            if w in ref:
+                ax.axhline(ref[w], color=DIGITAL, ls=":", lw=1.2, label="FP model, digital")
+            ax.set_xscale("log")
+            ax.set_xticks(times)
+            ax.set_xticklabels(format_times(times), fontsize=7)
+            ax.minorticks_off()
+            ax.set_title(f"{w}, {v.upper()}-trained, {d}", fontsize=9)
+            ax.set_xlabel("time after programming", fontsize=8)
+            ax.grid(alpha=0.3)
+        legend_outside(axes[-1], fontsize=7)
+        axes[0].set_ylabel(f"{metric.get(w, 'metric')} (mean, 95 % interval)", fontsize=8)
+        path = folder / f"{w}_{d}_metric_vs_time.png"
         atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    finally:
-        plt.close(fig)
+        written.append(path)
+    return written

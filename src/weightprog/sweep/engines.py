@@ -77,12 +77,16 @@ class SweepResult:
 
 # --- engines ----------------------------------------------------------------------------------
 
-def _run_inline(jobs: list[dict], handle: Handle) -> None:
+Task = Callable[[dict], dict]
+"""What a worker runs: a job (plain data) in, its record out; never raises (errors become records)."""
+
+
+def _run_inline(jobs: list[dict], handle: Handle, task: Task = run_job) -> None:
     for job in jobs:
-        handle(run_job(job))
+        handle(task(job))
 
 
-def _run_processes(jobs: list[dict], workers: int, handle: Handle) -> None:
+def _run_processes(jobs: list[dict], workers: int, handle: Handle, task: Task = run_job) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from concurrent.futures.process import BrokenProcessPool
@@ -91,10 +95,11 @@ def _run_processes(jobs: list[dict], workers: int, handle: Handle) -> None:
     # nothing (forking a process that has used torch's thread pools can hang); the server is
     # started once per driver process and reused by later pools
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["weightprog.sweep", "weightprog.search.run", "weightprog.compare"])
+    context.set_forkserver_preload(["weightprog.sweep", "weightprog.search.run", "weightprog.compare",
+                                    "weightprog.study"])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_worker_init,
                              initargs=(os.getpid(),)) as pool:
-        futures = {pool.submit(run_job, job): job for job in jobs}
+        futures = {pool.submit(task, job): job for job in jobs}
         try:
             for future in as_completed(futures):
                 job = futures[future]
@@ -191,7 +196,7 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
                          f"`ray start --head` and pass its address, or use --ray auto") from None
 
 
-def _run_ray(jobs: list[dict], address: str, cpus_per_job: float, handle: Handle) -> None:
+def _run_ray(jobs: list[dict], address: str, cpus_per_job: float, handle: Handle, task: Task = run_job) -> None:
     ray = ray_module()
     started = not ray.is_initialized()
     if started:
@@ -202,15 +207,15 @@ def _run_ray(jobs: list[dict], address: str, cpus_per_job: float, handle: Handle
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise SweepError(f"--ray {address}: cannot connect to a Ray cluster ({exc})") from None
     try:
-        _ray_tasks(ray, jobs, cpus_per_job, handle)
+        _ray_tasks(ray, jobs, cpus_per_job, handle, task)
     finally:
         if started:  # disconnect (and stop a local instance this started); a caller's own stays up
             ray.shutdown()
 
 
-def _ray_tasks(ray: ModuleType, jobs: list[dict], cpus_per_job: float, handle: Handle) -> None:
-    task = ray.remote(num_cpus=cpus_per_job, max_retries=0)(run_job)
-    refs = {task.remote(job): job for job in jobs}
+def _ray_tasks(ray: ModuleType, jobs: list[dict], cpus_per_job: float, handle: Handle, task: Task) -> None:
+    remote = ray.remote(num_cpus=cpus_per_job, max_retries=0)(task)
+    refs = {remote.remote(job): job for job in jobs}
     pending = list(refs)
     try:
         while pending:
@@ -226,6 +231,46 @@ def _ray_tasks(ray: ModuleType, jobs: list[dict], cpus_per_job: float, handle: H
         for ref in pending:
             ray.cancel(ref, force=True)
         raise
+
+
+def run_tasks(jobs: list[dict], task: Task, handle: Handle, workers: int = 0, ray: str | None = None,
+              cpus_per_job: float = 1.0) -> str:
+    """Run `task` on every job with one of the engines, calling `handle` with each record as it
+    arrives (in this process); Ctrl-C and SIGTERM stop the workers. The study uses this.
+
+    Parameters
+    ----------
+    jobs
+        The jobs, as plain data.
+    task
+        A module-level function (it is sent to worker processes or Ray by reference).
+    handle
+        Called with each record in the driver's process.
+    workers
+        Local processes (0: in this process, one after the other).
+    ray
+        None, "auto" or a cluster address (then `workers` is not used).
+    cpus_per_job
+        Ray CPUs per task.
+
+    Returns
+    -------
+    str
+        The engine used: `none`, `inline`, `processes:N` or `ray:ADDRESS`.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+        raise SweepError(f"workers: need an integer >= 0, got {workers!r}")
+    with _sigterm_interrupts():
+        if not jobs:
+            return "none"
+        if ray is not None:
+            _run_ray(jobs, ray, cpus_per_job, handle, task)
+            return f"ray:{ray}"
+        if workers == 0:
+            _run_inline(jobs, handle, task)
+            return "inline"
+        _run_processes(jobs, workers, handle, task)
+        return f"processes:{workers}"
 
 
 # --- the driver -------------------------------------------------------------------------------

@@ -1,0 +1,70 @@
+"""docs/RESULTS.md's study tables and figures, rebuilt from the study's committed CSV files.
+
+The study (`weightprog study … --out DIR`) writes DIR/data/*.csv: every realisation's metric at
+every time, the per-example variance terms of the intervals, the searches, the digital metrics and
+the gradient correlation. Their copy under docs/study/ is what docs/RESULTS.md quotes; this script
+recomputes the tables (and figures) from it, and tests/test_study.py checks docs/RESULTS.md holds
+exactly what it prints.
+
+    python scripts/study_tables.py docs/study                          # print the tables
+    python scripts/study_tables.py docs/study --write docs/RESULTS.md  # put them between the markers
+    python scripts/study_tables.py docs/study --figures docs/figures   # the metric-vs-time figures
+    python scripts/study_tables.py runs/study --copy-to docs/study      # a run's data, to commit
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from weightprog.study import StudyData, markdown
+
+BEGIN, END = "<!-- study-tables -->", "<!-- /study-tables -->"
+
+
+def tables(folder: Path) -> str:
+    """The Markdown tables of the study data in `folder` (a run's data/ or docs/study/)."""
+    return markdown(StudyData.load(folder))
+
+
+def replace_tables(text: str, md: str) -> str:
+    """`text` with what lies between BEGIN and END replaced by `md`."""
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    return text[:start] + "\n\n" + md + "\n" + text[end:]
+
+
+def between(text: str) -> str:
+    """What lies between the markers (as `replace_tables` put it)."""
+    return text[text.index(BEGIN) + len(BEGIN):text.index(END)].strip("\n") + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", type=Path, help="a folder of study CSV files (a run's data/, or docs/study)")
+    ap.add_argument("--write", type=Path, default=None, metavar="RESULTS_MD",
+                    help=f"replace the text between {BEGIN} and {END} in this file")
+    ap.add_argument("--figures", type=Path, default=None, metavar="DIR", help="write the figures here")
+    ap.add_argument("--copy-to", type=Path, default=None, metavar="DIR",
+                    help="copy the run's data/*.csv (DATA is the run folder) to DIR")
+    args = ap.parse_args()
+    data = args.data
+    if args.copy_to is not None:
+        args.copy_to.mkdir(parents=True, exist_ok=True)
+        for f in sorted((data / "data").glob("*.csv")):
+            shutil.copyfile(f, args.copy_to / f.name)
+        data = args.copy_to
+    md = tables(data)
+    if args.write is not None:
+        args.write.write_text(replace_tables(args.write.read_text(), md))
+    if args.figures is not None:
+        from weightprog.report.study_plots import plot_study
+
+        for path in plot_study(StudyData.load(data), args.figures):
+            print(path)
+    if args.write is None and args.figures is None:
+        print(md, end="")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""The study as jobs: what each one computes, and the task a worker runs (`run_job`).
+
+A study is a set of independent jobs, run in this process, in local worker processes or on Ray by
+the sweep engines (sweep/engines.py `run_tasks`):
+- `digital`: a trained variant's test metric, unprogrammed (the FP model's is every criterion's reference);
+- `gradients`: the gradient–weight correlation of a workload's first variant, per layer;
+- `search`: a cell's (workload, variant, device) optimisation, its candidates chosen on the network's
+  held-out data, and the best hand-crafted strategy;
+- `evaluate`: one strategy of a cell on the test data over the study's times, for one block of
+  realisations. Realisation r draws from the seed (seed, r) whatever the block, so blocks add up to
+  the same numbers as one run of all realisations, and every strategy shares them (paired comparisons).
+
+A job is plain data (a dict), so it travels to a worker process or a Ray task; its record comes
+back as plain data too, with the per-example values as a tensor.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import socket
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+
+from .._version import __version__
+
+KINDS = ("digital", "gradients", "search", "evaluate")
+
+
+@dataclass(frozen=True)
+class StudyJob:
+    """One job of the study (see the module's docstring for the kinds)."""
+
+    kind: str
+    workload: str
+    variant: str
+    device: str | None = None
+    role: str | None = None
+    first: int = 0
+    """First realisation of an `evaluate` job."""
+    count: int = 0
+    """Realisations of an `evaluate` job."""
+    strategy: dict | None = None
+    """An `evaluate` job's strategy (JSON form); None for the limit, which is computed per time."""
+    params: dict = field(default_factory=dict)
+    """The settings the job's numbers depend on (times, seed, sizes, periphery, search)."""
+
+    @property
+    def id(self) -> str:
+        """File-name-safe and unique within a study."""
+        cell = f"{self.workload}@{self.variant}"
+        if self.kind in ("digital", "gradients"):
+            return f"{cell}_{self.kind}"
+        if self.kind == "search":
+            return f"{cell}_{self.device}_search"
+        role = str(self.role).replace(" ", "-")
+        return f"{cell}_{self.device}_{role}_r{self.first:03d}-{self.first + self.count - 1:03d}"
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StudyJob:
+        return cls(**{k: v for k, v in data.items() if k != "id"})
+
+
+@functools.lru_cache(maxsize=2)
+def _workload(name: str, variant: str, eval_size: int | None):
+    """A reference workload (kept per process for the next job on the same model)."""
+    from ..workloads import get_workload
+
+    return get_workload(name, variant, eval_size=eval_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _limit(workload: str, variant: str, eval_size: int | None, device: str, times_s: tuple[float, ...]):
+    """The device's limit for a model's weights at the study's times (computed once per process:
+    it is the same for every block of realisations)."""
+    from ..devices import get_device
+    from ..hardware import Mapping
+    from ..nn.discover import find_analog_weights
+    from ..nn.limit import compute_limit, deployed_values
+
+    model = _workload(workload, variant, eval_size).model
+    return compute_limit(deployed_values(find_analog_weights(model), Mapping()), get_device(device), times_s)
+
+
+def _digital(job: StudyJob) -> dict:
+    wl = _workload(job.workload, job.variant, job.params.get("eval_size"))
+    spec = wl.spec()
+    got = spec.measure("test", f"{job.workload}@{job.variant}, digital run", finite=True)
+    return {"value": got.value, "metric": spec.metric_name, "higher_is_better": spec.higher_is_better,
+            "examples": got.examples, "aggregate": _aggregate_name(spec.aggregate),
+            "checkpoint": wl.metadata.get("checkpoint")}
+
+
+def _gradients(job: StudyJob) -> dict:
+    from ..nn import gradient_weight_correlation
+
+    wl = _workload(job.workload, job.variant, job.params.get("eval_size"))
+    g = gradient_weight_correlation(wl.model, wl.metadata["loss_fn"], seed=int(job.params["seed"]))
+    return {"r": g.r, "r_abs": g.r_abs, "layers": [{"name": x.name, "r": x.r, "r_abs": x.r_abs} for x in g.layers]}
+
+
+def _search(job: StudyJob) -> dict:
+    from ..devices import get_device
+    from ..hardware import Mapping
+    from ..nn.discover import find_analog_weights
+    from ..nn.limit import deployed_values
+    from ..sample import sample_from_values
+    from ..search.run import is_expressible, optimize
+    from ..select import NetworkSettings, select_on_network, tnmse_scores
+    from .settings import StudySettings
+
+    p = job.params
+    settings = StudySettings(**{k: v for k, v in p["study"].items()})
+    wl = _workload(job.workload, job.variant, p.get("eval_size"))
+    spec = wl.spec()
+    device = get_device(job.device)
+    mapping = Mapping()
+    values = deployed_values(find_analog_weights(spec.model), mapping)
+    sample = sample_from_values(values, settings.sample_size, seed=settings.seed,
+                                source=f"{job.workload}-{job.variant}")
+    result = optimize(sample, values, device, settings.optimize_settings())
+    selection = None
+    chosen_name, chosen = "optimised", result.strategy
+    if settings.select == "network":
+        network = NetworkSettings(repeats=settings.network_repeats, seed=settings.seed,
+                                  periphery=settings.periphery, mapping=mapping, limit=False)
+        selection, chosen = select_on_network(spec, result, device, network)
+        chosen_name = selection.chosen
+    method = result.method if chosen_name == "optimised" else chosen_name
+    hand = result.scores.best_hand_crafted
+    naive = result.scores.naive
+    tnmse = {name: s.mean for name, s in tnmse_scores(result).items()}
+    f = ",".join(f"{x:g}" for x in chosen.significance[0].tolist())
+    return {"strategies": {
+                "naive": replace(result.strategy_of(naive), names=[naive.label]).to_dict(),
+                "best hand-crafted": replace(result.strategy_of(hand), names=[hand.label]).to_dict(),
+                "optimised": replace(chosen, names=[f"{method} (f={f})"]).to_dict()},
+            "method": method, "clips": not is_expressible(chosen), "select": settings.select,
+            "tnmse": {"naive": naive.score.mean, "best hand-crafted": hand.score.mean,
+                      "optimised": tnmse.get(chosen_name, result.scores.optimised.mean)},
+            "selection": None if selection is None else selection.to_dict(),
+            "search_wall_time_s": result.wall_time_s}
+
+
+def _evaluate(job: StudyJob) -> dict:
+    from ..devices import get_device
+    from ..hardware import Mapping
+    from ..nn import evaluate_over_time
+    from ..nn.limit import LIMIT
+    from ..strategy import Strategy
+
+    p = job.params
+    wl = _workload(job.workload, job.variant, p.get("eval_size"))
+    spec = wl.spec()
+    strategy: Any = LIMIT if job.strategy is None else Strategy.from_dict(job.strategy)
+    times = tuple(float(t) for t in p["times_s"])
+    limit = None if job.strategy is not None else _limit(job.workload, job.variant, p.get("eval_size"), str(job.device),
+                                                     times)
+    res = evaluate_over_time(spec, strategies=[strategy], device=get_device(job.device), times_s=times,
+                             repeats=job.count, seed=int(p["seed"]), periphery=p["periphery"], mapping=Mapping(),
+                             first_realisation=job.first, limit=limit)
+    examples = None if res.examples is None else res.examples[0].double().sum(0)  # (T, N) over the block
+    return {"label": res.strategies[0], "metrics": res.metrics[0].tolist(), "digital": res.digital,
+            "example_sums": examples, "calibrated_on": res.calibrated_on, "limit": res.limit,
+            "weight_nmse": (res.weight_errors[0].sum(-1) / res.weight_energy.sum()).tolist()}
+
+
+def _aggregate_name(fn) -> str | None:
+    """`module:name` of a workload's aggregate (None: the mean), so the driver can linearise it."""
+    return None if fn is None else f"{fn.__module__}:{fn.__qualname__}"
+
+
+_RUN = {"digital": _digital, "gradients": _gradients, "search": _search, "evaluate": _evaluate}
+
+
+def run_job(job: dict) -> dict:
+    """The task a worker runs: a job in, its record out; an error becomes an error record (with the
+    traceback), so one bad job never stops the study.
+
+    Parameters
+    ----------
+    job
+        `StudyJob.to_dict()`.
+
+    Returns
+    -------
+    dict
+        `id`, `job`, `run` (host, pid, version, wall time) and `result`, or `error` and `traceback`.
+    """
+    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    j = StudyJob.from_dict(job)
+    want = j.params.get("threads")
+    try:
+        if want:  # a worker owns its thread count: results do not depend on the engine
+            torch.set_num_threads(int(want))
+        result = _RUN[j.kind](j)
+        return {"id": j.id, "job": job, "run": _run_info(start), "result": result}
+    except Exception as exc:  # noqa: BLE001 - recorded, never raised: one job must not stop the others
+        return {"id": j.id, "job": job, "run": _run_info(start), "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc()}
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_info(start: float) -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "version": __version__, "torch": torch.__version__,
+            "platform": platform.platform(), "threads": torch.get_num_threads(),
+            "wall_time_s": time.perf_counter() - start}

@@ -1,0 +1,128 @@
+"""Which jobs a study consists of (`first_jobs`, then `evaluate_jobs` once the searches are in), and
+where their records live (`<out>/jobs/<id>.json`, per-example sums in `<id>.pt`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..baselines import baseline
+from ..cell import Cell
+from ..devices import get_device
+from ..errors import WeightprogError
+from ..fileio import atomic_write, atomic_write_json
+from .jobs import StudyJob
+from .settings import StudySettings
+
+
+def _common(settings: StudySettings, workload: str) -> dict:
+    return {"eval_size": settings.eval_size.get(workload), "seed": settings.seed, "threads": settings.threads}
+
+
+def _search_params(settings: StudySettings, workload: str) -> dict:
+    study = {k: v for k, v in settings.to_dict().items()
+             if k not in ("workloads", "devices", "variants", "repeats", "block", "roles", "eval_size", "threads")}
+    return {**_common(settings, workload), "study": study}
+
+
+def _evaluate_params(settings: StudySettings, workload: str) -> dict:
+    return {**_common(settings, workload), "times_s": list(settings.times_s), "periphery": settings.periphery}
+
+
+def searched_on(settings: StudySettings, variant: str) -> str:
+    """The variant whose weights `variant`'s strategies were searched on."""
+    return variant if settings.search_on == "each" else settings.variants[0]
+
+
+def first_jobs(settings: StudySettings) -> list[StudyJob]:
+    """Jobs that need nothing else: digital runs (always the FP model's: the reference), the
+    gradient correlation, the searches, and the naive and limit evaluations."""
+    jobs = []
+    for w in settings.workloads:
+        for v in dict.fromkeys(("fp",) + settings.variants):
+            jobs.append(StudyJob("digital", w, v, params=_common(settings, w)))
+        jobs.append(StudyJob("gradients", w, settings.variants[0], params=_common(settings, w)))
+        for d in settings.devices:
+            for v in dict.fromkeys(searched_on(settings, v) for v in settings.variants):
+                if {"best hand-crafted", "optimised"} & set(settings.roles):
+                    jobs.append(StudyJob("search", w, v, d, params=_search_params(settings, w)))
+            for v in settings.variants:
+                jobs += _blocks(settings, w, v, d, "naive", _naive(d)) if "naive" in settings.roles else []
+                jobs += _blocks(settings, w, v, d, "limit", None) if "limit" in settings.roles else []
+    return jobs
+
+
+def evaluate_jobs(settings: StudySettings, searches: dict[str, dict]) -> list[StudyJob]:
+    """The evaluations of the searched strategies (best hand-crafted, optimised), from the search
+    records by job id; a cell whose search has no record yet has none."""
+    jobs = []
+    for w in settings.workloads:
+        for d in settings.devices:
+            for v in settings.variants:
+                found = searches.get(StudyJob("search", w, searched_on(settings, v), d).id)
+                if found is None:
+                    continue
+                for role in ("best hand-crafted", "optimised"):
+                    if role in settings.roles:
+                        jobs += _blocks(settings, w, v, d, role, found["strategies"][role])
+    return jobs
+
+
+def _naive(device: str) -> dict:
+    """lsp-first at F = 1 on two pairs (the paper's naive programming)."""
+    dev = get_device(device)
+    return baseline("lsp-first", Cell.with_pairs(2, 1.0), dev.g_min, dev.g_max).to_dict()
+
+
+def _blocks(settings: StudySettings, w: str, v: str, d: str, role: str, strategy: dict | None) -> list[StudyJob]:
+    return [StudyJob("evaluate", w, v, d, role, first, count, strategy, _evaluate_params(settings, w))
+            for first, count in settings.blocks()]
+
+
+# --- records -------------------------------------------------------------------------------------
+
+def record_path(out: Path, job_id: str) -> Path:
+    return out / "jobs" / f"{job_id}.json"
+
+
+def write_record(out: Path, record: dict) -> bool:
+    """Write a finished job's record (its per-example sums first, so a JSON file means complete);
+    an error record goes to `<id>.error.json`. Returns whether the job finished."""
+    jid = record["id"]
+    if "error" in record:
+        atomic_write_json(out / "jobs" / f"{jid}.error.json", record)
+        return False
+    result = dict(record["result"])
+    tensors = {k: result.pop(k) for k in ("example_sums", "examples") if isinstance(result.get(k), torch.Tensor)}
+    if tensors:
+        atomic_write(out / "jobs" / f"{jid}.pt", lambda tmp: torch.save(tensors, tmp))
+    result["tensors"] = sorted(tensors)
+    atomic_write_json(record_path(out, jid), {**record, "result": result})
+    (out / "jobs" / f"{jid}.error.json").unlink(missing_ok=True)
+    return True
+
+
+def read_record(out: Path, job: StudyJob) -> dict | None:
+    """The record of exactly this job (same kind, cell, realisations, strategy and settings), or None."""
+    path = record_path(out, job.id)
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None  # a damaged record is recomputed, not trusted
+    return record if record.get("job") == json.loads(json.dumps(job.to_dict())) else None
+
+
+def read_tensors(out: Path, job_id: str, record: dict) -> dict:
+    """A record's tensors (per-example sums, digital examples), {} when it has none."""
+    if not record["result"].get("tensors"):
+        return {}
+    path = out / "jobs" / f"{job_id}.pt"
+    try:
+        return torch.load(path, weights_only=True)
+    except (OSError, RuntimeError) as exc:
+        raise WeightprogError(f"{path}: cannot read the job's per-example values ({exc}); delete "
+                              f"{record_path(out, job_id).name} to rerun the job") from None

@@ -1,0 +1,131 @@
+"""Running (or resuming) the study: its jobs through an engine, then its tables and figures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..fileio import atomic_write_json, atomic_write_text, folder_lock
+from .data import StudyData, collect
+from .jobs import StudyJob, run_job
+from .plan import evaluate_jobs, first_jobs, read_record, record_path, write_record
+from .settings import StudySettings
+from .tables import PairedRow, SummaryRow, markdown, paired_rows, rows_csv, summary_rows
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """What `run_study` wrote, and the numbers in it."""
+
+    out: Path
+    data: StudyData
+    summary: list[SummaryRow]
+    """Each strategy's metric per cell and time, with its 95 % interval."""
+    paired: list[PairedRow]
+    """Each comparison per cell and time, with its interval and verdict."""
+    markdown: str
+    """summary.md: the tables."""
+    done: int
+    """Jobs finished (this run's and earlier runs')."""
+    failed: dict[str, str]
+    """Jobs that failed this time, and why."""
+    engine: str
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed
+
+
+def _records(out: Path, jobs: list[StudyJob]) -> dict[str, dict]:
+    """The records of `jobs` already in `out` (those of exactly these jobs)."""
+    found = {}
+    for job in jobs:
+        rec = read_record(out, job)
+        if rec is not None:
+            found[job.id] = rec
+    return found
+
+
+def write_outputs(out: Path, log: Callable[[str], None] = lambda m: None) -> StudyResult | None:
+    """results.csv, paired.csv, summary.md, the data CSVs and the figures from the records in
+    `out/jobs` (a partial study draws what it has); None when there is no record yet."""
+    from ..report.study_plots import plot_study
+
+    plan_path = out / "study.json"
+    if not plan_path.is_file():
+        return None
+    plan = json.loads(plan_path.read_text())
+    records = {}
+    for jid in plan["jobs"]:
+        path = record_path(out, jid)
+        if path.is_file():
+            records[jid] = json.loads(path.read_text())
+    data = collect(out, records)
+    data.write(out / "data")
+    summary, paired = summary_rows(data), paired_rows(data)
+    text = markdown(data)
+    atomic_write_text(out / "results.csv", rows_csv(summary))
+    atomic_write_text(out / "paired.csv", rows_csv(paired))
+    atomic_write_text(out / "summary.md", text)
+    for path in plot_study(data, out / "figures"):
+        log(f"figure {path}")
+    return StudyResult(out, data, summary, paired, text, len(records), {}, "none")
+
+
+def run_study(settings: StudySettings, out: str | Path, log: Callable[[str], None] = lambda m: None,
+              workers: int = 0, ray: str | None = None) -> StudyResult:
+    """Run (or resume) the study in `out`: the jobs without a record, then the tables and figures.
+
+    Parameters
+    ----------
+    settings
+        Workloads, devices, variants, roles, times, realisations and the search's size.
+    out
+        The output folder (locked while the study runs): `jobs/` (one record per job), `data/`
+        (the CSV files every table is computed from), results.csv, paired.csv, summary.md, figures/.
+    log
+        Called with one line per finished job and phase.
+    workers
+        Local worker processes (0: in this process).
+    ray
+        None, "auto" or a Ray cluster address: every job a Ray task.
+
+    Returns
+    -------
+    StudyResult
+    """
+    from ..sweep.engines import run_tasks
+
+    out = Path(out)
+    with folder_lock(out, "weightprog study"):  # one driver per folder: two would mix their records
+        (out / "jobs").mkdir(parents=True, exist_ok=True)
+        failed: dict[str, str] = {}
+        engine = "none"
+        jobs = first_jobs(settings)
+        for phase in ("searches, digital runs, naive and limit", "hand-crafted and optimised"):
+            if phase != "searches, digital runs, naive and limit":
+                searches = {jid: rec["result"] for jid, rec in _records(out, jobs).items() if "_search" in jid}
+                jobs = jobs + evaluate_jobs(settings, searches)
+            atomic_write_json(out / "study.json", {"settings": settings.to_dict(), "jobs": [j.id for j in jobs]})
+            have = _records(out, jobs)
+            todo = [j.to_dict() for j in jobs if j.id not in have]
+            log(f"{phase}: {len(have)} of {len(jobs)} jobs done before, {len(todo)} to run")
+            count = [len(have)]
+
+            def handle(record: dict) -> None:
+                if write_record(out, record):
+                    count[0] += 1
+                    failed.pop(record["id"], None)
+                    log(f"[{count[0]}/{len(jobs)}] {record['id']} ({record['run']['wall_time_s']:.0f} s)")
+                else:
+                    failed[record["id"]] = record["error"]
+                    log(f"FAILED {record['id']}: {record['error']}")
+
+            used = run_tasks(todo, run_job, handle, workers, ray, float(settings.threads or 1))
+            engine = used if used != "none" else engine
+        result = write_outputs(out, log)
+        assert result is not None
+        return StudyResult(out, result.data, result.summary, result.paired, result.markdown, result.done, failed,
+                           engine)

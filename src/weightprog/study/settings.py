@@ -1,0 +1,106 @@
+"""The study's settings (`StudySettings`), validated when made, and the roles it evaluates."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from .. import validate
+from ..devices import get_device
+from ..nn.periphery import get_periphery
+from ..search.run import OptimizeSettings
+
+STUDY_TIMES_S = (1.0, 3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0)
+"""The paper's times after programming: 1 s, 1 h, 1 d, 30 d, 1 y."""
+DEFAULT_EVAL_SIZE = {"fmnist-resnet32": 1000, "ptb-lstm": 8000, "sentiment-minilm": 256}
+ROLES = ("naive", "best hand-crafted", "optimised", "limit")
+"""What each cell evaluates: lsp-first at F = 1, the hand-crafted strategy with the lowest re-scored
+weight error, the strategy chosen on the network's held-out data, and the device's limit."""
+STUDY_PERIPHERY = "chip-8bit"
+"""The study's periphery: `standard`'s 8-bit converters and noise run as chips run them (docs/NN.md)."""
+SEARCH_ON = ("each", "fp")
+"""Which weights a variant's strategy is searched on: its own (`each`) or the FP model's (`fp`)."""
+SELECT = ("network", "tnmse")
+"""How the optimised strategy is chosen among the search's candidates: on the network's held-out
+data (`network`) or by weight error alone (`tnmse`)."""
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """The study's settings, validated when made (one line naming the field and what is allowed)."""
+
+    workloads: tuple[str, ...] = ("ptb-lstm", "fmnist-resnet32", "sentiment-minilm")
+    devices: tuple[str, ...] = ("pcm", "pcm-lowdrift")
+    variants: tuple[str, ...] = ("fp", "hwa")
+    times_s: tuple[float, ...] = STUDY_TIMES_S
+    repeats: int = 25
+    """Programming realisations per strategy (the paper: 25)."""
+    block: int = 5
+    """Realisations per evaluation job: the unit of resumption and of distribution."""
+    seed: int = 0
+    eval_size: dict = field(default_factory=lambda: dict(DEFAULT_EVAL_SIZE))
+    """Test items per evaluation, per workload (a workload not listed: its whole test set)."""
+    periphery: str = STUDY_PERIPHERY
+    max_generations: int = 15
+    popsize: int = 10
+    f_max: int = 4
+    sample_size: int = 10_240
+    polish_steps: int = 30
+    compile: bool = False
+    """torch.compile the search objective (pays off only for long searches)."""
+    search_on: str = "each"
+    """'each': one search per trained variant (on its own weights); 'fp': the FP weights' strategy for both."""
+    select: str = "network"
+    """'network': the optimised strategy is the search candidate best on held-out data; 'tnmse': the search's pick."""
+    network_repeats: int = 5
+    """Realisations per candidate when choosing on the network."""
+    roles: tuple[str, ...] = ROLES
+    """The strategies evaluated in each cell (a subset of ROLES, in that order)."""
+    threads: int | None = None
+    """torch threads of each job (None: leave the process's)."""
+
+    def __post_init__(self):
+        from ..sample import DEFAULT_ROWS
+        from ..workloads import WORKLOADS
+
+        for name in ("workloads", "devices", "variants", "roles"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not value:
+                raise validate.SettingError(name, f"a non-empty list, got {value!r}")
+            object.__setattr__(self, name, tuple(value))
+        for w in self.workloads:
+            validate.choice(w, "workloads", WORKLOADS)
+        for v in self.variants:
+            validate.choice(v, "variants", ("fp", "hwa"))
+        for r in self.roles:
+            validate.choice(r, "roles", ROLES)
+        object.__setattr__(self, "roles", tuple(r for r in ROLES if r in self.roles))
+        for d in self.devices:
+            get_device(d)
+        for w, n in self.eval_size.items():
+            validate.integer(n, f"eval_size[{w}]", 1)
+        validate.integer(self.repeats, "repeats", 1)
+        validate.integer(self.block, "block", 1)
+        validate.integer(self.network_repeats, "network_repeats", 1)
+        if self.threads is not None:
+            validate.integer(self.threads, "threads", 1)
+        validate.choice(self.search_on, "search_on", SEARCH_ON)
+        validate.choice(self.select, "select", SELECT)
+        get_periphery(self.periphery)
+        validate.integer(self.sample_size, "sample_size", DEFAULT_ROWS)
+        if self.sample_size % DEFAULT_ROWS:
+            raise validate.SettingError("sample_size", f"must be a multiple of {DEFAULT_ROWS}, got {self.sample_size}")
+        search = self.optimize_settings()  # seed, times, search sizes: OptimizeSettings' own ranges
+        object.__setattr__(self, "times_s", search.times_s)
+
+    def optimize_settings(self) -> OptimizeSettings:
+        """The search each (workload, device, variant) runs, for the times it is evaluated at."""
+        return OptimizeSettings(seed=self.seed, max_generations=self.max_generations, popsize=self.popsize,
+                                f_max=self.f_max, times_s=tuple(self.times_s), rescore_blocks=5,
+                                polish_steps=self.polish_steps, polish=self.polish_steps > 0, compile=self.compile)
+
+    def blocks(self) -> list[tuple[int, int]]:
+        """(first realisation, count) of each evaluation job."""
+        return [(first, min(self.block, self.repeats - first)) for first in range(0, self.repeats, self.block)]
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}

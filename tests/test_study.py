@@ -1,0 +1,172 @@
+"""The study as resumable jobs: blocks of realisations add up to one run, intervals and paired
+verdicts from the small CSV files, resumption, the engines, and docs/RESULTS.md's tables."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from weightprog.study import StudyData, StudySettings, markdown, paired_rows, run_study, summary_rows
+from weightprog.study import jobs as study_jobs
+from weightprog.validate import SettingError
+from weightprog.workloads.common import Workload
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(name, variant="fp", eval_size=None):
+    """A small classifier on 96 random items, per-example correctness; HWA = FP perturbed."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    x, xv = torch.randn(96, 8), torch.randn(64, 8)
+    with torch.no_grad():
+        y, yv = model(x).argmax(1), model(xv).argmax(1)
+        if variant == "hwa":
+            model[0].weight.add_(0.05 * torch.randn(32, 8))
+
+    def correct(m, a=x, b=y):
+        return (m(a).argmax(1) == b).float()
+    meta = {"metric": "accuracy", "higher_is_better": True, "eval_size": 96, "checkpoint": {"sha256": variant},
+            "loss_fn": lambda m: torch.nn.functional.cross_entropy(m(x), y)}
+    return Workload(model, lambda m: float(correct(m).mean()), meta, correct,
+                    lambda m: correct(m, xv, yv), lambda m: model(xv))
+
+
+@pytest.fixture
+def tiny_workload(monkeypatch):
+    import weightprog.workloads as workloads
+    monkeypatch.setattr(study_jobs, "_workload", tiny)
+    monkeypatch.setattr(workloads, "WORKLOADS", workloads.WORKLOADS + ("tiny",))
+
+
+def settings(**kw) -> StudySettings:
+    base = dict(workloads=("tiny",), devices=("pcm",), variants=("fp", "hwa"), times_s=(1.0, 86400.0), repeats=4,
+                block=2, eval_size={}, max_generations=1, popsize=2, f_max=1, sample_size=512, polish_steps=0,
+                network_repeats=1, periphery="ideal")
+    return StudySettings(**{**base, **kw})
+
+
+def test_study_jobs_rows_intervals_and_resume(tmp_path, tiny_workload):
+    log: list[str] = []
+    res = run_study(settings(), tmp_path, log=log.append)
+    assert res.complete and res.engine == "inline"
+    # 4 roles × 2 variants × 2 times; every row has an interval around its mean, over realisations and examples
+    assert len(res.summary) == 16
+    for row in res.summary:
+        assert row.realisations == 4 and row.examples == 96
+        assert row.ci_low <= row.mean <= row.ci_high and row.interval_over == "realisations and examples"
+        assert row.fp_digital == 1.0  # the FP model labels its own items
+    assert {(p.strategy, p.versus) for p in res.paired} == {
+        ("optimised", "best hand-crafted"), ("optimised", "naive"), ("best hand-crafted", "naive"),
+        ("limit", "optimised"), ("optimised", "FP digital")}
+    for p in res.paired:
+        assert p.verdict in ("better", "worse", "unresolved")
+        assert (p.verdict == "unresolved") == (p.ci_low <= 0 <= p.ci_high)
+    # the data CSVs give back the same tables
+    again = StudyData.load(tmp_path / "data")
+    assert summary_rows(again) == res.summary and paired_rows(again) == res.paired
+    assert markdown(again) == (tmp_path / "summary.md").read_text()
+    assert (tmp_path / "figures" / "tiny_pcm_metric_vs_time.png").stat().st_size > 1000
+    # a rerun finds every job done; more realisations run only the new blocks
+    log.clear()
+    run_study(settings(), tmp_path, log=log.append)
+    assert not any(line.startswith("[") for line in log)
+    log.clear()
+    res6 = run_study(settings(repeats=6), tmp_path, log=log.append)
+    ran = [line for line in log if line.startswith("[")]
+    assert len(ran) == 4 * 2 and all("r004-005" in line for line in ran)  # 4 roles × 2 variants, one new block
+    assert {r.realisations for r in res6.summary} == {6}
+
+
+def test_blocks_add_up_to_one_run(tmp_path, tiny_workload):
+    """Realisation r has the same metric whatever block it ran in (its seed is (seed, r))."""
+    one = run_study(settings(roles=("naive", "limit"), block=4), tmp_path / "a")
+    split = run_study(settings(roles=("naive", "limit"), block=1), tmp_path / "b")
+    assert one.data.realisations == split.data.realisations
+    assert one.summary == split.summary
+
+
+def test_paired_interval_is_tighter_than_the_difference_of_intervals(tmp_path, tiny_workload):
+    res = run_study(settings(roles=("naive", "optimised"), repeats=6, block=3), tmp_path)
+    at = {(r.variant, r.role, r.time_s): r for r in res.summary}
+    for p in res.paired:
+        if p.versus != "naive":
+            continue
+        a, b = at[(p.variant, "optimised", p.time_s)], at[(p.variant, "naive", p.time_s)]
+        assert math.isclose(p.diff, a.mean - b.mean, abs_tol=1e-12)
+        assert (p.ci_high - p.ci_low) <= (a.ci_high - a.ci_low) + (b.ci_high - b.ci_low) + 1e-12
+
+
+def test_search_record_says_method_and_clipping(tmp_path, tiny_workload):
+    run_study(settings(roles=("optimised",), repeats=1, block=1), tmp_path)
+    rec = json.loads((tmp_path / "jobs" / "tiny@fp_pcm_search.json").read_text())["result"]
+    assert rec["select"] == "network" and isinstance(rec["clips"], bool)
+    assert rec["method"] in ("de", "pointwise", "pointwise_expressible") or rec["method"].startswith(
+        ("lsp-first", "msp-first", "single-pair"))
+    rows = StudyData.load(tmp_path / "data").searches
+    assert {r.role for r in rows} == {"best hand-crafted", "optimised"}
+
+
+def test_failed_job_is_reported_and_rerun(tmp_path, tiny_workload, monkeypatch):
+    real = study_jobs._RUN["evaluate"]
+    monkeypatch.setitem(study_jobs._RUN, "evaluate", lambda job: (_ for _ in ()).throw(RuntimeError("boom")))
+    res = run_study(settings(roles=("naive",), repeats=1, block=1), tmp_path)
+    assert not res.complete and all("boom" in e for e in res.failed.values())
+    monkeypatch.setitem(study_jobs._RUN, "evaluate", real)
+    res = run_study(settings(roles=("naive",), repeats=1, block=1), tmp_path)
+    assert res.complete and len(res.summary) == 4
+
+
+@pytest.mark.parametrize("kw, field", [({"repeats": 0}, "repeats"), ({"block": 0}, "block"),
+                                       ({"roles": ("best",)}, "roles"), ({"select": "test"}, "select"),
+                                       ({"roles": ()}, "roles")])
+def test_settings_refused_with_the_field(kw, field, tiny_workload):
+    with pytest.raises(SettingError, match=field):
+        settings(**kw)
+
+
+def test_study_blocks_cover_the_realisations():
+    s = StudySettings(workloads=("ptb-lstm",), repeats=7, block=3)
+    assert s.blocks() == [(0, 3), (3, 3), (6, 1)]
+    assert s.times_s == (1.0, 3600.0, 86400.0, 2592000.0, 31536000.0)
+    assert s.roles == ("naive", "best hand-crafted", "optimised", "limit") and s.variants == ("fp", "hwa")
+
+
+def test_results_md_tables_match_the_committed_data():
+    """docs/RESULTS.md's study tables are what scripts/study_tables.py computes from docs/study/."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import study_tables
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    text = (ROOT / "docs" / "RESULTS.md").read_text()
+    assert study_tables.between(text) == study_tables.tables(ROOT / "docs" / "study")
+    rows = StudyData.load(ROOT / "docs" / "study").realisations
+    assert rows, "docs/study/realisations.csv is empty"
+
+
+@pytest.mark.slow
+def test_study_on_ray_equals_the_local_run(tmp_path):
+    """`run_study(ray="auto")` on a local Ray instance gives the local run's numbers (PTB, 200 tokens)."""
+    pytest.importorskip("ray")
+    s = StudySettings(workloads=("ptb-lstm",), devices=("pcm",), variants=("hwa",), roles=("naive", "limit"),
+                      times_s=(1.0, 86400.0), repeats=2, block=1, eval_size={"ptb-lstm": 200}, threads=1)
+    local = run_study(s, tmp_path / "local")
+    ray = run_study(s, tmp_path / "ray", ray="auto")
+    assert ray.engine == "ray:auto" and ray.complete
+    assert ray.data.realisations == local.data.realisations and ray.summary == local.summary
+
+
+def test_processes_equal_inline(tmp_path):
+    """Two worker processes give the in-process numbers (the same jobs, seeds and thread count)."""
+    s = StudySettings(workloads=("ptb-lstm",), devices=("pcm",), variants=("hwa",), roles=("naive",),
+                      times_s=(1.0,), repeats=2, block=1, eval_size={"ptb-lstm": 100}, threads=1, periphery="ideal")
+    inline = run_study(s, tmp_path / "a")
+    procs = run_study(replace(s), tmp_path / "b", workers=2)
+    assert procs.engine == "processes:2" and procs.summary == inline.summary
