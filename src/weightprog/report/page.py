@@ -19,6 +19,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import WeightprogError
+from ..records.jsonfile import read_json
 from ..timeunits import format_times
 
 REPORT_NAME = "report.html"
@@ -49,15 +50,6 @@ class Report:
 
 
 # --- reading the folder ---------------------------------------------------------------------------
-
-def read_json(path: Path) -> Any:
-    """A run's JSON file; unreadable or invalid -> one line naming the file."""
-    try:
-        return json.loads(path.read_text())
-    except OSError as exc:
-        raise WeightprogError(f"{path}: cannot read ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise WeightprogError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
 
 
 def read_command(folder: Path) -> RunCommand | None:

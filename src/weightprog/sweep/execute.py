@@ -63,10 +63,11 @@ def execute_job(job: Job) -> dict:
         sample = sample_from_values(values, opts.sample_size, opts.rows, seed=int(p["seed"]), source=source)
         settings = job.optimize_settings()
         if job.kind == "optimize":
-            from ..search.run import optimize, report_dict
+            from ..records.optimize import OptimizeRecord
+            from ..search.run import optimize
 
             outcome = optimize(sample, values, job.files.get("device", p["device"]), settings)
-            result = report_dict(outcome, source)
+            result = OptimizeRecord.of(outcome, source).to_json()
             result["strategy"] = outcome.strategy.to_dict()
             return result
         from ..compare import compare_devices
