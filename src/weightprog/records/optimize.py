@@ -246,9 +246,10 @@ def network_from_json(d: Json) -> NetworkSelection:
                             d.get("interval_over", "realisations"), dict(d.get("same_as", {})))
 
 
-def _bound_items(report: Json) -> tuple[tuple[str, str, float], ...]:
+def bound_items(report: Json, prefix: str = "", lists: bool = False) -> tuple[tuple[str, str, float], ...]:
     """Older files: (label, JSON pointer, value) of every number under a key named *bound* or gap*
-    (at any depth; the settings and search histories aside), whatever the run named them."""
+    (at any depth; the settings and search histories aside; with `lists` also per-time lists of at
+    most 12), whatever the run named them."""
     out = []
 
     def walk(x, pointer, label, inside):
@@ -257,12 +258,12 @@ def _bound_items(report: Json) -> tuple[tuple[str, str, float], ...]:
                 key = str(k).lower()
                 walk(v, f"{pointer}/{k}", f"{label}.{k}" if label else str(k), inside or "bound" in key
                      or key.startswith("gap"))
-        elif isinstance(x, list) and inside and len(x) <= 12:  # per-time values, not histories
+        elif isinstance(x, list) and inside and lists and len(x) <= 12:  # per-time values, not histories
             for i, v in enumerate(x):
                 walk(v, f"{pointer}/{i}", f"{label}[{i}]", inside)
         elif isinstance(x, (int, float)) and not isinstance(x, bool) and inside:
             out.append((label, pointer, x))
-    walk({k: v for k, v in report.items() if k not in ("settings", "search")}, "", "", False)
+    walk({k: v for k, v in report.items() if k not in ("settings", "search")}, prefix, "", False)
     return tuple(out)
 
 
@@ -301,8 +302,8 @@ class OptimizeRecord:
     """optimize --per-layer: each layer's own strategy."""
     legacy_bounds: tuple[tuple[str, str, float], ...] = field(default=(), compare=False)
     """Older files without `bound`: (label, JSON pointer, value) of the bound-like numbers they hold."""
-    raw_tnmse: Json = field(default_factory=dict, compare=False, repr=False)
-    """The `tnmse` object as written (labels of `*_best` keys carry their F)."""
+    legacy_bound_rows: tuple[tuple[str, str, float], ...] = field(default=(), compare=False)
+    """The same with their per-time lists (`bound_items(..., lists=True)`)."""
     version: int = FORMAT_VERSION
 
     @classmethod
@@ -322,7 +323,7 @@ class OptimizeRecord:
                               r.wall_time_s, r.polish) for label, r in result.runs.items()},
             result.method, result.expressible,
             tuple(ErrorSplitRecord.from_json(e.to_dict()) for e in result.error_split),
-            bound, gap_b, gap_c, _aihwkit_of(result), raw_tnmse=scores.to_json())
+            bound, gap_b, gap_c, _aihwkit_of(result))
 
     def to_json(self) -> Json:
         """The file's object, keys in the order the command has always written them."""
@@ -360,6 +361,7 @@ class OptimizeRecord:
         """A report.json, of this version or an earlier one (every migration is here)."""
         sig = d["cell"]["significance"]
         bound = d.get("bound")
+        typed = isinstance(bound, dict) and isinstance(bound.get("tnmse"), (int, float))
         return cls(
             d.get("weightprog_version", "unknown"), d["device"], CellRecord(int(d["cell"]["pairs"]), tuple(sig)),
             d.get("beta", float("nan")), str(d.get("weights", "")), d.get("search_weights", 0),
@@ -370,15 +372,11 @@ class OptimizeRecord:
             {k: SearchRun.from_json(v) for k, v in d.get("search", {}).items()},
             d.get("method"), d.get("expressible"),
             tuple(ErrorSplitRecord.from_json(e) for e in d.get("error_split", ())),
-            BoundRecord.from_json(bound) if isinstance(bound, dict) and isinstance(bound.get("tnmse"), (int, float))
-            else None,
-            d.get("gap_to_bound"), d.get("gap_to_compensated"),
+            BoundRecord.from_json(bound) if typed else None, _gaps(d, "gap_to_bound"), _gaps(d, "gap_to_compensated"),
             AihwkitExport.from_json(d["aihwkit_export"]) if d.get("aihwkit_export") else None,
             network_from_json(d["network"]) if d.get("network") else None,
             tuple(LayerRow.from_json(r) for r in d["per_layer"]) if "per_layer" in d else None,
-            legacy_bounds=() if isinstance(bound, dict) and isinstance(bound.get("tnmse"), (int, float))
-            else _bound_items(d),
-            raw_tnmse=d["tnmse"])
+            legacy_bounds=() if typed else bound_items(d), legacy_bound_rows=() if typed else bound_items(d, lists=True))
 
     def with_network(self, network: NetworkSelection | None) -> OptimizeRecord:
         from dataclasses import replace
@@ -388,11 +386,22 @@ class OptimizeRecord:
         from dataclasses import replace
         return replace(self, per_layer=tuple(rows) if rows is not None else None)
 
+    @property
+    def labels(self) -> dict[str, str]:
+        """Each scored strategy's label by its JSON key (`lsp_first_best` -> 'lsp-first, best F (F=2)')."""
+        return {k: strategy_label(k, v) for k, v in self.tnmse.to_json().items()}
+
     def gap(self, which: str, key: str = "optimised") -> float | None:
         """`gap_to_bound` or `gap_to_compensated` of one strategy (None when not recorded)."""
         gaps = self.gap_to_bound if which == "gap_to_bound" else self.gap_to_compensated
         value = gaps.get(key) if isinstance(gaps, dict) else None
         return value if isinstance(value, (int, float)) else None
+
+
+def _gaps(d: Json, key: str) -> dict[str, float] | None:
+    """`gap_to_bound` / `gap_to_compensated` per strategy (older files wrote a lone number: in `legacy_bounds`)."""
+    value = d.get(key)
+    return value if isinstance(value, dict) else None
 
 
 def _bounds_of(result: OptimizeResult) -> tuple[BoundRecord | None, dict[str, float] | None, dict[str, float] | None]:
