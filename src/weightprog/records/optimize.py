@@ -376,7 +376,8 @@ class OptimizeRecord:
             AihwkitExport.from_json(d["aihwkit_export"]) if d.get("aihwkit_export") else None,
             network_from_json(d["network"]) if d.get("network") else None,
             tuple(LayerRow.from_json(r) for r in d["per_layer"]) if "per_layer" in d else None,
-            legacy_bounds=() if typed else bound_items(d), legacy_bound_rows=() if typed else bound_items(d, lists=True))
+            legacy_bounds=() if typed else bound_items(d),
+            legacy_bound_rows=() if typed else bound_items(d, lists=True))
 
     def with_network(self, network: NetworkSelection | None) -> OptimizeRecord:
         from dataclasses import replace
