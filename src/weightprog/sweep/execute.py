@@ -71,11 +71,12 @@ def execute_job(job: Job) -> dict:
             result["strategy"] = outcome.strategy.to_dict()
             return result
         from ..compare import compare_devices
+        from ..records.comparison import ComparisonRecord
 
         dev_files = job.files.get("devices", {})
         comparison = compare_devices([dev_files.get(d, d) for d in p["devices"]], sample, values, settings,
                                      naive=opts.naive, source=source)
-        return comparison.to_dict()
+        return ComparisonRecord.of(comparison).to_json()
     finally:
         torch.set_num_threads(threads)
 
