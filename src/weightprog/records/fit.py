@@ -24,6 +24,10 @@ def _finite(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _value(x, column: str) -> Any:
+    return bool(x) if column == "clean" else int(x) if column == "n_devices" else _finite(x)
+
+
 @dataclass(frozen=True)
 class FitBin:
     """One conductance bin's estimates with their standard errors (None: the bin could not give it)."""
@@ -72,8 +76,7 @@ class FitRecord:
         import numpy as np
 
         m, b = result.measurements, result.bins
-        bins = tuple(FitBin(*(bool(getattr(b, c)[k]) if c == "clean" else int(getattr(b, c)[k]) if c == "n_devices"
-                              else _finite(getattr(b, c)[k]) for c in BIN_COLUMNS)) for k in range(len(b.g)))
+        bins = tuple(FitBin(**{c: _value(getattr(b, c)[k], c) for c in BIN_COLUMNS}) for k in range(len(b.g)))
         figure = figure_file.name if figure_file.parent == device_file.parent else str(figure_file)
         return cls(__version__, str(m.source), int(m.n_devices), int(len(m)),
                    tuple(sorted(float(t) for t in np.unique(m.t))), device_file.name, figure, settings,

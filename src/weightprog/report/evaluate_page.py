@@ -77,7 +77,7 @@ def _tables(r: EvaluateRecord) -> str:
                                                             for i, x in enumerate(r.summary)}
     rows = []
     for s_name in strategies:
-        cells = []
+        cells: list[Raw | str] = []
         for t in times:
             if (s_name, t) in by:
                 i, x = by[(s_name, t)]

@@ -354,7 +354,8 @@ class _Rescored:
         row = {key: i for i, key in enumerate(self.keys)}
         others = [k for k in self.keys if isinstance(k, str) and k != pick]
         hand = [k for k in self.keys if isinstance(k, tuple)]
-        order = [row[k] for k in [pick, *others, *hand]]
+        ranked: list[Key] = [pick, *others, *hand]
+        order = [row[k] for k in ranked]
         r = self.result
         scores = self.scores
         board = Scoreboard(scores[pick], tuple(Scored(name, f, scores[(name, f)]) for name, f in hand),
