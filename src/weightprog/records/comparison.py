@@ -93,7 +93,8 @@ class ComparisonRecord:
     @classmethod
     def of(cls, c: Comparison) -> ComparisonRecord:
         rows = tuple(DeviceScores(r.device, r.describe, tuple(r.cell), r.beta, r.chosen_search, r.wall_time_s,
-                                  r.scores) for r in c.rows)
+                                  Scoreboard.from_json(r.scores.to_json(others=False)))  # what the file keeps
+                     for r in c.rows)
         ranking = RankingRecord(tuple(c.by_optimum.order), tuple(c.by_naive.order), c.ranking_changes,
                                 tuple(c.by_optimum.ties()), tuple(c.by_naive.ties()), c.sentence())
         return cls(__version__, c.source, tuple(c.times_s), SettingsRecord.from_json(c.settings.to_dict()),
