@@ -35,8 +35,9 @@ class CellRecord:
 
 @dataclass(frozen=True)
 class SettingsRecord:
-    """The run's `OptimizeSettings` as JSON (`settings`); a key an older file lacks is None and
-    is not written back (`keys`: the keys the file had, in its order)."""
+    """The run's `OptimizeSettings` as JSON (`settings`), read by the settings' own field names
+    (`record.settings.f_max`) so that no setting is declared a second time here; a field an older
+    file lacks reads as None and is not written back (`values`: the file's pairs, in its order)."""
 
     values: tuple[tuple[str, Any], ...]
 
