@@ -221,6 +221,12 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
              progress: Callable[[str, Progress], None] | None = None) -> OptimizeResult:
     """Search programming strategies for a weight distribution on a device, and re-score the result.
 
+    The phases, each a function below: the objectives (`_objectives`), one search per cell
+    (`_search_cells`), the best on held-out draws polished (`_choose_and_polish`), the limits and
+    the pointwise method (`limits_and_pointwise`), every candidate and hand-crafted strategy
+    re-scored together and looked up by name (`_rescore`), the method picked (`_pick`), the aihwkit
+    export (`_export`) and the error split (`_error_splits`).
+
     Parameters
     ----------
     sample
