@@ -10,12 +10,15 @@ import pytest
 
 from weightprog.records.comparison import ComparisonRecord
 from weightprog.records.evaluate import EvaluateRecord
+from weightprog.records.fit import FitRecord
 from weightprog.records.optimize import OptimizeRecord
-from weightprog.records.sweep import SweepJobRecord
+from weightprog.records.sweep import SweepJobRecord, SweepManifest
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = [("optimize_report_v0.json", OptimizeRecord), ("evaluate_results_v0.json", EvaluateRecord),
-          ("comparison_v0.json", ComparisonRecord)]
+          ("comparison_v0.json", ComparisonRecord), ("device_fit_v0.json", FitRecord),
+          ("sweep_job_optimize_v0.json", SweepJobRecord), ("sweep_job_compare_v0.json", SweepJobRecord),
+          ("sweep_manifest_v0.json", SweepManifest)]
 
 
 @pytest.mark.parametrize(("name", "cls"), GOLDEN)
@@ -24,6 +27,15 @@ def test_golden_files_load_and_round_trip(name, cls):
     record = cls.from_json(data)
     assert json.dumps(record.to_json()) == json.dumps(data)  # the same keys, in the same order
     assert cls.from_json(record.to_json()) == record
+
+
+def test_fit_and_sweep_records_are_typed():
+    fit = FitRecord.from_json(json.loads((DATA / "device_fit_v0.json").read_text()))
+    assert fit.device["name"] == "mine" and len(fit.bins) == 6 and all(isinstance(b.clean, bool) for b in fit.bins)
+    job = SweepJobRecord.from_json(json.loads((DATA / "sweep_job_optimize_v0.json").read_text()))
+    assert job.optimize is not None and job.strategy is not None and job.optimize.cell.significance == (1.0, 2.0)
+    job = SweepJobRecord.from_json(json.loads((DATA / "sweep_job_compare_v0.json").read_text()))
+    assert job.comparison is not None and [d.device for d in job.comparison.devices] == ["pcm", "pcm-lowdrift"]
 
 
 def test_optimize_record_is_typed():
