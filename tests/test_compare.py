@@ -20,9 +20,9 @@ from weightprog.compare import (
     rank,
     ranking_sentence,
     table_text,
-    write_comparison,
 )
 from weightprog.errors import WeightprogError
+from weightprog.records.comparison import ComparisonRecord, write_comparison_run
 from weightprog.sample import default_sample, load_distribution, sample_from_values
 from weightprog.scores import Score, Scoreboard, Scored
 from weightprog.search.run import OptimizeSettings, optimize
@@ -52,7 +52,7 @@ def test_ranking_changes_like_fig5():
     assert "not resolved" not in s
     text = table_text(c)
     assert "rank naive" in text and s in text
-    d = c.to_dict()
+    d = ComparisonRecord.of(c).to_json()
     assert d["ranking"] == {**d["ranking"], "by_optimum": ["A", "B"], "by_naive": ["B", "A"], "changes": True}
 
 
@@ -80,12 +80,13 @@ def test_compare_reuses_optimize_with_same_settings(tmp_path):
     assert c.rows[1].scores.optimised == alone.scores.optimised
     assert c.rows[1].scores.naive == alone.scores.naive
     for r in c.rows:
-        assert set(r.to_dict()["tnmse"]) == {"optimised", "single_pair", "lsp_first", "msp_first",
+        assert set(r.scores.to_json(others=False)) == {"optimised", "single_pair", "lsp_first", "msp_first",
                                              "lsp_first_best", "msp_first_best"}
         assert len(r.scores.optimised.per_time) == len(TINY.times_s)
     means = {r.device: r.scores.optimised.mean for r in c.rows}
     assert c.by_optimum.order == sorted(means, key=means.get)
-    paths = write_comparison(c, tmp_path)
+    paths = write_comparison_run(c, tmp_path)
+    assert ComparisonRecord.from_json(json.loads(paths[0].read_text())) == ComparisonRecord.of(c)
     data = json.loads(paths[0].read_text())
     assert data["ranking"]["by_optimum"] == c.by_optimum.order and len(data["devices"]) == 2
     lines = list(csv.DictReader(paths[1].open()))

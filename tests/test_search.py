@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from weightprog.cell import Cell
 from weightprog.cli import main
 from weightprog.metric import TNMSE
+from weightprog.records.optimize import OptimizeRecord
 from weightprog.sample import default_sample, load_distribution
 from weightprog.search import StrategySpace, evolve, make_grid
 from weightprog.search.run import OptimizeSettings, optimize
@@ -121,7 +122,7 @@ def test_an_expressible_optimum_is_its_own_aihwkit_export():
     result = optimize(SMALL, load_distribution(), "pcm", settings)
     assert result.expressible and result.method == "de"
     assert result.aihwkit_strategy is result.strategy and result.aihwkit_note is None
-    assert "aihwkit_export" not in result.to_report("default")
+    assert "aihwkit_export" not in OptimizeRecord.of(result, "default").to_json()
     assert result.strategy.name == "optimised" and result.candidates["de"].name == "de"  # renamed copies
 
 

@@ -24,7 +24,8 @@ from .sample import (
                      sample_from_values,
 )
 from .scores import Score, Scoreboard, Scored
-from .search.run import LayerResult, OptimizeResult, OptimizeSettings, optimize, optimize_per_layer
+from .search.per_layer import LayerResult, optimize_per_layer
+from .search.run import OptimizeResult, OptimizeSettings, optimize
 from .strategy import Strategy
 from .study import StudyResult, StudySettings, run_study
 from .timeunits import DEFAULT_TIMES_S, parse_times

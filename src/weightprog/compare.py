@@ -17,11 +17,10 @@ from pathlib import Path
 
 import torch
 
-from ._version import __version__
 from .baselines import BASELINES
 from .devices import DeviceModel, get_device
 from .errors import WeightprogError
-from .fileio import atomic_write_json, atomic_write_text, folder_lock
+from .fileio import folder_lock
 from .sample import WeightSample
 from .scores import NAIVE, Score, Scoreboard
 from .search.evolve import Progress
@@ -41,11 +40,6 @@ class DeviceRow:
     beta: float
     chosen_search: str
     wall_time_s: float
-
-    def to_dict(self) -> dict:
-        return {"device": self.device, "model": self.describe, "cell": self.cell, "beta": self.beta,
-                "chosen_search": self.chosen_search, "wall_time_s": self.wall_time_s,
-                "tnmse": self.scores.to_json(others=False)}
 
     def score(self, name: str) -> Score:
         """`optimised` or a hand-crafted strategy's name at F = 1."""
@@ -94,26 +88,6 @@ class Comparison:
 
     def sentence(self) -> str:
         return ranking_sentence(self.by_naive, self.by_optimum, self.naive)
-
-    def to_dict(self) -> dict:
-        s = self.settings
-        return {
-            "weightprog_version": __version__,
-            "weights": self.source,
-            "times_s": list(self.times_s),
-            "settings": s.to_dict(),
-            "naive": f"{self.naive} F=1",
-            "devices": [r.to_dict() for r in self.rows],
-            "ranking": {
-                "by_optimum": self.by_optimum.order,
-                "by_naive": self.by_naive.order,
-                "changes": self.ranking_changes,
-                "ties_by_optimum": [list(t) for t in self.by_optimum.ties()],
-                "ties_by_naive": [list(t) for t in self.by_naive.ties()],
-                "sentence": self.sentence(),
-            },
-            **self.extra,
-        }
 
 
 def rank(means: dict[str, float], stderrs: dict[str, float] | None = None, by: str = "") -> Ranking:
@@ -261,15 +235,3 @@ def csv_text(comparison: Comparison) -> str:
                         *map(repr, s.get("per_time_stderr", [0.0] * len(labels))),
                         comparison.by_optimum.rank_of(r.device), comparison.by_naive.rank_of(r.device)])
     return buf.getvalue()
-
-
-def write_comparison(comparison: Comparison, out_dir: str | Path) -> list[Path]:
-    """comparison.json, comparison.csv and tnmse_vs_time.png in `out_dir`, each written atomically."""
-    from .report.compare_plots import plot_compare_tnmse_vs_time
-
-    out = Path(out_dir)
-    paths = [out / "comparison.json", out / "comparison.csv", out / "tnmse_vs_time.png"]
-    atomic_write_json(paths[0], comparison.to_dict())
-    atomic_write_text(paths[1], csv_text(comparison))
-    plot_compare_tnmse_vs_time(comparison, paths[2])
-    return paths

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ..compare import check_devices, compare_devices, table_text, write_comparison
+from ..compare import check_devices, compare_devices, table_text
+from ..records.comparison import write_comparison_run
 from ..report.progress import SearchBars
 from ..scores import NAIVE
 from ..timeunits import format_times
@@ -40,7 +41,7 @@ def compare_devices_command(devices, seed, budget_s, naive, out_dir, **search):
     with SearchBars(settings) as bars:  # one bar per device and cell
         comparison = compare_devices(models, sample, values, settings, naive=naive, source=source,
                                      checkpoint_dir=out / "checkpoints", progress=bars)
-    paths = write_comparison(comparison, out)
+    paths = write_comparison_run(comparison, out)
     click.echo(table_text(comparison))
     click.echo(f"wrote {', '.join(str(p) for p in paths)}")
     write_run_report(out)

@@ -106,8 +106,8 @@ def devices_alias():
 def fit(measurements, out, plot, name, t0, t_read, g_min, g_max, min_devices, max_bins):
     """Fit a tabulated device to MEASUREMENTS.csv (device_id, g_target, t, g). Also writes
     <out stem>.fit.json (per-bin estimates ± s.e.) and report.html in the --out file's folder."""
+    from ..records.fit import write_fit_record
     from ..report.device_plots import fit_figure, written_by_weightprog
-    from ..report.html import write_fit_record
     from .report import begin_run, write_run_report
 
     if plot is None:  # the default figure path must not replace a file that is not ours

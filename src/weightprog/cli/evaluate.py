@@ -7,10 +7,9 @@ from pathlib import Path
 
 import click
 
-from .._version import __version__
 from ..devices import get_device
 from ..errors import WeightprogError
-from ..fileio import atomic_write_json, atomic_write_text, check_output_folder
+from ..fileio import check_output_folder
 from ..hardware import COMPENSATION_UNITS, NORMALISE_UNITS, REFERENCES, Mapping
 from ..nn.evaluate import evaluate_over_time, resolve_strategies
 from ..nn.limit import LIMIT
@@ -110,13 +109,9 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
     click.echo(vs_digital_line(result, result.higher_is_better))
     if out_dir is None:
         return
-    from ..report.nn_plots import plot_metric_vs_time  # matplotlib only when writing files
+    from ..records.evaluate import EvaluateRecord, write_evaluate_run
 
     out = Path(out_dir)
-    data = {"format": "weightprog.evaluate", "version": __version__, "model": model_spec,
-            "compute": compute, "times": format_times(times), **result.to_dict()}
-    atomic_write_text(out / "results.csv", result.to_csv())
-    atomic_write_json(out / "results.json", data)
-    plot_metric_vs_time(result, out / "accuracy_vs_time.png", result.metric_name)
+    write_evaluate_run(out, EvaluateRecord.of(result, model_spec, compute), result)
     click.echo(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {out / 'accuracy_vs_time.png'}")
     write_run_report(out)

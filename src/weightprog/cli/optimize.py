@@ -9,13 +9,12 @@ import click
 from ..aihwkit_export import optimum_export
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
-from ..fileio import atomic_write_json
 from ..largescale import iter_file_tensors
-from ..report.optimize_plots import plot_convergence, plot_error_distribution, plot_strategy, plot_tnmse_vs_time
-from ..report.palette import strategy_label
+from ..records.optimize import LayerRow, OptimizeRecord, write_optimize_run
 from ..report.progress import SearchBars
 from ..scores import Scoreboard
-from ..search.run import OptimizeSettings, optimize, optimize_per_layer
+from ..search.per_layer import optimize_per_layer
+from ..search.run import OptimizeSettings, optimize
 from ..select import SELECT_RULES, candidates_of, select_on_network
 from ..strategy import Strategy
 from ..timeunits import format_times
@@ -71,34 +70,24 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
         result = optimize(sample, values, dev, settings, checkpoint_dir=out, progress=bars)
     finally:
         bars.close()
-    report = result.to_report(source)
+    record = OptimizeRecord.of(result, source)
     chosen, selection = result.strategy, None
     if network is not None and network.rule is not None:
         click.echo(f"scoring {len(candidates_of(result)[0]) + 1} strategies on the network "
                    f"({network.spec.selection_split} data, R = {network.settings.repeats})", err=True)
         selection, chosen = select_on_network(network.spec, result, dev, network.settings, network.rule, progress=True)
-        report["network"] = selection.to_dict()
+        record = record.with_network(selection)
     if per_layer:
-        report["per_layer"] = per_layer_report(iter_file_tensors(search["weights"]), result.strategy, dev,
-                                               settings, search["normalise"], out)
+        record = record.with_layers(per_layer_report(iter_file_tensors(search["weights"]), result.strategy, dev,
+                                               settings, search["normalise"], out))
     aihwkit_meta = result.aihwkit_strategy.save_aihwkit(out / "strategy.aihwkit.json").to_dict()
     if result.aihwkit_note is not None:  # the optimum clips the largest weights: not in converter form
         aihwkit_meta.update(strategy=result.aihwkit_strategy.name, note=result.aihwkit_note,
                             optimum=optimum_export(result.strategy, out))  # the optimum itself, weights mapped
     chosen_by = {} if chosen is result.strategy else {"chosen_on_network": chosen.name}
     chosen.save(out / "strategy.json", device=dev.name, weights=source, seed=seed, aihwkit=aihwkit_meta, **chosen_by)
-    atomic_write_json(out / "report.json", report)
-    hand = result.scores.best_hand_crafted
-    plot_strategy(result.strategy, values, out / "strategy.png",
-                  f"optimised strategy, {dev.name}, f={','.join(f'{f:g}' for f in report['cell']['significance'])}")
-    plot_tnmse_vs_time(times, report["tnmse"], out / "tnmse_vs_time.png")
-    naive = result.scores.naive
-    shown = {strategy_label("lsp_first"): result.strategy_of(naive), hand.label: result.strategy_of(hand),
-             "optimised": result.strategy}
-    plot_error_distribution(shown, sample.u, dev, times,
-                            out / "error_distribution.png", seed=seed)
-    plot_convergence({k: r.history for k, r in result.runs.items()}, out / "convergence.png", result.chosen)
-    print_summary(report, out)
+    write_optimize_run(out, record, result, values, sample.u)
+    print_summary(record, out)
     if "optimum" in aihwkit_meta:
         click.echo(f"aihwkit: {aihwkit_meta['optimum']['note']}.")
     if selection is not None:
@@ -107,7 +96,7 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
 
 
 def per_layer_report(tensors, network_strategy: Strategy, dev: DeviceModel, settings: OptimizeSettings,
-                     normalise: str, out: Path) -> list[dict]:
+                     normalise: str, out: Path) -> list[LayerRow]:
     """Optimise each layer; write layers/<name>.json; print and return the comparison.
 
     Parameters
@@ -127,7 +116,7 @@ def per_layer_report(tensors, network_strategy: Strategy, dev: DeviceModel, sett
 
     Returns
     -------
-    list of dict
+    list of LayerRow
         report.json's `per_layer` rows.
     """
     click.echo("per-layer strategies (each layer's own vs the network-wide strategy, fresh seeds):", err=True)
@@ -138,78 +127,80 @@ def per_layer_report(tensors, network_strategy: Strategy, dev: DeviceModel, sett
         gain = layer.layer.improvement_over(layer.network)
         click.echo(f"  {layer.name:<32}{layer.weights:>10,} weights  layer {layer.layer.mean:.4e}  "
                    f"network-wide {layer.network.mean:.4e}  ({100 * gain:+.1f}%)")
-        rows.append(layer.to_report(file))
+        rows.append(LayerRow.of(layer, file))
     return rows
 
 
-def print_summary(report: dict, out: Path) -> None:
+def print_summary(record: OptimizeRecord, out: Path) -> None:
     """Print the table of scores (and the bound), the run's findings in words and the files written.
 
     Parameters
     ----------
-    report
-        The run's report.json content.
+    record
+        The run's record (report.json).
     out
         The output folder.
     """
-    gaps = report.get("gap_to_bound")
+    gaps = record.gap_to_bound
     click.echo(f"{'strategy':<24}{'TNMSE':>11}{'± s.e.':>10}" + (f"{'vs bound':>10}" if gaps else ""))
-    for key, name, score in Scoreboard.from_json(report["tnmse"]).entries():
+    for key, name, score in record.tnmse.entries():
         click.echo(f"{name:<24}{score.mean:11.4e}{score.stderr:10.1e}"
                    + (f"{100 * gaps[key]:+9.1f}%" if gaps else ""))
-    if "bound" in report:
-        b = report["bound"]
-        click.echo(f"{'bound F=' + format(b['f'], 'g'):<24}{b['tnmse']:11.4e}")
-        click.echo(f"{'bound, compensated F=' + format(b['compensated_f'], 'g'):<24}{b['compensated_tnmse']:11.4e}")
-    for line in summary_words(report):
+    if record.bound is not None:
+        b = record.bound
+        click.echo(f"{'bound F=' + format(b.f, 'g'):<24}{b.tnmse:11.4e}")
+        click.echo(f"{'bound, compensated F=' + format(b.compensated_f, 'g'):<24}{b.compensated_tnmse:11.4e}")
+    for line in summary_words(record):
         click.echo(line)
     click.echo(f"wrote {out}/strategy.json, strategy.aihwkit.json, report.json, strategy.png, "
                f"tnmse_vs_time.png, error_distribution.png, convergence.png")
 
 
-def summary_words(report: dict) -> list[str]:
+METHOD_WORDS = {"de": "differential evolution", "pointwise": "the pointwise optimum (dense table)",
+                "pointwise_expressible": "the pointwise optimum without clipping (dense table, β = W_hw(1))"}
+
+
+def summary_words(record: OptimizeRecord) -> list[str]:
     """What the run found, in sentences: the optimum, the best hand-crafted strategy, the bound,
     the gaps.
 
     Parameters
     ----------
-    report
-        The run's report.json content.
+    record
+        The run's record (report.json).
 
     Returns
     -------
     list of str
         One sentence per line.
     """
-    scores = Scoreboard.from_json(report["tnmse"])
-    cell = ",".join(f"{f:g}" for f in report["cell"]["significance"])
+    scores = record.tnmse
+    cell = ",".join(f"{f:g}" for f in record.cell.significance)
     opt, best = scores.optimised, scores.best_hand_crafted
-    method = {"de": "differential evolution", "pointwise": "the pointwise optimum (dense table)",
-              "pointwise_expressible": "the pointwise optimum without clipping (dense table, β = W_hw(1))"}.get(
-        report.get("method", "de"), report.get("method"))
-    clip = "" if report.get("expressible", True) else ", clipping the largest weights"
-    lines = [f"found: {method}, cell f={cell}, beta {report['beta']:.1f} uS{clip}: TNMSE {opt.mean:.4e} "
+    method = METHOD_WORDS.get(record.method or "de", record.method)
+    clip = "" if record.expressible in (True, None) else ", clipping the largest weights"
+    lines = [f"found: {method}, cell f={cell}, beta {record.beta:.1f} uS{clip}: TNMSE {opt.mean:.4e} "
              f"± {opt.stderr:.1e}, {100 * scores.improvement_vs_best_hand_crafted:.1f}% below the best "
              f"hand-crafted strategy ({best.label}, {best.score.mean:.4e}) and "
              f"{100 * scores.improvement_vs_best_f1_baseline:.1f}% below the best F=1 one; "
-             f"{report['wall_time_s']:.1f} s."]
-    if "bound" in report:
-        b, gaps = report["bound"], report["gap_to_bound"]
+             f"{record.wall_time_s:.1f} s."]
+    if record.bound is not None and record.gap_to_bound is not None:
+        b, gaps = record.bound, record.gap_to_bound
         lines.append(f"bound: no mapping of weights to conductances on this device does better than "
-                     f"{b['tnmse']:.4e} (F={b['f']:g}, one free read-out scale per time); with the deployed "
-                     f"drift compensation the best is {b['compensated_tnmse']:.4e} (F={b['compensated_f']:g}).")
-        near = opt.within_error_of(b["tnmse"])
+                     f"{b.tnmse:.4e} (F={b.f:g}, one free read-out scale per time); with the deployed "
+                     f"drift compensation the best is {b.compensated_tnmse:.4e} (F={b.compensated_f:g}).")
+        near = opt.within_error_of(b.tnmse)
         lines.append(f"gaps to the bound: optimised {100 * gaps['optimised']:+.1f}%"
                      + (" (within the re-score's error of the limit: little is left to gain)" if near else "")
                      + f", {best.label} {100 * gaps[Scoreboard.key_of(best)]:+.1f}%"
                      + "".join(f", {k} {100 * gaps[k]:+.1f}%" for k in ("de", "pointwise") if k in gaps) + ".")
-    for e in report.get("error_split", []):
-        share = [x / (x + y) for x, y in zip(e["systematic"], e["random"]) if x + y > 0]
-        top = e["curve_ratio"][-1][-1]
-        lines.append(f"error split, {e['strategy']}: systematic share {100 * share[0]:.1f}% at "
-                     f"{format_times(e['times_s'][:1])[0]} … {100 * share[-1]:.1f}% at "
-                     f"{format_times(e['times_s'][-1:])[0]}" + (f"; the largest weight reads as {100 * top:.1f}% of "
-                                                               f"itself at the last time" if top is not None else ""))
-    if "aihwkit_export" in report:
-        lines.append(f"aihwkit: {report['aihwkit_export']['note']}.")
+    for e in record.error_split:
+        share = [x / (x + y) for x, y in zip(e.systematic, e.random) if x + y > 0]
+        top = e.largest_weight_ratio
+        lines.append(f"error split, {e.strategy}: systematic share {100 * share[0]:.1f}% at "
+                     f"{format_times(e.times_s[:1])[0]} … {100 * share[-1]:.1f}% at "
+                     f"{format_times(e.times_s[-1:])[0]}" + (f"; the largest weight reads as {100 * top:.1f}% of "
+                                                              f"itself at the last time" if top is not None else ""))
+    if record.aihwkit_export is not None:
+        lines.append(f"aihwkit: {record.aihwkit_export.note}.")
     return lines

@@ -19,6 +19,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import WeightprogError
+from ..records.jsonfile import read_json
 from ..timeunits import format_times
 
 REPORT_NAME = "report.html"
@@ -49,15 +50,6 @@ class Report:
 
 
 # --- reading the folder ---------------------------------------------------------------------------
-
-def read_json(path: Path) -> Any:
-    """A run's JSON file; unreadable or invalid -> one line naming the file."""
-    try:
-        return json.loads(path.read_text())
-    except OSError as exc:
-        raise WeightprogError(f"{path}: cannot read ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise WeightprogError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
 
 
 def read_command(folder: Path) -> RunCommand | None:
@@ -178,12 +170,11 @@ def png_figure(path: Path, caption: str) -> str:
 
 def svg_figure(fig, caption: str) -> str:
     """A matplotlib figure drawn here, inline as SVG."""
-    import matplotlib.pyplot as plt
+    import matplotlib
 
     buf = io.StringIO()
-    with plt.rc_context({"svg.fonttype": "none"}):  # text as text: small, selectable, no glyph ids
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text: small, selectable, no glyph ids
         fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
     text = buf.getvalue()
     text = re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg"):], flags=re.S)
     return f'<figure>{text}<figcaption>{esc(caption)}</figcaption></figure>'
@@ -257,10 +248,7 @@ def device_from_describe(d: dict):
 
 def device_curves_figure(describes: list[dict]) -> str:
     """σ_p(G), ν mean ± std (G) and Q(G) of each device, one colour per device, as inline SVG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from .device_plots import device_curves
     from .palette import device_colour
@@ -272,7 +260,8 @@ def device_curves_figure(describes: list[dict]) -> str:
             "do not rebuild the device.</p>") if missing else ""
     if not shown:
         return note
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 2.9))
+    fig = Figure(figsize=(10.5, 2.9))
+    axes = fig.subplots(1, 3)
     for _d, dev in shown:
         c = device_curves(dev)
         col = device_colour(dev.name)

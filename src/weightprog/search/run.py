@@ -17,20 +17,19 @@ from pathlib import Path
 import torch
 
 from .. import validate
-from .._version import __version__
-from ..baselines import BASELINES, baseline
 from ..cell import Cell
 from ..devices import DeviceModel, get_device
 from ..error_split import ErrorSplit, error_split
 from ..errors import WeightprogError
 from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategy
 from ..metric import TNMSE, TNMSEResult, rescore
-from ..sample import WeightSample, sample_from_values
-from ..scores import SPLIT_BASELINES, Score, Scoreboard, Scored
+from ..sample import WeightSample
+from ..scores import Score, Scoreboard, Scored
 from ..strategy import Strategy
 from ..timeunits import DEFAULT_TIMES_S, check_times
 from .evolve import EvolutionResult, Progress, evolve, polish
 from .space import GRID_PLACEMENTS, MODES, StrategySpace, make_grid, snap_to_kinks
+from .strategies import hand_crafted, is_expressible
 
 OBJECTIVES = ("expected", "mc")
 """What the search minimises: the expected TNMSE (expected.py) or the Monte-Carlo TNMSE (metric.py)."""
@@ -41,11 +40,6 @@ METHODS = ("auto", "de", "pointwise")
 """`de`: differential evolution over the strategy space (the paper's method); `pointwise`: the
 pointwise optimum under the deployed drift compensation as a dense table (expected.py); `auto`:
 both, the better by Monte-Carlo re-score."""
-EXPRESSIBLE_TOL = 1e-4
-"""|W_hw(1) − β|/β above which a strategy clips (or under-fills) the largest weight: aihwkit's
-CustomPairConductanceConverter, whose scale is the table's largest weight, cannot express it."""
-
-
 @dataclass(frozen=True)
 class OptimizeSettings:
     """Everything a search and its re-scoring take; validated when made (one line naming the field
@@ -192,10 +186,6 @@ class OptimizeResult:
         """Whether aihwkit's CustomPairConductanceConverter can express the optimised strategy."""
         return is_expressible(self.strategy)
 
-    def to_report(self, source: str) -> dict:
-        """The JSON report of the run (report.json); `source` names the weights."""
-        return report_dict(self, source)
-
 
 @dataclass
 class FBound:
@@ -231,6 +221,12 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
              progress: Callable[[str, Progress], None] | None = None) -> OptimizeResult:
     """Search programming strategies for a weight distribution on a device, and re-score the result.
 
+    The phases, each a function below: the objectives (`_objectives`), one search per cell
+    (`_search_cells`), the best on held-out draws polished (`_choose_and_polish`), the limits and
+    the pointwise method (`limits_and_pointwise`), every candidate and hand-crafted strategy
+    re-scored together and looked up by name (`_rescore`), the method picked (`_pick`), the aihwkit
+    export (`_export`) and the error split (`_error_splits`).
+
     Parameters
     ----------
     sample
@@ -255,19 +251,57 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     start = time.perf_counter()
     validate.compute_device(settings.compute)  # here, not in the settings: a sweep's driver may have no GPU
     device = get_device(device)
-    times = settings.times_s
-    objective: ExpectedTNMSE | TNMSE
-    held_out: ExpectedTNMSE | TNMSE
-    if settings.objective == "expected":  # deterministic: nothing to overfit, its own referee
-        objective = held_out = ExpectedTNMSE(values, device, times, compensation=settings.compensation,
-                                             compile=settings.compile, bins_per_segment=SEARCH_BINS)
-    else:
-        objective = TNMSE(sample, device, times, seed=settings.seed, compensation=settings.compensation,
-                          compute=settings.compute, compile=settings.compile)
-        held_out = TNMSE(sample, device, times, seed=settings.seed + 1, compensation=settings.compensation,
-                         compute=settings.compute, compile=False)
-    base_grid = make_grid(settings.grid_points, settings.grid_placement, sample.u)
+    objective, held_out = _objectives(sample, values, device, settings)
     cells = candidate_cells(settings)
+    runs, spaces = _search_cells(objective, sample, device, settings, cells, start, checkpoint_dir, progress)
+    phase = getattr(progress, "phase", None)
+    if phase is not None:  # SearchBars: the rest is a phase of its own, not the last search's 100 %
+        phase("polish, bounds and re-score")
+    chosen = _choose_and_polish(runs, spaces, objective, held_out, settings)
+    de = replace(runs[chosen].strategy, names=["de"])
+    needs_model = settings.bound or settings.method != "de"  # the limits and the pointwise method
+    model = _model(values, device, settings) if needs_model else None
+    bounds, candidates = limits_and_pointwise(model, settings, cells, de)
+    baselines = hand_crafted(settings.pairs, device, settings.f_max)
+    rescored = _rescore(candidates, baselines, values, device, sample, settings)
+    pick = _pick(candidates, rescored.scores, settings)
+    final, scores = rescored.ranked(pick)
+    optimised = replace(candidates[pick], names=["optimised"])
+    return OptimizeResult(optimised, runs, chosen, scores, baselines, final,
+                          time.perf_counter() - start, settings, device, search_weights=sample.size, method=pick,
+                          bounds=bounds, candidates=candidates,
+                          export=_export(candidates, pick, optimised, rescored.scores),
+                          error_split=_error_splits(model or _model(values, device, settings), optimised, baselines,
+                                                    scores))
+
+
+# --- the phases of `optimize` ------------------------------------------------------------------------
+
+def _model(values: torch.Tensor, device: DeviceModel, settings: OptimizeSettings) -> ExpectedTNMSE:
+    """The expected error at the model's default resolution (limits, pointwise method, error split)."""
+    return ExpectedTNMSE(values, device, settings.times_s, compensation=settings.compensation, compile=False)
+
+
+def _objectives(sample: WeightSample, values: torch.Tensor, device: DeviceModel,
+                settings: OptimizeSettings) -> tuple[ExpectedTNMSE | TNMSE, ExpectedTNMSE | TNMSE]:
+    """What the search minimises, and what the searches' results are compared on (held-out draws)."""
+    times = settings.times_s
+    if settings.objective == "expected":  # deterministic: nothing to overfit, its own referee
+        model = ExpectedTNMSE(values, device, times, compensation=settings.compensation,
+                              compile=settings.compile, bins_per_segment=SEARCH_BINS)
+        return model, model
+    return (TNMSE(sample, device, times, seed=settings.seed, compensation=settings.compensation,
+                  compute=settings.compute, compile=settings.compile),
+            TNMSE(sample, device, times, seed=settings.seed + 1, compensation=settings.compensation,
+                  compute=settings.compute, compile=False))
+
+
+def _search_cells(objective: ExpectedTNMSE | TNMSE, sample: WeightSample, device: DeviceModel,
+                  settings: OptimizeSettings, cells: Sequence[Cell | None], start: float,
+                  checkpoint_dir: str | Path | None, progress: Callable[[str, Progress], None] | None,
+                  ) -> tuple[dict[str, EvolutionResult], dict[str, StrategySpace]]:
+    """One differential-evolution search per cell, by label; the budget shared among them."""
+    base_grid = make_grid(settings.grid_points, settings.grid_placement, sample.u)
     runs: dict[str, EvolutionResult] = {}
     spaces: dict[str, StrategySpace] = {}
     for i, cell in enumerate(cells):
@@ -290,52 +324,87 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
                              max_generations=settings.max_generations, tol=settings.tol,
                              budget_s=budget, checkpoint=ckpt,
                              progress=_labelled(progress, label))
-    phase = getattr(progress, "phase", None)
-    if phase is not None:  # SearchBars: the rest is a phase of its own, not the last search's 100 %
-        phase("polish, bounds and re-score")
-    # choose on held-out draws, not on the draws the search saw (or on the expected error)
+    return runs, spaces
+
+
+def _choose_and_polish(runs: dict[str, EvolutionResult], spaces: dict[str, StrategySpace],
+                       objective: ExpectedTNMSE | TNMSE, held_out: ExpectedTNMSE | TNMSE,
+                       settings: OptimizeSettings) -> str:
+    """The label of the best search on held-out draws (not the draws the search saw), polished."""
     labels = list(runs)
     held = held_out(Strategy.stack([runs[k].strategy for k in labels]))
     chosen = labels[int(torch.argmin(held))]
     if settings.polish:  # only the chosen search: polishing every F costs more than the search
         polish(runs[chosen], objective, held_out, spaces[chosen], settings.polish_steps)
-    de = replace(runs[chosen].strategy, names=["de"])
-    needs_model = settings.bound or settings.method != "de"  # the limits and the pointwise method
-    model = ExpectedTNMSE(values, device, times, compensation=settings.compensation, compile=False) \
-        if needs_model else None
-    bounds, candidates = limits_and_pointwise(model, settings, cells, de)
-    baselines = hand_crafted(settings.pairs, device, settings.f_max)
-    names = list(candidates)
+    return chosen
+
+
+Key = str | tuple[str, float]
+"""A re-scored strategy: a method's name (`de`, …) or a hand-crafted one's (name, F)."""
+
+
+@dataclass(frozen=True)
+class _Rescored:
+    """Every candidate and hand-crafted strategy re-scored together, each looked up by its key."""
+
+    result: TNMSEResult
+    keys: tuple[Key, ...]
+    """The key of each row of `result`."""
+
+    @property
+    def scores(self) -> dict[Key, Score]:
+        return {key: Score.of(self.result, i) for i, key in enumerate(self.keys)}
+
+    def ranked(self, pick: str) -> tuple[TNMSEResult, Scoreboard]:
+        """The re-score with `pick` first, then the other methods, then the hand-crafted; and its scoreboard."""
+        row = {key: i for i, key in enumerate(self.keys)}
+        others = [k for k in self.keys if isinstance(k, str) and k != pick]
+        hand = [k for k in self.keys if isinstance(k, tuple)]
+        ranked: list[Key] = [pick, *others, *hand]
+        order = [row[k] for k in ranked]
+        r = self.result
+        scores = self.scores
+        board = Scoreboard(scores[pick], tuple(Scored(name, f, scores[(name, f)]) for name, f in hand),
+                           {n: scores[n] for n in others})
+        return TNMSEResult([r.names[i] for i in order], r.times_s, r.per_column[order]), board
+
+
+def _rescore(candidates: dict[str, Strategy], baselines: dict[tuple[str, float], Strategy], values: torch.Tensor,
+             device: DeviceModel, sample: WeightSample, settings: OptimizeSettings) -> _Rescored:
+    """Monte Carlo on fresh samples (`rescore_blocks` of the search's size) and fresh draws."""
     everything = Strategy.stack(list(candidates.values()) + list(baselines.values()))
-    final = rescore(everything, values, device, times, blocks=settings.rescore_blocks,
+    final = rescore(everything, values, device, settings.times_s, blocks=settings.rescore_blocks,
                     size=sample.size, rows=sample.u.shape[1], seed=settings.seed + 1000,
                     compensation=settings.compensation, compute=settings.compute, compile=False)
-    means = {n: float(final.mean[i]) for i, n in enumerate(names)}
+    return _Rescored(final, (*candidates, *baselines))
+
+
+def _pick(candidates: dict[str, Strategy], scores: dict[Key, Score], settings: OptimizeSettings) -> str:
+    """The method whose strategy is the optimised one: the lowest re-score among those allowed."""
+    names = list(candidates)
     allowed = [n for n in names if n in ("de", "pointwise") and (settings.method == "auto" or n == settings.method)]
     if not settings.clip:  # the pointwise optimum with β tied to the largest weight competes in its place
         allowed = [n for n in allowed + ["pointwise_expressible"] if n in names and is_expressible(candidates[n])]
-    pick = min(allowed, key=lambda n: means[n])
-    order = [names.index(pick)] + [i for i in range(len(names)) if names[i] != pick] + \
-        list(range(len(names), len(everything)))
-    final = TNMSEResult([final.names[i] for i in order], final.times_s, final.per_column[order])
-    others = [n for n in names if n != pick]
-    first = 1 + len(others)
-    hand = tuple(Scored(name, f, Score.of(final, i + first)) for i, (name, f) in enumerate(baselines))
-    scores = Scoreboard(Score.of(final, 0), hand, {n: Score.of(final, i + 1) for i, n in enumerate(others)})
-    optimised = replace(candidates[pick], names=["optimised"])
-    expressible = [n for n in names if is_expressible(candidates[n])]
-    export = None
-    if expressible:
-        best = min(expressible, key=lambda n: means[n])
-        export = optimised if best == pick else candidates[best]
-    split_model = model or ExpectedTNMSE(values, device, times, compensation=settings.compensation, compile=False)
+    return min(allowed, key=lambda n: scores[n].mean)
+
+
+def _export(candidates: dict[str, Strategy], pick: str, optimised: Strategy,
+            scores: dict[Key, Score]) -> Strategy | None:
+    """The best strategy aihwkit's converter can express (None when none can)."""
+    expressible = [n for n in candidates if is_expressible(candidates[n])]
+    if not expressible:
+        return None
+    best = min(expressible, key=lambda n: scores[n].mean)
+    return optimised if best == pick else candidates[best]
+
+
+def _error_splits(model: ExpectedTNMSE, optimised: Strategy, baselines: dict[tuple[str, float], Strategy],
+                  scores: Scoreboard) -> list[ErrorSplit]:
+    """The expected error split of the optimised, the best hand-crafted and the naive strategy."""
     top = scores.best_hand_crafted
     shown = [optimised, replace(baselines[(top.name, top.f)], names=[top.label]),
              replace(baselines[(scores.naive.name, 1.0)], names=[scores.naive.label])]
-    return OptimizeResult(optimised, runs, chosen, scores, baselines, final,
-                          time.perf_counter() - start, settings, device, search_weights=sample.size, method=pick,
-                          bounds=bounds, candidates=candidates, export=export,
-                          error_split=[error_split(split_model, s)[0] for s in shown])
+    return [error_split(model, s)[0] for s in shown]
 
 
 def _labelled(progress: Callable[[str, Progress], None] | None, label: str) -> Callable[[Progress], None] | None:
@@ -343,21 +412,6 @@ def _labelled(progress: Callable[[str, Progress], None] | None, label: str) -> C
     if progress is None:
         return None
     return lambda p: progress(label, p)
-
-
-def _per_layer(progress: Callable[[str, Progress], None] | None,
-               layer: str) -> Callable[[str, Progress], None] | None:
-    """`progress` reporting a layer's searches under the layer's name (None stays None)."""
-    if progress is None:
-        return None
-    return lambda _search, p: progress(layer, p)
-
-
-def is_expressible(strategy: Strategy, index: int = 0) -> bool:
-    """True when W_hw(1) = β: the table's largest weight is the scale (aihwkit's converter form)."""
-    one = strategy[index]
-    w1 = float(one.hardware_weight(one.conductances)[0, -1])
-    return abs(w1 - float(one.beta[0])) <= EXPRESSIBLE_TOL * float(one.beta[0])
 
 
 def limits_and_pointwise(model: ExpectedTNMSE | None, settings: OptimizeSettings, cells: Sequence[Cell | None],
@@ -389,147 +443,3 @@ def limits_and_pointwise(model: ExpectedTNMSE | None, settings: OptimizeSettings
         candidates["pointwise_expressible"], _ = pointwise_strategy(
             model, pw.sig, solution=comp, name="pointwise_expressible", expressible=True)
     return (bounds if settings.bound else {}), candidates
-
-
-def hand_crafted(pairs: int, device: DeviceModel, f_max: int) -> dict[tuple[str, float], Strategy]:
-    """Every baseline at F = 1, and the split baselines at each F in 2…f_max (P ≥ 2), by (name, F)."""
-    out = {(name, 1.0): baseline(name, Cell.with_pairs(pairs, 1.0), device.g_min, device.g_max)
-           for name in BASELINES}
-    if pairs > 1:
-        for f in range(2, f_max + 1):
-            for name in SPLIT_BASELINES:
-                out[(name, float(f))] = baseline(name, Cell.with_pairs(pairs, f), device.g_min, device.g_max)
-    return out
-
-
-def report_dict(result: OptimizeResult, source: str) -> dict:
-    """The JSON report of a run (report.json)."""
-    s = result.settings
-    scores = result.scores
-    return {
-        "weightprog_version": __version__,
-        "device": result.device.describe(),
-        "cell": {"pairs": result.strategy.pairs, "significance": result.strategy.significance[0].tolist()},
-        "beta": float(result.strategy.beta[0]),
-        "weights": source,
-        "search_weights": result.search_weights,
-        "times_s": list(result.final.times_s),
-        "seed": s.seed,
-        "settings": s.to_dict(),
-        "wall_time_s": result.wall_time_s,
-        "chosen_search": result.chosen,
-        "tnmse": scores.to_json(),
-        "improvement": {"vs_best_f1_baseline": scores.improvement_vs_best_f1_baseline,
-                        "vs_best_hand_crafted": scores.improvement_vs_best_hand_crafted},
-        "rescore": {"blocks": s.rescore_blocks, "weights": result.search_weights * s.rescore_blocks,
-                    "note": "fresh samples and fresh draws (seeds seed+1000 on)"},
-        "search": {label: {"history": r.history, "generations": r.generations, "evaluations": r.evaluations,
-                           "loss": r.loss, "converged": r.converged, "message": r.message,
-                           "wall_time_s": r.wall_time_s, "polish": r.polish}
-                   for label, r in result.runs.items()},
-        "method": result.method,
-        "expressible": result.expressible,
-        "error_split": [e.to_dict() for e in result.error_split],
-        **bound_report(result),
-        **aihwkit_report(result),
-    }
-
-
-def aihwkit_report(result: OptimizeResult) -> dict:
-    """report.json's `aihwkit_export`, where strategy.aihwkit.json holds another strategy than the
-    optimised one (and why); nothing otherwise."""
-    note = result.aihwkit_note
-    if note is None:
-        return {}
-    name = result.aihwkit_strategy.name  # one of the other methods' strategies (`de`, `pointwise_expressible`)
-    score = result.scores.others.get(name)
-    return {"aihwkit_export": {"strategy": name, "tnmse": score.to_dict() if score else None, "note": note}}
-
-
-def bound_report(result: OptimizeResult) -> dict:
-    """report.json's `bound` (the limits per F and the lowest) and `gap_to_bound` /
-    `gap_to_compensated` ((TNMSE − limit)/limit of every scored strategy)."""
-    low, comp = result.lowest_bound, result.lowest_compensated
-    if low is None or comp is None:
-        return {}
-    rows = [{"f": b.f, "bound": b.bound, "compensated": b.compensated, "beta": b.beta,
-             "wall_time_s": b.wall_time_s} for b in result.bounds.values()]
-    scored = list(result.scores.items())
-    return {
-        "bound": {"tnmse": low.bound, "f": low.f, "compensated_tnmse": comp.compensated,
-                  "compensated_f": comp.f, "compensated_beta": comp.beta, "per_f": rows,
-                  "note": "expected TNMSE (large-column limit) of the best mapping weight -> targets in "
-                          "[g_min, g_max]^(2P), chosen per weight value: `tnmse` with one free read-out "
-                          "scale per time (no drift compensation does better), `compensated_tnmse` with "
-                          "the deployed compensation (alpha from calibration reads) and beta free; "
-                          "docs/MODEL.md, 'The bound'"},
-        "gap_to_bound": {k: v.mean / low.bound - 1 for k, v in scored},
-        "gap_to_compensated": {k: v.mean / comp.compensated - 1 for k, v in scored},
-    }
-
-
-@dataclass(frozen=True)
-class LayerResult:
-    """One layer's own optimised strategy, scored beside the network-wide one on the layer."""
-
-    name: str
-    weights: int
-    strategy: Strategy
-    layer: Score
-    """Re-scored TNMSE of the layer's own strategy on the layer's weights."""
-    network: Score
-    """Re-scored TNMSE of the network-wide strategy on the same weights and draws."""
-
-    @property
-    def file_stem(self) -> str:
-        """The layer's name as a file name (`layers/<file_stem>.json`)."""
-        return "".join(c if c.isalnum() or c in "._-" else "_" for c in self.name)
-
-    def to_report(self, strategy_file: str) -> dict:
-        """report.json's `per_layer` row; `strategy_file`: where the layer's strategy was saved."""
-        return {"layer": self.name, "weights": self.weights, "strategy": strategy_file,
-                "tnmse_layer_strategy": self.layer.to_dict(), "tnmse_network_strategy": self.network.to_dict()}
-
-
-def optimize_per_layer(layers: Sequence[tuple[str, torch.Tensor]], network_strategy: Strategy,
-                       device: DeviceModel | str, settings: OptimizeSettings, normalise: str = "column",
-                       progress: Callable[[str, Progress], None] | None = None) -> list[LayerResult]:
-    """One strategy per layer, each searched on that layer's own weight distribution (with the
-    network-wide strategy's cell), re-scored against the network-wide strategy on the layer.
-
-    Parameters
-    ----------
-    layers
-        (name, weight tensor) of each layer.
-    network_strategy
-        The network-wide strategy; its cell is kept for every layer.
-    device
-        A device model or its name.
-    settings
-        The search's settings (the cell and `bound` are overridden per layer).
-    normalise
-        How a layer's weights are normalised (`column`, …; see `sample.normalise_matrix`).
-    progress
-        Called as `progress(layer_name, Progress)` after each generation.
-
-    Returns
-    -------
-    list of LayerResult
-    """
-    from ..sample import normalise_matrix  # local: only per-layer runs need it
-
-    device = get_device(device)
-    cell = network_strategy.cell()
-    layer_settings = replace(settings, significance=cell, pairs=cell.pairs, bound=False)
-    out = []
-    for name, tensor in layers:
-        values = normalise_matrix(tensor.detach().to(torch.float32), normalise)
-        sample = sample_from_values(values, seed=settings.seed, source=name)
-        run = optimize(sample, values, device, layer_settings, progress=_per_layer(progress, name))
-        both = Strategy.stack([run.strategy, network_strategy])
-        scored = rescore(both, values, device, settings.times_s, blocks=settings.rescore_blocks,
-                         size=sample.size, rows=sample.u.shape[1], seed=settings.seed + 2000,
-                         compensation=settings.compensation, compute=settings.compute, compile=False)
-        out.append(LayerResult(name, values.numel(), replace(run.strategy, names=[f"optimised:{name}"]),
-                               Score.of(scored, 0), Score.of(scored, 1)))
-    return out

@@ -63,18 +63,20 @@ def execute_job(job: Job) -> dict:
         sample = sample_from_values(values, opts.sample_size, opts.rows, seed=int(p["seed"]), source=source)
         settings = job.optimize_settings()
         if job.kind == "optimize":
-            from ..search.run import optimize, report_dict
+            from ..records.optimize import OptimizeRecord
+            from ..search.run import optimize
 
             outcome = optimize(sample, values, job.files.get("device", p["device"]), settings)
-            result = report_dict(outcome, source)
+            result = OptimizeRecord.of(outcome, source).to_json()
             result["strategy"] = outcome.strategy.to_dict()
             return result
         from ..compare import compare_devices
+        from ..records.comparison import ComparisonRecord
 
         dev_files = job.files.get("devices", {})
         comparison = compare_devices([dev_files.get(d, d) for d in p["devices"]], sample, values, settings,
                                      naive=opts.naive, source=source)
-        return comparison.to_dict()
+        return ComparisonRecord.of(comparison).to_json()
     finally:
         torch.set_num_threads(threads)
 

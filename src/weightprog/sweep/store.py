@@ -19,12 +19,13 @@ import io
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .._version import __version__
 from ..fileio import atomic_write_json, atomic_write_text, before_write
+from ..records.sweep import SweepJobRecord, SweepManifest
 from ..scores import Scoreboard
 from ..timeunits import format_times
 from .spec import Job, Sweep
@@ -126,9 +127,8 @@ def sweep_status(sweep: Sweep, out: str | Path) -> SweepStatus:
 
 def write_manifest(sweep: Sweep, out: Path) -> None:
     """sweep.json: the sweep's name, source, the weightprog version and every job (`Job.to_dict`)."""
-    atomic_write_json(out / "sweep.json", {"name": sweep.name, "source": sweep.source,
-                                           "weightprog_version": __version__,
-                                           "jobs": [j.to_dict() for j in sweep.jobs]})
+    manifest = SweepManifest(sweep.name, sweep.source, __version__, tuple(j.to_dict() for j in sweep.jobs))
+    atomic_write_json(out / "sweep.json", manifest.to_json())
 
 
 def _append_event(out: Path, event: dict) -> None:
@@ -174,10 +174,9 @@ SUMMARY_COLUMNS = ["id", "kind", "device", "pairs", "significance", "f_max", "gr
                    "improvement_vs_best_hand", "rank_by_optimum", "rank_by_naive", "wall_time_s"]
 
 
-def _row(job: Job, device: str, scores: dict, cell: list[float], wall: float,
+def _row(job: Job, device: str, board: Scoreboard, cell: Sequence[float], wall: float,
          ranks: tuple[int | str, int | str] = ("", "")) -> dict:
     p = job.params
-    board = Scoreboard.from_json(scores)
     f1, hand, opt = board.best_f1_baseline, board.best_hand_crafted, board.optimised
     sig = p["cell"]["significance"]
     return {"id": job.id, "kind": job.kind, "device": device, "pairs": p["cell"]["pairs"],
@@ -211,17 +210,19 @@ def summary_rows(sweep: Sweep, out: str | Path) -> list[dict]:
     """
     rows = []
     for job in sweep.jobs:
-        record = read_record(out, job.id)
-        if record is None:
+        raw = read_record(out, job.id)
+        if raw is None:
             continue
-        r, wall = record["result"], record.get("run", {}).get("wall_time_s", float("nan"))
-        if job.kind == "optimize":
-            rows.append(_row(job, job.params["device"], r["tnmse"], r["cell"]["significance"], wall))
-        else:
-            by_opt, by_naive = r["ranking"]["by_optimum"], r["ranking"]["by_naive"]
-            for d in r["devices"]:
-                rows.append(_row(job, d["device"], d["tnmse"], d["cell"], wall,
-                                 (by_opt.index(d["device"]) + 1, by_naive.index(d["device"]) + 1)))
+        record = SweepJobRecord.from_json(raw)
+        wall = record.wall_time_s
+        if record.optimize is not None:
+            r = record.optimize
+            rows.append(_row(job, job.params["device"], r.tnmse, r.cell.significance, wall))
+        elif record.comparison is not None:
+            by_opt, by_naive = record.comparison.ranking.by_optimum, record.comparison.ranking.by_naive
+            for d in record.comparison.devices:
+                rows.append(_row(job, d.device, d.tnmse, d.cell, wall,
+                                 (by_opt.index(d.device) + 1, by_naive.index(d.device) + 1)))
     return rows
 
 
