@@ -242,7 +242,7 @@ def check_in_chromium(browser, kind: str, folder: Path) -> list:
         assert width > 100 and height > 50 and loaded
     tags = page.eval_on_selector_all("[data-key]", "els => els.map(e => [e.dataset.file, e.dataset.key, "
                                      "e.dataset.value, e.innerText])")
-    assert len(tags) >= (0 if kind == "sweep" else 3)  # a sweep's numbers come from summary.csv
+    assert len(tags) >= (0 if kind in ("sweep", "study") else 3)  # theirs come from CSV files (test_study_page)
     for file, key, value, shown in tags:
         data = json.loads((folder / file).read_text())
         assert float(value) == pointer(data, key) and shown_equals(shown, pointer(data, key)), (key, shown)
@@ -267,30 +267,12 @@ def check_tags(folder: Path, text: str, least: int) -> None:
         assert float(value) == pointer(data, key) and shown_equals(shown, pointer(data, key)), (key, shown)
 
 
-def study_record() -> dict:
-    from dataclasses import asdict
-
-    from weightprog.study import StudySettings
-
-    strategies = {role: {"label": label, "mean": [0.9, 0.8], "std": [0.01, 0.02]}
-                  for role, label in (("naive", "lsp-first (f=1,1)"), ("best hand-crafted", "lsp-first (f=1,2)"),
-                                      ("optimised", "optimised (f=1,2)"))}
-    strategies["optimised"]["mean"] = [0.9, 0.85]
-    return {"workload": "w", "metric": "accuracy", "higher_is_better": True, "eval_size": 10,
-            "checkpoints": {"fp": {"sha256": "abc"}}, "version": "0.1.0", "wall_time_s": 12.5, "periphery": "standard",
-            "settings": {**asdict(StudySettings(times_s=(1.0, 3600.0), repeats=2)), "devices": ["pcm"]},
-            "devices": {"pcm": {"device": {"name": "pcm", "kind": "pcm", "g_min": 0.0, "g_max": 25.0, "t0": 20.0,
-                                           "t_read": 2.5e-7, "p_stuck_min": 0.0, "p_stuck_max": 0.0},
-                                "variants": {"fp": {"digital": 0.91, "strategies": strategies, "tnmse": {
-                                    "naive": 1e-3, "best_hand_crafted": 8e-4, "optimised": 7e-4}}}}}}
-
-
 @pytest.fixture(scope="module")
 def more_runs(tmp_path_factory):
     """{kind: (folder, data file)}: a small sweep and a device fit through the command line, and a
     study folder from a constructed record (its tables and figure by the study's own writers)."""
-    from weightprog.report.study_plots import plot_study_metric
-    from weightprog.study import write_tables
+    from study_helpers import tiny_settings, tiny_workloads
+    from weightprog.study import run_study
 
     base = tmp_path_factory.mktemp("more")
     (base / "s.yaml").write_text("name: small\nkind: [optimize, compare]\ndevices: [pcm, pcm-lowdrift]\n"
@@ -301,15 +283,11 @@ def more_runs(tmp_path_factory):
     run("device", "simulate", "rram-hfox", "--out", str(base / "fit" / "m.csv"), "--devices", "40",
         "--times", "1s,1d,1y")
     run("device", "fit", str(base / "fit" / "m.csv"), "--out", str(base / "fit" / "dev.yaml"), "--min-devices", "20")
-    rec = study_record()
-    (base / "study" / "w").mkdir(parents=True)
-    (base / "study" / "w" / "results.json").write_text(json.dumps(rec))
-    write_tables(base / "study")
-    plot_study_metric("w", "accuracy", rec["devices"]["pcm"], (1.0, 3600.0), 2,
-                      base / "study" / "figures" / "w_pcm_metric_vs_time.png", "pcm", 0.91)
-    write_report(base / "study")
+    with tiny_workloads():
+        run_study(tiny_settings(roles=("naive", "optimised"), repeats=2, block=1), base / "study")
+        write_report(base / "study")
     return {"sweep": (base / "sweep", "sweep.json"), "device-fit": (base / "fit", "dev.fit.json"),
-            "study": (base / "study", "w/results.json")}
+            "study": (base / "study", "results.csv")}
 
 
 def test_sweep_page(more_runs, tmp_path):
@@ -336,12 +314,19 @@ def test_device_fit_page(more_runs):
 
 
 def test_study_page(more_runs):
+    from weightprog.study import StudyData, paired_rows, summary_rows
+
     folder = more_runs["study"][0]
     text = (folder / "report.html").read_text()
-    check_tags(folder, text, 3)
-    assert 'data-key="/devices/pcm/variants/fp/strategies/optimised/mean/1" data-value="0.85">0.85<' in text
-    assert "Criteria at the last time point" in text and "-6.0 points" in text
-    assert "w_pcm_metric_vs_time.png" in text
+    data = StudyData.load(folder / "data")
+    last = [r for r in summary_rows(data) if r.role == "optimised" and r.time_s == 86400.0]
+    assert len(last) == 2  # one card per trained variant, the mean with its interval
+    for r in last:
+        assert f"{r.mean:.4g} [{r.ci_low:.4g}, {r.ci_high:.4g}]" in text
+    p = next(p for p in paired_rows(data) if p.versus == "naive" and p.time_s == 86400.0)
+    assert f"vs naive: {p.diff:+.4g} [{p.ci_low:+.4g}, {p.ci_high:+.4g}] {p.verdict}" in text
+    assert "tiny_pcm_metric_vs_time.png" in text and "Paired differences" in text
+    assert "jobs finished" not in text  # a finished study
 
 
 FIGURES = {"optimize": 5, "evaluate": 2, "compare-devices": 2, "sweep": 1, "device-fit": 2, "study": 2,

@@ -161,9 +161,9 @@ def test_study_bad_settings_named_by_option(tmp_path):
 
 
 def test_study_variant_and_periphery_reach_the_settings(tmp_path, monkeypatch):
-    import weightprog.cli.study as cli_study
+    import weightprog.study.run as study_run
     seen = []
-    monkeypatch.setattr(cli_study, "run_study", lambda settings, out, **kw: seen.append(settings) or 1 / 0)
+    monkeypatch.setattr(study_run, "run_study", lambda settings, out, **kw: seen.append(settings) or 1 / 0)
     CliRunner().invoke(main, ["study", "--out", str(tmp_path / "s"), "--variant", "hwa", "--workload", "ptb-lstm"])
     assert seen[-1].variants == ("hwa",) and seen[-1].periphery == "chip-8bit"  # the study's default periphery
     CliRunner().invoke(main, ["study", "--out", str(tmp_path / "t"), "--periphery", "standard"])

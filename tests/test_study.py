@@ -10,46 +10,22 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 
+from study_helpers import tiny_settings, tiny_workloads
 from weightprog.study import StudyData, StudySettings, markdown, paired_rows, run_study, summary_rows
 from weightprog.study import jobs as study_jobs
 from weightprog.validate import SettingError
-from weightprog.workloads.common import Workload
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def tiny(name, variant="fp", eval_size=None):
-    """A small classifier on 96 random items, per-example correctness; HWA = FP perturbed."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
-    x, xv = torch.randn(96, 8), torch.randn(64, 8)
-    with torch.no_grad():
-        y, yv = model(x).argmax(1), model(xv).argmax(1)
-        if variant == "hwa":
-            model[0].weight.add_(0.05 * torch.randn(32, 8))
-
-    def correct(m, a=x, b=y):
-        return (m(a).argmax(1) == b).float()
-    meta = {"metric": "accuracy", "higher_is_better": True, "eval_size": 96, "checkpoint": {"sha256": variant},
-            "loss_fn": lambda m: torch.nn.functional.cross_entropy(m(x), y)}
-    return Workload(model, lambda m: float(correct(m).mean()), meta, correct,
-                    lambda m: correct(m, xv, yv), lambda m: model(xv))
-
-
 @pytest.fixture
-def tiny_workload(monkeypatch):
-    import weightprog.workloads as workloads
-    monkeypatch.setattr(study_jobs, "_workload", tiny)
-    monkeypatch.setattr(workloads, "WORKLOADS", workloads.WORKLOADS + ("tiny",))
+def tiny_workload():
+    with tiny_workloads():
+        yield
 
 
-def settings(**kw) -> StudySettings:
-    base = dict(workloads=("tiny",), devices=("pcm",), variants=("fp", "hwa"), times_s=(1.0, 86400.0), repeats=4,
-                block=2, eval_size={}, max_generations=1, popsize=2, f_max=1, sample_size=512, polish_steps=0,
-                network_repeats=1, periphery="ideal")
-    return StudySettings(**{**base, **kw})
+settings = tiny_settings
 
 
 def test_study_jobs_rows_intervals_and_resume(tmp_path, tiny_workload):
@@ -170,3 +146,22 @@ def test_processes_equal_inline(tmp_path):
     inline = run_study(s, tmp_path / "a")
     procs = run_study(replace(s), tmp_path / "b", workers=2)
     assert procs.engine == "processes:2" and procs.summary == inline.summary
+
+
+def test_hwa_alone_keeps_the_fp_reference(tmp_path, tiny_workload):
+    """`--variant hwa`: only the HWA model is programmed, and its comparison with the FP model's
+    digital metric (on the same examples) is still there."""
+    res = run_study(settings(variants=("hwa",), roles=("naive",), repeats=2, block=2), tmp_path)
+    assert {d.variant for d in res.data.digital} == {"fp", "hwa"}
+    assert {r.variant for r in res.summary} == {"hwa"} and {r.fp_digital for r in res.summary} == {1.0}
+
+
+def test_bad_study_options_are_one_line_errors(tmp_path):
+    from click.testing import CliRunner
+
+    from weightprog.cli import main
+    for args, text in ((["--workers", "-1"], "--workers"), (["--role", "best"], "--role"),
+                       (["--block", "0"], "--block"), (["--select", "test"], "--select")):
+        res = CliRunner().invoke(main, ["study", "--out", str(tmp_path / "s"), *args])
+        assert res.exit_code == 2 and text in res.output, res.output
+    assert not (tmp_path / "s").exists()

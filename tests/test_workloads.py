@@ -312,117 +312,31 @@ def test_cli_evaluate_workload_slice_with_io8_periphery():
 @pytest.mark.slow
 @needs_fmnist
 def test_study_smoke_fmnist(tmp_path):
-    """The study's whole path on 64 images with a one-generation search (~1-2 min on 2 shared cores)."""
+    """The study's whole path on a real network: 64 images, a one-generation search, every role, 2
+    realisations in 2 jobs, both variants (~20 min on 2 shared cores)."""
     from weightprog.study import StudySettings, run_study
-    s = StudySettings(workloads=("fmnist-resnet32",), devices=("pcm",), times_s=(1.0, 86400.0), repeats=1,
+    s = StudySettings(workloads=("fmnist-resnet32",), devices=("pcm",), times_s=(1.0, 86400.0), repeats=2, block=1,
                       eval_size={"fmnist-resnet32": 64}, max_generations=1, popsize=2, f_max=2,
-                      sample_size=1024, optimise_on="fp", polish_steps=0)
-    run_study(s, tmp_path)
-    rec = json.loads((tmp_path / "fmnist-resnet32" / "results.json").read_text())
-    v = rec["devices"]["pcm"]["variants"]
-    assert set(v) == {"fp", "hwa"}
-    assert list(v["fp"]["strategies"]) == ["naive", "best hand-crafted", "optimised"]
-    assert v["fp"]["tnmse"]["optimised"] <= v["fp"]["tnmse"]["naive"] * 1.05
-    lines = (tmp_path / "results.csv").read_text().splitlines()
-    assert len(lines) == 1 + 2 * 3 * 2
-    for f in ("fmnist-resnet32_pcm_metric_vs_time.png", "fmnist-resnet32_gradient_weight.png",
-              "fmnist-resnet32_pcm_fp_strategy.png"):
-        assert (tmp_path / "figures" / f).stat().st_size > 1000
+                      sample_size=1024, polish_steps=0, network_repeats=1)
+    res = run_study(s, tmp_path)
+    assert res.complete
+    assert {(r.variant, r.role) for r in res.summary} == {(v, role) for v in ("fp", "hwa") for role in s.roles}
+    assert all(r.realisations == 2 and r.examples == 64 for r in res.summary)
+    fp = next(d for d in res.data.digital if d.variant == "fp")
+    assert fp.examples == 64 and 0.8 < fp.value <= 1.0
+    tnmse = {(x.variant, x.role): x.tnmse for x in res.data.searches}
+    assert tnmse[("fp", "optimised")] <= tnmse[("fp", "best hand-crafted")] * 1.05
+    assert (tmp_path / "figures" / "fmnist-resnet32_pcm_metric_vs_time.png").stat().st_size > 1000
 
 
 @pytest.mark.slow
 def test_full_study(tmp_path):
-    """The whole study at StudySettings' defaults (R = 3, 15 generations; the published R = 10 run's
-    commands are in docs/RESULTS.md): about an hour on 2 cores."""
+    """The whole study at StudySettings' defaults (the paper's protocol: 5 times, R = 25, FP and HWA,
+    four strategies): days on 2 cores; run in parts as docs/RESULTS.md says."""
     from weightprog.study import StudySettings, run_study
-    run_study(StudySettings(), tmp_path)
-    assert (tmp_path / "summary.md").exists()
-
-
-def test_study_tables_from_records(tmp_path):
-    """summary.md and results.csv from a results.json, without running anything."""
-    from weightprog.study import write_tables
-    strategies = {role: {"label": role, "mean": [0.9, 0.8], "std": [0.01, 0.02]}
-                  for role in ("naive", "best hand-crafted", "optimised")}
-    rec = {"workload": "w", "metric": "accuracy", "higher_is_better": True, "eval_size": 10,
-           "settings": {"times_s": [1.0, 3600.0], "repeats": 2},
-           "devices": {"pcm": {"variants": {"fp": {"digital": 0.91, "strategies": strategies, "tnmse": {
-               "naive": 1e-3, "best_hand_crafted": 8e-4, "optimised": 7e-4}}}}},
-           "gradients": {"r": 0.01, "r_abs": 0.02}}
-    (tmp_path / "w").mkdir()
-    (tmp_path / "w" / "results.json").write_text(json.dumps(rec))
-    md = write_tables(tmp_path)
-    assert "| pcm | fp | optimised: optimised | 0.91 | 0.9 ± 0.01 | 0.8 ± 0.02 | 7.000e-04 |" in md
-    assert len((tmp_path / "results.csv").read_text().splitlines()) == 1 + 3 * 2
-    # last time: optimised 0.8 vs FP digital 0.91 → -11 points; optimised = naive at both times
-    assert ("| w | pcm | fp | 0.91 | 0.8 ± 0.02 | 0.8 ± 0.02 (best hand-crafted) | 0.8 ± 0.02 | -11.0 points "
-            "| 2/2 (0) |") in md
-
-
-def test_study_resumes_finished_devices(tmp_path, monkeypatch):
-    """A rerun keeps the devices an earlier run with the same settings and checkpoints finished,
-    recomputes the rest, and keeps devices it was not asked for (tiny stand-in network)."""
-    import weightprog.study as study
-    import weightprog.workloads as workloads
-    from weightprog.workloads.common import Workload
-
-    def tiny(name, variant="fp", eval_size=None):
-        torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
-        x = torch.randn(32, 8)
-        y = model(x).argmax(1)
-        meta = {"metric": "accuracy", "higher_is_better": True, "eval_size": 32, "checkpoint": {"sha256": "abc"},
-                "loss_fn": lambda m: torch.nn.functional.cross_entropy(m(x), y)}
-        return Workload(model, lambda m: float((m(x).argmax(1) == y).float().mean()), meta)
-
-    monkeypatch.setattr(workloads, "get_workload", tiny)
-    monkeypatch.setattr(workloads, "WORKLOADS", workloads.WORKLOADS + ("tiny",))
-    calls = []
-    real = study.evaluate_over_time
-    monkeypatch.setattr(study, "evaluate_over_time", lambda *a, **k: calls.append(a[3].name) or real(*a, **k))
-    s = study.StudySettings(workloads=("tiny",), devices=("ideal",), variants=("fp",), times_s=(1.0,), repeats=1,
-                            max_generations=1, popsize=2, f_max=1, sample_size=512, polish_steps=0)
-    study.run_workload("tiny", s, tmp_path)
-    assert calls == ["ideal"]
-    s = replace(s, devices=("ideal", "pcm"))
-    study.run_workload("tiny", s, tmp_path)
-    assert calls == ["ideal", "pcm"]  # ideal kept from the first run
-    s = replace(s, devices=("pcm",))
-    rec = study.run_workload("tiny", s, tmp_path)
-    assert calls == ["ideal", "pcm"] and list(rec["devices"]) == ["pcm", "ideal"]
-    s = replace(s, repeats=2)  # other settings: everything is recomputed
-    study.run_workload("tiny", s, tmp_path)
-    assert calls == ["ideal", "pcm", "pcm"]
-
-
-def test_study_of_hwa_alone_keeps_the_fp_reference(tmp_path, monkeypatch):
-    """`--variant hwa`: only the HWA model is programmed, and the criteria still compare it with the
-    FP model's digital metric (tiny stand-in network; the HWA one is the FP one perturbed)."""
-    import weightprog.study as study
-    import weightprog.workloads as workloads
-    from weightprog.workloads.common import Workload
-
-    def tiny(name, variant="fp", eval_size=None):
-        torch.manual_seed(0)
-        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
-        x = torch.randn(64, 8)
-        y = model(x).argmax(1)  # the FP model is right on every item
-        if variant == "hwa":
-            with torch.no_grad():
-                model[0].weight.add_(0.5 * torch.randn(16, 8))
-        meta = {"metric": "accuracy", "higher_is_better": True, "eval_size": 64, "checkpoint": {"sha256": variant},
-                "loss_fn": lambda m: torch.nn.functional.cross_entropy(m(x), y)}
-        return Workload(model, lambda m: float((m(x).argmax(1) == y).float().mean()), meta)
-
-    monkeypatch.setattr(workloads, "get_workload", tiny)
-    monkeypatch.setattr(workloads, "WORKLOADS", workloads.WORKLOADS + ("tiny",))
-    s = study.StudySettings(workloads=("tiny",), devices=("ideal",), variants=("hwa",), times_s=(1.0,), repeats=1,
-                            max_generations=1, popsize=2, f_max=1, sample_size=512, polish_steps=0)
-    rec = study.run_workload("tiny", s, tmp_path)
-    assert rec["fp_digital"] == 1.0 and list(rec["devices"]["ideal"]["variants"]) == ["hwa"]
-    assert rec["devices"]["ideal"]["variants"]["hwa"]["digital"] < 1.0
-    (c,) = study.criteria([rec])
-    assert (c.variant, c.fp_digital) == ("hwa", 1.0) and c.gap_to_digital < 0
+    res = run_study(StudySettings(), tmp_path)
+    assert res.complete and {r.time_s for r in res.summary} == set(StudySettings().times_s)
+    assert {r.realisations for r in res.summary} == {25}
 
 
 def test_train_rejects_negative_output_noise(capsys):

@@ -51,10 +51,10 @@ def detect_kind(folder: Path) -> str:
     results = folder / "results.json"
     if results.is_file() and is_evaluate_file(read_json(results)):
         return "evaluate"
-    if (folder / "summary.md").is_file() or list(folder.glob("*/results.json")):
-        return "study"
+    if (folder / "study.json").is_file() or (folder / "summary.md").is_file() or list(folder.glob("*/results.json")):
+        return "study"  # a study from before it ran as jobs (<workload>/results.json) gets a message saying so
     raise WeightprogError(f"{folder}: no weightprog results here (report.json, results.json, comparison.json, "
-                          f"sweep.json, *.fit.json or <workload>/results.json)")
+                          f"sweep.json, *.fit.json or study.json)")
 
 
 def _builders() -> dict[str, Callable[[Path, RunCommand | None], tuple[str, bool]]]:

@@ -1,33 +1,31 @@
-"""report.html of a study folder, built from its <workload>/results.json and summary.md (the study
-record is read as the dict it is until study.py gives it a typed record)."""
+"""report.html of a study folder, from its plan (study.json) and its jobs' records: a partial
+study draws what it has, and says how many jobs are left."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ..devices import get_device
 from ..errors import WeightprogError
+from ..study.run import read_state
+from ..study.tables import markdown, paired_rows, summary_rows
 from ..timeunits import format_time
 from .page import (
-    Raw,
     RunCommand,
     card,
     device_curves_figure,
     device_row,
     esc,
     files_section,
-    fmt,
     kv_table,
-    num,
     page,
     png_figure,
-    read_json,
     reproduce_section,
     section,
     table,
     times_text,
 )
 
-# --- markdown tables (study summary.md) ----------------------------------------------------------------
 
 def markdown_html(text: str) -> str:
     """The subset of markdown the study writes: ### headings, pipe tables, paragraphs."""
@@ -54,73 +52,59 @@ def markdown_html(text: str) -> str:
     return "".join(out)
 
 
-# --- study ------------------------------------------------------------------------------------------
+def _cards(state) -> str:
+    """Per cell: the optimised strategy at the last time, with its interval and its verdicts."""
+    rows = [r for r in summary_rows(state.data) if r.role == "optimised"]
+    paired = {(p.workload, p.device, p.variant, p.versus, p.time_s): p for p in paired_rows(state.data)
+              if p.strategy == "optimised"}
+    cards = []
+    for r in rows:
+        if r.time_s != max(x.time_s for x in rows if (x.workload, x.device, x.variant) ==
+                           (r.workload, r.device, r.variant)):
+            continue
+        subs = []
+        for versus in ("FP digital", "best hand-crafted", "naive"):
+            p = paired.get((r.workload, r.device, r.variant, versus, r.time_s))
+            if p is not None:
+                subs.append(f"vs {versus}: {p.diff:+.4g} [{p.ci_low:+.4g}, {p.ci_high:+.4g}] {p.verdict}")
+        cards.append(card(f"{r.workload} {r.variant.upper()} on {r.device}: optimised at {format_time(r.time_s)}",
+                          esc(f"{r.mean:.4g} [{r.ci_low:.4g}, {r.ci_high:.4g}]"), esc("; ".join(subs))))
+    return '<div class="cards">' + "".join(cards) + "</div>"
+
 
 def study_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
-    paths = sorted(folder.glob("*/results.json"))
-    records = [(p.parent.name, read_json(p)) for p in paths]
-    if not records:
-        raise WeightprogError(f"{folder}: no <workload>/results.json yet")
-    first = records[0][1]
-    st = first.get("settings", {})
-    names = [r["workload"] for _, r in records]
-    variants = sorted({v for _, r in records for d in r.get("devices", {}).values() for v in d.get("variants", {})})
-    question = (f"Do the reference workloads ({esc(', '.join(names))}) keep their {esc(first.get('metric', 'metric'))} "
-                f"from {esc(format_time(st['times_s'][0]))} to {esc(format_time(st['times_s'][-1]))} after "
-                f"programming, naive vs best hand-crafted vs optimised "
-                f"({esc(' and '.join(v.upper() for v in variants))}-trained)?")
-    cards, device_models, done = [], {}, True
-    last = format_time(st["times_s"][-1])
-    for folder_name, r in records:
-        file = f"{folder_name}/results.json"
-        done &= set(r.get("devices", {})) >= set(r.get("settings", {}).get("devices", []))
-        for dev, drec in r.get("devices", {}).items():
-            device_models[dev] = drec.get("device", {})
-            for v, vrec in drec.get("variants", {}).items():
-                opt = vrec["strategies"]["optimised"]
-                naive = vrec["strategies"]["naive"]
-                k = len(opt["mean"]) - 1
-                sub = (f"naive {num(naive['mean'][k], f'/devices/{dev}/variants/{v}/strategies/naive/mean/{k}', file)}"
-                       f"; digital {num(vrec['digital'], f'/devices/{dev}/variants/{v}/digital', file)}")
-                cards.append(card(f"{r['workload']} {v.upper()} on {dev}: optimised {r['metric']} at {last}",
-                                  num(opt["mean"][k], f"/devices/{dev}/variants/{v}/strategies/optimised/mean/{k}",
-                                      file),
-                                  sub))
-    summary = (folder / "summary.md").read_text() if (folder / "summary.md").is_file() else ""
-    criteria = summary[summary.find("### Criteria"):] if "### Criteria" in summary else ""
-    headline = '<div class="cards">' + "".join(cards) + "</div>" + markdown_html(criteria)
+    state = read_state(folder)
+    if state is None:
+        raise WeightprogError(f"{folder}: no study.json (a study written before weightprog ran studies as jobs: "
+                              f"rerun `weightprog study` into a new folder)")
+    st = state.settings
+    question = (f"Do the reference workloads ({esc(', '.join(st['workloads']))}) keep their metric from "
+                f"{esc(format_time(st['times_s'][0]))} to {esc(format_time(st['times_s'][-1]))} after programming: "
+                f"naive vs best hand-crafted vs optimised vs the device's limit "
+                f"({esc(' and '.join(v.upper() for v in st['variants']))}-trained)?")
+    status = "" if state.done else f"<p><b>{state.finished} of {len(state.planned)} jobs finished</b>: " \
+                                   f"rerun the same command to resume.</p>"
+    devices = [get_device(d).describe() for d in st["devices"]]
     inputs = kv_table([
-        ("workloads", Raw("<br>".join(
-            esc(f"{r['workload']}: {r['metric']} ({'higher' if r['higher_is_better'] else 'lower'} "
-                f"is better), {r['eval_size']} test items; checkpoints "
-                + ", ".join(f"{k} {str(c.get('sha256', ''))[:12]}" for k, c in r['checkpoints'].items()))
-            for _, r in records))),
-        ("devices", Raw("<br>".join(esc(device_row(d)) for d in device_models.values()))),
+        ("workloads", ", ".join(st["workloads"])),
+        ("devices", "; ".join(device_row(d) for d in devices)),
         ("times after programming", times_text(st["times_s"])),
-        ("realisations", st.get("repeats")),
-        ("periphery", first.get("periphery")),
-        ("search", f"popsize {st.get('popsize')}, {st.get('max_generations')} generations per F, "
-                   f"F = 1…{st.get('f_max')}, {st.get('sample_size')} sampled weights, "
-                   f"polish {st.get('polish_steps')} steps, searched on "
-                   f"{st.get('search_on', st.get('optimise_on'))}" if "popsize" in st else None),
-        ("seed", st.get("seed")),
-        ("weightprog version", first.get("version")),
-        ("machine", ", ".join(f"{k} {v}" for k, v in first.get("machine", {}).items()) or None),
-        ("wall time", "; ".join(f"{r['workload']} {fmt(r.get('wall_time_s'))} s" for _, r in records)),
+        ("realisations", f"{st['repeats']} per strategy, in jobs of {st['block']}"),
+        ("periphery", st["periphery"]),
+        ("strategies", ", ".join(st["roles"])),
+        ("choice of the optimised strategy", f"{st['select']} ({st['network_repeats']} realisations per candidate "
+                                             f"on held-out data)" if st["select"] == "network" else st["select"]),
+        ("search", f"popsize {st['popsize']}, {st['max_generations']} generations per F, F = 1…{st['f_max']}, "
+                   f"{st['sample_size']} sampled weights, polish {st['polish_steps']} steps, searched on "
+                   f"{st['search_on']}"),
+        ("seed", st["seed"]),
     ])
-    figures = ""
-    for name in names:
-        for p in sorted((folder / "figures").glob(f"{name}_*metric_vs_time.png")):
-            figures += png_figure(p, f"{name}: metric vs time after programming, mean ± 1σ, FP digital dotted")
-        for p in sorted((folder / "figures").glob(f"{name}_*_strategy.png")):
-            figures += png_figure(p, f"{name}: optimised strategy")
-        for p in sorted((folder / "figures").glob(f"{name}_gradient_weight.png")):
-            figures += png_figure(p, f"{name}: gradient vs weight per layer")
-    tables = markdown_html(summary[:summary.find("### Criteria")] if criteria else summary)
-    sections = [section("Result", headline),
-                section("Question and inputs", inputs + device_curves_figure(list(device_models.values()))),
+    figures = "".join(png_figure(p, f"{p.stem}: mean and 95 % interval per strategy, FP digital dotted")
+                      for p in sorted((folder / "figures").glob("*_metric_vs_time.png")))
+    sections = [section("Result", status + _cards(state)),
+                section("Question and inputs", inputs + device_curves_figure(devices)),
                 section("Figures", figures),
-                section("Tables", tables + '<p class="note">Every realisation: '
-                                           'results.csv and &lt;workload&gt;/results.json.</p>'),
+                section("Tables", markdown_html(markdown(state.data)) + '<p class="note">Every realisation and '
+                        'the intervals\' terms: data/*.csv; every job: jobs/.</p>'),
                 reproduce_section(command), files_section(folder)]
-    return page(f"weightprog study: {', '.join(names)}", question, done, sections), done
+    return page(f"weightprog study: {', '.join(st['workloads'])}", question, state.done, sections), state.done

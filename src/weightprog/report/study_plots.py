@@ -12,7 +12,7 @@ from ..fileio import atomic_write
 from ..study.data import StudyData
 from ..study.tables import fp_digital, summary_rows
 from ..timeunits import format_times
-from .palette import BOUND, DIGITAL, legend_outside, strategy_style
+from .palette import BOUND, DIGITAL, strategy_style
 
 
 def plot_study(data: StudyData, folder: Path) -> list[Path]:
@@ -54,9 +54,9 @@ def plot_study(data: StudyData, folder: Path) -> list[Path]:
             ax.set_title(f"{w}, {v.upper()}-trained, {d}", fontsize=9)
             ax.set_xlabel("time after programming", fontsize=8)
             ax.grid(alpha=0.3)
-        legend_outside(axes[-1], fontsize=7)
+            ax.legend(fontsize=6, loc="lower left", frameon=False)  # per panel: each variant has its own strategies
         axes[0].set_ylabel(f"{metric.get(w, 'metric')} (mean, 95 % interval)", fontsize=8)
         path = folder / f"{w}_{d}_metric_vs_time.png"
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+        atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
         written.append(path)
     return written

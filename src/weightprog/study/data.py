@@ -209,20 +209,21 @@ def collect(out: Path, records: dict[str, dict]) -> StudyData:
     return StudyData(rows, terms, search_rows, digital_rows, gradient_rows)
 
 
+def _linearised(sums: dict[tuple[int, int], torch.Tensor], k: int, keep: set, aggregate) -> torch.Tensor:
+    """(N,) per-example values at time index k, averaged over the realisations of the blocks
+    `keep` ((first, count) -> (T, N) sums), linearised through the aggregate."""
+    mean = sum(sums[b][k] for b in keep) / sum(c for (_, c) in keep)
+    return linearised(mean.unsqueeze(0), aggregate)
+
+
 def _terms(blocks: dict, digital: dict) -> list[TermRow]:
     """Each strategy's and each comparison's per-example variance at each time."""
     out = []
     for key, got in blocks.items():
         w, d, v, role, times = key
         agg = _aggregate(digital.get((w, "fp"), digital.get((w, v), {})).get("aggregate"))
-
-        def lin(parts: dict, k: int, keep: set) -> torch.Tensor:
-            r = sum(c for (_, c) in keep)
-            mean = sum(parts[b][k] for b in keep) / r
-            return linearised(mean.unsqueeze(0), agg)
-
         for k, t in enumerate(times):
-            own = lin(got, k, set(got))
+            own = _linearised(got, k, set(got), agg)
             out.append(TermRow(w, d, v, role, "", t, own.numel(), float(own.var()), sum(c for _, c in got)))
             for a, b in PAIRS:
                 if a != role:
@@ -237,6 +238,6 @@ def _terms(blocks: dict, digital: dict) -> list[TermRow]:
                     common = set(got) & set(other or {})
                     if not common:
                         continue
-                    diff = lin(got, k, common) - lin(other, k, common)  # type: ignore[arg-type]
+                    diff = _linearised(got, k, common, agg) - _linearised(other, k, common, agg)  # type: ignore[arg-type]
                 out.append(TermRow(w, d, v, role, b, t, diff.numel(), float(diff.var()), sum(c for _, c in common)))
     return out

@@ -48,11 +48,23 @@ def _records(out: Path, jobs: list[StudyJob]) -> dict[str, dict]:
     return found
 
 
-def write_outputs(out: Path, log: Callable[[str], None] = lambda m: None) -> StudyResult | None:
-    """results.csv, paired.csv, summary.md, the data CSVs and the figures from the records in
-    `out/jobs` (a partial study draws what it has); None when there is no record yet."""
-    from ..report.study_plots import plot_study
+@dataclass(frozen=True)
+class StudyState:
+    """A study folder as it stands: its settings, its planned jobs and the data of those finished."""
 
+    settings: dict
+    planned: list[str]
+    finished: int
+    data: StudyData
+
+    @property
+    def done(self) -> bool:
+        return self.finished == len(self.planned)
+
+
+def read_state(out: Path) -> StudyState | None:
+    """The study in `out` (partial or finished), from its plan (study.json) and job records; None
+    when `out` holds no study plan."""
     plan_path = out / "study.json"
     if not plan_path.is_file():
         return None
@@ -62,7 +74,18 @@ def write_outputs(out: Path, log: Callable[[str], None] = lambda m: None) -> Stu
         path = record_path(out, jid)
         if path.is_file():
             records[jid] = json.loads(path.read_text())
-    data = collect(out, records)
+    return StudyState(plan["settings"], list(plan["jobs"]), len(records), collect(out, records))
+
+
+def write_outputs(out: Path, log: Callable[[str], None] = lambda m: None) -> StudyResult | None:
+    """results.csv, paired.csv, summary.md, the data CSVs and the figures from the records in
+    `out/jobs` (a partial study draws what it has); None when `out` holds no study plan."""
+    from ..report.study_plots import plot_study
+
+    state = read_state(out)
+    if state is None:
+        return None
+    data = state.data
     data.write(out / "data")
     summary, paired = summary_rows(data), paired_rows(data)
     text = markdown(data)
@@ -71,7 +94,27 @@ def write_outputs(out: Path, log: Callable[[str], None] = lambda m: None) -> Stu
     atomic_write_text(out / "summary.md", text)
     for path in plot_study(data, out / "figures"):
         log(f"figure {path}")
-    return StudyResult(out, data, summary, paired, text, len(records), {}, "none")
+    return StudyResult(out, data, summary, paired, text, state.finished, {}, "none")
+
+
+@dataclass
+class _Handler:
+    """Writes each record as it arrives, and says so."""
+
+    out: Path
+    finished: int
+    total: int
+    failed: dict[str, str]
+    log: Callable[[str], None]
+
+    def __call__(self, record: dict) -> None:
+        if write_record(self.out, record):
+            self.finished += 1
+            self.failed.pop(record["id"], None)
+            self.log(f"[{self.finished}/{self.total}] {record['id']} ({record['run']['wall_time_s']:.0f} s)")
+        else:
+            self.failed[record["id"]] = record["error"]
+            self.log(f"FAILED {record['id']}: {record['error']}")
 
 
 def run_study(settings: StudySettings, out: str | Path, log: Callable[[str], None] = lambda m: None,
@@ -105,24 +148,14 @@ def run_study(settings: StudySettings, out: str | Path, log: Callable[[str], Non
         engine = "none"
         jobs = first_jobs(settings)
         for phase in ("searches, digital runs, naive and limit", "hand-crafted and optimised"):
-            if phase != "searches, digital runs, naive and limit":
-                searches = {jid: rec["result"] for jid, rec in _records(out, jobs).items() if "_search" in jid}
+            if phase == "hand-crafted and optimised":  # their strategies come from the searches' records
+                searches = {jid: rec["result"] for jid, rec in _records(out, jobs).items() if jid.endswith("_search")}
                 jobs = jobs + evaluate_jobs(settings, searches)
             atomic_write_json(out / "study.json", {"settings": settings.to_dict(), "jobs": [j.id for j in jobs]})
             have = _records(out, jobs)
             todo = [j.to_dict() for j in jobs if j.id not in have]
             log(f"{phase}: {len(have)} of {len(jobs)} jobs done before, {len(todo)} to run")
-            count = [len(have)]
-
-            def handle(record: dict) -> None:
-                if write_record(out, record):
-                    count[0] += 1
-                    failed.pop(record["id"], None)
-                    log(f"[{count[0]}/{len(jobs)}] {record['id']} ({record['run']['wall_time_s']:.0f} s)")
-                else:
-                    failed[record["id"]] = record["error"]
-                    log(f"FAILED {record['id']}: {record['error']}")
-
+            handle = _Handler(out, len(have), len(jobs), failed, log)
             used = run_tasks(todo, run_job, handle, workers, ray, float(settings.threads or 1))
             engine = used if used != "none" else engine
         result = write_outputs(out, log)
