@@ -249,7 +249,9 @@ def test_significance_with_strategy_files_only_is_refused(finished):
 # --- messages -----------------------------------------------------------------------------------------
 
 def _commands(group: click.Group, path: tuple[str, ...] = ()):
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # lazily loaded commands included
+        cmd = group.get_command(ctx, name)
         if isinstance(cmd, click.Group):
             yield from _commands(cmd, (*path, name))
         else:

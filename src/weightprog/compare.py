@@ -19,11 +19,12 @@ import torch
 
 from ._version import __version__
 from .baselines import BASELINES
+from .choices import NAIVE
 from .devices import DeviceModel, get_device
 from .errors import WeightprogError
 from .fileio import atomic_write_json, atomic_write_text, folder_lock
 from .sample import WeightSample
-from .scores import NAIVE, Score, Scoreboard
+from .scores import Score, Scoreboard
 from .search.evolve import Progress
 from .search.run import OptimizeResult, OptimizeSettings, optimize
 from .timeunits import format_times

@@ -5,17 +5,19 @@ the options themselves are declared in `options.py`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
-import torch
 
-from ..cell import Cell
 from ..errors import WeightprogError
-from ..largescale import sample_file
-from ..sample import DISTRIBUTIONS, WeightSample, load_distribution, sample_from_values
-from ..search.run import OptimizeSettings
 from ..validate import compute_device
 from .options import option_names
+
+if TYPE_CHECKING:  # loaded when a command runs, not when the command line starts
+    import torch
+
+    from ..sample import WeightSample
+    from ..search.run import OptimizeSettings
 
 SETTING_OPTIONS = {"times_s": "--times", "budget_s": "--budget", "grid_points": "--grid", "polish": "--no-polish"}
 """OptimizeSettings fields whose option is not spelled `--field-name`."""
@@ -62,6 +64,9 @@ def load_values(weights: str | None, distribution: str | None, normalise: str,
     WeightprogError
         Both a file and a distribution, an unknown distribution, or an unreadable file.
     """
+    from ..largescale import sample_file
+    from ..sample import DISTRIBUTIONS, load_distribution
+
     if weights and distribution:
         raise WeightprogError("--weights and --distribution: give one, not both")
     if weights:
@@ -120,6 +125,10 @@ def search_inputs(weights: str | None, distribution: str | None, normalise: str,
     WeightprogError
         A setting out of range (named by its option), no GPU for `--compute cuda`, or unreadable weights.
     """
+    from ..cell import Cell
+    from ..sample import sample_from_values
+    from ..search.run import OptimizeSettings
+
     with option_names(**SETTING_OPTIONS):
         compute_device(compute)  # a GPU where --compute cuda asks for one, before the weights are read
         cell = None if significance == "auto" else Cell.parse(significance)

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..aihwkit_export import optimum_export
-from ..devices import DeviceModel, get_device
+from ..choices import SELECT_RULES
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json
-from ..largescale import iter_file_tensors
-from ..report.optimize_plots import plot_convergence, plot_error_distribution, plot_strategy, plot_tnmse_vs_time
-from ..report.palette import strategy_label
-from ..report.progress import SearchBars
-from ..scores import Scoreboard
-from ..search.run import OptimizeSettings, optimize, optimize_per_layer
-from ..select import SELECT_RULES, candidates_of, select_on_network
-from ..strategy import Strategy
 from ..timeunits import format_times
 from .inputs import search_inputs
 from .network import NetworkInputs, network_options
 from .options import device_option, force_option, search_options
 from .report import begin_run, write_run_report
+
+if TYPE_CHECKING:  # loaded when the command runs, not when the command line starts
+    from ..devices import DeviceModel
+    from ..search.run import OptimizeSettings
+    from ..strategy import Strategy
 
 OUTPUTS = ("strategy.json", "strategy.aihwkit.json", "strategy.aihwkit-optimum.json",
            "strategy.aihwkit-optimum.map.json", "report.json", "strategy.png", "tnmse_vs_time.png",
@@ -55,6 +52,15 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
                      periphery, eval_size, out_dir, **search):
     """Find the programming strategy with the lowest time-averaged weight error (with --model: the best
     candidate on the network's held-out metric)."""
+    from ..aihwkit_export import optimum_export
+    from ..devices import get_device
+    from ..largescale import iter_file_tensors
+    from ..report.optimize_plots import plot_convergence, plot_error_distribution, plot_strategy, plot_tnmse_vs_time
+    from ..report.palette import strategy_label
+    from ..report.progress import SearchBars
+    from ..search.run import optimize
+    from ..select import candidates_of, select_on_network
+
     dev = get_device(device)  # resolved once: the library takes the model from here on
     if per_layer and not search["weights"]:
         raise WeightprogError("--per-layer needs --weights (a network's layers)")
@@ -130,6 +136,8 @@ def per_layer_report(tensors, network_strategy: Strategy, dev: DeviceModel, sett
     list of dict
         report.json's `per_layer` rows.
     """
+    from ..search.run import optimize_per_layer
+
     click.echo("per-layer strategies (each layer's own vs the network-wide strategy, fresh seeds):", err=True)
     rows = []
     for layer in optimize_per_layer(tensors, network_strategy, dev, settings, normalise):
@@ -152,6 +160,8 @@ def print_summary(report: dict, out: Path) -> None:
     out
         The output folder.
     """
+    from ..scores import Scoreboard
+
     gaps = report.get("gap_to_bound")
     click.echo(f"{'strategy':<24}{'TNMSE':>11}{'± s.e.':>10}" + (f"{'vs bound':>10}" if gaps else ""))
     for key, name, score in Scoreboard.from_json(report["tnmse"]).entries():
@@ -181,6 +191,8 @@ def summary_words(report: dict) -> list[str]:
     list of str
         One sentence per line.
     """
+    from ..scores import Scoreboard
+
     scores = Scoreboard.from_json(report["tnmse"])
     cell = ",".join(f"{f:g}" for f in report["cell"]["significance"])
     opt, best = scores.optimised, scores.best_hand_crafted

@@ -7,10 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..choices import PERIPHERIES, SEARCH_ON, STUDY_PERIPHERY
 from ..errors import WeightprogError
-from ..nn.periphery import PRESETS as PERIPHERY_PRESETS
-from ..report.progress import count_progress
-from ..study import DEFAULT_EVAL_SIZE, SEARCH_ON, STUDY_PERIPHERY, StudySettings, run_study
 from ..validate import integer
 from .options import force_option, option_names, times_option
 from .report import begin_run, write_run_report
@@ -29,6 +27,8 @@ def _eval_sizes(items) -> dict:
     dict
         Test items per workload.
     """
+    from ..study import DEFAULT_EVAL_SIZE
+
     sizes = dict(DEFAULT_EVAL_SIZE)
     for item in items:
         name, sep, n = item.partition("=")
@@ -51,7 +51,7 @@ def _eval_sizes(items) -> dict:
 @click.option("--eval-size", "eval_sizes", multiple=True, metavar="WORKLOAD=N",
               help="Test items per evaluation (default fmnist-resnet32=1000, ptb-lstm=8000 tokens, "
                    "sentiment-minilm=256).")
-@click.option("--periphery", type=click.Choice(sorted(PERIPHERY_PRESETS)), default=STUDY_PERIPHERY,
+@click.option("--periphery", type=click.Choice(sorted(PERIPHERIES)), default=STUDY_PERIPHERY,
               show_default=True,
               help="chip-8bit: 8-bit DAC/ADC, output noise 1/127 of the range, abs-max input scaling and "
                    "per-column ranges as chips run them; standard: the same converters and noise with one "
@@ -73,6 +73,9 @@ def study(workloads, devices, variants, times, repeats, seed, eval_sizes, periph
           f_max, polish_steps, search_on, threads, out_dir):
     """Optimise, then evaluate FP/HWA × naive/hand-crafted/optimised over time on real workloads."""
     import torch
+
+    from ..report.progress import count_progress
+    from ..study import StudySettings, run_study
 
     if threads is not None:
         with option_names():

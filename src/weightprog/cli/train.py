@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..nn.periphery import PRESETS
-from ..workloads.training import WEIGHT_NOISE
+from ..choices import PERIPHERIES, WEIGHT_NOISE
 from .options import option_names
 
 
@@ -21,7 +20,7 @@ from .options import option_names
 @click.option("--seed", type=int, default=0)
 @click.option("--device", default="pcm", help="Device name or YAML/JSON file whose programming noise scales HWA noise.")
 @click.option("--periphery", default=None, show_default=False, metavar="PRESET",
-              help=f"The periphery HWA trains through (a preset: {', '.join(PRESETS)}; default standard); "
+              help=f"The periphery HWA trains through (a preset: {', '.join(PERIPHERIES)}; default standard); "
                    "train for the periphery the model is evaluated with.")
 @click.option("--output-noise", type=float, default=None, show_default=False,
               help="Older form of --periphery: the 8-bit periphery with this output noise, fraction of the "

@@ -20,6 +20,7 @@ from .. import validate
 from .._version import __version__
 from ..baselines import BASELINES, baseline
 from ..cell import Cell
+from ..choices import METHODS, OBJECTIVES
 from ..devices import DeviceModel, get_device
 from ..error_split import ErrorSplit, error_split
 from ..errors import WeightprogError
@@ -32,15 +33,9 @@ from ..timeunits import DEFAULT_TIMES_S, check_times
 from .evolve import EvolutionResult, Progress, evolve, polish
 from .space import GRID_PLACEMENTS, MODES, StrategySpace, make_grid, snap_to_kinks
 
-OBJECTIVES = ("expected", "mc")
-"""What the search minimises: the expected TNMSE (expected.py) or the Monte-Carlo TNMSE (metric.py)."""
 SEARCH_BINS = 4
 """Density bins per grid segment of the search's expected objective (8, the model's default, for
 the limits): the search only ranks candidates, and every reported number is re-scored."""
-METHODS = ("auto", "de", "pointwise")
-"""`de`: differential evolution over the strategy space (the paper's method); `pointwise`: the
-pointwise optimum under the deployed drift compensation as a dense table (expected.py); `auto`:
-both, the better by Monte-Carlo re-score."""
 EXPRESSIBLE_TOL = 1e-4
 """|W_hw(1) − β|/β above which a strategy clips (or under-fills) the largest weight: aihwkit's
 CustomPairConductanceConverter, whose scale is the table's largest weight, cannot express it."""

@@ -26,10 +26,11 @@ from typing import Any
 import torch
 
 from .. import validate
+from ..choices import WEIGHT_NOISE
 from ..errors import WeightprogError
 from ..nn.periphery import PRESETS, Periphery
 from .common import VARIANTS, Workload
-from .training import WEIGHT_NOISE, HWAConfig, Log, device_noise_scale, output_noise_periphery
+from .training import HWAConfig, Log, device_noise_scale, output_noise_periphery
 
 WORKLOADS = ("ptb-lstm", "fmnist-resnet32", "sentiment-minilm")
 # options a caller may pass besides variant / eval_size / split / checkpoint / seed

@@ -16,10 +16,11 @@ import sys
 from collections.abc import Sequence
 
 from .. import validate
+from ..choices import WEIGHT_NOISE
 from ..errors import WeightprogError
 from ..nn.periphery import PRESETS
 from . import TrainSettings, train_workload
-from .training import WEIGHT_NOISE, module_command
+from .training import module_command
 
 
 def main(argv: Sequence[str] | None = None) -> None:

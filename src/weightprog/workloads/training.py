@@ -51,8 +51,6 @@ MODULE_COMMAND = "python -m weightprog.workloads.train"
 """The command the checkpoint manifest records for a training run (both entry points take its options)."""
 
 Log = Callable[[str], None]
-WEIGHT_NOISE = ("row", "device")
-"""HWA weight-noise forms: `row` (`HWAConfig.noise` × the row's max |w|), `device` (`HWAConfig.noise_device`)."""
 
 
 @dataclass(frozen=True)
