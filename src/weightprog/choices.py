@@ -1,7 +1,7 @@
-"""The named choices that settings and options offer, in a module that imports nothing: the command
-line builds its options (`click.Choice`, defaults) from here without loading torch, numpy or
-matplotlib, so `weightprog --help` and an argument error answer at once (issue 25). The modules
-that act on a choice import its names from here."""
+"""The named choices (and the sample's default shape) that settings and options offer, in a module
+that imports nothing: the command line builds its options (`click.Choice`, defaults) from here
+without loading torch, numpy or matplotlib, so `weightprog --help` and an argument error answer at
+once (issue 25). The modules that act on a choice import its names from here."""
 
 from __future__ import annotations
 
@@ -35,6 +35,12 @@ STUDY_PERIPHERY = "chip-8bit"
 """The study's periphery: `standard`'s 8-bit converters and noise run as chips run them (docs/NN.md)."""
 PROPERTIES = ("programming", "drift_mean", "drift_std", "read", "g_max")
 """Device properties `device advise` scales (`Scales`); for all but g_max smaller is better."""
+
+
+DEFAULT_ROWS = 512
+"""Weights per crossbar column of a weight sample."""
+DEFAULT_SIZE = 10_240
+"""Weights in the search's sample: docs/MODEL.md §8, the paper's proxy size, a 512 × 20 tile."""
 
 
 def baseline_name(text: str) -> str:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import click
 
 from .. import runfolder
-from ..choices import BASELINES, GRID_PLACEMENTS, METHODS, MODES, OBJECTIVES, baseline_name
+from ..choices import BASELINES, DEFAULT_ROWS, DEFAULT_SIZE, GRID_PLACEMENTS, METHODS, MODES, OBJECTIVES, baseline_name
 from ..errors import WeightprogError
 from ..timeunits import DEFAULT_TIMES_S, parse_times
 from ..validate import SettingError
@@ -165,6 +165,9 @@ def _search_option_list() -> list:
         click.option("--distribution", default=None, help="A built-in weight distribution (default: 'default')."),
         click.option("--normalise", type=click.Choice(["column", "tensor"]), default="column", show_default=True,
                      help="How --weights are normalised before sampling (as deployed)."),
+        click.option("--sample-size", type=int, default=None, metavar="N",
+                     help=f"Weights in the search's sample (each re-score block the same), a multiple of "
+                          f"{DEFAULT_ROWS} [default: {DEFAULT_SIZE:,}]; smaller is faster and noisier."),
         click.option("--pairs", default=2, show_default=True, type=int, help="Differential pairs per weight (P)."),
         click.option("--significance", default="auto", show_default=True,
                      help="Significance factors, e.g. 1,2; 'auto' searches the cell 1,F,F²,… for F = 1…--f-max."),

@@ -43,8 +43,10 @@ def train(ctx, workload, variant, steps, batch, lr, seed, device, periphery, out
     The checkpoint and its manifest entry go to the package's workloads/checkpoints/; the manifest
     records the run as `python -m weightprog.workloads.train` with the same arguments.
     """
+    import torch
+
     from ..workloads import TrainSettings, train_workload
-    from ..workloads.training import module_command
+    from ..workloads.training import module_command, timed_line
 
     extra = {} if output_noise is None else {"output_noise": output_noise}
     if weight_noise is not None:
@@ -55,7 +57,9 @@ def train(ctx, workload, variant, steps, batch, lr, seed, device, periphery, out
         settings = TrainSettings(workload, variant, steps, batch, lr, seed, device, threads=threads,
                                  train_size=train_size, resume=resume, periphery=periphery, **extra)
     args = ctx.find_root().meta.get("weightprog.args")  # as typed, when it came through the group
-    click.echo(train_workload(settings, command=module_command(_given(ctx) if args is None else args)))
+    torch.set_num_threads(settings.threads)  # the command's process: the library leaves threads to its caller
+    click.echo(train_workload(settings, command=module_command(_given(ctx) if args is None else args),
+                              log=lambda msg: click.echo(timed_line(msg))))
 
 
 def _given(ctx: click.Context) -> list[str]:

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -178,12 +179,14 @@ def png_figure(path: Path, caption: str) -> str:
 
 def svg_figure(fig, caption: str) -> str:
     """A matplotlib figure drawn here, inline as SVG."""
-    import matplotlib.pyplot as plt
+    import matplotlib
 
     buf = io.StringIO()
-    with plt.rc_context({"svg.fonttype": "none"}):  # text as text: small, selectable, no glyph ids
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text: small, selectable, no glyph ids
         fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    plt.close(fig)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:  # a figure pyplot made is dropped from its registry (one of ours needs nothing)
+        pyplot.close(fig)
     text = buf.getvalue()
     text = re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg"):], flags=re.S)
     return f'<figure>{text}<figcaption>{esc(caption)}</figcaption></figure>'
@@ -257,12 +260,8 @@ def device_from_describe(d: dict):
 
 def device_curves_figure(describes: list[dict]) -> str:
     """σ_p(G), ν mean ± std (G) and Q(G) of each device, one colour per device, as inline SVG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from .device_plots import device_curves
+    from .figure import subplots
     from .palette import device_colour
 
     devices = [(d, device_from_describe(d)) for d in describes]
@@ -272,7 +271,7 @@ def device_curves_figure(describes: list[dict]) -> str:
             "do not rebuild the device.</p>") if missing else ""
     if not shown:
         return note
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 2.9))
+    fig, axes = subplots(1, 3, figsize=(10.5, 2.9))
     for _d, dev in shown:
         c = device_curves(dev)
         col = device_colour(dev.name)

@@ -5,15 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")  # files only: no display on the machines that run this
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from ..fileio import atomic_write  # noqa: E402
-from ..timeunits import format_times  # noqa: E402
-from .palette import DIGITAL, legend_outside, strategy_style  # noqa: E402
+from ..fileio import atomic_write
+from ..timeunits import format_times
+from .figure import subplots
+from .palette import DIGITAL, legend_outside, strategy_style
 
 
 def plot_study_metric(name: str, metric: str, drec: dict, times_s: Sequence[float], repeats: int,
@@ -36,7 +33,7 @@ def plot_study_metric(name: str, metric: str, drec: dict, times_s: Sequence[floa
         The FP model's digital metric (the dotted line).
     """
     variants = list(drec["variants"])
-    fig, axes = plt.subplots(1, len(variants), figsize=(4.6 * len(variants), 3.4), squeeze=False, sharey=True)
+    fig, axes = subplots(1, len(variants), figsize=(4.6 * len(variants), 3.4), squeeze=False, sharey=True)
     times = list(times_s)
     for ax, v in zip(axes[0], variants):
         for role, s in drec["variants"][v]["strategies"].items():
@@ -54,7 +51,4 @@ def plot_study_metric(name: str, metric: str, drec: dict, times_s: Sequence[floa
         ax.grid(alpha=0.3)
     legend_outside(axes[0][-1], fontsize=7)
     axes[0][0].set_ylabel(f"{metric} (mean ±1σ, R={repeats})", fontsize=8)
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    finally:
-        plt.close(fig)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
