@@ -127,7 +127,7 @@ def test_cli_compare_writes_everything(tmp_path, group):
     out = tmp_path / "cmp"
     result = CliRunner().invoke(group, ["compare-devices", "pcm", "pcm-lowdrift", "--max-generations", "2",
                                         "--popsize", "3", "--f-max", "2", "--no-polish", "--times", "1s,1d",
-                                        "--out", str(out)])
+                                        "--sample-size", "1024", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "rank opt" in result.output and "The ranking" in result.output
     data = json.loads((out / "comparison.json").read_text())

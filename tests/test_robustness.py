@@ -31,7 +31,7 @@ from weightprog.strategy import Strategy
 from weightprog.weightfiles import load_state
 
 TINY_SEARCH = ["--pairs", "1", "--max-generations", "1", "--popsize", "3", "--no-polish", "--rescore-blocks", "1",
-               "--times", "1s,1d"]
+               "--sample-size", "1024", "--times", "1s,1d"]
 
 
 def snapshot(folder):

@@ -20,7 +20,7 @@ from weightprog.report.page import vs_digital
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = ["--pairs", "1", "--max-generations", "2", "--popsize", "3", "--no-polish", "--rescore-blocks", "1",
-        "--times", "1s,1d"]
+        "--sample-size", "1024", "--times", "1s,1d"]
 
 
 def snapshot(folder):

@@ -316,7 +316,7 @@ def test_study_smoke_fmnist(tmp_path):
     from weightprog.study import StudySettings, run_study
     s = StudySettings(workloads=("fmnist-resnet32",), devices=("pcm",), times_s=(1.0, 86400.0), repeats=1,
                       eval_size={"fmnist-resnet32": 64}, max_generations=1, popsize=2, f_max=2,
-                      sample_size=1024, optimise_on="fp", polish_steps=0)
+                      sample_size=1024, search_on="fp", polish_steps=0)
     run_study(s, tmp_path)
     rec = json.loads((tmp_path / "fmnist-resnet32" / "results.json").read_text())
     v = rec["devices"]["pcm"]["variants"]
