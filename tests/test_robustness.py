@@ -161,9 +161,9 @@ def test_study_bad_settings_named_by_option(tmp_path):
 
 
 def test_study_variant_and_periphery_reach_the_settings(tmp_path, monkeypatch):
-    import weightprog.cli.study as cli_study
+    import weightprog.study as study  # the command imports it when it runs
     seen = []
-    monkeypatch.setattr(cli_study, "run_study", lambda settings, out, **kw: seen.append(settings) or 1 / 0)
+    monkeypatch.setattr(study, "run_study", lambda settings, out, **kw: seen.append(settings) or 1 / 0)
     CliRunner().invoke(main, ["study", "--out", str(tmp_path / "s"), "--variant", "hwa", "--workload", "ptb-lstm"])
     assert seen[-1].variants == ("hwa",) and seen[-1].periphery == "chip-8bit"  # the study's default periphery
     CliRunner().invoke(main, ["study", "--out", str(tmp_path / "t"), "--periphery", "standard"])
@@ -398,12 +398,12 @@ def test_second_run_into_a_locked_folder_stops(tmp_path):
 
 
 def test_interrupt_messages_promise_only_what_happens(monkeypatch):
-    import weightprog.cli.device as cli_device
+    import weightprog.devices as devices  # the command imports get_device when it runs
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_device, "get_device", interrupted)
+    monkeypatch.setattr(devices, "get_device", interrupted)
     result = CliRunner().invoke(main, ["device", "show", "pcm"])
     assert result.exit_code == 130 and "show keeps no partial results" in result.output
     assert "resume" not in result.output

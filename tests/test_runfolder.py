@@ -124,12 +124,12 @@ def test_a_command_json_that_is_not_ours_is_refused(tmp_path):
 # --- interrupted runs ----------------------------------------------------------------------------------
 
 def test_an_interrupted_run_keeps_its_command_and_says_so(tmp_path, monkeypatch):
-    import weightprog.cli.optimize as cli_optimize
+    import weightprog.search.run as run  # the command imports optimize when it runs
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_optimize, "optimize", interrupted)
+    monkeypatch.setattr(run, "optimize", interrupted)
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["optimize", *TINY, "--out", str(out)])
     assert result.exit_code == 130 and "rerun the same command to resume" in result.output
