@@ -9,11 +9,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(autouse=True)
 def one_thread():
-    """Tiny tensors: one thread is fastest, and on a shared 2-core machine OpenMP threads that
-    spin-wait for each other make such tests ~10x slower. Restored afterwards. A module takes it
-    with `pytestmark = pytest.mark.usefixtures("one_thread")`, a test by naming it."""
+    """One torch thread for every test: tiny tensors run fastest on one, and on a shared 2-core
+    machine OpenMP threads that spin-wait for each other make such tests ~10x slower. Restored
+    after each test (a test that wants more sets them itself). Modules that still name it
+    (`pytest.mark.usefixtures("one_thread")`) get the same."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

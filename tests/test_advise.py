@@ -94,7 +94,7 @@ def test_advise_cli_writes_json_and_figure(tmp_path):
     out = tmp_path / "adv"
     result = CliRunner().invoke(main, ["device", "advise", "pcm", "--property", "read",
                                        "--pairs", "1", "--max-generations", "3", "--no-polish",
-                                       "--rescore-blocks", "1", "--out", str(out)])
+                                       "--rescore-blocks", "1", "--sample-size", "1024", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads((out / "advice.json").read_text())
     assert {p["property"] for p in data["properties"]} == {"read"}

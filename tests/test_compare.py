@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
-import functools
+import dataclasses
 import json
 
 import click
 import pytest
 from click.testing import CliRunner
 
+import weightprog.cli.compare as cli_compare
 import weightprog.cli.inputs as cli_inputs
 from weightprog.cli.compare import compare_devices_command
 from weightprog.cli.options import Group
@@ -23,7 +24,7 @@ from weightprog.compare import (
 )
 from weightprog.errors import WeightprogError
 from weightprog.records.comparison import ComparisonRecord, write_comparison_run
-from weightprog.sample import default_sample, load_distribution, sample_from_values
+from weightprog.sample import default_sample, load_distribution
 from weightprog.scores import Score, Scoreboard, Scored
 from weightprog.search.run import OptimizeSettings, optimize
 
@@ -110,11 +111,14 @@ def test_compare_rejects_bad_device_lists():
 
 @pytest.fixture
 def group(monkeypatch):
-    # keep the CLI run small: tiny search sample, two re-score blocks, no torch.compile
-    # (compare-devices builds its settings and sample through cli.inputs.search_inputs)
-    monkeypatch.setattr(cli_inputs, "OptimizeSettings",
-                        functools.partial(OptimizeSettings, rescore_blocks=2, compile=False))
-    monkeypatch.setattr(cli_inputs, "sample_from_values", functools.partial(sample_from_values, size=1024))
+    # keep the CLI run small: 1,024 weights unless --sample-size says otherwise, two re-score blocks,
+    # no torch.compile (compare-devices reads its settings and sample through search_inputs)
+    def small(sample_size=None, **options):
+        inputs = cli_inputs.search_inputs(sample_size=sample_size or 1024, **options)
+        return dataclasses.replace(inputs, settings=dataclasses.replace(inputs.settings, rescore_blocks=2,
+                                                                        compile=False))
+
+    monkeypatch.setattr(cli_compare, "search_inputs", small)
 
     @click.group(cls=Group)
     def main():
@@ -128,7 +132,7 @@ def test_cli_compare_writes_everything(tmp_path, group):
     out = tmp_path / "cmp"
     result = CliRunner().invoke(group, ["compare-devices", "pcm", "pcm-lowdrift", "--max-generations", "2",
                                         "--popsize", "3", "--f-max", "2", "--no-polish", "--times", "1s,1d",
-                                        "--out", str(out)])
+                                        "--sample-size", "1024", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "rank opt" in result.output and "The ranking" in result.output
     data = json.loads((out / "comparison.json").read_text())

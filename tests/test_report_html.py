@@ -15,6 +15,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -28,7 +30,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
 SEARCH = ["--max-generations", "2", "--popsize", "5", "--grid", "4", "--no-polish", "--significance", "1,2",
-          "--times", "1s,1d,1y"]
+          "--times", "1s,1d,1y", "--sample-size", "1024"]  # 1,024 weights: 2 crossbar columns, fast on 2 cores
 
 
 def run(*args):
@@ -366,7 +368,12 @@ def test_one_colour_per_strategy_across_commands():
     assert len(set(FAMILIES.values())) == len(FAMILIES)
     assert strategy_style("lsp-first (f=1,2)")["ls"] == "--" and strategy_style("lsp-first (f=1,1)")["ls"] == "-"
     assert strategy_style("naive (lsp_first F=1)")["ls"] == "-" and strategy_style("lsp_first_best")["ls"] == "--"
-    assert strategy_colour("my_strategy.json") == strategy_colour("my_strategy.json")  # fixed by the name
+    # any other name: a colour fixed by the name alone, the same in a process with another hash seed
+    code = "from weightprog.report.palette import strategy_colour; print(strategy_colour('my_strategy.json'))"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout.strip()
+    assert other == strategy_colour("my_strategy.json")
+    assert len({strategy_colour(f"run{i}.json") for i in range(12)}) > 1  # names spread over the pool
     assert strategy_colour("my_strategy.json") not in FAMILIES.values()
 
 
@@ -425,7 +432,8 @@ def test_the_recorded_command_reproduces_the_run(tmp_path, monkeypatch):
 def test_advise_and_flipmap_pages_in_chromium(tmp_path, browser):
     """`device advise` and `device flipmap` folders get their own pages, checked like the others."""
     fast = ["--pairs", "1", "--max-generations", "3", "--rescore-blocks", "1"]
-    run("device", "advise", "pcm", "--property", "read", "--no-polish", *fast, "--out", str(tmp_path / "advise"))
+    run("device", "advise", "pcm", "--property", "read", "--no-polish", *fast, "--sample-size", "1024",
+        "--out", str(tmp_path / "advise"))
     run("device", "flipmap", "pcm", "--x", "drift_std=0.5,2", "--y", "read=1", "--workers", "0", *fast,
         "--out", str(tmp_path / "flipmap"))
     for kind, folder in (("device-advise", "advise"), ("device-flipmap", "flipmap")):

@@ -20,7 +20,7 @@ from weightprog.report.page import vs_digital
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = ["--pairs", "1", "--max-generations", "2", "--popsize", "3", "--no-polish", "--rescore-blocks", "1",
-        "--times", "1s,1d"]
+        "--sample-size", "1024", "--times", "1s,1d"]
 
 
 def snapshot(folder):
@@ -124,12 +124,12 @@ def test_a_command_json_that_is_not_ours_is_refused(tmp_path):
 # --- interrupted runs ----------------------------------------------------------------------------------
 
 def test_an_interrupted_run_keeps_its_command_and_says_so(tmp_path, monkeypatch):
-    import weightprog.cli.optimize as cli_optimize
+    import weightprog.search.run as run  # the command imports optimize when it runs
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_optimize, "optimize", interrupted)
+    monkeypatch.setattr(run, "optimize", interrupted)
     out = tmp_path / "run"
     result = CliRunner().invoke(main, ["optimize", *TINY, "--out", str(out)])
     assert result.exit_code == 130 and "rerun the same command to resume" in result.output
@@ -249,7 +249,9 @@ def test_significance_with_strategy_files_only_is_refused(finished):
 # --- messages -----------------------------------------------------------------------------------------
 
 def _commands(group: click.Group, path: tuple[str, ...] = ()):
-    for name, cmd in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # lazily loaded commands included
+        cmd = group.get_command(ctx, name)
         if isinstance(cmd, click.Group):
             yield from _commands(cmd, (*path, name))
         else:

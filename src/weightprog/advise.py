@@ -24,14 +24,13 @@ from dataclasses import dataclass
 
 import torch
 
+from .choices import PROPERTIES
 from .devices import DeviceModel, ScaledDevice, Scales, get_device
 from .errors import WeightprogError
 from .sample import WeightSample
 from .scores import Score, Scoreboard
 from .search.run import OptimizeResult, OptimizeSettings, optimize
 
-PROPERTIES = ("programming", "drift_mean", "drift_std", "read", "g_max")
-"""Properties of `Scales`; for all but g_max smaller is better."""
 LABELS = {"programming": "programming noise σ_p", "drift_mean": "drift mean μ_ν",
           "drift_std": "drift spread σ_ν", "read": "read noise Q", "g_max": "dynamic range g_max"}
 

@@ -15,11 +15,9 @@ from __future__ import annotations
 import torch
 
 from .cell import Cell, ascending
+from .choices import BASELINES
 from .errors import WeightprogError
 from .strategy import Strategy
-
-BASELINES = ("single-pair", "lsp-first", "msp-first")
-"""Names of the hand-crafted strategies `baseline` builds."""
 
 
 def _fill(cell: Cell, order: list[int], g_min: float, g_max: float, u: torch.Tensor) -> torch.Tensor:

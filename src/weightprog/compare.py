@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 
 from .baselines import BASELINES
+from .choices import NAIVE
 from .devices import DeviceModel, get_device
 from .errors import WeightprogError
 from .fileio import folder_lock
 from .sample import WeightSample
-from .scores import NAIVE, Score, Scoreboard
+from .scores import Score, Scoreboard
 from .search.evolve import Progress
 from .search.run import OptimizeResult, OptimizeSettings, optimize
 from .timeunits import format_times

@@ -17,16 +17,15 @@ from dataclasses import dataclass
 
 import torch
 
+from .choices import NORMALISE_UNITS, REFERENCES
 from .devices import DeviceModel, get_device
 from .errors import WeightprogError
 from .sample import check_finite
 from .strategy import Strategy
 from .validate import COMPENSATION_SCOPES, compensation_scope
 
-NORMALISE_UNITS = ("column", "tile", "tensor")
 COMPENSATION_UNITS = COMPENSATION_SCOPES
 """The drift-compensation scopes a mapping takes: `validate.COMPENSATION_SCOPES` (the one table)."""
-REFERENCES = ("read", "programmed")
 
 
 @dataclass(frozen=True)

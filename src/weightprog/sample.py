@@ -15,10 +15,9 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike
 
+from .choices import DEFAULT_ROWS, DEFAULT_SIZE
 from .errors import WeightprogError
 
-DEFAULT_ROWS = 512
-DEFAULT_SIZE = 10_240  # docs/MODEL.md §8: the paper's proxy size, a 512 × 20 tile
 DATA_DIR = Path(__file__).parent / "data"
 DISTRIBUTIONS = {
     "default": "default_weights.npy",

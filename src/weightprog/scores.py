@@ -16,23 +16,16 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from .baselines import BASELINES
+from .choices import BASELINES, NAIVE
 from .metric import TNMSEResult
 
 SPLIT_BASELINES = ("lsp-first", "msp-first")
 """The hand-crafted strategies that use a significance ratio F > 1 (P ≥ 2)."""
-NAIVE = "lsp-first"
-"""The paper's naive mapping, at F = 1."""
 
 
 def json_key(name: str) -> str:
     """`lsp-first` -> `lsp_first`: a strategy name as a JSON key."""
     return name.replace("-", "_")
-
-
-def baseline_name(text: str) -> str:
-    """`lsp_first` (a JSON key, or the older spelling of options and sweep files) -> `lsp-first`."""
-    return text.replace("_", "-")
 
 
 @dataclass(frozen=True)

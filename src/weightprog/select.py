@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .choices import SELECT_RULES
 from .devices import DeviceModel
 from .hardware import Mapping
 from .nn.evaluate import OverTimeResult, evaluate_over_time
@@ -29,9 +30,6 @@ from .strategy import Strategy
 from .timeunits import format_time
 from .validate import choice, integer
 from .validate import seed as check_seed
-
-SELECT_RULES = ("network", "tnmse")
-"""`network`: the best candidate on the network's held-out metric; `tnmse`: the lowest weight error."""
 
 
 @dataclass(frozen=True)

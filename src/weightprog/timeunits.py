@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Sequence
-
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import WeightprogError
+
+if TYPE_CHECKING:  # torch is not imported at run time: the command line parses times before loading it
+    import torch
 
 SECONDS = {
     "s": 1.0, "sec": 1.0,
@@ -78,7 +81,9 @@ def check_times(times_s: Iterable[float] | torch.Tensor) -> tuple[float, ...]:
     WeightprogError
         For no times, a time ≤ 0, inf, NaN or beyond `MAX_TIME_S`, or times out of order.
     """
-    values = [float(t) for t in (times_s.tolist() if isinstance(times_s, torch.Tensor) else times_s)]
+    torch_ = sys.modules.get("torch")  # a tensor means torch is loaded already
+    is_tensor = torch_ is not None and isinstance(times_s, torch_.Tensor)
+    values = [float(t) for t in (times_s.tolist() if is_tensor else times_s)]  # type: ignore[union-attr]
     if not values:
         raise WeightprogError("times: at least one time after programming is needed")
     for t in values:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import click
 
-from ..advise import PROPERTIES, advise, parse_axis, run_flip_map
-from ..devices import get_device
+from ..choices import PROPERTIES
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json
 from ..timeunits import format_times
@@ -35,6 +34,8 @@ def advise_command(device_spec, seed, improvement, properties, rescore_blocks, o
     the optimised weight error beside the change under naive programming, sorted by payoff, with
     the elasticity d log TNMSE / d log property. Writes advice.json and advice.png to --out.
     """
+    from ..advise import advise
+    from ..devices import get_device
     from ..report.advise_plots import plot_advice
 
     dev = get_device(device_spec)  # resolved once: the library takes the model from here on
@@ -79,6 +80,8 @@ def flipmap_command(base, x_axis, y_axis, weights, pairs, f_max, times, seed, ma
     """Where the naive comparison of DEVICE with scaled variants of itself disagrees with the
     optimised one, on a grid of two properties. Runs as a resumable sweep (rerun to resume);
     writes flipmap.json and flipmap.png to --out beside the sweep's files."""
+    from ..advise import parse_axis, run_flip_map
+    from ..devices import get_device
     from ..report.advise_plots import plot_flip_map
 
     x, y = parse_axis(x_axis, "--x"), parse_axis(y_axis, "--y")

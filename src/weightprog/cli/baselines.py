@@ -5,11 +5,6 @@ from __future__ import annotations
 import click
 
 from .. import validate
-from ..baselines import BASELINES, baseline
-from ..cell import Cell
-from ..devices import get_device
-from ..metric import TNMSE
-from ..sample import default_sample
 from ..timeunits import format_times
 from .options import device_option, option_names, times_option
 
@@ -22,6 +17,12 @@ from .options import device_option, option_names, times_option
 @click.option("--seed", default=0, show_default=True)
 def baselines(device, pairs, factor, times, seed):
     """Error over time of the hand-crafted strategies on the built-in weight distribution."""
+    from ..baselines import BASELINES, baseline
+    from ..cell import Cell
+    from ..devices import get_device
+    from ..metric import TNMSE
+    from ..sample import default_sample
+
     with option_names():  # no settings type here: the same range checks as OptimizeSettings'
         validate.integer(pairs, "pairs", 1, validate.PAIRS_MAX)
         validate.seed(seed)

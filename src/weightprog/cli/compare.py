@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..compare import check_devices, compare_devices, table_text
-from ..records.comparison import write_comparison_run
-from ..report.progress import SearchBars
-from ..scores import NAIVE
+from ..choices import NAIVE
 from ..timeunits import format_times
 from .inputs import search_inputs
 from .options import BaselineChoice, force_option, search_options
@@ -31,6 +28,10 @@ def compare_devices_command(devices, seed, budget_s, naive, out_dir, **search):
     ranked by their optimum and by the naive baseline, and the output says whether the two
     rankings differ. Writes comparison.json, comparison.csv, tnmse_vs_time.png and report.html to --out.
     """
+    from ..compare import check_devices, compare_devices, table_text
+    from ..records.comparison import write_comparison_run
+    from ..report.progress import SearchBars
+
     models = check_devices(devices, naive)  # resolved once (bad names fail before any search or output)
     inputs = search_inputs(seed=seed, budget_s=budget_s, **search)
     settings, values, sample, source = inputs.settings, inputs.values, inputs.sample, inputs.source

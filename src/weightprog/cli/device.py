@@ -10,13 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import numpy as np
-import torch
 
 from .. import validate
-from ..devices import device_names, get_device
-from ..devices.fit import fit_device, write_device
-from ..devices.measurements import read_measurements, simulate_measurements, write_measurements
 from ..errors import WeightprogError
 from ..fileio import atomic_write, refuse_overwriting_inputs
 from ..timeunits import format_time
@@ -50,6 +45,8 @@ def _parse_targets(text: str | None, device) -> list[float]:
     -------
     list of float
     """
+    import numpy as np
+
     if text is None:  # 11 evenly spaced targets over the device's range
         return [float(x) for x in np.linspace(device.g_min, device.g_max, 11)]
     out = []
@@ -65,13 +62,15 @@ def _parse_targets(text: str | None, device) -> list[float]:
     return out
 
 
-@click.group(cls=Group)
+@click.group(cls=Group, lazy={"advise": ("advise", "advise_command"), "flipmap": ("advise", "flipmap_command")})
 def device():
     """Device models: fit one to measurements, simulate measurements, show its curves."""
 
 
 def _print_device_list() -> None:
     """One line per built-in device and preset: name, kind, conductance range."""
+    from ..devices import device_names, get_device
+
     for name in device_names():
         dev = get_device(name)
         click.echo(f"{name:<16}{dev.kind:<14}g {dev.g_min:g}–{dev.g_max:g} µS")
@@ -106,6 +105,8 @@ def devices_alias():
 def fit(measurements, out, plot, name, t0, t_read, g_min, g_max, min_devices, max_bins):
     """Fit a tabulated device to MEASUREMENTS.csv (device_id, g_target, t, g). Also writes
     <out stem>.fit.json (per-bin estimates ± s.e.) and report.html in the --out file's folder."""
+    from ..devices.fit import fit_device, write_device
+    from ..devices.measurements import read_measurements
     from ..records.fit import write_fit_record
     from ..report.device_plots import fit_figure, written_by_weightprog
     from .report import begin_run, write_run_report
@@ -149,6 +150,9 @@ def fit(measurements, out, plot, name, t0, t_read, g_min, g_max, min_devices, ma
 @click.option("--seed", default=0, show_default=True)
 def simulate(device_spec, out, targets_text, per_target, times, seed):
     """Simulate a measurement CSV from DEVICE (a name or a .yaml/.json file)."""
+    from ..devices import get_device
+    from ..devices.measurements import simulate_measurements, write_measurements
+
     with option_names():
         validate.seed(seed)
     if Path(device_spec).is_file():
@@ -167,6 +171,10 @@ def simulate(device_spec, out, targets_text, per_target, times, seed):
 @click.option("--points", default=6, show_default=True, help="Rows in the table.")
 def show(device_spec, out, points):
     """Print DEVICE's curves as a short table; --out writes the figure."""
+    import torch
+
+    from ..devices import get_device
+
     if out is not None and Path(device_spec).is_file():
         refuse_overwriting_inputs({"--out": out}, {"DEVICE": device_spec})
     dev = get_device(device_spec)

@@ -7,17 +7,11 @@ from pathlib import Path
 
 import click
 
-from ..devices import get_device
+from ..choices import NORMALISE_UNITS, PERIPHERIES, REFERENCES
 from ..errors import WeightprogError
 from ..fileio import check_output_folder
-from ..hardware import COMPENSATION_UNITS, NORMALISE_UNITS, REFERENCES, Mapping
-from ..nn.evaluate import evaluate_over_time, resolve_strategies
-from ..nn.limit import LIMIT
-from ..nn.periphery import PRESETS, get_periphery
-from ..report.page import vs_digital
-from ..report.progress import count_progress
 from ..timeunits import format_times
-from ..validate import compute_device
+from ..validate import COMPENSATION_SCOPES, compute_device
 from .model_spec import load_model_spec
 from .options import device_option, force_option, option_names, times_option
 from .report import begin_run, write_run_report
@@ -26,6 +20,7 @@ from .report import begin_run, write_run_report
 def refuse_unused_significance(strategies, significance: str | None) -> None:
     """`--significance` builds the baselines' cells: with strategy files only, it would do nothing."""
     from ..baselines import BASELINES
+    from ..nn.limit import LIMIT
 
     if significance is not None and not any(s in BASELINES or s == LIMIT for s in strategies):
         raise WeightprogError(f"--significance {significance}: only for the baselines ({', '.join(BASELINES)}) "
@@ -34,6 +29,8 @@ def refuse_unused_significance(strategies, significance: str | None) -> None:
 
 def vs_digital_line(result, higher_is_better: bool) -> str:
     """Each strategy's metric at the last time against the digital model's, signed, with its unit."""
+    from ..report.page import vs_digital
+
     k = len(result.times_s) - 1
     parts = [f"{s} {vs_digital(float(result.mean[i, k]), result.digital, higher_is_better)}"
              for i, s in enumerate(result.strategies)]
@@ -55,11 +52,11 @@ def vs_digital_line(result, higher_is_better: bool) -> str:
 @times_option()
 @click.option("--repeats", default=25, show_default=True, help="Programming realisations per strategy.")
 @click.option("--seed", default=0, show_default=True)
-@click.option("--periphery", type=click.Choice(sorted(PRESETS)), default="ideal", show_default=True)
+@click.option("--periphery", type=click.Choice(sorted(PERIPHERIES)), default="ideal", show_default=True)
 @click.option("--compute", default="cpu", show_default=True, help="Torch compute device: cpu or cuda.")
 @click.option("--tile", default=512, show_default=True, help="Crossbar tile size (rows = columns).")
 @click.option("--normalise", type=click.Choice(NORMALISE_UNITS), default="column", show_default=True)
-@click.option("--compensation", type=click.Choice(COMPENSATION_UNITS), default="column", show_default=True)
+@click.option("--compensation", type=click.Choice(COMPENSATION_SCOPES), default="column", show_default=True)
 @click.option("--compensation-reference", type=click.Choice(REFERENCES), default="read", show_default=True,
               help="Drift compensation against a noisy read right after programming (as a chip does) "
                    "or the noise-free programmed state.")
@@ -79,6 +76,13 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
              tile, normalise, compensation, compensation_reference, include, exclude, metric_name, higher_is_better,
              out_dir, eval_size, progress):
     """A model's metric over time after programming its weights into analogue memory."""
+    from ..devices import get_device
+    from ..hardware import Mapping
+    from ..nn.evaluate import evaluate_over_time, resolve_strategies
+    from ..nn.limit import LIMIT
+    from ..nn.periphery import get_periphery
+    from ..report.progress import count_progress
+
     with option_names():
         compute_device(compute)
     if out_dir is not None:

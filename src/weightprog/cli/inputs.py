@@ -5,17 +5,39 @@ the options themselves are declared in `options.py`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
-import torch
 
-from ..cell import Cell
+from .. import validate
+from ..choices import DEFAULT_ROWS, DEFAULT_SIZE
 from ..errors import WeightprogError
-from ..largescale import sample_file
-from ..sample import DISTRIBUTIONS, WeightSample, load_distribution, sample_from_values
-from ..search.run import OptimizeSettings
 from ..validate import compute_device
 from .options import option_names
+
+if TYPE_CHECKING:  # loaded when a command runs, not when the command line starts
+    import torch
+
+    from ..sample import WeightSample
+    from ..search.run import OptimizeSettings
+
+def check_sample_size(sample_size: int | None) -> int:
+    """`--sample-size`, checked: None is the default sample's size; else at least one column and a
+    whole number of columns (`choices.DEFAULT_ROWS` weights each).
+
+    Raises
+    ------
+    SettingError
+        Not a positive multiple of the column's rows (named `sample_size`).
+    """
+    if sample_size is None:
+        return DEFAULT_SIZE
+    validate.integer(sample_size, "sample_size", DEFAULT_ROWS)
+    if sample_size % DEFAULT_ROWS:
+        raise validate.SettingError("sample_size", f"{sample_size} must be a multiple of {DEFAULT_ROWS} "
+                                                   f"(weights per crossbar column)")
+    return sample_size
+
 
 SETTING_OPTIONS = {"times_s": "--times", "budget_s": "--budget", "grid_points": "--grid", "polish": "--no-polish"}
 """OptimizeSettings fields whose option is not spelled `--field-name`."""
@@ -62,6 +84,9 @@ def load_values(weights: str | None, distribution: str | None, normalise: str,
     WeightprogError
         Both a file and a distribution, an unknown distribution, or an unreadable file.
     """
+    from ..largescale import sample_file
+    from ..sample import DISTRIBUTIONS, load_distribution
+
     if weights and distribution:
         raise WeightprogError("--weights and --distribution: give one, not both")
     if weights:
@@ -80,7 +105,8 @@ def _typed(name: str) -> bool:
 
 def search_inputs(weights: str | None, distribution: str | None, normalise: str, pairs: int, significance: str,
                   times: tuple[float, ...], grid_points: int, no_polish: bool, compute: str, seed: int,
-                  given: tuple[torch.Tensor, str] | None = None, **settings) -> SearchInputs:
+                  given: tuple[torch.Tensor, str] | None = None, sample_size: int | None = None,
+                  **settings) -> SearchInputs:
     """The search options (`options.search_options`) and a command's own settings -> `SearchInputs`.
 
     The settings are validated first (errors name the option, e.g. `--popsize`), and a GPU that
@@ -107,6 +133,8 @@ def search_inputs(weights: str | None, distribution: str | None, normalise: str,
     given
         Normalised weights and their label taken as they are (`optimize --model`: the model's
         analog weights as deployed) instead of `weights`/`distribution`.
+    sample_size
+        Weights in the search's sample (`--sample-size`; None: `choices.DEFAULT_SIZE`).
     **settings
         Any other `OptimizeSettings` field, by name (f_max, grid_placement, mode, max_generations,
         popsize, method, objective, budget_s, rescore_blocks, …).
@@ -120,8 +148,13 @@ def search_inputs(weights: str | None, distribution: str | None, normalise: str,
     WeightprogError
         A setting out of range (named by its option), no GPU for `--compute cuda`, or unreadable weights.
     """
+    from ..cell import Cell
+    from ..sample import sample_from_values
+    from ..search.run import OptimizeSettings
+
     with option_names(**SETTING_OPTIONS):
         compute_device(compute)  # a GPU where --compute cuda asks for one, before the weights are read
+        size = check_sample_size(sample_size)
         cell = None if significance == "auto" else Cell.parse(significance)
         opts = OptimizeSettings(pairs=pairs, significance=cell, times_s=times, grid_points=grid_points,
                                 seed=seed, polish=not no_polish, compute=compute, **settings)
@@ -129,5 +162,5 @@ def search_inputs(weights: str | None, distribution: str | None, normalise: str,
         click.echo("warning: --normalise applies to --weights files; the built-in distributions are "
                    "normalised already", err=True)
     values, source = given if given is not None else load_values(weights, distribution, normalise, seed)
-    return SearchInputs(opts, values, sample_from_values(values, seed=seed, source=source), source)
+    return SearchInputs(opts, values, sample_from_values(values, size=size, seed=seed, source=source), source)
 

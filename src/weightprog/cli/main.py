@@ -1,4 +1,7 @@
-"""The command line: parse, call the library, print. Bad input ends in one line and exit code 2."""
+"""The command line: parse, call the library, print. Bad input ends in one line and exit code 2.
+
+Each command's module is imported only when the command runs (or `--help` lists it), and imports the
+library inside the command's body: `weightprog --help` and an argument error never load torch."""
 
 from __future__ import annotations
 
@@ -7,36 +10,22 @@ import click
 from .._version import __version__
 from .options import Group
 
+COMMANDS = {
+    "optimize": ("optimize", "optimize_command"),
+    "baselines": ("baselines", "baselines"),
+    "evaluate": ("evaluate", "evaluate"),
+    "device": ("device", "device"),  # with `device advise|flipmap` (cli/device.py)
+    "devices": ("device", "devices_alias"),  # hidden: `weightprog devices`, as scripts still type it
+    "compare-devices": ("compare", "compare_devices_command"),
+    "sweep": ("sweep", "sweep"),
+    "study": ("study", "study"),
+    "report": ("report", "report"),
+    "train": ("train", "train"),
+}
+"""Each command's name and its `(module, attribute)` under `weightprog.cli`."""
 
-@click.group(cls=Group)
+
+@click.group(cls=Group, lazy=COMMANDS)
 @click.version_option(__version__, prog_name="weightprog")
 def main():
     """Find the best way to program DNN weights into analogue memory."""
-
-
-def _register():
-    from .advise import advise_command, flipmap_command
-    from .baselines import baselines
-    from .compare import compare_devices_command
-    from .device import device, devices_alias
-    from .evaluate import evaluate
-    from .optimize import optimize_command
-    from .report import report
-    from .study import study
-    from .sweep import sweep
-    from .train import train
-    main.add_command(optimize_command, name="optimize")
-    main.add_command(baselines)
-    main.add_command(evaluate)
-    device.add_command(advise_command)  # `weightprog device advise|flipmap`
-    device.add_command(flipmap_command)
-    main.add_command(device)
-    main.add_command(devices_alias)  # hidden: `weightprog devices`, as scripts still type it
-    main.add_command(compare_devices_command, name="compare-devices")
-    main.add_command(sweep)
-    main.add_command(study)
-    main.add_command(report)
-    main.add_command(train)
-
-
-_register()

@@ -9,9 +9,12 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import WeightprogError
-from ..nn.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from ..nn.spec import ModelSpec
 
 
 @contextmanager
@@ -51,7 +54,9 @@ def load_model_spec(spec: str, eval_size: int | None = None) -> ModelSpec:
     WeightprogError
         An entry point that cannot be imported, is missing, or returns neither form.
     """
+    from ..nn.spec import ModelSpec
     from ..workloads import get_workload, is_workload
+
     name, _, variant = spec.partition("@")
     if is_workload(name):
         return get_workload(name, variant or "fp", eval_size=eval_size).spec()

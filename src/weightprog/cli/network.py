@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import click
-import torch
 
+from ..choices import PERIPHERIES
 from ..errors import WeightprogError
-from ..hardware import Mapping
-from ..nn.discover import find_analog_weights
-from ..nn.limit import deployed_values
-from ..nn.periphery import PRESETS, get_periphery
-from ..nn.spec import ModelSpec
-from ..select import NetworkSettings
 from .model_spec import load_model_spec
 from .options import option_names
+
+if TYPE_CHECKING:  # loaded when a command runs, not when the command line starts
+    import torch
+
+    from ..nn.spec import ModelSpec
+    from ..select import NetworkSettings
 
 
 def network_options(f):
@@ -23,7 +24,7 @@ def network_options(f):
     for option in reversed([
         click.option("--network-repeats", default=5, show_default=True, type=int,
                      help="With --model: programming realisations per candidate on the network."),
-        click.option("--periphery", type=click.Choice(sorted(PRESETS)), default="ideal", show_default=True,
+        click.option("--periphery", type=click.Choice(sorted(PERIPHERIES)), default="ideal", show_default=True,
                      help="With --model: the periphery the network runs through."),
         click.option("--eval-size", type=click.IntRange(min=1), default=None,
                      help="With --model and a reference workload: its first N test items."),
@@ -53,6 +54,10 @@ class NetworkInputs:
             --model with --weights or --distribution, --select network on a spec without validate,
             or network options without --model.
         """
+        from ..hardware import Mapping
+        from ..nn.periphery import get_periphery
+        from ..select import NetworkSettings
+
         if model is None:
             if select is not None or eval_size is not None or repeats != 5 or periphery != "ideal":
                 raise WeightprogError("--select, --network-repeats, --periphery and --eval-size need --model")
@@ -71,5 +76,8 @@ class NetworkInputs:
 
     def values(self) -> tuple[torch.Tensor, str]:
         """The model's analog weights normalised as deployed, and their label."""
+        from ..nn.discover import find_analog_weights
+        from ..nn.limit import deployed_values
+
         weights = find_analog_weights(self.spec.model)
         return deployed_values(weights, self.settings.mapping), self.label

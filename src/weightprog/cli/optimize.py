@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..aihwkit_export import optimum_export
-from ..devices import DeviceModel, get_device
+from ..choices import SELECT_RULES
 from ..errors import WeightprogError
-from ..largescale import iter_file_tensors
-from ..records.optimize import LayerRow, OptimizeRecord, write_optimize_run
-from ..report.progress import SearchBars
-from ..scores import Scoreboard
-from ..search.per_layer import optimize_per_layer
-from ..search.run import OptimizeSettings, optimize
-from ..select import SELECT_RULES, candidates_of, select_on_network
-from ..strategy import Strategy
 from ..timeunits import format_times
 from .inputs import search_inputs
 from .network import NetworkInputs, network_options
 from .options import device_option, force_option, search_options
 from .report import begin_run, write_run_report
+
+if TYPE_CHECKING:  # loaded when the command runs, not when the command line starts
+    from ..devices import DeviceModel
+    from ..records.optimize import LayerRow, OptimizeRecord
+    from ..search.run import OptimizeSettings
+    from ..strategy import Strategy
 
 OUTPUTS = ("strategy.json", "strategy.aihwkit.json", "strategy.aihwkit-optimum.json",
            "strategy.aihwkit-optimum.map.json", "report.json", "strategy.png", "tnmse_vs_time.png",
@@ -54,6 +52,14 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
                      periphery, eval_size, out_dir, **search):
     """Find the programming strategy with the lowest time-averaged weight error (with --model: the best
     candidate on the network's held-out metric)."""
+    from ..aihwkit_export import optimum_export
+    from ..devices import get_device
+    from ..largescale import iter_file_tensors
+    from ..records.optimize import OptimizeRecord, write_optimize_run
+    from ..report.progress import SearchBars
+    from ..search.run import optimize
+    from ..select import candidates_of, select_on_network
+
     dev = get_device(device)  # resolved once: the library takes the model from here on
     if per_layer and not search["weights"]:
         raise WeightprogError("--per-layer needs --weights (a network's layers)")
@@ -119,6 +125,9 @@ def per_layer_report(tensors, network_strategy: Strategy, dev: DeviceModel, sett
     list of LayerRow
         report.json's `per_layer` rows.
     """
+    from ..records.optimize import LayerRow
+    from ..search.per_layer import optimize_per_layer
+
     click.echo("per-layer strategies (each layer's own vs the network-wide strategy, fresh seeds):", err=True)
     rows = []
     for layer in optimize_per_layer(tensors, network_strategy, dev, settings, normalise):
@@ -174,6 +183,8 @@ def summary_words(record: OptimizeRecord) -> list[str]:
     list of str
         One sentence per line.
     """
+    from ..scores import Scoreboard
+
     scores = record.tnmse
     cell = ",".join(f"{f:g}" for f in record.cell.significance)
     opt, best = scores.optimised, scores.best_hand_crafted

@@ -5,17 +5,15 @@ the options are turned into lives in `inputs.py` and the library."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from contextlib import contextmanager
 
 import click
 
 from .. import runfolder
-from ..baselines import BASELINES
+from ..choices import BASELINES, DEFAULT_ROWS, DEFAULT_SIZE, GRID_PLACEMENTS, METHODS, MODES, OBJECTIVES, baseline_name
 from ..errors import WeightprogError
-from ..scores import baseline_name
-from ..search.run import METHODS, OBJECTIVES
-from ..search.space import GRID_PLACEMENTS, MODES
 from ..timeunits import DEFAULT_TIMES_S, parse_times
 from ..validate import SettingError
 
@@ -32,7 +30,24 @@ def _usage_error(exc: click.UsageError):
 
 class Group(click.Group):
     """A click group whose commands end in one line and exit code 2 on a `WeightprogError` or a
-    usage error (click's own usage block is never printed)."""
+    usage error (click's own usage block is never printed), and whose commands may be loaded lazily:
+    `lazy` maps a command's name to `(module, attribute)` under `weightprog.cli`, imported only when
+    the command is run or listed, so `weightprog --help` or a typo never loads the library first."""
+
+    def __init__(self, *args, lazy: dict[str, tuple[str, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx):
+        """The commands' names, the lazy ones included (click's `Group.list_commands`)."""
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx, cmd_name):
+        """The command `cmd_name`, importing its module the first time (click's `Group.get_command`)."""
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            module, attribute = self.lazy[cmd_name]
+            self.add_command(getattr(importlib.import_module(f"weightprog.cli.{module}"), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def parse_args(self, ctx, args):
         """The group's own arguments (`weightprog --bogus`): a usage error is one line."""
@@ -150,6 +165,9 @@ def _search_option_list() -> list:
         click.option("--distribution", default=None, help="A built-in weight distribution (default: 'default')."),
         click.option("--normalise", type=click.Choice(["column", "tensor"]), default="column", show_default=True,
                      help="How --weights are normalised before sampling (as deployed)."),
+        click.option("--sample-size", type=int, default=None, metavar="N",
+                     help=f"Weights in the search's sample (each re-score block the same), a multiple of "
+                          f"{DEFAULT_ROWS} [default: {DEFAULT_SIZE:,}]; smaller is faster and noisier."),
         click.option("--pairs", default=2, show_default=True, type=int, help="Differential pairs per weight (P)."),
         click.option("--significance", default="auto", show_default=True,
                      help="Significance factors, e.g. 1,2; 'auto' searches the cell 1,F,F²,… for F = 1…--f-max."),

@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from .. import runfolder
 from ..errors import WeightprogError
-from ..report.html import Report, RunCommand, read_command, write_report
 from ..timeunits import format_times
+
+if TYPE_CHECKING:
+    from ..report.html import Report, RunCommand
 
 NOT_SETTINGS = frozenset({"out_dir", "workers", "ray", "ray_address", "skip_failed", "list_only", "progress",
                           "threads"})
@@ -60,6 +63,8 @@ def _option_args(ctx: click.Context) -> list[str]:
 
 def run_command() -> RunCommand:
     """The command line of the command running now (as typed, when it came through the group)."""
+    from ..report.html import RunCommand
+
     ctx = click.get_current_context()
     path = ctx.command_path.split()
     root = ctx.find_root()
@@ -123,6 +128,8 @@ def write_run_report(out: str | Path, kind: str | None = None) -> Report | None:
     Report or None
         The page written, or None where it was not.
     """
+    from ..report.html import write_report
+
     report = None
     try:
         report = write_report(out, kind)
@@ -139,6 +146,8 @@ def write_run_report(out: str | Path, kind: str | None = None) -> Report | None:
 def report(folder):
     """(Re)build FOLDER/report.html from the files a weightprog command wrote there (finished or
     interrupted): one self-contained page, figures inline, no network needed."""
+    from ..report.html import read_command, write_report
+
     written = write_report(folder)
     click.echo(f"{written.kind} {'results' if written.finished else f'partial results ({written.status})'}: "
                f"{written.path}")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..choices import PERIPHERIES
 from ..errors import WeightprogError
-from ..nn.periphery import PRESETS as PERIPHERY_PRESETS
 from ..study.settings import DEFAULT_EVAL_SIZE, ROLES, SEARCH_ON, SELECT, STUDY_PERIPHERY, StudySettings
 from .options import force_option, option_names, times_option
 from .report import begin_run, write_run_report
@@ -51,7 +51,7 @@ def _eval_sizes(items) -> dict:
 @click.option("--eval-size", "eval_sizes", multiple=True, metavar="WORKLOAD=N",
               help="Test items per evaluation (default fmnist-resnet32=1000, ptb-lstm=8000 tokens, "
                    "sentiment-minilm=256).")
-@click.option("--periphery", type=click.Choice(sorted(PERIPHERY_PRESETS)), default=STUDY_PERIPHERY,
+@click.option("--periphery", type=click.Choice(sorted(PERIPHERIES)), default=STUDY_PERIPHERY,
               show_default=True,
               help="chip-8bit: 8-bit DAC/ADC, output noise 1/127 of the range, abs-max input scaling and "
                    "per-column ranges as chips run them; standard: the same converters and noise with one "

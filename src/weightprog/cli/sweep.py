@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from tqdm import tqdm
 
-from ..sweep import load_sweep, run_sweep, sweep_status
 from .options import force_option
 from .report import begin_run, write_run_report
 
@@ -33,6 +31,10 @@ def sweep(sweep_file, out_dir, workers, ray_address, skip_failed, list_only):
     skips them and runs only the rest. Writes OUT/summary.csv, OUT/summary.png and OUT/report.html."""
     import os
     import sys
+
+    from tqdm import tqdm
+
+    from ..sweep import load_sweep, run_sweep, sweep_status
 
     plan = load_sweep(sweep_file)
     out = Path(out_dir) if out_dir else Path("runs") / f"sweep-{Path(sweep_file).stem}"

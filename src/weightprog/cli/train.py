@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..nn.periphery import PRESETS
-from ..workloads.training import WEIGHT_NOISE
+from ..choices import PERIPHERIES, WEIGHT_NOISE
 from .options import option_names
 
 
@@ -21,7 +20,7 @@ from .options import option_names
 @click.option("--seed", type=int, default=0)
 @click.option("--device", default="pcm", help="Device name or YAML/JSON file whose programming noise scales HWA noise.")
 @click.option("--periphery", default=None, show_default=False, metavar="PRESET",
-              help=f"The periphery HWA trains through (a preset: {', '.join(PRESETS)}; default standard); "
+              help=f"The periphery HWA trains through (a preset: {', '.join(PERIPHERIES)}; default standard); "
                    "train for the periphery the model is evaluated with.")
 @click.option("--output-noise", type=float, default=None, show_default=False,
               help="Older form of --periphery: the 8-bit periphery with this output noise, fraction of the "
@@ -44,8 +43,10 @@ def train(ctx, workload, variant, steps, batch, lr, seed, device, periphery, out
     The checkpoint and its manifest entry go to the package's workloads/checkpoints/; the manifest
     records the run as `python -m weightprog.workloads.train` with the same arguments.
     """
+    import torch
+
     from ..workloads import TrainSettings, train_workload
-    from ..workloads.training import module_command
+    from ..workloads.training import module_command, timed_line
 
     extra = {} if output_noise is None else {"output_noise": output_noise}
     if weight_noise is not None:
@@ -56,7 +57,9 @@ def train(ctx, workload, variant, steps, batch, lr, seed, device, periphery, out
         settings = TrainSettings(workload, variant, steps, batch, lr, seed, device, threads=threads,
                                  train_size=train_size, resume=resume, periphery=periphery, **extra)
     args = ctx.find_root().meta.get("weightprog.args")  # as typed, when it came through the group
-    click.echo(train_workload(settings, command=module_command(_given(ctx) if args is None else args)))
+    torch.set_num_threads(settings.threads)  # the command's process: the library leaves threads to its caller
+    click.echo(train_workload(settings, command=module_command(_given(ctx) if args is None else args),
+                              log=lambda msg: click.echo(timed_line(msg))))
 
 
 def _given(ctx: click.Context) -> list[str]:

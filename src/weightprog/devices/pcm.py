@@ -1,8 +1,9 @@
 """Built-in analytic devices: the reference PCM model, its low-drift variant, and an ideal device.
 
 PCM numbers: the published statistical model of IBM doped-GST PCM (Nandakumar et al., ICECS 2019;
-Joshi et al., Nat. Commun. 2020), as tabulated in docs/MODEL.md §3.1. The low-drift device is the paper's
-Fig. 5 "alternative device": g_max 30 µS and a drift table linear in G.
+Joshi et al., Nat. Commun. 2020), as tabulated in docs/MODEL.md §3.1. The low-drift device is a stand-in
+for the paper's Fig. 5 "alternative device", not its table: IBM aihwkit's custom-drift example (drift
+linear in G between 0, 10 and 25 µS) with its top point and g_max at 30 µS (docs/MODEL.md §3.2).
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ class PCMDevice(DeviceModel):
 
 
 class LowDriftPCMDevice(PCMDevice):
-    """docs/MODEL.md §3.2, the paper's second device: larger range (30 µS) and lower average drift."""
+    """docs/MODEL.md §3.2: a stand-in for the paper's second device, aihwkit's custom-drift example at
+    30 µS: larger range and lower average drift."""
 
     name = "pcm-lowdrift"
     kind = "pcm-lowdrift"

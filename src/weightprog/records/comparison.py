@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..choices import baseline_name
 from ..compare import Comparison, csv_text
 from ..fileio import atomic_write_json, atomic_write_text
-from ..scores import Score, Scoreboard, baseline_name, json_key
+from ..scores import Score, Scoreboard, json_key
 from .jsonfile import read_json
 from .optimize import SettingsRecord
 

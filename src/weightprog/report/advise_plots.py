@@ -5,24 +5,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from ..advise import LABELS, VERDICTS, Advice, FlipMap  # noqa: E402
-from ..fileio import atomic_write  # noqa: E402
-from .palette import BOUND, FAMILIES, OPTIMISED  # noqa: E402
+from ..advise import LABELS, VERDICTS, Advice, FlipMap
+from ..fileio import atomic_write
+from .figure import subplots
+from .palette import BOUND, FAMILIES, OPTIMISED
 
 
 def plot_advice(advice: Advice, path: str | Path) -> Path:
     """Horizontal bars: relative TNMSE change per property, optimised beside naive."""
     effects = advice.effects[::-1]  # largest payoff on top
     y = np.arange(len(effects))
-    fig, ax = plt.subplots(figsize=(8.0, 0.6 * len(effects) + 1.6))
+    fig, ax = subplots(figsize=(8.0, 0.6 * len(effects) + 1.6))
     series = [("optimised", OPTIMISED, "re-optimised strategy"),
               ("naive", FAMILIES["lsp-first"], "naive (lsp-first F=1)")]
     if effects and "bound" in effects[0].choices():
@@ -50,7 +47,7 @@ def plot_flip_map(flip: FlipMap, path: str | Path) -> Path:
     """Grid of scaled devices coloured by verdict, each cell labelled with the optimised change (%)."""
     nx, ny = len(flip.x_factors), len(flip.y_factors)
     codes = np.array([VERDICTS.index(p.verdict()) for p in flip.points]).reshape(ny, nx)
-    fig, ax = plt.subplots(figsize=(1.0 * nx + 4.5, 0.7 * ny + 1.8))
+    fig, ax = subplots(figsize=(1.0 * nx + 4.5, 0.7 * ny + 1.8))
     ax.imshow(codes, origin="lower", cmap=ListedColormap([VERDICT_COLOURS[v] for v in VERDICTS]),
               vmin=-0.5, vmax=len(VERDICTS) - 0.5, aspect="auto")
     for k, p in enumerate(flip.points):
@@ -71,5 +68,4 @@ def plot_flip_map(flip: FlipMap, path: str | Path) -> Path:
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
-    plt.close(fig)
     return path

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.ticker import NullLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import NullLocator  # noqa: E402
-
-from ..fileio import atomic_write  # noqa: E402
-from ..timeunits import format_times  # noqa: E402
-from .palette import device_colour, legend_outside  # noqa: E402
+from ..fileio import atomic_write
+from ..timeunits import format_times
+from .figure import subplots
+from .palette import device_colour, legend_outside
 
 
 def plot_compare_tnmse_vs_time(comparison, path: Path, title: str = "") -> None:
     times = list(comparison.times_s)
     name = comparison.naive
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = subplots(figsize=(7, 4.2))
     for row in comparison.rows:
         c = device_colour(row.device)
         naive, opt = row.score(name), row.scores.optimised
@@ -38,4 +35,3 @@ def plot_compare_tnmse_vs_time(comparison, path: Path, title: str = "") -> None:
     ax.grid(alpha=0.3, which="major")
     ax.grid(alpha=0.12, which="minor", axis="y")
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
-    plt.close(fig)

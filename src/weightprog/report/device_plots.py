@@ -9,18 +9,15 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from ..devices.base import DeviceModel  # noqa: E402
-from ..devices.fit import FitResult, folded_moments  # noqa: E402
-from ..devices.measurements import simulate_measurements  # noqa: E402
-from ..timeunits import DEFAULT_TIMES_S  # noqa: E402
-from .palette import sequence_colours  # noqa: E402
+from ..devices.base import DeviceModel
+from ..devices.fit import FitResult, folded_moments
+from ..devices.measurements import simulate_measurements
+from ..timeunits import DEFAULT_TIMES_S
+from .figure import subplots
+from .palette import sequence_colours
 
 
 def device_curves(device: DeviceModel, points: int = 101) -> dict[str, np.ndarray]:
@@ -48,7 +45,6 @@ def written_by_weightprog(path: Path) -> bool:
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": PNG_SOFTWARE})
-    plt.close(fig)
     return buf.getvalue()
 
 
@@ -66,7 +62,7 @@ def _trajectories(ax, device: DeviceModel, targets, times, devices: int = 200, s
 def device_figure(device: DeviceModel, times=DEFAULT_TIMES_S, seed: int = 0) -> bytes:
     """σ_p(G), ν mean ± std(G), Q(G) and G(t) trajectories of a device, as PNG bytes."""
     c = device_curves(device)
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
+    fig, axes = subplots(2, 2, figsize=(10, 7.5))
     ax = axes[0, 0]
     ax.plot(c["g"], c["sigma_p"])
     ax.set(xlabel="target G (µS)", ylabel="programming σ (µS)", title="programming error")
@@ -100,7 +96,7 @@ def fit_figure(result: FitResult, seed: int = 0) -> bytes:
     """Fit diagnostics: measured vs fitted G(t) with spread, residuals, ν and first-read errors."""
     m, b, dev = result.measurements, result.bins, result.device
     times = np.unique(m.t)
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8.8))
+    fig, axes = subplots(2, 2, figsize=(11, 8.8))
     # (a) measured vs fitted trajectories for up to 5 bins
     ax = axes[0, 0]
     shown = np.unique(np.linspace(0, len(b.g) - 1, min(5, len(b.g))).round().astype(int))

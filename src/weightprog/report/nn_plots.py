@@ -5,21 +5,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display on the machines that run this
-import matplotlib.pyplot as plt  # noqa: E402
-
-from ..fileio import atomic_write  # noqa: E402
-from ..timeunits import format_times  # noqa: E402
-from .palette import DIGITAL, legend_outside, strategy_style  # noqa: E402
+from ..fileio import atomic_write
+from ..timeunits import format_times
+from .figure import subplots
+from .palette import DIGITAL, legend_outside, strategy_style
 
 
 def _save(fig, path: str | Path) -> None:
-    try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
-    finally:
-        plt.close(fig)
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
 
 
 def plot_metric_vs_time(result, path: str | Path, metric_name: str = "accuracy", title: str | None = None) -> None:
@@ -27,7 +20,7 @@ def plot_metric_vs_time(result, path: str | Path, metric_name: str = "accuracy",
     realisations, and over examples where the metric gave them; ±1σ of the realisations for one
     realisation), the digital (FP) metric as a dotted line (the paper's Fig. 4d–f). `result` is an
     nn.OverTimeResult."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = subplots(figsize=(6.4, 4.2))
     times = list(result.times_s)
     mean, std = result.mean.numpy(), result.std.numpy()
     for i, name in enumerate(result.strategies):
@@ -57,7 +50,7 @@ def plot_gradient_weight(result, path: str | Path, max_layers: int = 12) -> None
     layers = result.layers[:max_layers]
     cols = min(4, len(layers))
     rows = -(-len(layers) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
     for ax, layer in zip(axes.flat, layers):
         ax.scatter(layer.w.numpy(), layer.grad.numpy(), s=2, alpha=0.3, lw=0)
         ax.set_title(f"{layer.name}\nr={layer.r:+.3f}, r(|W|)={layer.r_abs:+.3f}", fontsize=8)

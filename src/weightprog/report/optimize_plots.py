@@ -10,27 +10,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import torch
+from matplotlib.ticker import MaxNLocator, NullLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
-
-from ..fileio import atomic_write  # noqa: E402
-from ..hardware import Mapping, ProgrammedTensor  # noqa: E402
-from ..strategy import Strategy  # noqa: E402
-from ..timeunits import format_times  # noqa: E402
-from .palette import legend_outside, sequence_colours, strategy_colour, strategy_label, strategy_style  # noqa: E402
+from ..fileio import atomic_write
+from ..hardware import Mapping, ProgrammedTensor
+from ..strategy import Strategy
+from ..timeunits import format_times
+from .figure import subplots
+from .palette import legend_outside, sequence_colours, strategy_colour, strategy_label, strategy_style
 
 
 def _save(fig, path: Path) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
-    plt.close(fig)
 
 
 def plot_strategy(strategy: Strategy, weights: torch.Tensor, path: Path, title: str = "") -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = subplots(figsize=(7, 4.2))
     density = ax.twinx()
     density.hist(weights.reshape(-1).numpy(), bins=120, range=(-1, 1), color="0.85", density=True)
     density.set_ylabel("weight density")
@@ -53,7 +49,7 @@ def plot_strategy(strategy: Strategy, weights: torch.Tensor, path: Path, title: 
 
 
 def plot_tnmse_vs_time(times_s, scores: dict[str, dict], path: Path, title: str = "") -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = subplots(figsize=(7, 4.2))
     for key, score in scores.items():
         ax.errorbar(times_s, score["per_time"], yerr=score.get("per_time_stderr"), ms=4, capsize=2,
                     label=strategy_label(key, score), **strategy_style(key))
@@ -81,7 +77,7 @@ def plot_error_distribution(strategies: dict[str, Strategy], u: torch.Tensor, de
                             path: Path, seed: int = 0) -> None:
     cols = min(3, len(times_s))
     rows = -(-len(times_s) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
     errors = {name: weight_errors(s, u, device, times_s, seed) for name, s in strategies.items()}
     limit = max(float(e[-1].abs().quantile(0.999)) for e in errors.values())
     last = len(times_s) - 1
@@ -106,7 +102,7 @@ def plot_error_distribution(strategies: dict[str, Strategy], u: torch.Tensor, de
 
 
 def plot_convergence(histories: dict[str, list[float]], path: Path, chosen: str = "") -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = subplots(figsize=(7, 4.2))
     shades = sequence_colours(len(histories))  # one search per cell: a sequence, not the strategy colours
     for (label, history), colour in zip(histories.items(), shades):
         finite = [h for h in history if h < float("inf")]

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,9 @@ def svg_figure(fig, caption: str) -> str:
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as text: small, selectable, no glyph ids
         fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:  # a figure pyplot made is dropped from its registry (one of ours needs nothing)
+        pyplot.close(fig)
     text = buf.getvalue()
     text = re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg"):], flags=re.S)
     return f'<figure>{text}<figcaption>{esc(caption)}</figcaption></figure>'
@@ -248,9 +252,8 @@ def device_from_describe(d: dict):
 
 def device_curves_figure(describes: list[dict]) -> str:
     """σ_p(G), ν mean ± std (G) and Q(G) of each device, one colour per device, as inline SVG."""
-    from matplotlib.figure import Figure
-
     from .device_plots import device_curves
+    from .figure import subplots
     from .palette import device_colour
 
     devices = [(d, device_from_describe(d)) for d in describes]
@@ -260,8 +263,7 @@ def device_curves_figure(describes: list[dict]) -> str:
             "do not rebuild the device.</p>") if missing else ""
     if not shown:
         return note
-    fig = Figure(figsize=(10.5, 2.9))
-    axes = fig.subplots(1, 3)
+    fig, axes = subplots(1, 3, figsize=(10.5, 2.9))
     for _d, dev in shown:
         c = device_curves(dev)
         col = device_colour(dev.name)

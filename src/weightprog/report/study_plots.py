@@ -4,6 +4,7 @@ every strategy with its 95 % interval as a band."""
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import partial
 from pathlib import Path
 
 from matplotlib.figure import Figure
@@ -13,6 +14,10 @@ from ..study.data import StudyData
 from ..study.tables import fp_digital, summary_rows
 from ..timeunits import format_times
 from .palette import BOUND, DIGITAL, strategy_style
+
+
+def _save(fig: Figure, tmp: Path) -> None:
+    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
 def plot_study(data: StudyData, folder: Path) -> list[Path]:
@@ -57,6 +62,6 @@ def plot_study(data: StudyData, folder: Path) -> list[Path]:
             ax.legend(fontsize=6, loc="lower left", frameon=False)  # per panel: each variant has its own strategies
         axes[0].set_ylabel(f"{metric.get(w, 'metric')} (mean, 95 % interval)", fontsize=8)
         path = folder / f"{w}_{d}_metric_vs_time.png"
-        atomic_write(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+        atomic_write(path, partial(_save, fig))
         written.append(path)
     return written

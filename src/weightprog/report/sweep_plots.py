@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.lines import Line2D
+from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import LogFormatterSciNotation, LogLocator  # noqa: E402
-
-from ..fileio import atomic_write  # noqa: E402
-from .palette import OPTIMISED, legend_outside, strategy_colour  # noqa: E402
+from ..fileio import atomic_write
+from .figure import subplots
+from .palette import OPTIMISED, legend_outside, strategy_colour
 
 
 def plot_summary(rows: list[dict], path: Path, title: str = "") -> None:
@@ -35,7 +32,7 @@ def plot_summary(rows: list[dict], path: Path, title: str = "") -> None:
         label = f"{r['kind'][:3]} {r['device']} {sig} grid {r['grid_points']} {r['times']} {r['weights']}"
         groups.setdefault(label, []).append(r)
     labels = list(groups)
-    fig, ax = plt.subplots(figsize=(7, 0.32 * len(labels) + 1.5))
+    fig, ax = subplots(figsize=(7, 0.32 * len(labels) + 1.5))
     families = {}
     for i, label in enumerate(labels):
         for r in groups[label]:
@@ -50,7 +47,7 @@ def plot_summary(rows: list[dict], path: Path, title: str = "") -> None:
     # major ticks only, at most ~5 labels: minor-tick labels of a narrow log range overlap
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=6))
     ax.xaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
-    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.tick_params(axis="x", labelsize=8)
     ax.set_xlabel("TNMSE (re-scored on fresh draws), one point per seed")
     ax.grid(axis="x", alpha=0.3, which="both")
@@ -61,4 +58,3 @@ def plot_summary(rows: list[dict], path: Path, title: str = "") -> None:
     jobs = len({r["id"] for r in rows})
     ax.set_title(f"{title}: {jobs} finished job(s), {len(rows)} row(s)", fontsize=9)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
-    plt.close(fig)

@@ -18,6 +18,7 @@ import torch
 
 from .. import validate
 from ..cell import Cell
+from ..choices import METHODS, OBJECTIVES
 from ..devices import DeviceModel, get_device
 from ..error_split import ErrorSplit, error_split
 from ..errors import WeightprogError
@@ -31,15 +32,10 @@ from .evolve import EvolutionResult, Progress, evolve, polish
 from .space import GRID_PLACEMENTS, MODES, StrategySpace, make_grid, snap_to_kinks
 from .strategies import hand_crafted, is_expressible
 
-OBJECTIVES = ("expected", "mc")
-"""What the search minimises: the expected TNMSE (expected.py) or the Monte-Carlo TNMSE (metric.py)."""
 SEARCH_BINS = 4
 """Density bins per grid segment of the search's expected objective (8, the model's default, for
 the limits): the search only ranks candidates, and every reported number is re-scored."""
-METHODS = ("auto", "de", "pointwise")
-"""`de`: differential evolution over the strategy space (the paper's method); `pointwise`: the
-pointwise optimum under the deployed drift compensation as a dense table (expected.py); `auto`:
-both, the better by Monte-Carlo re-score."""
+
 @dataclass(frozen=True)
 class OptimizeSettings:
     """Everything a search and its re-scoring take; validated when made (one line naming the field

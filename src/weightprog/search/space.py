@@ -24,11 +24,9 @@ import numpy as np
 import torch
 
 from ..cell import Cell, ascending
+from ..choices import GRID_PLACEMENTS, MODES
 from ..errors import WeightprogError
 from ..strategy import Strategy
-
-MODES = ("exact", "free")
-GRID_PLACEMENTS = ("quantile", "uniform")
 
 
 def make_grid(points: int, placement: str = "quantile", weights: torch.Tensor | None = None) -> torch.Tensor:

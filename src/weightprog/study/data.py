@@ -149,8 +149,8 @@ class StudyData:
 
     def write(self, folder: Path) -> None:
         """The five CSV files (atomically)."""
-        for (name, cls), rows in zip(TABLES.items(), (self.realisations, self.terms, self.searches, self.digital,
-                                                      self.gradients)):
+        tables: tuple[list, ...] = (self.realisations, self.terms, self.searches, self.digital, self.gradients)
+        for (name, cls), rows in zip(TABLES.items(), tables):
             atomic_write_text(folder / name, _csv(rows, cls))
 
     @classmethod

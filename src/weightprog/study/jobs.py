@@ -121,7 +121,7 @@ def _search(job: StudyJob) -> dict:
     settings = StudySettings(**{k: v for k, v in p["study"].items()})
     wl = _workload(job.workload, job.variant, p.get("eval_size"))
     spec = wl.spec()
-    device = get_device(job.device)
+    device = get_device(str(job.device))
     mapping = Mapping()
     values = deployed_values(find_analog_weights(spec.model), mapping)
     sample = sample_from_values(values, settings.sample_size, seed=settings.seed,
@@ -164,7 +164,7 @@ def _evaluate(job: StudyJob) -> dict:
     times = tuple(float(t) for t in p["times_s"])
     limit = None if job.strategy is not None else _limit(job.workload, job.variant, p.get("eval_size"), str(job.device),
                                                      times)
-    res = evaluate_over_time(spec, strategies=[strategy], device=get_device(job.device), times_s=times,
+    res = evaluate_over_time(spec, strategies=[strategy], device=get_device(str(job.device)), times_s=times,
                              repeats=job.count, seed=int(p["seed"]), periphery=p["periphery"], mapping=Mapping(),
                              first_realisation=job.first, limit=limit)
     examples = None if res.examples is None else res.examples[0].double().sum(0)  # (T, N) over the block

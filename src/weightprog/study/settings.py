@@ -1,13 +1,18 @@
-"""The study's settings (`StudySettings`), validated when made, and the roles it evaluates."""
+"""The study's settings (`StudySettings`), validated when made, and the roles it evaluates.
+
+Imports nothing heavy at the top: the command line builds its options and defaults from these
+fields without loading torch (`weightprog study --help` answers at once)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from .. import validate
-from ..devices import get_device
-from ..nn.periphery import get_periphery
-from ..search.run import OptimizeSettings
+from ..choices import DEFAULT_ROWS, SEARCH_ON, STUDY_PERIPHERY
+
+if TYPE_CHECKING:
+    from ..search.run import OptimizeSettings
 
 STUDY_TIMES_S = (1.0, 3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0)
 """The paper's times after programming: 1 s, 1 h, 1 d, 30 d, 1 y."""
@@ -15,10 +20,6 @@ DEFAULT_EVAL_SIZE = {"fmnist-resnet32": 1000, "ptb-lstm": 8000, "sentiment-minil
 ROLES = ("naive", "best hand-crafted", "optimised", "limit")
 """What each cell evaluates: lsp-first at F = 1, the hand-crafted strategy with the lowest re-scored
 weight error, the strategy chosen on the network's held-out data, and the device's limit."""
-STUDY_PERIPHERY = "chip-8bit"
-"""The study's periphery: `standard`'s 8-bit converters and noise run as chips run them (docs/NN.md)."""
-SEARCH_ON = ("each", "fp")
-"""Which weights a variant's strategy is searched on: its own (`each`) or the FP model's (`fp`)."""
 SELECT = ("network", "tnmse")
 """How the optimised strategy is chosen among the search's candidates: on the network's held-out
 data (`network`) or by weight error alone (`tnmse`)."""
@@ -59,7 +60,8 @@ class StudySettings:
     """torch threads of each job (None: leave the process's)."""
 
     def __post_init__(self):
-        from ..sample import DEFAULT_ROWS
+        from ..devices import get_device
+        from ..nn.periphery import get_periphery
         from ..workloads import WORKLOADS
 
         for name in ("workloads", "devices", "variants", "roles"):
@@ -94,6 +96,8 @@ class StudySettings:
 
     def optimize_settings(self) -> OptimizeSettings:
         """The search each (workload, device, variant) runs, for the times it is evaluated at."""
+        from ..search.run import OptimizeSettings
+
         return OptimizeSettings(seed=self.seed, max_generations=self.max_generations, popsize=self.popsize,
                                 f_max=self.f_max, times_s=tuple(self.times_s), rescore_blocks=5,
                                 polish_steps=self.polish_steps, polish=self.polish_steps > 0, compile=self.compile)

@@ -80,14 +80,15 @@ def summary_rows(data: StudyData) -> list[SummaryRow]:
     ref = fp_digital(data)
     rows = []
     for key, by_r in _cells(data).items():
+        w, d, v, role = key
         times = sorted({t for m in by_r.values() for t in m})
         for t in times:
             values = torch.tensor([m[t] for m in by_r.values() if t in m], dtype=torch.float64)
             term = terms.get((*key, t))
             iv = interval_from_terms(float(values.mean()), values, None if term is None else term.example_var,
                                      0 if term is None else term.examples)
-            rows.append(SummaryRow(*key, labels[key], t, iv.mean, iv.low, iv.high, values.numel(),
-                                   0 if term is None else term.examples, iv.over, ref.get(key[0])))
+            rows.append(SummaryRow(w, d, v, role, labels[key], t, iv.mean, iv.low, iv.high, values.numel(),
+                                   0 if term is None else term.examples, iv.over, ref.get(w)))
     return sorted(rows, key=_order)
 
 
@@ -190,8 +191,8 @@ def markdown(data: StudyData) -> str:
             by_pair: dict[tuple, dict[float, PairedRow]] = defaultdict(dict)
             for p in pr:
                 by_pair[(p.device, p.variant, p.strategy, p.versus)][p.time_s] = p
-            for (d, v, a, b), at in by_pair.items():
-                cells = " | ".join(_diff(at[t], hib) if t in at else "—" for t in times)
+            for (d, v, a, b), pairs_at in by_pair.items():
+                cells = " | ".join(_diff(pairs_at[t], hib) if t in pairs_at else "—" for t in times)
                 md.append(f"| {d} | {v} | {a} − {b} | {cells} |")
         searches = [s for s in data.searches if s.workload == w]
         if searches:

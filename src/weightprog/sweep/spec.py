@@ -48,10 +48,11 @@ import yaml
 
 from ..baselines import BASELINES
 from ..cell import Cell
+from ..choices import NAIVE, baseline_name
 from ..errors import WeightprogError
 from ..fileio import read_text
 from ..sample import DEFAULT_ROWS, DEFAULT_SIZE, NORMALISE
-from ..scores import NAIVE, baseline_name, json_key
+from ..scores import json_key
 from ..search.run import OptimizeSettings
 from ..validate import SettingError, choice, integer, unknown_keys
 

@@ -23,13 +23,12 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-import torch
-
 from .. import validate
+from ..choices import WEIGHT_NOISE
 from ..errors import WeightprogError
 from ..nn.periphery import PRESETS, Periphery
 from .common import VARIANTS, Workload
-from .training import WEIGHT_NOISE, HWAConfig, Log, device_noise_scale, output_noise_periphery
+from .training import HWAConfig, Log, device_noise_scale, output_noise_periphery
 
 WORKLOADS = ("ptb-lstm", "fmnist-resnet32", "sentiment-minilm")
 # options a caller may pass besides variant / eval_size / split / checkpoint / seed
@@ -87,7 +86,7 @@ class TrainSettings:
         of the output range in [0, 1] (`training.output_noise_periphery`; 1/127: `standard`, 0:
         `io8`). Not together with `periphery`.
     threads : int
-        torch threads (>= 1).
+        torch threads (>= 1), set by the command lines (`train_workload` leaves them to its caller).
     train_size : int, optional
         sentiment-minilm only: training sentences used (>= 1).
     resume : bool
@@ -153,7 +152,8 @@ class TrainSettings:
 def train_workload(settings: TrainSettings, command: str | None = None, log: Log | None = None) -> dict:
     """Train a reference workload in its own module and write its checkpoint and manifest entry.
 
-    Sets torch's thread count to `settings.threads`; the device's name is resolved to the HWA
+    The caller owns torch's thread count (`weightprog train` sets it to `settings.threads`; the
+    library changes no process-wide state); the device's name is resolved to the HWA
     weight noise (`device_noise_scale`) before any training.
 
     Parameters
@@ -172,7 +172,6 @@ def train_workload(settings: TrainSettings, command: str | None = None, log: Log
         The manifest entry of the written checkpoint.
     """
     s = settings
-    torch.set_num_threads(s.threads)
     cfg = HWAConfig(noise=device_noise_scale(s.device), periphery=s.hwa_periphery,
                     noise_device=s.device if s.weight_noise == "device" else None,
                     clip_sigma=s.clip_sigma or None)

@@ -208,7 +208,7 @@ def train(variant: str, steps: int | None = None, batch: int = 128, lr: float | 
     command : str, optional
         The command the manifest records (see `training.save_checkpoint`).
     log : callable, optional
-        Receives progress lines (default: `training.log`, printed with the time).
+        Receives progress lines (default: `training.log`, a logging record).
 
     Returns
     -------

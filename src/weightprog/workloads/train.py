@@ -15,11 +15,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+import torch
+
 from .. import validate
+from ..choices import WEIGHT_NOISE
 from ..errors import WeightprogError
 from ..nn.periphery import PRESETS
 from . import TrainSettings, train_workload
-from .training import WEIGHT_NOISE, module_command
+from .training import module_command, timed_line
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -63,7 +66,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except validate.SettingError as exc:
         p.error(str(exc.named(_option(exc.field))))
     try:
-        entry = train_workload(settings, command=module_command(args))
+        torch.set_num_threads(settings.threads)  # a command line: the process is its own
+        entry = train_workload(settings, command=module_command(args),
+                               log=lambda msg: print(timed_line(msg), flush=True))
     except WeightprogError as exc:  # a missing dataset, an unknown device: one line, no traceback
         p.exit(2, f"{p.prog}: error: {exc}\n")
     print(entry)

@@ -26,6 +26,7 @@ Checkpoints are written in fp16 (safetensors) with an entry in checkpoints/manif
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import shlex
 import sys
@@ -51,8 +52,6 @@ MODULE_COMMAND = "python -m weightprog.workloads.train"
 """The command the checkpoint manifest records for a training run (both entry points take its options)."""
 
 Log = Callable[[str], None]
-WEIGHT_NOISE = ("row", "device")
-"""HWA weight-noise forms: `row` (`HWAConfig.noise` × the row's max |w|), `device` (`HWAConfig.noise_device`)."""
 
 
 @dataclass(frozen=True)
@@ -367,11 +366,17 @@ def train_step(opt: torch.optim.Optimizer, hwa: HWA | None, loss_fn: Callable[[]
 
 
 def log(msg: str) -> None:
-    """The default progress line of training: the wall-clock time and `msg`, on stdout.
+    """The default progress of training: an INFO record of the `weightprog.workloads` logger (silent
+    unless the caller configures logging; the command lines pass `timed_line`'s printer instead).
 
     Parameters
     ----------
     msg : str
         The message.
     """
-    print(time.strftime("%H:%M:%S"), msg, flush=True)
+    logging.getLogger("weightprog.workloads").info(msg)
+
+
+def timed_line(msg: str) -> str:
+    """A progress line as the command lines print it: the wall-clock time and `msg`."""
+    return f"{time.strftime('%H:%M:%S')} {msg}"

@@ -1,0 +1,48 @@
+"""The named choices (and the sample's default shape) that settings and options offer, in a module
+that imports nothing: the command line builds its options (`click.Choice`, defaults) from here
+without loading torch, numpy or matplotlib, so `weightprog --help` and an argument error answer at
+once (issue 25). The modules that act on a choice import its names from here."""
+
+from __future__ import annotations
+
+BASELINES = ("single-pair", "lsp-first", "msp-first")
+"""Names of the hand-crafted strategies `baselines.baseline` builds."""
+NAIVE = "lsp-first"
+"""The paper's naive mapping, at F = 1."""
+OBJECTIVES = ("expected", "mc")
+"""What the search minimises: the expected TNMSE (expected.py) or the Monte-Carlo TNMSE (metric.py)."""
+METHODS = ("auto", "de", "pointwise")
+"""`de`: differential evolution over the strategy space (the paper's method); `pointwise`: the
+pointwise optimum under the deployed drift compensation as a dense table (expected.py); `auto`:
+both, the better by Monte-Carlo re-score."""
+MODES = ("exact", "free")
+"""The strategy space's modes (search/space.py): every grid weight represented exactly, or every device free."""
+GRID_PLACEMENTS = ("quantile", "uniform")
+"""Where the strategy table's grid points sit (search/space.py `make_grid`)."""
+SELECT_RULES = ("network", "tnmse")
+"""`network`: the best candidate on the network's held-out metric; `tnmse`: the lowest weight error."""
+PERIPHERIES = ("ideal", "standard", "io8", "chip", "chip-tile", "chip-8bit")
+"""Names of the periphery presets, in the order of `nn.periphery.PRESETS` (a test keeps them equal)."""
+NORMALISE_UNITS = ("column", "tile", "tensor")
+"""How a mapping normalises weights (hardware.py)."""
+REFERENCES = ("read", "programmed")
+"""Drift compensation's reference: a calibration read after programming, or the programmed state (hardware.py)."""
+WEIGHT_NOISE = ("row", "device")
+"""HWA weight-noise forms: `row` (`HWAConfig.noise` × the row's max |w|), `device` (`HWAConfig.noise_device`)."""
+SEARCH_ON = ("each", "fp")
+"""Which weights a study variant's strategy is searched on: its own (`each`) or the FP model's (`fp`)."""
+STUDY_PERIPHERY = "chip-8bit"
+"""The study's periphery: `standard`'s 8-bit converters and noise run as chips run them (docs/NN.md)."""
+PROPERTIES = ("programming", "drift_mean", "drift_std", "read", "g_max")
+"""Device properties `device advise` scales (`Scales`); for all but g_max smaller is better."""
+
+
+DEFAULT_ROWS = 512
+"""Weights per crossbar column of a weight sample."""
+DEFAULT_SIZE = 10_240
+"""Weights in the search's sample: docs/MODEL.md §8, the paper's proxy size, a 512 × 20 tile."""
+
+
+def baseline_name(text: str) -> str:
+    """`lsp_first` (a JSON key, or the older spelling of options and sweep files) -> `lsp-first`."""
+    return text.replace("_", "-")
