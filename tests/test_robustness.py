@@ -31,7 +31,7 @@ from weightprog.strategy import Strategy
 from weightprog.weightfiles import load_state
 
 TINY_SEARCH = ["--pairs", "1", "--max-generations", "1", "--popsize", "3", "--no-polish", "--rescore-blocks", "1",
-               "--times", "1s,1d"]
+               "--sample-size", "1024", "--times", "1s,1d"]
 
 
 def snapshot(folder):
@@ -398,12 +398,12 @@ def test_second_run_into_a_locked_folder_stops(tmp_path):
 
 
 def test_interrupt_messages_promise_only_what_happens(monkeypatch):
-    import weightprog.cli.device as cli_device
+    import weightprog.devices as devices  # the command imports get_device when it runs
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli_device, "get_device", interrupted)
+    monkeypatch.setattr(devices, "get_device", interrupted)
     result = CliRunner().invoke(main, ["device", "show", "pcm"])
     assert result.exit_code == 130 and "show keeps no partial results" in result.output
     assert "resume" not in result.output
