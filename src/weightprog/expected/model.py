@@ -164,6 +164,9 @@ class ExpectedTNMSE:
                  beta: torch.Tensor, with_alpha: bool = False, grad: bool = False):
         """Expected errors per time of a population given as tensors (what the search calls).
 
+        It runs on the caller's torch threads; its chunks are small, so one thread is fastest, and
+        the float32 sums round differently with another thread count (benchmarks/RESULTS.md).
+
         Parameters
         ----------
         grid, conductances, significance, beta

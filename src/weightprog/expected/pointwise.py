@@ -58,7 +58,8 @@ class Iterate(NamedTuple):
 
 class Pointwise:
     """Per-node minimisation of the expected error over every mapping u → targets in
-    [g_min, g_max]^(2P), for a density, device and cell (all in float64)."""
+    [g_min, g_max]^(2P), for a density, device and cell (all in float64). Many small tensor
+    operations: on a busy machine it is fastest on one torch thread, which the caller sets."""
 
     def __init__(self, model: ExpectedTNMSE, significance: Sequence[float], bins: int = 48,
                  levels: int = 13):
