@@ -1,5 +1,5 @@
 """Candidate evaluations per second on the reference problem, side by side: the Monte-Carlo
-TNMSE (metric.py, eager and fused) and the expected TNMSE (expected.py, eager and fused).
+TNMSE (metric.py, eager and fused) and the expected TNMSE (expected/, eager and fused).
 
 Reference problem (issue 2): PCM, P = 2 (cell 1,2), 10,240 weights of the built-in distribution
 (20 columns of 512), the 6 default times, a population of 256 candidate strategies. The expected

@@ -1,5 +1,7 @@
 """The house rules of the package layout (docs/DESIGN.md, "Dependencies"): imports between
-weightprog's modules form no cycle, and no module imports another's private names.
+weightprog's modules form no cycle, no module imports another's private names, and no module is
+over MAX_FILE_LINES lines nor any function over MAX_FUNCTION_LINES, outside an allow-list that can
+only shrink (issue 25).
 
 Every import counts, wherever it is written (top level, inside a function, under TYPE_CHECKING):
 a cycle hidden in a function is still a cycle for the reader. A package's own `__init__` re-exports
@@ -128,3 +130,81 @@ def test_public_api_is_documented():
         elif inspect.isfunction(obj) and inspect.signature(obj).parameters and "Parameters\n---" not in doc:
             undocumented.append(name)
     assert undocumented == []
+
+
+# --- sizes ------------------------------------------------------------------------------------------
+MAX_FILE_LINES = 450
+MAX_FUNCTION_LINES = 80
+"""From the `def` line to the last line of the body (docstring included, decorators not)."""
+
+# Each over the limit by this many lines today: an entry must not grow, and is removed once within
+# the limit, so the list only shrinks.
+ALLOWED_FILES = {
+    "weightprog/report/html.py": 802,
+    "weightprog/search/run.py": 535,
+}
+ALLOWED_FUNCTIONS = {
+    "weightprog/nn/calibration.py::calibrate": 101,
+    "weightprog/nn/evaluate.py::evaluate_over_time": 149,
+    "weightprog/report/html.py::evaluate_page": 83,
+    "weightprog/report/html.py::optimize_page": 86,
+    "weightprog/search/run.py::optimize": 110,
+    "weightprog/study.py::run_workload": 84,
+    "weightprog/workloads/fmnist_resnet.py::train": 88,
+    "weightprog/workloads/ptb_lstm.py::train": 94,
+}
+
+
+def _functions(tree: ast.AST, prefix: str = "") -> dict[str, int]:
+    """Length of every function and method, nested ones included, by qualified name."""
+    out = {}
+    for node in ast.iter_child_nodes(tree):
+        name = prefix
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            name = prefix + node.name
+            out[name] = node.end_lineno - node.lineno + 1
+            name += "."
+        elif isinstance(node, ast.ClassDef):
+            name = prefix + node.name + "."
+        out.update(_functions(node, name))
+    return out
+
+
+def _measure() -> tuple[dict[str, int], dict[str, int]]:
+    files, functions = {}, {}
+    for path in sorted(ROOT.rglob("*.py")):
+        key = path.relative_to(ROOT.parent).as_posix()
+        text = path.read_text(encoding="utf-8")
+        files[key] = len(text.splitlines())
+        for name, length in _functions(ast.parse(text)).items():
+            functions[f"{key}::{name}"] = length
+    return files, functions
+
+
+def _check(measured: dict[str, int], allowed: dict[str, int], limit: int, what: str) -> list[str]:
+    errors = [f"{key}: {n} lines (limit {limit}); split it" for key, n in measured.items()
+              if n > limit and key not in allowed]
+    for key, recorded in allowed.items():
+        n = measured.get(key)
+        if n is None:
+            errors.append(f"{key}: allow-listed {what} no longer exists; remove its entry")
+        elif n <= limit:
+            errors.append(f"{key}: now {n} lines, within the limit; remove its entry from the allow-list")
+        elif n > recorded:
+            errors.append(f"{key}: grew from {recorded} to {n} lines; an allow-listed {what} may only shrink")
+    return errors
+
+
+def test_no_file_or_function_over_the_limits():
+    files, functions = _measure()
+    assert len(files) > 50  # the whole package was read
+    errors = (_check(files, ALLOWED_FILES, MAX_FILE_LINES, "file")
+              + _check(functions, ALLOWED_FUNCTIONS, MAX_FUNCTION_LINES, "function"))
+    assert not errors, "\n".join(errors)
+
+
+def test_the_check_catches_growth_and_stale_entries():
+    measured = {"a.py": 500, "b.py": 100, "c.py": 460}
+    allowed = {"b.py": 600, "c.py": 455, "gone.py": 700}
+    errors = _check(measured, allowed, 450, "file")
+    assert [e.split(":")[0] for e in errors] == ["a.py", "b.py", "c.py", "gone.py"]

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 import torch
 
 from .devices import DeviceModel, get_device
+from .interpolation import interpolation_weights
 from .sample import WeightSample, sample_from_values
-from .strategy import Strategy, interpolation_weights
+from .strategy import Strategy
 from .timeunits import DEFAULT_TIMES_S, check_times
 from .validate import SAMPLE_COMPENSATION_SCOPES, compensation_scope, compute_device
 

@@ -21,6 +21,7 @@ import torch
 from .cell import Cell
 from .errors import WeightprogError
 from .fileio import atomic_write_text, read_text
+from .interpolation import gather_rows, interpolation_weights, swap_index
 
 FORMAT = "weightprog.strategy"
 _RANGE_TOL = 1e-6  # µS: slack for float rounding when checking the device range
@@ -431,24 +432,3 @@ class AihwkitExport:
                 "load": "CustomPairConductanceConverter(**json.load(open(file)))",
                 "weights": "g_lst sampled at normalised weights linspace(-1, 1, points); aihwkit maps "
                            "their ends to ± max|w| of each tile it converts (per-tile normalisation)"}
-
-
-def swap_index(pairs: int) -> list[int]:
-    """Device order with g⁺ and g⁻ of every pair swapped (the mirror for negative weights)."""
-    return [d ^ 1 for d in range(2 * pairs)]
-
-
-def interpolation_weights(grid: torch.Tensor, u: torch.Tensor):
-    """Grid segment index, fraction along it, and sign of each weight (independent of the batch)."""
-    a = u.abs().clamp_max(1.0).to(grid.dtype)
-    index = (torch.searchsorted(grid, a, right=True) - 1).clamp(0, grid.numel() - 2)
-    frac = ((a - grid[index]) / (grid[index + 1] - grid[index])).to(u.dtype)
-    return index, frac, u < 0
-
-
-def gather_rows(table: torch.Tensor, index: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation of table rows (B, D, K) at index/frac (any shape) -> (B, *shape, K)."""
-    lo = table[:, index]
-    hi = table[:, index + 1]
-    f = frac[None, ..., None]
-    return lo + (hi - lo) * f

@@ -211,23 +211,86 @@ def _sums(device: np.ndarray, n: int, *values: np.ndarray) -> list[np.ndarray]:
     return [np.bincount(device, weights=v, minlength=n) for v in values]
 
 
-# --- the fit -------------------------------------------------------------------------------------
-def fit_device(m: Measurements, *, name: str = "fitted", t0: float = 20.0, t_read: float = 2.5e-7,
-               g_min: float = 0.0, g_max: float | None = None, min_devices: int = 30,
-               max_bins: int = 12) -> FitResult:
-    """Fit a TabulatedDevice to validated measurements (see the module docstring for the method)."""
-    where = m.source
+# --- the fit, step by step -----------------------------------------------------------------------
+@dataclass
+class _Reads:
+    """The measurements as the fit's steps use them: per read (rows sorted by device then t) the
+    log time L, the read-noise growth c², the regression weight 1/c² and whether it read 0 µS;
+    per device its bin, its read count and whether it is usable (never read 0 µS)."""
+
+    m: Measurements
+    bin_of: np.ndarray
+    n_bins: int
+    reads: np.ndarray
+    L: np.ndarray
+    c2: np.ndarray
+    w: np.ndarray
+    zero_read: np.ndarray
+    dev_zero: np.ndarray
+    usable: np.ndarray
+
+    @classmethod
+    def of(cls, m: Measurements, bin_of: np.ndarray, reads: np.ndarray, t0: float, t_read: float) -> _Reads:
+        c2 = np.log((m.t + t0 + t_read) / (2 * t_read))
+        zero_read = m.g <= 0
+        dev_zero = np.bincount(m.device, weights=zero_read.astype(float), minlength=m.n_devices) > 0
+        return cls(m, bin_of, int(bin_of.max()) + 1, reads, np.log((m.t + t0) / t0), c2, 1.0 / c2, zero_read,
+                   dev_zero, ~dev_zero)
+
+    def regress(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each device's weighted line of y against L: ν̂ (minus the slope), Σw(L − L̄)², residual Σw·r²."""
+        m, w, L, n_dev = self.m, self.w, self.L, self.m.n_devices
+        sw, swl, swy, swll, swly = _sums(m.device, n_dev, w, w * L, w * y, w * L * L, w * L * y)
+        lbar, ybar = swl / sw, swy / sw
+        sxx = swll - sw * lbar ** 2
+        slope = (swly - sw * lbar * ybar) / sxx
+        resid = y - (ybar - slope * lbar)[m.device] - slope[m.device] * L
+        rss = np.bincount(m.device, weights=w * resid ** 2, minlength=n_dev)
+        return -slope, sxx, rss
+
+    def bin_q(self, rss: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Log-space residual variance per unit weight (v) and the linear-space Q of each bin."""
+        n_bins, bin_of, row_ok = self.n_bins, self.bin_of, self.usable[self.m.device]
+        v, q, dof = np.full(n_bins, np.nan), np.full(n_bins, np.nan), np.zeros(n_bins)
+        for b in range(n_bins):
+            sel = self.usable & (bin_of == b)
+            if not sel.any():
+                continue
+            dof[b] = (self.reads[sel] - 2).sum()
+            v[b] = rss[sel].sum() / dof[b]
+            cbar = np.mean(self.c2[row_ok & (bin_of[self.m.device] == b)])
+            # Var ln(1+x) ≈ s² + 2.5 s⁴ for x ~ N(0, s²): solve Q² + 2.5·Q⁴·c̄² = v
+            q[b] = math.sqrt((math.sqrt(1 + 10 * cbar * v[b]) - 1) / (5 * cbar))
+        return v, q, dof
+
+    def drift_and_q(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """ν̂ (NaN for unusable devices), Σw(L − L̄)², and per bin v, Q and the residuals' dof."""
+        y0 = np.log(np.where(self.zero_read, 1.0, self.m.g))
+        _, _, rss = self.regress(y0)
+        _, q_first, _ = self.bin_q(rss)
+        # second pass: remove the mean of ln(1 + Q c z) ≈ −Q²c²/2, which grows with t like drift does
+        shift = 0.5 * np.nan_to_num(q_first)[self.bin_of[self.m.device]] ** 2 * self.c2
+        nu_hat, sxx, rss = self.regress(y0 + shift)
+        v, q, dof = self.bin_q(rss)
+        return np.where(self.usable, nu_hat, np.nan), sxx, v, q, dof
+
+
+def _checked_settings(where: str, t0: float, t_read: float, g_min: float, g_max: float | None,
+                      min_devices: int, max_bins: int) -> tuple[float, float, float, float | None, int, int]:
     try:
         t0 = validate.number(t0, "t0", above=0)
         t_read = validate.number(t_read, "t_read", above=0)
         g_min = validate.number(g_min, "g_min", minimum=0)
         if g_max is not None:
             g_max = validate.number(g_max, "g_max", above=0)
-        min_devices = validate.integer(min_devices, "min_devices", 1)
-        max_bins = validate.integer(max_bins, "max_bins", 1)
+        return t0, t_read, g_min, g_max, validate.integer(min_devices, "min_devices", 1), \
+            validate.integer(max_bins, "max_bins", 1)
     except validate.SettingError as exc:
         raise exc.named(f"{where}: fit {exc.field}") from None
-    n_dev = m.n_devices
+
+
+def _checked_reads(m: Measurements, where: str) -> np.ndarray:
+    """Reads per device, at least MIN_READS each."""
     reads = m.reads_per_device()
     if reads.max() < 2:
         raise WeightprogError(f"{where}: every device has only one read; fitting drift needs at least "
@@ -237,71 +300,16 @@ def fit_device(m: Measurements, *, name: str = "fitted", t0: float = 20.0, t_rea
         raise WeightprogError(f"{where}: device {m.ids[bad]!r} has {reads[bad]} read(s) "
                               f"({int((reads < MIN_READS).sum())} devices have fewer than {MIN_READS}); "
                               f"fitting drift and read noise needs at least {MIN_READS} reads per device")
-    targets = m.device_targets()
-    g_max = float(targets.max()) if g_max is None else float(g_max)
-    if g_max <= g_min:
-        raise WeightprogError(f"{where}: g_max ({g_max}) must exceed g_min ({g_min}); "
-                              f"are all targets 0 µS? pass g_max")
-    if targets.min() < g_min or targets.max() > g_max:
-        raise WeightprogError(f"{where}: targets span [{targets.min():g}, {targets.max():g}] µS, outside "
-                              f"[g_min, g_max] = [{g_min:g}, {g_max:g}]")
-    bin_of = choose_bins(targets, min_devices, max_bins, where)
-    n_bins = int(bin_of.max()) + 1
+    return reads
 
-    # per-read quantities; rows are sorted by device then t
-    L = np.log((m.t + t0) / t0)
-    c2 = np.log((m.t + t0 + t_read) / (2 * t_read))
-    w = 1.0 / c2
-    zero_read = m.g <= 0
-    dev_zero = np.bincount(m.device, weights=zero_read.astype(float), minlength=n_dev) > 0
-    usable = ~dev_zero
-    row_ok = usable[m.device]
-    y0 = np.log(np.where(zero_read, 1.0, m.g))
 
-    def regress(y: np.ndarray):
-        sw, swl, swy, swll, swly = _sums(m.device, n_dev, w, w * L, w * y, w * L * L, w * L * y)
-        lbar, ybar = swl / sw, swy / sw
-        sxx = swll - sw * lbar ** 2
-        slope = (swly - sw * lbar * ybar) / sxx
-        resid = y - (ybar - slope * lbar)[m.device] - slope[m.device] * L
-        rss = np.bincount(m.device, weights=w * resid ** 2, minlength=n_dev)
-        return -slope, sxx, rss
-
-    def bin_q(rss: np.ndarray):
-        """Log-space residual variance per unit weight (v) and the linear-space Q of each bin."""
-        v, q, dof = np.full(n_bins, np.nan), np.full(n_bins, np.nan), np.zeros(n_bins)
-        for b in range(n_bins):
-            sel = usable & (bin_of == b)
-            if not sel.any():
-                continue
-            dof[b] = (reads[sel] - 2).sum()
-            v[b] = rss[sel].sum() / dof[b]
-            cbar = np.mean(c2[row_ok & (bin_of[m.device] == b)])
-            # Var ln(1+x) ≈ s² + 2.5 s⁴ for x ~ N(0, s²): solve Q² + 2.5·Q⁴·c̄² = v
-            q[b] = math.sqrt((math.sqrt(1 + 10 * cbar * v[b]) - 1) / (5 * cbar))
-        return v, q, dof
-
-    nu_hat, sxx, rss = regress(y0)
-    _, q_first, _ = bin_q(rss)
-    # second pass: remove the mean of ln(1 + Q c z) ≈ −Q²c²/2, which grows with t like drift does
-    shift = 0.5 * np.nan_to_num(q_first)[bin_of[m.device]] ** 2 * c2
-    nu_hat, sxx, rss = regress(y0 + shift)
-    v, q, dof = bin_q(rss)
-    nu_hat = np.where(usable, nu_hat, np.nan)
-
-    zero_frac = np.array([dev_zero[bin_of == b].mean() for b in range(n_bins)])
-    clean = (zero_frac <= CLEAN_ZERO_FRACTION) & (np.bincount(bin_of, weights=usable, minlength=n_bins) >= 3)
-    if not clean.any():
-        raise WeightprogError(f"{where}: in every conductance bin more than {CLEAN_ZERO_FRACTION:.0%} of "
-                              f"devices read 0 µS at some time; drift and read noise cannot be fitted")
-
-    # the mean of equal targets can round a hair outside the range taken from them (19.9 -> 19.900000000000002)
-    g_bin = np.clip([targets[bin_of == b].mean() for b in range(n_bins)], g_min, g_max)
-    n_bin = np.bincount(bin_of, minlength=n_bins)
-    est = {k: np.full(n_bins, np.nan) for k in
+def _drift_of_clean_bins(r: _Reads, nu_hat: np.ndarray, sxx: np.ndarray, v: np.ndarray, q: np.ndarray,
+                         dof: np.ndarray, clean: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-bin estimates (NaN until set), with ν mean/std and the standard errors of the clean bins."""
+    est = {k: np.full(r.n_bins, np.nan) for k in
            ("nu_mean", "nu_mean_se", "nu_std", "nu_std_se", "q_se", "sigma_p", "sigma_p_se", "bias")}
     for b in np.flatnonzero(clean).tolist():
-        sel = usable & (bin_of == b)
+        sel = r.usable & (r.bin_of == b)
         nus = nu_hat[sel]
         k = len(nus)
         noise_var = np.mean(v[b] / sxx[sel])  # the regression's own variance of ν̂
@@ -312,7 +320,12 @@ def fit_device(m: Measurements, *, name: str = "fitted", t0: float = 20.0, t_rea
         # var of a variance estimate is 2·var²/(k−1); propagate to the std
         est["nu_std_se"][b] = math.sqrt(2 / max(k - 1, 1)) * obs_var / max(2 * sd, math.sqrt(obs_var))
         est["q_se"][b] = q[b] / math.sqrt(2 * dof[b])
-    # unclean bins borrow drift and Q from the nearest clean bin
+    return est
+
+
+def _borrow_for_unclean(est: dict[str, np.ndarray], q: np.ndarray, clean: np.ndarray, g_bin: np.ndarray,
+                        zero_frac: np.ndarray) -> list[str]:
+    """Unclean bins borrow drift and Q from the nearest clean bin (in place); a note for each."""
     clean_idx = np.flatnonzero(clean)
     notes = []
     for b in np.flatnonzero(~clean).tolist():
@@ -323,22 +336,28 @@ def fit_device(m: Measurements, *, name: str = "fitted", t0: float = 20.0, t_rea
         notes.append(f"bin at {g_bin[b]:.3g} µS: {zero_frac[b]:.0%} of devices read 0 µS at some time, "
                      f"so σ_p, Q and ν mean come from a censored likelihood fit and "
                      f"ν std is copied from the bin at {g_bin[src]:.3g} µS")
+    return notes
 
-    # programming error from the first read, corrected back to t = 0
+
+def _programming(r: _Reads, est: dict[str, np.ndarray], q: np.ndarray, clean: np.ndarray, targets: np.ndarray,
+                 nu_hat: np.ndarray, g_bin: np.ndarray, notes: list[str]) -> np.ndarray:
+    """σ_p per bin from the first reads corrected back to t = 0 (unclean bins: σ_p, Q and ν mean by
+    censored likelihood), in place in `est` and `q`; each device's first-read error."""
+    m, bin_of = r.m, r.bin_of
     first = m.first_rows()
-    nu_dev = np.where(usable, nu_hat, est["nu_mean"][bin_of])
-    y1 = m.g[first] * np.exp(nu_dev * L[first])
+    nu_dev = np.where(r.usable, nu_hat, est["nu_mean"][bin_of])
+    y1 = m.g[first] * np.exp(nu_dev * r.L[first])
     err = y1 - targets
-    s1 = (q[bin_of] ** 2) * c2[first]  # relative read-noise variance at the first read
-    for b in range(n_bins):
+    s1 = (q[bin_of] ** 2) * r.c2[first]  # relative read-noise variance at the first read
+    for b in range(r.n_bins):
         sel = bin_of == b
         if not clean[b]:
             # reads at 0 µS: fit σ_p, Q and ν mean together by censored likelihood
             rows = sel[m.device]
             rms0 = censored_rms(err[sel], targets[sel], m.g[first][sel] <= 0)
             est["sigma_p"][b], q[b], est["nu_mean"][b] = censored_bin_fit(
-                _padded(m, rows, m.g, np.nan), _padded(m, rows, zero_read, False), targets[sel],
-                _padded(m, rows, L, 0.0), _padded(m, rows, np.sqrt(c2), 1.0), rms0, q[b],
+                _padded(m, rows, m.g, np.nan), _padded(m, rows, r.zero_read, False), targets[sel],
+                _padded(m, rows, r.L, 0.0), _padded(m, rows, np.sqrt(r.c2), 1.0), rms0, q[b],
                 est["nu_mean"][b])
             est["sigma_p_se"][b] = est["q_se"][b] = est["nu_mean_se"][b] = np.nan
             est["bias"][b] = float(err[sel].mean())
@@ -351,29 +370,61 @@ def fit_device(m: Measurements, *, name: str = "fitted", t0: float = 20.0, t_rea
         if abs(est["bias"][b]) > 3 * rms / math.sqrt(sel.sum()) and abs(est["bias"][b]) > 0.1 * rms:
             notes.append(f"bin at {g_bin[b]:.3g} µS: first reads sit {est['bias'][b]:+.3g} µS from the "
                          f"target on average; the model has no offset, so this is folded into σ_p")
+    return err
+
+
+def _table(values) -> list[float]:
+    return [float(f"{x:.6g}") for x in values]
+
+
+def fit_device(m: Measurements, *, name: str = "fitted", t0: float = 20.0, t_read: float = 2.5e-7,
+               g_min: float = 0.0, g_max: float | None = None, min_devices: int = 30,
+               max_bins: int = 12) -> FitResult:
+    """Fit a TabulatedDevice to validated measurements (see the module docstring for the method)."""
+    where = m.source
+    t0, t_read, g_min, g_max, min_devices, max_bins = _checked_settings(
+        where, t0, t_read, g_min, g_max, min_devices, max_bins)
+    reads = _checked_reads(m, where)
+    targets = m.device_targets()
+    g_max = float(targets.max()) if g_max is None else float(g_max)
+    if g_max <= g_min:
+        raise WeightprogError(f"{where}: g_max ({g_max}) must exceed g_min ({g_min}); "
+                              f"are all targets 0 µS? pass g_max")
+    if targets.min() < g_min or targets.max() > g_max:
+        raise WeightprogError(f"{where}: targets span [{targets.min():g}, {targets.max():g}] µS, outside "
+                              f"[g_min, g_max] = [{g_min:g}, {g_max:g}]")
+    r = _Reads.of(m, choose_bins(targets, min_devices, max_bins, where), reads, t0, t_read)
+    bin_of, n_bins = r.bin_of, r.n_bins
+    nu_hat, sxx, v, q, dof = r.drift_and_q()
+    zero_frac = np.array([r.dev_zero[bin_of == b].mean() for b in range(n_bins)])
+    clean = (zero_frac <= CLEAN_ZERO_FRACTION) & (np.bincount(bin_of, weights=r.usable, minlength=n_bins) >= 3)
+    if not clean.any():
+        raise WeightprogError(f"{where}: in every conductance bin more than {CLEAN_ZERO_FRACTION:.0%} of "
+                              f"devices read 0 µS at some time; drift and read noise cannot be fitted")
+    # the mean of equal targets can round a hair outside the range taken from them (19.9 -> 19.900000000000002)
+    g_bin = np.clip([targets[bin_of == b].mean() for b in range(n_bins)], g_min, g_max)
+    est = _drift_of_clean_bins(r, nu_hat, sxx, v, q, dof, clean)
+    notes = _borrow_for_unclean(est, q, clean, g_bin, zero_frac)
+    err = _programming(r, est, q, clean, targets, nu_hat, g_bin, notes)
     if n_bins == 1:
         notes.append("one conductance bin only: the curves are constant in G")
-
-    def table(values) -> list[float]:
-        return [float(f"{x:.6g}") for x in values]
-
-    gs = table(g_bin)
+    gs = _table(g_bin)
     data = {
         "kind": "tabulated", "name": name, "g_min": float(g_min), "g_max": float(g_max),
         "t0": float(t0), "t_read": float(t_read),
-        "programming": {"g": gs, "std": table(est["sigma_p"])},
-        "drift": {"g": gs, "nu_mean": table(est["nu_mean"]), "nu_std": table(est["nu_std"])},
-        "read_noise": {"g": gs, "q": table(q)},
-        "source": f"fitted by weightprog from {Path(str(where)).name}: {n_dev} devices, {len(m)} reads, "
+        "programming": {"g": gs, "std": _table(est["sigma_p"])},
+        "drift": {"g": gs, "nu_mean": _table(est["nu_mean"]), "nu_std": _table(est["nu_std"])},
+        "read_noise": {"g": gs, "q": _table(q)},
+        "source": f"fitted by weightprog from {Path(str(where)).name}: {m.n_devices} devices, {len(m)} reads, "
                   f"{n_bins} bins by target",
         "description": "; ".join(notes) if notes else "all bins fitted directly",
     }
-    device = tabulated_from_dict(data, where=f"{where} (fitted)")
-    bins = BinFit(g=g_bin, n_devices=n_bin, sigma_p=est["sigma_p"], sigma_p_se=est["sigma_p_se"],
-                  nu_mean=est["nu_mean"], nu_mean_se=est["nu_mean_se"], nu_std=est["nu_std"],
-                  nu_std_se=est["nu_std_se"], q=q, q_se=est["q_se"], clean=clean, bias=est["bias"])
-    return FitResult(device=device, bins=bins, bin_of_device=bin_of, nu_hat=nu_hat, first_error=err,
-                     measurements=m, notes=notes)
+    bins = BinFit(g=g_bin, n_devices=np.bincount(bin_of, minlength=n_bins), sigma_p=est["sigma_p"],
+                  sigma_p_se=est["sigma_p_se"], nu_mean=est["nu_mean"], nu_mean_se=est["nu_mean_se"],
+                  nu_std=est["nu_std"], nu_std_se=est["nu_std_se"], q=q, q_se=est["q_se"], clean=clean,
+                  bias=est["bias"])
+    return FitResult(device=tabulated_from_dict(data, where=f"{where} (fitted)"), bins=bins, bin_of_device=bin_of,
+                     nu_hat=nu_hat, first_error=err, measurements=m, notes=notes)
 
 
 def device_yaml(device: TabulatedDevice) -> str:

@@ -77,14 +77,8 @@ def _fail(where: str, message: str):
     raise WeightprogError(f"{where}: {message}")
 
 
-def parse_measurements(text: str, where: str = "measurements") -> Measurements:
-    """Validate CSV text; `where` (usually the file name) starts every error message."""
-    rows = list(csv.reader(io.StringIO(text)))
-    while rows and not any(cell.strip() for cell in rows[-1]):
-        rows.pop()  # trailing blank lines are harmless
-    if not rows:
-        _fail(where, "the file is empty; expected a header row " + ",".join(COLUMNS) + " and data rows")
-    header = [cell.strip().lower() for cell in rows[0]]
+def _columns(header: list[str], where: str) -> dict[str, int]:
+    """Each column's position in the header row (every column once, none missing)."""
     seen = set()
     for name in header:
         if name in seen:
@@ -94,7 +88,45 @@ def parse_measurements(text: str, where: str = "measurements") -> Measurements:
     if missing:
         _fail(where, f"row 1 (header): missing column{'s' if len(missing) > 1 else ''} "
                      f"{', '.join(repr(c) for c in missing)}; need {', '.join(COLUMNS)} (got {', '.join(header)})")
-    col = {c: header.index(c) for c in COLUMNS}
+    return {c: header.index(c) for c in COLUMNS}
+
+
+def _numbers(row: list[str], i: int, col: dict[str, int], where: str) -> dict[str, float]:
+    """Row `i`'s numeric fields, each finite and plausible."""
+    values = {}
+    for name in NUMERIC:
+        cell = row[col[name]].strip()
+        try:
+            value = float(cell)
+        except ValueError:
+            _fail(where, f"row {i}, column '{name}': {cell!r} is not a number")
+        if not math.isfinite(value):
+            _fail(where, f"row {i}, column '{name}': {cell!r} is not finite")
+        values[name] = value
+    if values["g_target"] < 0:
+        _fail(where, f"row {i}, column 'g_target': {values['g_target']} is negative; conductances are >= 0 µS")
+    if values["g"] < 0:
+        _fail(where, f"row {i}, column 'g': {values['g']} is negative; conductances are >= 0 µS")
+    for name in ("g_target", "g"):
+        if values[name] > G_PLAUSIBLE_MAX:
+            _fail(where, f"row {i}, column '{name}': {values[name]:g} µS is above {G_PLAUSIBLE_MAX:g} µS "
+                         f"(10 mS), more than any memory device conducts; conductances are in µS "
+                         f"(were they written in nS or pS?)")
+    if values["t"] <= 0:
+        _fail(where, f"row {i}, column 't': {values['t']} is not allowed; t is seconds after "
+                     f"programming and must be > 0")
+    return values
+
+
+def parse_measurements(text: str, where: str = "measurements") -> Measurements:
+    """Validate CSV text; `where` (usually the file name) starts every error message."""
+    rows = list(csv.reader(io.StringIO(text)))
+    while rows and not any(cell.strip() for cell in rows[-1]):
+        rows.pop()  # trailing blank lines are harmless
+    if not rows:
+        _fail(where, "the file is empty; expected a header row " + ",".join(COLUMNS) + " and data rows")
+    header = [cell.strip().lower() for cell in rows[0]]
+    col = _columns(header, where)
     if len(rows) < 2:
         _fail(where, "no data rows after the header")
 
@@ -112,28 +144,7 @@ def parse_measurements(text: str, where: str = "measurements") -> Measurements:
             _fail(where, f"row {i}: the header is repeated (were two files concatenated?)")
         if len(row) != len(header):
             _fail(where, f"row {i}: expected {len(header)} fields like the header, got {len(row)}")
-        values = {}
-        for name in NUMERIC:
-            cell = row[col[name]].strip()
-            try:
-                value = float(cell)
-            except ValueError:
-                _fail(where, f"row {i}, column '{name}': {cell!r} is not a number")
-            if not math.isfinite(value):
-                _fail(where, f"row {i}, column '{name}': {cell!r} is not finite")
-            values[name] = value
-        if values["g_target"] < 0:
-            _fail(where, f"row {i}, column 'g_target': {values['g_target']} is negative; conductances are >= 0 µS")
-        if values["g"] < 0:
-            _fail(where, f"row {i}, column 'g': {values['g']} is negative; conductances are >= 0 µS")
-        for name in ("g_target", "g"):
-            if values[name] > G_PLAUSIBLE_MAX:
-                _fail(where, f"row {i}, column '{name}': {values[name]:g} µS is above {G_PLAUSIBLE_MAX:g} µS "
-                             f"(10 mS), more than any memory device conducts; conductances are in µS "
-                             f"(were they written in nS or pS?)")
-        if values["t"] <= 0:
-            _fail(where, f"row {i}, column 't': {values['t']} is not allowed; t is seconds after "
-                         f"programming and must be > 0")
+        values = _numbers(row, i, col, where)
         name = row[col["device_id"]].strip()
         if not name:
             _fail(where, f"row {i}, column 'device_id': empty")

@@ -120,130 +120,163 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
         return
     if ranges is None:
         raise WeightprogError("periphery: calibrate input/output ranges before attaching a non-ideal periphery")
-    per_column = periphery.output_range != "layer"
-    if tracking is None and per_column and any(k not in ranges.columns for k in ranges.outputs):
+    if tracking is None and periphery.output_range != "layer" and any(k not in ranges.columns for k in ranges.outputs):
         raise WeightprogError(f"periphery: output_range={periphery.output_range!r} needs ranges calibrated "
                               f"with that periphery (per-column ranges are missing)")
-    split = tracking is not None and periphery.input_tiles == "digitised"
-    # calibrated ranges moved once onto the weights' device and dtype, not at every product
-    where = weights[0].param
-    columns = {} if tracking is not None else {
-        k: v.to(device=where.device, dtype=where.dtype) for k, v in ranges.columns.items()}
-    scales: dict[int, torch.Tensor] = {}
-    moving = [tracking is not None]  # False while a recurrent module runs on the ranges of its whole sequence
+    h = PeripheryHooks(weights, periphery, ranges, generator, clipping, tracking)
+    with xb.hooks(weights, h.pre, h.post, h.recurrent if periphery.recurrent == "products" else None):
+        yield
 
-    def input_bound(key: int, xs: list[torch.Tensor]) -> float | None:
-        """The DAC range of `key`'s inputs `xs` (calibrated, or tracked on them)."""
-        if tracking is not None and xs and moving[0]:
-            return tracking.scalar(ranges.inputs, key, max(float(x.detach().abs().max()) for x in xs))
-        return ranges.inputs.get(key)
 
-    def output_peaks(y: torch.Tensor | None, parts: list[torch.Tensor],
-                     channel: int) -> tuple[float, torch.Tensor | None]:
-        """max |output| (`y`, None: the sum of `parts`), and per column of what each ADC digitises (`parts`:
-        `[y]`, or the partial sums of the input tiles) when the ranges are per column or tile."""
-        full = y if y is not None else sum(parts[1:], parts[0])
-        if not per_column:
-            return float(full.detach().abs().max()), None
-        peaks = [xb.peaks(part, channel, periphery.output_range, cast(Tracking, tracking).tile_cols) for part in parts]
-        return float(full.detach().abs().max()), torch.stack(peaks) if len(parts) > 1 else peaks[0]
+class PeripheryHooks:
+    """The forward hooks `attached` puts on a model's analog modules, and the state they share:
+    the input scales a pre hook hands to its post hook, the ranges (calibrated, or tracked and
+    updated in place), and whether tracked ranges move (not while a recurrent module runs on the
+    ranges of its whole sequence). Arguments as `attached`'s; `ranges` checked there."""
 
-    def move(key: int, peak: float, columns: torch.Tensor | None) -> None:
-        """Move `key`'s tracked output ranges toward this batch's peaks."""
-        cast(Tracking, tracking).scalar(ranges.outputs, key, peak)
+    def __init__(self, weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges,
+                 generator: torch.Generator | None, clipping: Clipping | None, tracking: Tracking | None) -> None:
+        self.periphery, self.ranges, self.generator = periphery, ranges, generator
+        self.clipping, self.tracking = clipping, tracking
+        self.per_column = periphery.output_range != "layer"
+        self.split = tracking is not None and periphery.input_tiles == "digitised"
+        # calibrated ranges moved once onto the weights' device and dtype, not at every product
+        where = weights[0].param
+        self.columns = {} if tracking is not None else {
+            k: v.to(device=where.device, dtype=where.dtype) for k, v in ranges.columns.items()}
+        self.scales: dict[int, torch.Tensor] = {}
+        self.moving = tracking is not None
+
+    # --- hook factories (crossbar.hooks calls them once per module) ----------------------------
+    def pre(self, module: torch.nn.Module, kind: str) -> Callable:
+        """The DAC before the module: its analog inputs quantised (and scaled, if dynamic)."""
+        return lambda _, args: self.inputs(module, kind, args)
+
+    def post(self, module: torch.nn.Module, kind: str) -> Callable:
+        """Output noise and the ADC after the module (its input tiles recorded first, if split)."""
+        if self.split:
+            self.cut(id(module), xb.module_cuts(module, kind, cast(Tracking, self.tracking).tile_rows))
+        return lambda _, args, out: self.outputs(module, kind, args, out)
+
+    def recurrent(self, module: torch.nn.Module) -> Callable:
+        """A recurrent module run product by product through the periphery."""
+        return lambda _, args, kwargs, out: self.sequence(module, args, kwargs)
+
+    # --- what the hooks do ---------------------------------------------------------------------
+    def inputs(self, module: torch.nn.Module, kind: str, args: tuple) -> tuple | None:
+        periphery = self.periphery
+        if periphery.dac_bits is None and not periphery.dynamic:
+            return None
+        n = xb.analog_inputs(kind, args)
+        analog = [i for i, x in enumerate(args[:n]) if isinstance(x, torch.Tensor) and x.is_floating_point()]
+        bound = None if periphery.dynamic else self.input_bound(id(module), [args[i] for i in analog])
+        if bound is None and not periphery.dynamic:
+            return None
+        return tuple(self.dac(module, kind, x, i == 0, bound) if i in analog else x for i, x in enumerate(args))
+
+    def dac(self, module: torch.nn.Module, kind: str, x: torch.Tensor, first: bool,
+            bound: float | None) -> torch.Tensor:
+        periphery, key = self.periphery, id(module)
+        if not periphery.dynamic:
+            return quantise(x, cast(float, bound), periphery.dac_bits) if periphery.dac_bits is not None else x
+        if first and kind in xb.FULL_KINDS and periphery.dac_bits is not None and fused.usable(x):
+            done = fused.dac(x, xb.scale_dims(module, kind, x), periphery.dac_bits)
+            if done is not None:
+                self.scales[key] = done[1]
+                return done[0]
+        scale = xb.input_scale(module, kind, x)
+        scaled = x / scale
+        if periphery.dac_bits is not None:
+            scaled = quantise(scaled, 1.0, periphery.dac_bits)
+        if first and kind in xb.FULL_KINDS:  # the crossbar sees the scaled input; undone after the ADC
+            self.scales[key] = scale
+            return scaled
+        return scaled * scale  # RNN/MHA: the module's own kernel computes on the digital value
+
+    def outputs(self, module: torch.nn.Module, kind: str, args: tuple, out: torch.Tensor) -> torch.Tensor | None:
+        key, ranges = id(module), self.ranges
+        scale = self.scales.pop(key, None)
+        if self.tracking is None and key not in ranges.outputs and scale is None:
+            return None
+        bias = xb.bias_view(module, kind, out)
+        y = out if bias is None else out - bias
+        channel = xb.channel_dim(module, kind, out)
+        cuts = ranges.splits.get(key)
+        if cuts is not None and self.per_column:  # each input tile's partial sum digitised apart
+            parts = xb.partials(module, kind, args[0], cuts, y)
+            self.track(key, y, parts, channel)
+            bounds = self.column_bounds(key, y)
+            y = self.digitised(parts, [xb.per_column(module, kind, b, out) for b in bounds], key)
+        elif key in ranges.outputs or self.tracking is not None:
+            self.track(key, y, [y], channel)
+            bound: float | torch.Tensor = ranges.outputs[key]
+            if self.per_column:
+                bound = xb.per_column(module, kind, self.column_bounds(key, y), out)
+            y, scale = self.adc(y, bound, key, scale), None  # the scale restored by the ADC step
+        if scale is not None:
+            y = y * scale
+        return y if bias is None else y + bias
+
+    def sequence(self, module: torch.nn.Module, args: tuple, kwargs: dict):
+        tracking = self.tracking
+        if tracking is not None and tracking.training():
+            # the whole sequence's peaks move the ranges once, as one batch of a layer does; then
+            # every step runs on them (per step, h₀ = 0 and the first steps would set them)
+            seen: dict[int, list] = {}
+            with torch.no_grad():
+                xb.recurrent_forward(module, args, kwargs, lambda weight, x: self.record(seen, weight, x))
+            for key, (x_peak, peak, columns) in seen.items():
+                if not self.periphery.dynamic:
+                    tracking.scalar(self.ranges.inputs, key, x_peak)
+                self.move(key, peak, columns)
+            self.moving = False
+        try:
+            return xb.recurrent_forward(module, args, kwargs, self.product)
+        finally:
+            self.moving = tracking is not None
+
+    def product(self, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """x @ weightᵀ on a crossbar: DAC, the analogue product, noise and ADC, scale restored."""
+        periphery, key = self.periphery, id(weight)
+        scale = xb.last_dim_scale(x) if periphery.dynamic else None
+        if scale is not None:
+            x = x / scale
+        if periphery.dac_bits is not None:
+            x = quantise(x, 1.0 if scale is not None else cast(float, self.input_bound(key, [x])), periphery.dac_bits)
+        cuts = self.product_cuts(weight)
+        if cuts is not None:  # each input tile's partial sum digitised apart
+            parts = [F.linear(x[..., a:b], weight[:, a:b]) for a, b in cuts]
+            self.track(key, None, parts, -1)
+            y = self.digitised(parts, list(self.column_bounds(key, x)), key)
+        else:
+            y = F.linear(x, weight)
+            self.track(key, y, [y], -1)
+            return self.adc(y, self.column_bounds(key, y) if self.per_column else self.ranges.outputs[key], key, scale)
+        return y * scale if scale is not None else y
+
+    def record(self, seen: dict[int, list], weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """x @ weightᵀ digitally, keeping the max |input| and the output peaks (`output_peaks`) in `seen`."""
+        scale = xb.last_dim_scale(x) if self.periphery.dynamic else None
+        scaled = x / scale if scale is not None else x
+        cuts = self.product_cuts(weight) or [(0, x.shape[-1])]
+        parts = [F.linear(scaled[..., a:b], weight[:, a:b]) for a, b in cuts]
+        peak, columns = self.output_peaks(None, parts, -1)
+        kept = seen.setdefault(id(weight), [0.0, 0.0, None])
+        kept[0], kept[1] = max(kept[0], float(x.abs().max())), max(kept[1], peak)
         if columns is not None:
-            cast(Tracking, tracking).tensor(ranges.columns, key, columns)
+            kept[2] = columns if kept[2] is None else torch.maximum(kept[2], columns)
+        y = sum(parts[1:], parts[0])
+        return y * scale if scale is not None else y
 
-    def track(key: int, y: torch.Tensor | None, parts: list[torch.Tensor], channel: int) -> None:
-        """With `tracking`: update `key`'s output ranges from its output (see `output_peaks`)."""
-        if tracking is not None and moving[0]:
-            move(key, *output_peaks(y, parts, channel))
-
-    def cut(key: int, cuts: list[tuple[int, int]]) -> None:
-        """With `tracking` and digitised input tiles: record the input tiles of `key`."""
-        if split and len(cuts) > 1:
-            ranges.splits[key] = cuts
-
-    def pre(module, kind):
-        key = id(module)
-
-        def dac(x: torch.Tensor, first: bool, bound: float | None) -> torch.Tensor:
-            if not periphery.dynamic:
-                return quantise(x, cast(float, bound), periphery.dac_bits) if periphery.dac_bits is not None else x
-            if first and kind in xb.FULL_KINDS and periphery.dac_bits is not None and fused.usable(x):
-                done = fused.dac(x, xb.scale_dims(module, kind, x), periphery.dac_bits)
-                if done is not None:
-                    scales[key] = done[1]
-                    return done[0]
-            scale = xb.input_scale(module, kind, x)
-            scaled = x / scale
-            if periphery.dac_bits is not None:
-                scaled = quantise(scaled, 1.0, periphery.dac_bits)
-            if first and kind in xb.FULL_KINDS:  # the crossbar sees the scaled input; undone after the ADC
-                scales[key] = scale
-                return scaled
-            return scaled * scale  # RNN/MHA: the module's own kernel computes on the digital value
-
-        def hook(_, args):
-            if periphery.dac_bits is None and not periphery.dynamic:
-                return None
-            n = xb.analog_inputs(kind, args)
-            analog = [i for i, x in enumerate(args[:n]) if isinstance(x, torch.Tensor) and x.is_floating_point()]
-            bound = None if periphery.dynamic else input_bound(key, [args[i] for i in analog])
-            if bound is None and not periphery.dynamic:
-                return None
-            return tuple(dac(x, i == 0, bound) if i in analog else x for i, x in enumerate(args))
-        return hook
-
-    def post(module, kind):
-        key = id(module)
-        if split:
-            cut(key, xb.module_cuts(module, kind, cast(Tracking, tracking).tile_rows))
-
-        def hook(_, args, out):
-            scale = scales.pop(key, None)
-            if tracking is None and key not in ranges.outputs and scale is None:
-                return None
-            bias = xb.bias_view(module, kind, out)
-            y = out if bias is None else out - bias
-            channel = xb.channel_dim(module, kind, out)
-            cuts = ranges.splits.get(key)
-            if cuts is not None and per_column:  # each input tile's partial sum digitised apart
-                parts = xb.partials(module, kind, args[0], cuts, y)
-                track(key, y, parts, channel)
-                bounds = column_bounds(key, y)
-                y = digitised(parts, [xb.per_column(module, kind, b, out) for b in bounds], key)
-            elif key in ranges.outputs or tracking is not None:
-                track(key, y, [y], channel)
-                bound: float | torch.Tensor = ranges.outputs[key]
-                if per_column:
-                    bound = xb.per_column(module, kind, column_bounds(key, y), out)
-                y, scale = adc(y, bound, key, scale), None  # the scale restored by the ADC step
-            if scale is not None:
-                y = y * scale
-            return y if bias is None else y + bias
-        return hook
-
-    def column_bounds(key: int, like: torch.Tensor) -> torch.Tensor:
-        """`key`'s per-column (or per input tile and column) ranges on `like`'s device and dtype."""
-        bounds = ranges.columns[key] if tracking is not None else columns[key]
-        if bounds.device != like.device or bounds.dtype != like.dtype:
-            bounds = bounds.to(device=like.device, dtype=like.dtype)
-        return bounds
-
-    def digitised(parts: list[torch.Tensor], bounds: list[torch.Tensor], key: int) -> torch.Tensor:
-        """The input tiles' partial sums, each through its own ADC (in order), added digitally."""
-        y = adc(parts[0], bounds[0], key)
-        for part, bound in zip(parts[1:], bounds[1:]):
-            y = y + adc(part, bound, key)
-        return y
-
-    def adc(y: torch.Tensor, bound: float | torch.Tensor, key: int, scale: torch.Tensor | None = None) -> torch.Tensor:
+    # --- converters and ranges -----------------------------------------------------------------
+    def adc(self, y: torch.Tensor, bound: float | torch.Tensor, key: int,
+            scale: torch.Tensor | None = None) -> torch.Tensor:
         """Output noise (not while tracking and not training), then the ADC (clipping counted), on the
         analogue output `y`; then times the input `scale`, if any."""
+        periphery, clipping, tracking = self.periphery, self.clipping, self.tracking
         noise = None
         if periphery.output_noise > 0 and (tracking is None or tracking.training()):
-            noise = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+            noise = torch.randn(y.shape, generator=self.generator, device=y.device, dtype=y.dtype)
         if periphery.adc_bits is not None and isinstance(bound, torch.Tensor) and fused.usable(y):
             done = fused.adc(y, noise, None if noise is None else periphery.output_noise * bound, bound,
                              periphery.adc_bits, scale)
@@ -259,63 +292,56 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
             y = quantise(y, bound, periphery.adc_bits)
         return y if scale is None else y * scale
 
-    def product(weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """x @ weightᵀ on a crossbar: DAC, the analogue product, noise and ADC, scale restored."""
-        key = id(weight)
-        scale = xb.last_dim_scale(x) if periphery.dynamic else None
-        if scale is not None:
-            x = x / scale
-        if periphery.dac_bits is not None:
-            x = quantise(x, 1.0 if scale is not None else cast(float, input_bound(key, [x])), periphery.dac_bits)
-        cuts = product_cuts(weight)
-        if cuts is not None:  # each input tile's partial sum digitised apart
-            parts = [F.linear(x[..., a:b], weight[:, a:b]) for a, b in cuts]
-            track(key, None, parts, -1)
-            y = digitised(parts, list(column_bounds(key, x)), key)
-        else:
-            y = F.linear(x, weight)
-            track(key, y, [y], -1)
-            return adc(y, column_bounds(key, y) if per_column else ranges.outputs[key], key, scale)
-        return y * scale if scale is not None else y
+    def digitised(self, parts: list[torch.Tensor], bounds: list[torch.Tensor], key: int) -> torch.Tensor:
+        """The input tiles' partial sums, each through its own ADC (in order), added digitally."""
+        y = self.adc(parts[0], bounds[0], key)
+        for part, bound in zip(parts[1:], bounds[1:]):
+            y = y + self.adc(part, bound, key)
+        return y
 
-    def product_cuts(weight: torch.Tensor) -> list[tuple[int, int]] | None:
-        """The input tiles of a recurrent product digitised apart (cut when first seen, with `tracking`)."""
-        if split and id(weight) not in ranges.splits:
-            cut(id(weight), xb.input_cuts(weight.shape[1], cast(Tracking, tracking).tile_rows))
-        return ranges.splits.get(id(weight))
+    def input_bound(self, key: int, xs: list[torch.Tensor]) -> float | None:
+        """The DAC range of `key`'s inputs `xs` (calibrated, or tracked on them)."""
+        if self.tracking is not None and xs and self.moving:
+            return self.tracking.scalar(self.ranges.inputs, key, max(float(x.detach().abs().max()) for x in xs))
+        return self.ranges.inputs.get(key)
 
-    def recurrent(module):
-        def hook(_, args, kwargs, out):
-            if tracking is not None and tracking.training():
-                # the whole sequence's peaks move the ranges once, as one batch of a layer does; then
-                # every step runs on them (per step, h₀ = 0 and the first steps would set them)
-                seen: dict[int, list] = {}
-                with torch.no_grad():
-                    xb.recurrent_forward(module, args, kwargs, lambda weight, x: record(seen, weight, x))
-                for key, (x_peak, peak, columns) in seen.items():
-                    if not periphery.dynamic:
-                        tracking.scalar(ranges.inputs, key, x_peak)
-                    move(key, peak, columns)
-                moving[0] = False
-            try:
-                return xb.recurrent_forward(module, args, kwargs, product)
-            finally:
-                moving[0] = tracking is not None
-        return hook
+    def column_bounds(self, key: int, like: torch.Tensor) -> torch.Tensor:
+        """`key`'s per-column (or per input tile and column) ranges on `like`'s device and dtype."""
+        bounds = self.ranges.columns[key] if self.tracking is not None else self.columns[key]
+        if bounds.device != like.device or bounds.dtype != like.dtype:
+            bounds = bounds.to(device=like.device, dtype=like.dtype)
+        return bounds
 
-    def record(seen: dict[int, list], weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """x @ weightᵀ digitally, keeping the max |input| and the output peaks (`output_peaks`) in `seen`."""
-        scale = xb.last_dim_scale(x) if periphery.dynamic else None
-        scaled = x / scale if scale is not None else x
-        cuts = product_cuts(weight) or [(0, x.shape[-1])]
-        parts = [F.linear(scaled[..., a:b], weight[:, a:b]) for a, b in cuts]
-        peak, columns = output_peaks(None, parts, -1)
-        kept = seen.setdefault(id(weight), [0.0, 0.0, None])
-        kept[0], kept[1] = max(kept[0], float(x.abs().max())), max(kept[1], peak)
+    def output_peaks(self, y: torch.Tensor | None, parts: list[torch.Tensor],
+                     channel: int) -> tuple[float, torch.Tensor | None]:
+        """max |output| (`y`, None: the sum of `parts`), and per column of what each ADC digitises (`parts`:
+        `[y]`, or the partial sums of the input tiles) when the ranges are per column or tile."""
+        full = y if y is not None else sum(parts[1:], parts[0])
+        if not self.per_column:
+            return float(full.detach().abs().max()), None
+        tile_cols = cast(Tracking, self.tracking).tile_cols
+        peaks = [xb.peaks(part, channel, self.periphery.output_range, tile_cols) for part in parts]
+        return float(full.detach().abs().max()), torch.stack(peaks) if len(parts) > 1 else peaks[0]
+
+    def track(self, key: int, y: torch.Tensor | None, parts: list[torch.Tensor], channel: int) -> None:
+        """With `tracking`: update `key`'s output ranges from its output (see `output_peaks`)."""
+        if self.tracking is not None and self.moving:
+            self.move(key, *self.output_peaks(y, parts, channel))
+
+    def move(self, key: int, peak: float, columns: torch.Tensor | None) -> None:
+        """Move `key`'s tracked output ranges toward this batch's peaks."""
+        tracking = cast(Tracking, self.tracking)
+        tracking.scalar(self.ranges.outputs, key, peak)
         if columns is not None:
-            kept[2] = columns if kept[2] is None else torch.maximum(kept[2], columns)
-        y = sum(parts[1:], parts[0])
-        return y * scale if scale is not None else y
+            tracking.tensor(self.ranges.columns, key, columns)
 
-    with xb.hooks(weights, pre, post, recurrent if periphery.recurrent == "products" else None):
-        yield
+    def cut(self, key: int, cuts: list[tuple[int, int]]) -> None:
+        """With `tracking` and digitised input tiles: record the input tiles of `key`."""
+        if self.split and len(cuts) > 1:
+            self.ranges.splits[key] = cuts
+
+    def product_cuts(self, weight: torch.Tensor) -> list[tuple[int, int]] | None:
+        """The input tiles of a recurrent product digitised apart (cut when first seen, with `tracking`)."""
+        if self.split and id(weight) not in self.ranges.splits:
+            self.cut(id(weight), xb.input_cuts(weight.shape[1], cast(Tracking, self.tracking).tile_rows))
+        return self.ranges.splits.get(id(weight))

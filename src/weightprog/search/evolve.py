@@ -1,7 +1,7 @@
 """Differential Weight Evolution: scipy's differential evolution over the strategy space, run to
 convergence, checkpointed every generation; `polish` refines a result by gradient.
 
-The objective is the deterministic expected TNMSE (expected.py), or the batched common-random-
+The objective is the deterministic expected TNMSE (expected/), or the batched common-random-
 number Monte-Carlo TNMSE (metric.py): either way a whole generation is one call. Hand-crafted
 strategies (lsp-first / msp-first at every F) are seeded into the initial population, so the
 search starts no worse than the best of them.

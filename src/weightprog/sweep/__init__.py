@@ -6,9 +6,10 @@ cluster; the driver writes each finished job's record atomically to `OUT/jobs/<i
 killed sweep keeps every finished job and a re-run does only the jobs without a record. The summary
 table (`summary.csv`) and figure (`summary.png`) aggregate the finished jobs.
 
-One module per concern, dependencies one way (spec ← execute, store ← engines):
+One module per concern, dependencies one way (spec ← parse, execute, store ← engines):
 
-* `spec`     the sweep file → `Sweep` of `Job`s with stable ids; `SampleSettings` (format in its docstring)
+* `spec`     `Sweep`, `Job`s with stable ids, `SampleSettings`
+* `parse`    the sweep file → `Sweep`, one parser per axis (format in its docstring)
 * `execute`  one job in this process (optimize or compare) → its record (`run_job`, the workers' task)
 * `store`    the output folder: records, status, events, summary.csv (the figure: `report.sweep_plots`)
 * `engines`  the driver `run_sweep` and its engines: this process, local processes, Ray
@@ -18,7 +19,8 @@ This module re-exports the public names.
 
 from .engines import RAY_VERSION, SweepProgress, SweepResult, ray_module, run_sweep
 from .execute import execute_job, run_job
-from .spec import Job, SampleSettings, Sweep, SweepError, job_id, load_sweep, parse_sweep
+from .parse import load_sweep, parse_sweep
+from .spec import Job, SampleSettings, Sweep, SweepError, job_id
 from .store import SweepStatus, comparable_records, read_record, summary_rows, sweep_status, write_summary
 
 __all__ = ["Job", "SampleSettings", "Sweep", "SweepError", "SweepProgress", "SweepResult", "SweepStatus",

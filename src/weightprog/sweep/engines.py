@@ -27,7 +27,8 @@ from typing import Any
 
 from ..fileio import folder_lock
 from .execute import failed_record, run_job
-from .spec import Job, Sweep, SweepError, load_sweep
+from .parse import load_sweep
+from .spec import Job, Sweep, SweepError
 from .store import sweep_status, write_manifest, write_record, write_summary
 
 RAY_VERSION = "2.60.0"

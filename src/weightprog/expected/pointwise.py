@@ -1,0 +1,273 @@
+"""The pointwise optimum: each weight value's device targets chosen on its own (no table shape
+imposed), by alternating minimisation over targets and read-out scales; with one free scale per
+time it is the bound (`bound`), with the deployed drift compensation the best any table reaches
+under it (`pointwise_strategy` makes a table of it)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+
+from .density import weight_bins
+from .model import ExpectedTNMSE
+from .moments import interpolate
+from .nodes import drift_alpha, node_error, read_stats
+
+
+@dataclass
+class PointwiseResult:
+    """Targets chosen for each weight value on its own (no table shape imposed), and its error."""
+
+    u: torch.Tensor
+    """(N,) |u| nodes (quantile bins of the density, two nodes per bin)."""
+    prob: torch.Tensor
+    """(N,) share of the weights at each node."""
+    targets: torch.Tensor
+    """(N, 2P) device targets at each node, µS."""
+    significance: tuple[float, ...]
+    scales: torch.Tensor
+    """(T,) read-out scale per time, 1/µS: ŵ_k = scale_k · Σ f_p (g⁺_p − g⁻_p)."""
+    per_time: torch.Tensor
+    """(T,) expected NMSE at each time."""
+    compensated: bool
+    """False: one free scale per time (the bound); True: scale = α_k/β with α_k the deployed drift
+    compensation of this mapping and β free (the best achievable under that compensation)."""
+    beta: float | None = None
+    """With `compensated`: the mapping's β, µS of W_hw per unit weight."""
+
+    @property
+    def mean(self) -> float:
+        return float(self.per_time.mean())
+
+
+class Iterate(NamedTuple):
+    """One step of the alternating solve."""
+
+    error: float
+    """Expected TNMSE: the mean of `per_time`."""
+    targets: torch.Tensor
+    """(N, 2P) device targets at each node, µS."""
+    scales: torch.Tensor
+    """(T,) the best read-out scales for these targets."""
+    per_time: torch.Tensor
+    """(T,) expected NMSE at each time."""
+
+
+class Pointwise:
+    """Per-node minimisation of the expected error over every mapping u → targets in
+    [g_min, g_max]^(2P), for a density, device and cell (all in float64). Many small tensor
+    operations: on a busy machine it is fastest on one torch thread, which the caller sets."""
+
+    def __init__(self, model: ExpectedTNMSE, significance: Sequence[float], bins: int = 48,
+                 levels: int = 13):
+        self.model, self.sig = model, tuple(float(f) for f in significance)
+        self.pairs = len(self.sig)
+        lookup = model.moments.lookup_table(torch.float64)
+        self._at = lambda g: interpolate(lookup, model.g0, model.step, g)
+        one = torch.tensor([0.0, 1.0], dtype=torch.float64)
+        nodes = weight_bins(model.values, one, bins)
+        self.u, self.prob = nodes.u, nodes.prob
+        dev = model.device
+        self.levels = torch.linspace(dev.g_min, dev.g_max, levels, dtype=torch.float64)
+        self.signed = torch.tensor([s * f for f in self.sig for s in (1.0, -1.0)], dtype=torch.float64)
+
+    def stats(self, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance (…, K) of V_k = Σ s_d r_d (µS) for targets g (…, 2P)."""
+        return read_stats(self._at(g), self.signed[:, None])
+
+    def alpha(self, mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+        """(T,) deployed drift compensation of a mapping (nodes' mean/var (N, K))."""
+        return drift_alpha(mean, var, self.prob, self.model.compensation)
+
+    def objective(self, u: torch.Tensor, g: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+        """Per-node error, mean over times, for targets g (N, …, 2P) of nodes u (N,)."""
+        mean, var = self.stats(g)
+        inner = u.reshape((-1,) + (1,) * (mean.dim() - 1))
+        return node_error(mean[..., 1:], var[..., 1:], scales, inner).mean(-1)
+
+    def errors(self, g: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+        """(T,) expected error per time of a mapping (N, 2P) at scales (T,)."""
+        mean, var = self.stats(g)
+        return (self.prob[:, None] * node_error(mean[:, 1:], var[:, 1:], scales, self.u[:, None])).sum(0)
+
+    def best_scales(self, g: torch.Tensor, compensated: bool) -> torch.Tensor:
+        mean, var = self.stats(g)
+        num = (self.prob[:, None] * self.u[:, None] * mean[:, 1:]).sum(0)
+        den = (self.prob[:, None] * (var[:, 1:] + mean[:, 1:] ** 2)).sum(0)
+        if not compensated:
+            return num / den
+        alpha = self.alpha(mean, var)
+        y = (alpha * num).sum() / (alpha ** 2 * den).sum()
+        return alpha * y
+
+    # --- minimisation over targets for fixed scales -------------------------------------------
+    def _pair_states(self) -> torch.Tensor:
+        lv = self.levels
+        return torch.cartesian_prod(lv, lv)  # (S, 2): g⁺, g⁻
+
+    def coarse(self, u: torch.Tensor, scales: torch.Tensor, starts: int = 2) -> torch.Tensor:
+        """(N, starts, 2P) best targets on the level grid (every combination for P ≤ 2; block
+        coordinate descent over pairs from several starts for P ≥ 3)."""
+        states = self._pair_states()
+        S = states.shape[0]
+        if self.pairs == 1:
+            obj = self.objective(u, states[None].expand(u.numel(), -1, -1), scales)
+            idx = obj.topk(min(starts, S), largest=False).indices
+            return states[idx]
+        if self.pairs == 2:
+            # node_error expanded, u² dropped: Σ_k a_k²(var_a + var_b + (m_a + m_b)²)/T − 2 a_k u (m_a + m_b)/T,
+            # so all S² combinations of the two pairs cost one (S, S) matmul; it only ranks starts for `refine`
+            (ma, va), (mb, vb) = (self._pair_stats(states, p) for p in range(2))
+            a2 = scales ** 2 / scales.numel()
+            a1 = 2 * scales / scales.numel()
+            const = ((va + ma ** 2) * a2).sum(-1)[:, None] + ((vb + mb ** 2) * a2).sum(-1)[None]
+            const = const + 2 * (ma * a2) @ mb.T  # (S, S)
+            lin = (ma * a1).sum(-1)[:, None] + (mb * a1).sum(-1)[None]
+            out = []
+            for chunk in torch.split(u, 16):
+                obj = const[None] - chunk[:, None, None] * lin[None]
+                idx = obj.reshape(chunk.numel(), -1).topk(starts, largest=False).indices
+                out.append(torch.cat([states[idx // S], states[idx % S]], -1))
+            return torch.cat(out)
+        return self._coordinate_descent(u, scales, starts)
+
+    def _pair_stats(self, states: torch.Tensor, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and variance (S, T) of pair p's share f_p·(r⁺ − r⁻) for its states (S, 2)."""
+        mom = self._at(states)  # (S, 2, 2K)
+        k = mom.shape[-1] // 2
+        f = self.sig[p]
+        return (f * (mom[:, 0, 1:k] - mom[:, 1, 1:k]), f * f * (mom[:, 0, k + 1:] + mom[:, 1, k + 1:]))
+
+    def _coordinate_descent(self, u, scales, starts):
+        states = self._pair_states()
+        n, S, P = u.numel(), states.shape[0], self.pairs
+        rng = torch.Generator().manual_seed(0)
+        g = self.levels[torch.randint(len(self.levels), (n, starts, 2 * P), generator=rng)]
+        g[:, 0] = self.levels[0]
+        for _ in range(4):
+            for p in range(P):
+                trial = g[:, :, None, :].expand(n, starts, S, 2 * P).clone()
+                trial[..., 2 * p:2 * p + 2] = states
+                obj = self.objective(u, trial, scales)  # (n, starts, S)
+                best = obj.argmin(-1)
+                g[..., 2 * p:2 * p + 2] = states[best]
+        return g
+
+    def refine(self, u: torch.Tensor, g: torch.Tensor, scales: torch.Tensor, rounds: int = 18,
+               first_step: float | None = None) -> torch.Tensor:
+        """Pattern search around each start (N, M, 2P), shrinking the step; best per node (N, 2P).
+        Moves: each device alone, and every two together (a pair's common mode, a trade between
+        pairs). Each device's moments are looked up once per round at its three candidate values."""
+        dev = self.model.device
+        n, m, d = g.shape
+        step = float(self.levels[1] - self.levels[0]) if first_step is None else 2 * first_step
+        moves = [[1] * d]
+        for i in range(d):
+            for a in (0, 2):
+                moves.append([a if k == i else 1 for k in range(d)])
+            for j in range(i + 1, d):
+                for a, b in ((0, 0), (0, 2), (2, 0), (2, 2)):
+                    moves.append([a if k == i else b if k == j else 1 for k in range(d)])
+        idx = torch.tensor(moves)  # (M, d): 0 = down a step, 1 = stay, 2 = up
+        onehot = torch.nn.functional.one_hot(idx, 3).transpose(1, 2).reshape(len(moves), 3 * d).double()
+        delta = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
+        best = g.clone()
+        best_obj = self.objective(u, best, scales)
+        inner = u.reshape(-1, 1, 1, 1)
+        for r in range(rounds):
+            if r % 2 == 0:  # two passes per step size
+                step *= 0.5
+            values = (best[:, :, None, :] + step * delta[:, None]).clamp(dev.g_min, dev.g_max)  # (n, m, 3, d)
+            mom = self._at(values)  # (n, m, 3, d, 2K)
+            k = mom.shape[-1] // 2
+            cm = (self.signed[:, None] * mom[..., 1:k]).reshape(n, m, 3 * d, -1)
+            cv = (self.signed[:, None] ** 2 * mom[..., k + 1:]).reshape(n, m, 3 * d, -1)
+            mean, var = onehot @ cm, onehot @ cv  # (n, m, M, T)
+            obj = node_error(mean, var, scales, inner).mean(-1)
+            move = obj.argmin(-1)  # (n, m)
+            cobj = obj.gather(2, move[..., None]).squeeze(-1)
+            cand = values.gather(2, idx[move][:, :, None, :]).squeeze(2)
+            better = cobj < best_obj
+            best = torch.where(better[..., None], cand, best)
+            best_obj = torch.where(better, cobj, best_obj)
+        pick = best_obj.argmin(-1)
+        return best[torch.arange(n), pick]
+
+    def minimise(self, u: torch.Tensor, scales: torch.Tensor, previous: torch.Tensor | None = None,
+                 coarse: bool = True) -> torch.Tensor:
+        """(N, 2P) best targets per node for fixed scales (coarse grid, then refined; the previous
+        mapping is one more start, so an outer iteration never gets worse). Without `coarse`: a
+        short refinement of the previous mapping only."""
+        if not coarse:
+            if previous is None:
+                raise ValueError("Pointwise.minimise: coarse=False refines `previous`, which is missing")
+            return self.refine(u, previous[:, None], scales, rounds=10, first_step=0.25)
+        starts = self.coarse(u, scales)
+        if previous is not None:
+            starts = torch.cat([starts, previous[:, None]], 1)
+        return self.refine(u, starts, scales)
+
+    def solve(self, compensated: bool, iterations: int = 12) -> PointwiseResult:
+        """Alternate: best targets per node for the scales, best scales for the targets (with
+        `compensated`: α_k from the mapping as the hardware computes it, β free), starting from
+        lsp-first. Mapping and scales trade off along a shallow valley (a larger mapping with
+        smaller scales), so each step also tries the scale change extrapolated 2×, 4× and 8×."""
+        from ..baselines import baseline  # local: the start only
+        from ..cell import Cell
+        dev = self.model.device
+        g = baseline("lsp-first", Cell(self.sig), dev.g_min, dev.g_max).targets(self.u)[0]
+        state = self._iterate(g, compensated)
+        for _ in range(iterations):
+            new = self._iterate(self.minimise(self.u, state.scales, state.targets), compensated)
+            ratio = new.scales / state.scales
+            for power in (2, 4, 8):
+                trial = self._iterate(self.minimise(self.u, new.scales * ratio ** (power - 1), new.targets,
+                                                    coarse=False), compensated)
+                if trial.error >= new.error:
+                    break
+                new = trial
+            if new.error >= state.error * (1 - 1e-5):
+                state = min(state, new, key=lambda x: x.error)
+                break
+            state = new
+        beta = None
+        if compensated:
+            mean, var = self.stats(state.targets)
+            beta = float(self.alpha(mean, var)[0] / state.scales[0])
+        return PointwiseResult(self.u, self.prob, state.targets, self.sig, state.scales, state.per_time,
+                               compensated, beta)
+
+    def _iterate(self, targets: torch.Tensor, compensated: bool) -> Iterate:
+        """A mapping with its best scales and their error."""
+        scales = self.best_scales(targets, compensated)
+        per_time = self.errors(targets, scales)
+        return Iterate(float(per_time.mean()), targets, scales, per_time)
+
+    def targets_at(self, u: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+        """(len(u), 2P) best targets at arbitrary |u| values for fixed scales."""
+        return self.minimise(u.double(), scales)
+
+
+def bound(model: ExpectedTNMSE, significance: Sequence[float], bins: int = 48) -> PointwiseResult:
+    """The lowest expected TNMSE any mapping weight → targets in [g_min, g_max]^(2P) reaches with
+    one free read-out scale per time (no drift compensation can do better), for this cell.
+
+    Parameters
+    ----------
+    model
+        The expected error (density, device, times).
+    significance
+        The cell's significance factors, one per pair.
+    bins
+        Quantile bins of |u| (two nodes each) at which the mapping is optimised.
+
+    Returns
+    -------
+    PointwiseResult
+        The bound (`mean`, `per_time`) and the mapping that reaches it, `compensated` False.
+    """
+    return Pointwise(model, significance, bins).solve(compensated=False)
+
