@@ -83,10 +83,11 @@ class Pointwise:
         return drift_alpha(mean, var, self.prob, self.model.compensation)
 
     def objective(self, u: torch.Tensor, g: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-        """Per-node error, mean over times, for targets g (N, …, 2P) of nodes u (N,)."""
+        """Per-node error Σ_k (a_k² E V_k² − 2 a_k u E V_k + u²)/T for targets g (N, …, 2P)."""
         mean, var = self.stats(g)
+        mean, var = mean[..., 1:], var[..., 1:]
         inner = u.reshape((-1,) + (1,) * (mean.dim() - 1))
-        return node_error(mean[..., 1:], var[..., 1:], scales, inner).mean(-1)
+        return (scales ** 2 * (var + mean ** 2) - 2 * scales * inner * mean + inner ** 2).mean(-1)
 
     def errors(self, g: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
         """(T,) expected error per time of a mapping (N, 2P) at scales (T,)."""
@@ -118,8 +119,7 @@ class Pointwise:
             idx = obj.topk(min(starts, S), largest=False).indices
             return states[idx]
         if self.pairs == 2:
-            # node_error expanded, u² dropped: Σ_k a_k²(var_a + var_b + (m_a + m_b)²)/T − 2 a_k u (m_a + m_b)/T,
-            # so all S² combinations of the two pairs cost one (S, S) matmul; it only ranks starts for `refine`
+            # objective = Σ_k a_k²(var_a + var_b + (m_a + m_b)²)/T − 2 a_k u (m_a + m_b)/T + u²
             (ma, va), (mb, vb) = (self._pair_stats(states, p) for p in range(2))
             a2 = scales ** 2 / scales.numel()
             a1 = 2 * scales / scales.numel()
@@ -186,7 +186,7 @@ class Pointwise:
             cm = (self.signed[:, None] * mom[..., 1:k]).reshape(n, m, 3 * d, -1)
             cv = (self.signed[:, None] ** 2 * mom[..., k + 1:]).reshape(n, m, 3 * d, -1)
             mean, var = onehot @ cm, onehot @ cv  # (n, m, M, T)
-            obj = node_error(mean, var, scales, inner).mean(-1)
+            obj = (scales ** 2 * (var + mean ** 2) - 2 * scales * inner * mean + inner ** 2).mean(-1)
             move = obj.argmin(-1)  # (n, m)
             cobj = obj.gather(2, move[..., None]).squeeze(-1)
             cand = values.gather(2, idx[move][:, :, None, :]).squeeze(2)
