@@ -13,6 +13,7 @@ from .inputs import search_inputs
 from .options import force_option, search_options
 from .report import begin_run, write_run_report
 from .sweep import SWEEP_OUTPUTS
+from .threads import search_threads
 
 
 @click.command("advise")
@@ -49,7 +50,8 @@ def advise_command(device_spec, seed, improvement, properties, rescore_blocks, o
     def progress(name, done, total):
         click.echo(f"[{done + 1}/{total}] optimising {name}", err=True)
 
-    result = advise(sample, values, dev, settings, improvement, properties or PROPERTIES, progress)
+    with search_threads():
+        result = advise(sample, values, dev, settings, improvement, properties or PROPERTIES, progress)
     atomic_write_json(out / "advice.json", {**result.to_dict(), "weights": source})
     plot_advice(result, out / "advice.png")
     click.echo(result.table())

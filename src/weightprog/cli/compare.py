@@ -9,6 +9,7 @@ from ..timeunits import format_times
 from .inputs import search_inputs
 from .options import BaselineChoice, force_option, search_options
 from .report import begin_run, write_run_report
+from .threads import search_threads
 
 
 @click.command()
@@ -39,7 +40,7 @@ def compare_devices_command(devices, seed, budget_s, naive, out_dir, **search):
     click.echo(f"comparing {', '.join(m.name for m in models)} for {source} ({values.numel():,} weights, "
                f"search sample {sample.size:,}), {settings.pairs} pair(s), "
                f"times {','.join(format_times(settings.times_s))}, seed {seed}", err=True)
-    with SearchBars(settings) as bars:  # one bar per device and cell
+    with SearchBars(settings) as bars, search_threads():  # one bar per device and cell
         comparison = compare_devices(models, sample, values, settings, naive=naive, source=source,
                                      checkpoint_dir=out / "checkpoints", progress=bars)
     paths = write_comparison_run(comparison, out)

@@ -16,6 +16,7 @@ back as plain data too, with the per-example values as a tensor.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -87,7 +88,8 @@ def _limit(workload: str, variant: str, eval_size: int | None, device: str, time
     from ..nn.limit import compute_limit, deployed_values
 
     model = _workload(workload, variant, eval_size).model
-    return compute_limit(deployed_values(find_analog_weights(model), Mapping()), get_device(device), times_s)
+    with _one_thread():
+        return compute_limit(deployed_values(find_analog_weights(model), Mapping()), get_device(device), times_s)
 
 
 def _digital(job: StudyJob) -> dict:
@@ -105,6 +107,18 @@ def _gradients(job: StudyJob) -> dict:
     wl = _workload(job.workload, job.variant, job.params.get("eval_size"))
     g = gradient_weight_correlation(wl.model, wl.metadata["loss_fn"], seed=int(job.params["seed"]))
     return {"r": g.r, "r_abs": g.r_abs, "layers": [{"name": x.name, "r": x.r, "r_abs": x.r_abs} for x in g.layers]}
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """The expected model's small chunks run fastest on one thread (and its float32 sums depend on
+    the count: one thread, as the command line's searches)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _search(job: StudyJob) -> dict:
@@ -126,7 +140,8 @@ def _search(job: StudyJob) -> dict:
     values = deployed_values(find_analog_weights(spec.model), mapping)
     sample = sample_from_values(values, settings.sample_size, seed=settings.seed,
                                 source=f"{job.workload}-{job.variant}")
-    result = optimize(sample, values, device, settings.optimize_settings())
+    with _one_thread():
+        result = optimize(sample, values, device, settings.optimize_settings())
     selection = None
     chosen_name, chosen = "optimised", result.strategy
     if settings.select == "network":
