@@ -140,16 +140,10 @@ MAX_FUNCTION_LINES = 80
 # Each over the limit by this many lines today: an entry must not grow, and is removed once within
 # the limit, so the list only shrinks.
 ALLOWED_FILES = {
-    "weightprog/report/html.py": 802,
-    "weightprog/search/run.py": 535,
 }
 ALLOWED_FUNCTIONS = {
     "weightprog/nn/calibration.py::calibrate": 101,
     "weightprog/nn/evaluate.py::evaluate_over_time": 149,
-    "weightprog/report/html.py::evaluate_page": 83,
-    "weightprog/report/html.py::optimize_page": 86,
-    "weightprog/search/run.py::optimize": 110,
-    "weightprog/study.py::run_workload": 84,
     "weightprog/workloads/fmnist_resnet.py::train": 88,
     "weightprog/workloads/ptb_lstm.py::train": 94,
 }

@@ -212,17 +212,8 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
     spec = _spec(model, evaluate_fn)
     if strategies is None:
         raise WeightprogError("strategies: give at least one strategy")
-    if not isinstance(repeats, int) or repeats < 1:
-        raise WeightprogError(f"repeats: need an integer >= 1, got {repeats!r}")
-    if isinstance(first_realisation, bool) or not isinstance(first_realisation, int) or first_realisation < 0:
-        raise WeightprogError(f"first_realisation: need an integer >= 0, got {first_realisation!r}")
-    if times is not None:
-        if times_s is not DEFAULT_TIMES_S:
-            raise WeightprogError("times: give times_s only (times is its old name)")
-        warnings.warn("evaluate_over_time: `times=` is now `times_s=` (seconds after programming)",
-                      DeprecationWarning, stacklevel=2)
-        times_s = times
-    times_s = check_times(times_s)
+    _check_realisations(repeats, first_realisation)
+    times_s = _times(times_s, times)
     spec.function(split)  # an unknown split or a missing `validate` fails before any work
     dev = get_device(device)
     peri = get_periphery(periphery)
@@ -290,6 +281,24 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                           weight_energy, clipping.layers(weights), spec.metric_name, spec.higher_is_better,
                           split, calibrated_on, examples, digital.examples,
                           limit.to_dict() if limit is not None and wants_limit else None, spec.aggregate)
+
+
+def _check_realisations(repeats: int, first: int) -> None:
+    if not isinstance(repeats, int) or repeats < 1:
+        raise WeightprogError(f"repeats: need an integer >= 1, got {repeats!r}")
+    if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+        raise WeightprogError(f"first_realisation: need an integer >= 0, got {first!r}")
+
+
+def _times(times_s: Sequence[float], times: Sequence[float] | None) -> tuple[float, ...]:
+    """The checked times, from `times_s` or its deprecated old name `times`."""
+    if times is not None:
+        if times_s is not DEFAULT_TIMES_S:
+            raise WeightprogError("times: give times_s only (times is its old name)")
+        warnings.warn("evaluate_over_time: `times=` is now `times_s=` (seconds after programming)",
+                      DeprecationWarning, stacklevel=3)
+        times_s = times
+    return check_times(times_s)
 
 
 def _spec(model, evaluate_fn) -> ModelSpec:
