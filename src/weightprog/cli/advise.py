@@ -8,12 +8,12 @@ import click
 from ..choices import PROPERTIES
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json
+from ..threadcount import SEARCH_THREADS, torch_threads
 from ..timeunits import format_times
 from .inputs import search_inputs
 from .options import force_option, search_options
 from .report import begin_run, write_run_report
 from .sweep import SWEEP_OUTPUTS
-from .threads import search_threads
 
 
 @click.command("advise")
@@ -50,7 +50,7 @@ def advise_command(device_spec, seed, improvement, properties, rescore_blocks, o
     def progress(name, done, total):
         click.echo(f"[{done + 1}/{total}] optimising {name}", err=True)
 
-    with search_threads():
+    with torch_threads(SEARCH_THREADS):
         result = advise(sample, values, dev, settings, improvement, properties or PROPERTIES, progress)
     atomic_write_json(out / "advice.json", {**result.to_dict(), "weights": source})
     plot_advice(result, out / "advice.png")

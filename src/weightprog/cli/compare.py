@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from ..choices import NAIVE
+from ..threadcount import SEARCH_THREADS, torch_threads
 from ..timeunits import format_times
 from .inputs import search_inputs
 from .options import BaselineChoice, force_option, search_options
 from .report import begin_run, write_run_report
-from .threads import search_threads
 
 
 @click.command()
@@ -40,7 +40,7 @@ def compare_devices_command(devices, seed, budget_s, naive, out_dir, **search):
     click.echo(f"comparing {', '.join(m.name for m in models)} for {source} ({values.numel():,} weights, "
                f"search sample {sample.size:,}), {settings.pairs} pair(s), "
                f"times {','.join(format_times(settings.times_s))}, seed {seed}", err=True)
-    with SearchBars(settings) as bars, search_threads():  # one bar per device and cell
+    with SearchBars(settings) as bars, torch_threads(SEARCH_THREADS):  # one bar per device and cell
         comparison = compare_devices(models, sample, values, settings, naive=naive, source=source,
                                      checkpoint_dir=out / "checkpoints", progress=bars)
     paths = write_comparison_run(comparison, out)

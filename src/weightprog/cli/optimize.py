@@ -9,12 +9,12 @@ import click
 
 from ..choices import SELECT_RULES
 from ..errors import WeightprogError
+from ..threadcount import SEARCH_THREADS, torch_threads
 from ..timeunits import format_times
 from .inputs import search_inputs
 from .network import NetworkInputs, network_options
 from .options import device_option, force_option, search_options
 from .report import begin_run, write_run_report
-from .threads import search_threads
 
 if TYPE_CHECKING:  # loaded when the command runs, not when the command line starts
     from ..devices import DeviceModel
@@ -74,7 +74,7 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
                f"on device {dev.name}, {settings.pairs} pair(s), times {','.join(format_times(times))}", err=True)
     bars = SearchBars(settings)
     try:
-        with search_threads():
+        with torch_threads(SEARCH_THREADS):
             result = optimize(sample, values, dev, settings, checkpoint_dir=out, progress=bars)
     finally:
         bars.close()

@@ -16,7 +16,6 @@ back as plain data too, with the per-example values as a tensor.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import platform
@@ -29,6 +28,7 @@ from typing import Any
 import torch
 
 from .._version import __version__
+from ..threadcount import SEARCH_THREADS, torch_threads
 
 KINDS = ("digital", "gradients", "search", "evaluate")
 
@@ -88,7 +88,7 @@ def _limit(workload: str, variant: str, eval_size: int | None, device: str, time
     from ..nn.limit import compute_limit, deployed_values
 
     model = _workload(workload, variant, eval_size).model
-    with _one_thread():
+    with torch_threads(SEARCH_THREADS):
         return compute_limit(deployed_values(find_analog_weights(model), Mapping()), get_device(device), times_s)
 
 
@@ -107,18 +107,6 @@ def _gradients(job: StudyJob) -> dict:
     wl = _workload(job.workload, job.variant, job.params.get("eval_size"))
     g = gradient_weight_correlation(wl.model, wl.metadata["loss_fn"], seed=int(job.params["seed"]))
     return {"r": g.r, "r_abs": g.r_abs, "layers": [{"name": x.name, "r": x.r, "r_abs": x.r_abs} for x in g.layers]}
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """The expected model's small chunks run fastest on one thread (and its float32 sums depend on
-    the count: one thread, as the command line's searches)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _search(job: StudyJob) -> dict:
@@ -140,7 +128,7 @@ def _search(job: StudyJob) -> dict:
     values = deployed_values(find_analog_weights(spec.model), mapping)
     sample = sample_from_values(values, settings.sample_size, seed=settings.seed,
                                 source=f"{job.workload}-{job.variant}")
-    with _one_thread():
+    with torch_threads(SEARCH_THREADS):
         result = optimize(sample, values, device, settings.optimize_settings())
     selection = None
     chosen_name, chosen = "optimised", result.strategy
@@ -211,19 +199,14 @@ def run_job(job: dict) -> dict:
         `id`, `job`, `run` (host, pid, version, wall time) and `result`, or `error` and `traceback`.
     """
     start = time.perf_counter()
-    threads = torch.get_num_threads()
     j = StudyJob.from_dict(job)
-    want = j.params.get("threads")
     try:
-        if want:  # a worker owns its thread count: results do not depend on the engine
-            torch.set_num_threads(int(want))
-        result = _RUN[j.kind](j)
+        with torch_threads(j.params.get("threads")):  # a worker owns its count: numbers do not depend on the engine
+            result = _RUN[j.kind](j)
         return {"id": j.id, "job": job, "run": _run_info(start), "result": result}
     except Exception as exc:  # noqa: BLE001 - recorded, never raised: one job must not stop the others
         return {"id": j.id, "job": job, "run": _run_info(start), "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc()}
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _run_info(start: float) -> dict:

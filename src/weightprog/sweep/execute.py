@@ -17,6 +17,7 @@ import traceback
 import torch
 
 from .._version import __version__
+from ..threadcount import torch_threads
 from .spec import Job
 
 
@@ -55,9 +56,7 @@ def execute_job(job: Job) -> dict:
 
     p = job.params
     opts = job.sample_settings()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(opts.threads)
-    try:
+    with torch_threads(opts.threads):
         values, source = _values(p["weights"], job.files.get("weights"), opts.normalise, opts.values_size,
                                  int(p["seed"]))
         sample = sample_from_values(values, opts.sample_size, opts.rows, seed=int(p["seed"]), source=source)
@@ -77,8 +76,6 @@ def execute_job(job: Job) -> dict:
         comparison = compare_devices([dev_files.get(d, d) for d in p["devices"]], sample, values, settings,
                                      naive=opts.naive, source=source)
         return ComparisonRecord.of(comparison).to_json()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def failed_record(job: dict, error: str, run: dict | None = None, trace: str = "") -> dict:

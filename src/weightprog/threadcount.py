@@ -1,0 +1,25 @@
+"""torch's thread count for a block of work (`torch_threads`), for the code that owns it: the command
+line and the workers of sweeps and studies. The library itself never sets it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+SEARCH_THREADS = 1
+"""Threads of a search: the expected model's small chunks run fastest on one, and its float32 sums
+depend on the count (the numbers the docs quote are one-thread numbers)."""
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's thread count set to `n` for the block (None: left as it is), then restored."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
