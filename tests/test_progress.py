@@ -7,13 +7,14 @@ import textwrap
 
 import pytest
 import torch
-from torch import nn
 
+from nn_helpers import tiny_entry
 from weightprog.advise import advise
 from weightprog.cell import Cell
 from weightprog.compare import compare_devices
 from weightprog.metric import TNMSE
 from weightprog.nn import evaluate_over_time
+from weightprog.nn.spec import ModelSpec
 from weightprog.progress import Event, within
 from weightprog.sample import default_sample, load_distribution
 from weightprog.search import StrategySpace, evolve, make_grid
@@ -52,18 +53,6 @@ def optimized():
     events = Events()
     result = optimize(SAMPLE, load_distribution(), "pcm", TINY, progress=events)
     return result, events
-
-
-def _tiny_spec():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
-    x = torch.randn(64, 8)
-    y = model(x).argmax(1).detach()
-
-    @torch.no_grad()
-    def correct(m):
-        return (m(x).argmax(1) == y).double()
-    return {"model": model, "evaluate": correct, "validate": correct}
 
 
 def test_the_event_and_naming_it():
@@ -122,14 +111,14 @@ def test_advise():
 
 def test_evaluate_over_time_and_select_on_network(optimized):
     events = Events()
-    evaluate_over_time(_tiny_spec(), strategies=["lsp-first"], device="pcm", times_s=TIMES, repeats=2,
-                       progress=events)
+    evaluate_over_time(*tiny_entry(), ["lsp-first"], "pcm", TIMES, repeats=2, progress=events)
     assert [(e.task, e.done, e.total) for e in events] == [("evaluate", k, 4) for k in range(5)]
     with pytest.raises(TypeError, match="not a bool"):  # the old bar is the caller's now
-        evaluate_over_time(_tiny_spec(), strategies=["lsp-first"], times_s=TIMES, repeats=1, progress=True)
+        evaluate_over_time(*tiny_entry(), ["lsp-first"], "pcm", TIMES, repeats=1, progress=True)
     result, _ = optimized
     events = Events()
-    select_on_network(_tiny_spec(), result, result.device, NetworkSettings(repeats=1, limit=False), progress=events)
+    select_on_network(ModelSpec.of(tiny_entry()), result, result.device, NetworkSettings(repeats=1, limit=False),
+                      progress=events)
     assert events.tasks() == {"evaluate"} and events[0].done == 0 and events[-1].done == events[-1].total > 0
 
 
