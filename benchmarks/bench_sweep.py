@@ -44,7 +44,7 @@ def timed(sweep, out: Path, **kwargs) -> dict:
 
     stamps = []
     start = time.perf_counter()
-    result = run_sweep(sweep, out, progress=lambda p: stamps.append(time.perf_counter()) if p.event != "start"
+    result = run_sweep(sweep, out, progress=lambda e: stamps.append(time.perf_counter()) if e.detail.event != "start"
                        else None, summary=False, **kwargs)
     wall = time.perf_counter() - start
     n = len(result.ran)

@@ -142,8 +142,8 @@ def test_progress_callback_and_argument_errors():
     model, inputs, target = CASES["gpt2"]()
     seen = []
     evaluate_over_time(model, metrics_for(inputs, target), "lsp-first", "ideal", TIMES, repeats=2,
-                       progress=lambda done, total: seen.append((done, total)))
-    assert seen[-1] == (4, 4) and len(seen) == 4
+                       progress=lambda e: seen.append((e.task, e.done, e.total)))
+    assert seen[0] == ("evaluate", 0, 4) and seen[-1] == ("evaluate", 4, 4) and len(seen) == 5
     fn = metrics_for(inputs, target)
     with pytest.raises(WeightprogError, match="repeats"):
         evaluate_over_time(model, fn, "lsp-first", repeats=0)

@@ -377,19 +377,25 @@ def test_one_colour_per_strategy_across_commands():
     assert strategy_colour("my_strategy.json") not in FAMILIES.values()
 
 
-def test_search_bars_take_every_api_s_callback(capsys):
+def test_search_bars_take_every_api_s_events(capsys):
+    from weightprog.progress import Event
     from weightprog.report.progress import SearchBars
     from weightprog.search.evolve import Progress
 
+    def search(*path, p):
+        return Event("search", path, p.generation, 10, p)
     for lines in (False, True):  # bars on a terminal, plain lines in a log
         with SearchBars(tol=1e-3, max_generations=10, lines=lines) as bars:
-            bars("f=1,2", Progress(1, 1.0, 1.0, 10, 0.1))
-            bars("pcm", "f=1,2", Progress(1, 1.0, 1.0, 10, 0.1))  # compare_devices: (device, cell label, progress)
-            bars("pcm", "f=1,2", Progress(5, 1.0, 1e-3, 50, 0.5))
-        assert bars.done == {"f=1,2": 0.1, "pcm f=1,2": 1.0}
+            bars(search("f=1,2", p=Progress(1, 1.0, 1.0, 10, 0.1)))
+            bars(search("pcm", "f=1,2", p=Progress(1, 1.0, 1.0, 10, 0.1)))  # compare_devices: device, cell label
+            bars(search("pcm", "f=1,2", p=Progress(5, 1.0, 1e-3, 50, 0.5)))
+            bars(Event("advise", ("pcm",), 0, 2))  # not a search's: no bar
+            assert bars.done == {"f=1,2": 0.1, "pcm f=1,2": 1.0}
+            bars(Event("phase", ("pcm", "re-score")))
         err = capsys.readouterr().err
-        assert ("search pcm f=1,2: 100%" in err) if not lines else (
-            "search f=1,2: started" in err and "search pcm f=1,2: done at gen 5" in err and "\r" not in err)
+        assert ("search pcm f=1,2: 100%" in err and "pcm: re-score" in err) if not lines else (
+            "search f=1,2: started" in err and "search pcm f=1,2: done at gen 5" in err and "\r" not in err
+            and "pcm: re-score: started" in err and "pcm: re-score: done in" in err)
 
 
 def test_a_foreign_report_html_is_never_replaced(runs, tmp_path):

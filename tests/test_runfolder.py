@@ -190,12 +190,14 @@ def test_progress_off_a_terminal_is_plain_lines(finished):
 
 
 def test_counted_progress_off_a_terminal(capsys):
-    from weightprog.report.progress import count_progress
+    from weightprog.progress import Event
+    from weightprog.report.progress import CountBar, CountLines, count_progress
 
-    assert count_progress("x", lines=False) is True  # a terminal: evaluate_over_time's own bar
+    assert type(count_progress("x", lines=False)) is CountBar  # a terminal: a bar
     say = count_progress("evals", lines=True)
-    for done in range(1, 51):
-        say(done, 50)
+    assert isinstance(say, CountLines)
+    for done in range(0, 51):
+        say(Event("evaluate", (), done, 50))
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "evals: 10 % (5/50)" and err[-1] == "evals: 100 % (50/50)" and len(err) == 10
 

@@ -170,8 +170,8 @@ def test_local_processes_killed_part_way_then_resumed(tmp_path, tiny):
     script = textwrap.dedent(f"""
         import os, signal
         from weightprog.sweep import run_sweep
-        def progress(p):
-            if p.done >= 3:
+        def progress(e):
+            if e.detail.done >= 3:
                 os.kill(os.getpid(), signal.SIGKILL)  # the driver only, as `kill -9 PID` does
         run_sweep({str(path)!r}, {str(out)!r}, workers=2, progress=progress)
     """)
@@ -204,8 +204,8 @@ def test_sigterm_stops_driver_and_workers_within_seconds(tmp_path, tiny):
     script = textwrap.dedent(f"""
         import os, signal, time
         from weightprog.sweep import run_sweep
-        def progress(p):
-            if p.done >= 2:
+        def progress(e):
+            if e.detail.done >= 2:
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(30)  # interrupted by the signal's KeyboardInterrupt, not waited out
         run_sweep({str(path)!r}, {str(out)!r}, workers=2, progress=progress)
@@ -234,8 +234,9 @@ def test_failed_job_is_recorded_and_others_go_on(tmp_path):
     bad = next(j for j in sweep.jobs if j.params["weights"] == "w.npy")
     weights.rename(tmp_path / "away.npy")  # the file goes missing after the sweep was read
     events = []
-    first = run_sweep(sweep, tmp_path / "out", workers=0, progress=lambda p: events.append((p.event, p.done,
-                                                                                          p.failed, p.pending)))
+    first = run_sweep(sweep, tmp_path / "out", workers=0,
+                      progress=lambda e: events.append((e.detail.event, e.detail.done, e.detail.failed,
+                                                        e.detail.pending)))
     assert list(first.failed) == [bad.id] and len(first.done) == 1
     assert events[0] == ("start", 0, 0, 2) and ("failed", 1, 1, 0) in events
     err = json.loads((tmp_path / "out" / "jobs" / f"{bad.id}.error.json").read_text())
@@ -310,8 +311,8 @@ def test_ray_killed_part_way_then_resumed_and_same_as_local(tmp_path, tiny, ray_
     path, ref, sweep = tiny
     out = tmp_path / "ray"
 
-    def stop_after_three(p):
-        if p.done >= 3:
+    def stop_after_three(e):
+        if e.detail.done >= 3:
             raise Stop  # the driver dies part-way; in-flight tasks are cancelled
 
     with pytest.raises(Stop):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +27,7 @@ import torch
 from .choices import PROPERTIES
 from .devices import DeviceModel, ScaledDevice, Scales, get_device
 from .errors import WeightprogError
+from .progress import Event, ProgressCallback
 from .sample import WeightSample
 from .scores import Score, Scoreboard
 from .search.run import OptimizeResult, OptimizeSettings, optimize
@@ -171,9 +172,11 @@ class Advice:
 def advise(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str = "pcm",
            settings: OptimizeSettings = OptimizeSettings(), improvement: float = 0.1,
            properties: Sequence[str] = PROPERTIES,
-           progress: Callable[[str, int, int], None] | None = None) -> Advice:
+           progress: ProgressCallback | None = None) -> Advice:
     """Re-optimise the device with each property improved by `improvement` (relative); the bound
-    of each variant comes with its optimisation (unless `settings.bound` is off)."""
+    of each variant comes with its optimisation (unless `settings.bound` is off). `progress`
+    receives an `advise` event (`Event`) as each optimisation starts: the device variant's name,
+    the optimisations done before it, and how many there are."""
     if not (isinstance(improvement, (int, float)) and 0 < improvement < 1):
         raise WeightprogError(f"improvement: a relative step in (0, 1), got {improvement!r}")
     start = time.perf_counter()
@@ -182,15 +185,15 @@ def advise(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str
     for p in props:
         improved_factor(p, improvement)  # validates the name before any work
     total = len(props) + 1
-    if progress:
-        progress(base_device.name, 0, total)
+    if progress is not None:
+        progress(Event("advise", (base_device.name,), 0, total))
     base = DeviceScores.of(optimize(sample, values, base_device, settings))
     effects = []
     for i, p in enumerate(props, start=1):
         factor = improved_factor(p, improvement)
         scaled = ScaledDevice(base_device, Scales(**{p: factor}))
-        if progress:
-            progress(scaled.name, i, total)
+        if progress is not None:
+            progress(Event("advise", (scaled.name,), i, total))
         result = optimize(sample, values, scaled, settings)
         effects.append(PropertyEffect(p, factor, DeviceScores.of(result), base))
     effects.sort(key=lambda e: e.change("optimised"))
@@ -331,8 +334,10 @@ def parse_axis(text: str, where: str) -> tuple[str, tuple[float, ...]]:
 
 
 def run_flip_map(base: str, x: tuple[str, Sequence[float]], y: tuple[str, Sequence[float]], out,
-                 *, workers: int = 1, ray: str | None = None, progress=None, **sweep_args) -> FlipMap:
-    """Run (or resume) the flip map's sweep in `out` and assemble the map from its records."""
+                 *, workers: int = 1, ray: str | None = None, progress: ProgressCallback | None = None,
+                 **sweep_args) -> FlipMap:
+    """Run (or resume) the flip map's sweep in `out` and assemble the map from its records;
+    `progress` receives the sweep's `sweep` events (`run_sweep`)."""
     from pathlib import Path
 
     from .fileio import atomic_write_json

@@ -22,9 +22,9 @@ from .choices import NAIVE
 from .devices import DeviceModel, get_device
 from .errors import WeightprogError
 from .fileio import folder_lock
+from .progress import ProgressCallback, within
 from .sample import WeightSample
 from .scores import Score, Scoreboard
-from .search.evolve import Progress
 from .search.run import OptimizeResult, OptimizeSettings, optimize
 from .timeunits import format_times
 
@@ -116,23 +116,6 @@ def ranking_sentence(naive: Ranking, optimum: Ranking, naive_name: str = NAIVE) 
     return text
 
 
-@dataclass
-class _DeviceProgress:
-    """One device's `progress(label, Progress)`, passed on as `progress(device, label, Progress)`;
-    its phase after the searches (the re-score) is named by the device too."""
-
-    progress: Callable
-    device: str
-
-    def __call__(self, label, p) -> None:
-        self.progress(self.device, label, p)
-
-    def phase(self, name: str) -> None:
-        phase = getattr(self.progress, "phase", None)
-        if phase is not None:
-            phase(f"{self.device}: {name}")
-
-
 def check_devices(devices, naive: str = NAIVE) -> list:
     """The devices to compare, resolved (before any search or output): at least 2, no name twice,
     and a known naive baseline; else one line."""
@@ -151,7 +134,7 @@ def check_devices(devices, naive: str = NAIVE) -> list:
 def compare_devices(devices: Sequence[str | DeviceModel], sample: WeightSample, values: torch.Tensor,
                     settings: OptimizeSettings = OptimizeSettings(), naive: str = NAIVE,
                     source: str = "", checkpoint_dir: str | Path | None = None,
-                    progress: Callable[[str, str, Progress], None] | None = None,
+                    progress: ProgressCallback | None = None,
                     optimizer: Callable[..., OptimizeResult] = optimize) -> Comparison:
     """Optimise each device with the same settings, sample and seeds; rank by optimum and by naive.
 
@@ -170,7 +153,8 @@ def compare_devices(devices: Sequence[str | DeviceModel], sample: WeightSample, 
     checkpoint_dir
         Folder for each device's resumable search (one subfolder per device).
     progress
-        Called as `progress(device, search_label, Progress)` during each search.
+        Receives each device's `optimize` events (`Event`) named inside the device: its searches
+        (`("pcm", "f=1,2")`) and its phase after them.
     optimizer
         The optimisation to run per device (`optimize`; tests pass a cheaper one).
 
@@ -184,7 +168,7 @@ def compare_devices(devices: Sequence[str | DeviceModel], sample: WeightSample, 
         for model in models:
             ckpt = Path(checkpoint_dir) / model.name if checkpoint_dir else None
             result = optimizer(sample, values, model, settings, checkpoint_dir=ckpt,
-                               progress=_DeviceProgress(progress, model.name) if progress else None)
+                               progress=within(progress, model.name))
             rows.append(DeviceRow(model.name, model.describe(), result.scores,
                                   result.strategy.significance[0].tolist(), float(result.strategy.beta[0]),
                                   result.chosen, result.wall_time_s))

@@ -11,7 +11,6 @@ touched. The device's limit (nn/limit.py) is scored beside them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from collections.abc import Mapping as Mapping_
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +24,7 @@ from .nn.evaluate import OverTimeResult, evaluate_over_time
 from .nn.limit import LIMIT
 from .nn.periphery import Periphery
 from .nn.spec import ModelSpec
+from .progress import ProgressCallback
 from .search.run import OptimizeResult
 from .strategy import Strategy
 from .timeunits import format_time
@@ -187,7 +187,7 @@ def _same(a: Strategy, b: Strategy) -> bool:
 
 def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResult, device: DeviceModel,
                       settings: NetworkSettings, rule: str = "network",
-                      progress: bool | Callable[[int, int], None] = False) -> tuple[NetworkSelection, Strategy]:
+                      progress: ProgressCallback | None = None) -> tuple[NetworkSelection, Strategy]:
     """Score every candidate of `result` on the network and choose one.
 
     Parameters
@@ -204,7 +204,7 @@ def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResu
     rule
         `network` (the best time-averaged network metric) or `tnmse` (the search's own pick).
     progress
-        As for `evaluate_over_time`.
+        Receives the evaluation's `evaluate` events, as for `evaluate_over_time`.
 
     Returns
     -------

@@ -47,8 +47,8 @@ def advise_command(device_spec, seed, improvement, properties, rescore_blocks, o
                f"times {','.join(format_times(settings.times_s))}, seed {seed}: "
                f"{1 + len(properties or PROPERTIES)} optimisations", err=True)
 
-    def progress(name, done, total):
-        click.echo(f"[{done + 1}/{total}] optimising {name}", err=True)
+    def progress(event):
+        click.echo(f"[{event.done + 1}/{event.total}] optimising {event.label}", err=True)
 
     with torch_threads(SEARCH_THREADS):
         result = advise(sample, values, dev, settings, improvement, properties or PROPERTIES, progress)
@@ -96,7 +96,8 @@ def flipmap_command(base, x_axis, y_axis, weights, pairs, f_max, times, seed, ma
     begin_run(out_dir, ("flipmap.json", "flipmap.png", *SWEEP_OUTPUTS))
     click.echo(f"flip map of {base}: {x[0]} × {y[0]}, {count} optimisations into {out_dir}", err=True)
 
-    def progress(p):
+    def progress(event):
+        p = event.detail
         if p.event in ("done", "failed"):
             click.echo(f"[{p.done + p.failed}/{p.total}] {p.event} {p.job.label() if p.job else ''}", err=True)
 

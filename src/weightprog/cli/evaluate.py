@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -101,10 +102,11 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
                        higher_is_better=spec.higher_is_better if higher_is_better is None else higher_is_better)
     if out_dir is not None:  # inputs read: the manifest, before the evaluation
         begin_run(out_dir, ("results.csv", "results.json", "accuracy_vs_time.png"))
-    result = evaluate_over_time(spec, strategies=chosen, device=dev, times_s=times, repeats=repeats, seed=seed,
-                                mapping=mapping, periphery=get_periphery(periphery), significance=significance,
-                                include=list(include) or None, exclude=list(exclude) or None,
-                                compute=compute, progress=progress and count_progress("realisations × times"))
+    with count_progress("realisations × times") if progress else nullcontext() as bar:
+        result = evaluate_over_time(spec, strategies=chosen, device=dev, times_s=times, repeats=repeats, seed=seed,
+                                    mapping=mapping, periphery=get_periphery(periphery), significance=significance,
+                                    include=list(include) or None, exclude=list(exclude) or None,
+                                    compute=compute, progress=bar)
     click.echo(result.mapping.format().splitlines()[-1])
     if result.calibrated_on == "test":
         click.echo("note: the periphery's ranges were calibrated on the scored data itself (the model spec has "

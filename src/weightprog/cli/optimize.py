@@ -57,7 +57,7 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
     from ..devices import get_device
     from ..largescale import iter_file_tensors
     from ..records.optimize import OptimizeRecord, write_optimize_run
-    from ..report.progress import SearchBars
+    from ..report.progress import CountBar, SearchBars
     from ..search.run import optimize
     from ..select import candidates_of, select_on_network
 
@@ -83,7 +83,9 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
     if network is not None and network.rule is not None:
         click.echo(f"scoring {len(candidates_of(result)[0]) + 1} strategies on the network "
                    f"({network.spec.selection_split} data, R = {network.settings.repeats})", err=True)
-        selection, chosen = select_on_network(network.spec, result, dev, network.settings, network.rule, progress=True)
+        with CountBar("realisations × times") as bar:
+            selection, chosen = select_on_network(network.spec, result, dev, network.settings, network.rule,
+                                                  progress=bar)
         record = record.with_network(selection)
     if per_layer:
         record = record.with_layers(per_layer_report(iter_file_tensors(search["weights"]), result.strategy, dev,

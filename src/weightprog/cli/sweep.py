@@ -54,7 +54,8 @@ def sweep(sweep_file, out_dir, workers, ray_address, skip_failed, list_only):
     lines = not sys.stderr.isatty()  # a log: a line per finished job, not a bar redrawn in place
     bar = tqdm(total=len(plan.jobs), unit="job", desc="sweep", disable=lines)
 
-    def progress(p):
+    def progress(event):
+        p = event.detail
         if lines:
             if p.event in ("done", "failed"):
                 click.echo(f"[{p.done + p.failed}/{p.total}] {p.event} {p.job.id} ({p.job.label()})"

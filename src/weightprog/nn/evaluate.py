@@ -26,6 +26,7 @@ from ..cell import Cell
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
 from ..hardware import Mapping
+from ..progress import Event, ProgressCallback
 from ..strategy import Strategy
 from ..timeunits import DEFAULT_TIMES_S, check_times
 from .attach import attached
@@ -120,20 +121,21 @@ def realisation_seed(seed: int, realisation: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(realisation)]).generate_state(1, np.uint64)[0] >> 1)
 
 
-def _progress(progress, total: int):
-    """A tqdm bar, a callback(done, total), or nothing."""
-    if progress is True:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=total, desc="realisations × times", unit="eval", leave=False)
-        return bar.update, bar.close
-    if callable(progress):
-        done = [0]
+def _counter(progress: ProgressCallback | None, total: int) -> Callable[[], None]:
+    """A step that sends `progress` an `evaluate` event with one more of `total` done; sends the
+    first (none done) now."""
+    if progress is True:  # the old form: the bar is now the caller's (report.progress)
+        raise TypeError("evaluate_over_time: progress takes a callback of a progress Event or None, "
+                        "not a bool (for a bar: weightprog.report.progress.count_progress)")
+    if progress is None or progress is False:  # False: the old form of None
+        return lambda: None
+    callback, done = progress, [0]
+    callback(Event("evaluate", (), 0, total))
 
-        def step(n=1):
-            done[0] += n
-            progress(done[0], total)
-        return step, lambda: None
-    return (lambda n=1: None), (lambda: None)
+    def step() -> None:
+        done[0] += 1
+        callback(Event("evaluate", (), done[0], total))
+    return step
 
 
 def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
@@ -145,7 +147,7 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                        significance: Sequence[float] | str | None = None,
                        include: str | Sequence[str] | None = None, exclude: str | Sequence[str] | None = None,
                        compute: str | torch.device | None = None,
-                       progress: bool | Callable[[int, int], None] = False,
+                       progress: ProgressCallback | None = None,
                        times: Sequence[float] | None = None, split: str = "test",
                        limit: Limit | None = None, first_realisation: int = 0) -> OverTimeResult:
     """Metric of a model over time after programming its analog weights.
@@ -187,7 +189,8 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
     compute
         Moves the model first (`cpu`, `cuda`), or None to leave it where it is.
     progress
-        True for a progress bar, a callback `progress(done, total)`, or False.
+        Receives an `evaluate` event (`Event`) at the start and after each evaluation:
+        realisations × times done of all (a bar: `report.progress.count_progress`); or None.
     times
         Old name of `times_s` (deprecated; give one of the two).
     split
@@ -240,7 +243,7 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
     weight_energy = torch.tensor([float(w.matrix().double().square().sum()) for w in weights],
                                  dtype=torch.float64)
     examples: torch.Tensor | None = None
-    step, close = _progress(progress, metrics.numel())
+    step = _counter(progress, metrics.numel())
     state_bytes = 0
     clipping = Clipping()
     swap = WeightSwap(weights)
@@ -269,11 +272,10 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                                 examples = torch.full(metrics.shape + got.examples.shape, math.nan,
                                                       dtype=torch.float32)
                             examples[i, r, k] = got.examples
-                        step(1)
+                        step()
                 del programmed
     finally:
         swap.restore()
-        close()
     dicts = [c.to_dict() for c in chosen]
     return OverTimeResult(names, times_s, metrics, digital.value, seed, dev.describe(),
                           peri.to_dict(), report, state_bytes, time.perf_counter() - start,

@@ -1,8 +1,9 @@
 """Progress bars for a search, counting to where it will stop: convergence, the generation limit
 or the time budget, whichever is nearest.
 
-Library functions never print; they call a `progress` callback. `SearchBars` is the callback the
-CLI passes, and what a Python caller passes to see the same bars:
+Library functions never print; they call a `progress` callback with an `Event` (weightprog/progress.py,
+one protocol for every entry point). `SearchBars` is the callback the CLI passes, and what a Python
+caller passes to see the same bars:
 
     with wp.SearchBars(settings) as bars:
         run = wp.optimize(sample, values, "pcm", settings, progress=bars)
@@ -28,6 +29,8 @@ from typing import Any
 import click
 from tqdm import tqdm
 
+from ..progress import Event
+
 
 def search_fraction(progress, first_spread: float, tol: float, max_generations: int,
                     budget_s: float | None = None) -> float:
@@ -41,19 +44,52 @@ def search_fraction(progress, first_spread: float, tol: float, max_generations: 
     return min(1.0, max(0.0, *parts))
 
 
-def count_progress(what: str, lines: bool | None = None):
-    """`progress` of a counted loop (`evaluate_over_time`'s `(done, total)`): True (its own bar) on a
-    terminal; elsewhere a callback saying `what` every 10 % and at its end, one line each."""
-    if not (not sys.stderr.isatty() if lines is None else lines):
-        return True
-    said = [0]
+class CountBar:
+    """A counted loop's events (`evaluate_over_time`'s realisations × times) as a tqdm bar named
+    `what`, drawn from the first event, cleared when full or at `close()` (or the end of a `with`)."""
 
-    def say(done: int, total: int) -> None:
-        tenth = 10 * done // max(total, 1)
-        if tenth > said[0]:
-            said[0] = tenth
-            click.echo(f"{what}: {10 * tenth} % ({done}/{total})", err=True)
-    return say
+    def __init__(self, what: str):
+        self.what = what
+        self.bar: Any = None
+
+    def __call__(self, event: Event) -> None:
+        if self.bar is None:
+            from tqdm.auto import tqdm as auto_tqdm
+            self.bar = auto_tqdm(total=event.total, desc=self.what, unit="eval", leave=False)
+        self.bar.update(event.done - self.bar.n)
+        if event.done >= event.total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> CountBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class CountLines(CountBar):
+    """A counted loop's events as lines saying `what` every 10 % and at its end (a log, CI)."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.said = 0
+
+    def __call__(self, event: Event) -> None:
+        tenth = 10 * event.done // max(event.total, 1)
+        if tenth > self.said:
+            self.said = tenth
+            click.echo(f"{self.what}: {10 * tenth} % ({event.done}/{event.total})", err=True)
+
+
+def count_progress(what: str, lines: bool | None = None) -> CountBar:
+    """`progress` of a counted loop (`evaluate_over_time`): a bar (`CountBar`) on a terminal;
+    elsewhere lines (`CountLines`)."""
+    return CountLines(what) if (not sys.stderr.isatty() if lines is None else lines) else CountBar(what)
 
 
 class SearchBars:
@@ -75,11 +111,16 @@ class SearchBars:
         self.last: tuple[str, Any] | None = None  # lines: the open search and its last Progress
         self.open_phase: tuple[str, float] | None = None
 
-    def __call__(self, *labels_and_progress) -> None:
-        """(label, Progress) from `optimize`, (device, label, Progress) from `compare_devices`,
-        (layer, Progress) from `optimize_per_layer`: the labels name the bar."""
-        *labels, p = labels_and_progress
-        label = " ".join(str(x) for x in labels)
+    def __call__(self, event: Event) -> None:
+        """A `search` event (from `optimize`, `compare_devices`, `optimize_per_layer`: its path names
+        the bar) or a `phase` event (`phase`); other events are not a search's."""
+        if event.task == "phase":
+            self.phase(": ".join(event.path))
+        elif event.task == "search":
+            self._search(event.label, event.detail)
+
+    def _search(self, label: str, p: Any) -> None:
+        """A search's `Progress` `p`, on the bar named `label`."""
         if label not in self.done:
             self.close()
             self.first[label], self.done[label], self.said[label] = p.convergence, 0.0, 0

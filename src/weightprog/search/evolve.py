@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from ..errors import WeightprogError
 from ..expected import ExpectedTNMSE
 from ..fileio import atomic_write_text
 from ..metric import TNMSE
+from ..progress import Event, ProgressCallback
 from ..strategy import Strategy
 from .scipy_de import Generations
 from .space import StrategySpace
@@ -31,6 +31,8 @@ from .space import StrategySpace
 
 @dataclass
 class Progress:
+    """A search's state after a generation: the `detail` of its `search` progress events."""
+
     generation: int
     best: float
     convergence: float
@@ -104,13 +106,14 @@ def _initial_population(space: StrategySpace, size: int, seed: int) -> np.ndarra
 def evolve(objective: Objective, space: StrategySpace, *, seed: int = 0, popsize: int = 15,
            max_generations: int = 300, tol: float = 1e-3, budget_s: float | None = None,
            mutation=(0.5, 1.0), recombination: float = 0.7, checkpoint: str | Path | None = None,
-           progress: Callable[[Progress], None] | None = None) -> EvolutionResult:
+           progress: ProgressCallback | None = None) -> EvolutionResult:
     """Minimise the objective's TNMSE over the space.
 
     Stops when the population's loss spread falls below `tol` × its mean (converged), after
     `max_generations`, or when `budget_s` seconds have passed. With `checkpoint`, the population,
     its losses, the random state and the history are written atomically after every generation,
-    and a later call with the same settings resumes from there.
+    and a later call with the same settings resumes from there. `progress` receives a `search`
+    event after each generation (and once where it resumes), its `detail` the search's `Progress`.
     """
     start = time.perf_counter()
     size = popsize * space.dims
@@ -134,8 +137,10 @@ def evolve(objective: Objective, space: StrategySpace, *, seed: int = 0, popsize
     path = Path(checkpoint) if checkpoint else None
     if path and path.is_file():
         generation, history, earlier_s, earlier_evaluations = _restore(solver, path, key)
-        if progress:
-            progress(Progress(generation, history[-1], solver.convergence, earlier_evaluations, earlier_s, True))
+        if progress is not None:
+            progress(Event("search", (), generation, max_generations,
+                           Progress(generation, history[-1], solver.convergence, earlier_evaluations, earlier_s,
+                                    True)))
 
     def save():
         if path:
@@ -161,9 +166,10 @@ def evolve(objective: Objective, space: StrategySpace, *, seed: int = 0, popsize
         generation += 1
         history.append(best)
         save()
-        if progress:
-            progress(Progress(generation, best, solver.convergence, earlier_evaluations + evaluations,
-                              earlier_s + time.perf_counter() - start))
+        if progress is not None:
+            progress(Event("search", (), generation, max_generations,
+                           Progress(generation, best, solver.convergence, earlier_evaluations + evaluations,
+                                    earlier_s + time.perf_counter() - start)))
     x = solver.x
     result = EvolutionResult(space.strategy(x, ["optimised"]), x, solver.best_loss, history, generation,
                              earlier_evaluations + evaluations, 0.0, solver.converged(), message)

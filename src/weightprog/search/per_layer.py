@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
 
 from ..devices import DeviceModel, get_device
 from ..metric import rescore
+from ..progress import ProgressCallback
 from ..sample import sample_from_values
 from ..scores import Score
 from ..strategy import Strategy
-from .evolve import Progress
 from .run import OptimizeSettings, optimize
 
 
-def _per_layer(progress: Callable[[str, Progress], None] | None,
-               layer: str) -> Callable[[str, Progress], None] | None:
-    """`progress` reporting a layer's searches under the layer's name (None stays None)."""
+def _per_layer(progress: ProgressCallback | None, layer: str) -> ProgressCallback | None:
+    """`progress` receiving a layer's search events named by the layer alone (its one search's
+    cell label dropped; the phase after it is not reported); None stays None."""
     if progress is None:
         return None
-    return lambda _search, p: progress(layer, p)
+    callback = progress
+    return lambda event: callback(replace(event, path=(layer,))) if event.task == "search" else None
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class LayerResult:
 
 def optimize_per_layer(layers: Sequence[tuple[str, torch.Tensor]], network_strategy: Strategy,
                        device: DeviceModel | str, settings: OptimizeSettings, normalise: str = "column",
-                       progress: Callable[[str, Progress], None] | None = None) -> list[LayerResult]:
+                       progress: ProgressCallback | None = None) -> list[LayerResult]:
     """One strategy per layer, each searched on that layer's own weight distribution (with the
     network-wide strategy's cell), re-scored against the network-wide strategy on the layer.
 
@@ -61,7 +62,7 @@ def optimize_per_layer(layers: Sequence[tuple[str, torch.Tensor]], network_strat
     normalise
         How a layer's weights are normalised (`column`, …; see `sample.normalise_matrix`).
     progress
-        Called as `progress(layer_name, Progress)` after each generation.
+        Receives each layer's `search` events (`Event`), named by the layer.
 
     Returns
     -------

@@ -10,7 +10,7 @@ draws with ten times the search's weights.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,11 +24,12 @@ from ..error_split import ErrorSplit, error_split
 from ..errors import WeightprogError
 from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategy
 from ..metric import TNMSE, TNMSEResult, rescore
+from ..progress import Event, ProgressCallback, within
 from ..sample import WeightSample
 from ..scores import Score, Scoreboard, Scored
 from ..strategy import Strategy
 from ..timeunits import DEFAULT_TIMES_S, check_times
-from .evolve import EvolutionResult, Progress, evolve, polish
+from .evolve import EvolutionResult, evolve, polish
 from .space import GRID_PLACEMENTS, MODES, StrategySpace, make_grid, snap_to_kinks
 from .strategies import hand_crafted, is_expressible
 
@@ -214,7 +215,7 @@ def candidate_cells(settings: OptimizeSettings) -> list[Cell | None]:
 
 def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str = "pcm",
              settings: OptimizeSettings = OptimizeSettings(), checkpoint_dir: str | Path | None = None,
-             progress: Callable[[str, Progress], None] | None = None) -> OptimizeResult:
+             progress: ProgressCallback | None = None) -> OptimizeResult:
     """Search programming strategies for a weight distribution on a device, and re-score the result.
 
     The phases, each a function below: the objectives (`_objectives`), one search per cell
@@ -237,7 +238,8 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     checkpoint_dir
         Folder of the searches' checkpoints: a rerun with the same settings resumes there.
     progress
-        Called as `progress(search_label, Progress)` after each generation.
+        Receives each search's `search` events (`Event`, named by the search's label: `f=1,2`),
+        then one `phase` event as the polish, bounds and re-score start.
 
     Returns
     -------
@@ -250,9 +252,8 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     objective, held_out = _objectives(sample, values, device, settings)
     cells = candidate_cells(settings)
     runs, spaces = _search_cells(objective, sample, device, settings, cells, start, checkpoint_dir, progress)
-    phase = getattr(progress, "phase", None)
-    if phase is not None:  # SearchBars: the rest is a phase of its own, not the last search's 100 %
-        phase("polish, bounds and re-score")
+    if progress is not None:  # the rest is a phase of its own, not the last search's 100 %
+        progress(Event("phase", ("polish, bounds and re-score",)))
     chosen = _choose_and_polish(runs, spaces, objective, held_out, settings)
     de = replace(runs[chosen].strategy, names=["de"])
     needs_model = settings.bound or settings.method != "de"  # the limits and the pointwise method
@@ -294,7 +295,7 @@ def _objectives(sample: WeightSample, values: torch.Tensor, device: DeviceModel,
 
 def _search_cells(objective: ExpectedTNMSE | TNMSE, sample: WeightSample, device: DeviceModel,
                   settings: OptimizeSettings, cells: Sequence[Cell | None], start: float,
-                  checkpoint_dir: str | Path | None, progress: Callable[[str, Progress], None] | None,
+                  checkpoint_dir: str | Path | None, progress: ProgressCallback | None,
                   ) -> tuple[dict[str, EvolutionResult], dict[str, StrategySpace]]:
     """One differential-evolution search per cell, by label; the budget shared among them."""
     base_grid = make_grid(settings.grid_points, settings.grid_placement, sample.u)
@@ -319,7 +320,7 @@ def _search_cells(objective: ExpectedTNMSE | TNMSE, sample: WeightSample, device
         runs[label] = evolve(objective, space, seed=settings.seed, popsize=settings.popsize,
                              max_generations=settings.max_generations, tol=settings.tol,
                              budget_s=budget, checkpoint=ckpt,
-                             progress=_labelled(progress, label))
+                             progress=within(progress, label))
     return runs, spaces
 
 
@@ -401,13 +402,6 @@ def _error_splits(model: ExpectedTNMSE, optimised: Strategy, baselines: dict[tup
     shown = [optimised, replace(baselines[(top.name, top.f)], names=[top.label]),
              replace(baselines[(scores.naive.name, 1.0)], names=[scores.naive.label])]
     return [error_split(model, s)[0] for s in shown]
-
-
-def _labelled(progress: Callable[[str, Progress], None] | None, label: str) -> Callable[[Progress], None] | None:
-    """`progress` with its first argument fixed to `label` (None stays None)."""
-    if progress is None:
-        return None
-    return lambda p: progress(label, p)
 
 
 def limits_and_pointwise(model: ExpectedTNMSE | None, settings: OptimizeSettings, cells: Sequence[Cell | None],

@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Any
 
 from ..fileio import folder_lock
+from ..progress import Event, ProgressCallback
 from .execute import failed_record, run_job
 from .parse import load_sweep
 from .spec import Job, Sweep, SweepError
@@ -40,7 +41,8 @@ Handle = Callable[[dict], None]
 
 @dataclass
 class SweepProgress:
-    """Passed to the progress callback after every finished or failed job (and once at the start)."""
+    """A sweep's counts after every finished or failed job (and once at the start): the `detail`
+    of its `sweep` progress events."""
 
     total: int
     done: int
@@ -277,7 +279,7 @@ def run_tasks(jobs: list[dict], task: Task, handle: Handle, workers: int = 0, ra
 # --- the driver -------------------------------------------------------------------------------
 
 def run_sweep(sweep: Sweep | str | Path, out: str | Path, workers: int = 1, ray: str | None = None,
-              retry_failed: bool = True, progress: Callable[[SweepProgress], None] | None = None,
+              retry_failed: bool = True, progress: ProgressCallback | None = None,
               summary: bool = True) -> SweepResult:
     """Run the jobs of `sweep` that have no record in `out`; write each record as it finishes.
 
@@ -296,7 +298,8 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, workers: int = 1, ray:
     retry_failed
         Re-run jobs whose last try failed (default), or leave them failed.
     progress
-        Called once at the start and after every job with done / failed / pending counts.
+        Receives a `sweep` event (`Event`) once at the start and after every finished or failed
+        job: the job's id, jobs finished (done or failed) of all, and the counts (`SweepProgress`).
     summary
         Write summary.csv and summary.png at the end.
 
@@ -321,7 +324,7 @@ def run_sweep(sweep: Sweep | str | Path, out: str | Path, workers: int = 1, ray:
 
 
 def _run_locked(sweep: Sweep, out: Path, workers: int, ray: str | None, retry_failed: bool,
-                progress: Callable[[SweepProgress], None] | None, summary: bool, start: float) -> SweepResult:
+                progress: ProgressCallback | None, summary: bool, start: float) -> SweepResult:
     (out / "jobs").mkdir(parents=True, exist_ok=True)
     write_manifest(sweep, out)
     status = sweep_status(sweep, out)
@@ -333,8 +336,9 @@ def _run_locked(sweep: Sweep, out: Path, workers: int, ray: str | None, retry_fa
     total = len(sweep.jobs)
 
     def report(job: Job | None = None, event: str = "start", error: str | None = None) -> None:
-        if progress:
-            progress(SweepProgress(total, len(done), len(failed), total - len(done) - len(failed), job, event, error))
+        if progress is not None:
+            counts = SweepProgress(total, len(done), len(failed), total - len(done) - len(failed), job, event, error)
+            progress(Event("sweep", (job.id,) if job else (), counts.done + counts.failed, total, counts))
 
     def handle(record: dict) -> None:
         job = sweep.job(record["id"])
