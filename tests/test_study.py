@@ -165,3 +165,13 @@ def test_bad_study_options_are_one_line_errors(tmp_path):
         res = CliRunner().invoke(main, ["study", "--out", str(tmp_path / "s"), *args])
         assert res.exit_code == 2 and text in res.output, res.output
     assert not (tmp_path / "s").exists()
+
+
+def test_study_sends_the_one_progress_event(tmp_path, tiny_workload):
+    from weightprog.progress import Event
+
+    events: list[Event] = []
+    run_study(settings(roles=("naive",), repeats=1, block=1), tmp_path, progress=events.append)
+    assert events and all(isinstance(e, Event) and e.task == "study" for e in events)
+    assert [e.done for e in events] == list(range(1, len(events) + 1)) and events[-1].done == events[-1].total
+    assert events[-1].path[0].endswith("_r000-000")

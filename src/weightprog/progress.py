@@ -13,6 +13,7 @@ The entry points and the events they send (`task`):
 * `advise`: `advise`, as each device variant's optimisation starts (`path`: the variant).
 * `sweep`: `run_sweep` (and `run_flip_map`), once at the start and after each finished or failed
   job, with the sweep's `SweepProgress` as `detail` (`path`: the job's id).
+* `study`: `run_study`, after each finished or failed job (`path`: the job's id).
 
 Library code never draws or prints progress; the command line's bars (`report/progress.py`) are
 callbacks of this one form. Light on purpose: no torch, numpy or tqdm here.
@@ -30,7 +31,7 @@ class Event:
     """What a long-running call has done so far."""
 
     task: str
-    """`search`, `phase`, `evaluate`, `advise` or `sweep` (see the module's docstring)."""
+    """`search`, `phase`, `evaluate`, `advise`, `sweep` or `study` (see the module's docstring)."""
     path: tuple[str, ...] = ()
     """Which one, outermost first: `("pcm", "f=1,2")` for a compared device's search of cell
     f=1,2, `("polish, bounds and re-score",)` for a phase, `(job_id,)` for a sweep's job."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..fileio import atomic_write_json, atomic_write_text, folder_lock
+from ..progress import Event, ProgressCallback
 from .data import StudyData, collect
 from .jobs import StudyJob, run_job
 from .plan import evaluate_jobs, first_jobs, read_record, record_path, write_record
@@ -106,6 +107,7 @@ class _Handler:
     total: int
     failed: dict[str, str]
     log: Callable[[str], None]
+    progress: ProgressCallback | None
 
     def __call__(self, record: dict) -> None:
         if write_record(self.out, record):
@@ -115,10 +117,12 @@ class _Handler:
         else:
             self.failed[record["id"]] = record["error"]
             self.log(f"FAILED {record['id']}: {record['error']}")
+        if self.progress is not None:
+            self.progress(Event("study", (record["id"],), self.finished + len(self.failed), self.total))
 
 
 def run_study(settings: StudySettings, out: str | Path, log: Callable[[str], None] = lambda m: None,
-              workers: int = 0, ray: str | None = None) -> StudyResult:
+              workers: int = 0, ray: str | None = None, progress: ProgressCallback | None = None) -> StudyResult:
     """Run (or resume) the study in `out`: the jobs without a record, then the tables and figures.
 
     Parameters
@@ -134,6 +138,8 @@ def run_study(settings: StudySettings, out: str | Path, log: Callable[[str], Non
         Local worker processes (0: in this process).
     ray
         None, "auto" or a Ray cluster address: every job a Ray task.
+    progress
+        Called with an `Event` (task `study`, the job's id) after each finished or failed job.
 
     Returns
     -------
@@ -155,7 +161,7 @@ def run_study(settings: StudySettings, out: str | Path, log: Callable[[str], Non
             have = _records(out, jobs)
             todo = [j.to_dict() for j in jobs if j.id not in have]
             log(f"{phase}: {len(have)} of {len(jobs)} jobs done before, {len(todo)} to run")
-            handle = _Handler(out, len(have), len(jobs), failed, log)
+            handle = _Handler(out, len(have), len(jobs), failed, log, progress)
             used = run_tasks(todo, run_job, handle, workers, ray, float(settings.threads or 1))
             engine = used if used != "none" else engine
         result = write_outputs(out, log)
