@@ -9,7 +9,7 @@ import importlib
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import MISSING
+from dataclasses import MISSING, fields
 
 import click
 
@@ -149,7 +149,7 @@ def setting_default(settings: type, name: str):
     KeyError
         `settings` has no field `name`, or the field has no default.
     """
-    field = settings.__dataclass_fields__[name]
+    field = {f.name: f for f in fields(settings)}[name]
     if field.default is not MISSING:
         return field.default
     if field.default_factory is not MISSING:
