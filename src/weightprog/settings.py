@@ -1,11 +1,13 @@
-"""The settings of a search (`OptimizeSettings`) and of a training run (`TrainSettings`): the one
+"""The settings of a search (`OptimizeSettings`), a training run (`TrainSettings`), a crossbar
+mapping (`Mapping`) and the scoring of candidates on a network (`NetworkSettings`): the one
 declaration of each field, its default and its checks (validated when made: one line naming the
 field and what is allowed).
 
 Imports nothing heavy at the top: the command line takes its options' defaults from these fields
 (`cli/options.py` `setting_default`, `setting_option`) without loading torch, so `--help` and an
 argument error answer at once and a default changed here is the command line's too.
-`weightprog.search.run` and `weightprog.workloads` export them where the library has always had them."""
+`weightprog.search.run`, `weightprog.workloads`, `weightprog.hardware` and `weightprog.select` export
+them where the library has always had them."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import validate
-from .choices import GRID_PLACEMENTS, METHODS, MODES, OBJECTIVES, PERIPHERIES, WEIGHT_NOISE
+from .choices import GRID_PLACEMENTS, METHODS, MODES, NORMALISE_UNITS, OBJECTIVES, PERIPHERIES, REFERENCES, WEIGHT_NOISE
 from .errors import WeightprogError
 from .timeunits import DEFAULT_TIMES_S, check_times
 
@@ -198,3 +200,79 @@ class TrainSettings:
         if self.output_noise is not None:
             return output_noise_periphery(self.output_noise)
         return PRESETS[self.periphery or "standard"]
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How a weight matrix is laid out on crossbars, normalised and drift-compensated.
+
+    Parameters
+    ----------
+    tile_rows, tile_cols
+        Largest tile: inputs (rows) × outputs (columns); a matrix is cut evenly into as few
+        tiles as fit (`split_tiles`).
+    normalise
+        Unit of w_max: `column`, `tile` or `tensor` (`NORMALISE_UNITS`).
+    compensation
+        Drift-compensation scope: `column`, `tile`, `layer` or `none`
+        (`validate.COMPENSATION_SCOPES`); the old name `all` is read as `layer`.
+    reference
+        Compensation reference: `read` (a noisy read right after programming) or `programmed`
+        (the noise-free programmed state).
+
+    Raises
+    ------
+    WeightprogError
+        For a value not in its table, or a tile smaller than 1 × 1.
+    """
+
+    tile_rows: int = 512
+    tile_cols: int = 512
+    normalise: str = "column"
+    compensation: str = "column"
+    reference: str = "read"
+    """Drift-compensation reference: a noisy read right after programming, or the programmed state."""
+
+    def __post_init__(self):
+        if self.reference not in REFERENCES:
+            raise WeightprogError(f"compensation reference: use one of {', '.join(REFERENCES)}, "
+                                  f"got {self.reference!r}")
+        if self.normalise not in NORMALISE_UNITS:
+            raise WeightprogError(f"normalise: use one of {', '.join(NORMALISE_UNITS)}, got {self.normalise!r}")
+        object.__setattr__(self, "compensation", validate.compensation_scope(self.compensation))
+        if self.tile_rows < 1 or self.tile_cols < 1:
+            raise WeightprogError("tile size must be at least 1 × 1")
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """How candidates are scored on the network; validated when made.
+
+    Parameters
+    ----------
+    repeats
+        Programming realisations per candidate (the same seeds for each).
+    seed
+        Seed of the realisations.
+    periphery
+        The periphery the network runs through.
+    mapping
+        Tiling, normalisation and drift compensation of the deployment.
+    include, exclude
+        Globs selecting the analog weights.
+    limit
+        Also score the device's limit.
+    """
+
+    repeats: int = 5
+    seed: int = 0
+    periphery: Periphery | str = "ideal"
+    mapping: Mapping = Mapping()
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+    limit: bool = True
+
+    def __post_init__(self):
+        validate.integer(self.repeats, "network_repeats", 1)
+        validate.seed(self.seed)
+        validate.choice(self.limit, "limit", (True, False))
