@@ -28,6 +28,9 @@ def _commands(group: click.Group, path: tuple[str, ...] = ()):
 def _settings_of():
     """Each command's settings dataclasses or library function (with the options named otherwise
     than their field or argument) and the arguments the command requires."""
+    from weightprog.advise import run_flip_map
+    from weightprog.devices.fit import fit_device
+    from weightprog.devices.measurements import simulate_measurements
     from weightprog.nn.evaluate import evaluate_over_time
 
     search = [(OptimizeSettings, {"times": "times_s"})]
@@ -40,7 +43,9 @@ def _settings_of():
         ("optimize",): (search + [(NetworkSettings, {"network_repeats": "repeats"})], []),
         ("compare-devices",): (search, ["pcm"]),
         ("device", "advise"): (search, ["pcm"]),
-        ("device", "flipmap"): (search, ["pcm", "--x", "drift_mean=1", "--y", "read=1"]),
+        ("device", "fit"): ([(fit_device, {})], ["m.csv", "--out", "d.yaml"]),
+        ("device", "simulate"): ([(simulate_measurements, {"times": "times_s"})], ["pcm", "--out", "m.csv"]),
+        ("device", "flipmap"): (search + [(run_flip_map, {})], ["pcm", "--x", "drift_mean=1", "--y", "read=1"]),
         ("train",): ([(TrainSettings, {})], ["ptb-lstm"]),
         ("study",): ([(StudySettings, {"times": "times_s"})], ["--out", "x"]),
     }
@@ -79,10 +84,11 @@ def test_every_option_of_a_settings_field_takes_the_fields_default():
                     continue
                 assert value == declared[field], (path, name, value, declared[field])
                 checked.append((path, name))
-    assert len(checked) >= 50, checked  # the search options on four commands, train's, the study's, evaluate's
+    assert len(checked) >= 55, checked  # the search options on four commands, train's, the study's, evaluate's, …
     for path, name in ((("optimize",), "popsize"), (("train",), "clip_sigma"), (("device", "flipmap"), "f_max"),
                        (("study",), "times"), (("optimize",), "network_repeats"), (("evaluate",), "tile"),
-                       (("evaluate",), "repeats"), (("optimize",), "periphery")):
+                       (("evaluate",), "repeats"), (("optimize",), "periphery"), (("device", "fit"), "t_read"),
+                       (("device", "flipmap"), "workers")):
         assert (path, name) in checked
 
 
