@@ -11,8 +11,8 @@ them where the library has always had them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from . import validate
 from .choices import GRID_PLACEMENTS, METHODS, MODES, NORMALISE_UNITS, OBJECTIVES, PERIPHERIES, REFERENCES, WEIGHT_NOISE
@@ -23,6 +23,25 @@ if TYPE_CHECKING:
     from .cell import Cell
     from .nn.periphery import Periphery
 
+
+
+def setting(default: Any, help: str | None = None, option: str | None = None) -> Any:
+    """A settings field with its default and what the command line says of it: its option's `help`,
+    and the `option` when it is not spelled `--field-name` (`--grid` for `grid_points`), which also
+    names the field in errors (`cli/options.py` reads both).
+
+    Parameters
+    ----------
+    default
+        The field's default.
+    help
+        The option's help text (a command may say it its own way).
+    option
+        The option's name on the command line.
+    """
+    return field(default=default, metadata={k: v for k, v in (("help", help), ("option", option)) if v is not None})
+
+
 IMPROVEMENT = 0.1
 """`advise`'s relative step of each device property (0.1: noise ×0.9, range ×1.1)."""
 
@@ -32,29 +51,31 @@ class OptimizeSettings:
     """Everything a search and its re-scoring take; validated when made (one line naming the field
     and what is allowed), so a bad value fails before any work, from the CLI, a sweep or Python."""
 
-    pairs: int = 2
+    pairs: int = setting(2, "Differential pairs per weight (P).")
     significance: Cell | None = None
     """Fixed cell; None searches F in 1…f_max (cell 1, F, F², …)."""
     f_max: int = 5
     f_integer: bool = True
-    times_s: tuple[float, ...] = DEFAULT_TIMES_S
-    grid_points: int = 6
+    times_s: tuple[float, ...] = setting(DEFAULT_TIMES_S, option="--times")
+    grid_points: int = setting(6, "Grid points of the strategy table, 0 and 1 included.", option="--grid")
     grid_placement: str = "quantile"
-    mode: str = "exact"
+    mode: str = setting("exact", "exact: every grid weight represented exactly; free: every device a coordinate.")
     seed: int = 0
-    budget_s: float | None = None
+    budget_s: float | None = setting(None, option="--budget")
     max_generations: int = 200
-    popsize: int = 15
+    popsize: int = setting(15, "Population = popsize × dimensions.")
     tol: float = 1e-3
-    polish: bool = True
+    polish: bool = setting(True, option="--no-polish")
     polish_steps: int = 60
     rescore_blocks: int = 10
     compensation: str = "column"
-    compute: str = "cpu"
+    compute: str = setting("cpu", "cpu or cuda.")
     compile: bool | str = "auto"
-    objective: str = "expected"
+    objective: str = setting("expected", "What the search minimises: the exact expected TNMSE or the Monte-Carlo "
+                                         "TNMSE.")
     """What the search minimises: `expected` (deterministic) or `mc` (Monte Carlo, common draws)."""
-    method: str = "auto"
+    method: str = setting("auto", "de: differential evolution over the table (the paper's method); pointwise: the "
+                                  "pointwise optimum as a dense table; auto: both, the better by re-score.")
     """`de`, `pointwise` or `auto` (both; the better by re-score), see METHODS."""
     bound: bool = True
     """Compute the bound per F and the best achievable under the deployed compensation."""
@@ -150,19 +171,25 @@ class TrainSettings:
     """
 
     workload: str
-    variant: str = "fp"
-    steps: int | None = None
-    batch: int | None = None
-    lr: float | None = None
+    variant: str = setting("fp", "Floating-point training, or hardware-aware fine-tuning of the committed FP "
+                                 "checkpoint.")
+    steps: int | None = setting(None, "Optimiser steps (default: the committed checkpoint's budget).")
+    batch: int | None = setting(None, "Batch size (default: the workload's).")
+    lr: float | None = setting(None, "Peak learning rate (default: the workload's).")
     seed: int = 0
-    device: str = "pcm"
-    output_noise: float | None = None
-    threads: int = 2
-    train_size: int | None = None
-    resume: bool = False
-    periphery: str | None = None
-    weight_noise: str = "row"
-    clip_sigma: float | None = 2.5
+    device: str = setting("pcm", "Device name or YAML/JSON file whose programming noise scales HWA noise.")
+    output_noise: float | None = setting(None, "Older form of --periphery: the 8-bit periphery with this output "
+                                               "noise, fraction of the output range (1/127: standard, 0: io8).")
+    threads: int = setting(2, "torch threads.")
+    train_size: int | None = setting(None, "sentiment-minilm: training sentences used (default: all).")
+    resume: bool = setting(False, "fmnist-resnet32, ptb-lstm fp: continue from the committed FP checkpoint.")
+    periphery: str | None = setting(None, f"The periphery HWA trains through (a preset: {', '.join(PERIPHERIES)}; "
+                                          "default standard); train for the periphery the model is evaluated with.")
+    weight_noise: str = setting("row", "HWA weight noise: row (the device's mean programming noise × each row's "
+                                       "max |w|) or device (the device model's programming noise at each weight's "
+                                       "conductance).")
+    clip_sigma: float | None = setting(2.5, "HWA clips the analog weights to ± this many standard deviations after "
+                                            "each step (0: no clipping).")
 
     def __post_init__(self):
         from .workloads import RESUMABLE, WORKLOADS
@@ -170,9 +197,9 @@ class TrainSettings:
 
         validate.choice(self.workload, "workload", WORKLOADS)
         validate.choice(self.variant, "variant", VARIANTS)
-        for field in ("steps", "batch", "train_size"):
-            if getattr(self, field) is not None:
-                validate.integer(getattr(self, field), field, 1)
+        for name in ("steps", "batch", "train_size"):
+            if getattr(self, name) is not None:
+                validate.integer(getattr(self, name), name, 1)
         if self.lr is not None:
             validate.number(self.lr, "lr", above=0)
         validate.seed(self.seed)

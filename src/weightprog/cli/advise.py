@@ -68,7 +68,7 @@ def advise_command(device_spec, seed, improvement, properties, rescore_blocks, o
 @click.option("--y", "y_axis", required=True, metavar="PROP=LO:HI:N", help="Second property and its factors.")
 @click.option("--weights", default="distribution:default", show_default=True,
               help="distribution:NAME or a weights file, as in a sweep file.")
-@setting_option(OptimizeSettings, "pairs", type=int)
+@setting_option(OptimizeSettings, "pairs", type=int, help=None)
 @setting_option(OptimizeSettings, "f_max", type=int)
 @click.option("--times", default=None, metavar="LIST", help="Times after programming (default: 1s…1y).")
 @setting_option(OptimizeSettings, "seed", type=int)

@@ -9,7 +9,7 @@ import importlib
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, Field, fields
 
 import click
 
@@ -149,7 +149,7 @@ def setting_default(settings: type, name: str):
     KeyError
         `settings` has no field `name`, or the field has no default.
     """
-    field = {f.name: f for f in fields(settings)}[name]
+    field = _field(settings, name)
     if field.default is not MISSING:
         return field.default
     if field.default_factory is not MISSING:
@@ -157,8 +157,25 @@ def setting_default(settings: type, name: str):
     raise KeyError(f"{settings.__name__}.{name} has no default")
 
 
+def _field(settings: type, name: str) -> Field:
+    return {f.name: f for f in fields(settings)}[name]
+
+
+def setting_options(settings: type) -> dict[str, str]:
+    """The fields of `settings` whose option is not spelled `--field-name`, and their options (for
+    `option_names`: errors name the option typed).
+
+    Parameters
+    ----------
+    settings
+        The settings dataclass (`weightprog.settings.setting` declares a field's option).
+    """
+    return {f.name: f.metadata["option"] for f in fields(settings) if "option" in f.metadata}
+
+
 def setting_option(settings: type, name: str, *param_decls: str, **attrs):
-    """`click.option` for the field `name` of `settings`, its default the field's (shown in --help).
+    """`click.option` for the field `name` of `settings`: its default the field's (shown in --help),
+    its option and help the field's unless given (`weightprog.settings.setting`).
 
     Parameters
     ----------
@@ -167,13 +184,17 @@ def setting_option(settings: type, name: str, *param_decls: str, **attrs):
     name
         The field.
     *param_decls
-        click's declarations when the option is not spelled `--field-name` (`"--grid", "grid_points"`).
+        click's declarations when the option is spelled otherwise than the field says
+        (`"--network-repeats", "network_repeats"`).
     **attrs
         click's other option attributes (`type`, `help`, `metavar`, …).
     """
+    metadata = _field(settings, name).metadata
+    if not param_decls:
+        param_decls = (metadata["option"], name) if "option" in metadata else ("--" + name.replace("_", "-"),)
     attrs.setdefault("show_default", True)
-    return click.option(*(param_decls or ("--" + name.replace("_", "-"),)),
-                        default=setting_default(settings, name), **attrs)
+    attrs.setdefault("help", metadata.get("help"))
+    return click.option(*param_decls, default=setting_default(settings, name), **attrs)
 
 
 def times_option(default: str | None = None, help: str = "Times after programming, e.g. "
@@ -246,25 +267,20 @@ def _search_option_list() -> list:
         click.option("--sample-size", type=int, default=None, metavar="N",
                      help=f"Weights in the search's sample (each re-score block the same), a multiple of "
                           f"{DEFAULT_ROWS} [default: {DEFAULT_SIZE:,}]; smaller is faster and noisier."),
-        setting("pairs", type=int, help="Differential pairs per weight (P)."),
+        setting("pairs", type=int),
         click.option("--significance", default="auto", show_default=True,
                      help="Significance factors, e.g. 1,2; 'auto' searches the cell 1,F,F²,… for F = 1…--f-max."),
         setting("f_max", type=int),
         times_option(default_s=setting_default(OptimizeSettings, "times_s")),
-        setting("grid_points", "--grid", "grid_points", type=int,
-                help="Grid points of the strategy table, 0 and 1 included."),
+        setting("grid_points", type=int),
         setting("grid_placement", type=click.Choice(GRID_PLACEMENTS)),
-        setting("mode", type=click.Choice(MODES),
-                help="exact: every grid weight represented exactly; free: every device a coordinate."),
+        setting("mode", type=click.Choice(MODES)),
         setting("max_generations", type=int),
-        setting("popsize", type=int, help="Population = popsize × dimensions."),
+        setting("popsize", type=int),
         click.option("--no-polish", is_flag=True, help="Skip the gradient polish."),
-        setting("method", type=click.Choice(METHODS),
-                help="de: differential evolution over the table (the paper's method); pointwise: the "
-                     "pointwise optimum as a dense table; auto: both, the better by re-score."),
-        setting("objective", type=click.Choice(OBJECTIVES),
-                help="What the search minimises: the exact expected TNMSE or the Monte-Carlo TNMSE."),
-        setting("compute", help="cpu or cuda."),
+        setting("method", type=click.Choice(METHODS)),
+        setting("objective", type=click.Choice(OBJECTIVES)),
+        setting("compute"),
     ]
 
 

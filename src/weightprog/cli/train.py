@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from ..choices import PERIPHERIES, WEIGHT_NOISE
+from ..choices import WEIGHT_NOISE
 from ..settings import TrainSettings
 from .options import option_names, setting_option
 
@@ -33,28 +33,19 @@ def _setting(name: str, *param_decls: str, **attrs):
 
 @click.command()
 @click.argument("workload", metavar="WORKLOAD")
-@_setting("variant", metavar="fp|hwa",
-          help="Floating-point training, or hardware-aware fine-tuning of the committed FP checkpoint.")
-@_setting("steps", type=int, help="Optimiser steps (default: the committed checkpoint's budget).")
-@_setting("batch", type=int, help="Batch size (default: the workload's).")
-@_setting("lr", type=float, help="Peak learning rate (default: the workload's).")
+@_setting("variant", metavar="fp|hwa")
+@_setting("steps", type=int)
+@_setting("batch", type=int)
+@_setting("lr", type=float)
 @_setting("seed", type=int)
-@_setting("device", help="Device name or YAML/JSON file whose programming noise scales HWA noise.")
-@_setting("periphery", metavar="PRESET",
-          help=f"The periphery HWA trains through (a preset: {', '.join(PERIPHERIES)}; default standard); "
-               "train for the periphery the model is evaluated with.")
-@_setting("output_noise", type=float,
-          help="Older form of --periphery: the 8-bit periphery with this output noise, fraction of the "
-               "output range (1/127: standard, 0: io8).")
-@_setting("weight_noise", type=click.Choice(WEIGHT_NOISE),
-          help="HWA weight noise: row (the device's mean programming noise × each row's max |w|) or "
-               "device (the device model's programming noise at each weight's conductance).")
-@_setting("clip_sigma", type=ClipSigma(),
-          help="HWA clips the analog weights to ± this many standard deviations after each step (0: no clipping).")
-@_setting("threads", type=int, help="torch threads.")
-@_setting("train_size", type=int, help="sentiment-minilm: training sentences used (default: all).")
-@_setting("resume", is_flag=True, show_default=False,
-          help="fmnist-resnet32, ptb-lstm fp: continue from the committed FP checkpoint.")
+@_setting("device")
+@_setting("periphery", metavar="PRESET")
+@_setting("output_noise", type=float)
+@_setting("weight_noise", type=click.Choice(WEIGHT_NOISE))
+@_setting("clip_sigma", type=ClipSigma())
+@_setting("threads", type=int)
+@_setting("train_size", type=int)
+@_setting("resume", is_flag=True, show_default=False)
 @click.pass_context
 def train(ctx, workload, **options):
     """Train WORKLOAD (ptb-lstm, fmnist-resnet32, sentiment-minilm) and write its checkpoint.
