@@ -14,10 +14,11 @@ import torch
 
 from weightprog.errors import WeightprogError
 from weightprog.nn import evaluate_over_time
+from weightprog.nn.periphery import output_noise_periphery
 from weightprog.validate import SettingError
 from weightprog.workloads import get_workload
 from weightprog.workloads.common import CHECKPOINT_DIR, MANIFEST, sha256
-from weightprog.workloads.training import HWA, HWAConfig, device_noise_scale, output_noise_periphery, train_step
+from weightprog.workloads.training import HWA, HWAConfig, device_noise_scale, train_step
 
 
 def _have(module):

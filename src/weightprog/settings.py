@@ -15,7 +15,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import validate
-from .choices import GRID_PLACEMENTS, METHODS, MODES, NORMALISE_UNITS, OBJECTIVES, PERIPHERIES, REFERENCES, WEIGHT_NOISE
+from .choices import (
+    GRID_PLACEMENTS,
+    METHODS,
+    MODES,
+    NORMALISE_UNITS,
+    OBJECTIVES,
+    PERIPHERIES,
+    REFERENCES,
+    RESUMABLE_WORKLOADS,
+    VARIANTS,
+    WEIGHT_NOISE,
+    WORKLOADS,
+)
 from .errors import WeightprogError
 from .timeunits import DEFAULT_TIMES_S, check_times
 
@@ -150,7 +162,7 @@ class TrainSettings:
         Device name or YAML/JSON file whose programming noise sets the HWA weight noise.
     output_noise : float, optional
         The older way to choose the HWA periphery: the 8-bit one with this output noise, a fraction
-        of the output range in [0, 1] (`training.output_noise_periphery`; 1/127: `standard`, 0:
+        of the output range in [0, 1] (`nn.periphery.output_noise_periphery`; 1/127: `standard`, 0:
         `io8`). Not together with `periphery`.
     threads : int
         torch threads (>= 1), set by the command lines (`train_workload` leaves them to its caller).
@@ -192,9 +204,6 @@ class TrainSettings:
                                             "each step (0: no clipping).")
 
     def __post_init__(self):
-        from .workloads import RESUMABLE, WORKLOADS
-        from .workloads.common import VARIANTS
-
         validate.choice(self.workload, "workload", WORKLOADS)
         validate.choice(self.variant, "variant", VARIANTS)
         for name in ("steps", "batch", "train_size"):
@@ -215,14 +224,13 @@ class TrainSettings:
             validate.number(self.clip_sigma, "clip_sigma", above=0)
         if self.train_size is not None and self.workload != "sentiment-minilm":
             raise validate.SettingError("train_size", f"only for sentiment-minilm, not {self.workload}")
-        if self.resume and self.workload not in RESUMABLE:
-            raise validate.SettingError("resume", f"only for {' and '.join(RESUMABLE)}, not {self.workload}")
+        if self.resume and self.workload not in RESUMABLE_WORKLOADS:
+            raise validate.SettingError("resume", f"only for {' and '.join(RESUMABLE_WORKLOADS)}, not {self.workload}")
 
     @property
     def hwa_periphery(self) -> Periphery:
         """The periphery HWA trains through: `periphery`, the one `output_noise` names, or `standard`."""
-        from .nn.periphery import PRESETS
-        from .workloads.training import output_noise_periphery
+        from .nn.periphery import PRESETS, output_noise_periphery
 
         if self.output_noise is not None:
             return output_noise_periphery(self.output_noise)

@@ -22,12 +22,13 @@ import importlib
 from types import ModuleType
 from typing import Any
 
+from ..choices import RESUMABLE_WORKLOADS as RESUMABLE
+from ..choices import WORKLOADS
 from ..errors import WeightprogError
 from ..settings import TrainSettings
 from .common import VARIANTS, Workload
 from .training import HWAConfig, Log, device_noise_scale
 
-WORKLOADS = ("ptb-lstm", "fmnist-resnet32", "sentiment-minilm")
 # options a caller may pass besides variant / eval_size / split / checkpoint / seed
 _MODULES = {"ptb-lstm": "ptb_lstm", "fmnist-resnet32": "fmnist_resnet", "sentiment-minilm": "sentiment_minilm"}
 
@@ -56,8 +57,6 @@ def is_workload(name: str) -> bool:
     return name in _MODULES
 
 
-RESUMABLE = ("fmnist-resnet32", "ptb-lstm")
-"""Workloads whose training can continue from the committed FP checkpoint (`resume`)."""
 
 
 def train_workload(settings: TrainSettings, command: str | None = None, log: Log | None = None) -> dict:
