@@ -14,10 +14,11 @@ import torch
 
 from weightprog.errors import WeightprogError
 from weightprog.nn import evaluate_over_time
+from weightprog.nn.periphery import output_noise_periphery
 from weightprog.validate import SettingError
 from weightprog.workloads import get_workload
 from weightprog.workloads.common import CHECKPOINT_DIR, MANIFEST, sha256
-from weightprog.workloads.training import HWA, HWAConfig, device_noise_scale, output_noise_periphery, train_step
+from weightprog.workloads.training import HWA, HWAConfig, device_noise_scale, train_step
 
 
 def _have(module):
@@ -359,7 +360,8 @@ def test_train_settings_validated_when_made():
                       (dict(seed=-1), "seed"), (dict(output_noise=1.5), "output_noise"), (dict(threads=0), "threads"),
                       (dict(train_size=100), "train_size"), (dict(workload="sentiment-minilm", resume=True), "resume"),
                       (dict(periphery="fancy"), "periphery"), (dict(periphery="io8", output_noise=0.0), "periphery"),
-                      (dict(weight_noise="uniform"), "weight_noise"), (dict(clip_sigma=-1.0), "clip_sigma")):
+                      (dict(weight_noise="uniform"), "weight_noise"), (dict(clip_sigma=-1.0), "clip_sigma"),
+                      (dict(clip_sigma=0.0), "clip_sigma")):  # no clipping is None, as in HWAConfig
         with pytest.raises(SettingError) as err:
             TrainSettings(**{"workload": "ptb-lstm", **kw})
         assert err.value.field == field
@@ -385,7 +387,7 @@ def test_train_workload_passes_each_workload_its_options(monkeypatch):
     workloads.train_workload(TrainSettings("ptb-lstm", "hwa", periphery="chip-8bit", threads=threads))
     assert calls[-1][2]["hwa_cfg"].periphery.name == "chip-8bit"
     assert calls[-1][2]["hwa_cfg"].clip_sigma == 2.5 and calls[-1][2]["hwa_cfg"].noise_device is None
-    workloads.train_workload(TrainSettings("ptb-lstm", "hwa", clip_sigma=0.0, weight_noise="device", device="pcm",
+    workloads.train_workload(TrainSettings("ptb-lstm", "hwa", clip_sigma=None, weight_noise="device", device="pcm",
                                            threads=threads))
     assert calls[-1][2]["hwa_cfg"].clip_sigma is None and calls[-1][2]["hwa_cfg"].noise_device == "pcm"
     workloads.train_workload(TrainSettings("sentiment-minilm", train_size=64, threads=threads))
@@ -412,7 +414,6 @@ def test_train_periphery_option_reaches_the_settings(monkeypatch, entry):
     import weightprog.workloads.train as module
     seen = []
     monkeypatch.setattr(workloads, "train_workload", lambda settings, **kw: seen.append(settings) or {})
-    monkeypatch.setattr(module, "train_workload", lambda settings, **kw: seen.append(settings) or {})
     args = ["ptb-lstm", "--variant", "hwa", "--periphery", "chip-8bit", "--weight-noise", "device", "--clip-sigma", "0"]
     if entry == "cli":
         from click.testing import CliRunner
@@ -422,7 +423,7 @@ def test_train_periphery_option_reaches_the_settings(monkeypatch, entry):
     else:
         module.main(args)
     assert seen[0].periphery == "chip-8bit" and seen[0].hwa_periphery.input_scaling == "dynamic"
-    assert (seen[0].weight_noise, seen[0].clip_sigma) == ("device", 0.0)
+    assert (seen[0].weight_noise, seen[0].clip_sigma) == ("device", None)  # --clip-sigma 0: no clipping
 
 
 @pytest.mark.parametrize("entry", ["cli", "module"])
@@ -438,7 +439,6 @@ def test_train_commands_record_the_module_form(monkeypatch, capsys, entry):
         return {"file": "x"}
 
     monkeypatch.setattr(workloads, "train_workload", fake)
-    monkeypatch.setattr(module, "train_workload", fake)
     args = ["ptb-lstm", "--variant", "hwa", "--steps", "3", "--lr", "0.0005", "--resume", "--output-noise", "0"]
     if entry == "cli":
         from click.testing import CliRunner
@@ -453,6 +453,42 @@ def test_train_commands_record_the_module_form(monkeypatch, capsys, entry):
     settings, command = seen[0]
     assert settings == workloads.TrainSettings("ptb-lstm", "hwa", steps=3, lr=0.0005, resume=True, output_noise=0.0)
     assert command == "python -m weightprog.workloads.train " + " ".join(args)
+
+
+def test_the_manifests_commands_parse_as_recorded(monkeypatch, capsys):
+    """Every command the checkpoint manifest records runs through the module form (the one click
+    command) to valid settings and is recorded again as written; the HWA entries' settings are
+    the ones their hwa record says (clip_sigma null: no clipping)."""
+    import shlex
+
+    import weightprog.workloads as workloads
+    import weightprog.workloads.train as module
+    from weightprog.workloads.training import MODULE_COMMAND
+    seen = []
+    monkeypatch.setattr(workloads, "train_workload",
+                        lambda settings, command=None, log=None: seen.append((settings, command)) or {})
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)  # the entries' --threads: not this process's
+    entries = json.loads((CHECKPOINT_DIR / "manifest.json").read_text()).values()
+    for entry in entries:
+        assert entry["command"].startswith(MODULE_COMMAND + " ")
+        module.main(shlex.split(entry["command"].removeprefix(MODULE_COMMAND + " ")))
+        settings, command = seen[-1]
+        assert command == entry["command"]
+        if entry.get("hwa"):
+            assert settings.clip_sigma == entry["hwa"]["clip_sigma"]
+    assert len(seen) == len(entries) >= 6
+    capsys.readouterr()
+
+
+def test_module_form_refuses_bad_arguments_in_one_line(capsys):
+    import weightprog.workloads.train as module
+    with pytest.raises(SystemExit) as exit_:
+        module.main(["ptb-lstm", "--clip-sigma", "x"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("error: ") and "--clip-sigma" in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as exit_:
+        module.main(["--help"])
+    assert exit_.value.code == 0 and "python -m weightprog.workloads.train" in capsys.readouterr().out
 
 
 def test_train_cli_help_and_one_line_errors():

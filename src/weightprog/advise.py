@@ -31,6 +31,7 @@ from .progress import Event, ProgressCallback
 from .sample import WeightSample
 from .scores import Score, Scoreboard
 from .search.run import OptimizeResult, OptimizeSettings, optimize
+from .settings import IMPROVEMENT
 
 LABELS = {"programming": "programming noise σ_p", "drift_mean": "drift mean μ_ν",
           "drift_std": "drift spread σ_ν", "read": "read noise Q", "g_max": "dynamic range g_max"}
@@ -170,7 +171,7 @@ class Advice:
 
 
 def advise(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str = "pcm",
-           settings: OptimizeSettings = OptimizeSettings(), improvement: float = 0.1,
+           settings: OptimizeSettings = OptimizeSettings(), improvement: float = IMPROVEMENT,
            properties: Sequence[str] = PROPERTIES,
            progress: ProgressCallback | None = None) -> Advice:
     """Re-optimise the device with each property improved by `improvement` (relative); the bound

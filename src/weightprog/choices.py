@@ -33,6 +33,12 @@ SEARCH_ON = ("each", "fp")
 """Which weights a study variant's strategy is searched on: its own (`each`) or the FP model's (`fp`)."""
 STUDY_PERIPHERY = "chip-8bit"
 """The study's periphery: `standard`'s 8-bit converters and noise run as chips run them (docs/NN.md)."""
+WORKLOADS = ("ptb-lstm", "fmnist-resnet32", "sentiment-minilm")
+"""The reference workloads (`weightprog.workloads`)."""
+RESUMABLE_WORKLOADS = ("fmnist-resnet32", "ptb-lstm")
+"""Workloads whose training can continue from the committed FP checkpoint (`TrainSettings.resume`)."""
+VARIANTS = ("fp", "hwa")
+"""A workload's trained variants: floating point, hardware-aware."""
 PROPERTIES = ("programming", "drift_mean", "drift_std", "read", "g_max")
 """Device properties `device advise` scales (`Scales`); for all but g_max smaller is better."""
 

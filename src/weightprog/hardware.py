@@ -13,61 +13,18 @@ docs/MODEL.md §6).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
-from .choices import NORMALISE_UNITS, REFERENCES
 from .devices import DeviceModel, get_device
 from .errors import WeightprogError
 from .sample import check_finite
+from .settings import Mapping
 from .strategy import Strategy
-from .validate import COMPENSATION_SCOPES, compensation_scope
+from .validate import COMPENSATION_SCOPES
 
 COMPENSATION_UNITS = COMPENSATION_SCOPES
 """The drift-compensation scopes a mapping takes: `validate.COMPENSATION_SCOPES` (the one table)."""
-
-
-@dataclass(frozen=True)
-class Mapping:
-    """How a weight matrix is laid out on crossbars, normalised and drift-compensated.
-
-    Parameters
-    ----------
-    tile_rows, tile_cols
-        Largest tile: inputs (rows) × outputs (columns); a matrix is cut evenly into as few
-        tiles as fit (`split_tiles`).
-    normalise
-        Unit of w_max: `column`, `tile` or `tensor` (`NORMALISE_UNITS`).
-    compensation
-        Drift-compensation scope: `column`, `tile`, `layer` or `none`
-        (`validate.COMPENSATION_SCOPES`); the old name `all` is read as `layer`.
-    reference
-        Compensation reference: `read` (a noisy read right after programming) or `programmed`
-        (the noise-free programmed state).
-
-    Raises
-    ------
-    WeightprogError
-        For a value not in its table, or a tile smaller than 1 × 1.
-    """
-
-    tile_rows: int = 512
-    tile_cols: int = 512
-    normalise: str = "column"
-    compensation: str = "column"
-    reference: str = "read"
-    """Drift-compensation reference: a noisy read right after programming, or the programmed state."""
-
-    def __post_init__(self):
-        if self.reference not in REFERENCES:
-            raise WeightprogError(f"compensation reference: use one of {', '.join(REFERENCES)}, "
-                                  f"got {self.reference!r}")
-        if self.normalise not in NORMALISE_UNITS:
-            raise WeightprogError(f"normalise: use one of {', '.join(NORMALISE_UNITS)}, got {self.normalise!r}")
-        object.__setattr__(self, "compensation", compensation_scope(self.compensation))
-        if self.tile_rows < 1 or self.tile_cols < 1:
-            raise WeightprogError("tile size must be at least 1 × 1")
 
 
 def split_tiles(in_features: int, out_features: int, mapping: Mapping) -> tuple[int, int, int, int]:

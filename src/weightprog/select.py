@@ -19,51 +19,15 @@ import torch
 
 from .choices import SELECT_RULES
 from .devices import DeviceModel
-from .hardware import Mapping
 from .nn.evaluate import OverTimeResult, evaluate_over_time
 from .nn.limit import LIMIT
-from .nn.periphery import Periphery
 from .nn.spec import ModelSpec
 from .progress import ProgressCallback
 from .search.run import OptimizeResult
+from .settings import NetworkSettings
 from .strategy import Strategy
 from .timeunits import format_time
-from .validate import choice, integer
-from .validate import seed as check_seed
-
-
-@dataclass(frozen=True)
-class NetworkSettings:
-    """How candidates are scored on the network; validated when made.
-
-    Parameters
-    ----------
-    repeats
-        Programming realisations per candidate (the same seeds for each).
-    seed
-        Seed of the realisations.
-    periphery
-        The periphery the network runs through.
-    mapping
-        Tiling, normalisation and drift compensation of the deployment.
-    include, exclude
-        Globs selecting the analog weights.
-    limit
-        Also score the device's limit.
-    """
-
-    repeats: int = 5
-    seed: int = 0
-    periphery: Periphery | str = "ideal"
-    mapping: Mapping = Mapping()
-    include: tuple[str, ...] | None = None
-    exclude: tuple[str, ...] | None = None
-    limit: bool = True
-
-    def __post_init__(self):
-        integer(self.repeats, "network_repeats", 1)
-        check_seed(self.seed)
-        choice(self.limit, "limit", (True, False))
+from .validate import choice
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,11 @@ import click
 from ..choices import PROPERTIES
 from ..errors import WeightprogError
 from ..fileio import atomic_write_json
+from ..settings import IMPROVEMENT, OptimizeSettings
 from ..threadcount import SEARCH_THREADS, torch_threads
 from ..timeunits import format_times
 from .inputs import search_inputs
-from .options import force_option, search_options
+from .options import force_option, search_options, setting_option
 from .report import begin_run, write_run_report
 from .sweep import SWEEP_OUTPUTS
 
@@ -19,13 +20,13 @@ from .sweep import SWEEP_OUTPUTS
 @click.command("advise")
 @click.argument("device_spec", metavar="DEVICE")
 @search_options
-@click.option("--seed", default=0, show_default=True, type=int, help="Same seed (sample, draws) for every variant.")
-@click.option("--improvement", default=0.1, show_default=True, type=float,
+@setting_option(OptimizeSettings, "seed", type=int, help="Same seed (sample, draws) for every variant.")
+@click.option("--improvement", default=IMPROVEMENT, show_default=True, type=float,
               help="Relative improvement of each property (0.1: noise ×0.9, range ×1.1).")
 @click.option("--property", "properties", multiple=True, type=click.Choice(PROPERTIES),
               help="Only these properties (repeatable; default: all).")
-@click.option("--rescore-blocks", default=10, show_default=True, type=int,
-              help="Fresh samples (each the search's size, fresh draws) for every reported number.")
+@setting_option(OptimizeSettings, "rescore_blocks", type=int,
+                help="Fresh samples (each the search's size, fresh draws) for every reported number.")
 @click.option("--out", "out_dir", default="runs/advise", show_default=True, type=click.Path())
 @force_option()
 def advise_command(device_spec, seed, improvement, properties, rescore_blocks, out_dir, **search):
@@ -67,10 +68,10 @@ def advise_command(device_spec, seed, improvement, properties, rescore_blocks, o
 @click.option("--y", "y_axis", required=True, metavar="PROP=LO:HI:N", help="Second property and its factors.")
 @click.option("--weights", default="distribution:default", show_default=True,
               help="distribution:NAME or a weights file, as in a sweep file.")
-@click.option("--pairs", default=2, show_default=True, type=int)
-@click.option("--f-max", default=5, show_default=True, type=int)
+@setting_option(OptimizeSettings, "pairs", type=int, help=None)
+@setting_option(OptimizeSettings, "f_max", type=int)
 @click.option("--times", default=None, metavar="LIST", help="Times after programming (default: 1s…1y).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@setting_option(OptimizeSettings, "seed", type=int)
 @click.option("--max-generations", default=None, type=int, help="Cap on each search's generations.")
 @click.option("--rescore-blocks", default=None, type=int, help="Fresh samples for every reported number.")
 @click.option("--workers", default=1, show_default=True, type=int, help="Local worker processes (0: inline).")

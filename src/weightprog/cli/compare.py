@@ -5,19 +5,20 @@ from __future__ import annotations
 import click
 
 from ..choices import NAIVE
+from ..settings import OptimizeSettings
 from ..threadcount import SEARCH_THREADS, torch_threads
 from ..timeunits import format_times
 from .inputs import search_inputs
-from .options import BaselineChoice, force_option, search_options
+from .options import BaselineChoice, force_option, search_options, setting_option
 from .report import begin_run, write_run_report
 
 
 @click.command()
 @click.argument("devices", nargs=-1, required=True)
 @search_options
-@click.option("--seed", default=0, show_default=True, type=int, help="Same seed (sample, draws) for every device.")
-@click.option("--budget", "budget_s", default=None, type=float, metavar="SECONDS",
-              help="Wall-time budget of each device's search (default: run to convergence).")
+@setting_option(OptimizeSettings, "seed", type=int, help="Same seed (sample, draws) for every device.")
+@setting_option(OptimizeSettings, "budget_s", "--budget", "budget_s", type=float, metavar="SECONDS",
+                help="Wall-time budget of each device's search (default: run to convergence).")
 @click.option("--naive", type=BaselineChoice(), default=NAIVE, show_default=True,
               help="The F=1 baseline the naive ranking and the dashed curves use.")
 @click.option("--out", "out_dir", default="runs/compare", show_default=True, type=click.Path())

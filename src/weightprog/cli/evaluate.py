@@ -11,10 +11,11 @@ import click
 from ..choices import NORMALISE_UNITS, PERIPHERIES, REFERENCES
 from ..errors import WeightprogError
 from ..fileio import check_output_folder
+from ..settings import Mapping
 from ..timeunits import format_times
 from ..validate import COMPENSATION_SCOPES, compute_device
 from .model_spec import load_model_spec
-from .options import device_option, force_option, option_names, times_option
+from .options import device_option, force_option, option_names, setting_option, times_option
 from .report import begin_run, write_run_report
 
 
@@ -55,12 +56,13 @@ def vs_digital_line(result, higher_is_better: bool) -> str:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--periphery", type=click.Choice(sorted(PERIPHERIES)), default="ideal", show_default=True)
 @click.option("--compute", default="cpu", show_default=True, help="Torch compute device: cpu or cuda.")
-@click.option("--tile", default=512, show_default=True, help="Crossbar tile size (rows = columns).")
-@click.option("--normalise", type=click.Choice(NORMALISE_UNITS), default="column", show_default=True)
-@click.option("--compensation", type=click.Choice(COMPENSATION_SCOPES), default="column", show_default=True)
-@click.option("--compensation-reference", type=click.Choice(REFERENCES), default="read", show_default=True,
-              help="Drift compensation against a noisy read right after programming (as a chip does) "
-                   "or the noise-free programmed state.")
+@setting_option(Mapping, "tile_rows", "--tile", "tile", type=int, help="Crossbar tile size (rows = columns).")
+@setting_option(Mapping, "normalise", type=click.Choice(NORMALISE_UNITS))
+@setting_option(Mapping, "compensation", type=click.Choice(COMPENSATION_SCOPES))
+@setting_option(Mapping, "reference", "--compensation-reference", "compensation_reference",
+                type=click.Choice(REFERENCES),
+                help="Drift compensation against a noisy read right after programming (as a chip does) "
+                     "or the noise-free programmed state.")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only these modules are analog; repeatable.")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Keep these modules digital; repeatable.")
 @click.option("--metric-name", default=None,
@@ -78,7 +80,6 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
              out_dir, eval_size, progress):
     """A model's metric over time after programming its weights into analogue memory."""
     from ..devices import get_device
-    from ..hardware import Mapping
     from ..nn.evaluate import evaluate_over_time, resolve_strategies
     from ..nn.limit import LIMIT
     from ..nn.periphery import get_periphery

@@ -12,14 +12,14 @@ import click
 from .. import validate
 from ..choices import DEFAULT_ROWS, DEFAULT_SIZE
 from ..errors import WeightprogError
+from ..settings import OptimizeSettings
 from ..validate import compute_device
-from .options import option_names
+from .options import option_names, setting_options
 
 if TYPE_CHECKING:  # loaded when a command runs, not when the command line starts
     import torch
 
     from ..sample import WeightSample
-    from ..search.run import OptimizeSettings
 
 def check_sample_size(sample_size: int | None) -> int:
     """`--sample-size`, checked: None is the default sample's size; else at least one column and a
@@ -39,8 +39,6 @@ def check_sample_size(sample_size: int | None) -> int:
     return sample_size
 
 
-SETTING_OPTIONS = {"times_s": "--times", "budget_s": "--budget", "grid_points": "--grid", "polish": "--no-polish"}
-"""OptimizeSettings fields whose option is not spelled `--field-name`."""
 
 
 @dataclass(frozen=True)
@@ -150,9 +148,8 @@ def search_inputs(weights: str | None, distribution: str | None, normalise: str,
     """
     from ..cell import Cell
     from ..sample import sample_from_values
-    from ..search.run import OptimizeSettings
 
-    with option_names(**SETTING_OPTIONS):
+    with option_names(**setting_options(OptimizeSettings)):
         compute_device(compute)  # a GPU where --compute cuda asks for one, before the weights are read
         size = check_sample_size(sample_size)
         cell = None if significance == "auto" else Cell.parse(significance)

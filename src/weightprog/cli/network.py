@@ -9,23 +9,23 @@ import click
 
 from ..choices import PERIPHERIES
 from ..errors import WeightprogError
+from ..settings import Mapping, NetworkSettings
 from .model_spec import load_model_spec
-from .options import option_names
+from .options import option_names, setting_default, setting_option
 
 if TYPE_CHECKING:  # loaded when a command runs, not when the command line starts
     import torch
 
     from ..nn.spec import ModelSpec
-    from ..select import NetworkSettings
 
 
 def network_options(f):
     """--network-repeats, --periphery and --eval-size on command `f`."""
     for option in reversed([
-        click.option("--network-repeats", default=5, show_default=True, type=int,
-                     help="With --model: programming realisations per candidate on the network."),
-        click.option("--periphery", type=click.Choice(sorted(PERIPHERIES)), default="ideal", show_default=True,
-                     help="With --model: the periphery the network runs through."),
+        setting_option(NetworkSettings, "repeats", "--network-repeats", "network_repeats", type=int,
+                       help="With --model: programming realisations per candidate on the network."),
+        setting_option(NetworkSettings, "periphery", type=click.Choice(sorted(PERIPHERIES)),
+                       help="With --model: the periphery the network runs through."),
         click.option("--eval-size", type=click.IntRange(min=1), default=None,
                      help="With --model and a reference workload: its first N test items."),
     ]):
@@ -54,19 +54,18 @@ class NetworkInputs:
             --model with --weights or --distribution, --select network on a spec without validate,
             or network options without --model.
         """
-        from ..hardware import Mapping
         from ..nn.periphery import get_periphery
-        from ..select import NetworkSettings
 
         if model is None:
-            if select is not None or eval_size is not None or repeats != 5 or periphery != "ideal":
+            if (select is not None or eval_size is not None or repeats != setting_default(NetworkSettings, "repeats")
+                    or periphery != setting_default(NetworkSettings, "periphery")):
                 raise WeightprogError("--select, --network-repeats, --periphery and --eval-size need --model")
             return None
         if search.get("weights") or search.get("distribution"):
             raise WeightprogError("--model: the weights are the model's; give no --weights or --distribution")
         with option_names():
             settings = NetworkSettings(repeats=repeats, seed=seed, periphery=get_periphery(periphery),
-                                       mapping=Mapping(normalise=search.get("normalise") or "column"))
+                                       mapping=Mapping(normalise=search.get("normalise") or Mapping.normalise))
         spec = load_model_spec(model, eval_size)
         if select == "network" and spec.validate is None:
             raise WeightprogError(f"--select network: the model spec {model} has no 'validate' (held-out data); "

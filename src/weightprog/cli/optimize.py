@@ -9,17 +9,17 @@ import click
 
 from ..choices import SELECT_RULES
 from ..errors import WeightprogError
+from ..settings import OptimizeSettings
 from ..threadcount import SEARCH_THREADS, torch_threads
 from ..timeunits import format_times
 from .inputs import search_inputs
 from .network import NetworkInputs, network_options
-from .options import device_option, force_option, search_options
+from .options import device_option, force_option, search_options, setting_option
 from .report import begin_run, write_run_report
 
 if TYPE_CHECKING:  # loaded when the command runs, not when the command line starts
     from ..devices import DeviceModel
     from ..records.optimize import LayerRow, OptimizeRecord
-    from ..search.run import OptimizeSettings
     from ..strategy import Strategy
 
 OUTPUTS = ("strategy.json", "strategy.aihwkit.json", "strategy.aihwkit-optimum.json",
@@ -31,11 +31,11 @@ OUTPUTS = ("strategy.json", "strategy.aihwkit.json", "strategy.aihwkit-optimum.j
 @click.command()
 @device_option()
 @search_options
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--budget", "budget_s", default=None, type=float, metavar="SECONDS",
-              help="Wall-time budget for the search (default: run to convergence).")
-@click.option("--rescore-blocks", default=10, show_default=True, type=int,
-              help="Fresh samples (each the search's size, fresh draws) for the final numbers.")
+@setting_option(OptimizeSettings, "seed", type=int)
+@setting_option(OptimizeSettings, "budget_s", "--budget", "budget_s", type=float, metavar="SECONDS",
+                help="Wall-time budget for the search (default: run to convergence).")
+@setting_option(OptimizeSettings, "rescore_blocks", type=int,
+                help="Fresh samples (each the search's size, fresh draws) for the final numbers.")
 @click.option("--no-clip", is_flag=True,
               help="Choose only strategies that represent the largest weight exactly (no clipping).")
 @click.option("--per-layer", is_flag=True,

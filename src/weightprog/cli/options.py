@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
+from dataclasses import MISSING, Field, fields
 
 import click
 
 from .. import runfolder
 from ..choices import BASELINES, DEFAULT_ROWS, DEFAULT_SIZE, GRID_PLACEMENTS, METHODS, MODES, OBJECTIVES, baseline_name
 from ..errors import WeightprogError
+from ..settings import OptimizeSettings
 from ..timeunits import DEFAULT_TIMES_S, parse_times
 from ..validate import SettingError
 
@@ -66,22 +69,55 @@ class Group(click.Group):
             The group's click context.
         """
         ctx.meta["weightprog.args"] = list(ctx.args)  # the innermost group's: the command's own, as typed
-        try:
+        with _errors_as_lines(lambda: ctx.invoked_subcommand):  # set once the command is resolved
             return super().invoke(ctx)
-        except WeightprogError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except click.UsageError as exc:
-            _usage_error(exc)
-        except KeyboardInterrupt:
-            if ctx.invoked_subcommand in RESUMABLE:
-                click.echo("\ninterrupted: checkpoints are kept; rerun the same command to resume", err=True)
-            else:  # say only what happens: these commands keep no partial work
-                click.echo(f"\ninterrupted: {ctx.invoked_subcommand or 'the command'} keeps no partial results; "
-                           f"rerun it to start again", err=True)
-            sys.exit(130)
-        finally:
-            runfolder.abandon_runs()  # a run that got to its end has finished (and left) already
+
+
+@contextmanager
+def _errors_as_lines(command: Callable[[], str | None]):
+    """How every command ends: a `WeightprogError` (while parsing or running) or a usage error
+    becomes `error: …` and exit code 2, Ctrl-C exit code 130 with a line on what the command
+    (`command()` names it) kept; runs left unfinished are abandoned."""
+    try:
+        yield
+    except WeightprogError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.UsageError as exc:
+        _usage_error(exc)
+    except KeyboardInterrupt:
+        name = command()
+        if name in RESUMABLE:
+            click.echo("\ninterrupted: checkpoints are kept; rerun the same command to resume", err=True)
+        else:  # say only what happens: these commands keep no partial work
+            click.echo(f"\ninterrupted: {name or 'the command'} keeps no partial results; "
+                       f"rerun it to start again", err=True)
+        sys.exit(130)
+    finally:
+        runfolder.abandon_runs()  # a run that got to its end has finished (and left) already
+
+
+def run_alone(command: click.Command, args: list[str], prog_name: str) -> None:
+    """Run one command outside the group (`python -m weightprog.workloads.train …`) as the group
+    runs it: the same errors as one line and exit code 2, the arguments as typed in
+    `ctx.meta["weightprog.args"]`.
+
+    Parameters
+    ----------
+    command
+        The click command.
+    args
+        Its arguments.
+    prog_name
+        The name usage lines and errors give the program.
+    """
+    with _errors_as_lines(lambda: command.name):
+        try:
+            with command.make_context(prog_name, list(args)) as ctx:
+                ctx.meta["weightprog.args"] = list(args)
+                command.invoke(ctx)
+        except click.exceptions.Exit as exc:  # --help
+            sys.exit(exc.exit_code)
 
 
 @contextmanager
@@ -104,21 +140,80 @@ def option_names(**names: str):
         raise exc.named(names.get(exc.field, "--" + exc.field.replace("_", "-"))) from None
 
 
+def setting_default(settings: type, name: str):
+    """The default of field `name` of the settings dataclass `settings` (`OptimizeSettings`,
+    `TrainSettings`, `StudySettings`): the one declaration of it, read without loading torch.
+
+    Raises
+    ------
+    KeyError
+        `settings` has no field `name`, or the field has no default.
+    """
+    field = _field(settings, name)
+    if field.default is not MISSING:
+        return field.default
+    if field.default_factory is not MISSING:
+        return field.default_factory()
+    raise KeyError(f"{settings.__name__}.{name} has no default")
+
+
+def _field(settings: type, name: str) -> Field:
+    return {f.name: f for f in fields(settings)}[name]
+
+
+def setting_options(settings: type) -> dict[str, str]:
+    """The fields of `settings` whose option is not spelled `--field-name`, and their options (for
+    `option_names`: errors name the option typed).
+
+    Parameters
+    ----------
+    settings
+        The settings dataclass (`weightprog.settings.setting` declares a field's option).
+    """
+    return {f.name: f.metadata["option"] for f in fields(settings) if "option" in f.metadata}
+
+
+def setting_option(settings: type, name: str, *param_decls: str, **attrs):
+    """`click.option` for the field `name` of `settings`: its default the field's (shown in --help),
+    its option and help the field's unless given (`weightprog.settings.setting`).
+
+    Parameters
+    ----------
+    settings
+        The settings dataclass.
+    name
+        The field.
+    *param_decls
+        click's declarations when the option is spelled otherwise than the field says
+        (`"--network-repeats", "network_repeats"`).
+    **attrs
+        click's other option attributes (`type`, `help`, `metavar`, …).
+    """
+    metadata = _field(settings, name).metadata
+    if not param_decls:
+        param_decls = (metadata["option"], name) if "option" in metadata else ("--" + name.replace("_", "-"),)
+    attrs.setdefault("show_default", True)
+    attrs.setdefault("help", metadata.get("help"))
+    return click.option(*param_decls, default=setting_default(settings, name), **attrs)
+
+
 def times_option(default: str | None = None, help: str = "Times after programming, e.g. "
-                 "1s,1min,1h,1d,30d,1y (the default)."):
+                 "1s,1min,1h,1d,30d,1y (the default).", default_s: tuple[float, ...] = DEFAULT_TIMES_S):
     """`--times LIST` handed to the command as validated seconds (docs/MODEL.md §7.2 times when omitted).
     Bad times raise WeightprogError while the group parses the command: one line, exit code 2.
 
     Parameters
     ----------
     default
-        The default as text (shown in the help), or None for `DEFAULT_TIMES_S`.
+        The default as text (shown in the help), or None for `default_s`.
     help
         The option's help text.
+    default_s
+        The seconds when the option is omitted and `default` is None (a settings field's default).
     """
     def parse(ctx, param, value):
         try:
-            return DEFAULT_TIMES_S if value is None else parse_times(value)
+            return default_s if value is None else parse_times(value)
         except WeightprogError as exc:
             raise WeightprogError(f"--times: {str(exc).removeprefix('times: ')}") from None
     return click.option("--times", "times", default=default, metavar="LIST", callback=parse,
@@ -158,7 +253,11 @@ def device_option(help: str = "Device name or YAML/JSON file."):
 
 
 def _search_option_list() -> list:
-    """Options every search command shares (optimize, compare-devices, device advise)."""
+    """Options every search command shares (optimize, compare-devices, device advise); an option of
+    an `OptimizeSettings` field takes the field's default."""
+    def setting(name: str, *param_decls: str, **attrs):
+        return setting_option(OptimizeSettings, name, *param_decls, **attrs)
+
     return [
         click.option("--weights", type=str, default=None, metavar="PATH",
                      help="Network weights: .pt/.pth/.ckpt/.bin state dict, .safetensors, .npz or .npy."),
@@ -168,26 +267,20 @@ def _search_option_list() -> list:
         click.option("--sample-size", type=int, default=None, metavar="N",
                      help=f"Weights in the search's sample (each re-score block the same), a multiple of "
                           f"{DEFAULT_ROWS} [default: {DEFAULT_SIZE:,}]; smaller is faster and noisier."),
-        click.option("--pairs", default=2, show_default=True, type=int, help="Differential pairs per weight (P)."),
+        setting("pairs", type=int),
         click.option("--significance", default="auto", show_default=True,
                      help="Significance factors, e.g. 1,2; 'auto' searches the cell 1,F,F²,… for F = 1…--f-max."),
-        click.option("--f-max", default=5, show_default=True, type=int),
-        times_option(),
-        click.option("--grid", "grid_points", default=6, show_default=True, type=int,
-                     help="Grid points of the strategy table, 0 and 1 included."),
-        click.option("--grid-placement", type=click.Choice(GRID_PLACEMENTS), default="quantile", show_default=True),
-        click.option("--mode", type=click.Choice(MODES), default="exact", show_default=True,
-                     help="exact: every grid weight represented exactly; free: every device a coordinate."),
-        click.option("--max-generations", default=200, show_default=True, type=int),
-        click.option("--popsize", default=15, show_default=True, type=int,
-                     help="Population = popsize × dimensions."),
+        setting("f_max", type=int),
+        times_option(default_s=setting_default(OptimizeSettings, "times_s")),
+        setting("grid_points", type=int),
+        setting("grid_placement", type=click.Choice(GRID_PLACEMENTS)),
+        setting("mode", type=click.Choice(MODES)),
+        setting("max_generations", type=int),
+        setting("popsize", type=int),
         click.option("--no-polish", is_flag=True, help="Skip the gradient polish."),
-        click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True,
-                     help="de: differential evolution over the table (the paper's method); pointwise: the "
-                          "pointwise optimum as a dense table; auto: both, the better by re-score."),
-        click.option("--objective", type=click.Choice(OBJECTIVES), default="expected", show_default=True,
-                     help="What the search minimises: the exact expected TNMSE or the Monte-Carlo TNMSE."),
-        click.option("--compute", default="cpu", show_default=True, help="cpu or cuda."),
+        setting("method", type=click.Choice(METHODS)),
+        setting("objective", type=click.Choice(OBJECTIVES)),
+        setting("compute"),
     ]
 
 

@@ -10,16 +10,13 @@ import click
 from ..choices import PERIPHERIES
 from ..errors import WeightprogError
 from ..study.settings import DEFAULT_EVAL_SIZE, ROLES, SEARCH_ON, SELECT, STUDY_PERIPHERY, StudySettings
-from .options import force_option, option_names, times_option
+from .options import force_option, option_names, setting_default, times_option
 from .report import begin_run, write_run_report
-
-DEFAULTS = StudySettings.__dataclass_fields__
 
 
 def _default(name: str):
     """A StudySettings field's default (the one declaration of it)."""
-    f = DEFAULTS[name]
-    return f.default
+    return setting_default(StudySettings, name)
 
 
 def _eval_sizes(items) -> dict:

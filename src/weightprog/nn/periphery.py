@@ -28,12 +28,13 @@ straight-through gradient and the ranges are tracked on the training batches ins
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import cast
 
 import torch
 
 from ..errors import WeightprogError
+from ..validate import number
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "input_scaling": ("static", "dynamic"),
@@ -206,3 +207,23 @@ class _Quantise(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return grad, None, None
+
+
+def output_noise_periphery(output_noise: float) -> Periphery:
+    """The periphery of the older `--output-noise` option (8-bit DAC and ADC, that output noise).
+
+    Parameters
+    ----------
+    output_noise : float
+        Output noise std as a fraction of the output range, in [0, 1].
+
+    Returns
+    -------
+    Periphery
+        `standard` for 1/127, `io8` for 0, otherwise `standard` with that noise.
+    """
+    number(output_noise, "output_noise", minimum=0, maximum=1)
+    for name in ("standard", "io8"):
+        if PRESETS[name].output_noise == output_noise:
+            return PRESETS[name]
+    return replace(PRESETS["standard"], output_noise=output_noise, name=f"standard-noise-{output_noise:g}")

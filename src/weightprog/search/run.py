@@ -18,102 +18,22 @@ import torch
 
 from .. import validate
 from ..cell import Cell
-from ..choices import METHODS, OBJECTIVES
 from ..devices import DeviceModel, get_device
 from ..error_split import ErrorSplit, error_split
-from ..errors import WeightprogError
 from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategy
 from ..metric import TNMSE, TNMSEResult, rescore
 from ..progress import Event, ProgressCallback, within
 from ..sample import WeightSample
 from ..scores import Score, Scoreboard, Scored
+from ..settings import OptimizeSettings
 from ..strategy import Strategy
-from ..timeunits import DEFAULT_TIMES_S, check_times
 from .evolve import EvolutionResult, evolve, polish
-from .space import GRID_PLACEMENTS, MODES, StrategySpace, make_grid, snap_to_kinks
+from .space import StrategySpace, make_grid, snap_to_kinks
 from .strategies import hand_crafted, is_expressible
 
 SEARCH_BINS = 4
 """Density bins per grid segment of the search's expected objective (8, the model's default, for
 the limits): the search only ranks candidates, and every reported number is re-scored."""
-
-@dataclass(frozen=True)
-class OptimizeSettings:
-    """Everything a search and its re-scoring take; validated when made (one line naming the field
-    and what is allowed), so a bad value fails before any work, from the CLI, a sweep or Python."""
-
-    pairs: int = 2
-    significance: Cell | None = None
-    """Fixed cell; None searches F in 1…f_max (cell 1, F, F², …)."""
-    f_max: int = 5
-    f_integer: bool = True
-    times_s: tuple[float, ...] = DEFAULT_TIMES_S
-    grid_points: int = 6
-    grid_placement: str = "quantile"
-    mode: str = "exact"
-    seed: int = 0
-    budget_s: float | None = None
-    max_generations: int = 200
-    popsize: int = 15
-    tol: float = 1e-3
-    polish: bool = True
-    polish_steps: int = 60
-    rescore_blocks: int = 10
-    compensation: str = "column"
-    compute: str = "cpu"
-    compile: bool | str = "auto"
-    objective: str = "expected"
-    """What the search minimises: `expected` (deterministic) or `mc` (Monte Carlo, common draws)."""
-    method: str = "auto"
-    """`de`, `pointwise` or `auto` (both; the better by re-score), see METHODS."""
-    bound: bool = True
-    """Compute the bound per F and the best achievable under the deployed compensation."""
-    clip: bool = True
-    """False: choose only among strategies that represent the largest weight exactly (W_hw(1) = β),
-    for users who must not clip (`--no-clip`)."""
-
-    def __post_init__(self):
-        v = validate
-        v.integer(self.pairs, "pairs", 1, v.PAIRS_MAX)
-        if self.significance is not None:
-            if not isinstance(self.significance, Cell):
-                raise v.SettingError("significance", f"a Cell or None (search F), got {self.significance!r}")
-            if self.significance.pairs != self.pairs:
-                raise v.SettingError("significance", f"{list(self.significance.significance)} has "
-                                     f"{self.significance.pairs} factors but pairs is {self.pairs}")
-        v.integer(self.f_max, "f_max", 1, v.F_MAX_MAX)
-        v.choice(self.f_integer, "f_integer", (True, False))
-        try:
-            times = check_times(self.times_s)
-        except WeightprogError as exc:
-            raise v.SettingError("times_s", str(exc).removeprefix("times: ")) from None
-        object.__setattr__(self, "times_s", times)
-        v.integer(self.grid_points, "grid_points", 2, v.GRID_POINTS_MAX)
-        v.choice(self.grid_placement, "grid_placement", GRID_PLACEMENTS)
-        v.choice(self.mode, "mode", MODES)
-        v.seed(self.seed)
-        if self.budget_s is not None:
-            v.number(self.budget_s, "budget_s", above=0)
-        v.integer(self.max_generations, "max_generations", 1)
-        v.integer(self.popsize, "popsize", 1)  # popsize × dimensions >= 5 is checked with the space
-        v.number(self.tol, "tol", above=0)
-        v.choice(self.polish, "polish", (True, False))
-        v.integer(self.polish_steps, "polish_steps", 0)
-        v.integer(self.rescore_blocks, "rescore_blocks", 1)
-        object.__setattr__(self, "compensation",  # `all`, the old name of `layer`, is read too
-                           v.compensation_scope(self.compensation, "compensation", v.SAMPLE_COMPENSATION_SCOPES))
-        v.compute_device(self.compute, available=False)  # a GPU is looked for where the search runs
-        if self.compile not in (True, False, "auto"):
-            raise v.SettingError("compile", f"true, false or 'auto', got {self.compile!r}")
-        v.choice(self.objective, "objective", OBJECTIVES)
-        v.choice(self.method, "method", METHODS)
-        v.choice(self.bound, "bound", (True, False))
-        v.choice(self.clip, "clip", (True, False))
-
-    def to_dict(self) -> dict:
-        """JSON form (reports): the cell as its list of significance factors."""
-        return {k: (list(v.significance) if isinstance(v, Cell) else v) for k, v in vars(self).items()}
-
 
 @dataclass
 class OptimizeResult:

@@ -19,18 +19,16 @@ trains in its own module with the shared helpers of `training`.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from .. import validate
-from ..choices import WEIGHT_NOISE
+from ..choices import RESUMABLE_WORKLOADS as RESUMABLE
+from ..choices import WORKLOADS
 from ..errors import WeightprogError
-from ..nn.periphery import PRESETS, Periphery
+from ..settings import TrainSettings
 from .common import VARIANTS, Workload
-from .training import HWAConfig, Log, device_noise_scale, output_noise_periphery
+from .training import HWAConfig, Log, device_noise_scale
 
-WORKLOADS = ("ptb-lstm", "fmnist-resnet32", "sentiment-minilm")
 # options a caller may pass besides variant / eval_size / split / checkpoint / seed
 _MODULES = {"ptb-lstm": "ptb_lstm", "fmnist-resnet32": "fmnist_resnet", "sentiment-minilm": "sentiment_minilm"}
 
@@ -59,94 +57,6 @@ def is_workload(name: str) -> bool:
     return name in _MODULES
 
 
-RESUMABLE = ("fmnist-resnet32", "ptb-lstm")
-"""Workloads whose training can continue from the committed FP checkpoint (`resume`)."""
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """One training run of a reference workload, as `weightprog train` takes it; validated when made.
-
-    Parameters
-    ----------
-    workload : str
-        One of `WORKLOADS`.
-    variant : {'fp', 'hwa'}
-        Floating-point or hardware-aware training.
-    steps, batch : int, optional
-        Optimiser steps and batch size (>= 1; default: the workload's, those of the committed checkpoints).
-    lr : float, optional
-        Peak learning rate (> 0; default: the workload's).
-    seed : int
-        Seed of the run.
-    device : str
-        Device name or YAML/JSON file whose programming noise sets the HWA weight noise.
-    output_noise : float, optional
-        The older way to choose the HWA periphery: the 8-bit one with this output noise, a fraction
-        of the output range in [0, 1] (`training.output_noise_periphery`; 1/127: `standard`, 0:
-        `io8`). Not together with `periphery`.
-    threads : int
-        torch threads (>= 1), set by the command lines (`train_workload` leaves them to its caller).
-    train_size : int, optional
-        sentiment-minilm only: training sentences used (>= 1).
-    resume : bool
-        fmnist-resnet32 and ptb-lstm only: continue from the committed FP checkpoint.
-    periphery : str, optional
-        The periphery preset HWA trains through (`weightprog.nn.periphery.PRESETS`; default
-        `standard`): the one the model is evaluated with.
-    clip_sigma : float, optional
-        HWA clips the analog weights to ± this many standard deviations of their tensor after each
-        step (> 0; default 2.5); 0: no clipping.
-    weight_noise : {'row', 'device'}
-        HWA weight noise (`training.WEIGHT_NOISE`): `row`, the device's mean programming noise ×
-        each row's max |w|, or `device`, the device model's programming noise at each weight's
-        conductance (`HWAConfig.noise_device`).
-    """
-
-    workload: str
-    variant: str = "fp"
-    steps: int | None = None
-    batch: int | None = None
-    lr: float | None = None
-    seed: int = 0
-    device: str = "pcm"
-    output_noise: float | None = None
-    threads: int = 2
-    train_size: int | None = None
-    resume: bool = False
-    periphery: str | None = None
-    weight_noise: str = "row"
-    clip_sigma: float = 2.5
-
-    def __post_init__(self):
-        validate.choice(self.workload, "workload", WORKLOADS)
-        validate.choice(self.variant, "variant", VARIANTS)
-        for field in ("steps", "batch", "train_size"):
-            if getattr(self, field) is not None:
-                validate.integer(getattr(self, field), field, 1)
-        if self.lr is not None:
-            validate.number(self.lr, "lr", above=0)
-        validate.seed(self.seed)
-        if self.output_noise is not None:
-            validate.number(self.output_noise, "output_noise", minimum=0, maximum=1)
-        if self.periphery is not None:
-            validate.choice(self.periphery, "periphery", tuple(PRESETS))
-            if self.output_noise is not None:
-                raise validate.SettingError("periphery", "give the periphery or the output noise, not both")
-        validate.integer(self.threads, "threads", 1)
-        validate.choice(self.weight_noise, "weight_noise", WEIGHT_NOISE)
-        validate.number(self.clip_sigma, "clip_sigma", minimum=0)
-        if self.train_size is not None and self.workload != "sentiment-minilm":
-            raise validate.SettingError("train_size", f"only for sentiment-minilm, not {self.workload}")
-        if self.resume and self.workload not in RESUMABLE:
-            raise validate.SettingError("resume", f"only for {' and '.join(RESUMABLE)}, not {self.workload}")
-
-    @property
-    def hwa_periphery(self) -> Periphery:
-        """The periphery HWA trains through: `periphery`, the one `output_noise` names, or `standard`."""
-        if self.output_noise is not None:
-            return output_noise_periphery(self.output_noise)
-        return PRESETS[self.periphery or "standard"]
 
 
 def train_workload(settings: TrainSettings, command: str | None = None, log: Log | None = None) -> dict:
@@ -174,7 +84,7 @@ def train_workload(settings: TrainSettings, command: str | None = None, log: Log
     s = settings
     cfg = HWAConfig(noise=device_noise_scale(s.device), periphery=s.hwa_periphery,
                     noise_device=s.device if s.weight_noise == "device" else None,
-                    clip_sigma=s.clip_sigma or None)
+                    clip_sigma=s.clip_sigma)
     kw: dict[str, Any] = {k: v for k, v in (("batch", s.batch), ("lr", s.lr)) if v is not None}
     if s.workload in RESUMABLE:
         kw["resume"] = s.resume

@@ -12,12 +12,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..choices import VARIANTS
 from ..errors import WeightprogError
 from ..nn.spec import ModelSpec
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 MANIFEST = CHECKPOINT_DIR / "manifest.json"
-VARIANTS = ("fp", "hwa")
 
 
 @dataclass

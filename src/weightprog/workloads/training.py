@@ -32,7 +32,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import cast
 
 import torch
@@ -45,7 +45,7 @@ from ..fileio import atomic_write, atomic_write_json
 from ..nn import find_analog_weights
 from ..nn.attach import Tracking, attached
 from ..nn.calibration import Ranges
-from ..nn.periphery import PRESETS, Periphery, get_periphery
+from ..nn.periphery import Periphery, get_periphery
 from .common import MANIFEST, checkpoint_path, read_manifest, sha256
 
 MODULE_COMMAND = "python -m weightprog.workloads.train"
@@ -109,26 +109,6 @@ class HWAConfig:
     def to_dict(self) -> dict:
         """The settings as the checkpoint manifest records them (the periphery's fields included)."""
         return asdict(self)
-
-
-def output_noise_periphery(output_noise: float) -> Periphery:
-    """The periphery of the older `--output-noise` option (8-bit DAC and ADC, that output noise).
-
-    Parameters
-    ----------
-    output_noise : float
-        Output noise std as a fraction of the output range, in [0, 1].
-
-    Returns
-    -------
-    Periphery
-        `standard` for 1/127, `io8` for 0, otherwise `standard` with that noise.
-    """
-    validate.number(output_noise, "output_noise", minimum=0, maximum=1)
-    for name in ("standard", "io8"):
-        if PRESETS[name].output_noise == output_noise:
-            return PRESETS[name]
-    return replace(PRESETS["standard"], output_noise=output_noise, name=f"standard-noise-{output_noise:g}")
 
 
 def device_noise_scale(device: str = "pcm") -> float:
