@@ -9,7 +9,8 @@ exactly what it prints.
     python scripts/study_tables.py docs/study                          # print the tables
     python scripts/study_tables.py docs/study --write docs/RESULTS.md  # put them between the markers
     python scripts/study_tables.py docs/study --figures docs/figures   # the metric-vs-time figures
-    python scripts/study_tables.py runs/study --copy-to docs/study      # a run's data, to commit
+    python scripts/study_tables.py runs/study --copy-to docs/study      # a run's data (and results.csv,
+                                                                       # paired.csv from it), to commit
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import argparse
 import shutil
 from pathlib import Path
 
-from weightprog.study import StudyData, markdown
+from weightprog.study import StudyData, markdown, paired_rows, summary_rows
+from weightprog.study.tables import rows_csv
 
 BEGIN, END = "<!-- study-tables -->", "<!-- /study-tables -->"
 
@@ -26,6 +28,13 @@ BEGIN, END = "<!-- study-tables -->", "<!-- /study-tables -->"
 def tables(folder: Path) -> str:
     """The Markdown tables of the study data in `folder` (a run's data/ or docs/study/)."""
     return markdown(StudyData.load(folder))
+
+
+def derived_csvs(folder: Path) -> dict[str, str]:
+    """results.csv (every cell, strategy and time with its 95 % interval) and paired.csv (every
+    comparison with its interval and verdict), as computed from the data in `folder`."""
+    data = StudyData.load(folder)
+    return {"results.csv": rows_csv(summary_rows(data)), "paired.csv": rows_csv(paired_rows(data))}
 
 
 def replace_tables(text: str, md: str) -> str:
@@ -46,7 +55,7 @@ def main() -> None:
                     help=f"replace the text between {BEGIN} and {END} in this file")
     ap.add_argument("--figures", type=Path, default=None, metavar="DIR", help="write the figures here")
     ap.add_argument("--copy-to", type=Path, default=None, metavar="DIR",
-                    help="copy the run's data/*.csv (DATA is the run folder) to DIR")
+                    help="copy the run's data/*.csv (DATA is the run folder) to DIR, with results.csv and paired.csv")
     args = ap.parse_args()
     data = args.data
     if args.copy_to is not None:
@@ -54,6 +63,8 @@ def main() -> None:
         for f in sorted((data / "data").glob("*.csv")):
             shutil.copyfile(f, args.copy_to / f.name)
         data = args.copy_to
+        for name, text in derived_csvs(data).items():
+            (data / name).write_text(text)
     md = tables(data)
     if args.write is not None:
         args.write.write_text(replace_tables(args.write.read_text(), md))

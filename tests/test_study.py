@@ -123,8 +123,12 @@ def test_results_md_tables_match_the_committed_data():
         sys.path.remove(str(ROOT / "scripts"))
     text = (ROOT / "docs" / "RESULTS.md").read_text()
     assert study_tables.between(text) == study_tables.tables(ROOT / "docs" / "study")
-    rows = StudyData.load(ROOT / "docs" / "study").realisations
-    assert rows, "docs/study/realisations.csv is empty"
+    for name, csv_text in study_tables.derived_csvs(ROOT / "docs" / "study").items():
+        assert (ROOT / "docs" / "study" / name).read_text() == csv_text, f"docs/study/{name} is stale"
+    rows = summary_rows(StudyData.load(ROOT / "docs" / "study"))
+    assert {r.time_s for r in rows} == {1.0, 3600.0, 86400.0, 2592000.0, 31536000.0}
+    assert {r.variant for r in rows} == {"fp", "hwa"} and "limit" in {r.role for r in rows}
+    assert all(r.ci_low <= r.mean <= r.ci_high for r in rows)
 
 
 @pytest.mark.slow
