@@ -9,14 +9,14 @@ exactly what it prints.
     python scripts/study_tables.py docs/study                          # print the tables
     python scripts/study_tables.py docs/study --write docs/RESULTS.md  # put them between the markers
     python scripts/study_tables.py docs/study --figures docs/figures   # the metric-vs-time figures
-    python scripts/study_tables.py runs/study --copy-to docs/study      # a run's data (and results.csv,
+    python scripts/study_tables.py runs/a runs/b --copy-to docs/study  # runs' data combined (and results.csv,
                                                                        # paired.csv from it), to commit
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+from dataclasses import fields
 from pathlib import Path
 
 from weightprog.study import StudyData, markdown, paired_rows, summary_rows
@@ -28,6 +28,14 @@ BEGIN, END = "<!-- study-tables -->", "<!-- /study-tables -->"
 def tables(folder: Path) -> str:
     """The Markdown tables of the study data in `folder` (a run's data/ or docs/study/)."""
     return markdown(StudyData.load(folder))
+
+
+def combined(runs: list[Path]) -> StudyData:
+    """The data of several study runs (each one's data/ folder) as one: e.g. the study's parts,
+    run one after the other into their own folders. A row two runs share is kept once."""
+    parts = [StudyData.load(run / "data") for run in runs]
+    return StudyData(*(list(dict.fromkeys(row for part in parts for row in getattr(part, f.name)))
+                       for f in fields(StudyData)))
 
 
 def derived_csvs(folder: Path) -> dict[str, str]:
@@ -50,21 +58,23 @@ def between(text: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("data", type=Path, help="a folder of study CSV files (a run's data/, or docs/study)")
+    ap.add_argument("data", type=Path, nargs="+",
+                    help="a folder of study CSV files (docs/study), or with --copy-to the run folders to combine")
     ap.add_argument("--write", type=Path, default=None, metavar="RESULTS_MD",
                     help=f"replace the text between {BEGIN} and {END} in this file")
     ap.add_argument("--figures", type=Path, default=None, metavar="DIR", help="write the figures here")
     ap.add_argument("--copy-to", type=Path, default=None, metavar="DIR",
                     help="copy the run's data/*.csv (DATA is the run folder) to DIR, with results.csv and paired.csv")
     args = ap.parse_args()
-    data = args.data
+    data = args.data[0]
     if args.copy_to is not None:
         args.copy_to.mkdir(parents=True, exist_ok=True)
-        for f in sorted((data / "data").glob("*.csv")):
-            shutil.copyfile(f, args.copy_to / f.name)
+        combined(args.data).write(args.copy_to)
         data = args.copy_to
         for name, text in derived_csvs(data).items():
             (data / name).write_text(text)
+    elif len(args.data) > 1:
+        ap.error("several folders only with --copy-to (they are combined there)")
     md = tables(data)
     if args.write is not None:
         args.write.write_text(replace_tables(args.write.read_text(), md))
