@@ -189,7 +189,7 @@ def collect(out: Path, records: dict[str, dict]) -> StudyData:
                               for x in res["layers"]]
         elif job.kind == "search":
             for role, s in res["strategies"].items():
-                if role == "naive":
+                if role == "naive":  # in records of the first runs: not searched, and not a search row
                     continue
                 sig = ",".join(f"{x:g}" for x in s["significance"]) if "significance" in s else ""
                 search_rows.append(SearchRow(job.workload, str(job.device), job.variant, role, s.get("name", role),

@@ -142,8 +142,7 @@ def _search(job: StudyJob) -> dict:
     naive = result.scores.naive
     tnmse = {name: s.mean for name, s in tnmse_scores(result).items()}
     f = ",".join(f"{x:g}" for x in chosen.significance[0].tolist())
-    return {"strategies": {
-                "naive": replace(result.strategy_of(naive), names=[naive.label]).to_dict(),
+    return {"strategies": {  # naive is not searched: the plan builds it (lsp-first, F = 1)
                 "best hand-crafted": replace(result.strategy_of(hand), names=[hand.label]).to_dict(),
                 "optimised": replace(chosen, names=[f"{method} (f={f})"]).to_dict()},
             "method": method, "clips": not is_expressible(chosen), "select": settings.select,
