@@ -148,10 +148,10 @@ def _cell(row: SummaryRow) -> str:
 
 
 def _diff(row: PairedRow, higher: bool) -> str:
-    """A difference in points (accuracy) or in the metric's units, with its interval and verdict."""
-    scale, unit = (100.0, "") if higher else (1.0, "")
-    return (f"{scale * row.diff:+.2f} [{scale * row.ci_low:+.2f}, {scale * row.ci_high:+.2f}]{unit} "
-            f"{row.verdict}")
+    """A difference in points (accuracy, a fraction: × 100) or in the metric's units (perplexity),
+    with its interval and verdict."""
+    scale = 100.0 if higher else 1.0
+    return f"{scale * row.diff:+.2f} [{scale * row.ci_low:+.2f}, {scale * row.ci_high:+.2f}] {row.verdict}"
 
 
 def markdown(data: StudyData) -> str:
