@@ -5,8 +5,9 @@ and the issue's bound (docs/RESULTS.md).
     python scripts/plot_study_peripheries.py runs/study_r25_chip-8bit runs/study_r25_standard \
         --out docs/figures/study_peripheries_1y.png
 
-Each folder is a `weightprog study --out` folder (its `<workload>/results.json` files); the
-workloads and devices are those of the first folder.
+Each folder is an output folder of the earlier study (before issue 24: its `<workload>/results.json`
+files); the workloads and devices are those of the first folder. Today's study tables and figures
+come from scripts/study_tables.py.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from weightprog.fileio import atomic_write  # noqa: E402
-from weightprog.study import ROLES  # noqa: E402
 
 BOUND = {True: -0.01, False: 0.05}
 """The issue's criterion by `higher_is_better`: ≤ 1 point below (accuracy), ≤ 5 % above (perplexity)."""
 MARKERS = {"naive": "o", "best hand-crafted": "s", "optimised": "D"}
+ROLES = tuple(MARKERS)
+"""The earlier study's strategies."""
 
 
 def records(folder: Path) -> dict[str, dict]:
