@@ -153,12 +153,17 @@ def run_study(settings: StudySettings, out: str | Path, log: Callable[[str], Non
         failed: dict[str, str] = {}
         engine = "none"
         jobs = first_jobs(settings)
+        have: dict[str, dict] = {}
         for phase in ("searches, digital runs, naive and limit", "hand-crafted and optimised"):
             if phase == "hand-crafted and optimised":  # their strategies come from the searches' records
-                searches = {jid: rec["result"] for jid, rec in _records(out, jobs).items() if jid.endswith("_search")}
-                jobs = jobs + evaluate_jobs(settings, searches)
+                have = _records(out, jobs)
+                searches = {jid: rec["result"] for jid, rec in have.items() if jid.endswith("_search")}
+                more = evaluate_jobs(settings, searches)
+                jobs = jobs + more
+                have.update(_records(out, more))  # only the new jobs' records are read
+            else:
+                have = _records(out, jobs)
             atomic_write_json(out / "study.json", {"settings": settings.to_dict(), "jobs": [j.id for j in jobs]})
-            have = _records(out, jobs)
             todo = [j.to_dict() for j in jobs if j.id not in have]
             log(f"{phase}: {len(have)} of {len(jobs)} jobs done before, {len(todo)} to run")
             handle = _Handler(out, len(have), len(jobs), failed, log, progress)
