@@ -10,6 +10,8 @@ import weightprog as wp
 from weightprog.advise import FlipPoint, advise, flip_map_from_records, flip_sweep, parse_axis
 from weightprog.cli import main
 from weightprog.errors import WeightprogError
+from weightprog.records.advice import AdviceRecord, PropertyRecord
+from weightprog.scores import Scoreboard
 from weightprog.search.run import OptimizeSettings
 
 FAST = OptimizeSettings(pairs=1, max_generations=3, rescore_blocks=2, polish=False, method="de", bound=False)
@@ -26,11 +28,14 @@ def test_advise_improvements_lower_the_error_and_are_sorted_by_payoff():
         assert e.change("optimised") < 0 and e.change("naive") < 0, e.prop
         # less noise -> less error: positive elasticity; more range -> less error: negative
         assert (e.elasticity("optimised") < 0) == (e.prop == "g_max"), e.prop
-    data = result.to_dict()
-    assert data["base"]["device"] == "pcm" and len(data["properties"]) == 3
-    assert data["base"]["bound"] is None and "change_bound" not in data["properties"][0]  # bound=False
+    record = AdviceRecord.of(result, "distribution:default")
+    assert record.base.device == "pcm" and len(record.properties) == 3
+    assert not record.with_bound and record.properties[0].change.bound is None  # bound=False
+    assert "change_bound" not in record.to_json()["properties"][0]
+    assert record.properties[0].change.optimised == result.effects[0].change("optimised")
     assert len(result.words()) == 3 and "halving read noise Q" in " ".join(result.words())
-    assert "pcm:read=0.8" in {p["scores"]["device"] for p in data["properties"]}
+    assert "pcm:read=0.8" in {p.scores.device for p in record.properties}
+    assert AdviceRecord.from_json(record.to_json()) == record
     with pytest.raises(WeightprogError, match="improvement"):
         advise(sample, values, "pcm", FAST, 1.5)
     with pytest.raises(WeightprogError, match="property"):
@@ -43,10 +48,11 @@ def _report(mean, stderr=1e-6):
 
 def test_flip_map_verdicts():
     base = "pcm"
-    scores = {base: {"lsp_first": _report(1.0), "optimised": _report(1.0)}}
+    scores = {base: Scoreboard.from_json({"lsp_first": _report(1.0), "optimised": _report(1.0)})}
     cases = {(0.5, 1.0): (0.9, 1.1), (2.0, 1.0): (1.1, 0.9), (0.5, 2.0): (0.9, 0.9), (2.0, 2.0): (1.0, 1.2)}
     for (x, y), (naive, opt) in cases.items():
-        scores[f"pcm:drift_mean={x:g},read={y:g}"] = {"lsp_first": _report(naive), "optimised": _report(opt)}
+        scores[f"pcm:drift_mean={x:g},read={y:g}"] = Scoreboard.from_json({"lsp_first": _report(naive),
+                                                                           "optimised": _report(opt)})
     flip = flip_map_from_records(base, "drift_mean", (0.5, 2.0), "read", (1.0, 2.0), scores)
     verdicts = [p.verdict() for p in flip.points]
     assert verdicts == ["naive better, optimised worse", "naive worse, optimised better", "both better",
@@ -120,6 +126,6 @@ def test_bound_is_reported_when_computed():
     assert effect.choices()[-1] == "bound"
     assert effect.change("bound") == pytest.approx(-0.3)
     assert effect.elasticity("bound") == pytest.approx(math.log(0.7) / math.log(0.9))
-    assert effect.to_dict()["change_bound"] == pytest.approx(-0.3)
+    assert PropertyRecord.of(effect).to_json()["change_bound"] == pytest.approx(-0.3)
     without = PropertyEffect("read", 0.9, scores(0.9, 0.8, None), scores(1.0, 1.0, None))
-    assert "bound" not in without.choices() and "change_bound" not in without.to_dict()
+    assert "bound" not in without.choices() and "change_bound" not in PropertyRecord.of(without).to_json()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from weightprog.errors import WeightprogError
+from weightprog.records.advice import AdviceRecord, FlipMapRecord, read_advice_record, read_flip_map_record
 from weightprog.records.comparison import ComparisonRecord
 from weightprog.records.evaluate import EvaluateRecord
 from weightprog.records.fit import FitRecord
@@ -18,7 +20,8 @@ DATA = Path(__file__).parent / "data"
 GOLDEN = [("optimize_report_v0.json", OptimizeRecord), ("evaluate_results_v0.json", EvaluateRecord),
           ("comparison_v0.json", ComparisonRecord), ("device_fit_v0.json", FitRecord),
           ("sweep_job_optimize_v0.json", SweepJobRecord), ("sweep_job_compare_v0.json", SweepJobRecord),
-          ("sweep_manifest_v0.json", SweepManifest)]
+          ("sweep_manifest_v0.json", SweepManifest), ("advice_v0.json", AdviceRecord),
+          ("flipmap_v0.json", FlipMapRecord)]
 
 
 @pytest.mark.parametrize(("name", "cls"), GOLDEN)
@@ -80,3 +83,44 @@ def test_sweep_job_records_hold_typed_results():
     job = {"id": "j2", "kind": "compare", "params": {}, "run": {}, "result": comparison}
     assert SweepJobRecord.from_json(job).comparison is not None
     assert json.dumps(SweepJobRecord.from_json(job).to_json()) == json.dumps(job)
+
+
+def test_advice_and_flip_map_records_are_typed():
+    advice = AdviceRecord.from_json(json.loads((DATA / "advice_v0.json").read_text()))
+    assert advice.with_bound and [p.prop for p in advice.properties] == ["drift_std", "read"]
+    first = advice.properties[0]
+    assert first.change.optimised < 0 and first.change.bound is not None and first.scores.cell == (1.0,)
+    assert advice.settings.pairs == 1 and advice.weights == "distribution:default"
+    flip = FlipMapRecord.from_json(json.loads((DATA / "flipmap_v0.json").read_text()))
+    assert (flip.x.prop, flip.y.prop) == ("drift_std", "read") and len(flip.points) == 4
+    assert sum(flip.counts.values()) == 4 and flip.points[0].verdict == flip.points[0].point.verdict()
+
+
+def test_older_advice_layouts_are_migrated():
+    """advice.json before bounds were reported: no `bound`, no `change_bound` / `elasticity_bound`."""
+    data = json.loads((DATA / "advice_v0.json").read_text())
+    del data["base"]["bound"], data["weights"]
+    for p in data["properties"]:
+        del p["scores"]["bound"], p["change_bound"], p["elasticity_bound"]
+    r = AdviceRecord.from_json(data)
+    assert not r.with_bound and r.weights is None and all(p.change.bound is None for p in r.properties)
+    assert "change_bound" not in r.to_json()["properties"][0]
+
+
+@pytest.mark.parametrize(("name", "read", "edit", "message"), [
+    ("advice.json", read_advice_record, lambda d: d["properties"][1].update(factor="0.9"),
+     "/properties/1/factor: expected a number, got \"0.9\""),
+    ("advice.json", read_advice_record, lambda d: d["base"]["optimised"].pop("stderr"),
+     "/base/optimised/stderr: missing"),
+    ("advice.json", read_advice_record, lambda d: d.update(format="weightprog.flipmap"), "/format: expected"),
+    ("flipmap.json", read_flip_map_record, lambda d: d["points"][2].pop("verdict"), "/points/2/verdict: missing"),
+    ("flipmap.json", read_flip_map_record, lambda d: d["counts"].update({"both worse": 1.5}),
+     "/counts/both worse: expected an integer"),
+])
+def test_a_bad_advice_or_flip_map_field_names_the_file_and_its_path(tmp_path, name, read, edit, message):
+    data = json.loads((DATA / name.replace(".json", "_v0.json")).read_text())
+    edit(data)
+    (tmp_path / name).write_text(json.dumps(data))
+    with pytest.raises(WeightprogError) as err:
+        read(tmp_path)
+    assert str(err.value).startswith(f"{tmp_path / name}: {message}") and "\n" not in str(err.value)

@@ -69,15 +69,6 @@ class DeviceScores:
         limit = result.lowest_bound.bound if result.lowest_bound is not None else None
         return cls(result.device.name, s.naive.score, best.score, best.label, s.optimised, cell, limit)
 
-    def to_dict(self) -> dict:
-        return {"device": self.device, "naive": _mean_stderr(self.naive),
-                "hand_crafted": _mean_stderr(self.hand_crafted), "hand_crafted_name": self.hand_crafted_name,
-                "optimised": _mean_stderr(self.optimised), "cell": list(self.cell), "bound": self.bound}
-
-
-def _mean_stderr(score: Score) -> dict:
-    return {"mean": score.mean, "stderr": score.stderr}
-
 
 CHOICES = ("naive", "hand_crafted", "optimised")
 """The programming choices every effect is reported for (and `bound` where it was computed)."""
@@ -115,12 +106,6 @@ class PropertyEffect:
 
     def choices(self) -> tuple[str, ...]:
         return CHOICES + (("bound",) if self.scores.bound is not None and self.base.bound is not None else ())
-
-    def to_dict(self) -> dict:
-        return {"property": self.prop, "label": LABELS[self.prop], "factor": self.factor,
-                "scores": self.scores.to_dict(),
-                **{f"change_{c}": self.change(c) for c in self.choices()},
-                **{f"elasticity_{c}": self.elasticity(c) for c in self.choices()}}
 
 
 @dataclass
@@ -161,13 +146,6 @@ class Advice:
                          f"{e.change('naive'):>10.2%}{e.change('hand_crafted'):>16.2%}{bound}"
                          f"{e.elasticity('optimised'):>16.3f}{e.elasticity('naive'):>18.3f}")
         return "\n".join(lines)
-
-    def to_dict(self) -> dict:
-        return {"format": "weightprog.advise", "device": self.device, "improvement": self.improvement,
-                "times_s": list(self.times_s), "wall_time_s": self.wall_time_s,
-                "settings": self.settings.to_dict(),
-                "base": self.base.to_dict(), "properties": [e.to_dict() for e in self.effects],
-                "words": self.words()}
 
 
 def advise(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str = "pcm",
@@ -259,12 +237,6 @@ class FlipMap:
                 f"situation), {reverse} the reverse; {c['both better']} better and {c['both worse']} worse "
                 f"either way, {c['within error']} within error.")
 
-    def to_dict(self) -> dict:
-        return {"format": "weightprog.flipmap", "base": self.base, "x": {"property": self.x_prop,
-                "factors": list(self.x_factors)}, "y": {"property": self.y_prop, "factors": list(self.y_factors)},
-                "counts": self.counts(), "sentence": self.sentence(),
-                "points": [{**vars(p), "verdict": p.verdict()} for p in self.points]}
-
 
 def scaled_name(base: str, x_prop: str, x: float, y_prop: str, y: float) -> str:
     return f"{base}:{x_prop}={x:g},{y_prop}={y:g}"
@@ -289,10 +261,8 @@ def flip_sweep(base: str, x_prop: str, x_factors: Sequence[float], y_prop: str, 
 
 
 def flip_map_from_records(base: str, x_prop: str, x_factors: Sequence[float], y_prop: str,
-                          y_factors: Sequence[float], scores: dict[str, dict]) -> FlipMap:
-    """`scores[device]` is each job's re-scored `tnmse` report (naive = lsp-first F=1, optimised)."""
-    boards = {device: Scoreboard.from_json(s) for device, s in scores.items()}
-
+                          y_factors: Sequence[float], boards: dict[str, Scoreboard]) -> FlipMap:
+    """`boards[device]` is each job's re-scored TNMSE (naive = lsp-first F=1, optimised)."""
     def change(device: str, which: str) -> tuple[float, float]:
         def score(d: str) -> Score:
             return boards[d].naive.score if which == "naive" else boards[d].optimised
@@ -302,7 +272,7 @@ def flip_map_from_records(base: str, x_prop: str, x_factors: Sequence[float], y_
     for y in y_factors:
         for x in x_factors:
             name = scaled_name(base, x_prop, x, y_prop, y)
-            if name not in scores:
+            if name not in boards:
                 raise WeightprogError(f"flip map: no finished result for {name}")
             n, n_se = change(name, "naive")
             o, o_se = change(name, "optimised")
@@ -338,10 +308,9 @@ def run_flip_map(base: str, x: tuple[str, Sequence[float]], y: tuple[str, Sequen
                  *, workers: int = 1, ray: str | None = None, progress: ProgressCallback | None = None,
                  **sweep_args) -> FlipMap:
     """Run (or resume) the flip map's sweep in `out` and assemble the map from its records;
-    `progress` receives the sweep's `sweep` events (`run_sweep`)."""
-    from pathlib import Path
-
-    from .fileio import atomic_write_json
+    `progress` receives the sweep's `sweep` events (`run_sweep`). The command writes the map's
+    files (`records.advice.write_flip_map_run`)."""
+    from .records.sweep import SweepJobRecord
     from .sweep import parse_sweep, read_record, run_sweep
 
     get_device(base)  # a bad base fails before any work
@@ -352,12 +321,11 @@ def run_flip_map(base: str, x: tuple[str, Sequence[float]], y: tuple[str, Sequen
         first = next(iter(result.failed.items()))
         raise WeightprogError(f"flip map: {len(result.failed)} job(s) failed, e.g. {first[0]}: {first[1]}; "
                               f"rerun to retry them")
-    scores = {}
+    boards = {}
     for job in sweep.jobs:
-        record = read_record(out, job.id)
-        if record is None:  # run_sweep reported no failure: every job has its record
+        raw = read_record(out, job.id)
+        optimized = SweepJobRecord.from_json(raw).optimize if raw is not None else None
+        if optimized is None:  # run_sweep reported no failure: every job has its optimize record
             raise WeightprogError(f"flip map: no record of job {job.id} in {out}")
-        scores[job.params["device"]] = record["result"]["tnmse"]
-    flip = flip_map_from_records(base, x[0], x[1], y[0], y[1], scores)
-    atomic_write_json(Path(out) / "flipmap.json", flip.to_dict())
-    return flip
+        boards[job.params["device"]] = optimized.tnmse
+    return flip_map_from_records(base, x[0], x[1], y[0], y[1], boards)

@@ -7,7 +7,6 @@ import click
 
 from ..choices import PROPERTIES
 from ..errors import WeightprogError
-from ..fileio import atomic_write_json
 from ..settings import IMPROVEMENT, OptimizeSettings
 from ..threadcount import SEARCH_THREADS, torch_threads
 from ..timeunits import format_times
@@ -38,7 +37,7 @@ def advise_command(device_spec, seed, improvement, properties, rescore_blocks, o
     """
     from ..advise import advise
     from ..devices import get_device
-    from ..report.advise_plots import plot_advice
+    from ..records.advice import write_advice_run
 
     dev = get_device(device_spec)  # resolved once: the library takes the model from here on
     inputs = search_inputs(seed=seed, rescore_blocks=rescore_blocks, **search)
@@ -53,11 +52,10 @@ def advise_command(device_spec, seed, improvement, properties, rescore_blocks, o
 
     with torch_threads(SEARCH_THREADS):
         result = advise(sample, values, dev, settings, improvement, properties or PROPERTIES, progress)
-    atomic_write_json(out / "advice.json", {**result.to_dict(), "weights": source})
-    plot_advice(result, out / "advice.png")
+    paths = write_advice_run(out, result, source)
     click.echo(result.table())
     click.echo("\n".join(result.words()))
-    click.echo(f"wrote {out / 'advice.json'}, {out / 'advice.png'} ({result.wall_time_s:.0f} s)")
+    click.echo(f"wrote {', '.join(map(str, paths))} ({result.wall_time_s:.0f} s)")
     write_run_report(out)
 
 
@@ -85,7 +83,7 @@ def flipmap_command(base, x_axis, y_axis, weights, pairs, f_max, times, seed, ma
     writes flipmap.json and flipmap.png to --out beside the sweep's files."""
     from ..advise import parse_axis, run_flip_map
     from ..devices import get_device
-    from ..report.advise_plots import plot_flip_map
+    from ..records.advice import write_flip_map_run
 
     x, y = parse_axis(x_axis, "--x"), parse_axis(y_axis, "--y")
     if x[0] == y[0]:
@@ -104,7 +102,7 @@ def flipmap_command(base, x_axis, y_axis, weights, pairs, f_max, times, seed, ma
 
     flip = run_flip_map(base, x, y, out_dir, workers=workers, ray=ray, progress=progress, weights=weights,
                         pairs=pairs, f_max=f_max, times=times, seed=seed, settings=settings)
-    path = plot_flip_map(flip, f"{out_dir}/flipmap.png")
+    paths = write_flip_map_run(out_dir, flip)
     click.echo(flip.sentence())
-    click.echo(f"wrote {out_dir}/flipmap.json, {path}")
+    click.echo(f"wrote {', '.join(map(str, paths))}")
     write_run_report(out_dir)

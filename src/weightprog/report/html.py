@@ -25,6 +25,7 @@ from pathlib import Path
 from .. import runfolder
 from ..errors import WeightprogError
 from ..fileio import atomic_write_text
+from ..records.advice import ADVICE_FILE, FLIPMAP_FILE
 from ..records.evaluate import is_evaluate_file
 from ..records.fit import FIT_SUFFIX
 from ..records.optimize import bound_items
@@ -36,9 +37,9 @@ __all__ = ["Report", "RunCommand", "bound_items", "detect_kind", "read_command",
 
 def detect_kind(folder: Path) -> str:
     """Which command wrote `folder` (from the files in it)."""
-    if (folder / "flipmap.json").is_file():  # before sweep: a flip map is a sweep with a map on top
+    if (folder / FLIPMAP_FILE).is_file():  # before sweep: a flip map is a sweep with a map on top
         return "device-flipmap"
-    if (folder / "advice.json").is_file():
+    if (folder / ADVICE_FILE).is_file():
         return "device-advise"
     if (folder / "comparison.json").is_file() or list(folder.glob("checkpoints/*/checkpoint_*.json")):
         return "compare-devices"
