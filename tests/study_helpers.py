@@ -11,20 +11,27 @@ import torch
 from weightprog.study import StudySettings
 from weightprog.workloads.common import Workload
 
+POOL = 600
+"""Test items the tiny workload has; it scores the first 96 unless given an eval size."""
+
 
 def tiny(name, variant="fp", eval_size=None):
-    """A small classifier on 96 random items, per-example correctness; HWA = FP perturbed."""
+    """A small classifier on random items (the first 96, or `eval_size` of 600), per-example
+    correctness; HWA = FP perturbed."""
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
     x, xv = torch.randn(96, 8), torch.randn(64, 8)
     with torch.no_grad():
+        if eval_size is not None:  # more items drawn after those the defaults use, so those stay as they were
+            x = torch.cat([x, torch.randn(POOL - 96, 8)])[:eval_size]
         y, yv = model(x).argmax(1), model(xv).argmax(1)
         if variant == "hwa":
             model[0].weight.add_(0.05 * torch.randn(32, 8))
 
     def correct(m, a=x, b=y):
         return (m(a).argmax(1) == b).float()
-    meta = {"metric": "accuracy", "higher_is_better": True, "eval_size": 96, "checkpoint": {"sha256": variant},
+    meta = {"metric": "accuracy", "higher_is_better": True, "eval_size": len(y), "available": POOL,
+            "checkpoint": {"sha256": variant},
             "loss_fn": lambda m: torch.nn.functional.cross_entropy(m(x), y)}
     return Workload(model, lambda m: float(correct(m).mean()), meta, correct,
                     lambda m: correct(m, xv, yv), lambda m: model(xv))

@@ -196,19 +196,23 @@ def test_cli_unreadable_weight_file(tmp_path):
 
 
 def test_cli_reads_real_weight_files(tmp_path):
+    """Every format reaches the search as the same values (the command's own reader); one full run."""
+    from weightprog.cli.inputs import load_values
+
     model = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 16))
     torch.save(model.state_dict(), tmp_path / "m.pt")
-    np.savez(tmp_path / "m.npz", a=np.random.randn(40, 30))
+    np.savez(tmp_path / "m.npz", **{k: v.numpy() for k, v in model.state_dict().items()})
     from safetensors.torch import save_file
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "m.safetensors"))
-    for name in ("m.pt", "m.npz", "m.safetensors"):
-        out = tmp_path / name.replace(".", "_")
-        result = CliRunner().invoke(main, ["optimize", "--weights", str(tmp_path / name), "--significance", "1,2",
-                                           "--max-generations", "1", "--popsize", "2", "--grid", "3",
-                                           "--rescore-blocks", "2", "--times", "1s,1y", "--no-polish",
-                                           "--out", str(out)])
-        assert result.exit_code == 0, result.output
-        assert json.loads((out / "report.json").read_text())["weights"] == str(tmp_path / name)
+    values = {name: load_values(str(tmp_path / name), None, "column")[0] for name in ("m.pt", "m.npz", "m.safetensors")}
+    assert values["m.pt"].numel() == 32 * 64 + 64 * 16
+    assert torch.equal(values["m.pt"], values["m.npz"]) and torch.equal(values["m.pt"], values["m.safetensors"])
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["optimize", "--weights", str(tmp_path / "m.safetensors"), "--significance",
+                                       "1,2", "--max-generations", "1", "--popsize", "2", "--grid", "3",
+                                       "--rescore-blocks", "2", "--times", "1s,1y", "--no-polish", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "report.json").read_text())["weights"] == str(tmp_path / "m.safetensors")
 
 
 def test_cli_per_layer(tmp_path):

@@ -179,3 +179,27 @@ def test_study_sends_the_one_progress_event(tmp_path, tiny_workload):
     assert events and all(isinstance(e, Event) and e.task == "study" for e in events)
     assert [e.done for e in events] == list(range(1, len(events) + 1)) and events[-1].done == events[-1].total
     assert events[-1].path[0].endswith("_r000-000")
+
+
+def test_precision_adds_test_items_in_resumable_rounds(tmp_path, tiny_workload):
+    s = settings(roles=("naive", "limit"), variants=("fp",), repeats=3, block=3, eval_size={"tiny": 40},
+                 precision="0.04")
+    log: list[str] = []
+    res = run_study(s, tmp_path, log=log.append)
+    plan = json.loads((tmp_path / "study.json").read_text())
+    report = plan["precision"]["tiny"]
+    assert report["rounds"][0] == 40 and len(report["rounds"]) >= 2 and report["rounds"] == sorted(report["rounds"])
+    assert report["met"] == (report["reached"] <= 0.04) and (report["met"] or report["limited_by"])
+    last = report["rounds"][-1]
+    assert all(r.examples == last for r in res.summary)  # the tables are the last round's
+    assert all(j.endswith(f"_p{len(report['rounds']) - 1}") for j in plan["jobs"] if "_r0" in j or "digital" in j)
+    assert any("precision: tiny round 2" in m for m in log) and "tiny: precision:" in res.markdown
+    log.clear()
+    again = run_study(s, tmp_path, log=log.append)  # every round resumes from its records
+    assert not any(m.startswith("[") for m in log)
+    assert again.summary == res.summary
+
+
+def test_precision_is_validated(tiny_workload):
+    with pytest.raises(SettingError, match="precision: must be > 0"):
+        settings(precision="-1")

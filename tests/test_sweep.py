@@ -26,7 +26,7 @@ devices: [pcm, pcm-lowdrift]
 cells: [1, "1,2"]
 grid_points: 3
 times: "1s,1d"
-seeds: [0, 1]
+seeds: [0]
 settings:
   max_generations: 2
   popsize: 2
@@ -36,7 +36,7 @@ settings:
   sample_size: 1024
   rows: 512
 """
-TOTAL = 12  # 2 devices x 2 cells x 2 seeds optimize + 2 cells x 2 seeds compare
+TOTAL = 6  # 2 devices x 2 cells optimize + 2 cells compare, one seed
 
 
 def write(path: Path, text: str) -> Path:
@@ -69,13 +69,13 @@ def test_expansion_and_stable_ids(tmp_path, tiny):
     path, _, sweep = tiny
     assert len(sweep.jobs) == TOTAL
     kinds = Counter(j.kind for j in sweep.jobs)
-    assert kinds == {"optimize": 8, "compare": 4}
+    assert kinds == {"optimize": 4, "compare": 2}
     assert len({j.id for j in sweep.jobs}) == TOTAL
     assert [j.id for j in load_sweep(path).jobs] == [j.id for j in sweep.jobs]  # stable
-    # a copy elsewhere has the same ids; one more seed keeps every old id and adds 6 jobs
-    moved = write(tmp_path / "moved.yaml", TINY.replace("seeds: [0, 1]", "seeds: 3"))
+    # a copy elsewhere has the same ids; two more seeds keep every old id and add 12 jobs
+    moved = write(tmp_path / "moved.yaml", TINY.replace("seeds: [0]", "seeds: 3"))
     ids = {j.id for j in load_sweep(moved).jobs}
-    assert {j.id for j in sweep.jobs} < ids and len(ids) == TOTAL + 6
+    assert {j.id for j in sweep.jobs} < ids and len(ids) == TOTAL + 12
     opt = next(j for j in sweep.jobs if j.kind == "optimize" and j.params["cell"]["pairs"] == 2)
     assert opt.params["cell"] == {"pairs": 2, "significance": [1.0, 2.0], "f_max": 5}
     assert opt.params["times_s"] == [1.0, 86400.0]
@@ -192,7 +192,7 @@ def test_local_processes_killed_part_way_then_resumed(tmp_path, tiny):
     third = run_sweep(path, out, workers=2)
     assert third.ran == [] and len(third.skipped) == TOTAL and third.engine == "none"
     rows = (out / "summary.csv").read_text().splitlines()
-    assert len(rows) == 1 + 8 + 4 * 2 and (out / "summary.png").stat().st_size > 0
+    assert len(rows) == 1 + 4 + 2 * 2 and (out / "summary.png").stat().st_size > 0
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
@@ -270,7 +270,7 @@ def test_cli(tmp_path, tiny):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_job_on_cuda_matches_cpu_closely(tmp_path):
-    text = TINY.replace("kind: [optimize, compare]", "kind: optimize").replace("seeds: [0, 1]", "seeds: [0]")
+    text = TINY.replace("kind: [optimize, compare]", "kind: optimize")
     cpu = run_sweep(write(tmp_path / "cpu.yaml", text), tmp_path / "cpu", workers=0)
     cuda = run_sweep(write(tmp_path / "cuda.yaml", text + "  compute: cuda\n"), tmp_path / "cuda", workers=0)
     assert len(cuda.ran) == len(cpu.ran) == 4 and not cuda.failed
@@ -338,7 +338,7 @@ def test_ray_missing_gives_install_hint(monkeypatch, tiny, tmp_path):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_ray)
-    path = write(tmp_path / "one.yaml", TINY.replace("seeds: [0, 1]", "seeds: [5]"))
+    path = write(tmp_path / "one.yaml", TINY.replace("seeds: [0]", "seeds: [5]"))
     with pytest.raises(SweepError, match=r"pip install 'ray==2\.\d+\.\d+'"):
         run_sweep(path, tmp_path / "out", ray="auto")
 

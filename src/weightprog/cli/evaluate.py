@@ -14,7 +14,7 @@ from ..fileio import check_output_folder
 from ..settings import Mapping
 from ..timeunits import format_times
 from ..validate import COMPENSATION_SCOPES, compute_device
-from .model_spec import load_model_spec
+from .model_spec import default_eval_size, load_model_spec_sized, precision_target
 from .options import device_option, force_option, option_names, setting_option, times_option
 from .report import begin_run, write_run_report
 
@@ -73,11 +73,15 @@ def vs_digital_line(result, higher_is_better: bool) -> str:
               help="Write results.csv, results.json, accuracy_vs_time.png and report.html here.")
 @click.option("--eval-size", type=click.IntRange(min=1), default=None,
               help="Reference workloads: evaluate on the first N test items (images, tokens, sentences).")
+@click.option("--precision", default=None, metavar="P|P%",
+              help="Reference workloads: add test items in rounds (from --eval-size) until every paired "
+                   "difference's 95 % interval is within ±P (the metric's unit, e.g. 0.005 = half a point of "
+                   "accuracy; or P% of the digital metric) or the test set is used up.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 @force_option()
 def evaluate(model_spec, strategies, significance, device, times, repeats, seed, periphery, compute,
              tile, normalise, compensation, compensation_reference, include, exclude, metric_name, higher_is_better,
-             out_dir, eval_size, progress):
+             out_dir, eval_size, precision, progress):
     """A model's metric over time after programming its weights into analogue memory."""
     from ..devices import get_device
     from ..nn.evaluate import evaluate_over_time, resolve_strategies
@@ -97,28 +101,47 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
     if LIMIT in strategies:  # computed from the model's own weights, once they are loaded
         chosen.insert(list(strategies).index(LIMIT), LIMIT)
     mapping = Mapping(tile, tile, normalise, compensation, compensation_reference)
-    spec = load_model_spec(model_spec, eval_size)
-    if metric_name is not None or higher_is_better is not None:  # the user's word over the spec's
-        spec = replace(spec, metric=metric_name or spec.metric,
-                       higher_is_better=spec.higher_is_better if higher_is_better is None else higher_is_better)
+    target = None if precision is None else precision_target(precision, model_spec)
+
+    def load(n: int | None):
+        spec, available = load_model_spec_sized(model_spec, n)
+        if metric_name is not None or higher_is_better is not None:  # the user's word over the spec's
+            spec = replace(spec, metric=metric_name or spec.metric,
+                           higher_is_better=spec.higher_is_better if higher_is_better is None else higher_is_better)
+        return spec, available
+
+    def run(n: int | None, loaded=None):
+        spec, available = loaded or load(n)
+        with count_progress("realisations × times") if progress else nullcontext() as bar:
+            return evaluate_over_time(spec, strategies=chosen, device=dev, times_s=times, repeats=repeats, seed=seed,
+                                      mapping=mapping, periphery=get_periphery(periphery), significance=significance,
+                                      include=list(include) or None, exclude=list(exclude) or None,
+                                      compute=compute, progress=bar), available
+
+    first = load(eval_size) if target is None else None  # a bad spec is refused before the folder is claimed
     if out_dir is not None:  # inputs read: the manifest, before the evaluation
         begin_run(out_dir, ("results.csv", "results.json", "accuracy_vs_time.png"))
-    with count_progress("realisations × times") if progress else nullcontext() as bar:
-        result = evaluate_over_time(spec, strategies=chosen, device=dev, times_s=times, repeats=repeats, seed=seed,
-                                    mapping=mapping, periphery=get_periphery(periphery), significance=significance,
-                                    include=list(include) or None, exclude=list(exclude) or None,
-                                    compute=compute, progress=bar)
+    reached = None
+    if target is None:
+        result, _ = run(eval_size, first)
+    else:
+        from ..nn.precision import evaluate_to_precision
+
+        result, reached = evaluate_to_precision(run, eval_size or default_eval_size(model_spec), target,
+                                                log=lambda line: click.echo(line, err=True))
     click.echo(result.mapping.format().splitlines()[-1])
     if result.calibrated_on == "test":
         click.echo("note: the periphery's ranges were calibrated on the scored data itself (the model spec has "
                    "neither calibrate nor validate)", err=True)
     click.echo(result.format())
     click.echo(vs_digital_line(result, result.higher_is_better))
+    if reached is not None:
+        click.echo(reached.format())
     if out_dir is None:
         return
     from ..records.evaluate import EvaluateRecord, write_evaluate_run
 
     out = Path(out_dir)
-    write_evaluate_run(out, EvaluateRecord.of(result, model_spec, compute), result)
+    write_evaluate_run(out, EvaluateRecord.of(result, model_spec, compute, reached), result)
     click.echo(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {out / 'accuracy_vs_time.png'}")
     write_run_report(out)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from ..errors import WeightprogError
 
 if TYPE_CHECKING:
+    from ..nn.precision import PrecisionTarget
     from ..nn.spec import ModelSpec
 
 
@@ -32,6 +33,38 @@ def _cwd_importable() -> Iterator[None]:
 
 
 def load_model_spec(spec: str, eval_size: int | None = None) -> ModelSpec:
+    """`load_model_spec_sized` without the test set's size."""
+    return load_model_spec_sized(spec, eval_size)[0]
+
+
+def _workload_name(spec: str) -> tuple[str, str] | None:
+    """(name, variant) of a reference workload spec (`NAME` or `NAME@hwa`), else None."""
+    from ..workloads import is_workload
+
+    name, _, variant = spec.partition("@")
+    return (name, variant or "fp") if is_workload(name) else None
+
+
+def precision_target(text: str, spec: str) -> PrecisionTarget:
+    """`--precision`'s target; refused for an entry point, whose test items cannot be added to."""
+    from ..nn.precision import PrecisionTarget
+
+    if _workload_name(spec) is None:
+        raise WeightprogError(f"precision: only for the reference workloads, whose test items can be added in "
+                              f"rounds; not for the entry point {spec!r} (use --repeats and its own data)")
+    return PrecisionTarget.parse(text)
+
+
+def default_eval_size(spec: str) -> int:
+    """A reference workload's first round under `--precision` without `--eval-size`: the study's default."""
+    from ..study.settings import DEFAULT_EVAL_SIZE
+
+    found = _workload_name(spec)
+    assert found is not None, spec
+    return DEFAULT_EVAL_SIZE[found[0]]
+
+
+def load_model_spec_sized(spec: str, eval_size: int | None = None) -> tuple[ModelSpec, int | None]:
     """`package.module:function` or `path/to/file.py:function` -> the model spec `function()` builds.
 
     This imports and runs the user's own code: that is what an entry point is for. A reference
@@ -47,7 +80,8 @@ def load_model_spec(spec: str, eval_size: int | None = None) -> ModelSpec:
 
     Returns
     -------
-    ModelSpec
+    (ModelSpec, int or None)
+        The spec, and for a workload the items its test set has (`--precision` adds up to them).
 
     Raises
     ------
@@ -55,11 +89,12 @@ def load_model_spec(spec: str, eval_size: int | None = None) -> ModelSpec:
         An entry point that cannot be imported, is missing, or returns neither form.
     """
     from ..nn.spec import ModelSpec
-    from ..workloads import get_workload, is_workload
+    from ..workloads import get_workload
 
-    name, _, variant = spec.partition("@")
-    if is_workload(name):
-        return get_workload(name, variant or "fp", eval_size=eval_size).spec()
+    named = _workload_name(spec)
+    if named is not None:
+        workload = get_workload(named[0], named[1], eval_size=eval_size)
+        return workload.spec(), workload.metadata.get("available")
     if eval_size is not None:
         raise WeightprogError(f"eval-size: only for the reference workloads, not for the entry point {spec!r}")
     module_name, sep, func_name = spec.rpartition(":")
@@ -83,4 +118,4 @@ def load_model_spec(spec: str, eval_size: int | None = None) -> ModelSpec:
     func = getattr(module, func_name, None)
     if not callable(func):
         raise WeightprogError(f"model: {module_name!r} has no function {func_name!r}")
-    return ModelSpec.of(func(), where=f"model {spec}")
+    return ModelSpec.of(func(), where=f"model {spec}"), None

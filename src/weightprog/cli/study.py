@@ -66,6 +66,10 @@ def _eval_sizes(items) -> dict:
               help="Gradient polish steps of the chosen search (0: none).")
 @click.option("--search-on", type=click.Choice(SEARCH_ON), default=_default("search_on"), show_default=True,
               help="Search on each trained variant's weights, or use the FP weights' strategy for both.")
+@click.option("--precision", default=None, metavar="P|P%",
+              help="Add test items per workload in rounds (from --eval-size) until every paired comparison is "
+                   "within ±P (the metric's unit; P% of the FP digital metric), the test set is used up, or "
+                   "the intervals stop narrowing (docs/NN.md).")
 @click.option("--threads", default=None, type=int, help="torch threads per job (default: torch's choice).")
 @click.option("--workers", default=0, show_default=True,
               help="Local worker processes running the jobs (0: in this process).")
@@ -75,8 +79,8 @@ def _eval_sizes(items) -> dict:
               help="Results folder: jobs/, data/*.csv, results.csv, paired.csv, summary.md, figures/, report.html.")
 @force_option()
 def study(workloads, devices, variants, roles, times, repeats, block, seed, eval_sizes, periphery, select,
-          network_repeats, max_generations, popsize, f_max, polish_steps, search_on, threads, workers, ray_address,
-          out_dir):
+          network_repeats, max_generations, popsize, f_max, polish_steps, search_on, precision, threads, workers,
+          ray_address, out_dir):
     """Optimise, choose on held-out data, then evaluate FP/HWA × naive/hand-crafted/optimised/limit over time."""
     from ..study.run import run_study
 
@@ -87,7 +91,8 @@ def study(workloads, devices, variants, roles, times, repeats, block, seed, eval
         settings = StudySettings(times_s=times, repeats=repeats, block=block, seed=seed,
                                  eval_size=_eval_sizes(eval_sizes), periphery=periphery, select=select,
                                  network_repeats=network_repeats, max_generations=max_generations, popsize=popsize,
-                                 f_max=f_max, polish_steps=polish_steps, search_on=search_on, threads=threads, **kw)
+                                 f_max=f_max, polish_steps=polish_steps, search_on=search_on, threads=threads,
+                                 precision=precision, **kw)
     if isinstance(workers, bool) or workers < 0:
         raise WeightprogError(f"--workers: need an integer >= 0, got {workers}")
     begin_run(out_dir, ("study.json", "jobs/*", "data/*.csv", "results.csv", "paired.csv", "summary.md",

@@ -36,6 +36,10 @@ class Interval:
     high: float
     over: str
     """`realisations` or `realisations and examples`."""
+    half_realisations: float = math.nan
+    """The realisations' share of the half-width (NaN where it is not known)."""
+    half_examples: float = 0.0
+    """The examples' share: the half-width is the two combined in quadrature."""
 
     def to_dict(self) -> dict:
         return {"mean": self.mean, "ci_low": self.low, "ci_high": self.high}
@@ -81,10 +85,10 @@ def interval_from_terms(mean: float, per_realisation: torch.Tensor, example_var:
     half_r = _t95(r - 1) * math.sqrt(var_r) if r > 1 else 0.0
     if example_var is None:
         half = half_r if r > 1 else math.nan
-        return Interval(mean, mean - half, mean + half, "realisations")
+        return Interval(mean, mean - half, mean + half, "realisations", half)
     half_n = Z95 * math.sqrt(example_var / examples) if examples > 1 else 0.0
     half = math.hypot(half_r, half_n)
-    return Interval(mean, mean - half, mean + half, "realisations and examples")
+    return Interval(mean, mean - half, mean + half, "realisations and examples", half_r, half_n)
 
 
 def linearised(examples: torch.Tensor, aggregate: Callable[[torch.Tensor], object] | None) -> torch.Tensor:

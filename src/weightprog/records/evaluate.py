@@ -9,6 +9,7 @@ from typing import Any
 
 from .._version import __version__
 from ..fileio import atomic_write_json, atomic_write_text
+from ..nn.precision import PrecisionReport
 from ..nn.result import OverTimeResult
 from ..timeunits import format_times
 from .jsonfile import read_json
@@ -146,11 +147,15 @@ class EvaluateRecord:
     """Every (strategy, realisation, time): also results.csv."""
     weightprog_version: str = __version__
     version: int = FORMAT_VERSION
+    precision: PrecisionReport | None = None
+    """With `--precision`: the target, the width reached and the test items per round."""
 
     @classmethod
-    def of(cls, result: OverTimeResult, model: str, compute: str) -> EvaluateRecord:
+    def of(cls, result: OverTimeResult, model: str, compute: str,
+           precision: PrecisionReport | None = None) -> EvaluateRecord:
         return cls.from_json({"format": FORMAT, "version": __version__, "model": model, "compute": compute,
-                              "times": format_times(result.times_s), **result.to_dict()})
+                              "times": format_times(result.times_s), **result.to_dict(),
+                              **({"precision": precision.to_dict()} if precision else {})})
 
     @classmethod
     def from_json(cls, d: Json) -> EvaluateRecord:
@@ -164,7 +169,8 @@ class EvaluateRecord:
             tuple(d.get("strategies", ())), tuple(_row(SummaryRow, x) for x in d.get("summary", ())),
             tuple(_row(LayerNmseRow, x) for x in d.get("weight_nmse_per_layer", ())),
             tuple(d.get("adc_clipping", ())), tuple(_row(PairedRow, x) for x in d.get("paired", ())),
-            d.get("limit"), tuple(d.get("rows", ())), d.get("version", "unknown"))
+            d.get("limit"), tuple(d.get("rows", ())), d.get("version", "unknown"),
+            precision=PrecisionReport.from_dict(d["precision"]) if d.get("precision") else None)
 
     def to_json(self) -> Json:
         """The file's object, keys in the order the command has always written them."""
@@ -178,7 +184,8 @@ class EvaluateRecord:
                 "summary": [_json(x) for x in self.summary],
                 "weight_nmse_per_layer": [_json(x) for x in self.weight_nmse_per_layer],
                 "adc_clipping": list(self.adc_clipping), "paired": [_json(x) for x in self.paired],
-                "limit": self.limit, "rows": list(self.rows)}
+                "limit": self.limit, "rows": list(self.rows)} | (
+                    {"precision": self.precision.to_dict()} if self.precision else {})
 
     @property
     def strategy_names(self) -> list[str]:

@@ -50,20 +50,31 @@ class StudyJob:
     """An `evaluate` job's strategy (JSON form); None for the limit, which is computed per time."""
     params: dict = field(default_factory=dict)
     """The settings the job's numbers depend on (times, seed, sizes, periphery, search)."""
+    round: int = 0
+    """`--precision`'s round of test items (0: the first, on the settings' own eval size)."""
 
     @property
     def id(self) -> str:
         """File-name-safe and unique within a study."""
         cell = f"{self.workload}@{self.variant}"
-        if self.kind in ("digital", "gradients"):
+        if self.kind == "gradients":
             return f"{cell}_{self.kind}"
         if self.kind == "search":
             return f"{cell}_{self.device}_search"
+        if self.kind == "digital":
+            return f"{cell}_digital{self._round}"
         role = str(self.role).replace(" ", "-")
-        return f"{cell}_{self.device}_{role}_r{self.first:03d}-{self.first + self.count - 1:03d}"
+        return f"{cell}_{self.device}_{role}_r{self.first:03d}-{self.first + self.count - 1:03d}{self._round}"
+
+    @property
+    def _round(self) -> str:
+        return f"_p{self.round}" if self.round else ""
 
     def to_dict(self) -> dict:
-        return {"id": self.id, **asdict(self)}
+        d = asdict(self)
+        if not self.round:  # records of studies without --precision stay as they were
+            del d["round"]
+        return {"id": self.id, **d}
 
     @classmethod
     def from_dict(cls, data: dict) -> StudyJob:
@@ -98,7 +109,7 @@ def _digital(job: StudyJob) -> dict:
     got = spec.measure("test", f"{job.workload}@{job.variant}, digital run", finite=True)
     return {"value": got.value, "metric": spec.metric_name, "higher_is_better": spec.higher_is_better,
             "examples": got.examples, "aggregate": _aggregate_name(spec.aggregate),
-            "checkpoint": wl.metadata.get("checkpoint")}
+            "checkpoint": wl.metadata.get("checkpoint"), "available": wl.metadata.get("available")}
 
 
 def _gradients(job: StudyJob) -> dict:

@@ -16,19 +16,29 @@ from ..fileio import atomic_write, atomic_write_json
 from .jobs import StudyJob
 from .settings import StudySettings
 
+Rounds = dict[str, tuple[int, int | None]]
+"""Per workload, `--precision`'s round and its test items; a workload not listed: round 0 on the
+settings' own eval size."""
 
-def _common(settings: StudySettings, workload: str) -> dict:
-    return {"eval_size": settings.eval_size.get(workload), "seed": settings.seed, "threads": settings.threads}
+
+def _common(settings: StudySettings, workload: str, rounds: Rounds | None = None) -> dict:
+    size = (rounds or {}).get(workload, (0, settings.eval_size.get(workload)))[1]
+    return {"eval_size": size, "seed": settings.seed, "threads": settings.threads}
+
+
+def _round(rounds: Rounds | None, workload: str) -> int:
+    return (rounds or {}).get(workload, (0, None))[0]
 
 
 def _search_params(settings: StudySettings, workload: str) -> dict:
     study = {k: v for k, v in settings.to_dict().items()
-             if k not in ("workloads", "devices", "variants", "repeats", "block", "roles", "eval_size", "threads")}
+             if k not in ("workloads", "devices", "variants", "repeats", "block", "roles", "eval_size", "threads",
+                          "precision")}
     return {**_common(settings, workload), "study": study}
 
 
-def _evaluate_params(settings: StudySettings, workload: str) -> dict:
-    return {**_common(settings, workload), "times_s": list(settings.times_s), "periphery": settings.periphery}
+def _evaluate_params(settings: StudySettings, workload: str, rounds: Rounds | None) -> dict:
+    return {**_common(settings, workload, rounds), "times_s": list(settings.times_s), "periphery": settings.periphery}
 
 
 def searched_on(settings: StudySettings, variant: str) -> str:
@@ -36,25 +46,26 @@ def searched_on(settings: StudySettings, variant: str) -> str:
     return variant if settings.search_on == "each" else settings.variants[0]
 
 
-def first_jobs(settings: StudySettings) -> list[StudyJob]:
+def first_jobs(settings: StudySettings, rounds: Rounds | None = None) -> list[StudyJob]:
     """Jobs that need nothing else: digital runs (always the FP model's: the reference), the
-    gradient correlation, the searches, and the naive and limit evaluations."""
+    gradient correlation, the searches, and the naive and limit evaluations (digital runs and
+    evaluations on each workload's round of test items)."""
     jobs = []
     for w in settings.workloads:
         for v in dict.fromkeys(("fp",) + settings.variants):
-            jobs.append(StudyJob("digital", w, v, params=_common(settings, w)))
+            jobs.append(StudyJob("digital", w, v, params=_common(settings, w, rounds), round=_round(rounds, w)))
         jobs.append(StudyJob("gradients", w, settings.variants[0], params=_common(settings, w)))
         for d in settings.devices:
             for v in dict.fromkeys(searched_on(settings, v) for v in settings.variants):
                 if {"best hand-crafted", "optimised"} & set(settings.roles):
                     jobs.append(StudyJob("search", w, v, d, params=_search_params(settings, w)))
             for v in settings.variants:
-                jobs += _blocks(settings, w, v, d, "naive", _naive(d)) if "naive" in settings.roles else []
-                jobs += _blocks(settings, w, v, d, "limit", None) if "limit" in settings.roles else []
+                jobs += _blocks(settings, w, v, d, "naive", _naive(d), rounds) if "naive" in settings.roles else []
+                jobs += _blocks(settings, w, v, d, "limit", None, rounds) if "limit" in settings.roles else []
     return jobs
 
 
-def evaluate_jobs(settings: StudySettings, searches: dict[str, dict]) -> list[StudyJob]:
+def evaluate_jobs(settings: StudySettings, searches: dict[str, dict], rounds: Rounds | None = None) -> list[StudyJob]:
     """The evaluations of the searched strategies (best hand-crafted, optimised), from the search
     records by job id; a cell whose search has no record yet has none."""
     jobs = []
@@ -66,7 +77,7 @@ def evaluate_jobs(settings: StudySettings, searches: dict[str, dict]) -> list[St
                     continue
                 for role in ("best hand-crafted", "optimised"):
                     if role in settings.roles:
-                        jobs += _blocks(settings, w, v, d, role, found["strategies"][role])
+                        jobs += _blocks(settings, w, v, d, role, found["strategies"][role], rounds)
     return jobs
 
 
@@ -76,9 +87,10 @@ def _naive(device: str) -> dict:
     return baseline("lsp-first", Cell.with_pairs(2, 1.0), dev.g_min, dev.g_max).to_dict()
 
 
-def _blocks(settings: StudySettings, w: str, v: str, d: str, role: str, strategy: dict | None) -> list[StudyJob]:
-    return [StudyJob("evaluate", w, v, d, role, first, count, strategy, _evaluate_params(settings, w))
-            for first, count in settings.blocks()]
+def _blocks(settings: StudySettings, w: str, v: str, d: str, role: str, strategy: dict | None,
+            rounds: Rounds | None) -> list[StudyJob]:
+    return [StudyJob("evaluate", w, v, d, role, first, count, strategy, _evaluate_params(settings, w, rounds),
+                     _round(rounds, w)) for first, count in settings.blocks()]
 
 
 # --- records -------------------------------------------------------------------------------------

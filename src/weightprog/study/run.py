@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..fileio import atomic_write_json, atomic_write_text, folder_lock
+from ..nn.precision import PrecisionReport, PrecisionTarget
 from ..progress import Event, ProgressCallback
 from .data import StudyData, collect
 from .jobs import StudyJob, run_job
-from .plan import evaluate_jobs, first_jobs, read_record, record_path, write_record
+from .plan import Rounds, evaluate_jobs, first_jobs, read_record, record_path, write_record
+from .precision import PrecisionRounds
 from .settings import StudySettings
 from .tables import PairedRow, SummaryRow, markdown, paired_rows, rows_csv, summary_rows
 
@@ -57,6 +59,8 @@ class StudyState:
     planned: list[str]
     finished: int
     data: StudyData
+    precision: dict
+    """`--precision`'s outcome per workload (PrecisionReport's JSON form); empty without it."""
 
     @property
     def done(self) -> bool:
@@ -75,7 +79,8 @@ def read_state(out: Path) -> StudyState | None:
         path = record_path(out, jid)
         if path.is_file():
             records[jid] = json.loads(path.read_text())
-    return StudyState(plan["settings"], list(plan["jobs"]), len(records), collect(out, records))
+    return StudyState(plan["settings"], list(plan["jobs"]), len(records), collect(out, records),
+                      plan.get("precision", {}))
 
 
 def write_outputs(out: Path, log: Callable[[str], None] = lambda m: None) -> StudyResult | None:
@@ -89,7 +94,8 @@ def write_outputs(out: Path, log: Callable[[str], None] = lambda m: None) -> Stu
     data = state.data
     data.write(out / "data")
     summary, paired = summary_rows(data), paired_rows(data)
-    text = markdown(data)
+    text = markdown(data) + "".join(f"\n{w}: {PrecisionReport.from_dict(r).format()}\n"
+                                    for w, r in state.precision.items())
     atomic_write_text(out / "results.csv", rows_csv(summary))
     atomic_write_text(out / "paired.csv", rows_csv(paired))
     atomic_write_text(out / "summary.md", text)
@@ -145,31 +151,63 @@ def run_study(settings: StudySettings, out: str | Path, log: Callable[[str], Non
     -------
     StudyResult
     """
-    from ..sweep.engines import run_tasks
-
     out = Path(out)
     with folder_lock(out, "weightprog study"):  # one driver per folder: two would mix their records
         (out / "jobs").mkdir(parents=True, exist_ok=True)
         failed: dict[str, str] = {}
-        engine = "none"
-        jobs = first_jobs(settings)
-        have: dict[str, dict] = {}
-        for phase in ("searches, digital runs, naive and limit", "hand-crafted and optimised"):
-            if phase == "hand-crafted and optimised":  # their strategies come from the searches' records
-                have = _records(out, jobs)
-                searches = {jid: rec["result"] for jid, rec in have.items() if jid.endswith("_search")}
-                more = evaluate_jobs(settings, searches)
-                jobs = jobs + more
-                have.update(_records(out, more))  # only the new jobs' records are read
-            else:
-                have = _records(out, jobs)
-            atomic_write_json(out / "study.json", {"settings": settings.to_dict(), "jobs": [j.id for j in jobs]})
-            todo = [j.to_dict() for j in jobs if j.id not in have]
-            log(f"{phase}: {len(have)} of {len(jobs)} jobs done before, {len(todo)} to run")
-            handle = _Handler(out, len(have), len(jobs), failed, log, progress)
-            used = run_tasks(todo, run_job, handle, workers, ray, float(settings.threads or 1))
-            engine = used if used != "none" else engine
+        rounds: Rounds = {}
+        target = None if settings.precision is None else PrecisionTarget.parse(settings.precision)
+        tracker = None if target is None else PrecisionRounds.start(target)
+        while True:
+            jobs, engine = _run_round(settings, out, rounds, log, workers, ray, progress, failed)
+            if tracker is None or failed:
+                break
+            records = _records(out, jobs)
+            nxt = tracker.step(rounds, collect(out, records), records, settings.eval_size)
+            if nxt == rounds:
+                break
+            for w, (index, size) in nxt.items():
+                if rounds.get(w) != (index, size):
+                    log(f"precision: {w} round {index + 1} on {size} test items")
+            rounds = nxt
+        if tracker is not None:
+            for w, report in tracker.reports.items():
+                log(f"{w}: {report.format()}")
+            _record_plan(out, settings, jobs, {w: r.to_dict() for w, r in tracker.reports.items()})
         result = write_outputs(out, log)
         assert result is not None
         return StudyResult(out, result.data, result.summary, result.paired, result.markdown, result.done, failed,
                            engine)
+
+
+def _record_plan(out: Path, settings: StudySettings, jobs: list[StudyJob], precision: dict | None = None) -> None:
+    """study.json: the settings and the jobs whose records make the tables (and `--precision`'s outcome)."""
+    plan = {"settings": settings.to_dict(), "jobs": [j.id for j in jobs]}
+    atomic_write_json(out / "study.json", plan | ({"precision": precision} if precision else {}))
+
+
+def _run_round(settings: StudySettings, out: Path, rounds: Rounds, log: Callable[[str], None], workers: int,
+               ray: str | None, progress: ProgressCallback | None,
+               failed: dict[str, str]) -> tuple[list[StudyJob], str]:
+    """The jobs of one round of test items (the searches run in the first): its jobs and the engine used."""
+    from ..sweep.engines import run_tasks
+
+    engine = "none"
+    jobs = first_jobs(settings, rounds)
+    have: dict[str, dict] = {}
+    for phase in ("searches, digital runs, naive and limit", "hand-crafted and optimised"):
+        if phase == "hand-crafted and optimised":  # their strategies come from the searches' records
+            have = _records(out, jobs)
+            searches = {jid: rec["result"] for jid, rec in have.items() if jid.endswith("_search")}
+            more = evaluate_jobs(settings, searches, rounds)
+            jobs = jobs + more
+            have.update(_records(out, more))  # only the new jobs' records are read
+        else:
+            have = _records(out, jobs)
+        _record_plan(out, settings, jobs)
+        todo = [j.to_dict() for j in jobs if j.id not in have]
+        log(f"{phase}: {len(have)} of {len(jobs)} jobs done before, {len(todo)} to run")
+        handle = _Handler(out, len(have), len(jobs), failed, log, progress)
+        used = run_tasks(todo, run_job, handle, workers, ray, float(settings.threads or 1))
+        engine = used if used != "none" else engine
+    return jobs, engine

@@ -58,6 +58,9 @@ class StudySettings:
     """The strategies evaluated in each cell (a subset of ROLES, in that order)."""
     threads: int | None = None
     """torch threads of each job (None: leave the process's)."""
+    precision: str | None = None
+    """`P` or `P%`: rounds of more test items per workload until every paired comparison is within
+    ±P (study/precision.py); None: one round on `eval_size`."""
 
     def __post_init__(self):
         from ..devices import get_device
@@ -91,6 +94,13 @@ class StudySettings:
         validate.integer(self.sample_size, "sample_size", DEFAULT_ROWS)
         if self.sample_size % DEFAULT_ROWS:
             raise validate.SettingError("sample_size", f"must be a multiple of {DEFAULT_ROWS}, got {self.sample_size}")
+        if self.precision is not None:
+            from ..nn.precision import PrecisionTarget
+
+            try:
+                PrecisionTarget.parse(self.precision)
+            except ValueError as exc:
+                raise validate.SettingError("precision", str(exc).removeprefix("precision: ")) from None
         search = self.optimize_settings()  # seed, times, search sizes: OptimizeSettings' own ranges
         object.__setattr__(self, "times_s", search.times_s)
 

@@ -40,6 +40,7 @@ def get_workload(name: str, variant: str = "fp", eval_size: int | None = None, *
     `split` ('test' by default; 'valid' where the dataset has one), `checkpoint` (True: the
     committed one; False: untrained; or a path), `data_dir` (Fashion-MNIST folder, also settable
     by WEIGHTPROG_FMNIST_DIR). metadata: name, variant, metric, higher_is_better, eval_size,
+    available (items in the split, the most `eval_size` can take),
     loss_fn (one batch, for the gradient-weight correlation), checkpoint (manifest entry).
     """
     if name not in _MODULES:

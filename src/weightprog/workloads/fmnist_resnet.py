@@ -157,7 +157,8 @@ def make_loss(x: torch.Tensor, y: torch.Tensor):
 
 def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", data_dir=None,
         checkpoint: bool | str = True, seed: int = 0, validate_size: int = VALIDATE_SIZE) -> Workload:
-    x, y = load_fmnist(split, subset(eval_size, 10_000 if split == "test" else 60_000), data_dir)
+    available = 10_000 if split == "test" else 60_000
+    x, y = load_fmnist(split, subset(eval_size, available), data_dir)
     torch.manual_seed(seed)
     model = build_model()
     entry = None
@@ -166,7 +167,7 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
         entry = checkpoint_entry(NAME, variant)
     model.eval()
     meta = {"name": NAME, "variant": variant, "metric": METRIC[0], "higher_is_better": METRIC[1],
-            "eval_size": len(y), "split": split, "loss_fn": make_loss(x[:256], y[:256]),
+            "eval_size": len(y), "available": available, "split": split, "loss_fn": make_loss(x[:256], y[:256]),
             "checkpoint": entry, "validate": f"the last {validate_size} training images",
             "calibrate": f"the first {CALIBRATE_SIZE} training images"}
 

@@ -144,7 +144,8 @@ def make_loss(data: torch.Tensor):
 def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", streams: int = 10,
         checkpoint: bool | str = True, seed: int = 0, validate_size: int = VALIDATE_SIZE) -> Workload:
     ids = load_ptb(split)
-    ids = ids[:subset(eval_size, ids.numel())]
+    available = int(ids.numel())
+    ids = ids[:subset(eval_size, available)]
     data = batchify(ids, min(streams, max(1, ids.numel() // (2 * BPTT))))
     torch.manual_seed(seed)
     model = build_model()
@@ -157,7 +158,7 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
         entry = checkpoint_entry(NAME, variant)
     model.eval()
     meta = {"name": NAME, "variant": variant, "metric": METRIC[0], "higher_is_better": METRIC[1],
-            "eval_size": int(data.numel()), "split": split, "loss_fn": make_loss(data),
+            "eval_size": int(data.numel()), "available": available, "split": split, "loss_fn": make_loss(data),
             "checkpoint": entry, "validate": f"the first {validate_size} tokens of the validation split",
             "calibrate": f"the first {CALIBRATE_SIZE} tokens of the training split"}
     return Workload(model, make_eval(data), meta, make_examples(data),

@@ -172,7 +172,8 @@ def build_model() -> MiniLMClassifier:
 def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", batch: int = 64,
         checkpoint: bool | str = True, seed: int = 0, validate_size: int = VALIDATE_SIZE) -> Workload:
     rows = load_split(split)
-    rows = rows[:subset(eval_size, len(rows))]
+    available = len(rows)
+    rows = rows[:subset(eval_size, available)]
     batches = encode(rows, batch)
     torch.manual_seed(seed)
     model = build_model()
@@ -185,7 +186,7 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
         entry = checkpoint_entry(NAME, variant)
     model.eval()
     meta = {"name": NAME, "variant": variant, "metric": METRIC[0], "higher_is_better": METRIC[1],
-            "eval_size": len(rows), "split": split, "loss_fn": make_loss(batches[-1:]),
+            "eval_size": len(rows), "available": available, "split": split, "loss_fn": make_loss(batches[-1:]),
             "checkpoint": entry, "validate": f"the first {validate_size} sentences of the validation split",
             "calibrate": f"the first {CALIBRATE_SIZE} sentences of the training split"}
     calibrate = lazy(lambda: make_examples(encode(load_split("train", CALIBRATE_SIZE), batch)))
