@@ -208,7 +208,7 @@ def test_cli_evaluate_and_optimize_with_a_mapping_spec(tmp_path):
     runner = CliRunner()
     out = tmp_path / "ev"
     res = runner.invoke(cli, ["evaluate", "--model", spec, "--strategy", "lsp-first", "--strategy", "limit",
-                              "--times", "1s,1y", "--repeats", "2", "--periphery", "chip-8bit", "--out", str(out),
+                              "--times", "1s,1y", "--repeats", "2", "--periphery", "io8", "--out", str(out),
                               "--no-progress"])
     assert res.exit_code == 0, res.output
     data = json.loads((out / "results.json").read_text())
@@ -219,7 +219,8 @@ def test_cli_evaluate_and_optimize_with_a_mapping_spec(tmp_path):
 
     out = tmp_path / "opt"
     res = runner.invoke(cli, ["optimize", "--model", spec, "--significance", "1,2", "--times", "1s,1y",
-                              "--max-generations", "3", "--rescore-blocks", "1", "--no-polish",
+                              "--max-generations", "3", "--popsize", "3", "--grid", "3", "--rescore-blocks", "1",
+                              "--no-polish",
                               "--network-repeats", "2", "--out", str(out)])
     assert res.exit_code == 0, res.output
     report = json.loads((out / "report.json").read_text())
