@@ -1,5 +1,6 @@
 """The search: valid de-normalisation, determinism, resume, the CLI's files and errors."""
 
+import importlib
 import json
 
 import numpy as np
@@ -80,6 +81,29 @@ def test_resume_loses_and_repeats_no_generation(tmp_path):
     assert resumed.wall_time_s > part.wall_time_s
     state = json.loads((tmp_path / "b" / "ckpt.json").read_text())
     assert state["generation"] == 6 and len(state["history"]) == 7
+
+
+def test_interrupt_between_checkpoints_resumes_identically(tmp_path, monkeypatch):
+    """Checkpoints are written every CHECKPOINT_EVERY_S seconds: Ctrl-C between two loses the
+    generations since the last, and the resumed run repeats them to the same result."""
+    evolve_module = importlib.import_module("weightprog.search.evolve")  # the package exports the function
+
+    monkeypatch.setattr(evolve_module, "CHECKPOINT_EVERY_S", 3600.0)  # only the initial population's
+    whole = _run(generations=6)
+    ckpt = tmp_path / "ckpt.json"
+
+    def interrupt(event):
+        if event.detail.generation == 4:
+            raise KeyboardInterrupt
+    space = StrategySpace(make_grid(4, "quantile", SMALL.u), cell=Cell((1.0, 2.0)))
+    with pytest.raises(KeyboardInterrupt):
+        evolve(TNMSE(SMALL, "pcm", compile=False), space, popsize=5, max_generations=6, tol=0, checkpoint=ckpt,
+               progress=interrupt)
+    assert json.loads(ckpt.read_text())["generation"] == 0
+    resumed = _run(tmp_path, generations=6)
+    assert resumed.history == whole.history and np.array_equal(resumed.x, whole.x)
+    assert resumed.evaluations == whole.evaluations
+    assert json.loads(ckpt.read_text())["generation"] == 6  # the last generation is always written
 
 
 def test_checkpoint_from_other_settings_refused(tmp_path):
