@@ -2,6 +2,7 @@
 
 import importlib
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 
 from weightprog.cell import Cell
 from weightprog.cli import main
+from weightprog.devices import get_device
 from weightprog.metric import TNMSE
 from weightprog.records.optimize import OptimizeRecord
 from weightprog.sample import default_sample, load_distribution
@@ -117,6 +119,21 @@ def test_checkpoint_from_other_settings_refused(tmp_path):
 def test_budget_stops_the_search():
     r = _run(generations=1000, budget=0.0)
     assert r.generations == 0 and "budget" in r.message
+
+
+def test_search_compiles_only_long_runs(monkeypatch):
+    """`compile="auto"`: the default run's searches (at most 5,000 kernel calls) stay eager, where
+    compiling costs more than it saves; a long one compiles where torch.compile works."""
+    from weightprog.search import run
+
+    monkeypatch.setattr(run, "compile_available", lambda: True)
+    settings = OptimizeSettings()
+    spaces = run._spaces(SMALL, get_device("pcm"), settings, run.candidate_cells(settings))
+    assert not run.compile_search(settings, spaces)
+    assert run.compile_search(replace(settings, compile=True), spaces)
+    assert run.compile_search(replace(settings, max_generations=1000), spaces)
+    monkeypatch.setattr(run, "compile_available", lambda: False)  # no compiler: eager whatever the size
+    assert not run.compile_search(replace(settings, max_generations=1000), spaces)
 
 
 def test_optimize_beats_f1_baselines_and_other_device_differs(tmp_path):

@@ -116,10 +116,11 @@ def evolve(objective: Objective, space: StrategySpace, *, seed: int = 0, popsize
 
     Stops when the population's loss spread falls below `tol` × its mean (converged), after
     `max_generations`, or when `budget_s` seconds have passed. With `checkpoint`, the population,
-    its losses, the random state and the history are written atomically once the initial population
-    is scored, then every `CHECKPOINT_EVERY_S` seconds and after the last one, and a later call with the same
-    settings resumes from there (repeating, identically, the generations since the last write). `progress` receives a `search`
-    event after each generation (and once where it resumes), its `detail` the search's `Progress`.
+    its losses, the random state and the history are written atomically once the initial
+    population is scored, then every `CHECKPOINT_EVERY_S` seconds and after the last generation,
+    and a later call with the same settings resumes from there (repeating, identically, the
+    generations since the last write). `progress` receives a `search` event after each generation
+    (and once where it resumes), its `detail` the search's `Progress`.
     """
     start = time.perf_counter()
     size = popsize * space.dims

@@ -21,7 +21,8 @@ from ..cell import Cell
 from ..devices import DeviceModel, get_device
 from ..error_split import ErrorSplit, error_split
 from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategy
-from ..metric import TNMSE, TNMSEResult, rescore
+from ..expected.model import CHUNK
+from ..metric import TNMSE, TNMSEResult, compile_available, rescore
 from ..progress import Event, ProgressCallback, within
 from ..sample import WeightSample
 from ..scores import Score, Scoreboard, Scored
@@ -34,6 +35,12 @@ from .strategies import hand_crafted, is_expressible
 SEARCH_BINS = 4
 """Density bins per grid segment of the search's expected objective (8, the model's default, for
 the limits): the search only ranks candidates, and every reported number is re-scored."""
+
+COMPILE_ABOVE_CALLS = 10_000
+"""Kernel calls (chunks of 64 candidates; populations × generation limit, over every search) above
+which `compile="auto"` compiles the search's expected objective. A compiled call saves ~2.5 ms of
+CPU over an eager one, while compiling costs 3–9 s of CPU even from a warm cache (benchmarks/
+RESULTS.md, issue 26): the default run (~1,400 calls, 5,000 at most) is faster eager."""
 
 @dataclass
 class OptimizeResult:
@@ -138,11 +145,11 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
              progress: ProgressCallback | None = None) -> OptimizeResult:
     """Search programming strategies for a weight distribution on a device, and re-score the result.
 
-    The phases, each a function below: the objectives (`_objectives`), one search per cell
-    (`_search_cells`), the best on held-out draws polished (`_choose_and_polish`), the limits and
-    the pointwise method (`limits_and_pointwise`), every candidate and hand-crafted strategy
-    re-scored together and looked up by name (`_rescore`), the method picked (`_pick`), the aihwkit
-    export (`_export`) and the error split (`_error_splits`).
+    The phases, each a function below: the search spaces (`_spaces`), the objectives
+    (`_objectives`), one search per cell (`_search_cells`), the best on held-out draws polished
+    (`_choose_and_polish`), the limits and the pointwise method (`limits_and_pointwise`), every
+    candidate and hand-crafted strategy re-scored together and looked up by name (`_rescore`), the
+    method picked (`_pick`), the aihwkit export (`_export`) and the error split (`_error_splits`).
 
     Parameters
     ----------
@@ -169,9 +176,10 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     start = time.perf_counter()
     validate.compute_device(settings.compute)  # here, not in the settings: a sweep's driver may have no GPU
     device = get_device(device)
-    objective, held_out = _objectives(sample, values, device, settings)
     cells = candidate_cells(settings)
-    runs, spaces = _search_cells(objective, sample, device, settings, cells, start, checkpoint_dir, progress)
+    spaces = _spaces(sample, device, settings, cells)
+    objective, held_out = _objectives(sample, values, device, settings, spaces)
+    runs = _search_cells(objective, settings, spaces, start, checkpoint_dir, progress)
     if progress is not None:  # the rest is a phase of its own, not the last search's 100 %
         progress(Event("phase", ("polish, bounds and re-score",)))
     chosen = _choose_and_polish(runs, spaces, objective, held_out, settings)
@@ -199,13 +207,41 @@ def _model(values: torch.Tensor, device: DeviceModel, settings: OptimizeSettings
     return ExpectedTNMSE(values, device, settings.times_s, compensation=settings.compensation, compile=False)
 
 
-def _objectives(sample: WeightSample, values: torch.Tensor, device: DeviceModel,
-                settings: OptimizeSettings) -> tuple[ExpectedTNMSE | TNMSE, ExpectedTNMSE | TNMSE]:
+def _spaces(sample: WeightSample, device: DeviceModel, settings: OptimizeSettings,
+            cells: Sequence[Cell | None]) -> dict[str, StrategySpace]:
+    """The space of each search, by its cell's label (e.g. 'f=1,2')."""
+    base_grid = make_grid(settings.grid_points, settings.grid_placement, sample.u)
+    spaces: dict[str, StrategySpace] = {}
+    for cell in cells:
+        grid = base_grid
+        if cell is not None and settings.grid_placement == "quantile":
+            grid = snap_to_kinks(base_grid, cell)
+        space = StrategySpace(grid, settings.pairs, device.g_min, device.g_max, settings.mode, cell,
+                              f_max=settings.f_max, f_integer=settings.f_integer)
+        if settings.popsize * space.dims < 5:  # scipy's smallest population; checked before any search
+            raise validate.SettingError("popsize", f"population popsize × {space.dims} dimensions must be at "
+                                        f"least 5, got {settings.popsize * space.dims}")
+        spaces[cell_label(cell) if cell is not None else "f=continuous"] = space
+    return spaces
+
+
+def compile_search(settings: OptimizeSettings, spaces: dict[str, StrategySpace]) -> bool:
+    """Whether the expected objective's kernel is compiled: `compile` true or false as set; with
+    `auto`, only for searches that may call it more than `COMPILE_ABOVE_CALLS` times (where
+    torch.compile is available)."""
+    if settings.compile != "auto":
+        return bool(settings.compile)
+    chunks = sum(-(-settings.popsize * space.dims // CHUNK) for space in spaces.values())
+    return chunks * settings.max_generations > COMPILE_ABOVE_CALLS and compile_available()
+
+
+def _objectives(sample: WeightSample, values: torch.Tensor, device: DeviceModel, settings: OptimizeSettings,
+                spaces: dict[str, StrategySpace]) -> tuple[ExpectedTNMSE | TNMSE, ExpectedTNMSE | TNMSE]:
     """What the search minimises, and what the searches' results are compared on (held-out draws)."""
     times = settings.times_s
     if settings.objective == "expected":  # deterministic: nothing to overfit, its own referee
         model = ExpectedTNMSE(values, device, times, compensation=settings.compensation,
-                              compile=settings.compile, bins_per_segment=SEARCH_BINS)
+                              compile=compile_search(settings, spaces), bins_per_segment=SEARCH_BINS)
         return model, model
     return (TNMSE(sample, device, times, seed=settings.seed, compensation=settings.compensation,
                   compute=settings.compute, compile=settings.compile),
@@ -213,35 +249,22 @@ def _objectives(sample: WeightSample, values: torch.Tensor, device: DeviceModel,
                   compute=settings.compute, compile=False))
 
 
-def _search_cells(objective: ExpectedTNMSE | TNMSE, sample: WeightSample, device: DeviceModel,
-                  settings: OptimizeSettings, cells: Sequence[Cell | None], start: float,
-                  checkpoint_dir: str | Path | None, progress: ProgressCallback | None,
-                  ) -> tuple[dict[str, EvolutionResult], dict[str, StrategySpace]]:
-    """One differential-evolution search per cell, by label; the budget shared among them."""
-    base_grid = make_grid(settings.grid_points, settings.grid_placement, sample.u)
+def _search_cells(objective: ExpectedTNMSE | TNMSE, settings: OptimizeSettings, spaces: dict[str, StrategySpace],
+                  start: float, checkpoint_dir: str | Path | None, progress: ProgressCallback | None,
+                  ) -> dict[str, EvolutionResult]:
+    """One differential-evolution search per space, by label; the budget shared among them."""
     runs: dict[str, EvolutionResult] = {}
-    spaces: dict[str, StrategySpace] = {}
-    for i, cell in enumerate(cells):
-        grid = base_grid
-        if cell is not None and settings.grid_placement == "quantile":
-            grid = snap_to_kinks(base_grid, cell)
-        space = StrategySpace(grid, settings.pairs, device.g_min, device.g_max, settings.mode, cell,
-                              f_max=settings.f_max, f_integer=settings.f_integer)
-        label = cell_label(cell) if cell is not None else "f=continuous"
-        if settings.popsize * space.dims < 5:  # scipy's smallest population; checked before any search
-            raise validate.SettingError("popsize", f"population popsize × {space.dims} dimensions must be at "
-                                        f"least 5, got {settings.popsize * space.dims}")
-        spaces[label] = space
+    for i, (label, space) in enumerate(spaces.items()):
         budget = None
         if settings.budget_s is not None:  # share what is left among the searches still to run
-            budget = max(0.0, (settings.budget_s - (time.perf_counter() - start)) / (len(cells) - i))
+            budget = max(0.0, (settings.budget_s - (time.perf_counter() - start)) / (len(spaces) - i))
         ckpt = Path(checkpoint_dir) / f"checkpoint_{label.replace(',', '_').replace('=', '')}.json" \
             if checkpoint_dir else None
         runs[label] = evolve(objective, space, seed=settings.seed, popsize=settings.popsize,
                              max_generations=settings.max_generations, tol=settings.tol,
                              budget_s=budget, checkpoint=ckpt,
                              progress=within(progress, label))
-    return runs, spaces
+    return runs
 
 
 def _choose_and_polish(runs: dict[str, EvolutionResult], spaces: dict[str, StrategySpace],
