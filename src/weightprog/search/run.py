@@ -20,7 +20,7 @@ from .. import validate
 from ..cell import Cell
 from ..devices import DeviceModel, get_device
 from ..error_split import ErrorSplit, error_split
-from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategy
+from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategies
 from ..expected.model import CHUNK
 from ..metric import TNMSE, TNMSEResult, compile_available, rescore
 from ..progress import Event, ProgressCallback, within
@@ -372,7 +372,5 @@ def limits_and_pointwise(model: ExpectedTNMSE | None, settings: OptimizeSettings
     if settings.method in ("pointwise", "auto"):
         f_best = min(solutions, key=lambda f: solutions[f][1].mean)
         pw, comp = solutions[f_best]
-        candidates["pointwise"], _ = pointwise_strategy(model, pw.sig, solution=comp, name="pointwise")
-        candidates["pointwise_expressible"], _ = pointwise_strategy(
-            model, pw.sig, solution=comp, name="pointwise_expressible", expressible=True)
+        candidates.update(pointwise_strategies(model, pw.sig, comp))
     return (bounds if settings.bound else {}), candidates
