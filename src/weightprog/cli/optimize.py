@@ -10,7 +10,7 @@ import click
 from ..choices import SELECT_RULES
 from ..errors import WeightprogError
 from ..settings import OptimizeSettings
-from ..threadcount import SEARCH_THREADS, torch_threads
+from ..threadcount import SEARCH_THREADS, SEARCH_WORKERS, torch_threads
 from ..timeunits import format_times
 from .inputs import search_inputs
 from .network import NetworkInputs, network_options
@@ -75,7 +75,8 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
     bars = SearchBars(settings)
     try:
         with torch_threads(SEARCH_THREADS):
-            result = optimize(sample, values, dev, settings, checkpoint_dir=out, progress=bars)
+            result = optimize(sample, values, dev, settings, checkpoint_dir=out, progress=bars,
+                              workers=SEARCH_WORKERS)
     finally:
         bars.close()
     record = OptimizeRecord.of(result, source)

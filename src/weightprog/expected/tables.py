@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..concurrency import in_order, quiet
 from ..strategy import Strategy
 from .model import ExpectedTNMSE
 from .pointwise import Pointwise, PointwiseResult
@@ -54,7 +55,7 @@ def pointwise_strategy(model: ExpectedTNMSE, significance: Sequence[float], poin
 
 
 def pointwise_strategies(model: ExpectedTNMSE, significance: Sequence[float], solution: PointwiseResult,
-                         points: int = 41, polish_steps: int = 150) -> dict[str, Strategy]:
+                         points: int = 41, polish_steps: int = 150, workers: int = 1) -> dict[str, Strategy]:
     """`pointwise_strategy` both ways for one compensated solution, by name: `pointwise` (β free)
     and `pointwise_expressible` (β tied to the largest weight), the targets at the grid weights
     (the same for both, and much of the cost) found once.
@@ -65,6 +66,8 @@ def pointwise_strategies(model: ExpectedTNMSE, significance: Sequence[float], so
         As for `pointwise_strategy`.
     solution
         The compensated pointwise solution.
+    workers
+        Threads: the two polishes at once with 2 (the same tables either way).
 
     Returns
     -------
@@ -73,8 +76,10 @@ def pointwise_strategies(model: ExpectedTNMSE, significance: Sequence[float], so
     """
     pw = Pointwise(model, significance)
     dense = _refine_grid(pw, _start_grid(model.values, points), _compensated(solution).scales)
-    return {name: _table_strategy(model, pw.sig, solution, dense, polish_steps, name, expressible)
-            for name, expressible in (("pointwise", False), ("pointwise_expressible", True))}
+    names = {"pointwise": False, "pointwise_expressible": True}  # name: expressible
+    parts = [quiet(_table_strategy, model, pw.sig, solution, dense, polish_steps, name, expressible)
+             for name, expressible in names.items()]
+    return dict(zip(names, in_order(parts, workers)))
 
 
 def _compensated(solution: PointwiseResult) -> PointwiseResult:
