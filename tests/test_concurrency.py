@@ -58,6 +58,27 @@ def test_a_failure_stops_the_running_parts_and_is_raised():
     assert stopped.is_set()
 
 
+def test_after_a_failure_the_later_parts_are_not_heard_from():
+    """As on one thread, where they would not have started: Ctrl-C in the first search shows no
+    progress of the second, which ran alongside."""
+    said = threading.Event()
+    seen: list[str] = []
+
+    def interrupted(progress):
+        progress(Event("search", ("a",)))
+        assert said.wait(10)
+        raise KeyboardInterrupt
+
+    def alongside(progress):
+        progress(Event("search", ("b",)))
+        said.set()
+        return "b"
+
+    with pytest.raises(KeyboardInterrupt):
+        in_order([interrupted, alongside], 2, lambda e: seen.append(e.label))
+    assert seen == ["a"]
+
+
 def test_the_first_failure_in_part_order_is_raised():
     release = threading.Event()
 

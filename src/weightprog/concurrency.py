@@ -57,7 +57,7 @@ class _InOrder:
             self.done[part] = True
             while self.current < self.parts and self.done[self.current]:
                 self.current += 1
-                if self.current < self.parts:
+                if self.current < self.parts and not self.stop.is_set():  # stopped: the rest unsaid, as on one thread
                     for event in self.waiting[self.current]:
                         if self.progress is not None:
                             self.progress(event)
@@ -94,6 +94,9 @@ def in_order(parts: Sequence[Part[T]], workers: int, progress: ProgressCallback 
     def run(i: int) -> T:
         try:
             return parts[i](order.callback(i))
+        except BaseException:
+            order.stop.set()  # before `finished`: the parts after this one are not heard from
+            raise
         finally:
             order.finished(i)
 
