@@ -171,9 +171,10 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
         Receives each search's `search` events (`Event`, named by the search's label: `f=1,2`),
         then one `phase` event as the polish, bounds and re-score start.
     workers
-        Threads for the independent parts: the searches (eager expected objective, no time
-        budget) and the polish with the limits per F. The results are the same for any number;
-        the events come as from one thread (`concurrency.in_order`).
+        Threads for the independent parts: the searches and the polish with the limits per F
+        (both only with the eager expected objective and no time budget), the two pointwise
+        tables. The results are the same for any number; the events come as from one thread
+        (`concurrency.in_order`).
 
     Returns
     -------
