@@ -11,12 +11,21 @@ Gaussian sample on pcm and scores the aihwkit export, the optimised strategy and
 with a separate NumPy implementation of the PCM law (docs/MODEL.md §2–3) and one global drift
 compensation over the whole sample. Part 2 (`--grids`) fixes the cell at 1,2 and
 compares grid placements and sizes and the free mode (DE only), all re-scored on the same seeds.
+`--main-job BASE_SRC` times the README's main job, `weightprog optimize --out DIR`, as the user runs
+it (a fresh interpreter each time) with another checkout's `src` (the base) and this one's,
+interleaved (base, after, base, after, …): wall time and the child's user + system CPU, the load
+average, with a shared `torch.compile` cache filled first (warm) or an empty one per run
+(`--fresh`); then it compares the outputs of the two key by key (wall times left out).
 
     python benchmarks/bench_optimize.py [--before] [--table] [--crosscheck] [--grids]
+    python benchmarks/bench_optimize.py --main-job /path/to/base/src [--pairs 2] [--fresh]
 """
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -134,13 +143,85 @@ def crosscheck() -> None:
         print(f"  {name:<28}{mean:.4e} ± {se:.1e}")
 
 
+MAIN_JOB_OUTPUTS = ("report.json", "strategy.json", "strategy.aihwkit.json", "strategy.aihwkit-optimum.json",
+                    "strategy.aihwkit-optimum.map.json")
+AFTER_SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def time_main_job(src: Path, out: Path, cache: Path) -> tuple[float, float]:
+    """Wall and user + system CPU seconds of `weightprog optimize --out OUT` in a fresh interpreter
+    importing weightprog from `src`, with `cache` as its torch.compile cache."""
+    env = {**os.environ, "PYTHONPATH": str(src), "TORCHINDUCTOR_CACHE_DIR": str(cache)}
+    env.pop("WEIGHTPROG_COMPILE", None)
+    log = out.with_name(out.name + ".log")
+    with log.open("w") as stream:
+        start = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-c", "from weightprog.cli import main; main()", "optimize",
+                                  "--out", str(out)], env=env, stdout=stream, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{src}: the main job failed:\n{log.read_text()}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def output_differences(base: Path, after: Path) -> list[str]:
+    """Each key of the main job's JSON outputs whose value differs (wall times left out), with the
+    largest relative difference among the numbers under it; list indices collapsed."""
+    found: dict[str, float] = {}
+
+    def walk(a, b, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for k in sorted(set(a) | set(b)):
+                if not k.endswith("wall_time_s"):
+                    walk(a.get(k), b.get(k), f"{path}.{k}")
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for x, y in zip(a, b):
+                walk(x, y, f"{path}[]")
+        elif a != b:
+            numbers = isinstance(a, float | int) and isinstance(b, float | int) and a != 0
+            found[path] = max(found.get(path, 0.0), abs(b / a - 1) if numbers else float("inf"))
+    for name in MAIN_JOB_OUTPUTS:
+        if (base / name).exists() or (after / name).exists():
+            walk(json.loads((base / name).read_text()), json.loads((after / name).read_text()), name)
+    return [f"{key}: {'not a number' if d == float('inf') else f'largest relative difference {d:.1e}'}"
+            for key, d in found.items()]
+
+
+def main_job(base_src: Path, pairs: int, fresh: bool) -> None:
+    """The README's main job with base and after, interleaved; then their outputs compared."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        shared = root / "cache"
+        if not fresh:  # warm: one untimed run of each fills the shared cache
+            for src in (base_src, AFTER_SRC):
+                time_main_job(src, root / "fill", shared)
+        print(f"{'run':<14}{'wall s':>8}{'CPU s':>8}  load average (1, 5, 15 min) before the run")
+        for k in range(pairs):
+            for side, src in (("base", base_src), ("after", AFTER_SRC)):
+                load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+                cache = root / f"cache-{side}-{k}" if fresh else shared
+                wall, cpu = time_main_job(src, root / f"{side}-{k}", cache)
+                print(f"{side + ' ' + str(k + 1):<14}{wall:8.1f}{cpu:8.1f}  {load}", flush=True)
+        differences = output_differences(root / "base-0", root / "after-0")
+        print("outputs: identical apart from wall times" if not differences else
+              "outputs differ (apart from wall times):\n  " + "\n  ".join(differences))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--before", action="store_true", help="also the Monte-Carlo DE-only search")
     parser.add_argument("--table", action="store_true", help="the limits table over the devices")
     parser.add_argument("--grids", action="store_true", help="part 2: grid placements (DE)")
     parser.add_argument("--crosscheck", action="store_true", help="only: the NumPy cross-check on a Gaussian sample")
+    parser.add_argument("--main-job", type=Path, metavar="BASE_SRC",
+                        help="only: time the README's main job, base (BASE_SRC) against this checkout")
+    parser.add_argument("--pairs", type=int, default=2, help="--main-job: base/after pairs")
+    parser.add_argument("--fresh", action="store_true", help="--main-job: an empty torch.compile cache per run")
     args = parser.parse_args()
+    if args.main_job:
+        main_job(args.main_job.resolve(), args.pairs, args.fresh)
+        return
     if args.crosscheck:
         crosscheck()
         return

@@ -1,6 +1,8 @@
 """The search: valid de-normalisation, determinism, resume, the CLI's files and errors."""
 
+import importlib
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from click.testing import CliRunner
 
 from weightprog.cell import Cell
 from weightprog.cli import main
+from weightprog.devices import get_device
 from weightprog.metric import TNMSE
 from weightprog.records.optimize import OptimizeRecord
 from weightprog.sample import default_sample, load_distribution
@@ -82,6 +85,29 @@ def test_resume_loses_and_repeats_no_generation(tmp_path):
     assert state["generation"] == 6 and len(state["history"]) == 7
 
 
+def test_interrupt_between_checkpoints_resumes_identically(tmp_path, monkeypatch):
+    """Checkpoints are written every CHECKPOINT_EVERY_S seconds: Ctrl-C between two loses the
+    generations since the last, and the resumed run repeats them to the same result."""
+    evolve_module = importlib.import_module("weightprog.search.evolve")  # the package exports the function
+
+    monkeypatch.setattr(evolve_module, "CHECKPOINT_EVERY_S", 3600.0)  # only the initial population's
+    whole = _run(generations=6)
+    ckpt = tmp_path / "ckpt.json"
+
+    def interrupt(event):
+        if event.detail.generation == 4:
+            raise KeyboardInterrupt
+    space = StrategySpace(make_grid(4, "quantile", SMALL.u), cell=Cell((1.0, 2.0)))
+    with pytest.raises(KeyboardInterrupt):
+        evolve(TNMSE(SMALL, "pcm", compile=False), space, popsize=5, max_generations=6, tol=0, checkpoint=ckpt,
+               progress=interrupt)
+    assert json.loads(ckpt.read_text())["generation"] == 0
+    resumed = _run(tmp_path, generations=6)
+    assert resumed.history == whole.history and np.array_equal(resumed.x, whole.x)
+    assert resumed.evaluations == whole.evaluations
+    assert json.loads(ckpt.read_text())["generation"] == 6  # the last generation is always written
+
+
 def test_checkpoint_from_other_settings_refused(tmp_path):
     _run(tmp_path, generations=1)
     objective = TNMSE(SMALL, "pcm", compile=False, seed=9)
@@ -93,6 +119,21 @@ def test_checkpoint_from_other_settings_refused(tmp_path):
 def test_budget_stops_the_search():
     r = _run(generations=1000, budget=0.0)
     assert r.generations == 0 and "budget" in r.message
+
+
+def test_search_compiles_only_long_runs(monkeypatch):
+    """`compile="auto"`: the default run's searches (at most 5,000 kernel calls) stay eager, where
+    compiling costs more than it saves; a long one compiles where torch.compile works."""
+    from weightprog.search import run
+
+    monkeypatch.setattr(run, "compile_available", lambda: True)
+    settings = OptimizeSettings()
+    spaces = run._spaces(SMALL, get_device("pcm"), settings, run.candidate_cells(settings))
+    assert not run.compile_search(settings, spaces)
+    assert run.compile_search(replace(settings, compile=True), spaces)
+    assert run.compile_search(replace(settings, max_generations=1000), spaces)
+    monkeypatch.setattr(run, "compile_available", lambda: False)  # no compiler: eager whatever the size
+    assert not run.compile_search(replace(settings, max_generations=1000), spaces)
 
 
 def test_optimize_beats_f1_baselines_and_other_device_differs(tmp_path):

@@ -83,6 +83,8 @@ class OptimizeSettings:
     compensation: str = "column"
     compute: str = setting("cpu", "cpu or cuda.")
     compile: bool | str = "auto"
+    """torch.compile the search's kernel: True, False, or `auto` (where a compiler is available; for the
+    expected objective only for long searches, `search.run.COMPILE_ABOVE_CALLS`)."""
     objective: str = setting("expected", "What the search minimises: the exact expected TNMSE or the Monte-Carlo "
                                          "TNMSE.")
     """What the search minimises: `expected` (deterministic) or `mc` (Monte Carlo, common draws)."""

@@ -10,7 +10,7 @@ import click
 from ..choices import SELECT_RULES
 from ..errors import WeightprogError
 from ..settings import OptimizeSettings
-from ..threadcount import SEARCH_THREADS, torch_threads
+from ..threadcount import FIGURE_THREADS, SEARCH_THREADS, SEARCH_WORKERS, torch_threads
 from ..timeunits import format_times
 from .inputs import search_inputs
 from .network import NetworkInputs, network_options
@@ -75,7 +75,8 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
     bars = SearchBars(settings)
     try:
         with torch_threads(SEARCH_THREADS):
-            result = optimize(sample, values, dev, settings, checkpoint_dir=out, progress=bars)
+            result = optimize(sample, values, dev, settings, checkpoint_dir=out, progress=bars,
+                              workers=SEARCH_WORKERS)
     finally:
         bars.close()
     record = OptimizeRecord.of(result, source)
@@ -96,7 +97,8 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
                             optimum=optimum_export(result.strategy, out))  # the optimum itself, weights mapped
     chosen_by = {} if chosen is result.strategy else {"chosen_on_network": chosen.name}
     chosen.save(out / "strategy.json", device=dev.name, weights=source, seed=seed, aihwkit=aihwkit_meta, **chosen_by)
-    write_optimize_run(out, record, result, values, sample.u)
+    with torch_threads(FIGURE_THREADS):
+        write_optimize_run(out, record, result, values, sample.u)
     print_summary(record, out)
     if "optimum" in aihwkit_meta:
         click.echo(f"aihwkit: {aihwkit_meta['optimum']['note']}.")

@@ -20,11 +20,11 @@ from .moments import (
 )
 from .nodes import drift_alpha, node_error, read_stats
 from .pointwise import Iterate, Pointwise, PointwiseResult, bound
-from .tables import limit_strategy, pointwise_strategy
+from .tables import limit_strategy, pointwise_strategies, pointwise_strategy
 
 __all__ = [
     "MAX_BIN_WIDTH", "DeviceMoments", "ExpectedResult", "ExpectedTNMSE", "Iterate", "Pointwise",
     "PointwiseResult", "WeightBins", "bound", "clamped_read_moments", "device_moments", "drift_alpha",
     "expected_errors", "folded_laplace", "interpolate", "limit_strategy", "node_error", "node_moments",
-    "normal_abs_mean", "pointwise_strategy", "read_stats", "signed_factors", "weight_bins",
+    "normal_abs_mean", "pointwise_strategies", "pointwise_strategy", "read_stats", "signed_factors", "weight_bins",
 ]

@@ -85,6 +85,10 @@ def expected_errors(table, signed, index, frac, u, prob, lookup, *, g0: float, s
     return (prob[None, :, None] * err).sum(1), alpha
 
 
+CHUNK = 64
+"""Strategies per kernel call, by default."""
+
+
 class ExpectedTNMSE:
     """Expected TNMSE of populations of strategies for a weight density and device.
 
@@ -123,7 +127,7 @@ class ExpectedTNMSE:
     def __init__(self, values: torch.Tensor | WeightSample, device: DeviceModel | str = "pcm",
                  times_s: Sequence[float] = DEFAULT_TIMES_S, compensation: str = "column",
                  bins_per_segment: int = 8, table_points: int = 2049, dtype=torch.float32,
-                 compile: bool | str = False, chunk: int = 64):
+                 compile: bool | str = False, chunk: int = CHUNK):
         compensation = compensation_scope(compensation, allowed=SAMPLE_COMPENSATION_SCOPES)
         if isinstance(values, WeightSample):
             values = values.values()

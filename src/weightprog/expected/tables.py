@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import torch
 
+from ..concurrency import in_order, quiet
 from ..strategy import Strategy
 from .model import ExpectedTNMSE
 from .pointwise import Pointwise, PointwiseResult
@@ -49,18 +50,59 @@ def pointwise_strategy(model: ExpectedTNMSE, significance: Sequence[float], poin
     """
     pw = Pointwise(model, significance)
     sol = solution or pw.solve(compensated=True)
-    if sol.beta is None:
+    dense = _refine_grid(pw, _start_grid(model.values, points), _compensated(sol).scales)
+    return _table_strategy(model, pw.sig, sol, dense, polish_steps, name, expressible), sol
+
+
+def pointwise_strategies(model: ExpectedTNMSE, significance: Sequence[float], solution: PointwiseResult,
+                         points: int = 41, polish_steps: int = 150, workers: int = 1) -> dict[str, Strategy]:
+    """`pointwise_strategy` both ways for one compensated solution, by name: `pointwise` (β free)
+    and `pointwise_expressible` (β tied to the largest weight), the targets at the grid weights
+    (the same for both, and much of the cost) found once.
+
+    Parameters
+    ----------
+    model, significance, points, polish_steps
+        As for `pointwise_strategy`.
+    solution
+        The compensated pointwise solution.
+    workers
+        Threads: the two polishes at once with 2 (the same tables either way).
+
+    Returns
+    -------
+    dict of str to Strategy
+        `pointwise` and `pointwise_expressible`.
+    """
+    pw = Pointwise(model, significance)
+    dense = _refine_grid(pw, _start_grid(model.values, points), _compensated(solution).scales)
+    names = {"pointwise": False, "pointwise_expressible": True}  # name: expressible
+    parts = [quiet(_table_strategy, model, pw.sig, solution, dense, polish_steps, name, expressible)
+             for name, expressible in names.items()]
+    return dict(zip(names, in_order(parts, workers)))
+
+
+def _compensated(solution: PointwiseResult) -> PointwiseResult:
+    if solution.beta is None:
         raise ValueError("pointwise_strategy: `solution` must be compensated (it has no β)")
-    grid, table = _refine_grid(pw, _start_grid(model.values, points), sol.scales)
+    return solution
+
+
+def _table_strategy(model: ExpectedTNMSE, significance: tuple[float, ...], solution: PointwiseResult,
+                    dense: tuple[torch.Tensor, torch.Tensor], polish_steps: int, name: str,
+                    expressible: bool) -> Strategy:
+    """The strategy of a compensated solution's dense targets (grid, table), polished."""
+    grid, table = dense[0], dense[1].clone()  # `_express_largest` rewrites its last row
     dev = model.device
-    sig = torch.tensor(pw.sig, dtype=torch.float64)
-    beta = sol.beta
+    sig = torch.tensor(significance, dtype=torch.float64)
+    beta = _compensated(solution).beta
+    assert beta is not None  # checked by _compensated
     if expressible:
         beta = _express_largest(table, sig, beta, dev.g_min, dev.g_max)
     strategy = Strategy(grid, table[None], sig[None], torch.tensor([beta]), dev.g_min, dev.g_max, [name])
     if polish_steps > 0:
         strategy = _polish_table(model, strategy, polish_steps, expressible)
-    return strategy, sol
+    return strategy
 
 
 def limit_strategy(model: ExpectedTNMSE, significance: Sequence[float], points: int = 41,

@@ -1,5 +1,5 @@
 """Differential Weight Evolution: scipy's differential evolution over the strategy space, run to
-convergence, checkpointed every generation; `polish` refines a result by gradient.
+convergence, checkpointed every few seconds and at the end; `polish` refines a result by gradient.
 
 The objective is the deterministic expected TNMSE (expected/), or the batched common-random-
 number Monte-Carlo TNMSE (metric.py): either way a whole generation is one call. Hand-crafted
@@ -60,6 +60,11 @@ class EvolutionResult:
 
 Objective = TNMSE | ExpectedTNMSE
 
+CHECKPOINT_EVERY_S = 2.0
+"""Seconds between a search's checkpoints (and one after its last generation): a write per
+generation cost more than the generation on short runs. Resuming from an older checkpoint repeats
+the generations since, which the saved random state makes identical, so results do not change."""
+
 
 def population_loss(objective: Objective, grid: torch.Tensor, g: torch.Tensor, sig: torch.Tensor,
                     beta: torch.Tensor, grad: bool = False) -> torch.Tensor:
@@ -111,9 +116,11 @@ def evolve(objective: Objective, space: StrategySpace, *, seed: int = 0, popsize
 
     Stops when the population's loss spread falls below `tol` × its mean (converged), after
     `max_generations`, or when `budget_s` seconds have passed. With `checkpoint`, the population,
-    its losses, the random state and the history are written atomically after every generation,
-    and a later call with the same settings resumes from there. `progress` receives a `search`
-    event after each generation (and once where it resumes), its `detail` the search's `Progress`.
+    its losses, the random state and the history are written atomically once the initial
+    population is scored, then every `CHECKPOINT_EVERY_S` seconds and after the last generation,
+    and a later call with the same settings resumes from there (repeating, identically, the
+    generations since the last write). `progress` receives a `search` event after each generation
+    (and once where it resumes), its `detail` the search's `Progress`.
     """
     start = time.perf_counter()
     size = popsize * space.dims
@@ -142,8 +149,13 @@ def evolve(objective: Objective, space: StrategySpace, *, seed: int = 0, popsize
                            Progress(generation, history[-1], solver.convergence, earlier_evaluations, earlier_s,
                                     True)))
 
-    def save():
-        if path:
+    saved_at, saved_generation = -float("inf"), generation if history else None
+
+    def save(final: bool = False):
+        nonlocal saved_at, saved_generation
+        due = time.perf_counter() - saved_at >= CHECKPOINT_EVERY_S
+        if path and generation != saved_generation and (final or due):
+            saved_at, saved_generation = time.perf_counter(), generation
             state = {"key": key, "generation": generation, "history": history,
                      "wall_time_s": earlier_s + time.perf_counter() - start,
                      "evaluations": earlier_evaluations + evaluations, **solver.state()}
@@ -170,6 +182,7 @@ def evolve(objective: Objective, space: StrategySpace, *, seed: int = 0, popsize
             progress(Event("search", (), generation, max_generations,
                            Progress(generation, best, solver.convergence, earlier_evaluations + evaluations,
                                     earlier_s + time.perf_counter() - start)))
+    save(final=True)  # the last generation: a rerun into the folder finds the search done
     x = solver.x
     result = EvolutionResult(space.strategy(x, ["optimised"]), x, solver.best_loss, history, generation,
                              earlier_evaluations + evaluations, 0.0, solver.converged(), message)

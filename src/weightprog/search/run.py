@@ -13,15 +13,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import torch
 
 from .. import validate
 from ..cell import Cell
+from ..concurrency import Part, in_order, quiet
 from ..devices import DeviceModel, get_device
 from ..error_split import ErrorSplit, error_split
-from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategy
-from ..metric import TNMSE, TNMSEResult, rescore
+from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategies
+from ..expected.model import CHUNK
+from ..metric import TNMSE, TNMSEResult, compile_available, rescore
 from ..progress import Event, ProgressCallback, within
 from ..sample import WeightSample
 from ..scores import Score, Scoreboard, Scored
@@ -34,6 +37,12 @@ from .strategies import hand_crafted, is_expressible
 SEARCH_BINS = 4
 """Density bins per grid segment of the search's expected objective (8, the model's default, for
 the limits): the search only ranks candidates, and every reported number is re-scored."""
+
+COMPILE_ABOVE_CALLS = 10_000
+"""Kernel calls (chunks of 64 candidates; populations × generation limit, over every search) above
+which `compile="auto"` compiles the search's expected objective. A compiled call saves ~2.5 ms of
+CPU over an eager one, while compiling costs 3–9 s of CPU even from a warm cache (benchmarks/
+RESULTS.md, issue 26): the default run (~1,400 calls, 5,000 at most) is faster eager."""
 
 @dataclass
 class OptimizeResult:
@@ -135,14 +144,15 @@ def candidate_cells(settings: OptimizeSettings) -> list[Cell | None]:
 
 def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str = "pcm",
              settings: OptimizeSettings = OptimizeSettings(), checkpoint_dir: str | Path | None = None,
-             progress: ProgressCallback | None = None) -> OptimizeResult:
+             progress: ProgressCallback | None = None, workers: int = 1) -> OptimizeResult:
     """Search programming strategies for a weight distribution on a device, and re-score the result.
 
-    The phases, each a function below: the objectives (`_objectives`), one search per cell
-    (`_search_cells`), the best on held-out draws polished (`_choose_and_polish`), the limits and
-    the pointwise method (`limits_and_pointwise`), every candidate and hand-crafted strategy
-    re-scored together and looked up by name (`_rescore`), the method picked (`_pick`), the aihwkit
-    export (`_export`) and the error split (`_error_splits`).
+    The phases, each a function below: the search spaces (`_spaces`), the objectives
+    (`_objectives`), one search per cell (`_search_cells`), the best on held-out draws (`_choose`)
+    polished (`_polish`) while the limits per F are computed (`cell_limits`), the pointwise method
+    (`limits_and_pointwise`), every candidate and hand-crafted strategy re-scored together and
+    looked up by name (`_rescore`), the method picked (`_pick`), the aihwkit export (`_export`) and
+    the error split (`_error_splits`).
 
     Parameters
     ----------
@@ -160,6 +170,11 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     progress
         Receives each search's `search` events (`Event`, named by the search's label: `f=1,2`),
         then one `phase` event as the polish, bounds and re-score start.
+    workers
+        Threads for the independent parts: the searches and the polish with the limits per F
+        (both only with the eager expected objective and no time budget), the two pointwise
+        tables. The results are the same for any number; the events come as from one thread
+        (`concurrency.in_order`).
 
     Returns
     -------
@@ -169,16 +184,22 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     start = time.perf_counter()
     validate.compute_device(settings.compute)  # here, not in the settings: a sweep's driver may have no GPU
     device = get_device(device)
-    objective, held_out = _objectives(sample, values, device, settings)
     cells = candidate_cells(settings)
-    runs, spaces = _search_cells(objective, sample, device, settings, cells, start, checkpoint_dir, progress)
+    spaces = _spaces(sample, device, settings, cells)
+    objective, held_out = _objectives(sample, values, device, settings, spaces)
+    parallel = workers if isinstance(objective, ExpectedTNMSE) and not objective.compiled \
+        and settings.budget_s is None else 1  # a compiled kernel, a shared budget: one part at a time
+    runs = _search_cells(objective, settings, spaces, start, checkpoint_dir, progress, parallel)
     if progress is not None:  # the rest is a phase of its own, not the last search's 100 %
         progress(Event("phase", ("polish, bounds and re-score",)))
-    chosen = _choose_and_polish(runs, spaces, objective, held_out, settings)
-    de = replace(runs[chosen].strategy, names=["de"])
+    chosen = _choose(runs, held_out)
     needs_model = settings.bound or settings.method != "de"  # the limits and the pointwise method
     model = _model(values, device, settings) if needs_model else None
-    bounds, candidates = limits_and_pointwise(model, settings, cells, de)
+    limits = [quiet(cell_limits, model, cell, settings) for cell in limit_cells(settings, cells)] if model else []
+    _, *found = in_order([quiet(_polish, runs[chosen], spaces[chosen], objective, held_out, settings), *limits],
+                         parallel)
+    de = replace(runs[chosen].strategy, names=["de"])
+    bounds, candidates = limits_and_pointwise(model, settings, cast(list[CellLimits], found), de, workers)
     baselines = hand_crafted(settings.pairs, device, settings.f_max)
     rescored = _rescore(candidates, baselines, values, device, sample, settings)
     pick = _pick(candidates, rescored.scores, settings)
@@ -199,13 +220,41 @@ def _model(values: torch.Tensor, device: DeviceModel, settings: OptimizeSettings
     return ExpectedTNMSE(values, device, settings.times_s, compensation=settings.compensation, compile=False)
 
 
-def _objectives(sample: WeightSample, values: torch.Tensor, device: DeviceModel,
-                settings: OptimizeSettings) -> tuple[ExpectedTNMSE | TNMSE, ExpectedTNMSE | TNMSE]:
+def _spaces(sample: WeightSample, device: DeviceModel, settings: OptimizeSettings,
+            cells: Sequence[Cell | None]) -> dict[str, StrategySpace]:
+    """The space of each search, by its cell's label (e.g. 'f=1,2')."""
+    base_grid = make_grid(settings.grid_points, settings.grid_placement, sample.u)
+    spaces: dict[str, StrategySpace] = {}
+    for cell in cells:
+        grid = base_grid
+        if cell is not None and settings.grid_placement == "quantile":
+            grid = snap_to_kinks(base_grid, cell)
+        space = StrategySpace(grid, settings.pairs, device.g_min, device.g_max, settings.mode, cell,
+                              f_max=settings.f_max, f_integer=settings.f_integer)
+        if settings.popsize * space.dims < 5:  # scipy's smallest population; checked before any search
+            raise validate.SettingError("popsize", f"population popsize × {space.dims} dimensions must be at "
+                                        f"least 5, got {settings.popsize * space.dims}")
+        spaces[cell_label(cell) if cell is not None else "f=continuous"] = space
+    return spaces
+
+
+def compile_search(settings: OptimizeSettings, spaces: dict[str, StrategySpace]) -> bool:
+    """Whether the expected objective's kernel is compiled: `compile` true or false as set; with
+    `auto`, only for searches that may call it more than `COMPILE_ABOVE_CALLS` times (where
+    torch.compile is available)."""
+    if settings.compile != "auto":
+        return bool(settings.compile)
+    chunks = sum(-(-settings.popsize * space.dims // CHUNK) for space in spaces.values())
+    return chunks * settings.max_generations > COMPILE_ABOVE_CALLS and compile_available()
+
+
+def _objectives(sample: WeightSample, values: torch.Tensor, device: DeviceModel, settings: OptimizeSettings,
+                spaces: dict[str, StrategySpace]) -> tuple[ExpectedTNMSE | TNMSE, ExpectedTNMSE | TNMSE]:
     """What the search minimises, and what the searches' results are compared on (held-out draws)."""
     times = settings.times_s
     if settings.objective == "expected":  # deterministic: nothing to overfit, its own referee
         model = ExpectedTNMSE(values, device, times, compensation=settings.compensation,
-                              compile=settings.compile, bins_per_segment=SEARCH_BINS)
+                              compile=compile_search(settings, spaces), bins_per_segment=SEARCH_BINS)
         return model, model
     return (TNMSE(sample, device, times, seed=settings.seed, compensation=settings.compensation,
                   compute=settings.compute, compile=settings.compile),
@@ -213,47 +262,39 @@ def _objectives(sample: WeightSample, values: torch.Tensor, device: DeviceModel,
                   compute=settings.compute, compile=False))
 
 
-def _search_cells(objective: ExpectedTNMSE | TNMSE, sample: WeightSample, device: DeviceModel,
-                  settings: OptimizeSettings, cells: Sequence[Cell | None], start: float,
-                  checkpoint_dir: str | Path | None, progress: ProgressCallback | None,
-                  ) -> tuple[dict[str, EvolutionResult], dict[str, StrategySpace]]:
-    """One differential-evolution search per cell, by label; the budget shared among them."""
-    base_grid = make_grid(settings.grid_points, settings.grid_placement, sample.u)
-    runs: dict[str, EvolutionResult] = {}
-    spaces: dict[str, StrategySpace] = {}
-    for i, cell in enumerate(cells):
-        grid = base_grid
-        if cell is not None and settings.grid_placement == "quantile":
-            grid = snap_to_kinks(base_grid, cell)
-        space = StrategySpace(grid, settings.pairs, device.g_min, device.g_max, settings.mode, cell,
-                              f_max=settings.f_max, f_integer=settings.f_integer)
-        label = cell_label(cell) if cell is not None else "f=continuous"
-        if settings.popsize * space.dims < 5:  # scipy's smallest population; checked before any search
-            raise validate.SettingError("popsize", f"population popsize × {space.dims} dimensions must be at "
-                                        f"least 5, got {settings.popsize * space.dims}")
-        spaces[label] = space
-        budget = None
-        if settings.budget_s is not None:  # share what is left among the searches still to run
-            budget = max(0.0, (settings.budget_s - (time.perf_counter() - start)) / (len(cells) - i))
-        ckpt = Path(checkpoint_dir) / f"checkpoint_{label.replace(',', '_').replace('=', '')}.json" \
-            if checkpoint_dir else None
-        runs[label] = evolve(objective, space, seed=settings.seed, popsize=settings.popsize,
-                             max_generations=settings.max_generations, tol=settings.tol,
-                             budget_s=budget, checkpoint=ckpt,
-                             progress=within(progress, label))
-    return runs, spaces
+def _search_cells(objective: ExpectedTNMSE | TNMSE, settings: OptimizeSettings, spaces: dict[str, StrategySpace],
+                  start: float, checkpoint_dir: str | Path | None, progress: ProgressCallback | None,
+                  workers: int) -> dict[str, EvolutionResult]:
+    """One differential-evolution search per space, by label, on `workers` threads; with a time
+    budget (then one at a time), what is left of it shared among the searches still to run."""
+    def search(i: int, label: str, space: StrategySpace) -> Part[EvolutionResult]:
+        def run(events: ProgressCallback | None) -> EvolutionResult:
+            budget = None
+            if settings.budget_s is not None:  # share what is left among the searches still to run
+                budget = max(0.0, (settings.budget_s - (time.perf_counter() - start)) / (len(spaces) - i))
+            ckpt = Path(checkpoint_dir) / f"checkpoint_{label.replace(',', '_').replace('=', '')}.json" \
+                if checkpoint_dir else None
+            return evolve(objective, space, seed=settings.seed, popsize=settings.popsize,
+                          max_generations=settings.max_generations, tol=settings.tol, budget_s=budget,
+                          checkpoint=ckpt, progress=within(events, label))
+        return run
+
+    parts = [search(i, label, space) for i, (label, space) in enumerate(spaces.items())]
+    return dict(zip(spaces, in_order(parts, workers, progress)))
 
 
-def _choose_and_polish(runs: dict[str, EvolutionResult], spaces: dict[str, StrategySpace],
-                       objective: ExpectedTNMSE | TNMSE, held_out: ExpectedTNMSE | TNMSE,
-                       settings: OptimizeSettings) -> str:
-    """The label of the best search on held-out draws (not the draws the search saw), polished."""
+def _choose(runs: dict[str, EvolutionResult], held_out: ExpectedTNMSE | TNMSE) -> str:
+    """The label of the best search on held-out draws (not the draws the search saw)."""
     labels = list(runs)
     held = held_out(Strategy.stack([runs[k].strategy for k in labels]))
-    chosen = labels[int(torch.argmin(held))]
-    if settings.polish:  # only the chosen search: polishing every F costs more than the search
-        polish(runs[chosen], objective, held_out, spaces[chosen], settings.polish_steps)
-    return chosen
+    return labels[int(torch.argmin(held))]
+
+
+def _polish(run: EvolutionResult, space: StrategySpace, objective: ExpectedTNMSE | TNMSE,
+            held_out: ExpectedTNMSE | TNMSE, settings: OptimizeSettings) -> None:
+    """The chosen search polished (only it: polishing every F costs more than the search)."""
+    if settings.polish:
+        polish(run, objective, held_out, space, settings.polish_steps)
 
 
 Key = str | tuple[str, float]
@@ -324,32 +365,42 @@ def _error_splits(model: ExpectedTNMSE, optimised: Strategy, baselines: dict[tup
     return [error_split(model, s)[0] for s in shown]
 
 
-def limits_and_pointwise(model: ExpectedTNMSE | None, settings: OptimizeSettings, cells: Sequence[Cell | None],
-                         de: Strategy) -> tuple[dict[float, FBound], dict[str, Strategy]]:
-    """The bound per F (and the compensated optimum where it is needed: every F with `bound`,
-    otherwise the F of the best bound), and the pointwise strategy (free β and, for the aihwkit
-    export, with β tied to the largest weight) at the F whose compensated optimum is lowest."""
-    candidates: dict[str, Strategy] = {"de": de} if settings.method in ("de", "auto") else {}
-    if model is None or (not settings.bound and settings.method == "de"):
-        return {}, candidates
+def limit_cells(settings: OptimizeSettings, cells: Sequence[Cell | None]) -> list[Cell]:
+    """The cells whose limits are computed: every searched one (with F continuous, the integer F
+    up to f_max); none where neither the bound nor the pointwise method is wanted."""
+    if not settings.bound and settings.method == "de":
+        return []
     fixed = [c for c in cells if c is not None]
     if len(fixed) < len(cells):  # continuous F: limits at the integer F up to f_max
         fixed = [Cell.with_pairs(settings.pairs, f) for f in range(1, int(settings.f_max) + 1)]
-    bounds: dict[float, FBound] = {}
-    solutions: dict[float, tuple[Pointwise, PointwiseResult]] = {}
-    for cell in fixed:
-        t = time.perf_counter()
-        pw = Pointwise(model, cell.significance)
-        f = cell.significance[1] if cell.pairs > 1 else 1.0
-        absolute = pw.solve(compensated=False) if settings.bound else None
-        comp = pw.solve(compensated=True)
-        solutions[f] = (pw, comp)
-        bounds[f] = FBound(f, absolute.mean if absolute else float("nan"), comp.mean, comp.beta,
-                           time.perf_counter() - t)
+    return fixed
+
+
+CellLimits = tuple[FBound, Pointwise, PointwiseResult]
+"""A cell's limits, its pointwise solver and its compensated solution (`cell_limits`)."""
+
+
+def cell_limits(model: ExpectedTNMSE, cell: Cell, settings: OptimizeSettings) -> CellLimits:
+    """The bound of a cell (with `bound`) and its optimum under the deployed compensation."""
+    t = time.perf_counter()
+    pw = Pointwise(model, cell.significance)
+    f = cell.significance[1] if cell.pairs > 1 else 1.0
+    absolute = pw.solve(compensated=False) if settings.bound else None
+    comp = pw.solve(compensated=True)
+    return FBound(f, absolute.mean if absolute else float("nan"), comp.mean, comp.beta, time.perf_counter() - t), \
+        pw, comp
+
+
+def limits_and_pointwise(model: ExpectedTNMSE | None, settings: OptimizeSettings, limits: Sequence[CellLimits],
+                         de: Strategy, workers: int = 1) -> tuple[dict[float, FBound], dict[str, Strategy]]:
+    """The bound per F (with `bound`) from each cell's limits (`cell_limits` of `limit_cells`), and
+    the pointwise strategy (free β and, for the aihwkit export, with β tied to the largest weight)
+    at the F whose compensated optimum is lowest, with the DE strategy: the candidates."""
+    candidates: dict[str, Strategy] = {"de": de} if settings.method in ("de", "auto") else {}
+    if model is None or not limits:
+        return {}, candidates
+    bounds = {b.f: b for b, _, _ in limits}
     if settings.method in ("pointwise", "auto"):
-        f_best = min(solutions, key=lambda f: solutions[f][1].mean)
-        pw, comp = solutions[f_best]
-        candidates["pointwise"], _ = pointwise_strategy(model, pw.sig, solution=comp, name="pointwise")
-        candidates["pointwise_expressible"], _ = pointwise_strategy(
-            model, pw.sig, solution=comp, name="pointwise_expressible", expressible=True)
+        _, pw, comp = min(limits, key=lambda limit: limit[2].mean)
+        candidates.update(pointwise_strategies(model, pw.sig, comp, workers=workers))
     return (bounds if settings.bound else {}), candidates

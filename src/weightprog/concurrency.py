@@ -1,0 +1,116 @@
+"""Independent parts of one run on a few threads, with the results and the progress they would have
+one after the other (`in_order`): `optimize`'s searches (one per F) and its bounds. torch and numpy
+let go of the GIL inside their operations, so parts that run eager torch kernels on one torch
+thread each use as many cores as there are threads; each part computes exactly what it computes
+alone (nothing is shared but read-only inputs), so the numbers do not depend on the thread count.
+Light on purpose: no torch here."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, CancelledError, ThreadPoolExecutor, wait
+from typing import TypeVar
+
+from .progress import Event, ProgressCallback
+
+T = TypeVar("T")
+
+Part = Callable[[ProgressCallback | None], T]
+"""A part of a run: called with the progress callback its events go to."""
+
+
+def quiet(fn: Callable[..., T], *args: object) -> Part[T]:
+    """`fn(*args)` as a part that sends no progress."""
+    return lambda _progress: fn(*args)
+
+
+class Stopped(Exception):
+    """Raised in a part's progress callback when the run stops (Ctrl-C, or another part failed)."""
+
+
+class _InOrder:
+    """The parts' progress passed on in part order: a part's events as they come once every part
+    before it is done, buffered until then; `Stopped` raised in a part once the run stops."""
+
+    def __init__(self, progress: ProgressCallback | None, parts: int):
+        self.progress, self.parts = progress, parts
+        self.lock = threading.Lock()
+        self.waiting: list[list[Event]] = [[] for _ in range(parts)]
+        self.done = [False] * parts
+        self.current = 0  # the first part not yet done: its events pass straight on
+        self.stop = threading.Event()
+
+    def callback(self, part: int) -> ProgressCallback:
+        def receive(event: Event) -> None:
+            if self.stop.is_set():
+                raise Stopped
+            with self.lock:
+                if part != self.current:
+                    self.waiting[part].append(event)
+                elif self.progress is not None:
+                    self.progress(event)
+        return receive
+
+    def finished(self, part: int) -> None:
+        with self.lock:
+            self.done[part] = True
+            while self.current < self.parts and self.done[self.current]:
+                self.current += 1
+                if self.current < self.parts and not self.stop.is_set():  # stopped: the rest unsaid, as on one thread
+                    for event in self.waiting[self.current]:
+                        if self.progress is not None:
+                            self.progress(event)
+                    self.waiting[self.current].clear()
+
+
+def in_order(parts: Sequence[Part[T]], workers: int, progress: ProgressCallback | None = None) -> list[T]:
+    """Run the parts on up to `workers` threads (one after the other for 1); their results in order.
+
+    Parameters
+    ----------
+    parts
+        Each is called with its progress callback (None where `progress` is None and workers is 1).
+    workers
+        Threads.
+    progress
+        Receives the parts' events in part order, as if they had run one after the other.
+
+    Returns
+    -------
+    list
+        The parts' results, in order.
+
+    Raises
+    ------
+    Exception
+        The first failure in part order, once every running part has stopped (at its next progress
+        event) or ended; on Ctrl-C the same, then KeyboardInterrupt.
+    """
+    if workers <= 1 or len(parts) <= 1:
+        return [part(progress) for part in parts]
+    order = _InOrder(progress, len(parts))
+
+    def run(i: int) -> T:
+        try:
+            return parts[i](order.callback(i))
+        except BaseException:
+            order.stop.set()  # before `finished`: the parts after this one are not heard from
+            raise
+        finally:
+            order.finished(i)
+
+    pool = ThreadPoolExecutor(min(workers, len(parts)), thread_name_prefix="weightprog-part")
+    futures = [pool.submit(run, i) for i in range(len(parts))]
+    try:
+        wait(futures, return_when=FIRST_EXCEPTION)
+    finally:  # a failure or Ctrl-C: the running parts stop at their next event, the others never start
+        if not all(f.done() and f.exception() is None for f in futures):
+            order.stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+    for f in futures:
+        try:
+            f.result()
+        except (Stopped, CancelledError):
+            continue  # stopped because another part failed
+    return [f.result() for f in futures]
