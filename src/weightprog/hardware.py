@@ -50,9 +50,40 @@ def _reduce(x: torch.Tensor, unit: str, op: str) -> torch.Tensor:
     return x.abs().amax(dim=dims, keepdim=True) if op == "max" else x.abs().sum(dim=dims, keepdim=True)
 
 
-def normalised_values(matrix: torch.Tensor, mapping: Mapping = Mapping()) -> torch.Tensor:
+def normalisation(matrix: torch.Tensor, mapping: Mapping = Mapping()) -> tuple[torch.Tensor, torch.Tensor]:
     """The normalised weights u = w / w_max of a matrix (outputs × inputs) as `ProgrammedTensor`
-    deploys them (w_max per column, tile or tensor of the tiled view), flattened, padding left out:
+    deploys them (w_max per column, tile or tensor of the tiled view), and each weight's w_max,
+    both flattened in the matrix's order (conv kernels flattened), padding left out.
+
+    Parameters
+    ----------
+    matrix
+        (outputs, inputs) weights; any shape with the outputs first (conv kernels are flattened).
+    mapping
+        Tiling and normalisation unit.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        (outputs · inputs,) values in [−1, 1] and (outputs · inputs,) w_max > 0, float32.
+    """
+    w = matrix.detach().to(torch.float32)
+    w = w.reshape(w.shape[0] if w.dim() > 1 else 1, -1)  # conv kernels flattened, as ProgrammedTensor does
+    out_features, in_features = w.shape
+    n_rt, n_ot, tr, tc = split_tiles(in_features, out_features, mapping)
+    padded = torch.zeros(n_ot * tc, n_rt * tr, dtype=torch.float32, device=w.device)
+    padded[:out_features, :in_features] = w
+    tiled = padded.reshape(n_ot, tc, n_rt, tr)
+    w_max = _reduce(tiled, mapping.normalise, "max")
+    scale = torch.where(w_max > 0, w_max, torch.ones_like(w_max)).expand_as(tiled)
+
+    def flat(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(n_ot * tc, n_rt * tr)[:out_features, :in_features].reshape(-1)
+    return flat(tiled / scale), flat(scale)
+
+
+def normalised_values(matrix: torch.Tensor, mapping: Mapping = Mapping()) -> torch.Tensor:
+    """The normalised weights u = w / w_max of a matrix as deployed (`normalisation`), flattened:
     the density a search for this network's deployment should see.
 
     Parameters
@@ -67,16 +98,7 @@ def normalised_values(matrix: torch.Tensor, mapping: Mapping = Mapping()) -> tor
     torch.Tensor
         (outputs · inputs,) values in [−1, 1], float32.
     """
-    w = matrix.detach().to(torch.float32)
-    w = w.reshape(w.shape[0] if w.dim() > 1 else 1, -1)  # conv kernels flattened, as ProgrammedTensor does
-    out_features, in_features = w.shape
-    n_rt, n_ot, tr, tc = split_tiles(in_features, out_features, mapping)
-    padded = torch.zeros(n_ot * tc, n_rt * tr, dtype=torch.float32, device=w.device)
-    padded[:out_features, :in_features] = w
-    tiled = padded.reshape(n_ot, tc, n_rt, tr)
-    w_max = _reduce(tiled, mapping.normalise, "max")
-    u = tiled / torch.where(w_max > 0, w_max, torch.ones_like(w_max))
-    return u.reshape(n_ot * tc, n_rt * tr)[:out_features, :in_features].reshape(-1)
+    return normalisation(matrix, mapping)[0]
 
 
 class ProgrammedTensor:
