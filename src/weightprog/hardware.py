@@ -83,21 +83,8 @@ def normalisation(matrix: torch.Tensor, mapping: Mapping = Mapping()) -> tuple[t
 
 
 def normalised_values(matrix: torch.Tensor, mapping: Mapping = Mapping()) -> torch.Tensor:
-    """The normalised weights u = w / w_max of a matrix as deployed (`normalisation`), flattened:
-    the density a search for this network's deployment should see.
-
-    Parameters
-    ----------
-    matrix
-        (outputs, inputs) weights; any shape with the outputs first (conv kernels are flattened).
-    mapping
-        Tiling and normalisation unit.
-
-    Returns
-    -------
-    torch.Tensor
-        (outputs · inputs,) values in [−1, 1], float32.
-    """
+    """The normalised weights of `normalisation(matrix, mapping)` alone, (outputs · inputs,) in
+    [−1, 1]: the density a search for this network's deployment should see."""
     return normalisation(matrix, mapping)[0]
 
 
