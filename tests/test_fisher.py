@@ -130,7 +130,7 @@ def test_cli_weighting_fisher_runs_is_recorded_and_is_refused_without_a_loss(tmp
     runner = CliRunner()
     out = tmp_path / "opt"
     res = runner.invoke(cli, ["optimize", "--model", f"{tmp_path / 'fspec.py'}:build", "--weighting", "fisher",
-                              "--significance", "1,2", "--times", "1s,1y", "--max-generations", "3",
+                              "--significance", "1,2", "--times", "1d", "--max-generations", "3", "--method", "de",
                               "--rescore-blocks", "1", "--no-polish", "--network-repeats", "1", "--out", str(out)])
     assert res.exit_code == 0, res.output
     assert "weighting fisher" in res.output and "Fisher-weighted TNMSE" in res.output
