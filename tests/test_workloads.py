@@ -98,6 +98,21 @@ def test_ptb_slice_perplexity():
     assert ppl * 0.9 < res.mean[0, 0] < ppl * 3
 
 
+@needs_ptb
+def test_ptb_spec_loss_gives_every_analog_weight_a_fisher_information():
+    from weightprog.nn.discover import find_analog_weights
+    from weightprog.nn.fisher import fisher_information
+
+    spec = get_workload("ptb-lstm", "hwa", eval_size=2000).spec()
+    losses = list(spec.loss(spec.model))  # 4,000 calibration tokens: 12 BPTT windows
+    assert len(losses) == 12 and all(loss.requires_grad and 3 < float(loss.detach()) < 7 for loss in losses)
+    weights = find_analog_weights(spec.model)
+    fisher = fisher_information(spec, weights)
+    assert [f.shape for f in fisher] == [w.param.shape for w in weights]
+    assert all(bool((f > 0).any()) and bool(torch.isfinite(f).all()) for f in fisher)
+    assert all(p.grad is None for p in spec.model.parameters())  # .grad untouched
+
+
 @needs_minilm
 def test_sentiment_slice_accuracy():
     model, evaluate_fn, meta = get_workload("sentiment-minilm", "fp", eval_size=48)

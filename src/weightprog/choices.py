@@ -11,6 +11,9 @@ NAIVE = "lsp-first"
 """The paper's naive mapping, at F = 1."""
 OBJECTIVES = ("expected", "mc")
 """What the search minimises: the expected TNMSE (expected.py) or the Monte-Carlo TNMSE (metric.py)."""
+WEIGHTINGS = ("density", "fisher")
+"""What each weight's error counts by: `density` (every weight alike: the weight error) or `fisher`
+(its diagonal empirical Fisher information on non-test data: an approximation of the loss increase)."""
 METHODS = ("auto", "de", "pointwise")
 """`de`: differential evolution over the strategy space (the paper's method); `pointwise`: the
 pointwise optimum under the deployed drift compensation as a dense table (expected.py); `auto`:

@@ -64,7 +64,7 @@ def error_split(model: ExpectedTNMSE, strategy: Strategy) -> list[ErrorSplit]:
             strategy.conductances.to(dt), signed_factors(strategy.significance.to(dt), strategy.beta.to(dt)),
             bins.index, bins.frac.to(dt), bins.prob.to(dt), model.moments.lookup_table(dt), g0=model.g0,
             step=model.step, compensation=model.compensation)
-    p, u = bins.prob[None, real, None], bins.u[None, real, None]
+    p, u = bins.importance[None, real, None], bins.u[None, real, None]  # the error's weighting
     read = alpha[:, None, :] * mean[:, real, 1:]  # (B, N, T) E[αŵ]
     systematic = (p * (read - u) ** 2).sum(1)
     random = (p * alpha[:, None, :] ** 2 * var[:, real, 1:]).sum(1)

@@ -50,10 +50,10 @@ def _reduce(x: torch.Tensor, unit: str, op: str) -> torch.Tensor:
     return x.abs().amax(dim=dims, keepdim=True) if op == "max" else x.abs().sum(dim=dims, keepdim=True)
 
 
-def normalised_values(matrix: torch.Tensor, mapping: Mapping = Mapping()) -> torch.Tensor:
+def normalisation(matrix: torch.Tensor, mapping: Mapping = Mapping()) -> tuple[torch.Tensor, torch.Tensor]:
     """The normalised weights u = w / w_max of a matrix (outputs × inputs) as `ProgrammedTensor`
-    deploys them (w_max per column, tile or tensor of the tiled view), flattened, padding left out:
-    the density a search for this network's deployment should see.
+    deploys them (w_max per column, tile or tensor of the tiled view), and each weight's w_max,
+    both flattened in the matrix's order (conv kernels flattened), padding left out.
 
     Parameters
     ----------
@@ -64,8 +64,8 @@ def normalised_values(matrix: torch.Tensor, mapping: Mapping = Mapping()) -> tor
 
     Returns
     -------
-    torch.Tensor
-        (outputs · inputs,) values in [−1, 1], float32.
+    tuple of torch.Tensor
+        (outputs · inputs,) values in [−1, 1] and (outputs · inputs,) w_max > 0, float32.
     """
     w = matrix.detach().to(torch.float32)
     w = w.reshape(w.shape[0] if w.dim() > 1 else 1, -1)  # conv kernels flattened, as ProgrammedTensor does
@@ -75,8 +75,17 @@ def normalised_values(matrix: torch.Tensor, mapping: Mapping = Mapping()) -> tor
     padded[:out_features, :in_features] = w
     tiled = padded.reshape(n_ot, tc, n_rt, tr)
     w_max = _reduce(tiled, mapping.normalise, "max")
-    u = tiled / torch.where(w_max > 0, w_max, torch.ones_like(w_max))
-    return u.reshape(n_ot * tc, n_rt * tr)[:out_features, :in_features].reshape(-1)
+    scale = torch.where(w_max > 0, w_max, torch.ones_like(w_max)).expand_as(tiled)
+
+    def flat(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(n_ot * tc, n_rt * tr)[:out_features, :in_features].reshape(-1)
+    return flat(tiled / scale), flat(scale)
+
+
+def normalised_values(matrix: torch.Tensor, mapping: Mapping = Mapping()) -> torch.Tensor:
+    """The normalised weights of `normalisation(matrix, mapping)` alone, (outputs · inputs,) in
+    [−1, 1]: the density a search for this network's deployment should see."""
+    return normalisation(matrix, mapping)[0]
 
 
 class ProgrammedTensor:

@@ -2,7 +2,9 @@
 
     TNMSE = mean_t mean_j ((α(t)·ŵ_j(t) − w_j) / w_max)²
 
-evaluated for a whole population of strategies at once. Design:
+(each term times the weight's importance I_j, mean 1, when the sample carries one: `--weighting
+fisher`; α still averages every weight of the column, as the hardware does) evaluated for a whole
+population of strategies at once. Design:
 
 * Common random numbers: the standard-normal draws of programming, drift and every read are drawn
   once per (seed, sample) and shared by all candidates, so the metric is deterministic for a seed,
@@ -137,8 +139,9 @@ class Draws:
 
 def column_errors(table, signed, index, frac, negative, u, draws: Draws, *, device: DeviceModel,
                   drift_logs: tuple[float, ...], read_scales: tuple[float, ...],
-                  compensation: str) -> torch.Tensor:
-    """(B, T, C) errors for tables (B, D, 2P) and signed factors ±f_p/β (B, 2P).
+                  compensation: str, importance: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, T, C) errors for tables (B, D, 2P) and signed factors ±f_p/β (B, 2P); with `importance`
+    (C, R) each weight's squared error counts by it.
 
     Written as plain element-wise torch on (B, C, R) tensors, unrolled over devices and times:
     eager mode runs it as is (and differentiates it), torch.compile fuses it.
@@ -166,12 +169,14 @@ def column_errors(table, signed, index, frac, negative, u, draws: Draws, *, devi
         return w  # (B, C, R) in units of u
 
     rows = u.shape[-1]
-    sum_uu = (u * u).sum(-1)
+    weighted_u = u if importance is None else importance * u  # Σ I(αw − u)² = α²ΣIw² − 2αΣIwu + ΣIu²
+    sum_uu = (weighted_u * u).sum(-1)
     ref = hardware_weight(0).abs().sum(-1)  # calibration read right after programming
     errors = []
     for k in range(1, len(read_scales)):
         w = hardware_weight(k)
-        s_abs, s_sq, s_wu = w.abs().sum(-1), (w * w).sum(-1), (w * u).sum(-1)
+        s_abs, s_wu = w.abs().sum(-1), (w * weighted_u).sum(-1)
+        s_sq = (w * w).sum(-1) if importance is None else (importance * w * w).sum(-1)
         if compensation == "column":
             alpha = torch.where(s_abs > 0, ref / s_abs, torch.ones_like(s_abs))
         elif compensation == "layer":
@@ -248,14 +253,15 @@ class TNMSE:
         """
         self.sample, self.seed = sample, int(seed)
         self.u = sample.u.to(self.compute, torch.float32)
+        self.importance = None if sample.importance is None else sample.importance.to(self.compute, torch.float32)
         self._draws: dict[int, Draws] = {}
 
     def _build_kernel(self, compile: bool | str) -> Callable:
-        def kernel(table, signed, index, frac, negative, u, z_prog, z_nu, z_read, u_stuck):
+        def kernel(table, signed, index, frac, negative, u, z_prog, z_nu, z_read, u_stuck, importance):
             return column_errors(table, signed, index, frac, negative, u,
                                  Draws(z_prog, z_nu, z_read, u_stuck), device=self.device,
                                  drift_logs=self.drift_logs, read_scales=self.read_scales,
-                                 compensation=self.compensation)
+                                 compensation=self.compensation, importance=importance)
         self.compiled = compile is True or (compile == "auto" and compile_available())
         if not self.compiled:
             return kernel
@@ -296,11 +302,12 @@ class TNMSE:
         signed = signed / beta.to(conductances).reshape(-1, 1)
         index, frac, negative = interpolation_weights(grid.to(self.compute, torch.float64), self.u)
         draws = self.draws(conductances.shape[-1])
-        args = (index, frac, negative, self.u, draws.z_prog, draws.z_nu, draws.z_read, draws.u_stuck)
+        args = (index, frac, negative, self.u, draws.z_prog, draws.z_nu, draws.z_read, draws.u_stuck,
+                self.importance)
         if grad:  # eager and differentiable (the polish)
             return column_errors(conductances, signed, *args[:4], draws, device=self.device,
                                  drift_logs=self.drift_logs, read_scales=self.read_scales,
-                                 compensation=self.compensation)
+                                 compensation=self.compensation, importance=self.importance)
         with torch.no_grad():
             out = [self._kernel(table, sig, *args)[:n]
                    for table, sig, n in chunks(conductances, signed, self.chunk, pad=self.compiled)]
@@ -367,7 +374,7 @@ def rescore(strategy: Strategy, values: torch.Tensor, device: DeviceModel | str 
             times_s: Sequence[float] = DEFAULT_TIMES_S, blocks: int = 10, size: int = 10_240,
             rows: int = 512, seed: int = 1_000, *, compensation: str = "column",
             compute: str | torch.device | None = "cpu", compile: bool | str = "auto",
-            chunk: int = 64) -> TNMSEResult:
+            chunk: int = 64, importance: torch.Tensor | None = None) -> TNMSEResult:
     """Honest numbers: `blocks` fresh samples of `size` weights, each with fresh draws.
 
     Parameters
@@ -388,6 +395,9 @@ def rescore(strategy: Strategy, values: torch.Tensor, device: DeviceModel | str 
         Seed of the first block.
     compensation, compute, compile, chunk
         As for `TNMSE`.
+    importance
+        One importance per value, drawn with it (`sample_from_values`): the same weighting as the
+        search's; None: every weight alike.
 
     Returns
     -------
@@ -397,7 +407,7 @@ def rescore(strategy: Strategy, values: torch.Tensor, device: DeviceModel | str 
     objective = None
     results = []
     for b in range(blocks):
-        sample = sample_from_values(values, size, rows, seed=seed + b, source="rescore")
+        sample = sample_from_values(values, size, rows, seed=seed + b, source="rescore", importance=importance)
         if objective is None:
             objective = TNMSE(sample, device, times_s, seed=seed + b, compensation=compensation,
                               compute=compute, compile=compile, chunk=chunk)

@@ -35,11 +35,16 @@ class WeightSample:
         (columns, rows) normalised weights in [−1, 1].
     source
         Where the weights came from (named in error messages and reports).
+    importance
+        (columns, rows) each weight's importance, mean 1 over the weights it was drawn from: its
+        error counts by it (`--weighting fisher`); None: every weight alike.
     """
 
     u: torch.Tensor
     """(columns, rows) normalised weights in [−1, 1]."""
     source: str = "array"
+    importance: torch.Tensor | None = None
+    """(columns, rows) each weight's importance (mean 1 over all the weights), or None: all alike."""
 
     @property
     def size(self) -> int:
@@ -49,6 +54,32 @@ class WeightSample:
     def values(self) -> torch.Tensor:
         """The weights as one flat tensor (columns one after another)."""
         return self.u.reshape(-1)
+
+    def flat_importance(self) -> torch.Tensor | None:
+        """The importance as one flat tensor aligned with `values()` (None: all alike)."""
+        return None if self.importance is None else self.importance.reshape(-1)
+
+
+def check_importance(importance: torch.Tensor, values: torch.Tensor, source: str) -> torch.Tensor:
+    """Per-weight importance, checked (one finite, non-negative number per value, not all zero)
+    and scaled to mean 1, so an importance-weighted mean of errors is Σ I·e / Σ I.
+
+    Raises
+    ------
+    WeightprogError
+        Another number of values, NaN or inf, a negative value, or all zero.
+    """
+    importance = importance.detach().reshape(-1).to(torch.float32)
+    if importance.numel() != values.numel():
+        raise WeightprogError(f"{source}: {importance.numel()} importances for {values.numel()} weights")
+    check_finite(importance, source)
+    if bool((importance < 0).any()):
+        raise WeightprogError(f"{source}: importances must be non-negative")
+    mean = importance.double().mean()
+    if not mean > 0:
+        raise WeightprogError(f"{source}: every weight has zero importance (a loss that does not depend on the "
+                              f"analog weights?)")
+    return (importance / mean).to(torch.float32)
 
 
 def normalise_matrix(w: torch.Tensor, unit: str = "column") -> torch.Tensor:
@@ -133,7 +164,8 @@ def sample_from_tensors(tensors: Iterable[tuple[str, torch.Tensor]], size: int =
 
 
 def sample_from_values(values: torch.Tensor, size: int = DEFAULT_SIZE, rows: int = DEFAULT_ROWS,
-                       seed: int = 0, source: str = "array") -> WeightSample:
+                       seed: int = 0, source: str = "array",
+                       importance: torch.Tensor | None = None) -> WeightSample:
     """Draw `size` of already normalised weights into columns of `rows` (with replacement only
     when there are fewer weights than asked for).
 
@@ -149,6 +181,8 @@ def sample_from_values(values: torch.Tensor, size: int = DEFAULT_SIZE, rows: int
         Seed of the draw.
     source
         Name of the weights in error messages and reports.
+    importance
+        One importance per value, drawn with it (`check_importance`); None: every weight alike.
 
     Returns
     -------
@@ -158,7 +192,8 @@ def sample_from_values(values: torch.Tensor, size: int = DEFAULT_SIZE, rows: int
     Raises
     ------
     WeightprogError
-        No weights, NaN or inf, values outside [−1, 1], all zero, or `size` not a multiple of `rows`.
+        No weights, NaN or inf, values outside [−1, 1], all zero, `size` not a multiple of `rows`,
+        or a bad importance.
     """
     values = values.reshape(-1).to(torch.float32)
     check_finite(values, source)
@@ -176,7 +211,10 @@ def sample_from_values(values: torch.Tensor, size: int = DEFAULT_SIZE, rows: int
         pick = torch.randperm(values.numel(), generator=gen)[:size]
     else:
         pick = torch.randint(values.numel(), (size,), generator=gen)
-    return WeightSample(values[pick].reshape(size // rows, rows).clamp(-1, 1), source)
+    drawn = None
+    if importance is not None:  # scaled over all the values, not the draw: the sample stays unbiased
+        drawn = check_importance(importance, values, f"{source}: importance")[pick].reshape(size // rows, rows)
+    return WeightSample(values[pick].reshape(size // rows, rows).clamp(-1, 1), source, drawn)
 
 
 def load_distribution(name: str = "default") -> torch.Tensor:

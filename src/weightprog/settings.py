@@ -26,6 +26,7 @@ from .choices import (
     RESUMABLE_WORKLOADS,
     VARIANTS,
     WEIGHT_NOISE,
+    WEIGHTINGS,
     WORKLOADS,
 )
 from .errors import WeightprogError
@@ -91,6 +92,9 @@ class OptimizeSettings:
     method: str = setting("auto", "de: differential evolution over the table (the paper's method); pointwise: the "
                                   "pointwise optimum as a dense table; auto: both, the better by re-score.")
     """`de`, `pointwise` or `auto` (both; the better by re-score), see METHODS."""
+    weighting: str = setting("density", "What each weight's error counts by: density (every weight alike) or, with "
+                                        "--model, fisher (its diagonal Fisher information: the loss increase).")
+    """`density` or `fisher` (WEIGHTINGS); `fisher` needs the importance `optimize` is given with the weights."""
     bound: bool = True
     """Compute the bound per F and the best achievable under the deployed compensation."""
     clip: bool = True
@@ -134,6 +138,7 @@ class OptimizeSettings:
             raise v.SettingError("compile", f"true, false or 'auto', got {self.compile!r}")
         v.choice(self.objective, "objective", OBJECTIVES)
         v.choice(self.method, "method", METHODS)
+        v.choice(self.weighting, "weighting", WEIGHTINGS)
         v.choice(self.bound, "bound", (True, False))
         v.choice(self.clip, "clip", (True, False))
 

@@ -52,6 +52,8 @@ class SearchInputs:
     """The search's weight sample, drawn from `values`."""
     source: str
     """Where the weights came from: the file, or `distribution:NAME`."""
+    importance: torch.Tensor | None = None
+    """Each value's importance (`--weighting fisher`), drawn into the sample with it; None: all alike."""
 
 
 def load_values(weights: str | None, distribution: str | None, normalise: str,
@@ -104,7 +106,7 @@ def _typed(name: str) -> bool:
 def search_inputs(weights: str | None, distribution: str | None, normalise: str, pairs: int, significance: str,
                   times: tuple[float, ...], grid_points: int, no_polish: bool, compute: str, seed: int,
                   given: tuple[torch.Tensor, str] | None = None, sample_size: int | None = None,
-                  **settings) -> SearchInputs:
+                  importance: torch.Tensor | None = None, **settings) -> SearchInputs:
     """The search options (`options.search_options`) and a command's own settings -> `SearchInputs`.
 
     The settings are validated first (errors name the option, e.g. `--popsize`), and a GPU that
@@ -133,6 +135,8 @@ def search_inputs(weights: str | None, distribution: str | None, normalise: str,
         analog weights as deployed) instead of `weights`/`distribution`.
     sample_size
         Weights in the search's sample (`--sample-size`; None: `choices.DEFAULT_SIZE`).
+    importance
+        With `given`: each of its values' importance (`--weighting fisher`), drawn with them.
     **settings
         Any other `OptimizeSettings` field, by name (f_max, grid_placement, mode, max_generations,
         popsize, method, objective, budget_s, rescore_blocks, …).
@@ -159,5 +163,6 @@ def search_inputs(weights: str | None, distribution: str | None, normalise: str,
         click.echo("warning: --normalise applies to --weights files; the built-in distributions are "
                    "normalised already", err=True)
     values, source = given if given is not None else load_values(weights, distribution, normalise, seed)
-    return SearchInputs(opts, values, sample_from_values(values, size=size, seed=seed, source=source), source)
+    sample = sample_from_values(values, size=size, seed=seed, source=source, importance=importance)
+    return SearchInputs(opts, values, sample, source, importance)
 

@@ -80,3 +80,16 @@ class NetworkInputs:
 
         weights = find_analog_weights(self.spec.model)
         return deployed_values(weights, self.settings.mapping), self.label
+
+    def fisher(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The model's analog weights as deployed and each one's Fisher importance (`--weighting
+        fisher`, `nn.fisher.deployed_fisher`): the same values as `values()`.
+
+        Raises
+        ------
+        WeightprogError
+            A spec without `loss`.
+        """
+        from ..nn.fisher import deployed_fisher
+
+        return deployed_fisher(self.spec, self.settings.mapping)

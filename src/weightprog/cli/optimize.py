@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..choices import SELECT_RULES
+from ..choices import SELECT_RULES, WEIGHTINGS
 from ..errors import WeightprogError
 from ..settings import OptimizeSettings
 from ..threadcount import FIGURE_THREADS, SEARCH_THREADS, SEARCH_WORKERS, torch_threads
@@ -43,14 +43,15 @@ OUTPUTS = ("strategy.json", "strategy.aihwkit.json", "strategy.aihwkit-optimum.j
 @click.option("--model", "model_spec", default=None, metavar="MODULE:FUNCTION|WORKLOAD",
               help="Optimise for this network's analog weights (as deployed) and choose among the candidates on "
                    "its held-out metric (a model spec as for `evaluate`; docs/NN.md).")
+@setting_option(OptimizeSettings, "weighting", type=click.Choice(WEIGHTINGS))
 @click.option("--select", type=click.Choice(SELECT_RULES), default=None,
               help="With --model: choose the strategy on the network's validate data (network) or by weight "
                    "error (tnmse) [default: network when the spec has validate, else tnmse].")
 @network_options
 @click.option("--out", "out_dir", default="runs/optimize", show_default=True, type=click.Path())
 @force_option()
-def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer, model_spec, select, network_repeats,
-                     periphery, eval_size, out_dir, **search):
+def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer, model_spec, weighting, select,
+                     network_repeats, periphery, eval_size, out_dir, **search):
     """Find the programming strategy with the lowest time-averaged weight error (with --model: the best
     candidate on the network's held-out metric)."""
     from ..aihwkit_export import optimum_export
@@ -65,18 +66,28 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
     if per_layer and not search["weights"]:
         raise WeightprogError("--per-layer needs --weights (a network's layers)")
     network = NetworkInputs.read(model_spec, select, network_repeats, periphery, eval_size, seed, search)
+    if weighting == "fisher" and network is None:
+        raise WeightprogError("--weighting fisher needs --model (a model spec with a 'loss' on non-test data)")
+    given, importance = None, None
+    if network is not None and weighting == "fisher":
+        click.echo("weighting by the diagonal Fisher information (the spec's loss on non-test data)", err=True)
+        fisher_values, importance = network.fisher()
+        given = (fisher_values, network.label)
+    elif network is not None:
+        given = network.values()
     inputs = search_inputs(seed=seed, budget_s=budget_s, rescore_blocks=rescore_blocks, clip=not no_clip,
-                           given=network.values() if network else None, **search)
+                           given=given, importance=importance, weighting=weighting, **search)
     settings, values, sample, source = inputs.settings, inputs.values, inputs.sample, inputs.source
     out = begin_run(out_dir, OUTPUTS)  # before the search: the manifest; a second run into it stops here
     times = settings.times_s
     click.echo(f"optimising for {source} ({values.numel():,} weights, search sample {sample.size:,}) "
-               f"on device {dev.name}, {settings.pairs} pair(s), times {','.join(format_times(times))}", err=True)
+               f"on device {dev.name}, {settings.pairs} pair(s), times {','.join(format_times(times))}, "
+               f"weighting {settings.weighting}", err=True)
     bars = SearchBars(settings)
     try:
         with torch_threads(SEARCH_THREADS):
             result = optimize(sample, values, dev, settings, checkpoint_dir=out, progress=bars,
-                              workers=SEARCH_WORKERS)
+                              workers=SEARCH_WORKERS, importance=inputs.importance)
     finally:
         bars.close()
     record = OptimizeRecord.of(result, source)
@@ -196,7 +207,8 @@ def summary_words(record: OptimizeRecord) -> list[str]:
     opt, best = scores.optimised, scores.best_hand_crafted
     method = METHOD_WORDS.get(record.method or "de", record.method)
     clip = "" if record.expressible in (True, None) else ", clipping the largest weights"
-    lines = [f"found: {method}, cell f={cell}, beta {record.beta:.1f} uS{clip}: TNMSE {opt.mean:.4e} "
+    metric = "Fisher-weighted TNMSE" if record.settings.weighting == "fisher" else "TNMSE"
+    lines = [f"found: {method}, cell f={cell}, beta {record.beta:.1f} uS{clip}: {metric} {opt.mean:.4e} "
              f"± {opt.stderr:.1e}, {100 * scores.improvement_vs_best_hand_crafted:.1f}% below the best "
              f"hand-crafted strategy ({best.label}, {best.score.mean:.4e}) and "
              f"{100 * scores.improvement_vs_best_f1_baseline:.1f}% below the best F=1 one; "

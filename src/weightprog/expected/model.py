@@ -8,6 +8,9 @@ column of R rows adds a relative O(1/R) — measured in tests/test_expected.py),
 
     TNMSE = mean_k Σ_nodes p_b·(α_k²·Var W_k + (α_k·E W_k − u_b)²)
 
+with p_b the node's share of the weights, or of their importance (`importance`, e.g. the diagonal
+Fisher information: then the sum approximates the loss increase); α always averages the density.
+
 Everything is a torch expression: differentiable in the conductance table and β.
 """
 
@@ -21,7 +24,7 @@ import torch
 
 from ..devices import DeviceModel, get_device
 from ..metric import chunks, compile_available
-from ..sample import WeightSample
+from ..sample import WeightSample, check_importance
 from ..strategy import Strategy
 from ..timeunits import DEFAULT_TIMES_S, check_times
 from ..validate import SAMPLE_COMPENSATION_SCOPES, compensation_scope
@@ -75,14 +78,15 @@ def node_moments(table, signed, index, frac, prob, lookup, *, g0: float, step: f
     return mean, var, drift_alpha(mean, var, prob, compensation)
 
 
-def expected_errors(table, signed, index, frac, u, prob, lookup, *, g0: float, step: float,
+def expected_errors(table, signed, index, frac, u, prob, importance, lookup, *, g0: float, step: float,
                     compensation: str):
     """(B, T) expected errors and α (B, T) for tables (B, D, 2P) and signed factors ±f_p/β (B, 2P)
-    on density nodes (index, frac, u, prob) — plain torch, differentiable, fusable by torch.compile."""
+    on density nodes (index, frac, u, prob, importance: `WeightBins`) — plain torch,
+    differentiable, fusable by torch.compile."""
     mean, var, alpha = node_moments(table, signed, index, frac, prob, lookup, g0=g0, step=step,
                                     compensation=compensation)
     err = node_error(mean[..., 1:], var[..., 1:], alpha[:, None, :], u[None, :, None])
-    return (prob[None, :, None] * err).sum(1), alpha
+    return (importance[None, :, None] * err).sum(1), alpha
 
 
 CHUNK = 64
@@ -98,7 +102,8 @@ class ExpectedTNMSE:
     Parameters
     ----------
     values
-        Normalised weights in [−1, 1] (or a `WeightSample`, whose values are used): the density.
+        Normalised weights in [−1, 1] (or a `WeightSample`, whose values and importance are used):
+        the density.
     device
         A `DeviceModel` or a name/file for `get_device`.
     times_s
@@ -117,21 +122,27 @@ class ExpectedTNMSE:
         Fuse the kernel with `torch.compile`: True, False or `auto`.
     chunk
         Strategies per kernel call.
+    importance
+        One non-negative number per value: each weight's error counts by it (e.g. its diagonal
+        Fisher information, `nn.fisher`); None: every weight alike (the density).
 
     Raises
     ------
     WeightprogError
-        For an unknown device or compensation scope, or bad times.
+        For an unknown device or compensation scope, bad times, or an importance not one
+        non-negative number per value.
     """
 
     def __init__(self, values: torch.Tensor | WeightSample, device: DeviceModel | str = "pcm",
                  times_s: Sequence[float] = DEFAULT_TIMES_S, compensation: str = "column",
                  bins_per_segment: int = 8, table_points: int = 2049, dtype=torch.float32,
-                 compile: bool | str = False, chunk: int = CHUNK):
+                 compile: bool | str = False, chunk: int = CHUNK, importance: torch.Tensor | None = None):
         compensation = compensation_scope(compensation, allowed=SAMPLE_COMPENSATION_SCOPES)
         if isinstance(values, WeightSample):
+            importance = values.flat_importance()
             values = values.values()
         self.values = values.reshape(-1).detach().to(torch.float32)
+        self.importance = None if importance is None else check_importance(importance, self.values, "importance")
         self.device = get_device(device)
         self.times_s = check_times(times_s)
         self.compensation = compensation
@@ -144,8 +155,8 @@ class ExpectedTNMSE:
         self.chunk = int(chunk)
         self.compiled = compile is True or (compile == "auto" and compile_available())
 
-        def kernel(table, signed, index, frac, u, prob, lookup):
-            return expected_errors(table, signed, index, frac, u, prob, lookup, g0=self.g0,
+        def kernel(table, signed, index, frac, u, prob, importance, lookup):
+            return expected_errors(table, signed, index, frac, u, prob, importance, lookup, g0=self.g0,
                                    step=self.step, compensation=compensation)
         self._kernel = torch.compile(kernel, dynamic=False) if self.compiled else kernel
 
@@ -154,12 +165,13 @@ class ExpectedTNMSE:
         length (so every grid of a search shares one compiled kernel)."""
         key = tuple(grid.tolist())
         if key not in self._bins:
-            bins = weight_bins(self.values, grid.double(), self.bins_per_segment)
+            bins = weight_bins(self.values, grid.double(), self.bins_per_segment, importance=self.importance)
             segments = grid.numel() - 1
             size = 2 * (self.bins_per_segment * segments + math.ceil(1 / MAX_BIN_WIDTH) + segments)
             pad = max(0, size - bins.u.numel())
             zeros = torch.zeros(pad, dtype=torch.float64)
             self._bins[key] = WeightBins(torch.cat([bins.u, zeros]), torch.cat([bins.prob, zeros]),
+                                         torch.cat([bins.importance, zeros]),
                                          torch.cat([bins.index, torch.zeros(pad, dtype=torch.long)]),
                                          torch.cat([bins.frac, zeros]))
         return self._bins[key]
@@ -188,7 +200,8 @@ class ExpectedTNMSE:
         """
         dt = self.dtype
         bins = self.bins(grid)
-        nodes = (bins.index, bins.frac.to(dt), bins.u.to(dt), bins.prob.to(dt), self.lookup)
+        nodes = (bins.index, bins.frac.to(dt), bins.u.to(dt), bins.prob.to(dt), bins.importance.to(dt),
+                 self.lookup)
         table = conductances.to(dt)
         signed = signed_factors(significance.to(dt), beta.to(dt))
         if grad:

@@ -68,8 +68,8 @@ class Pointwise:
         lookup = model.moments.lookup_table(torch.float64)
         self._at = lambda g: interpolate(lookup, model.g0, model.step, g)
         one = torch.tensor([0.0, 1.0], dtype=torch.float64)
-        nodes = weight_bins(model.values, one, bins)
-        self.u, self.prob = nodes.u, nodes.prob
+        nodes = weight_bins(model.values, one, bins, importance=model.importance)
+        self.u, self.prob, self.importance = nodes.u, nodes.prob, nodes.importance
         dev = model.device
         self.levels = torch.linspace(dev.g_min, dev.g_max, levels, dtype=torch.float64)
         self.signed = torch.tensor([s * f for f in self.sig for s in (1.0, -1.0)], dtype=torch.float64)
@@ -92,12 +92,12 @@ class Pointwise:
     def errors(self, g: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
         """(T,) expected error per time of a mapping (N, 2P) at scales (T,)."""
         mean, var = self.stats(g)
-        return (self.prob[:, None] * node_error(mean[:, 1:], var[:, 1:], scales, self.u[:, None])).sum(0)
+        return (self.importance[:, None] * node_error(mean[:, 1:], var[:, 1:], scales, self.u[:, None])).sum(0)
 
     def best_scales(self, g: torch.Tensor, compensated: bool) -> torch.Tensor:
         mean, var = self.stats(g)
-        num = (self.prob[:, None] * self.u[:, None] * mean[:, 1:]).sum(0)
-        den = (self.prob[:, None] * (var[:, 1:] + mean[:, 1:] ** 2)).sum(0)
+        num = (self.importance[:, None] * self.u[:, None] * mean[:, 1:]).sum(0)
+        den = (self.importance[:, None] * (var[:, 1:] + mean[:, 1:] ** 2)).sum(0)
         if not compensated:
             return num / den
         alpha = self.alpha(mean, var)

@@ -6,7 +6,8 @@ of error and the weight density is the right importance for the programming obje
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -80,6 +81,35 @@ class GradientCorrelation:
                 "layers": [layer.to_dict() for layer in self.layers]}
 
 
+@contextmanager
+def differentiable(params: Sequence[torch.Tensor]) -> Iterator[None]:
+    """Gradients on for the block, in `params` too; their requires_grad flags restored afterwards
+    (`.grad` is never touched: the gradients come from `loss_gradients`)."""
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(True)
+        with torch.enable_grad():
+            yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
+
+
+def loss_gradients(loss: object, params: Sequence[torch.Tensor], where: str) -> list[torch.Tensor]:
+    """∂loss/∂p for each of `params` (zeros where the loss does not depend on it), detached.
+
+    Raises
+    ------
+    WeightprogError
+        When `loss` is not a scalar tensor computed from the model (named by `where`).
+    """
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
+        raise WeightprogError(f"{where}: must return a scalar loss tensor computed from the model")
+    grads = torch.autograd.grad(loss, list(params), allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, grads)]
+
+
 def gradient_weight_correlation(model: nn.Module, loss_fn: Callable[[nn.Module], torch.Tensor],
                                 include: str | Sequence[str] | None = None,
                                 exclude: str | Sequence[str] | None = None,
@@ -112,23 +142,14 @@ def gradient_weight_correlation(model: nn.Module, loss_fn: Callable[[nn.Module],
     """
     weights = find_analog_weights(model, include, exclude)
     params = [w.param for w in weights]
-    flags = [p.requires_grad for p in params]
-    try:
-        for p in params:
-            p.requires_grad_(True)
-        with torch.enable_grad():
-            loss = loss_fn(model)
-            if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
-                raise WeightprogError("loss_fn: must return a scalar loss tensor computed from the model")
-            grads = torch.autograd.grad(loss, params, allow_unused=True)
-    finally:
-        for p, flag in zip(params, flags):
-            p.requires_grad_(flag)
+    with differentiable(params):
+        loss = loss_fn(model)
+        grads = loss_gradients(loss, params, "loss_fn")
     gen = torch.Generator().manual_seed(seed)
     layers, pooled_w, pooled_g = [], [], []
     for w, g in zip(weights, grads):
         wv = w.param.detach().reshape(-1).double().cpu()
-        gv = (torch.zeros_like(w.param) if g is None else g).detach().abs().reshape(-1).double().cpu()
+        gv = g.abs().reshape(-1).double().cpu()
         wn = wv / wv.abs().max().clamp_min(1e-30)
         gn = gv / gv.max().clamp_min(1e-30)
         keep = torch.randperm(wn.numel(), generator=gen)[:_PLOT_POINTS]

@@ -98,10 +98,16 @@ def deployed_values(weights: Sequence[AnalogWeight], mapping: Mapping = Mapping(
         (N,) float32 values in [−1, 1] on the cpu.
     """
     values = torch.cat([normalised_values(w.matrix(), mapping).cpu() for w in weights])
-    if values.numel() > max_values:
-        keep = torch.randperm(values.numel(), generator=torch.Generator().manual_seed(seed))[:max_values]
-        values = values[keep]
-    return values
+    keep = subsample(values.numel(), max_values, seed)
+    return values if keep is None else values[keep]
+
+
+def subsample(n: int, max_values: int, seed: int) -> torch.Tensor | None:
+    """The seeded subsample `deployed_values` keeps of n values (None: all of them), so that
+    per-weight numbers (`nn.fisher`) can be kept aligned with it."""
+    if n <= max_values:
+        return None
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_values]
 
 
 def compute_limit(values: torch.Tensor, device: DeviceModel, times_s: Sequence[float],

@@ -3,7 +3,7 @@
 A spec comes from `build()` as `(model, evaluate)` (the older form) or as a mapping::
 
     {"model": net, "evaluate": test_fn, "validate": valid_fn, "calibrate": calib_fn,
-     "higher_is_better": True, "aggregate": None, "metric": "accuracy"}
+     "higher_is_better": True, "aggregate": None, "metric": "accuracy", "loss": losses_fn}
 
 `evaluate(model)` is the test metric and `validate(model)` the same metric on held-out data: every
 choice the tool makes (a strategy, a range) is made on `validate`, never on `evaluate`.
@@ -11,14 +11,16 @@ choice the tool makes (a strategy, a range) is made on `validate`, never on `eva
 come from it (or from `validate` when it is missing). `evaluate`/`validate` return a number or a
 1-D tensor of per-example values; `aggregate` turns those into the metric (default: the mean;
 e.g. perplexity is `lambda v: math.exp(v.mean())` over per-token losses), so intervals can cover
-the examples as well as the realisations.
+the examples as well as the realisations. `loss(model)` yields scalar training losses of mini-batches
+of calibrate or validate data (never test data), computed with gradients: `--weighting fisher`
+weights each weight's error by its mean squared gradient (nn/fisher.py).
 """
 
 from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +31,7 @@ from ..errors import WeightprogError
 
 SPLITS = ("test", "validate")
 """What a metric is measured on: `test` (the spec's `evaluate`) or `validate` (held out)."""
-KEYS = ("model", "evaluate", "validate", "calibrate", "higher_is_better", "aggregate", "metric")
+KEYS = ("model", "evaluate", "validate", "calibrate", "higher_is_better", "aggregate", "metric", "loss")
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,9 @@ class ModelSpec:
         Per-example values (1-D tensor) -> the metric; None: the mean.
     metric
         The metric's name (None: `accuracy` when higher is better, else `metric`).
+    loss
+        `loss(model)` -> an iterable of scalar mini-batch losses on non-test data (for
+        `--weighting fisher`), or None.
     """
 
     model: nn.Module
@@ -70,11 +75,12 @@ class ModelSpec:
     higher_is_better: bool = True
     aggregate: Callable[[torch.Tensor], Any] | None = None
     metric: str | None = None
+    loss: Callable[[nn.Module], Iterable[torch.Tensor]] | None = None
 
     def __post_init__(self):
         if not isinstance(self.model, nn.Module):
             raise WeightprogError(f"model spec: 'model' must be a torch.nn.Module, got {type(self.model).__name__}")
-        for key in ("evaluate", "validate", "calibrate", "aggregate"):
+        for key in ("evaluate", "validate", "calibrate", "aggregate", "loss"):
             fn = getattr(self, key)
             if key == "evaluate" and fn is None:
                 raise WeightprogError("model spec: 'evaluate' (the test metric) is missing")

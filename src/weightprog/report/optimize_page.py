@@ -132,7 +132,8 @@ def _inputs(r: OptimizeRecord) -> str:
         ("search", f"popsize {s.popsize}, at most {s.max_generations} generations, tol {s.tol}, "
                    f"budget {s.budget_s if s.budget_s is not None else 'none'}"
                    + (f"; method {r.method}" if r.method else "")
-                   + (f"; objective {s.objective}" if s.objective else "")),
+                   + (f"; objective {s.objective}" if s.objective else "")
+                   + (f"; weighting {s.weighting}" if s.weighting else "")),
         ("aihwkit", None if r.expressible is None else
          "the strategy is expressible by aihwkit's CustomPairConductanceConverter" if r.expressible
          else "not expressible by aihwkit's converter (strategy.aihwkit.json holds the best one that is)"),

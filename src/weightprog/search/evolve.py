@@ -75,10 +75,12 @@ def population_loss(objective: Objective, grid: torch.Tensor, g: torch.Tensor, s
 
 
 def _objective_id(objective: Objective) -> dict:
+    importance = objective.importance  # only an importance-weighted objective says so: older keys stay
+    weighted = {} if importance is None else {"importance": float(importance.double().square().sum())}
     if isinstance(objective, ExpectedTNMSE):
         return {"objective": "expected", "bins": objective.bins_per_segment,
-                "weights": float(objective.values.double().abs().sum()), "n": objective.values.numel()}
-    return {"seed": objective.seed, "sample": float(objective.u.double().sum())}
+                "weights": float(objective.values.double().abs().sum()), "n": objective.values.numel(), **weighted}
+    return {"seed": objective.seed, "sample": float(objective.u.double().sum()), **weighted}
 
 
 def _config_key(space: StrategySpace, objective: Objective, settings: dict) -> str:

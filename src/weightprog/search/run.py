@@ -144,7 +144,8 @@ def candidate_cells(settings: OptimizeSettings) -> list[Cell | None]:
 
 def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | str = "pcm",
              settings: OptimizeSettings = OptimizeSettings(), checkpoint_dir: str | Path | None = None,
-             progress: ProgressCallback | None = None, workers: int = 1) -> OptimizeResult:
+             progress: ProgressCallback | None = None, workers: int = 1,
+             importance: torch.Tensor | None = None) -> OptimizeResult:
     """Search programming strategies for a weight distribution on a device, and re-score the result.
 
     The phases, each a function below: the search spaces (`_spaces`), the objectives
@@ -175,6 +176,10 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
         (both only with the eager expected objective and no time budget), the two pointwise
         tables. The results are the same for any number; the events come as from one thread
         (`concurrency.in_order`).
+    importance
+        With `settings.weighting` `fisher`: one importance per value (`nn.fisher.network_fisher`),
+        which the sample must carry too (`sample_from_values(values, importance=…)`); every
+        objective, limit and re-score weights each weight's error by it. None for `density`.
 
     Returns
     -------
@@ -183,10 +188,11 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     """
     start = time.perf_counter()
     validate.compute_device(settings.compute)  # here, not in the settings: a sweep's driver may have no GPU
+    _check_weighting(settings, sample, importance)
     device = get_device(device)
     cells = candidate_cells(settings)
     spaces = _spaces(sample, device, settings, cells)
-    objective, held_out = _objectives(sample, values, device, settings, spaces)
+    objective, held_out = _objectives(sample, values, device, settings, spaces, importance)
     parallel = workers if isinstance(objective, ExpectedTNMSE) and not objective.compiled \
         and settings.budget_s is None else 1  # a compiled kernel, a shared budget: one part at a time
     runs = _search_cells(objective, settings, spaces, start, checkpoint_dir, progress, parallel)
@@ -194,14 +200,14 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
         progress(Event("phase", ("polish, bounds and re-score",)))
     chosen = _choose(runs, held_out)
     needs_model = settings.bound or settings.method != "de"  # the limits and the pointwise method
-    model = _model(values, device, settings) if needs_model else None
+    model = _model(values, device, settings, importance) if needs_model else None
     limits = [quiet(cell_limits, model, cell, settings) for cell in limit_cells(settings, cells)] if model else []
     _, *found = in_order([quiet(_polish, runs[chosen], spaces[chosen], objective, held_out, settings), *limits],
                          parallel)
     de = replace(runs[chosen].strategy, names=["de"])
     bounds, candidates = limits_and_pointwise(model, settings, cast(list[CellLimits], found), de, workers)
     baselines = hand_crafted(settings.pairs, device, settings.f_max)
-    rescored = _rescore(candidates, baselines, values, device, sample, settings)
+    rescored = _rescore(candidates, baselines, values, device, sample, settings, importance)
     pick = _pick(candidates, rescored.scores, settings)
     final, scores = rescored.ranked(pick)
     optimised = replace(candidates[pick], names=["optimised"])
@@ -209,15 +215,26 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
                           time.perf_counter() - start, settings, device, search_weights=sample.size, method=pick,
                           bounds=bounds, candidates=candidates,
                           export=_export(candidates, pick, optimised, rescored.scores),
-                          error_split=_error_splits(model or _model(values, device, settings), optimised, baselines,
-                                                    scores))
+                          error_split=_error_splits(model or _model(values, device, settings, importance),
+                                                    optimised, baselines, scores))
 
 
 # --- the phases of `optimize` ------------------------------------------------------------------------
 
-def _model(values: torch.Tensor, device: DeviceModel, settings: OptimizeSettings) -> ExpectedTNMSE:
+def _check_weighting(settings: OptimizeSettings, sample: WeightSample, importance: torch.Tensor | None) -> None:
+    """An importance exactly when the weighting asks for one, and in the search's sample too."""
+    if settings.weighting == "density" and (importance is not None or sample.importance is not None):
+        raise validate.SettingError("weighting", "density, but an importance was given: use weighting 'fisher'")
+    if settings.weighting == "fisher" and (importance is None or sample.importance is None):
+        raise validate.SettingError("weighting", "fisher needs each weight's importance, in `importance` and in the "
+                                                 "sample (nn.fisher.network_fisher; sample_from_values(importance=…))")
+
+
+def _model(values: torch.Tensor, device: DeviceModel, settings: OptimizeSettings,
+           importance: torch.Tensor | None) -> ExpectedTNMSE:
     """The expected error at the model's default resolution (limits, pointwise method, error split)."""
-    return ExpectedTNMSE(values, device, settings.times_s, compensation=settings.compensation, compile=False)
+    return ExpectedTNMSE(values, device, settings.times_s, compensation=settings.compensation, compile=False,
+                         importance=importance)
 
 
 def _spaces(sample: WeightSample, device: DeviceModel, settings: OptimizeSettings,
@@ -249,12 +266,14 @@ def compile_search(settings: OptimizeSettings, spaces: dict[str, StrategySpace])
 
 
 def _objectives(sample: WeightSample, values: torch.Tensor, device: DeviceModel, settings: OptimizeSettings,
-                spaces: dict[str, StrategySpace]) -> tuple[ExpectedTNMSE | TNMSE, ExpectedTNMSE | TNMSE]:
+                spaces: dict[str, StrategySpace],
+                importance: torch.Tensor | None) -> tuple[ExpectedTNMSE | TNMSE, ExpectedTNMSE | TNMSE]:
     """What the search minimises, and what the searches' results are compared on (held-out draws)."""
     times = settings.times_s
     if settings.objective == "expected":  # deterministic: nothing to overfit, its own referee
         model = ExpectedTNMSE(values, device, times, compensation=settings.compensation,
-                              compile=compile_search(settings, spaces), bins_per_segment=SEARCH_BINS)
+                              compile=compile_search(settings, spaces), bins_per_segment=SEARCH_BINS,
+                              importance=importance)
         return model, model
     return (TNMSE(sample, device, times, seed=settings.seed, compensation=settings.compensation,
                   compute=settings.compute, compile=settings.compile),
@@ -328,12 +347,14 @@ class _Rescored:
 
 
 def _rescore(candidates: dict[str, Strategy], baselines: dict[tuple[str, float], Strategy], values: torch.Tensor,
-             device: DeviceModel, sample: WeightSample, settings: OptimizeSettings) -> _Rescored:
+             device: DeviceModel, sample: WeightSample, settings: OptimizeSettings,
+             importance: torch.Tensor | None) -> _Rescored:
     """Monte Carlo on fresh samples (`rescore_blocks` of the search's size) and fresh draws."""
     everything = Strategy.stack(list(candidates.values()) + list(baselines.values()))
     final = rescore(everything, values, device, settings.times_s, blocks=settings.rescore_blocks,
                     size=sample.size, rows=sample.u.shape[1], seed=settings.seed + 1000,
-                    compensation=settings.compensation, compute=settings.compute, compile=False)
+                    compensation=settings.compensation, compute=settings.compute, compile=False,
+                    importance=importance)
     return _Rescored(final, (*candidates, *baselines))
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -15,6 +16,8 @@ from torch import nn
 from ..choices import VARIANTS
 from ..errors import WeightprogError
 from ..nn.spec import ModelSpec
+
+T = TypeVar("T")
 
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
 MANIFEST = CHECKPOINT_DIR / "manifest.json"
@@ -39,23 +42,26 @@ class Workload:
     """Runs representative non-test inputs through the model (built on first use)."""
     aggregate: Callable[[torch.Tensor], float] | None = None
     """Per-example values -> the metric (None: the mean)."""
+    losses_fn: Callable[[nn.Module], Iterable[torch.Tensor]] | None = None
+    """Training losses of mini-batches of the calibration data (the spec's `loss`, for
+    `--weighting fisher`; built on first use)."""
 
     def __iter__(self):
         return iter((self.model, self.evaluate_fn, self.metadata))
 
     def spec(self) -> ModelSpec:
-        """The model spec: per-example test values, validate and calibrate, direction and name."""
+        """The model spec: per-example test values, validate and calibrate, direction, name and loss."""
         return ModelSpec(self.model, self.examples_fn or self.evaluate_fn, self.validate_fn, self.calibrate_fn,
                          bool(self.metadata.get("higher_is_better", True)), self.aggregate,
-                         self.metadata.get("metric"))
+                         self.metadata.get("metric"), self.losses_fn)
 
 
-def lazy(build: Callable[[], Callable[[nn.Module], object]]) -> Callable[[nn.Module], object]:
+def lazy(build: Callable[[], Callable[[nn.Module], T]]) -> Callable[[nn.Module], T]:
     """A metric function whose data is loaded on its first call (validation and calibration data
     cost nothing to a caller that only tests)."""
-    made: list[Callable[[nn.Module], object]] = []
+    made: list[Callable[[nn.Module], T]] = []
 
-    def run(model: nn.Module) -> object:
+    def run(model: nn.Module) -> T:
         if not made:
             made.append(build())
         return made[0](model)

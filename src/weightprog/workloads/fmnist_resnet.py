@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,15 @@ def make_loss(x: torch.Tensor, y: torch.Tensor):
     return loss_fn
 
 
+def make_losses(x: torch.Tensor, y: torch.Tensor, batch: int = 50):
+    """Cross-entropy of each mini-batch of (x, y), with gradients (the spec's `loss`)."""
+    loss = [make_loss(x[i:i + batch], y[i:i + batch]) for i in range(0, len(y), batch)]
+
+    def losses_fn(model: nn.Module) -> Iterator[torch.Tensor]:
+        return (fn(model) for fn in loss)
+    return losses_fn
+
+
 def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", data_dir=None,
         checkpoint: bool | str = True, seed: int = 0, validate_size: int = VALIDATE_SIZE) -> Workload:
     available = 10_000 if split == "test" else 60_000
@@ -175,7 +185,8 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
         xv, yv = load_fmnist("train", None, data_dir)
         return make_examples(xv[-validate_size:], yv[-validate_size:])
     return Workload(model, make_eval(x, y), meta, make_examples(x, y), lazy(held_out),
-                    lazy(lambda: make_calibrate(load_fmnist("train", CALIBRATE_SIZE, data_dir)[0])))
+                    lazy(lambda: make_calibrate(load_fmnist("train", CALIBRATE_SIZE, data_dir)[0])),
+                    losses_fn=lazy(lambda: make_losses(*load_fmnist("train", CALIBRATE_SIZE, data_dir))))
 
 
 def train(variant: str, steps: int | None = None, batch: int = 128, lr: float | None = None, seed: int = 0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -141,6 +142,20 @@ def make_loss(data: torch.Tensor):
     return loss_fn
 
 
+def make_losses(data: torch.Tensor):
+    """Mean per-token cross-entropy of each BPTT window of `data` (time, streams), with gradients
+    through the window only (the state carried along each stream, detached: the spec's `loss`)."""
+    def losses_fn(model: nn.Module) -> Iterator[torch.Tensor]:
+        dev = next(model.parameters()).device
+        state = None
+        for i in range(0, data.shape[0] - 1, BPTT):
+            y = data[i + 1:i + 1 + BPTT].to(dev)
+            logits, state = model(data[i:i + y.shape[0]].to(dev), state)
+            state = tuple(s.detach() for s in state)
+            yield F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+    return losses_fn
+
+
 def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", streams: int = 10,
         checkpoint: bool | str = True, seed: int = 0, validate_size: int = VALIDATE_SIZE) -> Workload:
     ids = load_ptb(split)
@@ -163,7 +178,8 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
             "calibrate": f"the first {CALIBRATE_SIZE} tokens of the training split"}
     return Workload(model, make_eval(data), meta, make_examples(data),
                     lazy(lambda: make_examples(batchify(load_ptb("valid", validate_size), 10))),
-                    lazy(lambda: make_calibrate(batchify(load_ptb("train", CALIBRATE_SIZE), 10))), perplexity)
+                    lazy(lambda: make_calibrate(batchify(load_ptb("train", CALIBRATE_SIZE), 10))), perplexity,
+                    lazy(lambda: make_losses(batchify(load_ptb("train", CALIBRATE_SIZE), 10))))
 
 
 def train(variant: str, steps: int | None = None, batch: int = 20, lr: float | None = None, seed: int = 0,

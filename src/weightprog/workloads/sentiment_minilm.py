@@ -21,6 +21,7 @@ import csv
 import io
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -158,11 +159,21 @@ def make_eval(batches):
 
 
 def make_loss(batches):
+    """Cross-entropy of the first of the encoded `batches`."""
+    losses = make_losses(batches[:1])
+
     def loss_fn(model: nn.Module) -> torch.Tensor:
-        dev = next(model.parameters()).device
-        ids, mask, y = batches[0]
-        return F.cross_entropy(model(ids.to(dev), mask.to(dev)), y.to(dev))
+        return next(iter(losses(model)))
     return loss_fn
+
+
+def make_losses(batches):
+    """Cross-entropy of each of the encoded `batches`, with gradients (the spec's `loss`)."""
+    def losses_fn(model: nn.Module) -> Iterator[torch.Tensor]:
+        dev = next(model.parameters()).device
+        for ids, mask, y in batches:
+            yield F.cross_entropy(model(ids.to(dev), mask.to(dev)), y.to(dev))
+    return losses_fn
 
 
 def build_model() -> MiniLMClassifier:
@@ -191,7 +202,8 @@ def get(variant: str = "fp", eval_size: int | None = None, split: str = "test", 
             "calibrate": f"the first {CALIBRATE_SIZE} sentences of the training split"}
     calibrate = lazy(lambda: make_examples(encode(load_split("train", CALIBRATE_SIZE), batch)))
     return Workload(model, make_eval(batches), meta, make_examples(batches),
-                    lazy(lambda: make_examples(encode(load_split("valid", validate_size), batch))), calibrate)
+                    lazy(lambda: make_examples(encode(load_split("valid", validate_size), batch))), calibrate,
+                    losses_fn=lazy(lambda: make_losses(encode(load_split("train", CALIBRATE_SIZE), 16))))
 
 
 @torch.no_grad()
