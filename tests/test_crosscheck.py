@@ -50,6 +50,7 @@ def aihwkit_missing() -> str | None:
     return None
 
 
+@pytest.mark.slow  # CI runs it in its slow line (README test command); ~40 s alone, minutes under load
 @pytest.mark.skipif(aihwkit_missing() is not None, reason=str(aihwkit_missing()))
 def test_fast_crosscheck(tmp_path):
     """The cross-check's fast part: same device law, same strategies programmed on both sides, the

@@ -143,6 +143,7 @@ def test_study_on_ray_equals_the_local_run(tmp_path):
     assert ray.data.realisations == local.data.realisations and ray.summary == local.summary
 
 
+@pytest.mark.slow  # CI runs it in its slow line: worker processes, each starting torch
 def test_processes_equal_inline(tmp_path):
     """Two worker processes give the in-process numbers (the same jobs, seeds and thread count)."""
     s = StudySettings(workloads=("ptb-lstm",), devices=("pcm",), variants=("hwa",), roles=("naive",),

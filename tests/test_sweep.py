@@ -161,6 +161,7 @@ def wait_until_gone(sid: int, within_s: float) -> list[int]:
     return left
 
 
+@pytest.mark.slow  # CI runs it in its slow line: three driver processes, each starting torch
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
 def test_local_processes_killed_part_way_then_resumed(tmp_path, tiny):
     """kill -9 the driver alone right after the 3rd result: its workers (and the forkserver and
