@@ -325,6 +325,22 @@ def test_cli_evaluate_workload_slice_with_io8_periphery():
     assert evaluate_fn(model) * 0.9 < analog < evaluate_fn(model) * 1.2
 
 
+@needs_ptb
+def test_cli_evaluate_precision_records_its_rounds(tmp_path):
+    """`--precision` from the command line: the rounds, the width reached and the items in results.json."""
+    from click.testing import CliRunner
+
+    from weightprog.cli import main
+    res = CliRunner().invoke(main, ["evaluate", "--model", "ptb-lstm", "--eval-size", "700", "--strategy", "lsp-first",
+                                    "--strategy", "single-pair", "--periphery", "io8", "--times", "1s",
+                                    "--repeats", "2", "--precision", "50%", "--no-progress", "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    got = json.loads((tmp_path / "results.json").read_text())["precision"]
+    assert got["rounds"] == [700] and got["met"] and got["reached"] <= got["target"]
+    assert got["available"] > 80_000 and got["requested"] == "50% of digital"
+    assert "precision: ±" in res.output
+
+
 @pytest.mark.slow
 @needs_fmnist
 def test_study_smoke_fmnist(tmp_path):
