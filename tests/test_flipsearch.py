@@ -73,6 +73,9 @@ class _Synthetic:
     def __init__(self):
         self.calls = 0
 
+    def key(self):
+        return {"base": "synthetic"}
+
     def __call__(self, factors):
         self.calls += 1
         s = dict(zip(FACTORS, (math.log(f) for f in factors)))
@@ -135,6 +138,8 @@ def test_flipmap_search_cli_writes_its_record(tmp_path):
     assert check.trial == record.searches[0].best and check.device.startswith("pcm:")
     assert check.naive.stderr > 0 and record.sentence in result.output
     assert (out / "flipsearch.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((out / "strategy_flip.json").read_text())
+    assert saved["meta"]["device"] == check.device
     data = json.loads((out / "flipsearch.json").read_text())
     assert data["checks"][0]["verdict"] == check.verdict
     bad = CliRunner().invoke(main, ["device", "flipmap", "pcm", "--search", "--x", "read=1,2",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,6 +25,7 @@ from .flipsearch import DIRECTIONS, FLIP, DirectionSearch, Expected, ExpectedSco
 from .progress import Event, ProgressCallback
 from .sample import WeightSample
 from .search.run import OptimizeResult, OptimizeSettings, optimize
+from .strategy import Strategy
 
 Z = 2.0
 """Paired standard errors a change must exceed to count."""
@@ -98,6 +99,9 @@ class FlipSearchResult:
     """The best candidate of each direction, in the order of `searches`."""
     settings: OptimizeSettings
     wall_time_s: float
+    strategies: dict[str, Strategy] = field(default_factory=dict)
+    """The optimised strategy of the base (`base`) and of each direction's best candidate (`flip`,
+    `reverse`), for programming a network with them (`weightprog evaluate --strategy FILE`)."""
 
     def flips(self) -> tuple[Check, ...]:
         """The checks whose verdict is their search's direction."""
@@ -147,12 +151,14 @@ def run_flip_search(sample: WeightSample, values: torch.Tensor, base: DeviceMode
     if progress is not None:
         progress(Event("advise", (dev.name,), 0, total))
     base_result = optimize(sample, values, dev, settings)
-    checks = []
+    checks, strategies = [], {"base": base_result.strategy}
     for i, s in enumerate(searches, start=1):
         candidate = scorer.device(s.best.factors)
         if progress is not None:
             progress(Event("advise", (candidate.name,), i, total))
-        checks.append(check(base_result, optimize(sample, values, candidate, settings), s.best))
+        result = optimize(sample, values, candidate, settings)
+        checks.append(check(base_result, result, s.best))
+        strategies[next(k for k, v in DIRECTIONS.items() if v == s.direction)] = result.strategy
     bn, bo = columns(base_result)
     return FlipSearchResult(dev.name, plan, base_expected, tuple(searches), float(bn.mean()), float(bo.mean()),
-                            tuple(checks), settings, time.perf_counter() - start)
+                            tuple(checks), settings, time.perf_counter() - start, strategies)

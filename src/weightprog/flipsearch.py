@@ -66,6 +66,13 @@ class ExpectedScorer:
         self.compensation, self.pairs, self.f_max = compensation, pairs, f_max
         self.start_f = 2 if pairs > 1 and f_max > 1 else 1
 
+    def key(self) -> dict:
+        """What the scores depend on, for a checkpoint's key (the weights by their count and sums)."""
+        v = self.values.double()
+        return {"base": self.base.name, "times_s": list(self.times_s), "compensation": self.compensation,
+                "pairs": self.pairs, "f_max": self.f_max,
+                "weights": [v.numel(), float(v.sum()), float(v.abs().sum()), float((v * v).sum())]}
+
     def device(self, factors: Sequence[float]) -> DeviceModel:
         scales = Scales(**dict(zip(FACTORS, (float(f) for f in factors))))
         return ScaledDevice(self.base, scales) if scales.label() else self.base
@@ -208,7 +215,7 @@ def search_direction(scorer: ExpectedScorer, base: Expected, direction: str, pla
     de = Generations(loss, [(lo, hi)] * dims, popsize=plan.popsize, tol=0.0, mutation=(0.5, 1.0),
                      recombination=0.7, seed=plan.seed, init=init, integrality=np.zeros(dims, bool),
                      max_generations=max(plan.generations, 1))
-    key = {"direction": direction, "base": scorer.base.name, **plan.to_json()}
+    key = {"direction": direction, **scorer.key(), **plan.to_json()}
     saved = read_json(checkpoint) if checkpoint is not None and checkpoint.exists() else None
     if saved is not None and saved.get("key") == key:
         de.restore(saved["state"])

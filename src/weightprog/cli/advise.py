@@ -153,7 +153,7 @@ def _flip_search(base, plan, direction, weights, settings, out_dir) -> None:
     values, source = load_values(file, name, "column", settings.seed)
     sample = sample_from_values(values, DEFAULT_SIZE, DEFAULT_ROWS, seed=settings.seed, source=source)
     directions = tuple(DIRECTIONS.values()) if direction == "both" else (DIRECTIONS[direction],)
-    begin_run(out_dir, ("flipsearch.json", "flipsearch.png", "flipsearch_*.checkpoint.json"))
+    begin_run(out_dir, ("flipsearch.json", "flipsearch.png", "flipsearch_*.checkpoint.json", "strategy_*.json"))
     click.echo(f"flip search around {dev.name} for {source}: factors {plan.bounds[0]:g}…{plan.bounds[1]:g}, "
                f"{plan.popsize * 5} per generation, {plan.generations} generations, "
                f"{' and '.join(directions)}; then {1 + len(directions)} optimisations", err=True)

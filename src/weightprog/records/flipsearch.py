@@ -10,7 +10,7 @@ from typing import Any
 
 from ..fileio import atomic_write_json
 from ..flipcheck import Check, FlipSearchResult, PairedChange
-from ..flipsearch import FACTORS, DirectionSearch, Expected, SearchPlan, Trial
+from ..flipsearch import DIRECTIONS, FACTORS, DirectionSearch, Expected, SearchPlan, Trial
 from .jsonfile import Fields, RecordError, load_record
 from .optimize_parts import SettingsRecord
 
@@ -115,11 +115,18 @@ def read_flip_search_record(folder: str | Path) -> FlipSearchRecord:
 
 
 def write_flip_search_run(folder: str | Path, result: FlipSearchResult, weights: str) -> list[Path]:
-    """flipsearch.json and flipsearch.png (every trial's expected changes, the checks) into `folder`."""
+    """flipsearch.json, flipsearch.png (every trial's expected changes, the checks) and the optimised
+    strategies (strategy_base.json, strategy_flip.json, strategy_reverse.json) into `folder`."""
     from ..report.advise_plots import plot_flip_search  # matplotlib only when writing files
 
     record = FlipSearchRecord.of(result, weights)
     paths = [Path(folder) / FILE, Path(folder) / "flipsearch.png"]
     atomic_write_json(paths[0], record.to_json())
     plot_flip_search(record, paths[1])
+    names = {v: k for k, v in DIRECTIONS.items()}
+    devices = {"base": result.base} | {names[s.direction]: c.device for s, c in zip(result.searches, result.checks)}
+    for role, strategy in result.strategies.items():
+        path = Path(folder) / f"strategy_{role}.json"
+        strategy.save(path, device=devices.get(role, role), weights=weights)
+        paths.append(path)
     return paths
