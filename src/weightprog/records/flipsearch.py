@@ -83,8 +83,8 @@ class FlipSearchRecord:
 
     @classmethod
     def of(cls, r: FlipSearchResult, weights: str) -> FlipSearchRecord:
-        return cls(r.base, weights, r.plan, SettingsRecord.from_json(r.settings.to_dict()), r.base_expected, r.base_naive,
-                   r.base_optimised, r.searches, r.checks, r.sentence(), r.wall_time_s)
+        return cls(r.base, weights, r.plan, SettingsRecord.from_json(r.settings.to_dict()), r.base_expected,
+                   r.base_naive, r.base_optimised, r.searches, r.checks, r.sentence(), r.wall_time_s)
 
     def to_json(self) -> Json:
         return {"format": FORMAT, "base": self.base, "weights": self.weights, "plan": self.plan.to_json(),
@@ -117,12 +117,12 @@ def read_flip_search_record(folder: str | Path) -> FlipSearchRecord:
 def write_flip_search_run(folder: str | Path, result: FlipSearchResult, weights: str) -> list[Path]:
     """flipsearch.json, flipsearch.png (every trial's expected changes, the checks) and the optimised
     strategies (strategy_base.json, strategy_flip.json, strategy_reverse.json) into `folder`."""
-    from ..report.advise_plots import plot_flip_search  # matplotlib only when writing files
+    from ..report.flipsearch_plots import plot_flip_search  # matplotlib only when writing files
 
     record = FlipSearchRecord.of(result, weights)
     paths = [Path(folder) / FILE, Path(folder) / "flipsearch.png"]
     atomic_write_json(paths[0], record.to_json())
-    plot_flip_search(record, paths[1])
+    plot_flip_search(result, paths[1])
     names = {v: k for k, v in DIRECTIONS.items()}
     devices = {"base": result.base} | {names[s.direction]: c.device for s, c in zip(result.searches, result.checks)}
     for role, strategy in result.strategies.items():
