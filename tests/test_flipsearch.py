@@ -97,7 +97,10 @@ def test_search_finds_a_constructed_flip_and_resumes_from_its_checkpoint(tmp_pat
     again = search_direction(scorer, base, FLIP, plan, ckpt)
     assert scorer.calls == calls and again.trials == found.trials  # resumed at its end: nothing re-scored
     longer = search_direction(scorer, base, FLIP, SearchPlan(popsize=4, generations=7), ckpt)
-    assert longer.generations == 7 and scorer.calls > calls  # another plan: a fresh run
+    assert longer.generations == 7 and longer.trials[:len(found.trials)] == found.trials  # continued
+    assert scorer.calls == calls + 20  # one more generation of 4 × 5
+    other = search_direction(scorer, base, FLIP, SearchPlan(popsize=4, generations=2, seed=1), ckpt)
+    assert other.generations == 2 and other.trials[0] not in found.trials  # another plan: a fresh run
     with pytest.raises(WeightprogError, match="bounds"):
         SearchPlan((2.0, 4.0))
 
@@ -140,6 +143,7 @@ def test_flipmap_search_cli_writes_its_record(tmp_path):
     assert (out / "flipsearch.png").read_bytes()[:4] == b"\x89PNG"
     saved = json.loads((out / "strategy_flip.json").read_text())
     assert saved["meta"]["device"] == check.device
+    assert record.sentence in (out / "report.html").read_text().replace("&#x27;", "'")
     data = json.loads((out / "flipsearch.json").read_text())
     assert data["checks"][0]["verdict"] == check.verdict
     bad = CliRunner().invoke(main, ["device", "flipmap", "pcm", "--search", "--x", "read=1,2",

@@ -193,7 +193,8 @@ class SearchPlan:
 def search_direction(scorer: ExpectedScorer, base: Expected, direction: str, plan: SearchPlan,
                      checkpoint: Path | None = None, progress: ProgressCallback | None = None) -> DirectionSearch:
     """Maximise the flip margin in `direction` over the log factors (scipy's best1bin DE, a Latin
-    hypercube start); resumes from `checkpoint` when it holds this plan's run."""
+    hypercube start); resumes from `checkpoint` when it holds this plan's run (a run with more
+    generations continues it; one with fewer returns it as it is)."""
     from scipy.stats import qmc
 
     margin(base, base, direction)  # validates the direction before any work
@@ -216,6 +217,7 @@ def search_direction(scorer: ExpectedScorer, base: Expected, direction: str, pla
                      recombination=0.7, seed=plan.seed, init=init, integrality=np.zeros(dims, bool),
                      max_generations=max(plan.generations, 1))
     key = {"direction": direction, **scorer.key(), **plan.to_json()}
+    del key["generations"]  # more generations continue a finished run
     saved = read_json(checkpoint) if checkpoint is not None and checkpoint.exists() else None
     if saved is not None and saved.get("key") == key:
         de.restore(saved["state"])

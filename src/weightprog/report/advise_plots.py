@@ -70,7 +70,3 @@ def save(fig, path: str | Path) -> Path:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     return path
 
-
-def plot_flip_search(record, path):  # TEMPORARY: for runs started before the move; remove
-    from .flipsearch_plots import plot_flip_search as plot
-    return plot(record, path)
