@@ -146,6 +146,10 @@ def test_flipmap_search_cli_writes_its_record(tmp_path):
     assert record.sentence in (out / "report.html").read_text().replace("&#x27;", "'")
     data = json.loads((out / "flipsearch.json").read_text())
     assert data["checks"][0]["verdict"] == check.verdict
+    data["checks"][0]["naive"]["change"] = "x"
+    (out / "flipsearch.json").write_text(json.dumps(data))
+    with pytest.raises(WeightprogError, match=r"flipsearch.json: /checks/0/naive/change: expected a number"):
+        read_flip_search_record(out)
     bad = CliRunner().invoke(main, ["device", "flipmap", "pcm", "--search", "--x", "read=1,2",
                                     "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "give no --x" in bad.output
