@@ -38,6 +38,8 @@ def _panel(ax, result: FlipSearchResult, points: list[tuple[float, float, str]],
     ax.fill_between([0, span], -span, 0, color=colours[REVERSE], alpha=0.12, lw=0)
     for direction in colours:
         xy = np.array([(x, y) for x, y, d in points if d == direction]).reshape(-1, 2).clip(-span, span)
+        if len(xy) == 0:  # a direction not searched
+            continue
         ax.scatter(xy[:, 0], xy[:, 1], s=8, color=colours[direction], alpha=0.5,
                    label=f"expected, search for '{direction}'")
     for c in result.checks:
