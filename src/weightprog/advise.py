@@ -200,14 +200,21 @@ class FlipPoint:
 
     def verdict(self, z: float = 2.0) -> str:
         """Better/worse only beyond z standard errors of the change, else 'within error'."""
-        def sign(change, se):
-            return 0 if abs(change) <= z * se else (1 if change < 0 else -1)
-        naive, opt = sign(self.naive_change, self.naive_stderr), sign(self.optimised_change, self.optimised_stderr)
-        if naive == 0 or opt == 0:
-            return "within error"
-        if naive == opt:
-            return "both better" if naive > 0 else "both worse"
-        return "naive better, optimised worse" if naive > 0 else "naive worse, optimised better"
+        return verdict(self.naive_change, self.naive_stderr, self.optimised_change, self.optimised_stderr, z)
+
+
+def verdict(naive_change: float, naive_stderr: float, optimised_change: float, optimised_stderr: float,
+            z: float = 2.0) -> str:
+    """One of `VERDICTS` for relative TNMSE changes (negative: better) and their standard errors:
+    better/worse only beyond z standard errors, else 'within error'."""
+    def sign(change, se):
+        return 0 if abs(change) <= z * se else (1 if change < 0 else -1)
+    naive, opt = sign(naive_change, naive_stderr), sign(optimised_change, optimised_stderr)
+    if naive == 0 or opt == 0:
+        return "within error"
+    if naive == opt:
+        return "both better" if naive > 0 else "both worse"
+    return "naive better, optimised worse" if naive > 0 else "naive worse, optimised better"
 
 
 @dataclass

@@ -10,7 +10,10 @@ The entry points and the events they send (`task`):
   starts (`path` ends with its name; no count).
 * `evaluate`: `evaluate_over_time` (and `select_on_network`): realisations × times done of all,
   once at the start (0) and after each.
-* `advise`: `advise`, as each device variant's optimisation starts (`path`: the variant).
+* `advise`: `advise`, as each device variant's optimisation starts (`path`: the variant; also
+  `run_flip_search`'s checks).
+* `flipsearch`: `search_direction` (flipsearch.py) before each generation of the search over a
+  device's property factors and once at its end (`path`: the direction).
 * `sweep`: `run_sweep` (and `run_flip_map`), once at the start and after each finished or failed
   job, with the sweep's `SweepProgress` as `detail` (`path`: the job's id).
 * `study`: `run_study`, after each finished or failed job (`path`: the job's id).
@@ -31,7 +34,7 @@ class Event:
     """What a long-running call has done so far."""
 
     task: str
-    """`search`, `phase`, `evaluate`, `advise`, `sweep` or `study` (see the module's docstring)."""
+    """`search`, `phase`, `evaluate`, `advise`, `flipsearch`, `sweep` or `study` (see the module's docstring)."""
     path: tuple[str, ...] = ()
     """Which one, outermost first: `("pcm", "f=1,2")` for a compared device's search of cell
     f=1,2, `("polish, bounds and re-score",)` for a phase, `(job_id,)` for a sweep's job."""

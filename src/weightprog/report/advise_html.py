@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..flipcheck import PairedChange
 from ..records.advice import ADVICE_FILE, FLIPMAP_FILE, read_advice_record, read_flip_map_record
+from ..records.flipsearch import FILE as SEARCH_FILE
+from ..records.flipsearch import read_flip_search_record
 from .page import (
     Raw,
     RunCommand,
@@ -67,6 +70,8 @@ def advise_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
 
 
 def flipmap_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
+    if (folder / SEARCH_FILE).is_file():
+        return flipsearch_page(folder, command)
     r = read_flip_map_record(folder)
     x, y = r.x.prop, r.y.prop
     question = (f"Scaled variants of {esc(r.base)} over {esc(x)} × {esc(y)}: where does "
@@ -85,3 +90,26 @@ def flipmap_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
                           'jobs/); better or worse only beyond 2 standard errors of the change.</p>'),
                 reproduce_section(command), files_section(folder)]
     return page(f"weightprog device flipmap: {r.base}", question, True, sections), True
+
+
+def flipsearch_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
+    """`device flipmap --search`: the sentence, the checks and the figure."""
+    r = read_flip_search_record(folder)
+    lo, hi = r.plan.bounds
+    question = (f"Is there a scaled {esc(r.base)} (programming noise, drift mean, drift spread, read noise and "
+                f"range each ×{lo:g}…{hi:g}) that naive programming ranks against {esc(r.base)} one way and "
+                f"optimal programming the other (the paper's Fig. 5 question)?")
+    checks = table(["direction searched", "device", "expected margin", "Δ naive", "Δ optimised", "verdict"],
+                   [[s.direction, c.device, f"{100 * c.trial.margin:+.2f} %", _pm(c.naive), _pm(c.optimised), c.verdict]
+                    for s, c in zip(r.searches, r.checks)], {2, 3, 4})
+    sections = [section("Result", f"<p><strong>{esc(r.sentence)}</strong></p>" + checks
+                        + '<p class="note">Δ: re-scored TNMSE change against the base, ± one paired standard '
+                          'error (same samples and draws); a verdict needs 2.</p>'),
+                section("Figure", png_figure(folder / "flipsearch.png", "every scaled device searched: expected "
+                                             "change naive vs optimised; black: the checked candidates")),
+                reproduce_section(command), files_section(folder)]
+    return page(f"weightprog device flipmap --search: {r.base}", question, True, sections), True
+
+
+def _pm(change: PairedChange) -> str:
+    return f"{100 * change.change:+.2f} ± {100 * change.stderr:.2f} %"

@@ -35,7 +35,7 @@ def plot_advice(advice: Advice, path: str | Path) -> Path:
     ax.set_xlabel("change of time-averaged weight error TNMSE (%)  [bars: ±2 s.e., independent-score bound]")
     ax.set_title(f"{advice.device}: which {advice.improvement:.0%} improvement pays")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 VERDICT_COLOURS = {"both better": "#88CCEE", "both worse": "#DDCC77",
@@ -62,10 +62,11 @@ def plot_flip_map(flip: FlipMap, path: str | Path) -> Path:
                  fontsize=9)
     ax.legend(handles=[Patch(color=VERDICT_COLOURS[v], label=v) for v in VERDICTS], loc="upper left",
               bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def _save(fig, path: str | Path) -> Path:
+def save(fig, path: str | Path) -> Path:
     path = Path(path)
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight"))
     return path
+
