@@ -161,6 +161,13 @@ def unlock_folder(path: str | Path) -> None:
         f.close()
 
 
+def release_locks() -> None:
+    """Release every lock this process holds (the command line, as a command returns: a process
+    that runs several commands, as tests do, does not keep their folders' lock files open)."""
+    for key in list(_HELD_LOCKS):
+        _HELD_LOCKS.pop(key).close()
+
+
 @contextmanager
 def folder_lock(path: str | Path | None, what: str = "weightprog"):
     """`lock_folder` for the duration of a `with` block (nothing for None); a lock this process

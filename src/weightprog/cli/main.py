@@ -29,3 +29,6 @@ COMMANDS = {
 @click.version_option(__version__, prog_name="weightprog")
 def main():
     """Find the best way to program DNN weights into analogue memory."""
+    from ..fileio import release_locks
+
+    click.get_current_context().call_on_close(release_locks)  # a command's folder locks end with it
