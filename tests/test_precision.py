@@ -51,11 +51,11 @@ def test_rounds_grow_until_the_target_and_equal_one_run_of_that_size():
     run = _run(model, x, y)
     lines: list[str] = []
     result, report = evaluate_to_precision(run, 100, PrecisionTarget(0.02), log=lines.append)
-    assert len(report.rounds) >= 2 and list(report.rounds) == sorted(report.rounds)
+    assert report.rounds[0] == 100 and len(report.rounds) >= 2 and list(report.rounds) == sorted(report.rounds)
     assert len(lines) == len(report.rounds)
-    assert report.met or report.limited_by is not None
-    if report.met:
-        assert report.reached <= 0.02
+    # R = 3 on 3,000 items cannot reach ±0.02: the rounds run to the whole pool and say why they stopped
+    assert not report.met and report.reached > 0.02 and report.rounds[-1] == POOL
+    assert report.limited_by in ("realisations", "test set")
     direct, _ = run(report.examples)  # the last round is exactly the run on that many items
     assert torch.equal(direct.metrics, result.metrics)
     assert result.examples is not None and result.examples.shape[-1] == report.examples

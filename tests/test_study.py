@@ -190,7 +190,8 @@ def test_precision_adds_test_items_in_resumable_rounds(tmp_path, tiny_workload):
     plan = json.loads((tmp_path / "study.json").read_text())
     report = plan["precision"]["tiny"]
     assert report["rounds"][0] == 40 and len(report["rounds"]) >= 2 and report["rounds"] == sorted(report["rounds"])
-    assert report["met"] == (report["reached"] <= 0.04) and (report["met"] or report["limited_by"])
+    # R = 3 cannot reach ±0.04 on the tiny workload's 600 items: every item is used, and it says so
+    assert not report["met"] and report["limited_by"] == "test set" and report["rounds"][-1] == 600
     last = report["rounds"][-1]
     assert all(r.examples == last for r in res.summary)  # the tables are the last round's
     assert all(j.endswith(f"_p{len(report['rounds']) - 1}") for j in plan["jobs"] if "_r0" in j or "digital" in j)

@@ -110,25 +110,26 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
                            higher_is_better=spec.higher_is_better if higher_is_better is None else higher_is_better)
         return spec, available
 
-    def run(n: int | None, loaded=None):
-        spec, available = loaded or load(n)
+    start = eval_size if target is None else eval_size or default_eval_size(model_spec)
+    loaded = {start: load(start)}  # the first spec, before the folder is claimed: a bad one is refused first
+
+    def run(n: int | None):
+        spec, available = loaded.pop(n, None) or load(n)
         with count_progress("realisations × times") if progress else nullcontext() as bar:
             return evaluate_over_time(spec, strategies=chosen, device=dev, times_s=times, repeats=repeats, seed=seed,
                                       mapping=mapping, periphery=get_periphery(periphery), significance=significance,
                                       include=list(include) or None, exclude=list(exclude) or None,
                                       compute=compute, progress=bar), available
 
-    first = load(eval_size) if target is None else None  # a bad spec is refused before the folder is claimed
     if out_dir is not None:  # inputs read: the manifest, before the evaluation
         begin_run(out_dir, ("results.csv", "results.json", "accuracy_vs_time.png"))
     reached = None
     if target is None:
-        result, _ = run(eval_size, first)
+        result, _ = run(start)
     else:
         from ..nn.precision import evaluate_to_precision
 
-        result, reached = evaluate_to_precision(run, eval_size or default_eval_size(model_spec), target,
-                                                log=lambda line: click.echo(line, err=True))
+        result, reached = evaluate_to_precision(run, start, target, log=lambda line: click.echo(line, err=True))
     click.echo(result.mapping.format().splitlines()[-1])
     if result.calibrated_on == "test":
         click.echo("note: the periphery's ranges were calibrated on the scored data itself (the model spec has "
