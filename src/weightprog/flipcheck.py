@@ -29,6 +29,8 @@ from .strategy import Strategy
 
 Z = 2.0
 """Paired standard errors a change must exceed to count."""
+NAMES = {direction: name for name, direction in DIRECTIONS.items()}
+"""Each direction's command-line name (`flip`, `reverse`), for its files."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ def run_flip_search(sample: WeightSample, values: torch.Tensor, base: DeviceMode
     base_expected = scorer((1.0,) * 5)
     searches = []
     for d in directions:
-        name = next(k for k, v in DIRECTIONS.items() if v == d)
+        name = NAMES[d]
         ckpt = Path(out) / f"flipsearch_{name}.checkpoint.json" if out is not None else None
         searches.append(search_direction(scorer, base_expected, d, plan, ckpt, progress))
     total = 1 + len(searches)
@@ -158,7 +160,7 @@ def run_flip_search(sample: WeightSample, values: torch.Tensor, base: DeviceMode
             progress(Event("advise", (candidate.name,), i, total))
         result = optimize(sample, values, candidate, settings)
         checks.append(check(base_result, result, s.best))
-        strategies[next(k for k, v in DIRECTIONS.items() if v == s.direction)] = result.strategy
+        strategies[NAMES[s.direction]] = result.strategy
     bn, bo = columns(base_result)
     return FlipSearchResult(dev.name, plan, base_expected, tuple(searches), float(bn.mean()), float(bo.mean()),
                             tuple(checks), settings, time.perf_counter() - start, strategies)
