@@ -220,3 +220,17 @@ def test_compensation_reference_programmed_state():
     assert not torch.allclose(noisy[0], noisy[1])
     with pytest.raises(WeightprogError, match="compensation reference"):
         Mapping(reference="ideal")
+
+
+def test_pass_timing_compares_the_analogue_passes_with_one_digital_pass():
+    model, inputs, target = CASES["cnn"]()
+    fn = metrics_for(inputs, target)
+    ideal = evaluate_over_time(model, fn, ["lsp-first"], "pcm", TIMES, repeats=2)
+    t = ideal.timing
+    assert t is not None and t.passes == 2 * 2 and t.digital_s > 0 and t.analogue_s > 0
+    assert t.ratio == pytest.approx(t.analogue_s / (4 * t.digital_s))
+    assert ideal.to_dict()["timing"]["ratio"] == t.ratio and "analogue passes" in ideal.format()
+    # an older spec with a converter periphery calibrates on the scored data: no clean digital pass
+    old = evaluate_over_time(model, fn, ["lsp-first"], "pcm", TIMES, repeats=1, periphery="io8")
+    assert old.calibrated_on == "test" and old.timing.digital_s is None and old.timing.ratio is None
+    assert "no clean digital pass" in old.format()

@@ -105,11 +105,12 @@ def _one_linear(scales=None, bias=False, inputs=16, outputs=8, rows=3000):
 
 def test_old_presets_give_the_same_outputs_as_before():
     # numbers of the `standard` and `io8` presets before dynamic scaling and per-column ranges existed
+    # (`standard` re-pinned when its output noise became counter-based, nn/noise.py: other draws)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Linear(3 * 4 * 4, 5))
     x = torch.randn(16, 2, 6, 6)
     weights = find_analog_weights(model)
-    expected = {"standard": (-2.1034164614975452, 11.38109811047589),
+    expected = {"standard": (-2.198030088096857, 11.482025323279041),
                 "io8": (-2.2562534734606743, 11.507032188993705)}
     for name, (total, energy) in expected.items():
         with torch.no_grad():

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from ..errors import WeightprogError
 from . import crossbar as xb
 from . import fused
+from . import noise as output_noise
 from .calibration import Clipping, Ranges
 from .discover import AnalogWeight
 from .periphery import Periphery, quantise
@@ -159,8 +160,8 @@ class PeripheryHooks:
         return lambda _, args, out: self.outputs(module, kind, args, out)
 
     def recurrent(self, module: torch.nn.Module) -> Callable:
-        """A recurrent module run product by product through the periphery."""
-        return lambda _, args, kwargs, out: self.sequence(module, args, kwargs)
+        """A recurrent module's forward, run product by product through the periphery."""
+        return lambda *args, **kwargs: self.sequence(module, args, kwargs)
 
     # --- what the hooks do ---------------------------------------------------------------------
     def inputs(self, module: torch.nn.Module, kind: str, args: tuple) -> tuple | None:
@@ -274,18 +275,18 @@ class PeripheryHooks:
         """Output noise (not while tracking and not training), then the ADC (clipping counted), on the
         analogue output `y`; then times the input `scale`, if any."""
         periphery, clipping, tracking = self.periphery, self.clipping, self.tracking
-        noise = None
+        seed = None
         if periphery.output_noise > 0 and (tracking is None or tracking.training()):
-            noise = torch.randn(y.shape, generator=self.generator, device=y.device, dtype=y.dtype)
+            seed = output_noise.seed(self.generator, y.device)
         if periphery.adc_bits is not None and isinstance(bound, torch.Tensor) and fused.usable(y):
-            done = fused.adc(y, noise, None if noise is None else periphery.output_noise * bound, bound,
+            done = fused.adc(y, seed, None if seed is None else periphery.output_noise * bound, bound,
                              periphery.adc_bits, scale)
             if done is not None:
                 if clipping is not None:
                     clipping.add(key, int(done[1]), y.numel())
                 return done[0]
-        if noise is not None:
-            y = noise.mul_(periphery.output_noise * bound).add_(y)  # in place: y + noise·bound, one temporary
+        if seed is not None:  # in place: y + noise·bound, one temporary
+            y = output_noise.like(y, seed).mul_(periphery.output_noise * bound).add_(y)
         if periphery.adc_bits is not None:
             if clipping is not None:  # count_nonzero: a summed bool tensor would be cast to int64 first
                 clipping.add(key, int(torch.count_nonzero(y.abs() > bound)), y.numel())

@@ -263,10 +263,14 @@ def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[
         return y
 
     def recurrent(module):
-        def hook(_, args, kwargs, out):  # recorded on a step-by-step rerun; the module's own output is kept
+        own = module.forward
+
+        def forward(*args, **kwargs):  # recorded on a step-by-step rerun; the module's own output is kept
+            out = own(*args, **kwargs)
             with torch.no_grad():
                 xb.recurrent_forward(module, args, kwargs, record)
-        return hook
+            return out
+        return forward
 
     with xb.hooks(weights, pre, post, recurrent if periphery.recurrent == "products" else None):
         result = run()

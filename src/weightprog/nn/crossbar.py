@@ -199,16 +199,19 @@ def recurrent_forward(module: nn.Module, args: tuple, kwargs: dict, product: Pro
 
 @contextmanager
 def hooks(weights: list[AnalogWeight], pre, post, recurrent=None) -> Iterator[None]:
-    """Attach `pre`/`post` hook factories (and `recurrent`, a forward-hook factory with kwargs that
-    replaces the pre hook of RNN/LSTM/GRU modules when given) for the block."""
+    """Attach `pre`/`post` hook factories for the block; `recurrent`, when given, is a factory of
+    forwards `(*args, **kwargs) -> output` that replace RNN/LSTM/GRU modules' own for the block
+    (replaced, not hooked: a hook would run the module's own kernel too, only to discard it)."""
     handles = []
+    replaced: list[nn.Module] = []
     # Hooks must see every projection: the fused transformer fast path would bypass them.
     fastpath = torch.backends.mha.get_fastpath_enabled()
     try:
         torch.backends.mha.set_fastpath_enabled(False)
         for module, kind in modules(weights):
             if kind == "rnn" and recurrent is not None:
-                handles.append(module.register_forward_hook(recurrent(module), with_kwargs=True))
+                module.forward = recurrent(module)  # an instance attribute: Module.__call__ finds it first
+                replaced.append(module)
                 continue
             handles.append(module.register_forward_pre_hook(pre(module, kind)))
             if kind in FULL_KINDS:
@@ -217,6 +220,8 @@ def hooks(weights: list[AnalogWeight], pre, post, recurrent=None) -> Iterator[No
     finally:
         for h in handles:
             h.remove()
+        for module in replaced:
+            del module.forward
         torch.backends.mha.set_fastpath_enabled(fastpath)
 
 

@@ -36,7 +36,7 @@ from .limit import LIMIT, Limit, compute_limit, deployed_values
 from .mapping import mapping_report
 from .periphery import Periphery, get_periphery
 from .program import ProgrammedModel, WeightSwap
-from .result import OverTimeResult
+from .result import OverTimeResult, PassTiming
 from .spec import Measurement, ModelSpec
 
 StrategySpec = Strategy | str | Path
@@ -248,7 +248,8 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
     clipping = Clipping()
     swap = WeightSwap(weights)
     try:
-        digital, ranges, calibrated_on = _digital(spec, split, weights, peri, mapping)
+        digital, ranges, calibrated_on, digital_s = _digital(spec, split, weights, peri, mapping)
+        analogue_start = time.perf_counter()
         for i, strategy in enumerate(chosen):
             for r in range(repeats):
                 gen = torch.Generator(device=gen_device).manual_seed(realisation_seed(seed, first_realisation + r))
@@ -274,6 +275,7 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                             examples[i, r, k] = got.examples
                         step()
                 del programmed
+        timing = PassTiming(digital_s, time.perf_counter() - analogue_start, metrics.numel())
     finally:
         swap.restore()
     dicts = [c.to_dict() for c in chosen]
@@ -282,7 +284,7 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                           dicts, [w.name for w in weights], weight_errors,
                           weight_energy, clipping.layers(weights), spec.metric_name, spec.higher_is_better,
                           split, calibrated_on, examples, digital.examples,
-                          limit.to_dict() if limit is not None and wants_limit else None, spec.aggregate)
+                          limit.to_dict() if limit is not None and wants_limit else None, spec.aggregate, timing)
 
 
 def _check_realisations(repeats: int, first: int) -> None:
@@ -316,14 +318,18 @@ def _spec(model, evaluate_fn) -> ModelSpec:
 
 
 def _digital(spec: ModelSpec, split: str, weights, peri: Periphery,
-             mapping: Mapping) -> tuple[Measurement, Ranges | None, str | None]:
-    """The digital metric on `split`, and the periphery's ranges with the data they came from (one
-    run serves both when the older form calibrates on the evaluated data itself)."""
-    if peri.is_ideal:
-        return spec.measure(split, "digital run", finite=True), None, None
-    run, source = spec.calibration_run()
-    same = spec.function(split) is getattr(spec, source)
-    value, ranges = calibrate(weights, peri, run, tile_cols=mapping.tile_cols, tile_rows=mapping.tile_rows)
-    digital = spec.reduce(value, "digital run", finite=True) if same else \
-        spec.measure(split, "digital run", finite=True)
-    return digital, ranges, "test" if source == "evaluate" else source
+             mapping: Mapping) -> tuple[Measurement, Ranges | None, str | None, float | None]:
+    """The digital metric on `split`, the periphery's ranges with the data they came from (one run
+    serves both when the older form calibrates on the evaluated data itself), and the digital
+    pass's wall time (None when it was that calibration run)."""
+    if not peri.is_ideal:
+        run, source = spec.calibration_run()
+        value, ranges = calibrate(weights, peri, run, tile_cols=mapping.tile_cols, tile_rows=mapping.tile_rows)
+        calibrated_on = "test" if source == "evaluate" else source
+        if spec.function(split) is getattr(spec, source):
+            return spec.reduce(value, "digital run", finite=True), ranges, calibrated_on, None
+    else:
+        ranges, calibrated_on = None, None
+    start = time.perf_counter()
+    digital = spec.measure(split, "digital run", finite=True)
+    return digital, ranges, calibrated_on, time.perf_counter() - start

@@ -3,8 +3,9 @@
 Eager, each step of the DAC (input scale, quantiser) and of the ADC (output noise, clip count,
 quantiser, scale restored) is a pass over the tensor, and on a CPU these passes cost more than the
 layer's own product; fused, each chain is one pass. The kernels do the same operations in the same
-order as the eager code in `attach`, so they give the same values (tests compare them); the noise
-is still drawn eagerly from the run's generator. Used for large CPU tensors outside autograd
+order as the eager code in `attach`, so they give the same values (tests compare them), the output
+noise included (`noise`: counter-based, computed inside the ADC kernel from one seed drawn from
+the run's generator, instead of a separate `torch.randn` pass). Used for large CPU tensors outside autograd
 only: small ones do not repay the compilation (seconds, once per process and shape rank), and
 where compiling fails (no C++ compiler) everything stays eager.
 """
@@ -16,6 +17,8 @@ import warnings
 from collections.abc import Callable
 
 import torch
+
+from . import noise as output_noise
 
 MIN_NUMEL = 1 << 18
 """Smallest tensor the fused kernels are used for."""
@@ -36,10 +39,10 @@ def _dac(x: torch.Tensor, dims: tuple[int, ...], levels: int) -> tuple[torch.Ten
     return ((x / scale) / step).round().clamp(-levels, levels) * step, scale
 
 
-def _adc(y: torch.Tensor, noise: torch.Tensor | None, noise_bound: torch.Tensor | None, bound: torch.Tensor,
+def _adc(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None, bound: torch.Tensor,
          levels: int, scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    if noise is not None and noise_bound is not None:
-        y = noise * noise_bound + y
+    if seed is not None and noise_bound is not None:
+        y = output_noise.like(y, seed) * noise_bound + y
     step = bound / levels
     q = (y / step).round().clamp(-levels, levels) * step
     return (q if scale is None else q * scale), (y.abs() > bound).sum()
@@ -65,8 +68,8 @@ def dac(x: torch.Tensor, dims: tuple[int, ...], bits: int) -> tuple[torch.Tensor
     return _call(_dac, x, dims, 2 ** (bits - 1) - 1)
 
 
-def adc(y: torch.Tensor, noise: torch.Tensor | None, noise_bound: torch.Tensor | None, bound: torch.Tensor,
+def adc(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None, bound: torch.Tensor,
         bits: int, scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(y + noise·noise_bound quantised to `bits` in ±bound, times `scale`; the count of its values
-    beyond ±bound), or None."""
-    return _call(_adc, y, noise, noise_bound, bound, 2 ** (bits - 1) - 1, scale)
+    beyond ±bound), or None. The noise is `noise.like(y, seed)` (none for a None seed)."""
+    return _call(_adc, y, seed, noise_bound, bound, 2 ** (bits - 1) - 1, scale)

@@ -18,6 +18,40 @@ from .mapping import MappingReport
 from .stats import Interval, metric_interval, paired_interval
 
 
+@dataclass(frozen=True)
+class PassTiming:
+    """Where a run's time went: one digital pass over the scored data, and every analogue pass
+    (programming, device reads, the periphery and the passes themselves), wall seconds."""
+
+    digital_s: float | None
+    """One digital pass; None where the digital metric came out of the calibration run (an older
+    spec calibrated on the scored data), whose time includes calibrating."""
+    analogue_s: float
+    passes: int
+    """Analogue passes: strategies × realisations × times."""
+
+    @property
+    def ratio(self) -> float | None:
+        """Analogue time per pass over the digital pass's, or None."""
+        if not self.digital_s or not self.passes:
+            return None
+        return self.analogue_s / (self.passes * self.digital_s)
+
+    def to_dict(self) -> dict:
+        return {"digital_s": self.digital_s, "analogue_s": self.analogue_s, "passes": self.passes,
+                "ratio": self.ratio}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PassTiming:
+        return cls(d.get("digital_s"), float(d["analogue_s"]), int(d["passes"]))
+
+    def format(self) -> str:
+        each = f"{self.ratio:.2f}× a digital pass ({self.digital_s:.3g} s) each" if self.ratio is not None \
+            else "no clean digital pass to compare with (calibrated on the scored data)"
+        return (f"time: {self.passes} analogue passes in {self.analogue_s:.3g} s, programming and reads "
+                f"included: {each}")
+
+
 @dataclass
 class OverTimeResult:
     """A network's metric over time after programming: S strategies × R realisations × T times.
@@ -92,6 +126,8 @@ class OverTimeResult:
     """With the `limit` strategy: its cell, read-out scale and expected-error bound per time."""
     aggregate: Callable[[torch.Tensor], Any] | None = field(default=None, repr=False)
     """The spec's per-example aggregate (None: the mean), for the intervals."""
+    timing: PassTiming | None = None
+    """The digital pass's time against the analogue passes'."""
 
     def interval(self, strategy: int, time: int) -> Interval:
         """95 % interval of one strategy's metric at one time (nn/stats.py: over realisations, and
@@ -206,7 +242,8 @@ class OverTimeResult:
                 "adc_clipping": [c.to_dict() for c in self.clipping],
                 "paired": [{k: clean(v) for k, v in row.items()} for row in self.paired_rows()],
                 "limit": self.limit,
-                "rows": [{k: clean(v) for k, v in row.items()} for row in self.rows()]}
+                "rows": [{k: clean(v) for k, v in row.items()} for row in self.rows()]} | (
+                    {"timing": self.timing.to_dict()} if self.timing is not None else {})
 
     def format(self) -> str:
         """The metric's mean and 95 % interval per strategy (rows) and time (columns), the paired
@@ -237,6 +274,8 @@ class OverTimeResult:
             worst = max(self.clipping, key=lambda c: c.fraction)
             total = sum(c.clipped for c in self.clipping) / max(1, sum(c.outputs for c in self.clipping))
             lines.append(f"ADC clipping: {total:.3%} of all outputs; most in {worst.layer} ({worst.fraction:.3%})")
+        if self.timing is not None:
+            lines.append(self.timing.format())
         return "\n".join(lines)
 
 

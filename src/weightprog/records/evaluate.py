@@ -10,7 +10,7 @@ from typing import Any
 from .._version import __version__
 from ..fileio import atomic_write_json, atomic_write_text
 from ..nn.precision import PrecisionReport
-from ..nn.result import OverTimeResult
+from ..nn.result import OverTimeResult, PassTiming
 from ..timeunits import format_times
 from .jsonfile import read_json
 
@@ -149,6 +149,8 @@ class EvaluateRecord:
     version: int = FORMAT_VERSION
     precision: PrecisionReport | None = None
     """With `--precision`: the target, the width reached and the test items per round."""
+    timing: PassTiming | None = None
+    """The digital pass's time against the analogue passes' (None in older files)."""
 
     @classmethod
     def of(cls, result: OverTimeResult, model: str, compute: str,
@@ -170,7 +172,8 @@ class EvaluateRecord:
             tuple(_row(LayerNmseRow, x) for x in d.get("weight_nmse_per_layer", ())),
             tuple(d.get("adc_clipping", ())), tuple(_row(PairedRow, x) for x in d.get("paired", ())),
             d.get("limit"), tuple(d.get("rows", ())), d.get("version", "unknown"),
-            precision=PrecisionReport.from_dict(d["precision"]) if d.get("precision") else None)
+            precision=PrecisionReport.from_dict(d["precision"]) if d.get("precision") else None,
+            timing=PassTiming.from_dict(d["timing"]) if d.get("timing") else None)
 
     def to_json(self) -> Json:
         """The file's object, keys in the order the command has always written them."""
@@ -185,7 +188,8 @@ class EvaluateRecord:
                 "weight_nmse_per_layer": [_json(x) for x in self.weight_nmse_per_layer],
                 "adc_clipping": list(self.adc_clipping), "paired": [_json(x) for x in self.paired],
                 "limit": self.limit, "rows": list(self.rows)} | (
-                    {"precision": self.precision.to_dict()} if self.precision else {})
+                    {"precision": self.precision.to_dict()} if self.precision else {}) | (
+                    {"timing": self.timing.to_dict()} if self.timing else {})
 
     @property
     def strategy_names(self) -> list[str]:
