@@ -125,7 +125,7 @@ def attached(weights: list[AnalogWeight], periphery: Periphery, ranges: Ranges |
         raise WeightprogError(f"periphery: output_range={periphery.output_range!r} needs ranges calibrated "
                               f"with that periphery (per-column ranges are missing)")
     h = PeripheryHooks(weights, periphery, ranges, generator, clipping, tracking)
-    with xb.hooks(weights, h.pre, h.post, h.recurrent if periphery.recurrent == "products" else None):
+    with xb.hooks(weights, h.pre, h.post, h.replace):
         yield
 
 
@@ -159,9 +159,27 @@ class PeripheryHooks:
             self.cut(id(module), xb.module_cuts(module, kind, cast(Tracking, self.tracking).tile_rows))
         return lambda _, args, out: self.outputs(module, kind, args, out)
 
-    def recurrent(self, module: torch.nn.Module) -> Callable:
-        """A recurrent module's forward, run product by product through the periphery."""
-        return lambda *args, **kwargs: self.sequence(module, args, kwargs)
+    def replace(self, module: torch.nn.Module, kind: str) -> Callable | None:
+        """The forward that stands in for the module's own, or None (hooked instead): a recurrent
+        module run product by product (`recurrent="products"`); a layer whose input tiles are
+        digitised apart, as one grouped product of all tiles (`crossbar.tile_products`) and one
+        ADC over them (`fused.adc_tiles`), where hooks would add those to the module's own product."""
+        if kind == "rnn":
+            if self.periphery.recurrent != "products":
+                return None
+            return lambda *args, **kwargs: self.sequence(module, args, kwargs)
+        cuts = self.ranges.splits.get(id(module))
+        if (self.tracking is not None or cuts is None or not self.per_column or kind not in ("linear", "conv")
+                or self.periphery.adc_bits is None):
+            return None
+        own = module.forward
+
+        def forward(*args, **kwargs):
+            parts = None if kwargs else xb.tile_products(module, kind, args[0], cuts)
+            if parts is None:
+                return self.outputs(module, kind, args, own(*args, **kwargs))
+            return self.tiles(module, kind, parts)
+        return forward
 
     # --- what the hooks do ---------------------------------------------------------------------
     def inputs(self, module: torch.nn.Module, kind: str, args: tuple) -> tuple | None:
@@ -216,6 +234,24 @@ class PeripheryHooks:
             y, scale = self.adc(y, bound, key, scale), None  # the scale restored by the ADC step
         if scale is not None:
             y = y * scale
+        return y if bias is None else y + bias
+
+    def tiles(self, module: torch.nn.Module, kind: str, parts: torch.Tensor) -> torch.Tensor:
+        """A layer's output from its input tiles' partial sums (stacked first): noise and ADC per tile
+        (clipping counted), the tiles added, the input scale restored, the bias added."""
+        key, periphery = id(module), self.periphery
+        scale = self.scales.pop(key, None)
+        bounds = self.column_bounds(key, parts)  # (tiles, columns)
+        channel = 1 + xb.channel_dim(module, kind, parts[0])
+        shape = [1] * parts.dim()
+        shape[0], shape[channel] = bounds.shape
+        bound = bounds.view(shape)
+        seed = output_noise.seed(self.generator, parts.device) if periphery.output_noise > 0 else None
+        y, clipped = fused.adc_tiles(parts, seed, None if seed is None else periphery.output_noise * bound, bound,
+                                     cast(int, periphery.adc_bits), scale)
+        if self.clipping is not None:
+            self.clipping.add(key, int(clipped), parts.numel())
+        bias = xb.bias_view(module, kind, y)
         return y if bias is None else y + bias
 
     def sequence(self, module: torch.nn.Module, args: tuple, kwargs: dict):

@@ -272,7 +272,8 @@ def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[
             return out
         return forward
 
-    with xb.hooks(weights, pre, post, recurrent if periphery.recurrent == "products" else None):
+    products = periphery.recurrent == "products"
+    with xb.hooks(weights, pre, post, lambda module, kind: recurrent(module) if products and kind == "rnn" else None):
         result = run()
     ranges = Ranges({k: _percentile(v, periphery.input_percentile) for k, v in ins.items()},
                     {k: _percentile(v, periphery.output_percentile) for k, v in outs.items()})

@@ -117,6 +117,32 @@ def partials(module: nn.Module, kind: str, x: torch.Tensor, cuts: list[tuple[int
     return parts + [full - sum(parts[1:], parts[0])]
 
 
+def tile_products(module: nn.Module, kind: str, x: torch.Tensor,
+                  cuts: list[tuple[int, int]]) -> torch.Tensor | None:
+    """Every input tile's partial sum of the module's product (no bias), stacked on a new first
+    dimension, from one grouped product (a grouped convolution, a batched matrix product): as much
+    arithmetic as the module's own product, where computing the module's product and then all but
+    one tile apart costs up to twice that. Tiles narrower than the widest are zero-padded. None for
+    what it does not cover (an unbatched or non-zero-padded convolution, GPT-2's Conv1D): the
+    caller takes `partials` then."""
+    weight = cast(torch.Tensor, module.weight)
+    widths = [b - a for a, b in cuts]
+    width, tiles = max(widths), len(cuts)
+    if kind == "linear":
+        xs = torch.stack([F.pad(x[..., a:b], (0, width - (b - a))) for a, b in cuts])
+        ws = torch.stack([F.pad(weight[:, a:b], (0, width - (b - a))) for a, b in cuts])
+        lead = x.shape[:-1]
+        return torch.bmm(xs.reshape(tiles, -1, width), ws.transpose(1, 2)).view(tiles, *lead, weight.shape[0])
+    if kind != "conv" or x.dim() != spatial(module) + 2 or getattr(module, "padding_mode", "zeros") != "zeros":
+        return None
+    pad = [0, 0] * spatial(module)
+    xs = x if min(widths) == width else torch.cat([F.pad(x[:, a:b], pad + [0, width - (b - a)]) for a, b in cuts], 1)
+    ws = torch.cat([F.pad(weight[:, a:b], pad + [0, width - (b - a)]) for a, b in cuts])
+    conv = cast(Callable[..., torch.Tensor], (F.conv1d, F.conv2d, F.conv3d)[spatial(module) - 1])
+    y = conv(xs, ws, None, module.stride, module.padding, module.dilation, tiles)
+    return y.view(y.shape[0], tiles, weight.shape[0], *y.shape[2:]).movedim(1, 0)
+
+
 def analog_inputs(kind: str, args: tuple) -> int:
     """How many leading positional inputs go through the DAC (MHA: query, key, value)."""
     return min(3 if kind == "mha" else 1, len(args))
@@ -198,10 +224,11 @@ def recurrent_forward(module: nn.Module, args: tuple, kwargs: dict, product: Pro
 
 
 @contextmanager
-def hooks(weights: list[AnalogWeight], pre, post, recurrent=None) -> Iterator[None]:
-    """Attach `pre`/`post` hook factories for the block; `recurrent`, when given, is a factory of
-    forwards `(*args, **kwargs) -> output` that replace RNN/LSTM/GRU modules' own for the block
-    (replaced, not hooked: a hook would run the module's own kernel too, only to discard it)."""
+def hooks(weights: list[AnalogWeight], pre, post, replace=None) -> Iterator[None]:
+    """Attach `pre`/`post` hook factories for the block. `replace(module, kind)`, when given, may
+    return a forward `(*args, **kwargs) -> output` that stands in for the module's own for the block
+    (its pre hook still runs, its post hook is not attached; a recurrent module replaced gets no
+    pre hook either): replaced, not hooked, where the module's own product would be discarded."""
     handles = []
     replaced: list[nn.Module] = []
     # Hooks must see every projection: the fused transformer fast path would bypass them.
@@ -209,12 +236,14 @@ def hooks(weights: list[AnalogWeight], pre, post, recurrent=None) -> Iterator[No
     try:
         torch.backends.mha.set_fastpath_enabled(False)
         for module, kind in modules(weights):
-            if kind == "rnn" and recurrent is not None:
-                module.forward = recurrent(module)  # an instance attribute: Module.__call__ finds it first
+            forward = replace(module, kind) if replace is not None else None
+            if forward is not None:
+                module.forward = forward  # an instance attribute: Module.__call__ finds it first
                 replaced.append(module)
-                continue
+                if kind == "rnn":
+                    continue
             handles.append(module.register_forward_pre_hook(pre(module, kind)))
-            if kind in FULL_KINDS:
+            if kind in FULL_KINDS and forward is None:
                 handles.append(module.register_forward_hook(post(module, kind)))
         yield
     finally:

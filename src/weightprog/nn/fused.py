@@ -48,6 +48,13 @@ def _adc(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor |
     return (q if scale is None else q * scale), (y.abs() > bound).sum()
 
 
+def _adc_tiles(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None,
+               bound: torch.Tensor, levels: int, scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    q, clipped = _adc(y, seed, noise_bound, bound, levels, None)
+    total = q.sum(0)
+    return (total if scale is None else total * scale), clipped
+
+
 @functools.cache
 def _compiled(fn: Callable) -> Callable:
     return torch.compile(fn, dynamic=True)
@@ -73,3 +80,13 @@ def adc(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | 
     """(y + noise·noise_bound quantised to `bits` in ±bound, times `scale`; the count of its values
     beyond ±bound), or None. The noise is `noise.like(y, seed)` (none for a None seed)."""
     return _call(_adc, y, seed, noise_bound, bound, 2 ** (bits - 1) - 1, scale)
+
+
+def adc_tiles(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None, bound: torch.Tensor,
+              bits: int, scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`adc` of input tiles' partial sums stacked on the first dimension (one noise seed for all,
+    each tile's own `bound`), the digitised tiles added, then times `scale`; with the count of
+    clipped values. Fused where `usable`, else the same operations eagerly."""
+    levels = 2 ** (bits - 1) - 1
+    done = _call(_adc_tiles, y, seed, noise_bound, bound, levels, scale) if usable(y) else None
+    return done if done is not None else _adc_tiles(y, seed, noise_bound, bound, levels, scale)

@@ -28,7 +28,8 @@ def seed(generator: torch.Generator | None, device: torch.device) -> torch.Tenso
 
 
 def _hash(h: torch.Tensor) -> torch.Tensor:
-    """lowbias32 on int32 (traced into the fused kernel; `_eager` does the same in place) (multiplies wrap; right shifts masked to act as unsigned shifts)."""
+    """lowbias32 on int32, traced into the fused kernel (`_eager` does the same in place): the
+    multiplies wrap, the right shifts are masked to act as unsigned shifts."""
     h = h ^ ((h >> 16) & 0xFFFF)
     h = h * 0x7FEB352D
     h = h ^ ((h >> 15) & 0x1FFFF)
