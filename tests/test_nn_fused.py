@@ -70,3 +70,20 @@ def test_grouped_tiles_equal_the_module_product_and_partials(monkeypatch, layer)
     assert (grouped != apart).float().mean() < 0.05  # round-off flips an ADC level now and then
     noisy, _ = _run(model, x, peri, ranges, weights)
     assert not torch.equal(noisy, grouped)
+
+
+def test_recurrent_products_in_one_kernel_equal_eager(monkeypatch):
+    # each step's product (DAC, matmul, noise, ADC) is one compiled call; the eager chain gives the same values
+    torch.manual_seed(0)
+    lstm = nn.LSTM(16, 24, num_layers=2)
+    x = torch.randn(7, 5, 16)
+    weights, peri = find_analog_weights(lstm), get_periphery("chip-8bit")
+    _, ranges = calibrate(weights, peri, lambda: lstm(x))
+    calls = []
+    product = fused.product
+    monkeypatch.setattr(fused, "product", lambda *a: calls.append(1) or product(*a))
+    y, clipped = _run(lambda t: lstm(t)[0], x, peri, ranges, weights)
+    assert len(calls) == 2 * (1 + 7)  # per layer: the input product over the sequence, one per step
+    monkeypatch.setattr(fused, "usable", lambda t, any_size=False: False)
+    y_eager, clipped_eager = _run(lambda t: lstm(t)[0], x, peri, ranges, weights)
+    assert torch.equal(y, y_eager) and clipped == clipped_eager

@@ -275,6 +275,17 @@ class PeripheryHooks:
     def product(self, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """x @ weightᵀ on a crossbar: DAC, the analogue product, noise and ADC, scale restored."""
         periphery, key = self.periphery, id(weight)
+        if (self.tracking is None and periphery.dynamic and periphery.dac_bits is not None
+                and periphery.adc_bits is not None and self.per_column and self.product_cuts(weight) is None
+                and fused.usable(x, any_size=True)):
+            bound = self.column_bounds(key, x)
+            seed = output_noise.seed(self.generator, x.device) if periphery.output_noise > 0 else None
+            done = fused.product(x, weight, seed, None if seed is None else periphery.output_noise * bound, bound,
+                                 periphery.dac_bits, periphery.adc_bits)
+            if done is not None:
+                if self.clipping is not None:
+                    self.clipping.add(key, int(done[1]), done[0].numel())
+                return done[0]
         scale = xb.last_dim_scale(x) if periphery.dynamic else None
         if scale is not None:
             x = x / scale

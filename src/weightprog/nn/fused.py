@@ -26,9 +26,10 @@ MIN_NUMEL = 1 << 18
 _broken: list[str] = []
 
 
-def usable(x: torch.Tensor) -> bool:
-    """Whether `x` goes through the fused kernels."""
-    return (not _broken and x.device.type == "cpu" and x.numel() >= MIN_NUMEL
+def usable(x: torch.Tensor, any_size: bool = False) -> bool:
+    """Whether `x` goes through the fused kernels (`any_size`: also below `MIN_NUMEL`, for calls
+    made so often that their count of operations, not their size, is the cost)."""
+    return (not _broken and x.device.type == "cpu" and (any_size or x.numel() >= MIN_NUMEL)
             and not (torch.is_grad_enabled() and x.requires_grad))
 
 
@@ -53,6 +54,12 @@ def _adc_tiles(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Te
     q, clipped = _adc(y, seed, noise_bound, bound, levels, None)
     total = q.sum(0)
     return (total if scale is None else total * scale), clipped
+
+
+def _product(x: torch.Tensor, weight: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None,
+             bound: torch.Tensor, dac_levels: int, adc_levels: int) -> tuple[torch.Tensor, torch.Tensor]:
+    xq, scale = _dac(x, (x.dim() - 1,), dac_levels)
+    return _adc(torch.nn.functional.linear(xq, weight), seed, noise_bound, bound, adc_levels, scale)
 
 
 @functools.cache
@@ -80,6 +87,14 @@ def adc(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | 
     """(y + noise·noise_bound quantised to `bits` in ±bound, times `scale`; the count of its values
     beyond ±bound), or None. The noise is `noise.like(y, seed)` (none for a None seed)."""
     return _call(_adc, y, seed, noise_bound, bound, 2 ** (bits - 1) - 1, scale)
+
+
+def product(x: torch.Tensor, weight: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None,
+            bound: torch.Tensor, dac_bits: int, adc_bits: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """x @ weightᵀ through the crossbar in one kernel call: each row of x scaled by its max |x| and
+    quantised (`dac`), the product, then `adc` with the scale restored; or None. For the small
+    products of a recurrent layer's steps, where each eager operation costs more than its work."""
+    return _call(_product, x, weight, seed, noise_bound, bound, 2 ** (dac_bits - 1) - 1, 2 ** (adc_bits - 1) - 1)
 
 
 def adc_tiles(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None, bound: torch.Tensor,
