@@ -179,6 +179,19 @@ class Clipping:
         return [LayerClipping(names[k], self._counts[k][1], self._counts[k][0]) for k in names if k in self._counts]
 
 
+def _recording(module: torch.nn.Module, record: Callable) -> Callable:
+    """A recurrent module's own forward (its output kept), its products also recorded by `record` on
+    a step-by-step rerun."""
+    own = module.forward
+
+    def forward(*args, **kwargs):
+        out = own(*args, **kwargs)
+        with torch.no_grad():
+            xb.recurrent_forward(module, args, kwargs, record)
+        return out
+    return forward
+
+
 def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[], T],
               tile_cols: int = 512, tile_rows: int = 512) -> tuple[T, Ranges]:
     """Call `run()` (a digital evaluation) with recording hooks; return (run's result, Ranges).
@@ -262,18 +275,9 @@ def calibrate(weights: list[AnalogWeight], periphery: Periphery, run: Callable[[
             rows.setdefault(key, _Columns()).add(scaled, scaled.dim() - 1)
         return y
 
-    def recurrent(module):
-        own = module.forward
-
-        def forward(*args, **kwargs):  # recorded on a step-by-step rerun; the module's own output is kept
-            out = own(*args, **kwargs)
-            with torch.no_grad():
-                xb.recurrent_forward(module, args, kwargs, record)
-            return out
-        return forward
-
     products = periphery.recurrent == "products"
-    with xb.hooks(weights, pre, post, lambda module, kind: recurrent(module) if products and kind == "rnn" else None):
+    with xb.hooks(weights, pre, post,
+                  lambda module, kind: _recording(module, record) if products and kind == "rnn" else None):
         result = run()
     ranges = Ranges({k: _percentile(v, periphery.input_percentile) for k, v in ins.items()},
                     {k: _percentile(v, periphery.output_percentile) for k, v in outs.items()})
