@@ -127,15 +127,19 @@ def test_paired_verdicts():
     assert same.verdict(True) == "unresolved"
 
 
-def test_limit_beats_every_strategy_on_weight_error_at_every_time():
+def test_limit_mse_beats_every_strategy_on_weight_error_at_every_time():
+    """`limit-mse` (the weight-error bound's mapping) has the least weight error; `limit` (unbiased)
+    pays a little of it for a mean read-out that is every weight's own, and both come in one run."""
     torch.manual_seed(0)
     layer = nn.Linear(256, 128, bias=False)
     spec = {"model": layer, "evaluate": lambda m: float(m.weight.detach().sum())}
-    res = evaluate_over_time(spec, strategies=["lsp-first", "msp-first", "limit"], device="pcm", times_s=TIMES,
-                             repeats=2, significance="1,2")
+    res = evaluate_over_time(spec, strategies=["lsp-first", "msp-first", "limit-mse", "limit"], device="pcm",
+                             times_s=TIMES, repeats=2, significance="1,2")
     nmse = res.weight_nmse.mean(1)  # (S, T)
-    assert res.strategies[-1] == "limit" and res.limit is not None
+    assert res.strategies[2:] == ["limit-mse", "limit"] and res.limit is not None
     assert (nmse[2] <= nmse[:2].min(0).values * 1.02).all(), nmse
+    assert (nmse[2] <= nmse[3] * 1.02).all() and (nmse[3] <= nmse[2] * 1.5).all(), nmse
+    assert res.limit["name"] == "limit-mse" and not res.limit["unbiased"]  # the first listed
     per_time = res.limit["per_time"]
     assert [p["time_s"] for p in per_time] == list(TIMES) and all(p["significance"] == [1.0, 2.0] for p in per_time)
 
@@ -145,7 +149,9 @@ def test_limit_without_a_cell_takes_the_best_f():
     values = deployed_values(find_analog_weights(net))
     assert values.numel() == 8 * 27 + 64 * 32 and values.abs().max() == 1.0
     limit = compute_limit(values, wp.get_device("pcm"), (1.0,), f_max=2)
+    assert limit.name == "limit" and limit.unbiased and limit.to_dict()["unbiased"]
     assert limit.for_time(1.0).strategy.name == "limit" and limit.for_time(1.0).bound > 0
+    assert compute_limit(values, wp.get_device("pcm"), (1.0,), f_max=1, unbiased=False).name == "limit-mse"
     with pytest.raises(ValueError):
         limit.for_time(2.0)
 

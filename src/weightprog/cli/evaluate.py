@@ -22,9 +22,9 @@ from .report import begin_run, write_run_report
 def refuse_unused_significance(strategies, significance: str | None) -> None:
     """`--significance` builds the baselines' cells: with strategy files only, it would do nothing."""
     from ..baselines import BASELINES
-    from ..nn.limit import LIMIT
+    from ..nn.limit import LIMITS
 
-    if significance is not None and not any(s in BASELINES or s == LIMIT for s in strategies):
+    if significance is not None and not any(s in BASELINES or s in LIMITS for s in strategies):
         raise WeightprogError(f"--significance {significance}: only for the baselines ({', '.join(BASELINES)}) "
                               f"and the limit; a strategy file brings its own cell")
 
@@ -45,8 +45,9 @@ def vs_digital_line(result, higher_is_better: bool) -> str:
                    "validate, calibrate, higher_is_better, aggregate, metric (docs/NN.md). Or a reference "
                    "workload: ptb-lstm, fmnist-resnet32, sentiment-minilm (@hwa for HWA).")
 @click.option("--strategy", "strategies", multiple=True, required=True, metavar="FILE|BASELINE|limit",
-              help="Strategy JSON file, baseline name (single-pair, lsp-first, msp-first) or 'limit' (the "
-                   "device's limit: the bound's mapping per time, read out ideally); repeatable.")
+              help="Strategy JSON file, baseline name (single-pair, lsp-first, msp-first), 'limit' (the "
+                   "device's limit: per weight the least-noise unbiased targets for each time, read out "
+                   "ideally) or 'limit-mse' (the weight-error bound's mapping); repeatable.")
 @click.option("--significance", default=None, metavar="1,F",
               help="Significance factors of the cell the baselines are built for "
                    "[default: 1 for single-pair, 1,1 for the others].")
@@ -85,7 +86,7 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
     """A model's metric over time after programming its weights into analogue memory."""
     from ..devices import get_device
     from ..nn.evaluate import evaluate_over_time, resolve_strategies
-    from ..nn.limit import LIMIT
+    from ..nn.limit import LIMITS
     from ..nn.periphery import get_periphery
     from ..report.progress import count_progress
 
@@ -96,10 +97,11 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
     # names resolved once, before the model is loaded: the library takes the objects from here on
     dev = get_device(device)
     refuse_unused_significance(strategies, significance)
-    named = [s for s in strategies if s != LIMIT]
+    named = [s for s in strategies if s not in LIMITS]
     chosen: list = list(resolve_strategies(named, dev, significance)) if named else []
-    if LIMIT in strategies:  # computed from the model's own weights, once they are loaded
-        chosen.insert(list(strategies).index(LIMIT), LIMIT)
+    for i, s in enumerate(strategies):  # limits: computed from the model's own weights, once they are loaded
+        if s in LIMITS:
+            chosen.insert(i, s)
     mapping = Mapping(tile, tile, normalise, compensation, compensation_reference)
     target = None if precision is None else precision_target(precision, model_spec)
 

@@ -1,5 +1,5 @@
 """Dense strategy tables from pointwise solutions: the pointwise optimum under the deployed drift
-compensation (`pointwise_strategy`, polished by gradient) and the bound's mapping (`limit_strategy`)."""
+compensation (`pointwise_strategy`, polished by gradient) and the limits' mappings (`limit_strategy`)."""
 
 from __future__ import annotations
 
@@ -106,10 +106,11 @@ def _table_strategy(model: ExpectedTNMSE, significance: tuple[float, ...], solut
 
 
 def limit_strategy(model: ExpectedTNMSE, significance: Sequence[float], points: int = 41,
-                   name: str = "limit") -> tuple[Strategy, PointwiseResult]:
-    """The bound's mapping as a dense table, for programming a network at the limit.
+                   name: str = "limit", unbiased: bool = False) -> tuple[Strategy, PointwiseResult]:
+    """The bound's mapping (or, `unbiased`, the least-noise unbiased one) as a dense table, for
+    programming a network at the limit.
 
-    The table holds, per weight value, the targets the bound chose (found at `points` grid weights
+    The table holds, per weight value, the targets the solve chose (found at `points` grid weights
     and refined where the mapping bends, as for `pointwise_strategy`); β is 1, so a read gives
     V = Σ f_p (g⁺_p − g⁻_p) in µS, and the ideal read-out at time t_k is `solution.scales[k] · V`
     (one free scale per time: no drift compensation can do better).
@@ -124,13 +125,16 @@ def limit_strategy(model: ExpectedTNMSE, significance: Sequence[float], points: 
         Grid weights the table starts from.
     name
         The strategy's name.
+    unbiased
+        Hold each weight's mean read-out at its value (`Pointwise(unbiased=True)`): the least
+        noise an unbiased mapping reaches, instead of the least squared error.
 
     Returns
     -------
     tuple of (Strategy, PointwiseResult)
-        The table (β = 1) and the bound it came from (`scales`, `per_time`, `mean`).
+        The table (β = 1) and the solution it came from (`scales`, `per_time`, `mean`).
     """
-    pw = Pointwise(model, significance)
+    pw = Pointwise(model, significance, unbiased=unbiased)
     sol = pw.solve(compensated=False)
     grid, table = _refine_grid(pw, _start_grid(model.values, points), sol.scales)
     dev = model.device

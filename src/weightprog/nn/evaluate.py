@@ -32,7 +32,7 @@ from ..timeunits import DEFAULT_TIMES_S, check_times
 from .attach import attached
 from .calibration import Clipping, Ranges, calibrate
 from .discover import find_analog_weights
-from .limit import LIMIT, Limit, compute_limit, deployed_values
+from .limit import LIMITS, Limit, compute_limit, deployed_values
 from .mapping import mapping_report
 from .periphery import Periphery, get_periphery
 from .program import ProgrammedModel, WeightSwap
@@ -168,8 +168,9 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
     evaluate_fn
         With a bare model: `evaluate_fn(model) -> float | 1-D tensor` (NaN is refused).
     strategies
-        Strategies, baseline names or strategy files (`resolve_strategies`), and `limit`: the
-        bound's mapping with the ideal read-out scale per time (nn/limit.py).
+        Strategies, baseline names or strategy files (`resolve_strategies`), `limit` (per weight
+        value the least-noise unbiased targets) and `limit-mse` (the weight-error bound's mapping),
+        each read with the ideal scale per time (nn/limit.py).
     device
         A `DeviceModel` or a name/file for `get_device`.
     times_s
@@ -196,7 +197,8 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
     split
         `test` (the spec's `evaluate`) or `validate` (held-out data, where choices are made).
     limit
-        A limit already computed for these weights and times (else computed when `limit` is named).
+        A limit already computed for these weights and times, used where its name is listed (any
+        other listed limit is computed). results' `limit` records the first limit listed.
     first_realisation
         Index of the first realisation: realisations first … first + repeats − 1 are run, so a
         study split in blocks of realisations gives the same numbers as one run of them all.
@@ -221,20 +223,15 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
     dev = get_device(device)
     peri = get_periphery(periphery)
     listed = [strategies] if isinstance(strategies, (Strategy, str, Path)) else list(strategies)
-    wants_limit = any(isinstance(x, str) and x == LIMIT for x in listed)
-    chosen: list[Strategy | Limit] = list(resolve_strategies([x for x in listed if not (isinstance(x, str)
-                                                               and x == LIMIT)], dev, significance)) \
-        if len(listed) > int(wants_limit) else []
+    limits = [(i, x) for i, x in enumerate(listed) if isinstance(x, str) and x in LIMITS]
+    others = [x for x in listed if not (isinstance(x, str) and x in LIMITS)]
+    chosen: list[Strategy | Limit] = list(resolve_strategies(others, dev, significance)) if others else []
     if compute is not None:
         spec.model.to(compute)
     weights = find_analog_weights(spec.model, include, exclude)
-    if wants_limit:
-        if limit is None:
-            cell = None if significance is None else \
-                Cell.parse(significance) if isinstance(significance, str) else Cell(tuple(significance))
-            limit = compute_limit(deployed_values(weights, mapping), dev, times_s,
-                                  None if cell is None else cell.significance)
-        chosen.insert([i for i, x in enumerate(listed) if isinstance(x, str) and x == LIMIT][0], limit)
+    computed = [_limit(name, limit, weights, mapping, dev, times_s, significance) for _, name in limits]
+    for (i, _), lim in zip(limits, computed):
+        chosen.insert(i, lim)
     names = [c.name for c in chosen]
     report = mapping_report(spec.model, weights, mapping)
     gen_device = weights[0].param.device
@@ -284,7 +281,19 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                           dicts, [w.name for w in weights], weight_errors,
                           weight_energy, clipping.layers(weights), spec.metric_name, spec.higher_is_better,
                           split, calibrated_on, examples, digital.examples,
-                          limit.to_dict() if limit is not None and wants_limit else None, spec.aggregate, timing)
+                          computed[0].to_dict() if computed else None, spec.aggregate, timing)
+
+
+def _limit(name: str, given: Limit | None, weights, mapping: Mapping, dev, times_s: tuple[float, ...],
+           significance: Sequence[float] | str | None) -> Limit:
+    """The limit `name` (`nn.limit.LIMITS`): `given` when it is that one, else computed on the
+    deployed weights."""
+    if given is not None and given.name == name:
+        return given
+    cell = None if significance is None else \
+        Cell.parse(significance) if isinstance(significance, str) else Cell(tuple(significance))
+    return compute_limit(deployed_values(weights, mapping), dev, times_s,
+                         None if cell is None else cell.significance, unbiased=LIMITS[name])
 
 
 def _check_realisations(repeats: int, first: int) -> None:

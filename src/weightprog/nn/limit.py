@@ -1,10 +1,13 @@
-"""The accuracy limit of a device: a network programmed with the bound's mapping, read out ideally.
+"""The accuracy limit of a device: a network programmed with the best mapping on the device, read
+out with the ideal scale per time.
 
-The bound (`expected.bound`) is the lowest expected weight error any mapping weight → targets on
-the device reaches, with one free read-out scale per time. Programming a network's weights with
-that mapping and reading them with those scales gives the best network metric any programming
-strategy can reach on this device *within the device model* (docs/MODEL.md §7.4): it does not
-bound what a better periphery, more pairs or a different column size would give.
+`limit` holds each weight's mean read-out at its value and takes, per weight value, the targets with
+the least noise under that constraint (`Pointwise(unbiased=True)`): networks suffer from systematic
+per-weight error far more than from zero-mean noise of the same size (docs/NN.md, "The limit").
+`limit-mse` is the weight-error bound's own mapping (`expected.bound`: the least expected squared
+error, which shrinks weights); on weight error nothing beats it. Either is a limit *within the
+device model* (docs/MODEL.md §7.4): neither bounds what a better periphery, more pairs or a
+different column size would give.
 """
 
 from __future__ import annotations
@@ -23,21 +26,26 @@ from ..timeunits import check_times
 from .discover import AnalogWeight
 
 LIMIT = "limit"
-"""The strategy name `evaluate`, `study` and `optimize --model` take for the limit."""
+"""The strategy name `evaluate`, `study` and `optimize --model` take for the limit (unbiased)."""
+LIMIT_MSE = "limit-mse"
+"""The strategy name of the least-squares limit: the weight-error bound's mapping (`evaluate`)."""
+LIMITS = {LIMIT: True, LIMIT_MSE: False}
+"""Each limit's name: whether its mapping holds the mean read-out unbiased."""
 LIMIT_VALUES = 1_000_000
 """Deployed weights the limit's density is estimated from (a seeded subsample beyond that)."""
 
 
 @dataclass(frozen=True)
 class LimitAt:
-    """The limit at one time: the bound's mapping for that time alone (`strategy`, β = 1) and its
+    """The limit at one time: its mapping for that time alone (`strategy`, β = 1) and its
     ideal read-out scale (ŵ/w_max = scale · Σ f_p (g⁺_p − g⁻_p), 1/µS)."""
 
     time_s: float
     strategy: Strategy
     scale: float
     bound: float
-    """The expected-error bound at this time on the deployed density."""
+    """The mapping's expected error at this time on the deployed density (for `limit-mse`, the
+    weight-error bound)."""
 
     def to_dict(self) -> dict:
         return {"time_s": self.time_s, "significance": self.strategy.significance[0].tolist(),
@@ -47,16 +55,18 @@ class LimitAt:
 @dataclass(frozen=True)
 class Limit:
     """The limit at each evaluation time: a strategy chosen knowing the time it is read at can do
-    no better (within the device model), so each time gets the bound's mapping for itself.
+    no better (within the device model), so each time gets its own mapping.
 
     Programmed with no drift compensation (the ideal scale replaces it, `mapping`).
     """
 
     at: tuple[LimitAt, ...]
+    unbiased: bool = True
+    """True: the least-noise unbiased mapping (`limit`); False: the bound's own (`limit-mse`)."""
 
     @property
     def name(self) -> str:
-        return LIMIT
+        return LIMIT if self.unbiased else LIMIT_MSE
 
     def for_time(self, t_s: float) -> LimitAt:
         """The limit at `t_s` (one of the times it was computed for)."""
@@ -73,7 +83,7 @@ class Limit:
         """JSON form (results.json `limit`): per time, the cell, the scale and the expected-error bound."""
         cells = {tuple(a.strategy.significance[0].tolist()) for a in self.at}
         one = {"significance": list(cells.pop())} if len(cells) == 1 else {}  # else: a cell per time
-        return {"name": LIMIT, **one, "per_time": [a.to_dict() for a in self.at]}
+        return {"name": self.name, "unbiased": self.unbiased, **one, "per_time": [a.to_dict() for a in self.at]}
 
 
 def deployed_values(weights: Sequence[AnalogWeight], mapping: Mapping = Mapping(),
@@ -111,7 +121,8 @@ def subsample(n: int, max_values: int, seed: int) -> torch.Tensor | None:
 
 
 def compute_limit(values: torch.Tensor, device: DeviceModel, times_s: Sequence[float],
-                  significance: Sequence[float] | None = None, pairs: int = 2, f_max: int = 5) -> Limit:
+                  significance: Sequence[float] | None = None, pairs: int = 2, f_max: int = 5,
+                  unbiased: bool = True) -> Limit:
     """The limit for a density on a device at each of the given times.
 
     Parameters
@@ -126,6 +137,9 @@ def compute_limit(values: torch.Tensor, device: DeviceModel, times_s: Sequence[f
         The cell; None: `pairs` pairs with F = 1 … `f_max`, per time the F with the lowest bound.
     pairs, f_max
         The cells searched when `significance` is None.
+    unbiased
+        True (`limit`): per weight value the least noise with the mean read-out held at the weight;
+        False (`limit-mse`): the weight-error bound's mapping, the least squared error.
 
     Returns
     -------
@@ -136,7 +150,8 @@ def compute_limit(values: torch.Tensor, device: DeviceModel, times_s: Sequence[f
     at = []
     for t in check_times(times_s):
         model = ExpectedTNMSE(values, device, (t,), compile=False)
-        found = [limit_strategy(model, cell.significance) for cell in cells]
+        name = LIMIT if unbiased else LIMIT_MSE
+        found = [limit_strategy(model, cell.significance, name=name, unbiased=unbiased) for cell in cells]
         strategy, bound = min(found, key=lambda x: x[1].mean)
         at.append(LimitAt(t, strategy, float(bound.scales[0]), bound.mean))
-    return Limit(tuple(at))
+    return Limit(tuple(at), unbiased)
