@@ -9,6 +9,8 @@ BASELINES = ("single-pair", "lsp-first", "msp-first")
 """Names of the hand-crafted strategies `baselines.baseline` builds."""
 NAIVE = "lsp-first"
 """The paper's naive mapping, at F = 1."""
+LIMIT = "limit"
+"""The strategy name `evaluate`, `study` and `optimize --model` take for the limit (nn/limit.py)."""
 OBJECTIVES = ("expected", "mc")
 """What the search minimises: the expected TNMSE (expected.py) or the Monte-Carlo TNMSE (metric.py)."""
 WEIGHTINGS = ("density", "fisher")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from ..cell import Cell
+from ..choices import LIMIT
 from ..devices import DeviceModel
 from ..expected import ExpectedTNMSE, limit_strategy
 from ..hardware import Mapping, normalised_values
@@ -22,8 +23,6 @@ from ..strategy import Strategy
 from ..timeunits import check_times
 from .discover import AnalogWeight
 
-LIMIT = "limit"
-"""The strategy name `evaluate`, `study` and `optimize --model` take for the limit."""
 LIMIT_VALUES = 1_000_000
 """Deployed weights the limit's density is estimated from (a seeded subsample beyond that)."""
 
