@@ -173,7 +173,8 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
         Folder of the searches' checkpoints: a rerun with the same settings resumes there.
     progress
         Receives each search's `search` events (`Event`, named by the search's label: `f=1,2`),
-        then one `phase` event as the polish, bounds and re-score start.
+        then one `phase` event as the last search ends (the polish, the rest of the bounds and the
+        re-score follow).
     workers
         Threads for the independent parts: the searches with the limits per F, and the polish
         with the two pointwise tables (both only with the eager expected objective and no time
@@ -203,21 +204,11 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     # the limits need no search: they fill the threads beside the searches, and after them
     limits = [quiet(cell_limits, model, cell, settings) for cell in limit_cells(settings, cells)] if model else []
     runs, found = _search_cells(objective, settings, spaces, start, checkpoint_dir, progress, parallel, limits)
-    if progress is not None:  # the rest is a phase of its own, not the last search's 100 %
-        progress(Event("phase", ("polish, bounds and re-score",)))
     chosen = _choose(runs, held_out)
     bounds = {b.f: b for b, _, _ in found} if settings.bound else {}
-    tables = pointwise_tables(model, settings, found)
     polish_part = quiet(_polish, runs[chosen], spaces[chosen], objective, held_out, settings)
-    table_parts = [quiet(table) for table in tables.values()]
-    if parallel > 1:  # the polish of the chosen search beside the pointwise tables
-        made = in_order([polish_part, *table_parts], parallel)[1:]
-    else:  # a compiled kernel or a Monte-Carlo objective: the polish alone, as its searches ran
-        polish_part(None)
-        made = in_order(table_parts, workers)
-    candidates: dict[str, Strategy] = {"de": replace(runs[chosen].strategy, names=["de"])} \
-        if settings.method in ("de", "auto") else {}
-    candidates.update(zip(tables, cast(list[Strategy], made)))
+    candidates = _candidates(runs[chosen], polish_part, pointwise_tables(model, settings, found), settings,
+                             parallel, workers)
     baselines = hand_crafted(settings.pairs, device, settings.f_max)
     rescored = _rescore(candidates, baselines, values, device, sample, settings, importance)
     pick = _pick(candidates, rescored.scores, settings)
@@ -297,9 +288,9 @@ def _search_cells(objective: ExpectedTNMSE | TNMSE, settings: OptimizeSettings, 
                   start: float, checkpoint_dir: str | Path | None, progress: ProgressCallback | None,
                   workers: int, after: Sequence[Part[T]] = ()) -> tuple[dict[str, EvolutionResult], list[T]]:
     """One differential-evolution search per space, by label, on `workers` threads; with a time
-    budget (then one at a time), what is left of it shared among the searches still to run. The
-    `after` parts (quiet, independent of the searches) share the threads, queued behind the
-    searches; their results come second."""
+    budget (then one at a time), what is left of it shared among the searches still to run; the
+    `phase` event as the last one ends. The `after` parts (quiet, independent of the searches)
+    share the threads, queued behind the searches; their results come second."""
     def search(i: int, label: str, space: StrategySpace) -> Part[EvolutionResult]:
         def run(events: ProgressCallback | None) -> EvolutionResult:
             budget = None
@@ -312,9 +303,29 @@ def _search_cells(objective: ExpectedTNMSE | TNMSE, settings: OptimizeSettings, 
                           checkpoint=ckpt, progress=within(events, label))
         return run
 
+    def phase(events: ProgressCallback | None) -> None:  # passed on as the last search ends (`in_order`)
+        if events is not None:  # the rest is a phase of its own, not the last search's 100 %
+            events(Event("phase", ("polish, bounds and re-score",)))
+
     parts: list[Part] = [search(i, label, space) for i, (label, space) in enumerate(spaces.items())]
-    results = in_order([*parts, *after], workers, progress)
-    return dict(zip(spaces, results[:len(spaces)])), results[len(spaces):]
+    results = in_order([*parts, phase, *after], workers, progress)
+    return dict(zip(spaces, results[:len(spaces)])), results[len(spaces) + 1:]
+
+
+def _candidates(chosen: EvolutionResult, polish_part: Part[None], tables: dict[str, Callable[[], Strategy]],
+                settings: OptimizeSettings, parallel: int, workers: int) -> dict[str, Strategy]:
+    """What each method found, by name (`de`, then the pointwise tables): the chosen search once
+    `polish_part` has polished it, beside the tables on `parallel` threads (1: the polish alone,
+    then the tables on `workers`)."""
+    table_parts = [quiet(table) for table in tables.values()]
+    if parallel > 1:
+        made = in_order([polish_part, *table_parts], parallel)[1:]
+    else:  # a compiled kernel or a Monte-Carlo objective: the polish alone, as its searches ran
+        polish_part(None)
+        made = in_order(table_parts, workers)
+    candidates = {"de": replace(chosen.strategy, names=["de"])} if settings.method in ("de", "auto") else {}
+    candidates.update(zip(tables, cast(list[Strategy], made)))
+    return candidates
 
 
 def _choose(runs: dict[str, EvolutionResult], held_out: ExpectedTNMSE | TNMSE) -> str:
