@@ -6,7 +6,7 @@ import threading
 import pytest
 import torch
 
-from weightprog.concurrency import Stopped, in_order, quiet
+from weightprog.concurrency import Once, Stopped, in_order, quiet
 from weightprog.progress import Event
 from weightprog.sample import default_sample, load_distribution
 from weightprog.search.run import OptimizeSettings, optimize
@@ -112,3 +112,17 @@ def test_optimize_on_two_threads_is_optimize_on_one():
     assert torch.equal(one.final.per_column, two.final.per_column)
     assert {f: (b.bound, b.compensated) for f, b in one.bounds.items()} == \
         {f: (b.bound, b.compensated) for f, b in two.bounds.items()}
+
+
+def test_once_computes_its_value_once_for_every_thread_that_asks():
+    calls = []
+    started = threading.Event()
+
+    def compute():
+        calls.append(1)
+        started.set()
+        return "value"
+
+    once = Once(compute)
+    results = in_order([quiet(once.get), quiet(lambda: started.wait(10) and once.get())], 2)
+    assert results == ["value", "value"] and calls == [1]

@@ -16,6 +16,7 @@ from weightprog.metric import TNMSE
 from weightprog.records.optimize import OptimizeRecord
 from weightprog.sample import default_sample, load_distribution
 from weightprog.search import StrategySpace, evolve, make_grid
+from weightprog.search.lhs import latin_hypercube
 from weightprog.search.run import OptimizeSettings, optimize
 from weightprog.search.space import snap_to_kinks
 from weightprog.strategy import Strategy
@@ -34,6 +35,14 @@ def test_every_point_is_valid(pairs, mode):
     if mode == "exact":
         assert float(s.representation_error().max()) < 1e-9  # every grid weight exact
     assert space.dims == (2 * pairs - (mode == "exact")) * 6 + (pairs > 1) + 1
+
+
+def test_latin_hypercube_draws_what_scipy_draws():
+    """The initial population's exploration part: scipy's Latin hypercube, to the bit, without scipy.stats."""
+    from scipy.stats import qmc
+
+    for d, n, seed in ((1, 5, 0), (19, 285, 0), (23, 345, 7), (4, 60, 12345)):
+        assert np.array_equal(latin_hypercube(d, n, seed), qmc.LatinHypercube(d=d, seed=seed).random(n))
 
 
 def test_baselines_are_corners():

@@ -96,3 +96,22 @@ print(json.dumps([str(x) for x in before] == [str(x) for x in after]), "matplotl
     assert json.loads(same)
     assert pyplot == "False"  # the figures never touched pyplot's global state
     assert (tmp_path / "run" / "strategy.png").is_file() and (tmp_path / "run" / "report.html").is_file()
+
+
+def test_optimize_without_a_model_loads_no_network_code_scipy_stats_or_dynamo(tmp_path):
+    """A default `optimize` (DE polished and the pointwise tables: both polish by Adam) imports
+    neither weightprog.nn, scipy.stats nor torch._dynamo (torch.optim's first step would): seconds of
+    the README's main job (benchmarks/RESULTS.md, issue 26)."""
+    code = f"""
+import sys
+from click.testing import CliRunner
+from weightprog.cli import main
+result = CliRunner().invoke(main, ["optimize", "--sample-size", "1024", "--significance", "1,2",
+                                   "--max-generations", "2", "--popsize", "5", "--grid", "3", "--times", "1s,1y",
+                                   "--rescore-blocks", "1", "--out", {str(tmp_path / "run")!r}])
+assert result.exit_code == 0, result.output
+unwanted = (["weightprog", "nn"], ["scipy", "stats"], ["torch", "_dynamo"])
+print(sorted(m for m in sys.modules if m.split(".")[:2] in unwanted))
+"""
+    assert _python(code, cwd=tmp_path).strip() == "[]"
+    assert (tmp_path / "run" / "report.html").is_file()

@@ -9,6 +9,12 @@ BASELINES = ("single-pair", "lsp-first", "msp-first")
 """Names of the hand-crafted strategies `baselines.baseline` builds."""
 NAIVE = "lsp-first"
 """The paper's naive mapping, at F = 1."""
+LIMIT = "limit"
+"""The strategy name `evaluate`, `study` and `optimize --model` take for the limit (unbiased, nn/limit.py)."""
+LIMIT_MSE = "limit-mse"
+"""The strategy name of the least-squares limit: the weight-error bound's mapping (`evaluate`)."""
+LIMITS = {LIMIT: True, LIMIT_MSE: False}
+"""Each limit's name: whether its mapping holds the mean read-out unbiased."""
 OBJECTIVES = ("expected", "mc")
 """What the search minimises: the expected TNMSE (expected.py) or the Monte-Carlo TNMSE (metric.py)."""
 WEIGHTINGS = ("density", "fisher")

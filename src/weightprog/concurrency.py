@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, CancelledError, ThreadPoolExecutor, wait
-from typing import TypeVar
+from typing import Generic, TypeVar, cast
 
 from .progress import Event, ProgressCallback
 
@@ -23,6 +23,22 @@ Part = Callable[[ProgressCallback | None], T]
 def quiet(fn: Callable[..., T], *args: object) -> Part[T]:
     """`fn(*args)` as a part that sends no progress."""
     return lambda _progress: fn(*args)
+
+
+class Once(Generic[T]):
+    """A value computed on first use, once, by whichever thread asks first (the others wait): work
+    two parts share without either having to come first."""
+
+    def __init__(self, compute: Callable[[], T]):
+        self._compute: Callable[[], T] | None = compute
+        self._lock = threading.Lock()
+        self._value: T | None = None
+
+    def get(self) -> T:
+        with self._lock:
+            if self._compute is not None:
+                self._value, self._compute = self._compute(), None
+        return cast(T, self._value)
 
 
 class Stopped(Exception):

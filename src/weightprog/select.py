@@ -13,21 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping as Mapping_
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .choices import SELECT_RULES
+from .choices import LIMIT, SELECT_RULES
 from .devices import DeviceModel
-from .nn.evaluate import OverTimeResult, evaluate_over_time
-from .nn.limit import LIMIT
-from .nn.spec import ModelSpec
 from .progress import ProgressCallback
 from .search.run import OptimizeResult
 from .settings import NetworkSettings
 from .strategy import Strategy
 from .timeunits import format_time
 from .validate import choice
+
+if TYPE_CHECKING:  # weightprog.nn (and scipy.stats with it) loads only when a network is scored
+    from .nn.result import OverTimeResult
+    from .nn.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,9 @@ def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResu
     tuple of (NetworkSelection, Strategy)
         The selection and the chosen strategy (named as in the selection).
     """
+    from .nn.evaluate import evaluate_over_time
+    from .nn.spec import ModelSpec
+
     choice(rule, "select", SELECT_RULES)
     spec = ModelSpec.of(spec)
     candidates, same = candidates_of(result)

@@ -11,9 +11,9 @@ SEARCH_THREADS = 1
 depend on the count (the numbers the docs quote are one-thread numbers)."""
 
 SEARCH_WORKERS = 2
-"""Threads for the independent parts of `optimize` (its searches; its polish and limits per F):
-each runs on one torch thread (`SEARCH_THREADS`), so the numbers are those of one thread, and two
-of them use two cores (the GIL is let go inside torch's operations)."""
+"""Threads for the independent parts of `optimize` (its searches with the limits per F; its polish
+with the pointwise tables): each runs on one torch thread (`SEARCH_THREADS`), so the numbers are
+those of one thread, and two of them use two cores (the GIL is let go inside torch's operations)."""
 
 FIGURE_THREADS = 1
 """torch threads for a run's figures: their simulations (one programming of the search sample per

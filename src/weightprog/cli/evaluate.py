@@ -22,7 +22,7 @@ from .report import begin_run, write_run_report
 def refuse_unused_significance(strategies, significance: str | None) -> None:
     """`--significance` builds the baselines' cells: with strategy files only, it would do nothing."""
     from ..baselines import BASELINES
-    from ..nn.limit import LIMITS
+    from ..choices import LIMITS
 
     if significance is not None and not any(s in BASELINES or s in LIMITS for s in strategies):
         raise WeightprogError(f"--significance {significance}: only for the baselines ({', '.join(BASELINES)}) "
@@ -84,9 +84,9 @@ def evaluate(model_spec, strategies, significance, device, times, repeats, seed,
              tile, normalise, compensation, compensation_reference, include, exclude, metric_name, higher_is_better,
              out_dir, eval_size, precision, progress):
     """A model's metric over time after programming its weights into analogue memory."""
+    from ..choices import LIMITS
     from ..devices import get_device
     from ..nn.evaluate import evaluate_over_time, resolve_strategies
-    from ..nn.limit import LIMITS
     from ..nn.periphery import get_periphery
     from ..report.progress import count_progress
 

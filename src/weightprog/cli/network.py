@@ -54,8 +54,6 @@ class NetworkInputs:
             --model with --weights or --distribution, --select network on a spec without validate,
             or network options without --model.
         """
-        from ..nn.periphery import get_periphery
-
         if model is None:
             if (select is not None or eval_size is not None or repeats != setting_default(NetworkSettings, "repeats")
                     or periphery != setting_default(NetworkSettings, "periphery")):
@@ -63,6 +61,8 @@ class NetworkInputs:
             return None
         if search.get("weights") or search.get("distribution"):
             raise WeightprogError("--model: the weights are the model's; give no --weights or --distribution")
+        from ..nn.periphery import get_periphery  # here: weightprog.nn (and scipy.stats) only with --model
+
         with option_names():
             settings = NetworkSettings(repeats=repeats, seed=seed, periphery=get_periphery(periphery),
                                        mapping=Mapping(normalise=search.get("normalise") or Mapping.normalise))

@@ -152,6 +152,7 @@ class ExpectedTNMSE:
         self.lookup = self.moments.lookup_table(dtype)
         self.g0, self.step = float(self.moments.g[0]), self.moments.step
         self._bins: dict[tuple, WeightBins] = {}
+        self._nodes: dict[tuple, WeightBins] = {}
         self.chunk = int(chunk)
         self.compiled = compile is True or (compile == "auto" and compile_available())
 
@@ -160,12 +161,20 @@ class ExpectedTNMSE:
                                    step=self.step, compensation=compensation)
         self._kernel = torch.compile(kernel, dynamic=False) if self.compiled else kernel
 
+    def nodes(self, grid: torch.Tensor, per_segment: int) -> WeightBins:
+        """`weight_bins` of the density for a grid, computed once per grid and bin count (the
+        pointwise solver of every F asks for the same)."""
+        key = (tuple(grid.tolist()), int(per_segment))
+        if key not in self._nodes:  # two threads may both compute it: the same nodes either way
+            self._nodes[key] = weight_bins(self.values, grid.double(), per_segment, importance=self.importance)
+        return self._nodes[key]
+
     def bins(self, grid: torch.Tensor) -> WeightBins:
         """The density's nodes for a grid, padded with empty nodes to a size fixed by the grid's
         length (so every grid of a search shares one compiled kernel)."""
         key = tuple(grid.tolist())
         if key not in self._bins:
-            bins = weight_bins(self.values, grid.double(), self.bins_per_segment, importance=self.importance)
+            bins = self.nodes(grid, self.bins_per_segment)
             segments = grid.numel() - 1
             size = 2 * (self.bins_per_segment * segments + math.ceil(1 / MAX_BIN_WIDTH) + segments)
             pad = max(0, size - bins.u.numel())

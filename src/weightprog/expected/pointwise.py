@@ -11,7 +11,6 @@ from typing import NamedTuple
 
 import torch
 
-from .density import weight_bins
 from .model import ExpectedTNMSE
 from .moments import interpolate
 from .nodes import drift_alpha, node_error, read_stats
@@ -89,7 +88,7 @@ class Pointwise:
         lookup = model.moments.lookup_table(torch.float64)
         self._at = lambda g: interpolate(lookup, model.g0, model.step, g)
         one = torch.tensor([0.0, 1.0], dtype=torch.float64)
-        nodes = weight_bins(model.values, one, bins, importance=model.importance)
+        nodes = model.nodes(one, bins)
         self.u, self.prob, self.importance = nodes.u, nodes.prob, nodes.importance
         dev = model.device
         self.levels = torch.linspace(dev.g_min, dev.g_max, levels, dtype=torch.float64)

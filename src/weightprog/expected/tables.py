@@ -3,11 +3,12 @@ compensation (`pointwise_strategy`, polished by gradient) and the limits' mappin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
-from ..concurrency import in_order, quiet
+from ..adam import Adam
+from ..concurrency import Once, in_order, quiet
 from ..strategy import Strategy
 from .model import ExpectedTNMSE
 from .pointwise import Pointwise, PointwiseResult
@@ -74,12 +75,21 @@ def pointwise_strategies(model: ExpectedTNMSE, significance: Sequence[float], so
     dict of str to Strategy
         `pointwise` and `pointwise_expressible`.
     """
+    parts = pointwise_parts(model, significance, solution, points, polish_steps)
+    return dict(zip(parts, in_order([quiet(part) for part in parts.values()], workers)))
+
+
+def pointwise_parts(model: ExpectedTNMSE, significance: Sequence[float], solution: PointwiseResult,
+                    points: int = 41, polish_steps: int = 150) -> dict[str, Callable[[], Strategy]]:
+    """`pointwise_strategies` as two parts, by name, for a caller to run beside other work: each
+    makes its strategy; the dense targets they share are found by whichever asks first (the other
+    waits for them)."""
     pw = Pointwise(model, significance)
-    dense = _refine_grid(pw, _start_grid(model.values, points), _compensated(solution).scales)
-    names = {"pointwise": False, "pointwise_expressible": True}  # name: expressible
-    parts = [quiet(_table_strategy, model, pw.sig, solution, dense, polish_steps, name, expressible)
-             for name, expressible in names.items()]
-    return dict(zip(names, in_order(parts, workers)))
+    dense = Once(lambda: _refine_grid(pw, _start_grid(model.values, points), _compensated(solution).scales))
+
+    def part(name: str, expressible: bool) -> Callable[[], Strategy]:
+        return lambda: _table_strategy(model, pw.sig, solution, dense.get(), polish_steps, name, expressible)
+    return {"pointwise": part("pointwise", False), "pointwise_expressible": part("pointwise_expressible", True)}
 
 
 def _compensated(solution: PointwiseResult) -> PointwiseResult:
@@ -199,7 +209,7 @@ def _polish_table(model: ExpectedTNMSE, strategy: Strategy, steps: int, tied: bo
     x0 = ((strategy.conductances - dev.g_min) / span).clamp(1e-4, 1 - 1e-4)
     raw = torch.log(x0 / (1 - x0)).requires_grad_(True)
     log_beta = torch.log(strategy.beta.clone()).requires_grad_(True)
-    opt = torch.optim.Adam([raw, log_beta], lr=0.02)
+    opt = Adam([raw, log_beta], lr=0.02)
     best = (float(model(strategy)[0]), strategy)
     def beta_of(table):
         return strategy.hardware_weight(table)[:, -1] if tied else torch.exp(log_beta)

@@ -23,6 +23,7 @@ from torch import nn
 
 from ..baselines import BASELINES, baseline
 from ..cell import Cell
+from ..choices import LIMITS
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
 from ..hardware import Mapping
@@ -32,7 +33,7 @@ from ..timeunits import DEFAULT_TIMES_S, check_times
 from .attach import attached
 from .calibration import Clipping, Ranges, calibrate
 from .discover import find_analog_weights
-from .limit import LIMITS, Limit, compute_limit, deployed_values
+from .limit import Limit, compute_limit, deployed_values
 from .mapping import mapping_report
 from .periphery import Periphery, get_periphery
 from .program import ProgrammedModel, WeightSwap

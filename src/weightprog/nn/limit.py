@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ..cell import Cell
+from ..choices import LIMIT, LIMIT_MSE
 from ..devices import DeviceModel
 from ..expected import ExpectedTNMSE, limit_strategy
 from ..hardware import Mapping, normalised_values
@@ -25,12 +26,6 @@ from ..strategy import Strategy
 from ..timeunits import check_times
 from .discover import AnalogWeight
 
-LIMIT = "limit"
-"""The strategy name `evaluate`, `study` and `optimize --model` take for the limit (unbiased)."""
-LIMIT_MSE = "limit-mse"
-"""The strategy name of the least-squares limit: the weight-error bound's mapping (`evaluate`)."""
-LIMITS = {LIMIT: True, LIMIT_MSE: False}
-"""Each limit's name: whether its mapping holds the mean read-out unbiased."""
 LIMIT_VALUES = 1_000_000
 """Deployed weights the limit's density is estimated from (a seeded subsample beyond that)."""
 

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from ..devices.base import DeviceModel
-from ..devices.fit import FitResult, folded_moments
 from ..devices.measurements import simulate_measurements
 from ..timeunits import DEFAULT_TIMES_S
 from .figure import subplots
 from .palette import sequence_colours
+
+if TYPE_CHECKING:  # devices.fit loads scipy.stats: only a fit's figure needs it, not every page's device curves
+    from ..devices.fit import FitResult
 
 
 def device_curves(device: DeviceModel, points: int = 101) -> dict[str, np.ndarray]:
@@ -94,6 +97,8 @@ def _legend_below(ax, ncol: int, **kw) -> None:
 
 def fit_figure(result: FitResult, seed: int = 0) -> bytes:
     """Fit diagnostics: measured vs fitted G(t) with spread, residuals, ν and first-read errors."""
+    from ..devices.fit import folded_moments
+
     m, b, dev = result.measurements, result.bins, result.device
     times = np.unique(m.t)
     fig, axes = subplots(2, 2, figsize=(11, 8.8))

@@ -19,6 +19,7 @@ fit_page, sweep_page, study_page, advise_html); this one picks the page and writ
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +27,6 @@ from .. import runfolder
 from ..errors import WeightprogError
 from ..fileio import atomic_write_text
 from ..records.advice import ADVICE_FILE, FLIPMAP_FILE
-from ..records.evaluate import is_evaluate_file
 from ..records.fit import FIT_SUFFIX
 from ..records.optimize import bound_items
 from .interrupted import interrupted_page
@@ -49,6 +49,8 @@ def detect_kind(folder: Path) -> str:
         return "optimize"
     if list(folder.glob("*" + FIT_SUFFIX)):
         return "device-fit"
+    from ..records.evaluate import is_evaluate_file  # here: it loads weightprog.nn (and scipy.stats)
+
     results = folder / "results.json"
     if results.is_file() and is_evaluate_file(read_json(results)):
         return "evaluate"
@@ -58,17 +60,16 @@ def detect_kind(folder: Path) -> str:
                           f"sweep.json, *.fit.json or study.json)")
 
 
-def _builders() -> dict[str, Callable[[Path, RunCommand | None], tuple[str, bool]]]:
-    from .advise_html import advise_page, flipmap_page
-    from .compare_page import compare_page
-    from .evaluate_page import evaluate_page
-    from .fit_page import fit_page
-    from .optimize_page import optimize_page
-    from .study_page import study_page
-    from .sweep_page import sweep_page
-    return {"optimize": optimize_page, "evaluate": evaluate_page, "compare-devices": compare_page,
-            "study": study_page, "sweep": sweep_page, "device-fit": fit_page,
-            "device-advise": advise_page, "device-flipmap": flipmap_page}
+PAGES = {"optimize": "optimize_page", "evaluate": "evaluate_page", "compare-devices": "compare_page",
+         "study": "study_page", "sweep": "sweep_page", "device-fit": "fit_page",
+         "device-advise": "advise_html:advise_page", "device-flipmap": "advise_html:flipmap_page"}
+"""Each kind of folder's page builder, `module[:function]` in this package (function: the module's
+name): only the page written is imported (an optimize page needs no weightprog.nn, nor scipy.stats)."""
+
+
+def _builder(kind: str) -> Callable[[Path, RunCommand | None], tuple[str, bool]]:
+    module, _, name = PAGES[kind].partition(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), name or module)
 
 
 def _refuse_foreign(path: Path, ours: Callable[[str], bool], what: str) -> None:
@@ -96,12 +97,11 @@ def write_report(folder: str | Path, kind: str | None = None) -> Report:
     if unfinished and unfinished.startswith("running"):  # its run writes report.html (and lists it) at its end
         raise WeightprogError(f"{folder}: {unfinished}; its report.html comes when it finishes")
     kind = kind or runfolder.recorded_kind(folder) or detect_kind(folder)
-    builders = _builders()
-    if kind not in builders:
+    if kind not in PAGES:
         raise WeightprogError(f"report: no page for {kind!r} folders yet")
     command = read_command(folder)
     try:
-        text, finished = builders[kind](folder, command)
+        text, finished = _builder(kind)(folder, command)
     except (WeightprogError, OSError, KeyError):
         if not unfinished:
             raise

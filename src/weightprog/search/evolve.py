@@ -17,14 +17,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.stats import qmc
 
+from ..adam import Adam
 from ..errors import WeightprogError
 from ..expected import ExpectedTNMSE
 from ..fileio import atomic_write_text
 from ..metric import TNMSE
 from ..progress import Event, ProgressCallback
 from ..strategy import Strategy
+from .lhs import latin_hypercube
 from .scipy_de import Generations
 from .space import StrategySpace
 
@@ -95,7 +96,7 @@ def _initial_population(space: StrategySpace, size: int, seed: int) -> np.ndarra
     hypercube over the whole space (exploration)."""
     lo, hi = np.array(space.bounds()).T
     rng = np.random.default_rng(seed)
-    pop = lo + qmc.LatinHypercube(d=space.dims, seed=seed).random(size) * (hi - lo)
+    pop = lo + latin_hypercube(space.dims, size, seed) * (hi - lo)
     f_values = range(1, int(space.f_max) + 1) if space.searches_f else [1.0]
     corners = np.array([space.encode_baseline(n, f) for f in f_values for n in ("lsp-first", "msp-first")])
     pop[: len(corners)] = corners[:size]
@@ -217,7 +218,7 @@ def polish(result: EvolutionResult, objective: Objective, held_out: Objective, s
     free = ~torch.from_numpy(space.integrality())
     x0 = torch.from_numpy(result.x).to(torch.float64)
     x = x0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=0.01)
+    opt = Adam([x], lr=0.01)
     for _ in range(steps):
         opt.zero_grad()
         g, sig, beta = space.decode(x[None])

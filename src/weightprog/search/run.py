@@ -10,10 +10,10 @@ draws with ten times the search's weights.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import torch
 
@@ -22,8 +22,9 @@ from ..cell import Cell
 from ..concurrency import Part, in_order, quiet
 from ..devices import DeviceModel, get_device
 from ..error_split import ErrorSplit, error_split
-from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult, pointwise_strategies
+from ..expected import ExpectedTNMSE, Pointwise, PointwiseResult
 from ..expected.model import CHUNK
+from ..expected.tables import pointwise_parts
 from ..metric import TNMSE, TNMSEResult, compile_available, rescore
 from ..progress import Event, ProgressCallback, within
 from ..sample import WeightSample
@@ -33,6 +34,8 @@ from ..strategy import Strategy
 from .evolve import EvolutionResult, evolve, polish
 from .space import StrategySpace, make_grid, snap_to_kinks
 from .strategies import hand_crafted, is_expressible
+
+T = TypeVar("T")
 
 SEARCH_BINS = 4
 """Density bins per grid segment of the search's expected objective (8, the model's default, for
@@ -149,11 +152,11 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     """Search programming strategies for a weight distribution on a device, and re-score the result.
 
     The phases, each a function below: the search spaces (`_spaces`), the objectives
-    (`_objectives`), one search per cell (`_search_cells`), the best on held-out draws (`_choose`)
-    polished (`_polish`) while the limits per F are computed (`cell_limits`), the pointwise method
-    (`limits_and_pointwise`), every candidate and hand-crafted strategy re-scored together and
-    looked up by name (`_rescore`), the method picked (`_pick`), the aihwkit export (`_export`) and
-    the error split (`_error_splits`).
+    (`_objectives`), one search per cell (`_search_cells`) with the limits per F beside them
+    (`cell_limits`: they need no search), the best search on held-out draws (`_choose`) polished
+    (`_polish`) beside the pointwise method's tables (`pointwise_tables`), every candidate and
+    hand-crafted strategy re-scored together and looked up by name (`_rescore`), the method
+    picked (`_pick`), the aihwkit export (`_export`) and the error split (`_error_splits`).
 
     Parameters
     ----------
@@ -170,12 +173,13 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
         Folder of the searches' checkpoints: a rerun with the same settings resumes there.
     progress
         Receives each search's `search` events (`Event`, named by the search's label: `f=1,2`),
-        then one `phase` event as the polish, bounds and re-score start.
+        then one `phase` event as the last search ends (the polish, the rest of the bounds and the
+        re-score follow).
     workers
-        Threads for the independent parts: the searches and the polish with the limits per F
-        (both only with the eager expected objective and no time budget), the two pointwise
-        tables. The results are the same for any number; the events come as from one thread
-        (`concurrency.in_order`).
+        Threads for the independent parts: the searches with the limits per F, and the polish
+        with the two pointwise tables (both only with the eager expected objective and no time
+        budget; else the tables alone). The results are the same for any number; the events come
+        as from one thread (`concurrency.in_order`).
     importance
         With `settings.weighting` `fisher`: one importance per value (`nn.fisher.network_fisher`),
         which the sample must carry too (`sample_from_values(values, importance=…)`); every
@@ -195,17 +199,16 @@ def optimize(sample: WeightSample, values: torch.Tensor, device: DeviceModel | s
     objective, held_out = _objectives(sample, values, device, settings, spaces, importance)
     parallel = workers if isinstance(objective, ExpectedTNMSE) and not objective.compiled \
         and settings.budget_s is None else 1  # a compiled kernel, a shared budget: one part at a time
-    runs = _search_cells(objective, settings, spaces, start, checkpoint_dir, progress, parallel)
-    if progress is not None:  # the rest is a phase of its own, not the last search's 100 %
-        progress(Event("phase", ("polish, bounds and re-score",)))
-    chosen = _choose(runs, held_out)
     needs_model = settings.bound or settings.method != "de"  # the limits and the pointwise method
     model = _model(values, device, settings, importance) if needs_model else None
+    # the limits need no search: they fill the threads beside the searches, and after them
     limits = [quiet(cell_limits, model, cell, settings) for cell in limit_cells(settings, cells)] if model else []
-    _, *found = in_order([quiet(_polish, runs[chosen], spaces[chosen], objective, held_out, settings), *limits],
-                         parallel)
-    de = replace(runs[chosen].strategy, names=["de"])
-    bounds, candidates = limits_and_pointwise(model, settings, cast(list[CellLimits], found), de, workers)
+    runs, found = _search_cells(objective, settings, spaces, start, checkpoint_dir, progress, parallel, limits)
+    chosen = _choose(runs, held_out)
+    bounds = {b.f: b for b, _, _ in found} if settings.bound else {}
+    polish_part = quiet(_polish, runs[chosen], spaces[chosen], objective, held_out, settings)
+    candidates = _candidates(runs[chosen], polish_part, pointwise_tables(model, settings, found), settings,
+                             parallel, workers)
     baselines = hand_crafted(settings.pairs, device, settings.f_max)
     rescored = _rescore(candidates, baselines, values, device, sample, settings, importance)
     pick = _pick(candidates, rescored.scores, settings)
@@ -283,9 +286,11 @@ def _objectives(sample: WeightSample, values: torch.Tensor, device: DeviceModel,
 
 def _search_cells(objective: ExpectedTNMSE | TNMSE, settings: OptimizeSettings, spaces: dict[str, StrategySpace],
                   start: float, checkpoint_dir: str | Path | None, progress: ProgressCallback | None,
-                  workers: int) -> dict[str, EvolutionResult]:
+                  workers: int, after: Sequence[Part[T]] = ()) -> tuple[dict[str, EvolutionResult], list[T]]:
     """One differential-evolution search per space, by label, on `workers` threads; with a time
-    budget (then one at a time), what is left of it shared among the searches still to run."""
+    budget (then one at a time), what is left of it shared among the searches still to run; the
+    `phase` event as the last one ends. The `after` parts (quiet, independent of the searches)
+    share the threads, queued behind the searches; their results come second."""
     def search(i: int, label: str, space: StrategySpace) -> Part[EvolutionResult]:
         def run(events: ProgressCallback | None) -> EvolutionResult:
             budget = None
@@ -298,8 +303,29 @@ def _search_cells(objective: ExpectedTNMSE | TNMSE, settings: OptimizeSettings, 
                           checkpoint=ckpt, progress=within(events, label))
         return run
 
-    parts = [search(i, label, space) for i, (label, space) in enumerate(spaces.items())]
-    return dict(zip(spaces, in_order(parts, workers, progress)))
+    def phase(events: ProgressCallback | None) -> None:  # passed on as the last search ends (`in_order`)
+        if events is not None:  # the rest is a phase of its own, not the last search's 100 %
+            events(Event("phase", ("polish, bounds and re-score",)))
+
+    parts: list[Part] = [search(i, label, space) for i, (label, space) in enumerate(spaces.items())]
+    results = in_order([*parts, phase, *after], workers, progress)
+    return dict(zip(spaces, results[:len(spaces)])), results[len(spaces) + 1:]
+
+
+def _candidates(chosen: EvolutionResult, polish_part: Part[None], tables: dict[str, Callable[[], Strategy]],
+                settings: OptimizeSettings, parallel: int, workers: int) -> dict[str, Strategy]:
+    """What each method found, by name (`de`, then the pointwise tables): the chosen search once
+    `polish_part` has polished it, beside the tables on `parallel` threads (1: the polish alone,
+    then the tables on `workers`)."""
+    table_parts = [quiet(table) for table in tables.values()]
+    if parallel > 1:
+        made = in_order([polish_part, *table_parts], parallel)[1:]
+    else:  # a compiled kernel or a Monte-Carlo objective: the polish alone, as its searches ran
+        polish_part(None)
+        made = in_order(table_parts, workers)
+    candidates = {"de": replace(chosen.strategy, names=["de"])} if settings.method in ("de", "auto") else {}
+    candidates.update(zip(tables, cast(list[Strategy], made)))
+    return candidates
 
 
 def _choose(runs: dict[str, EvolutionResult], held_out: ExpectedTNMSE | TNMSE) -> str:
@@ -412,16 +438,12 @@ def cell_limits(model: ExpectedTNMSE, cell: Cell, settings: OptimizeSettings) ->
         pw, comp
 
 
-def limits_and_pointwise(model: ExpectedTNMSE | None, settings: OptimizeSettings, limits: Sequence[CellLimits],
-                         de: Strategy, workers: int = 1) -> tuple[dict[float, FBound], dict[str, Strategy]]:
-    """The bound per F (with `bound`) from each cell's limits (`cell_limits` of `limit_cells`), and
-    the pointwise strategy (free β and, for the aihwkit export, with β tied to the largest weight)
-    at the F whose compensated optimum is lowest, with the DE strategy: the candidates."""
-    candidates: dict[str, Strategy] = {"de": de} if settings.method in ("de", "auto") else {}
-    if model is None or not limits:
-        return {}, candidates
-    bounds = {b.f: b for b, _, _ in limits}
-    if settings.method in ("pointwise", "auto"):
-        _, pw, comp = min(limits, key=lambda limit: limit[2].mean)
-        candidates.update(pointwise_strategies(model, pw.sig, comp, workers=workers))
-    return (bounds if settings.bound else {}), candidates
+def pointwise_tables(model: ExpectedTNMSE | None, settings: OptimizeSettings,
+                     limits: Sequence[CellLimits]) -> dict[str, Callable[[], Strategy]]:
+    """The pointwise strategies to make (free β and, for the aihwkit export, β tied to the largest
+    weight), by name, at the F whose compensated optimum is lowest (`cell_limits` of
+    `limit_cells`); none without the pointwise method. Each is a part, for the caller's threads."""
+    if model is None or not limits or settings.method not in ("pointwise", "auto"):
+        return {}
+    _, pw, comp = min(limits, key=lambda limit: limit[2].mean)
+    return pointwise_parts(model, pw.sig, comp)
