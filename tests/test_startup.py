@@ -115,3 +115,10 @@ print(sorted(m for m in sys.modules if m.split(".")[:2] in unwanted))
 """
     assert _python(code, cwd=tmp_path).strip() == "[]"
     assert (tmp_path / "run" / "report.html").is_file()
+
+
+def test_python_dash_m_runs_the_command_line():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    done = subprocess.run([sys.executable, "-m", "weightprog", "--help"], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert done.returncode == 0 and done.stdout.startswith("Usage: weightprog") and not done.stderr

@@ -1,0 +1,5 @@
+"""`python -m weightprog …`: the command line, as the `weightprog` script runs it."""
+
+from .cli import main
+
+main(prog_name="weightprog")
