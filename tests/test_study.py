@@ -205,3 +205,16 @@ def test_precision_adds_test_items_in_resumable_rounds(tmp_path, tiny_workload):
 def test_precision_is_validated(tiny_workload):
     with pytest.raises(SettingError, match="precision: must be > 0"):
         settings(precision="-1")
+
+
+def test_a_worker_with_another_library_refuses_its_job(monkeypatch):
+    from weightprog.study import jobs
+
+    job = jobs.StudyJob("digital", "no-such-workload", "fp")
+    sent = jobs.task(job)
+    assert sent[jobs.LIBRARY] == jobs.library_fingerprint() and len(sent[jobs.LIBRARY]) == 16
+    refused = jobs.run_job(sent | {jobs.LIBRARY: "0123456789abcdef"})
+    assert refused["error"].startswith("LibraryChanged: ") and "0123456789abcdef" in refused["error"]
+    assert refused["job"] == job.to_dict()  # the record keeps the job itself, as the plan compares it
+    ran = jobs.run_job(sent)  # the same library: the job runs (and fails on its own, unknown workload)
+    assert not ran["error"].startswith("LibraryChanged") and ran["run"][jobs.LIBRARY] == sent[jobs.LIBRARY]

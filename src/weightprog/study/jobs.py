@@ -17,6 +17,7 @@ back as plain data too, with the per-example values as a tensor.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import platform
 import socket
@@ -193,6 +194,31 @@ def _aggregate_name(fn) -> str | None:
 
 _RUN = {"digital": _digital, "gradients": _gradients, "search": _search, "evaluate": _evaluate}
 
+LIBRARY = "library"
+"""The key of a task's library fingerprint (`library_fingerprint`), beside the job's own fields."""
+
+
+@functools.cache
+def library_fingerprint() -> str:
+    """A hash of this process's weightprog source (every .py file under the package, by path and
+    content): a worker whose library differs from the driver's (upgraded under a running study,
+    another version on a Ray node) would mix two codes in one study, so it refuses its tasks."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    digest = hashlib.sha256()
+    for folder, dirs, files in sorted(os.walk(root)):
+        dirs.sort()
+        for name in sorted(f for f in files if f.endswith(".py")):
+            path = os.path.join(folder, name)
+            digest.update(os.path.relpath(path, root).encode())
+            with open(path, "rb") as f:
+                digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+def task(job: StudyJob) -> dict:
+    """What the driver hands a worker: the job's fields and the driver's library fingerprint."""
+    return job.to_dict() | {LIBRARY: library_fingerprint()}
+
 
 def run_job(job: dict) -> dict:
     """The task a worker runs: a job in, its record out; an error becomes an error record (with the
@@ -201,7 +227,8 @@ def run_job(job: dict) -> dict:
     Parameters
     ----------
     job
-        `StudyJob.to_dict()`.
+        `task(job)`: `StudyJob.to_dict()` and the driver's library fingerprint (`LIBRARY`; a worker
+        whose own differs refuses the job), or `StudyJob.to_dict()` alone (not checked).
 
     Returns
     -------
@@ -209,7 +236,14 @@ def run_job(job: dict) -> dict:
         `id`, `job`, `run` (host, pid, version, wall time) and `result`, or `error` and `traceback`.
     """
     start = time.perf_counter()
+    driver = job.get(LIBRARY)
+    job = {k: v for k, v in job.items() if k != LIBRARY}  # the record keeps the job itself (plan.py compares it)
     j = StudyJob.from_dict(job)
+    if driver is not None and driver != library_fingerprint():
+        return {"id": j.id, "job": job, "run": _run_info(start),
+                "error": f"LibraryChanged: this worker's weightprog source ({library_fingerprint()}) is not the "
+                         f"study driver's ({driver}): it changed under the running study, or the workers run "
+                         f"another copy; rerun the same command with one library everywhere"}
     try:
         with torch_threads(j.params.get("threads")):  # a worker owns its count: numbers do not depend on the engine
             result = _RUN[j.kind](j)
@@ -220,6 +254,7 @@ def run_job(job: dict) -> dict:
 
 
 def _run_info(start: float) -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "version": __version__, "torch": torch.__version__,
+    return {"host": socket.gethostname(), "pid": os.getpid(), "version": __version__, LIBRARY: library_fingerprint(),
+            "torch": torch.__version__,
             "platform": platform.platform(), "threads": torch.get_num_threads(),
             "wall_time_s": time.perf_counter() - start}

@@ -11,7 +11,7 @@ from ..fileio import atomic_write_json, atomic_write_text, folder_lock
 from ..nn.precision import PrecisionReport, PrecisionTarget
 from ..progress import Event, ProgressCallback
 from .data import StudyData, collect
-from .jobs import StudyJob, run_job
+from .jobs import StudyJob, run_job, task
 from .plan import Rounds, evaluate_jobs, first_jobs, read_record, record_path, write_record
 from .precision import PrecisionRounds
 from .settings import StudySettings
@@ -205,7 +205,7 @@ def _run_round(settings: StudySettings, out: Path, rounds: Rounds, log: Callable
         else:
             have = _records(out, jobs)
         _record_plan(out, settings, jobs)
-        todo = [j.to_dict() for j in jobs if j.id not in have]
+        todo = [task(j) for j in jobs if j.id not in have]
         log(f"{phase}: {len(have)} of {len(jobs)} jobs done before, {len(todo)} to run")
         handle = _Handler(out, len(have), len(jobs), failed, log, progress)
         used = run_tasks(todo, run_job, handle, workers, ray, float(settings.threads or 1))
