@@ -5,9 +5,10 @@ quantiser, scale restored) is a pass over the tensor, and on a CPU these passes 
 layer's own product; fused, each chain is one pass. The kernels do the same operations in the same
 order as the eager code in `attach`, so they give the same values (tests compare them), the output
 noise included (`noise`: counter-based, computed inside the ADC kernel from one seed drawn from
-the run's generator, instead of a separate `torch.randn` pass). Used for large CPU tensors outside autograd
-only: small ones do not repay the compilation (seconds, once per process and shape rank), and
-where compiling fails (no C++ compiler) everything stays eager.
+the run's generator, instead of a separate `torch.randn` pass). Used outside autograd on large CPU
+tensors, and on a recurrent layer's many small step products (`product`); other small tensors do
+not repay the compilation (seconds, once per process and shape rank). Where compiling fails (no
+C++ compiler) everything stays eager.
 """
 
 from __future__ import annotations

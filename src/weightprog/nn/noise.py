@@ -6,7 +6,8 @@ whose four bytes are four independent uniforms on 0…255, summed and scaled to 
 variance (Irwin–Hall with n = 4: kurtosis 2.7 instead of 3, bounded at ±3.46 σ, where a Gaussian
 exceeds that bound with probability 5·10⁻⁴). It is a handful of integer operations per element,
 so inside the fused ADC kernel (`fused.adc`) it costs about half of what `torch.randn` does on a
-CPU (a serial Mersenne Twister plus Box–Muller: as much as the layer's own product on ResNet-32),
+CPU (a serial Mersenne Twister plus Box–Muller: 385 ms against 531 ms of convolutions in one
+ResNet-32 pass, benchmarks/RESULTS.md),
 and the eager path computes the same values bit for bit, on any device.
 """
 
