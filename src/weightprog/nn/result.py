@@ -45,11 +45,14 @@ class PassTiming:
     def from_dict(cls, d: dict) -> PassTiming:
         return cls(d.get("digital_s"), float(d["analogue_s"]), int(d["passes"]))
 
-    def format(self) -> str:
+    def describe(self) -> str:
+        """The passes' cost in words (the printed line and the page's)."""
         each = f"{self.ratio:.2f}× a digital pass ({self.digital_s:.3g} s) each" if self.ratio is not None \
             else "no clean digital pass to compare with (calibrated on the scored data)"
-        return (f"time: {self.passes} analogue passes in {self.analogue_s:.3g} s, programming and reads "
-                f"included: {each}")
+        return f"{self.passes} analogue passes in {self.analogue_s:.3g} s, programming and reads included: {each}"
+
+    def format(self) -> str:
+        return f"time: {self.describe()}"
 
 
 @dataclass

@@ -66,7 +66,7 @@ def _inputs(r: EvaluateRecord) -> str:
         ("seed", r.seed),
         ("compute", r.compute),
         ("weightprog version", r.weightprog_version),
-        ("wall time", f"{fmt(r.wall_time_s)} s" + (f"; {r.timing.format()[len('time: '):]}" if r.timing else "")),
+        ("wall time", f"{fmt(r.wall_time_s)} s" + (f"; {r.timing.describe()}" if r.timing else "")),
     ])
 
 
