@@ -33,7 +33,8 @@ from .expected import ExpectedTNMSE, Pointwise
 from .fileio import atomic_write_json
 from .progress import Event, ProgressCallback
 from .records.jsonfile import read_json
-from .search.scipy_de import Generations
+from .search.de import Generations
+from .search.lhs import latin_hypercube
 
 FLIP = "naive better, optimised worse"
 REVERSE = "naive worse, optimised better"
@@ -192,30 +193,27 @@ class SearchPlan:
 
 def search_direction(scorer: ExpectedScorer, base: Expected, direction: str, plan: SearchPlan,
                      checkpoint: Path | None = None, progress: ProgressCallback | None = None) -> DirectionSearch:
-    """Maximise the flip margin in `direction` over the log factors (scipy's best1bin DE, a Latin
-    hypercube start); resumes from `checkpoint` when it holds this plan's run (a run with more
+    """Maximise the flip margin in `direction` over the log factors (best1bin DE, search/de.py, from
+    a Latin hypercube); resumes from `checkpoint` when it holds this plan's run (a run with more
     generations continues it; one with fewer returns it as it is)."""
-    from scipy.stats import qmc
-
     margin(base, base, direction)  # validates the direction before any work
     dims = len(FACTORS)
     lo, hi = math.log(plan.bounds[0]), math.log(plan.bounds[1])
-    init = lo + (hi - lo) * qmc.LatinHypercube(d=dims, rng=np.random.default_rng(plan.seed)).random(plan.popsize * dims)
+    init = lo + (hi - lo) * latin_hypercube(dims, plan.popsize * dims, plan.seed)
     trials: list[Trial] = []
     generation = 0
 
-    def loss(x: np.ndarray) -> np.ndarray:  # (dims, S) log factors -> (S,) minus the margin
+    def loss(x: np.ndarray) -> np.ndarray:  # (S, dims) log factors -> (S,) minus the margin
         out = []
-        for column in np.atleast_2d(x.T):
-            factors = tuple(float(f"{math.exp(v):.4g}") for v in column)
+        for logs in x:
+            factors = tuple(float(f"{math.exp(v):.4g}") for v in logs)
             e = scorer(factors)
             trials.append(Trial(factors, e, margin(base, e, direction), generation))
             out.append(-trials[-1].margin)
         return np.array(out)
 
-    de = Generations(loss, [(lo, hi)] * dims, popsize=plan.popsize, tol=0.0, mutation=(0.5, 1.0),
-                     recombination=0.7, seed=plan.seed, init=init, integrality=np.zeros(dims, bool),
-                     max_generations=max(plan.generations, 1))
+    de = Generations(loss, [(lo, hi)] * dims, tol=0.0, mutation=(0.5, 1.0), recombination=0.7, seed=plan.seed,
+                     init=init, integrality=np.zeros(dims, bool))
     key = {"direction": direction, **scorer.key(), **plan.to_json()}
     del key["generations"]  # more generations continue a finished run
     saved = read_json(checkpoint) if checkpoint is not None and checkpoint.exists() else None

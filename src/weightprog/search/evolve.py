@@ -1,4 +1,4 @@
-"""Differential Weight Evolution: scipy's differential evolution over the strategy space, run to
+"""Differential Weight Evolution: differential evolution (search/de.py) over the strategy space, run to
 convergence, checkpointed every few seconds and at the end; `polish` refines a result by gradient.
 
 The objective is the deterministic expected TNMSE (expected/), or the batched common-random-
@@ -25,8 +25,8 @@ from ..fileio import atomic_write_text
 from ..metric import TNMSE
 from ..progress import Event, ProgressCallback
 from ..strategy import Strategy
+from .de import Generations
 from .lhs import latin_hypercube
-from .scipy_de import Generations
 from .space import StrategySpace
 
 
@@ -129,18 +129,17 @@ def evolve(objective: Objective, space: StrategySpace, *, seed: int = 0, popsize
     size = popsize * space.dims
     evaluations = 0
 
-    def loss(x_columns: np.ndarray) -> np.ndarray:  # scipy's vectorised form: (dims, S) -> (S,)
+    def loss(x: np.ndarray) -> np.ndarray:  # (S, dims) -> (S,)
         nonlocal evaluations
-        evaluations += x_columns.shape[1]
-        g, sig, beta = space.decode(torch.from_numpy(np.ascontiguousarray(x_columns.T)))
+        evaluations += x.shape[0]
+        g, sig, beta = space.decode(torch.from_numpy(np.ascontiguousarray(x)))
         return population_loss(objective, space.grid, g, sig, beta).double().numpy()
 
     settings = {"popsize": popsize, "tol": tol, "mutation": mutation, "recombination": recombination,
                 "search_seed": seed}
     key = _config_key(space, objective, settings)
-    solver = Generations(loss, space.bounds(), popsize=popsize, tol=tol, mutation=mutation,
-                         recombination=recombination, seed=seed, init=_initial_population(space, size, seed),
-                         integrality=space.integrality(), max_generations=max_generations)
+    solver = Generations(loss, space.bounds(), tol=tol, mutation=mutation, recombination=recombination,
+                         seed=seed, init=_initial_population(space, size, seed), integrality=space.integrality())
     history: list[float] = []
     generation = 0
     earlier_s, earlier_evaluations = 0.0, 0  # a resumed run reports the whole run's time and work
@@ -165,8 +164,8 @@ def evolve(objective: Objective, space: StrategySpace, *, seed: int = 0, popsize
             # compact: json's C encoder, ~10x faster than indented output, which every generation paid
             atomic_write_text(path, json.dumps(state, allow_nan=False))
 
-    if not history:  # generation 0: score the initial population (scipy's own first step, done
-        # here so that it is checkpointed and counted like every other generation)
+    if not history:  # generation 0: score the initial population, checkpointed and counted like
+        # every other generation
         history.append(solver.score_initial())
         save()
     message = "reached the generation limit"
