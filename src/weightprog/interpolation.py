@@ -19,9 +19,17 @@ def interpolation_weights(grid: torch.Tensor, u: torch.Tensor):
     return index, frac, u < 0
 
 
+def take(source: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
+    """`source` indexed along `dim` by an integer index of any shape, which takes that dimension's
+    place (`source[:, index]` for dim 1): by `index_select`, which on CPU is 2-7x faster than
+    advanced indexing (the expected objective's gathers, issue 26)."""
+    out = source.index_select(dim, index.reshape(-1))
+    return out.view(*source.shape[:dim], *index.shape, *source.shape[dim + 1:])
+
+
 def gather_rows(table: torch.Tensor, index: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
     """Linear interpolation of table rows (B, D, K) at index/frac (any shape) -> (B, *shape, K)."""
-    lo = table[:, index]
-    hi = table[:, index + 1]
+    lo = take(table, index, 1)
+    hi = take(table, index + 1, 1)
     f = frac[None, ..., None]
     return lo + (hi - lo) * f

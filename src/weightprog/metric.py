@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from .devices import DeviceModel, get_device
-from .interpolation import interpolation_weights
+from .interpolation import interpolation_weights, take
 from .sample import WeightSample, sample_from_values
 from .strategy import Strategy
 from .timeunits import DEFAULT_TIMES_S, check_times
@@ -147,7 +147,7 @@ def column_errors(table, signed, index, frac, negative, u, draws: Draws, *, devi
     eager mode runs it as is (and differentiates it), torch.compile fuses it.
     """
     n_dev = table.shape[-1]
-    lo, hi = table[:, index], table[:, index + 1]  # (B, C, R, 2P)
+    lo, hi = take(table, index, 1), take(table, index + 1, 1)  # (B, C, R, 2P)
     frac = frac.unsqueeze(0)
     states = []
     for d in range(n_dev):

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from ..devices import DeviceModel, get_device
+from ..interpolation import take
 from ..metric import chunks, compile_available
 from ..sample import WeightSample, check_importance
 from ..strategy import Strategy
@@ -72,7 +73,7 @@ def signed_factors(significance: torch.Tensor, beta: torch.Tensor) -> torch.Tens
 def node_moments(table, signed, index, frac, prob, lookup, *, g0: float, step: float, compensation: str):
     """Mean and variance (B, N, K) of the unscaled read-out ŵ at each density node and time (K =
     reference + T), and α (B, T), for tables (B, D, 2P) and signed factors ±f_p/β (B, 2P)."""
-    lo, hi = table[:, index], table[:, index + 1]  # (B, N, 2P)
+    lo, hi = take(table, index, 1), take(table, index + 1, 1)  # (B, N, 2P)
     g = lo + (hi - lo) * frac[None, :, None]
     mean, var = read_stats(interpolate(lookup, g0, step, g), signed[:, None, :, None])  # (B, N, K)
     return mean, var, drift_alpha(mean, var, prob, compensation)

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..devices import DeviceModel
+from ..interpolation import take
 
 _SQRT2 = math.sqrt(2.0)
 _SQRT_2_PI = math.sqrt(2.0 / math.pi)
@@ -95,7 +96,7 @@ def interpolate(lookup: torch.Tensor, g0: float, step: float, g: torch.Tensor) -
     pos = ((g - g0) / step).clamp(0.0, float(n))
     index = pos.detach().floor().clamp_max(n - 1)
     frac = (pos - index).unsqueeze(-1)
-    rows = lookup[index.long()]
+    rows = take(lookup, index.long(), 0)
     k2 = lookup.shape[1] // 2
     return rows[..., :k2] + rows[..., k2:] * frac
 
