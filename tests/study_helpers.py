@@ -53,5 +53,5 @@ def tiny_settings(**kw) -> StudySettings:
     """A study of `tiny` on pcm small enough for the default test run."""
     base = dict(workloads=("tiny",), devices=("pcm",), variants=("fp", "hwa"), times_s=(1.0, 86400.0), repeats=4,
                 block=2, eval_size={}, max_generations=1, popsize=2, f_max=1, sample_size=512, polish_steps=0,
-                network_repeats=1, periphery="ideal")
+                network_repeats=1, periphery="ideal", beside=())
     return StudySettings(**{**base, **kw})

@@ -218,3 +218,53 @@ def test_a_worker_with_another_library_refuses_its_job(monkeypatch):
     assert refused["job"] == job.to_dict()  # the record keeps the job itself, as the plan compares it
     ran = jobs.run_job(sent)  # the same library: the job runs (and fails on its own, unknown workload)
     assert not ran["error"].startswith("LibraryChanged") and ran["run"][jobs.LIBRARY] == sent[jobs.LIBRARY]
+
+
+def test_a_rerun_may_grow_the_study_but_not_change_it(tmp_path, tiny_workload):
+    """`--repeats 2` into a folder run with `--repeats 1` runs the missing block (the study's
+    extents may change); `--seed` may not (every record would be of other settings)."""
+    from click.testing import CliRunner
+
+    from weightprog.cli import main
+    base = ["study", "--workload", "tiny", "--device", "pcm", "--variant", "fp", "--role", "naive", "--times", "1s",
+            "--block", "1", "--beside", "none", "--out", str(tmp_path / "s")]
+    first = CliRunner().invoke(main, [*base, "--repeats", "1"])
+    assert first.exit_code == 0, first.output
+    grown = CliRunner().invoke(main, [*base, "--repeats", "2"])
+    assert grown.exit_code == 0 and "3 of 4 jobs done before, 1 to run" in grown.output, grown.output
+    assert (tmp_path / "s" / "jobs" / "tiny@fp_pcm_naive_r001-001.json").is_file()
+    refused = CliRunner().invoke(main, [*base, "--repeats", "2", "--seed", "1"])
+    assert refused.exit_code != 0 and "its run had --seed 0, this one --seed 1" in refused.output, refused.output
+
+
+def test_a_periphery_beside_the_study_is_paired_with_it(tmp_path, tiny_workload):
+    """`beside=("standard@1d",)`: every strategy also under `standard` at 1 d, on the same
+    realisations and examples as under the study's periphery; its own rows and a paired difference
+    from itself there, in the data, the tables and the Markdown."""
+    res = run_study(settings(roles=("naive", "limit"), variants=("fp",), repeats=2, block=1,
+                             beside=("standard@1d",)), tmp_path)
+    beside = [r for r in res.summary if r.beside]
+    assert {(r.role, r.periphery, r.time_s) for r in beside} == {("naive", "standard", 86400.0),
+                                                                 ("limit", "standard", 86400.0)}
+    assert all(r.realisations == 2 and r.interval_over == "realisations and examples" for r in beside)
+    diffs = {p.strategy: p for p in res.paired if p.strategy == p.versus}
+    assert set(diffs) == {"naive", "limit"}
+    main = {(r.role, r.time_s): r for r in res.summary if not r.beside}
+    for r in beside:
+        p = diffs[r.role]
+        assert (p.periphery, p.versus_periphery, p.time_s) == ("standard", "ideal", 86400.0)
+        assert p.diff == pytest.approx(r.mean - main[(r.role, 86400.0)].mean)
+        assert p.ci_low <= p.diff <= p.ci_high
+    assert (tmp_path / "jobs" / "tiny@fp_pcm_naive_standard_r001-001.json").is_file()
+    md = (tmp_path / "summary.md").read_text()
+    assert "Beside `ideal`" in md and "| pcm | fp | naive: lsp-first (f=1,1) | 1d |" in md
+    again = StudyData.load(tmp_path / "data")  # the CSV files keep the periphery
+    assert summary_rows(again) == res.summary and paired_rows(again) == res.paired
+
+
+@pytest.mark.parametrize("beside, text", [(("io8@1y",), "not one of the study's times"),
+                                          (("ideal",), "the study's periphery"),
+                                          (("nonsense",), "beside")])
+def test_beside_is_validated(beside, text, tiny_workload):
+    with pytest.raises(SettingError, match=text):
+        settings(beside=beside)

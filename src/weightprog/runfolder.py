@@ -67,10 +67,11 @@ def _existing(folder: Path, patterns: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
-def _settings_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+def _settings_change(old: Mapping[str, Any], new: Mapping[str, Any], extents: Iterable[str] = ()) -> str | None:
     """`its run had --pairs 2, this one --pairs 1` for the first differing setting (and the names
-    of the others), or None."""
-    differ = [k for k in [*new, *(k for k in old if k not in new)] if old.get(k) != new.get(k)]
+    of the others) outside `extents`, or None."""
+    free = set(extents)
+    differ = [k for k in [*new, *(k for k in old if k not in new)] if old.get(k) != new.get(k) and k not in free]
     if not differ:
         return None
 
@@ -84,7 +85,7 @@ def _settings_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | No
 
 
 def _check(folder: Path, kind: str, outputs: Iterable[str], settings: Mapping[str, Any],
-           force: bool) -> dict[str, Any] | None:
+           force: bool, extents: Iterable[str] = ()) -> dict[str, Any] | None:
     """Refuse (one line) where the run would replace a file not listed, or rerun other settings."""
     if not folder.is_dir():
         return None
@@ -98,7 +99,7 @@ def _check(folder: Path, kind: str, outputs: Iterable[str], settings: Mapping[st
     if old is None or force or not [f for f in listed if (folder / f).is_file()]:
         return old  # no results to protect (e.g. a run that stopped at a bad input): any settings
     change = (f"its run was `weightprog {old.get('kind')}`" if old.get("kind") != kind
-              else _settings_change(old.get("settings", {}), settings))
+              else _settings_change(old.get("settings", {}), settings, extents))
     if change:
         raise WeightprogError(f"{folder}: {change}; rerun with the same settings to resume, or add --force to "
                               f"start afresh (removes the {len(listed)} file(s) {MANIFEST} lists), or choose "
@@ -107,7 +108,7 @@ def _check(folder: Path, kind: str, outputs: Iterable[str], settings: Mapping[st
 
 
 def start_run(folder: str | Path, kind: str, argv: list[str], cwd: str, settings: Mapping[str, Any],
-              outputs: Iterable[str], force: bool = False) -> RunFolder:
+              outputs: Iterable[str], force: bool = False, extents: Iterable[str] = ()) -> RunFolder:
     """Check, lock and claim `folder` for a run of `kind`, and write its manifest, state `running`.
 
     Parameters
@@ -125,6 +126,10 @@ def start_run(folder: str | Path, kind: str, argv: list[str], cwd: str, settings
         not listed in the manifest is refused before any work.
     force
         Start afresh: remove the files the manifest lists (only those) instead of resuming.
+    extents
+        Settings a rerun may change: those that only say how much of the work to do, where every
+        result is kept under its own settings (a study's `--repeats`, `--device`, …); the manifest
+        then records the new ones.
 
     Returns
     -------
@@ -134,9 +139,9 @@ def start_run(folder: str | Path, kind: str, argv: list[str], cwd: str, settings
     path = fileio.check_output_folder(folder)
     outputs = list(outputs)
     settings = json.loads(json.dumps(settings))  # tuples as lists: compared as they are stored
-    _check(path, kind, outputs, settings, force)  # before the lock creates anything in a user's folder
+    _check(path, kind, outputs, settings, force, extents)  # before the lock creates anything in a user's folder
     path = fileio.lock_folder(path, f"weightprog {kind}")
-    old = _check(path, kind, outputs, settings, force)  # again, now that no other run can change it
+    old = _check(path, kind, outputs, settings, force, extents)  # again, now that no other run can change it
     files = {f for f in (old or {}).get("files", []) if (path / f).is_file()}
     if force:
         for name in sorted(files):

@@ -86,7 +86,8 @@ def run_settings(ctx: click.Context) -> dict:
     return out
 
 
-def begin_run(out: str | Path, outputs: tuple[str, ...], settings: dict | None = None) -> Path:
+def begin_run(out: str | Path, outputs: tuple[str, ...], settings: dict | None = None,
+              extents: tuple[str, ...] = ()) -> Path:
     """Claim the output folder `out` before any work (runfolder.start_run): its manifest, with the
     command as typed and its settings, state `running`.
 
@@ -98,6 +99,8 @@ def begin_run(out: str | Path, outputs: tuple[str, ...], settings: dict | None =
         Glob patterns of the files the command writes there (report.html aside).
     settings
         Extra settings to record beside the command's options.
+    extents
+        Options a rerun may change (runfolder.start_run).
 
     Returns
     -------
@@ -108,7 +111,7 @@ def begin_run(out: str | Path, outputs: tuple[str, ...], settings: dict | None =
     command = run_command()
     kind = " ".join(ctx.command_path.split()[1:]) or ctx.command_path
     return runfolder.start_run(out, kind, command.argv, command.cwd, {**run_settings(ctx), **(settings or {})},
-                               outputs, force=bool(ctx.meta.get("weightprog.force"))).folder
+                               outputs, force=bool(ctx.meta.get("weightprog.force")), extents=extents).folder
 
 
 def write_run_report(out: str | Path, kind: str | None = None) -> Report | None:

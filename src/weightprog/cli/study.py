@@ -13,6 +13,11 @@ from ..study.settings import DEFAULT_EVAL_SIZE, ROLES, SEARCH_ON, SELECT, STUDY_
 from .options import force_option, option_names, setting_default, times_option
 from .report import begin_run, write_run_report
 
+EXTENTS = ("--workload", "--device", "--variant", "--role", "--repeats", "--beside")
+"""Options a rerun into a study's folder may change: each job's record is kept under its own
+settings, so these only add jobs (or leave some out of the tables), e.g. `--repeats 25` after
+`--repeats 10` runs the missing blocks."""
+
 
 def _default(name: str):
     """A StudySettings field's default (the one declaration of it)."""
@@ -28,6 +33,13 @@ def _eval_sizes(items) -> dict:
             raise WeightprogError(f"eval-size: use WORKLOAD=N with N >= 1, got {item!r}")
         sizes[name] = int(n)
     return sizes
+
+
+def _beside(items: tuple[str, ...]) -> tuple[str, ...]:
+    """`--beside` as given; the settings' default when not given; `none`: no periphery beside."""
+    if not items:
+        return _default("beside")
+    return tuple(i for i in items if i != "none")
 
 
 @click.command()
@@ -53,6 +65,10 @@ def _eval_sizes(items) -> dict:
               help="chip-8bit: 8-bit DAC/ADC, output noise 1/127 of the range, abs-max input scaling and "
                    "per-column ranges as chips run them; standard: the same converters and noise with one "
                    "static range per layer; io8: standard without the noise (docs/NN.md).")
+@click.option("--beside", "beside", multiple=True, metavar="PERIPHERY[@TIMES]",
+              help="Also run each strategy under this periphery, at the study's last time or at TIMES (e.g. "
+                   "standard@30d,1y), paired with itself under --periphery; repeatable; 'none' for none "
+                   f"[default: {', '.join(_default('beside'))}].")
 @click.option("--select", type=click.Choice(SELECT), default=_default("select"), show_default=True,
               help="network: the optimised strategy is the search candidate best on held-out data; "
                    "tnmse: the search's own pick by weight error.")
@@ -78,7 +94,7 @@ def _eval_sizes(items) -> dict:
 @click.option("--out", "out_dir", type=click.Path(), required=True,
               help="Results folder: jobs/, data/*.csv, results.csv, paired.csv, summary.md, figures/, report.html.")
 @force_option()
-def study(workloads, devices, variants, roles, times, repeats, block, seed, eval_sizes, periphery, select,
+def study(workloads, devices, variants, roles, times, repeats, block, seed, eval_sizes, periphery, beside, select,
           network_repeats, max_generations, popsize, f_max, polish_steps, search_on, precision, threads, workers,
           ray_address, out_dir):
     """Optimise, choose on held-out data, then evaluate FP/HWA × naive/hand-crafted/optimised/limit over time."""
@@ -90,13 +106,14 @@ def study(workloads, devices, variants, roles, times, repeats, block, seed, eval
                       roles="--role"):
         settings = StudySettings(times_s=times, repeats=repeats, block=block, seed=seed,
                                  eval_size=_eval_sizes(eval_sizes), periphery=periphery, select=select,
+                                 beside=_beside(beside),
                                  network_repeats=network_repeats, max_generations=max_generations, popsize=popsize,
                                  f_max=f_max, polish_steps=polish_steps, search_on=search_on, threads=threads,
                                  precision=precision, **kw)
     if isinstance(workers, bool) or workers < 0:
         raise WeightprogError(f"--workers: need an integer >= 0, got {workers}")
     begin_run(out_dir, ("study.json", "jobs/*", "data/*.csv", "results.csv", "paired.csv", "summary.md",
-                        "figures/*.png"))
+                        "figures/*.png"), extents=EXTENTS)
     start = time.perf_counter()
     result = run_study(settings, Path(out_dir), log=lambda m: click.echo(f"[{time.perf_counter() - start:6.0f} s] {m}"),
                        workers=workers, ray=ray_address)

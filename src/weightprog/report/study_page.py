@@ -54,9 +54,9 @@ def markdown_html(text: str) -> str:
 
 def _cards(state) -> str:
     """Per cell: the optimised strategy at the last time, with its interval and its verdicts."""
-    rows = [r for r in summary_rows(state.data) if r.role == "optimised"]
+    rows = [r for r in summary_rows(state.data) if r.role == "optimised" and not r.beside]
     paired = {(p.workload, p.device, p.variant, p.versus, p.time_s): p for p in paired_rows(state.data)
-              if p.strategy == "optimised"}
+              if p.strategy == "optimised" and p.versus != p.strategy}
     cards = []
     for r in rows:
         if r.time_s != max(x.time_s for x in rows if (x.workload, x.device, x.variant) ==

@@ -29,7 +29,7 @@ def plot_study(data: StudyData, folder: Path) -> list[Path]:
     list of Path
         The figures written (atomically).
     """
-    rows = summary_rows(data)
+    rows = [r for r in summary_rows(data) if not r.beside]  # the study's own periphery at every time
     ref = fp_digital(data)
     metric = {d.workload: d.metric_name for d in data.digital if d.variant == "fp"}
     panels: dict[tuple[str, str], dict[str, dict[tuple[str, str], list]]] = defaultdict(lambda: defaultdict(

@@ -16,6 +16,7 @@ import io
 from collections import defaultdict
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -42,6 +43,9 @@ class RealisationRow:
     realisation: int
     time_s: float
     metric: float
+    periphery: str
+    beside: bool
+    """Run beside the study's own periphery (`StudySettings.beside`), at some of its times."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,10 @@ class TermRow:
     example_var: float
     realisations: int
     """Realisations averaged per example (those common to both strategies of a comparison)."""
+    periphery: str
+    versus_periphery: str
+    """The periphery of `versus` (empty for a strategy's own term): the same as `periphery` for a
+    comparison of two strategies, the study's own for a strategy run beside it versus itself there."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +129,9 @@ def _read(path: Path, cls) -> list:
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames != names:
-            raise WeightprogError(f"{path}: columns {reader.fieldnames} are not {names}")
+            raise WeightprogError(f"{path}: columns {reader.fieldnames} are not {names} (a study folder's "
+                                  f"data is rewritten from its job records by rerunning its `weightprog study` "
+                                  f"command, or weightprog.study.write_outputs(folder))")
         for i, row in enumerate(reader, start=2):
             rows.append(cls(*(_convert(row[f.name], str(f.type), f"{path}, line {i}, {f.name}")
                               for f in fields(cls))))
@@ -175,7 +185,7 @@ def collect(out: Path, records: dict[str, dict]) -> StudyData:
     """The study's CSV rows from its finished jobs' records (by job id; tensors read from `out/jobs`)."""
     digital: dict[tuple[str, str], dict] = {}
     digital_rows, gradient_rows, search_rows, rows = [], [], [], []
-    blocks: dict[tuple, dict[tuple[int, int], torch.Tensor]] = defaultdict(dict)
+    blocks: dict[Block, dict[tuple[int, int], torch.Tensor]] = defaultdict(dict)
     for jid, rec in sorted(records.items()):
         job, res = StudyJob.from_dict(rec["job"]), rec["result"]
         if job.kind == "digital":
@@ -197,16 +207,29 @@ def collect(out: Path, records: dict[str, dict]) -> StudyData:
                                              bool(res["clips"]) if role == "optimised" else False, sig,
                                              float(res["tnmse"][role]), res["select"]))
         else:
-            times = job.params["times_s"]
+            times, periphery = job.params["times_s"], job.params["periphery"]
             for i, values in enumerate(res["metrics"]):
                 rows += [RealisationRow(job.workload, str(job.device), job.variant, str(job.role), res["label"],
-                                        job.first + i, float(t), float(m)) for t, m in zip(times, values)]
+                                        job.first + i, float(t), float(m), periphery, job.beside)
+                         for t, m in zip(times, values)]
             sums = read_tensors(out, jid, rec).get("example_sums")
             if sums is not None:
-                blocks[(job.workload, str(job.device), job.variant, str(job.role), tuple(times))][
-                    (job.first, job.count)] = sums
+                blocks[Block(job.workload, str(job.device), job.variant, str(job.role), tuple(times), periphery,
+                             job.beside)][(job.first, job.count)] = sums
     terms = _terms(blocks, digital)
     return StudyData(rows, terms, search_rows, digital_rows, gradient_rows)
+
+
+class Block(NamedTuple):
+    """The realisation blocks of one strategy under one periphery, at the times its jobs ran."""
+
+    workload: str
+    device: str
+    variant: str
+    role: str
+    times: tuple[float, ...]
+    periphery: str
+    beside: bool
 
 
 def _linearised(sums: dict[tuple[int, int], torch.Tensor], k: int, keep: set, aggregate) -> torch.Tensor:
@@ -216,28 +239,37 @@ def _linearised(sums: dict[tuple[int, int], torch.Tensor], k: int, keep: set, ag
     return linearised(mean.unsqueeze(0), aggregate)
 
 
-def _terms(blocks: dict, digital: dict) -> list[TermRow]:
-    """Each strategy's and each comparison's per-example variance at each time."""
+def _terms(blocks: dict[Block, dict], digital: dict) -> list[TermRow]:
+    """Each strategy's and each comparison's per-example variance at each time: PAIRS under one
+    periphery, and each strategy run beside the study's periphery versus itself there."""
     out = []
+    main = {(k.workload, k.device, k.variant, k.role): k for k in blocks if not k.beside}
     for key, got in blocks.items():
-        w, d, v, role, times = key
+        w, d, v, role, times, periphery, beside = key
         agg = _aggregate(digital.get((w, "fp"), digital.get((w, v), {})).get("aggregate"))
         for k, t in enumerate(times):
             own = _linearised(got, k, set(got), agg)
-            out.append(TermRow(w, d, v, role, "", t, own.numel(), float(own.var()), sum(c for _, c in got)))
-            for a, b in PAIRS:
-                if a != role:
-                    continue
+            out.append(TermRow(w, d, v, role, "", t, own.numel(), float(own.var()), sum(c for _, c in got),
+                               periphery, ""))
+            versus: list[tuple[str, Block | None]] = [(b, None) for a, b in PAIRS if a == role and not beside]
+            if beside and (w, d, v, role) in main:
+                versus.append((role, main[(w, d, v, role)]))
+            for b, other_key in versus:
                 if b == FP_DIGITAL:
                     ref = digital.get((w, "fp"), {}).get("examples")
                     if ref is None:
                         continue
                     diff, common = own - linearised(ref.unsqueeze(0), agg), set(got)
+                    other_periphery = ""
                 else:
-                    other = blocks.get((w, d, v, b, times))
+                    other_key = other_key or Block(w, d, v, b, times, periphery, False)
+                    other = blocks.get(other_key)
                     common = set(got) & set(other or {})
-                    if not common:
+                    if other is None or not common or t not in other_key.times:
                         continue
-                    diff = _linearised(got, k, common, agg) - _linearised(other, k, common, agg)  # type: ignore[arg-type]
-                out.append(TermRow(w, d, v, role, b, t, diff.numel(), float(diff.var()), sum(c for _, c in common)))
+                    k_other = other_key.times.index(t)
+                    diff = _linearised(got, k, common, agg) - _linearised(other, k_other, common, agg)
+                    other_periphery = other_key.periphery
+                out.append(TermRow(w, d, v, role, b, t, diff.numel(), float(diff.var()), sum(c for _, c in common),
+                                   periphery, other_periphery))
     return out

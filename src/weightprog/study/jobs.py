@@ -53,6 +53,9 @@ class StudyJob:
     """The settings the job's numbers depend on (times, seed, sizes, periphery, search)."""
     round: int = 0
     """`--precision`'s round of test items (0: the first, on the settings' own eval size)."""
+    beside: bool = False
+    """An `evaluate` job under a periphery run beside the study's own (`StudySettings.beside`;
+    `params` name it)."""
 
     @property
     def id(self) -> str:
@@ -65,7 +68,8 @@ class StudyJob:
         if self.kind == "digital":
             return f"{cell}_digital{self._round}"
         role = str(self.role).replace(" ", "-")
-        return f"{cell}_{self.device}_{role}_r{self.first:03d}-{self.first + self.count - 1:03d}{self._round}"
+        beside = f"_{self.params['periphery']}" if self.beside else ""
+        return f"{cell}_{self.device}_{role}{beside}_r{self.first:03d}-{self.first + self.count - 1:03d}{self._round}"
 
     @property
     def _round(self) -> str:
@@ -75,6 +79,8 @@ class StudyJob:
         d = asdict(self)
         if not self.round:  # records of studies without --precision stay as they were
             del d["round"]
+        if not self.beside:  # and those of the study's own periphery
+            del d["beside"]
         return {"id": self.id, **d}
 
     @classmethod

@@ -33,7 +33,7 @@ def _round(rounds: Rounds | None, workload: str) -> int:
 def _search_params(settings: StudySettings, workload: str) -> dict:
     study = {k: v for k, v in settings.to_dict().items()
              if k not in ("workloads", "devices", "variants", "repeats", "block", "roles", "eval_size", "threads",
-                          "precision")}
+                          "precision", "beside")}
     return {**_common(settings, workload), "study": study}
 
 
@@ -89,8 +89,13 @@ def _naive(device: str) -> dict:
 
 def _blocks(settings: StudySettings, w: str, v: str, d: str, role: str, strategy: dict | None,
             rounds: Rounds | None) -> list[StudyJob]:
-    return [StudyJob("evaluate", w, v, d, role, first, count, strategy, _evaluate_params(settings, w, rounds),
-                     _round(rounds, w)) for first, count in settings.blocks()]
+    """A strategy's evaluation jobs: per block of realisations, under the study's periphery and
+    each periphery beside it (at its times)."""
+    params = _evaluate_params(settings, w, rounds)
+    runs = [(params, False)] + [({**params, "times_s": list(b.times_s), "periphery": b.periphery}, True)
+                                for b in settings.beside_runs()]
+    return [StudyJob("evaluate", w, v, d, role, first, count, strategy, p, _round(rounds, w), beside)
+            for p, beside in runs for first, count in settings.blocks()]
 
 
 # --- records -------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from .. import validate
-from ..choices import DEFAULT_ROWS, SEARCH_ON, STUDY_PERIPHERY
+from ..choices import DEFAULT_ROWS, PERIPHERIES, SEARCH_ON, STUDY_PERIPHERY
 
 if TYPE_CHECKING:
     from ..search.run import OptimizeSettings
@@ -23,6 +23,29 @@ weight error, the strategy chosen on the network's held-out data, and the device
 SELECT = ("network", "tnmse")
 """How the optimised strategy is chosen among the search's candidates: on the network's held-out
 data (`network`) or by weight error alone (`tnmse`)."""
+
+
+@dataclass(frozen=True)
+class Beside:
+    """Another periphery run beside the study's own, at some of the study's times: every strategy
+    on the same realisations and examples, so each is compared with itself under the study's
+    periphery (paired)."""
+
+    periphery: str
+    times_s: tuple[float, ...]
+
+    @classmethod
+    def parse(cls, text: str, study_times_s: tuple[float, ...]) -> Beside:
+        """`PERIPHERY` (at the study's last time) or `PERIPHERY@T1,T2…` (times the study runs)."""
+        from ..timeunits import format_times, parse_times
+
+        name, sep, when = text.partition("@")
+        times = parse_times(when) if sep else study_times_s[-1:]
+        missing = [t for t in times if t not in study_times_s]
+        if missing:
+            raise ValueError(f"{text!r}: {', '.join(format_times(missing))} is not one of the study's times "
+                             f"({', '.join(format_times(study_times_s))})")
+        return cls(name, tuple(times))
 
 
 @dataclass(frozen=True)
@@ -41,6 +64,9 @@ class StudySettings:
     eval_size: dict = field(default_factory=lambda: dict(DEFAULT_EVAL_SIZE))
     """Test items per evaluation, per workload (a workload not listed: its whole test set)."""
     periphery: str = STUDY_PERIPHERY
+    beside: tuple[str, ...] = ("standard",)
+    """Other peripheries run beside `periphery` (`Beside.parse`: `standard` at the last time, by
+    default: the study's earlier periphery, static ranges per layer; docs/NN.md)."""
     max_generations: int = 15
     popsize: int = 10
     f_max: int = 4
@@ -72,6 +98,9 @@ class StudySettings:
             if isinstance(value, str) or not value:
                 raise validate.SettingError(name, f"a non-empty list, got {value!r}")
             object.__setattr__(self, name, tuple(value))
+        if isinstance(self.beside, str):
+            raise validate.SettingError("beside", f"a list, got {self.beside!r}")
+        object.__setattr__(self, "beside", tuple(self.beside))
         for w in self.workloads:
             validate.choice(w, "workloads", WORKLOADS)
         for v in self.variants:
@@ -103,6 +132,21 @@ class StudySettings:
                 raise validate.SettingError("precision", str(exc).removeprefix("precision: ")) from None
         search = self.optimize_settings()  # seed, times, search sizes: OptimizeSettings' own ranges
         object.__setattr__(self, "times_s", search.times_s)
+        seen = {self.periphery}
+        for run in self.beside_runs():
+            validate.choice(run.periphery, "beside", PERIPHERIES)
+            if run.periphery in seen:
+                raise validate.SettingError("beside", f"{run.periphery!r} is the study's periphery or listed twice")
+            seen.add(run.periphery)
+
+    def beside_runs(self) -> tuple[Beside, ...]:
+        """`beside`, parsed (validated when the settings are made)."""
+        from ..errors import WeightprogError
+
+        try:
+            return tuple(Beside.parse(text, tuple(self.times_s)) for text in self.beside)
+        except (ValueError, WeightprogError) as exc:
+            raise validate.SettingError("beside", str(exc)) from None
 
     def optimize_settings(self) -> OptimizeSettings:
         """The search each (workload, device, variant) runs, for the times it is evaluated at."""
