@@ -9,7 +9,7 @@ import click
 
 from ..choices import PERIPHERIES
 from ..errors import WeightprogError
-from ..study.settings import DEFAULT_EVAL_SIZE, ROLES, SEARCH_ON, SELECT, STUDY_PERIPHERY, StudySettings
+from ..study.settings import BESIDE, DEFAULT_EVAL_SIZE, ROLES, SEARCH_ON, SELECT, STUDY_PERIPHERY, StudySettings
 from .options import force_option, option_names, setting_default, times_option
 from .report import begin_run, write_run_report
 
@@ -35,11 +35,9 @@ def _eval_sizes(items) -> dict:
     return sizes
 
 
-def _beside(items: tuple[str, ...]) -> tuple[str, ...]:
-    """`--beside` as given; the settings' default when not given; `none`: no periphery beside."""
-    if not items:
-        return _default("beside")
-    return tuple(i for i in items if i != "none")
+def _beside(items: tuple[str, ...]) -> tuple[str, ...] | None:
+    """`--beside` as given (`none`: no periphery beside); None, the settings' default, when not given."""
+    return tuple(i for i in items if i != "none") if items else None
 
 
 @click.command()
@@ -68,7 +66,7 @@ def _beside(items: tuple[str, ...]) -> tuple[str, ...]:
 @click.option("--beside", "beside", multiple=True, metavar="PERIPHERY[@TIMES]",
               help="Also run each strategy under this periphery, at the study's last time or at TIMES (e.g. "
                    "standard@30d,1y), paired with itself under --periphery; repeatable; 'none' for none "
-                   f"[default: {', '.join(_default('beside'))}].")
+                   f"[default: {BESIDE}, unless --periphery {BESIDE}].")
 @click.option("--select", type=click.Choice(SELECT), default=_default("select"), show_default=True,
               help="network: the optimised strategy is the search candidate best on held-out data; "
                    "tnmse: the search's own pick by weight error.")

@@ -25,6 +25,10 @@ SELECT = ("network", "tnmse")
 data (`network`) or by weight error alone (`tnmse`)."""
 
 
+BESIDE = "standard"
+"""The periphery a study runs beside its own by default, at its last time."""
+
+
 @dataclass(frozen=True)
 class Beside:
     """Another periphery run beside the study's own, at some of the study's times: every strategy
@@ -64,9 +68,10 @@ class StudySettings:
     eval_size: dict = field(default_factory=lambda: dict(DEFAULT_EVAL_SIZE))
     """Test items per evaluation, per workload (a workload not listed: its whole test set)."""
     periphery: str = STUDY_PERIPHERY
-    beside: tuple[str, ...] = ("standard",)
-    """Other peripheries run beside `periphery` (`Beside.parse`: `standard` at the last time, by
-    default: the study's earlier periphery, static ranges per layer; docs/NN.md)."""
+    beside: tuple[str, ...] | None = None
+    """Other peripheries run beside `periphery` (`Beside.parse`); None: `standard` at the last time
+    (the study's earlier periphery, static ranges per layer; docs/NN.md) unless the study runs
+    `standard` itself."""
     max_generations: int = 15
     popsize: int = 10
     f_max: int = 4
@@ -100,7 +105,8 @@ class StudySettings:
             object.__setattr__(self, name, tuple(value))
         if isinstance(self.beside, str):
             raise validate.SettingError("beside", f"a list, got {self.beside!r}")
-        object.__setattr__(self, "beside", tuple(self.beside))
+        beside = (BESIDE,) if self.beside is None and self.periphery != BESIDE else self.beside or ()
+        object.__setattr__(self, "beside", tuple(beside))
         for w in self.workloads:
             validate.choice(w, "workloads", WORKLOADS)
         for v in self.variants:
