@@ -150,7 +150,7 @@ class StudySettings:
         from ..errors import WeightprogError
 
         try:
-            return tuple(Beside.parse(text, tuple(self.times_s)) for text in self.beside)
+            return tuple(Beside.parse(text, tuple(self.times_s)) for text in self.beside or ())
         except (ValueError, WeightprogError) as exc:
             raise validate.SettingError("beside", str(exc)) from None
 
