@@ -171,7 +171,7 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
     strategies
         Strategies, baseline names or strategy files (`resolve_strategies`), `limit` (per weight
         value the least-noise unbiased targets) and `limit-mse` (the weight-error bound's mapping),
-        each read with the ideal scale per time (nn/limit.py).
+        each read with an oracle scale per crossbar column and time (nn/limit.py).
     device
         A `DeviceModel` or a name/file for `get_device`.
     times_s
@@ -255,14 +255,15 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                                                                                        mapping, gen)
                 with attached(weights, peri, ranges, gen, clipping):
                     for k, t in enumerate(times_s):
-                        gain = 1.0
+                        read_out = None
                         if isinstance(strategy, Limit):  # each time its own mapping, programmed afresh
-                            at = strategy.for_time(t)
-                            programmed, gain = ProgrammedModel(weights, at.strategy, dev, strategy.mapping(mapping),
-                                                               gen), at.scale
+                            limit_mapping = strategy.mapping(mapping)
+                            programmed = ProgrammedModel(weights, strategy.for_time(t).strategy, dev, limit_mapping,
+                                                         gen)
+                            read_out = strategy.read_out(limit_mapping)
                         assert programmed is not None
                         state_bytes = programmed.state_bytes
-                        with programmed.applied(t, swap, gen, gain) as errors:
+                        with programmed.applied(t, swap, gen, read_out) as errors:
                             weight_errors[i, r, k] = errors
                             got = spec.measure(split, f"{names[i]}, t={t:g} s")
                         metrics[i, r, k] = got.value
