@@ -31,8 +31,8 @@ def test_oracle_scale_is_each_columns_least_squares_scale():
             x, y = read[o, 50 * j:50 * (j + 1)].double(), w[o, 50 * j:50 * (j + 1)].double()
             best = float(x @ y / (x @ x))
             assert abs(float(a[o, j]) - best) < 1e-9
-            error = lambda s: float((s * x - y).square().sum())  # noqa: E731
-            assert error(best) <= min(error(best * 0.99), error(best * 1.01))  # least squares: a minimum
+            errors = [float((s * x - y).square().sum()) for s in (best, 0.99 * best, 1.01 * best)]
+            assert errors[0] <= min(errors[1:])  # least squares: a minimum
             assert torch.allclose(scaled[o, 50 * j:50 * (j + 1)].double(), best * x, atol=1e-5)
             # the ratio form: the column's realised gain is one (⟨w, a·ŵ⟩ = ⟨w, w⟩), no shrinkage
             assert abs(float(ratio[o, j]) - float(y @ y / (x @ y))) < 1e-9
@@ -63,11 +63,11 @@ def test_oracle_beats_the_hardware_compensation_on_weight_error():
                                       torch.Generator().manual_seed(3))
         reads[unit] = programmed.read(3.15e7, torch.Generator().manual_seed(4))
     chip = reads["column"]
+
+    def column_errors(x: torch.Tensor) -> torch.Tensor:
+        return (x - w).double().square().view(96, 4, 50).sum(-1)  # 200 inputs: 4 tiles of 50 rows
     for unbiased in (False, True):
         oracle = oracle_read(reads["none"], w, TILE, unbiased)
-
-        def column_errors(x: torch.Tensor) -> torch.Tensor:
-            return (x - w).double().square().view(96, 4, 50).sum(-1)  # 200 inputs: 4 tiles of 50 rows
         if not unbiased:
             assert (column_errors(oracle) <= column_errors(chip) * (1 + 1e-6)).all()
         assert float(column_errors(oracle).sum()) < float(column_errors(chip).sum())
