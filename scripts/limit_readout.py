@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 import weightprog.nn.evaluate as evaluate
-from weightprog.choices import LIMITS
+from weightprog.choices import LIMIT, LIMIT_MSE
 from weightprog.cli.model_spec import load_model_spec_sized
 from weightprog.devices import get_device
 from weightprog.hardware import Mapping
@@ -39,11 +39,7 @@ from weightprog.timeunits import parse_times
 class IdealScale(Limit):
     """A limit read the old way: each time's table at β = 1/scale (ŵ = scale·V), no compensation."""
 
-    @property
-    def name(self) -> str:
-        return f"{super().name} (ideal scale)"
-
-    def read_out(self, mapping: Mapping) -> ReadOut:
+    def read_out(self, mapping: Mapping, t_s: float) -> ReadOut:
         return lambda read, weight: read
 
 
@@ -52,7 +48,7 @@ def ideal_scale(limit: Limit) -> IdealScale:
         s = a.strategy
         return replace(a, strategy=Strategy(s.grid, s.conductances, s.significance, torch.tensor([1.0 / a.scale]),
                                             s.g_min, s.g_max, list(s.names)))
-    return IdealScale(tuple(at_scale(a) for a in limit.at), limit.unbiased)
+    return IdealScale(tuple(at_scale(a) for a in limit.at), f"{limit.name} (ideal scale)")
 
 
 def main() -> None:
@@ -72,12 +68,12 @@ def main() -> None:
     spec, _ = load_model_spec_sized(args.model, args.eval_size)
     dev, times = get_device(args.device), parse_times(args.times)
     values = deployed_values(find_analog_weights(spec.model), Mapping())
-    limits = {name: compute_limit(values, dev, times, unbiased=unbiased) for name, unbiased in LIMITS.items()}
+    limits = {name: compute_limit(values, dev, times, unbiased=name == LIMIT) for name in (LIMIT, LIMIT_MSE)}
     common = dict(device=dev, times_s=times, repeats=args.repeats, seed=args.seed, periphery=args.periphery)
     evaluate._limit = lambda name, *_: limits[name]  # computed once, above, for both runs
-    new = evaluate.evaluate_over_time(spec, strategies=[*args.strategy, *LIMITS], **common)
+    new = evaluate.evaluate_over_time(spec, strategies=[*args.strategy, LIMIT, LIMIT_MSE], **common)
     limits = {name: ideal_scale(limit) for name, limit in limits.items()}
-    old = evaluate.evaluate_over_time(spec, strategies=list(LIMITS), **common)
+    old = evaluate.evaluate_over_time(spec, strategies=[LIMIT, LIMIT_MSE], **common)
     assert new.examples is not None and old.examples is not None
     both = replace(new, strategies=new.strategies + old.strategies, metrics=torch.cat([new.metrics, old.metrics]),
                    examples=torch.cat([new.examples, old.examples]),

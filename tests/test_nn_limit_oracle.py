@@ -1,11 +1,14 @@
 """The limit's read-out (issue 22): an oracle scale per crossbar column and time, against the
 hardware's drift compensation."""
 
+import pytest
 import torch
 
 from weightprog import baseline
 from weightprog.cell import Cell
+from weightprog.errors import WeightprogError
 from weightprog.hardware import Mapping, ProgrammedTensor
+from weightprog.nn.evaluate import evaluate_over_time
 from weightprog.nn.limit import oracle_read, oracle_scales
 
 TILE = Mapping(tile_rows=64, tile_cols=64)
@@ -71,3 +74,29 @@ def test_oracle_beats_the_hardware_compensation_on_weight_error():
         if not unbiased:
             assert (column_errors(oracle) <= column_errors(chip) * (1 + 1e-6)).all()
         assert float(column_errors(oracle).sum()) < float(column_errors(chip).sum())
+
+
+def test_limit_chosen_takes_the_better_limit_on_held_out_data():
+    """`limit-chosen` scores `limit` and `limit-mse` on `validate` and takes the better at each time:
+    on a metric that is minus the weight error, `limit-mse` (least squares, read by least squares)
+    everywhere, and its test row is that limit's own (same seeds). Without `validate`: refused."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(128, 64, bias=False)
+    original = layer.weight.detach().clone()
+
+    def metric(m: torch.nn.Module) -> float:
+        return -float((m.weight.detach() - original).square().sum())
+    spec = {"model": layer, "evaluate": metric, "validate": metric}
+    times = (1.0, 3.1536e7)
+    res = evaluate_over_time(spec, strategies=["limit-chosen", "limit", "limit-mse"], device="pcm", times_s=times,
+                             repeats=2, significance="1,2")
+    assert res.strategies == ["limit-chosen", "limit", "limit-mse"]
+    assert torch.equal(res.metrics[0], res.metrics[2]) and not torch.equal(res.metrics[0], res.metrics[1])
+    record = res.limit
+    assert record is not None and record["name"] == "limit-chosen" and record["unbiased"] is False
+    assert [p["unbiased"] for p in record["per_time"]] == [False, False]
+    assert [row["time_s"] for row in record["held_out"]] == list(times)
+    assert all(row["diff"] < 0 for row in record["held_out"])  # limit − limit-mse on validate
+    with pytest.raises(WeightprogError, match="validate"):
+        evaluate_over_time({"model": layer, "evaluate": metric}, strategies=["limit-chosen"], device="pcm",
+                           times_s=times[:1], repeats=1, significance="1,2")

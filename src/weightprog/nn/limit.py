@@ -5,7 +5,9 @@ out with an oracle scale per crossbar column and time.
 the least noise under that constraint (`Pointwise(unbiased=True)`): networks suffer from systematic
 per-weight error far more than from zero-mean noise of the same size (docs/NN.md, "The limit").
 `limit-mse` is the weight-error bound's own mapping (`expected.bound`: the least expected squared
-error, which shrinks weights); on weight error nothing beats it. Either is a limit *within the
+error, which shrinks weights); on weight error nothing beats it. Neither is the better one on every
+network, so `limit-chosen` takes, at each time, the one that scores better on the network's
+held-out data (`chosen`, run by `evaluate_over_time`). Each is a limit *within the
 device model* (docs/MODEL.md §7.4): neither bounds what a better periphery, more pairs or a
 different column size would give.
 
@@ -26,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..cell import Cell
-from ..choices import LIMIT, LIMIT_MSE
+from ..choices import LIMIT, LIMIT_CHOSEN, LIMIT_MSE
 from ..devices import DeviceModel
 from ..expected import ExpectedTNMSE, limit_strategy
 from ..hardware import Mapping, normalised_values, split_tiles
@@ -50,10 +52,12 @@ class LimitAt:
     bound: float
     """The mapping's expected error at this time on the deployed density (for `limit-mse`, the
     weight-error bound)."""
+    unbiased: bool = True
+    """True: the least-noise unbiased mapping (`limit`); False: the bound's own (`limit-mse`)."""
 
     def to_dict(self) -> dict:
         return {"time_s": self.time_s, "significance": self.strategy.significance[0].tolist(),
-                "scale_per_us": self.scale, "bound_tnmse": self.bound}
+                "scale_per_us": self.scale, "bound_tnmse": self.bound, "unbiased": self.unbiased}
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,16 @@ class Limit:
     """
 
     at: tuple[LimitAt, ...]
-    unbiased: bool = True
-    """True: the least-noise unbiased mapping (`limit`); False: the bound's own (`limit-mse`)."""
+    name: str = LIMIT
+    """`limit`, `limit-mse` or `limit-chosen` (`choices.LIMITS`)."""
+    held_out: tuple[dict, ...] = ()
+    """`limit-chosen`: per time, `limit` − `limit-mse` on held-out data (`OverTimeResult.paired_rows`)."""
 
     @property
-    def name(self) -> str:
-        return LIMIT if self.unbiased else LIMIT_MSE
+    def unbiased(self) -> bool | None:
+        """Whether every time's mapping is the unbiased one (None: they differ)."""
+        kinds = {a.unbiased for a in self.at}
+        return kinds.pop() if len(kinds) == 1 else None
 
     def for_time(self, t_s: float) -> LimitAt:
         """The limit at `t_s` (one of the times it was computed for)."""
@@ -84,15 +92,43 @@ class Limit:
         """The network's mapping with drift compensation off: the oracle scale replaces it."""
         return Mapping(mapping.tile_rows, mapping.tile_cols, mapping.normalise, "none", mapping.reference)
 
-    def read_out(self, mapping: Mapping) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """`read_out(read, weight)`: the limit's read of one weight (`oracle_read` on `mapping`'s tiles)."""
-        return partial(oracle_read, mapping=mapping, unbiased=self.unbiased)
+    def read_out(self, mapping: Mapping, t_s: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """`read_out(read, weight)`: the limit's read of one weight at `t_s` (`oracle_read` on
+        `mapping`'s tiles, in the form of that time's mapping)."""
+        return partial(oracle_read, mapping=mapping, unbiased=self.for_time(t_s).unbiased)
 
     def to_dict(self) -> dict:
-        """JSON form (results.json `limit`): per time, the cell, the scale and the expected-error bound."""
+        """JSON form (results.json `limit`): per time, the cell, the scale, the expected-error bound
+        and which mapping; for `limit-chosen` the held-out comparison it was chosen on."""
         cells = {tuple(a.strategy.significance[0].tolist()) for a in self.at}
         one = {"significance": list(cells.pop())} if len(cells) == 1 else {}  # else: a cell per time
-        return {"name": self.name, "unbiased": self.unbiased, **one, "per_time": [a.to_dict() for a in self.at]}
+        held = {"held_out": list(self.held_out)} if self.held_out else {}
+        return {"name": self.name, "unbiased": self.unbiased, **one, "per_time": [a.to_dict() for a in self.at],
+                **held}
+
+
+def chosen(unbiased: Limit, mse: Limit, held_out: Sequence[dict], higher_is_better: bool) -> Limit:
+    """`limit-chosen`: at each time the mapping of `unbiased` or `mse` that scored better on held-out
+    data (a tie keeps the unbiased one).
+
+    Parameters
+    ----------
+    unbiased, mse
+        `limit` and `limit-mse` for the same times.
+    held_out
+        Per time, `limit` − `limit-mse` on held-out data: rows of `OverTimeResult.paired_rows`
+        (`time_s`, `diff`, …).
+    higher_is_better
+        The metric's direction.
+
+    Returns
+    -------
+    Limit
+    """
+    diffs = {row["time_s"]: row["diff"] for row in held_out}
+    sign = 1.0 if higher_is_better else -1.0
+    at = tuple(a if sign * diffs[a.time_s] >= 0 else mse.for_time(a.time_s) for a in unbiased.at)
+    return Limit(at, LIMIT_CHOSEN, tuple(held_out))
 
 
 def deployed_values(weights: Sequence[AnalogWeight], mapping: Mapping = Mapping(),
@@ -162,8 +198,8 @@ def compute_limit(values: torch.Tensor, device: DeviceModel, times_s: Sequence[f
         name = LIMIT if unbiased else LIMIT_MSE
         found = [limit_strategy(model, cell.significance, name=name, unbiased=unbiased) for cell in cells]
         strategy, bound = min(found, key=lambda x: x[1].mean)
-        at.append(LimitAt(t, strategy, float(bound.scales[0]), bound.mean))
-    return Limit(tuple(at), unbiased)
+        at.append(LimitAt(t, strategy, float(bound.scales[0]), bound.mean, unbiased))
+    return Limit(tuple(at), LIMIT if unbiased else LIMIT_MSE)
 
 
 def oracle_scales(read: torch.Tensor, weight: torch.Tensor, mapping: Mapping = Mapping(),
