@@ -33,7 +33,7 @@ from ..timeunits import DEFAULT_TIMES_S, check_times
 from .attach import attached
 from .calibration import Clipping, Ranges, calibrate
 from .discover import find_analog_weights
-from .limit import Limit, chosen, compute_limit, deployed_values
+from .limit import Limit, chosen_limit, compute_limit, deployed_values
 from .mapping import mapping_report
 from .periphery import Periphery, get_periphery
 from .program import ProgrammedModel, WeightSwap
@@ -234,7 +234,7 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
     weights = find_analog_weights(spec.model, include, exclude)
     given = [] if limit is None else [limit] if isinstance(limit, Limit) else list(limit)
     computed = [_limit(name, given, weights, mapping, dev, times_s, significance) if name != LIMIT_CHOSEN
-                else _chosen_limit(spec, given, weights, dev, times_s, seed, mapping, peri, significance, include,
+                else _limit_chosen(spec, given, weights, dev, times_s, seed, mapping, peri, significance, include,
                                    exclude) for _, name in limits]
     for (i, _), lim in zip(limits, computed):
         chosen.insert(i, lim)
@@ -301,17 +301,17 @@ def _limit(name: str, given: Sequence[Limit], weights, mapping: Mapping, dev, ti
     cell = None if significance is None else \
         Cell.parse(significance) if isinstance(significance, str) else Cell(tuple(significance))
     return compute_limit(deployed_values(weights, mapping), dev, times_s,
-                         None if cell is None else cell.significance, unbiased=LIMITS[name] is True)
+                         None if cell is None else cell.significance, unbiased=name == LIMIT)
 
 
 LIMIT_CHOICE_REPEATS = 3
 """Realisations `limit-chosen` scores its two candidates with on held-out data."""
 
 
-def _chosen_limit(spec: ModelSpec, given: Sequence[Limit], weights, dev: DeviceModel, times_s: tuple[float, ...],
+def _limit_chosen(spec: ModelSpec, given: Sequence[Limit], weights, dev: DeviceModel, times_s: tuple[float, ...],
                   seed: int, mapping: Mapping, peri: Periphery, significance: Sequence[float] | str | None,
                   include, exclude) -> Limit:
-    """`limit-chosen` (`nn.limit.chosen`): `given`'s, else `limit` and `limit-mse` scored on the spec's
+    """`limit-chosen` (`nn.limit.chosen_limit`): `given`'s, else `limit` and `limit-mse` scored on the spec's
     `validate` data (never the test data) with `LIMIT_CHOICE_REPEATS` realisations, the better taken
     at each time."""
     for lim in given:
@@ -323,7 +323,7 @@ def _chosen_limit(spec: ModelSpec, given: Sequence[Limit], weights, dev: DeviceM
     held = evaluate_over_time(spec, strategies=[LIMIT, LIMIT_MSE], device=dev, times_s=times_s,
                               repeats=LIMIT_CHOICE_REPEATS, seed=seed, mapping=mapping, periphery=peri,
                               include=include, exclude=exclude, split="validate", limit=pair)
-    return chosen(pair[0], pair[1], held.paired_rows(), held.higher_is_better)
+    return chosen_limit(pair[0], pair[1], held.paired_rows(), held.higher_is_better)
 
 
 def _check_realisations(repeats: int, first: int) -> None:

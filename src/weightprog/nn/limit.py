@@ -7,7 +7,7 @@ per-weight error far more than from zero-mean noise of the same size (docs/NN.md
 `limit-mse` is the weight-error bound's own mapping (`expected.bound`: the least expected squared
 error, which shrinks weights); on weight error nothing beats it. Neither is the better one on every
 network, so `limit-chosen` takes, at each time, the one that scores better on the network's
-held-out data (`chosen`, run by `evaluate_over_time`). Each is a limit *within the
+held-out data (`chosen_limit`, run by `evaluate_over_time`). Each is a limit *within the
 device model* (docs/MODEL.md §7.4): neither bounds what a better periphery, more pairs or a
 different column size would give.
 
@@ -107,7 +107,7 @@ class Limit:
                 **held}
 
 
-def chosen(unbiased: Limit, mse: Limit, held_out: Sequence[dict], higher_is_better: bool) -> Limit:
+def chosen_limit(unbiased: Limit, mse: Limit, held_out: Sequence[dict], higher_is_better: bool) -> Limit:
     """`limit-chosen`: at each time the mapping of `unbiased` or `mse` that scored better on held-out
     data (a tie keeps the unbiased one).
 
