@@ -13,8 +13,10 @@ LIMIT = "limit"
 """The strategy name `evaluate`, `study` and `optimize --model` take for the limit (unbiased, nn/limit.py)."""
 LIMIT_MSE = "limit-mse"
 """The strategy name of the least-squares limit: the weight-error bound's mapping (`evaluate`)."""
-LIMITS = {LIMIT: True, LIMIT_MSE: False}
-"""Each limit's name: whether its mapping holds the mean read-out unbiased."""
+LIMIT_CHOSEN = "limit-chosen"
+"""The strategy name of the better of `limit` and `limit-mse` at each time on held-out data (`evaluate`)."""
+LIMITS = (LIMIT, LIMIT_MSE, LIMIT_CHOSEN)
+"""The limits' strategy names (nn/limit.py)."""
 OBJECTIVES = ("expected", "mc")
 """What the search minimises: the expected TNMSE (expected.py) or the Monte-Carlo TNMSE (metric.py)."""
 WEIGHTINGS = ("density", "fisher")

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..baselines import BASELINES, baseline
 from ..cell import Cell
-from ..choices import LIMITS
+from ..choices import LIMIT, LIMIT_CHOSEN, LIMIT_MSE, LIMITS
 from ..devices import DeviceModel, get_device
 from ..errors import WeightprogError
 from ..hardware import Mapping
@@ -33,7 +33,7 @@ from ..timeunits import DEFAULT_TIMES_S, check_times
 from .attach import attached
 from .calibration import Clipping, Ranges, calibrate
 from .discover import find_analog_weights
-from .limit import Limit, compute_limit, deployed_values
+from .limit import Limit, chosen_limit, compute_limit, deployed_values
 from .mapping import mapping_report
 from .periphery import Periphery, get_periphery
 from .program import ProgrammedModel, WeightSwap
@@ -150,7 +150,7 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                        compute: str | torch.device | None = None,
                        progress: ProgressCallback | None = None,
                        times: Sequence[float] | None = None, split: str = "test",
-                       limit: Limit | None = None, first_realisation: int = 0) -> OverTimeResult:
+                       limit: Limit | Sequence[Limit] | None = None, first_realisation: int = 0) -> OverTimeResult:
     """Metric of a model over time after programming its analog weights.
 
     The model comes as `(model, evaluate_fn)` or as a model spec (`ModelSpec` or its mapping form,
@@ -170,8 +170,10 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
         With a bare model: `evaluate_fn(model) -> float | 1-D tensor` (NaN is refused).
     strategies
         Strategies, baseline names or strategy files (`resolve_strategies`), `limit` (per weight
-        value the least-noise unbiased targets) and `limit-mse` (the weight-error bound's mapping),
-        each read with the ideal scale per time (nn/limit.py).
+        value the least-noise unbiased targets), `limit-mse` (the weight-error bound's mapping) and
+        `limit-chosen` (at each time the one of the two that scores better on the spec's `validate`
+        data, `LIMIT_CHOICE_REPEATS` realisations), each read with an oracle scale per crossbar
+        column and time (nn/limit.py).
     device
         A `DeviceModel` or a name/file for `get_device`.
     times_s
@@ -198,8 +200,8 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
     split
         `test` (the spec's `evaluate`) or `validate` (held-out data, where choices are made).
     limit
-        A limit already computed for these weights and times, used where its name is listed (any
-        other listed limit is computed). results' `limit` records the first limit listed.
+        Limits already computed for these weights and times, each used where its name is listed
+        (any other listed limit is computed). results' `limit` records the first limit listed.
     first_realisation
         Index of the first realisation: realisations first … first + repeats − 1 are run, so a
         study split in blocks of realisations gives the same numbers as one run of them all.
@@ -230,7 +232,10 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
     if compute is not None:
         spec.model.to(compute)
     weights = find_analog_weights(spec.model, include, exclude)
-    computed = [_limit(name, limit, weights, mapping, dev, times_s, significance) for _, name in limits]
+    given = [] if limit is None else [limit] if isinstance(limit, Limit) else list(limit)
+    computed = [_limit(name, given, weights, mapping, dev, times_s, significance) if name != LIMIT_CHOSEN
+                else _limit_chosen(spec, given, weights, dev, times_s, seed, mapping, peri, significance, include,
+                                   exclude) for _, name in limits]
     for (i, _), lim in zip(limits, computed):
         chosen.insert(i, lim)
     names = [c.name for c in chosen]
@@ -255,14 +260,15 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                                                                                        mapping, gen)
                 with attached(weights, peri, ranges, gen, clipping):
                     for k, t in enumerate(times_s):
-                        gain = 1.0
+                        read_out = None
                         if isinstance(strategy, Limit):  # each time its own mapping, programmed afresh
-                            at = strategy.for_time(t)
-                            programmed, gain = ProgrammedModel(weights, at.strategy, dev, strategy.mapping(mapping),
-                                                               gen), at.scale
+                            limit_mapping = strategy.mapping(mapping)
+                            programmed = ProgrammedModel(weights, strategy.for_time(t).strategy, dev, limit_mapping,
+                                                         gen)
+                            read_out = strategy.read_out(limit_mapping, t)
                         assert programmed is not None
                         state_bytes = programmed.state_bytes
-                        with programmed.applied(t, swap, gen, gain) as errors:
+                        with programmed.applied(t, swap, gen, read_out) as errors:
                             weight_errors[i, r, k] = errors
                             got = spec.measure(split, f"{names[i]}, t={t:g} s")
                         metrics[i, r, k] = got.value
@@ -285,16 +291,39 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                           computed[0].to_dict() if computed else None, spec.aggregate, timing)
 
 
-def _limit(name: str, given: Limit | None, weights, mapping: Mapping, dev, times_s: tuple[float, ...],
+def _limit(name: str, given: Sequence[Limit], weights, mapping: Mapping, dev, times_s: tuple[float, ...],
            significance: Sequence[float] | str | None) -> Limit:
-    """The limit `name` (`nn.limit.LIMITS`): `given` when it is that one, else computed on the
-    deployed weights."""
-    if given is not None and given.name == name:
-        return given
+    """The limit `name` (`limit` or `limit-mse`): the one of `given` with that name, else computed on
+    the deployed weights."""
+    for lim in given:
+        if lim.name == name:
+            return lim
     cell = None if significance is None else \
         Cell.parse(significance) if isinstance(significance, str) else Cell(tuple(significance))
     return compute_limit(deployed_values(weights, mapping), dev, times_s,
-                         None if cell is None else cell.significance, unbiased=LIMITS[name])
+                         None if cell is None else cell.significance, unbiased=name == LIMIT)
+
+
+LIMIT_CHOICE_REPEATS = 3
+"""Realisations `limit-chosen` scores its two candidates with on held-out data."""
+
+
+def _limit_chosen(spec: ModelSpec, given: Sequence[Limit], weights, dev: DeviceModel, times_s: tuple[float, ...],
+                  seed: int, mapping: Mapping, peri: Periphery, significance: Sequence[float] | str | None,
+                  include, exclude) -> Limit:
+    """`limit-chosen` (`nn.limit.chosen_limit`): `given`'s, else `limit` and `limit-mse` scored on the spec's
+    `validate` data (never the test data) with `LIMIT_CHOICE_REPEATS` realisations, the better taken
+    at each time."""
+    for lim in given:
+        if lim.name == LIMIT_CHOSEN:
+            return lim
+    if spec.validate is None:
+        raise WeightprogError(f"{LIMIT_CHOSEN}: the model spec has no held-out `validate` data to choose on")
+    pair = [_limit(name, given, weights, mapping, dev, times_s, significance) for name in (LIMIT, LIMIT_MSE)]
+    held = evaluate_over_time(spec, strategies=[LIMIT, LIMIT_MSE], device=dev, times_s=times_s,
+                              repeats=LIMIT_CHOICE_REPEATS, seed=seed, mapping=mapping, periphery=peri,
+                              include=include, exclude=exclude, split="validate", limit=pair)
+    return chosen_limit(pair[0], pair[1], held.paired_rows(), held.higher_is_better)
 
 
 def _check_realisations(repeats: int, first: int) -> None:

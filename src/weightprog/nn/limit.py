@@ -1,27 +1,37 @@
 """The accuracy limit of a device: a network programmed with the best mapping on the device, read
-out with the ideal scale per time.
+out with an oracle scale per crossbar column and time.
 
 `limit` holds each weight's mean read-out at its value and takes, per weight value, the targets with
 the least noise under that constraint (`Pointwise(unbiased=True)`): networks suffer from systematic
 per-weight error far more than from zero-mean noise of the same size (docs/NN.md, "The limit").
 `limit-mse` is the weight-error bound's own mapping (`expected.bound`: the least expected squared
-error, which shrinks weights); on weight error nothing beats it. Either is a limit *within the
+error, which shrinks weights); on weight error nothing beats it. Neither is the better one on every
+network, so `limit-chosen` takes, at each time, the one that scores better on the network's
+held-out data (`chosen_limit`, run by `evaluate_over_time`). Each is a limit *within the
 device model* (docs/MODEL.md §7.4): neither bounds what a better periphery, more pairs or a
 different column size would give.
+
+The read-out (`oracle_read`) scales each column of a tile by the number that best matches the
+column's own true weights, computed from the realised read: the hardware's drift compensation
+is also one number per column (or coarser), taken from a calibration read, so it removes each
+column's realised gain error at best as well as the oracle does, and an ideal scale per time,
+one for all columns, cannot remove it at all.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
+import torch.nn.functional as F
 
 from ..cell import Cell
-from ..choices import LIMIT, LIMIT_MSE
+from ..choices import LIMIT, LIMIT_CHOSEN, LIMIT_MSE
 from ..devices import DeviceModel
 from ..expected import ExpectedTNMSE, limit_strategy
-from ..hardware import Mapping, normalised_values
+from ..hardware import Mapping, normalised_values, split_tiles
 from ..strategy import Strategy
 from ..timeunits import check_times
 from .discover import AnalogWeight
@@ -33,7 +43,8 @@ LIMIT_VALUES = 1_000_000
 @dataclass(frozen=True)
 class LimitAt:
     """The limit at one time: its mapping for that time alone (`strategy`, β = 1) and its
-    ideal read-out scale (ŵ/w_max = scale · Σ f_p (g⁺_p − g⁻_p), 1/µS)."""
+    expected read-out scale (ŵ/w_max = scale · Σ f_p (g⁺_p − g⁻_p), 1/µS; the read-out itself
+    takes each column's oracle scale, `oracle_read`, which needs no expected one)."""
 
     time_s: float
     strategy: Strategy
@@ -41,10 +52,12 @@ class LimitAt:
     bound: float
     """The mapping's expected error at this time on the deployed density (for `limit-mse`, the
     weight-error bound)."""
+    unbiased: bool = True
+    """True: the least-noise unbiased mapping (`limit`); False: the bound's own (`limit-mse`)."""
 
     def to_dict(self) -> dict:
         return {"time_s": self.time_s, "significance": self.strategy.significance[0].tolist(),
-                "scale_per_us": self.scale, "bound_tnmse": self.bound}
+                "scale_per_us": self.scale, "bound_tnmse": self.bound, "unbiased": self.unbiased}
 
 
 @dataclass(frozen=True)
@@ -52,16 +65,21 @@ class Limit:
     """The limit at each evaluation time: a strategy chosen knowing the time it is read at can do
     no better (within the device model), so each time gets its own mapping.
 
-    Programmed with no drift compensation (the ideal scale replaces it, `mapping`).
+    Programmed with no drift compensation and read with each column's oracle scale (`mapping`,
+    `read_out`).
     """
 
     at: tuple[LimitAt, ...]
-    unbiased: bool = True
-    """True: the least-noise unbiased mapping (`limit`); False: the bound's own (`limit-mse`)."""
+    name: str = LIMIT
+    """`limit`, `limit-mse` or `limit-chosen` (`choices.LIMITS`)."""
+    held_out: tuple[dict, ...] = ()
+    """`limit-chosen`: per time, `limit` − `limit-mse` on held-out data (`OverTimeResult.paired_rows`)."""
 
     @property
-    def name(self) -> str:
-        return LIMIT if self.unbiased else LIMIT_MSE
+    def unbiased(self) -> bool | None:
+        """Whether every time's mapping is the unbiased one (None: they differ)."""
+        kinds = {a.unbiased for a in self.at}
+        return kinds.pop() if len(kinds) == 1 else None
 
     def for_time(self, t_s: float) -> LimitAt:
         """The limit at `t_s` (one of the times it was computed for)."""
@@ -71,14 +89,46 @@ class Limit:
         raise ValueError(f"limit: computed for times {[a.time_s for a in self.at]}, not {t_s}")
 
     def mapping(self, mapping: Mapping) -> Mapping:
-        """The network's mapping with drift compensation off: the ideal scale replaces it."""
+        """The network's mapping with drift compensation off: the oracle scale replaces it."""
         return Mapping(mapping.tile_rows, mapping.tile_cols, mapping.normalise, "none", mapping.reference)
 
+    def read_out(self, mapping: Mapping, t_s: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+        """`read_out(read, weight)`: the limit's read of one weight at `t_s` (`oracle_read` on
+        `mapping`'s tiles, in the form of that time's mapping)."""
+        return partial(oracle_read, mapping=mapping, unbiased=self.for_time(t_s).unbiased)
+
     def to_dict(self) -> dict:
-        """JSON form (results.json `limit`): per time, the cell, the scale and the expected-error bound."""
+        """JSON form (results.json `limit`): per time, the cell, the scale, the expected-error bound
+        and which mapping; for `limit-chosen` the held-out comparison it was chosen on."""
         cells = {tuple(a.strategy.significance[0].tolist()) for a in self.at}
         one = {"significance": list(cells.pop())} if len(cells) == 1 else {}  # else: a cell per time
-        return {"name": self.name, "unbiased": self.unbiased, **one, "per_time": [a.to_dict() for a in self.at]}
+        held = {"held_out": list(self.held_out)} if self.held_out else {}
+        return {"name": self.name, "unbiased": self.unbiased, **one, "per_time": [a.to_dict() for a in self.at],
+                **held}
+
+
+def chosen_limit(unbiased: Limit, mse: Limit, held_out: Sequence[dict], higher_is_better: bool) -> Limit:
+    """`limit-chosen`: at each time the mapping of `unbiased` or `mse` that scored better on held-out
+    data (a tie keeps the unbiased one).
+
+    Parameters
+    ----------
+    unbiased, mse
+        `limit` and `limit-mse` for the same times.
+    held_out
+        Per time, `limit` − `limit-mse` on held-out data: rows of `OverTimeResult.paired_rows`
+        (`time_s`, `diff`, …).
+    higher_is_better
+        The metric's direction.
+
+    Returns
+    -------
+    Limit
+    """
+    diffs = {row["time_s"]: row["diff"] for row in held_out}
+    sign = 1.0 if higher_is_better else -1.0
+    at = tuple(a if sign * diffs[a.time_s] >= 0 else mse.for_time(a.time_s) for a in unbiased.at)
+    return Limit(at, LIMIT_CHOSEN, tuple(held_out))
 
 
 def deployed_values(weights: Sequence[AnalogWeight], mapping: Mapping = Mapping(),
@@ -148,5 +198,71 @@ def compute_limit(values: torch.Tensor, device: DeviceModel, times_s: Sequence[f
         name = LIMIT if unbiased else LIMIT_MSE
         found = [limit_strategy(model, cell.significance, name=name, unbiased=unbiased) for cell in cells]
         strategy, bound = min(found, key=lambda x: x[1].mean)
-        at.append(LimitAt(t, strategy, float(bound.scales[0]), bound.mean))
-    return Limit(tuple(at), unbiased)
+        at.append(LimitAt(t, strategy, float(bound.scales[0]), bound.mean, unbiased))
+    return Limit(tuple(at), LIMIT if unbiased else LIMIT_MSE)
+
+
+def oracle_scales(read: torch.Tensor, weight: torch.Tensor, mapping: Mapping = Mapping(),
+                  unbiased: bool = False) -> torch.Tensor:
+    """Each crossbar column's oracle scale a of a read against the true weights w it stores.
+
+    `unbiased=False` (`limit-mse`): the least-squares scale a = ⟨w, ŵ⟩/⟨ŵ, ŵ⟩, the least error
+    Σ(a·ŵ − w)² of any one number per column, so no drift compensation (one number per column,
+    tile or layer) reads a column with less error. `unbiased=True` (`limit`): a = ⟨w, w⟩/⟨w, ŵ⟩,
+    which removes the column's realised gain error (⟨w, a·ŵ⟩ = ⟨w, w⟩) without the least-squares
+    scale's shrinkage by ~1/(1 + the column's NMSE): a mapping chosen to read every weight at its
+    value on average keeps that. A column whose denominator is not positive (nothing of w read)
+    gets 0.
+
+    Parameters
+    ----------
+    read, weight
+        The read weights ŵ and the true ones w, same shape, outputs first (conv kernels are
+        flattened as `ProgrammedTensor` does).
+    mapping
+        Its tiling: a column is one output of one input tile (`split_tiles`).
+    unbiased
+        The ratio form (True) or least squares (False).
+
+    Returns
+    -------
+    torch.Tensor
+        (outputs, input tiles) float64 scales.
+    """
+    w = weight.reshape(weight.shape[0] if weight.dim() > 1 else 1, -1)
+    out, inputs = w.shape
+    n_rt, _, rows, _ = split_tiles(inputs, out, mapping)
+
+    def tiled(x: torch.Tensor) -> torch.Tensor:  # (outputs, input tiles, rows), zeros padded
+        return F.pad(x.reshape(out, inputs).to(torch.float64), (0, n_rt * rows - inputs)).view(out, n_rt, rows)
+    w64, r64 = tiled(w), tiled(read)
+    cross = (w64 * r64).sum(-1)
+    num, den = ((w64 * w64).sum(-1), cross) if unbiased else (cross, (r64 * r64).sum(-1))
+    return torch.where(den > 0, num / torch.where(den > 0, den, 1.0), 0.0)
+
+
+def oracle_read(read: torch.Tensor, weight: torch.Tensor, mapping: Mapping = Mapping(),
+                unbiased: bool = False) -> torch.Tensor:
+    """The read `read` with each crossbar column times its oracle scale (`oracle_scales`).
+
+    Parameters
+    ----------
+    read, weight
+        The read weights and the true ones, same shape (outputs first).
+    mapping
+        Its tiling.
+    unbiased
+        As `oracle_scales`.
+
+    Returns
+    -------
+    torch.Tensor
+        The scaled read, `read`'s shape and dtype.
+    """
+    a = oracle_scales(read, weight, mapping, unbiased)
+    out, n_rt = a.shape
+    r = read.reshape(out, -1)
+    inputs = r.shape[1]
+    rows = -(-inputs // n_rt)
+    per_input = a.to(read.dtype).repeat_interleave(rows, dim=1)[:, :inputs]  # each input's column scale
+    return (r * per_input).reshape(read.shape)

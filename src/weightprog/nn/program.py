@@ -8,7 +8,7 @@ copy of the model per time point or realisation.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -17,6 +17,9 @@ from ..devices import DeviceModel, get_device
 from ..hardware import Mapping, ProgrammedTensor
 from ..strategy import Strategy
 from .discover import AnalogWeight
+
+ReadOut = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""`read_out(read, weight) -> read`: a read-out in place of the mapping's (`Limit.read_out`)."""
 
 
 class WeightSwap:
@@ -63,7 +66,8 @@ class ProgrammedModel:
                         for w in weights]
 
     @torch.no_grad()
-    def write(self, t_s: float, generator: torch.Generator | None = None, gain: float = 1.0) -> torch.Tensor:
+    def write(self, t_s: float, generator: torch.Generator | None = None,
+              read_out: ReadOut | None = None) -> torch.Tensor:
         """Read every weight at `t_s` (fresh read noise) and write it into the model, which must
         hold the original weights.
 
@@ -73,8 +77,9 @@ class ProgrammedModel:
             Seconds after programming.
         generator
             Source of the read noise.
-        gain
-            Multiplies every read (the limit's ideal read-out scale; 1 otherwise).
+        read_out
+            `read_out(read, weight)` replaces each read (the limit's oracle scale per column,
+            `Limit.read_out`); None: the read as the mapping compensates it.
 
         Returns
         -------
@@ -84,8 +89,8 @@ class ProgrammedModel:
         errors = []
         for w, programmed in zip(self.weights, self.tensors):
             read = programmed.read(t_s, generator)
-            if gain != 1.0:
-                read = read * gain
+            if read_out is not None:
+                read = read_out(read, w.matrix())
             diff = read.to(torch.float64, copy=True).sub_(w.matrix())  # one temporary; summed as a dot product
             errors.append(torch.dot(diff.view(-1), diff.view(-1)))
             w.write(read)
@@ -93,7 +98,7 @@ class ProgrammedModel:
 
     @contextmanager
     def applied(self, t_s: float, swap: WeightSwap, generator: torch.Generator | None = None,
-                gain: float = 1.0) -> Iterator[torch.Tensor]:
+                read_out: ReadOut | None = None) -> Iterator[torch.Tensor]:
         """The model runs on the weights read at `t_s` inside the block, which gets each weight's
         squared error Σ(α·ŵ − w)²; the originals come back after.
 
@@ -105,8 +110,8 @@ class ProgrammedModel:
             Holds the originals to restore.
         generator
             Source of the read noise.
-        gain
-            Multiplies every read (`write`).
+        read_out
+            Replaces each read (`write`).
 
         Yields
         ------
@@ -114,7 +119,7 @@ class ProgrammedModel:
             (L,) Σ(α·ŵ − w)² of each weight (float64).
         """
         try:
-            yield self.write(t_s, generator, gain)
+            yield self.write(t_s, generator, read_out)
         finally:
             swap.restore()
 
