@@ -256,6 +256,11 @@ def test_a_periphery_beside_the_study_is_paired_with_it(tmp_path, tiny_workload)
         assert p.diff == pytest.approx(r.mean - main[(r.role, 86400.0)].mean)
         assert p.ci_low <= p.diff <= p.ci_high
     assert (tmp_path / "jobs" / "tiny@fp_pcm_naive_standard_r001-001.json").is_file()
+    # the study's limit is limit-chosen: per periphery, chosen on held-out data, recorded with the choice
+    assert {r.strategy for r in res.summary if r.role == "limit"} == {"limit-chosen"}
+    rec = json.loads((tmp_path / "jobs" / "tiny@fp_pcm_limit_standard_r000-000.json").read_text())
+    assert rec["job"]["params"]["limit"] == "limit-chosen" and rec["result"]["limit"]["name"] == "limit-chosen"
+    assert [h["time_s"] for h in rec["result"]["limit"]["held_out"]] == [86400.0]
     md = (tmp_path / "summary.md").read_text()
     assert "Beside `ideal`" in md and "| pcm | fp | naive: lsp-first (f=1,1) | 1d |" in md
     again = StudyData.load(tmp_path / "data")  # the CSV files keep the periphery

@@ -311,19 +311,31 @@ LIMIT_CHOICE_REPEATS = 3
 def _limit_chosen(spec: ModelSpec, given: Sequence[Limit], weights, dev: DeviceModel, times_s: tuple[float, ...],
                   seed: int, mapping: Mapping, peri: Periphery, significance: Sequence[float] | str | None,
                   include, exclude) -> Limit:
-    """`limit-chosen` (`nn.limit.chosen_limit`): `given`'s, else `limit` and `limit-mse` scored on the spec's
-    `validate` data (never the test data) with `LIMIT_CHOICE_REPEATS` realisations, the better taken
-    at each time."""
+    """`limit-chosen`: `given`'s, else `choose_limit` on `limit` and `limit-mse` (`given`'s or computed)."""
     for lim in given:
         if lim.name == LIMIT_CHOSEN:
             return lim
+    unbiased, mse = (_limit(name, given, weights, mapping, dev, times_s, significance) for name in (LIMIT, LIMIT_MSE))
+    return choose_limit(spec, unbiased, mse, dev, times_s, seed, mapping, peri, include, exclude)
+
+
+def choose_limit(spec: ModelSpec, unbiased: Limit, mse: Limit, device: DeviceModel, times_s: tuple[float, ...],
+                 seed: int, mapping: Mapping, periphery: Periphery, include=None, exclude=None) -> Limit:
+    """`limit-chosen` (`nn.limit.chosen_limit`): `limit` and `limit-mse` scored on the spec's `validate`
+    data (never the test data) with `LIMIT_CHOICE_REPEATS` realisations from `seed`, the better
+    taken at each time.
+
+    Raises
+    ------
+    WeightprogError
+        When the spec has no `validate` data.
+    """
     if spec.validate is None:
         raise WeightprogError(f"{LIMIT_CHOSEN}: the model spec has no held-out `validate` data to choose on")
-    pair = [_limit(name, given, weights, mapping, dev, times_s, significance) for name in (LIMIT, LIMIT_MSE)]
-    held = evaluate_over_time(spec, strategies=[LIMIT, LIMIT_MSE], device=dev, times_s=times_s,
-                              repeats=LIMIT_CHOICE_REPEATS, seed=seed, mapping=mapping, periphery=peri,
-                              include=include, exclude=exclude, split="validate", limit=pair)
-    return chosen_limit(pair[0], pair[1], held.paired_rows(), held.higher_is_better)
+    held = evaluate_over_time(spec, strategies=[LIMIT, LIMIT_MSE], device=device, times_s=times_s,
+                              repeats=LIMIT_CHOICE_REPEATS, seed=seed, mapping=mapping, periphery=periphery,
+                              include=include, exclude=exclude, split="validate", limit=[unbiased, mse])
+    return chosen_limit(unbiased, mse, held.paired_rows(), held.higher_is_better)
 
 
 def _check_realisations(repeats: int, first: int) -> None:

@@ -97,9 +97,10 @@ def _workload(name: str, variant: str, eval_size: int | None):
 
 
 @functools.lru_cache(maxsize=8)
-def _limit(workload: str, variant: str, eval_size: int | None, device: str, times_s: tuple[float, ...]):
-    """The device's limit for a model's weights at the study's times (computed once per process:
-    it is the same for every block of realisations)."""
+def _limit(workload: str, variant: str, eval_size: int | None, device: str, times_s: tuple[float, ...],
+           unbiased: bool = True):
+    """The device's limit (`limit`, or `limit-mse` without `unbiased`) for a model's weights at the
+    study's times (computed once per process: it is the same for every block of realisations)."""
     from ..devices import get_device
     from ..hardware import Mapping
     from ..nn.discover import find_analog_weights
@@ -107,7 +108,23 @@ def _limit(workload: str, variant: str, eval_size: int | None, device: str, time
 
     model = _workload(workload, variant, eval_size).model
     with torch_threads(SEARCH_THREADS):
-        return compute_limit(deployed_values(find_analog_weights(model), Mapping()), get_device(device), times_s)
+        return compute_limit(deployed_values(find_analog_weights(model), Mapping()), get_device(device), times_s,
+                             unbiased=unbiased)
+
+
+@functools.lru_cache(maxsize=8)
+def _chosen_limit(workload: str, variant: str, eval_size: int | None, device: str, times_s: tuple[float, ...],
+                  periphery: str, seed: int):
+    """`limit-chosen` for a cell and periphery (`nn.evaluate.choose_limit`, on held-out data; once
+    per process, the same for every block)."""
+    from ..devices import get_device
+    from ..hardware import Mapping
+    from ..nn.evaluate import choose_limit
+    from ..nn.periphery import get_periphery
+
+    unbiased, mse = (_limit(workload, variant, eval_size, device, times_s, kind) for kind in (True, False))
+    spec = _workload(workload, variant, eval_size).spec()
+    return choose_limit(spec, unbiased, mse, get_device(device), times_s, seed, Mapping(), get_periphery(periphery))
 
 
 def _digital(job: StudyJob) -> dict:
@@ -174,16 +191,17 @@ def _evaluate(job: StudyJob) -> dict:
     from ..devices import get_device
     from ..hardware import Mapping
     from ..nn import evaluate_over_time
-    from ..nn.limit import LIMIT
+    from ..nn.limit import LIMIT, LIMIT_CHOSEN
     from ..strategy import Strategy
 
     p = job.params
     wl = _workload(job.workload, job.variant, p.get("eval_size"))
     spec = wl.spec()
-    strategy: Any = LIMIT if job.strategy is None else Strategy.from_dict(job.strategy)
     times = tuple(float(t) for t in p["times_s"])
-    limit = None if job.strategy is not None else _limit(job.workload, job.variant, p.get("eval_size"), str(job.device),
-                                                     times)
+    cell = (job.workload, job.variant, p.get("eval_size"), str(job.device), times)
+    strategy: Any = Strategy.from_dict(job.strategy) if job.strategy is not None else p.get("limit", LIMIT)
+    limit = None if job.strategy is not None else \
+        _chosen_limit(*cell, p["periphery"], int(p["seed"])) if strategy == LIMIT_CHOSEN else _limit(*cell)
     res = evaluate_over_time(spec, strategies=[strategy], device=get_device(str(job.device)), times_s=times,
                              repeats=job.count, seed=int(p["seed"]), periphery=p["periphery"], mapping=Mapping(),
                              first_realisation=job.first, limit=limit)

@@ -10,6 +10,7 @@ import torch
 
 from ..baselines import baseline
 from ..cell import Cell
+from ..choices import LIMIT_CHOSEN
 from ..devices import get_device
 from ..errors import WeightprogError
 from ..fileio import atomic_write, atomic_write_json
@@ -92,6 +93,8 @@ def _blocks(settings: StudySettings, w: str, v: str, d: str, role: str, strategy
     """A strategy's evaluation jobs: per block of realisations, under the study's periphery and
     each periphery beside it (at its times)."""
     params = _evaluate_params(settings, w, rounds)
+    if role == "limit":  # the limit's kind is part of the job: records of another kind are not its own
+        params["limit"] = LIMIT_CHOSEN
     runs = [(params, False)] + [({**params, "times_s": list(b.times_s), "periphery": b.periphery}, True)
                                 for b in settings.beside_runs()]
     return [StudyJob("evaluate", w, v, d, role, first, count, strategy, p, _round(rounds, w), beside)

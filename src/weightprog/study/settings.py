@@ -19,7 +19,8 @@ STUDY_TIMES_S = (1.0, 3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0)
 DEFAULT_EVAL_SIZE = {"fmnist-resnet32": 1000, "ptb-lstm": 8000, "sentiment-minilm": 256}
 ROLES = ("naive", "best hand-crafted", "optimised", "limit")
 """What each cell evaluates: lsp-first at F = 1, the hand-crafted strategy with the lowest re-scored
-weight error, the strategy chosen on the network's held-out data, and the device's limit."""
+weight error, the strategy chosen on the network's held-out data, and the device's limit
+(`limit-chosen`: at each time the better of `limit` and `limit-mse` on held-out data, nn/limit.py)."""
 SELECT = ("network", "tnmse")
 """How the optimised strategy is chosen among the search's candidates: on the network's held-out
 data (`network`) or by weight error alone (`tnmse`)."""
