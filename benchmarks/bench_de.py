@@ -46,7 +46,7 @@ def main() -> None:
                                              vectorized=True, updating="deferred")
         next(theirs)  # scores the initial population, as `score_initial` does
         own_s.append(per_generation(own.step, args.generations))
-        scipy_s.append(per_generation(lambda: next(theirs), args.generations))
+        scipy_s.append(per_generation(theirs.__next__, args.generations))
     print(f"{platform.machine()} {platform.python_version()}, {args.members} members × {args.dims} dimensions, "
           f"{args.generations} generations, best of {args.rounds}")
     print(f"weightprog search/de.py: {min(own_s) * 1e3:.2f} ms a generation")
