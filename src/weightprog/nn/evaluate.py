@@ -262,10 +262,9 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                     for k, t in enumerate(times_s):
                         read_out = None
                         if isinstance(strategy, Limit):  # each time its own mapping, programmed afresh
-                            limit_mapping = strategy.mapping(mapping)
-                            programmed = ProgrammedModel(weights, strategy.for_time(t).strategy, dev, limit_mapping,
-                                                         gen)
-                            read_out = strategy.read_out(limit_mapping, t)
+                            limit_map = strategy.mapping(mapping)
+                            programmed = ProgrammedModel(weights, strategy.for_time(t).strategy, dev, limit_map, gen)
+                            read_out = strategy.read_out(limit_map, t)
                         assert programmed is not None
                         state_bytes = programmed.state_bytes
                         with programmed.applied(t, swap, gen, read_out) as errors:
