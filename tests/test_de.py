@@ -89,14 +89,27 @@ def test_nan_losses_count_as_infinite():
 
 
 def test_a_checkpoint_of_scipys_solver_resumes():
-    """Checkpoints written while the search stepped scipy's solver hold the same unit-cube
-    population and generator state, plus the partner index scipy shuffled (ignored)."""
-    de = _solver()
-    de.score_initial()
-    state = {**de.state(), "partner_index": list(range(30))}
-    again = _solver(seed=5)
-    again.restore(state)
-    assert np.array_equal(again.population, de.population) and again.step() == de.step()
+    """Checkpoints written while the search stepped scipy's solver hold its unit-cube population,
+    losses and generator state (plus the partner index it shuffled, ignored): restored here, the
+    search goes on from that population and keeps improving."""
+    from scipy.optimize._differentialevolution import DifferentialEvolutionSolver
+
+    init = np.random.default_rng(0).uniform(-1, 1, (30, 3))
+    theirs = DifferentialEvolutionSolver(lambda x: ((x - TARGET[:, None]) ** 2).sum(0), [(-1, 1)] * 3,
+                                         strategy="best1bin", popsize=10, mutation=(0.5, 1.0), recombination=0.7,
+                                         rng=np.random.default_rng(0), polish=False, init=init, vectorized=True,
+                                         updating="deferred")
+    for _ in range(5):
+        next(theirs)
+    state = {"population": theirs.population.tolist(), "energies": theirs.population_energies.tolist(),
+             "rng": theirs.random_number_generator.bit_generator.state,
+             "partner_index": theirs._random_population_index.tolist()}  # as the old checkpoints hold it
+    ours = _solver(seed=5)
+    ours.restore(json.loads(json.dumps(state)))
+    assert np.allclose(ours._parameters(ours.population), theirs._scale_parameters(theirs.population))
+    assert ours.best_loss == pytest.approx(float(theirs.population_energies.min()))
+    after = [ours.step() for _ in range(40)]
+    assert after[-1] <= ours.best_loss <= float(theirs.population_energies.min()) and after[-1] < 1e-3
 
 
 def test_a_population_too_small_is_refused():

@@ -100,7 +100,8 @@ print(json.dumps([str(x) for x in before] == [str(x) for x in after]), "matplotl
 
 def test_optimize_without_a_model_loads_no_network_code_scipy_stats_or_dynamo(tmp_path):
     """A default `optimize` (DE polished and the pointwise tables: both polish by Adam) imports
-    neither weightprog.nn, scipy.stats nor torch._dynamo (torch.optim's first step would): seconds of
+    neither weightprog.nn, scipy.stats, scipy.optimize (the DE is search/de.py) nor torch._dynamo
+    (torch.optim's first step would): seconds of
     the README's main job (benchmarks/RESULTS.md, issue 26)."""
     code = f"""
 import sys
@@ -110,7 +111,7 @@ result = CliRunner().invoke(main, ["optimize", "--sample-size", "1024", "--signi
                                    "--max-generations", "2", "--popsize", "5", "--grid", "3", "--times", "1s,1y",
                                    "--rescore-blocks", "1", "--out", {str(tmp_path / "run")!r}])
 assert result.exit_code == 0, result.output
-unwanted = (["weightprog", "nn"], ["scipy", "stats"], ["torch", "_dynamo"])
+unwanted = (["weightprog", "nn"], ["scipy", "stats"], ["scipy", "optimize"], ["torch", "_dynamo"])
 print(sorted(m for m in sys.modules if m.split(".")[:2] in unwanted))
 """
     assert _python(code, cwd=tmp_path).strip() == "[]"

@@ -20,7 +20,7 @@ one for all columns, cannot remove it at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -35,6 +35,7 @@ from ..hardware import Mapping, normalised_values, split_tiles
 from ..strategy import Strategy
 from ..timeunits import check_times
 from .discover import AnalogWeight
+from .program import ReadOut
 
 LIMIT_VALUES = 1_000_000
 """Deployed weights the limit's density is estimated from (a seeded subsample beyond that)."""
@@ -92,7 +93,7 @@ class Limit:
         """The network's mapping with drift compensation off: the oracle scale replaces it."""
         return Mapping(mapping.tile_rows, mapping.tile_cols, mapping.normalise, "none", mapping.reference)
 
-    def read_out(self, mapping: Mapping, t_s: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    def read_out(self, mapping: Mapping, t_s: float) -> ReadOut:
         """`read_out(read, weight)`: the limit's read of one weight at `t_s` (`oracle_read` on
         `mapping`'s tiles, in the form of that time's mapping)."""
         return partial(oracle_read, mapping=mapping, unbiased=self.for_time(t_s).unbiased)
@@ -260,9 +261,9 @@ def oracle_read(read: torch.Tensor, weight: torch.Tensor, mapping: Mapping = Map
         The scaled read, `read`'s shape and dtype.
     """
     a = oracle_scales(read, weight, mapping, unbiased)
-    out, n_rt = a.shape
+    out = a.shape[0]
     r = read.reshape(out, -1)
     inputs = r.shape[1]
-    rows = -(-inputs // n_rt)
+    rows = split_tiles(inputs, out, mapping)[2]
     per_input = a.to(read.dtype).repeat_interleave(rows, dim=1)[:, :inputs]  # each input's column scale
     return (r * per_input).reshape(read.shape)
