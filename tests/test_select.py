@@ -234,7 +234,9 @@ def test_cli_evaluate_and_optimize_with_a_mapping_spec(tmp_path):
     assert network["split"] == "validate" and network["rule"] == "network"
     assert network["chosen"] == network["network_ranking"][0]
     assert set(network["same_as"]).isdisjoint(network["network_ranking"])  # a twin table is programmed once
-    assert {r["strategy"] for r in network["limit"]} == {"limit"} and len(network["limit"]) == 2
+    # the limit is chosen per time on the same held-out data; its rows say which kind it is
+    assert {r["strategy"] for r in network["limit"]} == {"limit-chosen"} and len(network["limit"]) == 2
+    assert "limit-chosen" in res.output
     assert all(r["ci_low"] <= r["mean"] <= r["ci_high"] for r in network["rows"])
     assert "on the network" in res.output
 

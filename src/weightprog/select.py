@@ -6,7 +6,8 @@ network's metric over time. `select_on_network` programs each candidate of an `o
 optimum, what each method found, the best hand-crafted strategy and naive programming) onto the
 model with R realisations (the same seeds and examples for every candidate), scores it with the
 spec's `validate` at the search's times, and picks the best on the network; the test data is never
-touched. The device's limit (nn/limit.py) is scored beside them.
+touched. The device's limit (nn/limit.py) is scored beside them: `limit-chosen` (the better of `limit`
+and `limit-mse` at each time on the same held-out data), or plain `limit` for a spec without it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .choices import LIMIT, SELECT_RULES
+from .choices import LIMIT, LIMIT_CHOSEN, SELECT_RULES
 from .devices import DeviceModel
 from .progress import ProgressCallback
 from .search.run import OptimizeResult
@@ -85,17 +86,20 @@ class NetworkSelection:
                 "rule": self.rule, "repeats": self.repeats, "interval_over": self.interval_over,
                 "rows": [r.to_dict() for r in self.rows], "chosen": self.chosen,
                 "tnmse_ranking": self.tnmse_ranking, "network_ranking": self.network_ranking,
-                "same_as": self.same_as,
-                "limit": [r.to_dict() | {"strategy": LIMIT} for r in self.limit]}
+                "same_as": self.same_as, "limit": [r.to_dict() for r in self.limit]}
+
+    @property
+    def limit_name(self) -> str | None:
+        """The limit's kind (`limit-chosen`, or `limit` for a spec without held-out data), None without one."""
+        return self.limit[0].strategy if self.limit else None
 
     def format(self) -> str:
         """The table (mean and 95 % interval per candidate and time, the limit last) and the words."""
         times = sorted({r.time_s for r in self.rows})
         head = f"{'on the network':<26}" + "".join(f"{format_time(t):>30}" for t in times)
         lines = [head]
-        for name in self.network_ranking + ([LIMIT] if self.limit else []):
-            source = self.limit if name == LIMIT else self.rows
-            cells = {r.time_s: r for r in source if name == LIMIT or r.strategy == name}
+        for name in self.network_ranking + ([self.limit_name] if self.limit_name else []):
+            cells = {r.time_s: r for r in self.rows + self.limit if r.strategy == name}
             mark = " *" if name == self.chosen else ""
             lines.append(f"{name + mark:<26}" + "".join(
                 f"{f'{cells[t].mean:.4g} [{cells[t].ci_low:.4g}, {cells[t].ci_high:.4g}]':>30}" for t in times))
@@ -183,19 +187,20 @@ def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResu
     spec = ModelSpec.of(spec)
     candidates, same = candidates_of(result)
     names = list(candidates)
-    listed: list = list(candidates.values()) + ([LIMIT] if settings.limit else [])
     split = spec.selection_split
+    limit = LIMIT_CHOSEN if split == "validate" else LIMIT  # choosing needs held-out data
+    listed: list = list(candidates.values()) + ([limit] if settings.limit else [])
     evaluation = evaluate_over_time(spec, strategies=listed, device=device, times_s=result.settings.times_s,
                                     repeats=settings.repeats, seed=settings.seed, mapping=settings.mapping,
                                     periphery=settings.periphery, include=list(settings.include or []) or None,
                                     exclude=list(settings.exclude or []) or None, progress=progress, split=split)
     rows: list[NetworkRow] = []
-    limit: list[NetworkRow] = []
+    limit_rows: list[NetworkRow] = []
     for i, name in enumerate(evaluation.strategies):
         for k, t in enumerate(evaluation.times_s):
             iv = evaluation.interval(i, k)
-            row = NetworkRow(name if i < len(names) else LIMIT, t, iv.mean, iv.low, iv.high)
-            (rows if i < len(names) else limit).append(row)
+            row = NetworkRow(name if i < len(names) else limit, t, iv.mean, iv.low, iv.high)
+            (rows if i < len(names) else limit_rows).append(row)
     sign = 1.0 if spec.higher_is_better else -1.0
     score = {name: sign * float(evaluation.mean[i].mean()) for i, name in enumerate(names)}
     network_ranking = sorted(names, key=lambda n: -score[n])
@@ -203,7 +208,7 @@ def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResu
     tnmse_ranking = sorted(weight_error, key=lambda n: weight_error[n])
     chosen = network_ranking[0] if rule == "network" else "optimised"
     selection = NetworkSelection(spec.metric_name, spec.higher_is_better, split, rows, chosen, rule, tnmse_ranking,
-                                 network_ranking, limit, settings.repeats, evaluation.interval_over, same, evaluation)
+                                 network_ranking, limit_rows, settings.repeats, evaluation.interval_over, same, evaluation)
     return selection, candidates[chosen]
 
 

@@ -233,11 +233,12 @@ def network_section(n: NetworkSelection) -> str:
     the limit, the one chosen, and whether weight error ranked them the same way."""
     times = sorted({x.time_s for x in n.rows})
     rows = []
-    for name in n.network_ranking + (["limit"] if n.limit else []):
-        source = n.limit if name == "limit" else n.rows
-        got: dict[float, tuple[int, NetworkRow]] = {x.time_s: (i, x) for i, x in enumerate(source)
-                                                    if name == "limit" or x.strategy == name}
-        base = "/network/limit" if name == "limit" else "/network/rows"
+    for name in n.network_ranking + ([n.limit_name] if n.limit_name else []):
+        is_limit = name == n.limit_name
+        got: dict[float, tuple[int, NetworkRow]] = {x.time_s: (i, x) for i, x in enumerate(n.limit if is_limit
+                                                                                          else n.rows)
+                                                    if x.strategy == name}
+        base = "/network/limit" if is_limit else "/network/rows"
         rows.append([Raw(swatch(name) + esc(name) + (" (chosen)" if name == n.chosen else "")),
                      *(Raw(num(got[t][1].mean, f"{base}/{got[t][0]}/mean", FILE)
                            + interval(got[t][1].ci_low, got[t][1].ci_high)) for t in times)])
