@@ -87,3 +87,37 @@ def test_recurrent_products_in_one_kernel_equal_eager(monkeypatch):
     monkeypatch.setattr(fused, "usable", lambda t, any_size=False: False)
     y_eager, clipped_eager = _run(lambda t: lstm(t)[0], x, peri, ranges, weights)
     assert torch.equal(y, y_eager) and clipped == clipped_eager
+
+
+def _blocks_against_steps(monkeypatch, rnn: nn.Module, x: torch.Tensor):
+    """(outputs, clip counts) of `rnn` with its steps in blocks of 2 (the last one padded) and step by step."""
+    weights, peri = find_analog_weights(rnn), get_periphery("chip-8bit")
+    _, ranges = calibrate(weights, peri, lambda: rnn(x))
+    monkeypatch.setattr(fused, "STEP_BLOCK", 2)  # a short graph: seconds to compile, not a minute
+    monkeypatch.setattr(fused, "MIN_BLOCK_OUTPUTS", 1)
+    calls = []
+    block = fused.recurrent_block
+    monkeypatch.setattr(fused, "recurrent_block", lambda *a: calls.append(a[1].shape[0]) or block(*a))
+    y, clipped = _run(lambda t: rnn(t)[0], x, peri, ranges, weights)
+    assert calls and set(calls) == {2, 1}  # 7 steps: three blocks of 2 and a padded one of 1, per direction
+    monkeypatch.setattr(fused, "blocks_pay", lambda gi: False)
+    y_steps, clipped_steps = _run(lambda t: rnn(t)[0], x, peri, ranges, weights)
+    return (y, clipped), (y_steps, clipped_steps)
+
+
+def test_recurrent_steps_in_blocks_equal_step_by_step(monkeypatch):
+    # a bidirectional LSTM's steps a block per kernel call: the same products, noise seeds (drawn in
+    # step order) and clip counts as step by step; the fused gates may round differently (~1e-7)
+    torch.manual_seed(0)
+    lstm = nn.LSTM(16, 24, num_layers=2, bidirectional=True).eval()
+    (y, clipped), (y_steps, clipped_steps) = _blocks_against_steps(monkeypatch, lstm, torch.randn(7, 5, 16))
+    assert torch.allclose(y, y_steps, atol=1e-6) and clipped == clipped_steps
+    assert sum(c for _, _, c in clipped) > 0  # the ADC clips, so the counts are compared on something
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [lambda: nn.GRU(16, 24), lambda: nn.RNN(16, 24, nonlinearity="relu", bias=False)])
+def test_gru_and_rnn_steps_in_blocks_equal_step_by_step(monkeypatch, make):
+    torch.manual_seed(0)
+    (y, clipped), (y_steps, clipped_steps) = _blocks_against_steps(monkeypatch, make().eval(), torch.randn(7, 5, 16))
+    assert torch.allclose(y, y_steps, atol=1e-6) and clipped == clipped_steps

@@ -208,7 +208,8 @@ def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResu
     tnmse_ranking = sorted(weight_error, key=lambda n: weight_error[n])
     chosen = network_ranking[0] if rule == "network" else "optimised"
     selection = NetworkSelection(spec.metric_name, spec.higher_is_better, split, rows, chosen, rule, tnmse_ranking,
-                                 network_ranking, limit_rows, settings.repeats, evaluation.interval_over, same, evaluation)
+                                 network_ranking, limit_rows, settings.repeats, evaluation.interval_over, same,
+                                 evaluation)
     return selection, candidates[chosen]
 
 

@@ -268,20 +268,51 @@ class PeripheryHooks:
                 self.move(key, peak, columns)
             self.moving = False
         try:
-            return xb.recurrent_forward(module, args, kwargs, self.product)
+            return xb.recurrent_forward(module, args, kwargs, self.product, self.steps)
         finally:
             self.moving = tracking is not None
+
+    def fused_product(self, weight: torch.Tensor, x: torch.Tensor) -> bool:
+        """Whether x @ weightᵀ through the crossbar can be one kernel call (`fused.product`): dynamic
+        input scales, both converters, per-column ranges, the inputs in one tile, not tracking."""
+        periphery = self.periphery
+        return (self.tracking is None and periphery.dynamic and periphery.dac_bits is not None
+                and periphery.adc_bits is not None and self.per_column and self.product_cuts(weight) is None
+                and fused.usable(x, any_size=True))
+
+    def steps(self, mode: str, weight: torch.Tensor, bias: torch.Tensor | None, gi: torch.Tensor, h: torch.Tensor,
+              c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None:
+        """A recurrent direction's steps (`crossbar.Steps`) in blocks of `fused.STEP_BLOCK`, each one
+        kernel call, or None (step by step): the same operations as `product` and `crossbar.cell` per
+        step and the same noise seeds, drawn in step order; the gates' round-off may differ (~1e-7)."""
+        if not (fused.blocks_pay(gi) and self.fused_product(weight, h)):
+            return None
+        periphery, key = self.periphery, id(weight)
+        bound = self.column_bounds(key, h)
+        noise_bound = periphery.output_noise * bound if periphery.output_noise > 0 else None
+        hs = []
+        for first in range(0, gi.shape[0], fused.STEP_BLOCK):
+            block = gi[first:first + fused.STEP_BLOCK]
+            seeds = None if noise_bound is None else \
+                torch.stack([output_noise.seed(self.generator, h.device) for _ in range(block.shape[0])])
+            done = fused.recurrent_block(mode, block, h, c, weight, bias, seeds, noise_bound, bound,
+                                         cast(int, periphery.dac_bits), cast(int, periphery.adc_bits))
+            if done is None:  # compiling failed on the first block: step by step from the start
+                return None
+            hs.append(done[0])
+            h, c = done[1], done[2]
+            if self.clipping is not None:
+                self.clipping.add(key, int(done[3]), block.numel())
+        return torch.cat(hs), h, c
 
     def product(self, weight: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """x @ weightᵀ on a crossbar: DAC, the analogue product, noise and ADC, scale restored."""
         periphery, key = self.periphery, id(weight)
-        if (self.tracking is None and periphery.dynamic and periphery.dac_bits is not None
-                and periphery.adc_bits is not None and self.per_column and self.product_cuts(weight) is None
-                and fused.usable(x, any_size=True)):
+        if self.fused_product(weight, x):
             bound = self.column_bounds(key, x)
             seed = output_noise.seed(self.generator, x.device) if periphery.output_noise > 0 else None
             done = fused.product(x, weight, seed, None if seed is None else periphery.output_noise * bound, bound,
-                                 periphery.dac_bits, periphery.adc_bits)
+                                 cast(int, periphery.dac_bits), cast(int, periphery.adc_bits))
             if done is not None:
                 if self.clipping is not None:
                     self.clipping.add(key, int(done[1]), done[0].numel())

@@ -152,9 +152,31 @@ Product = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """`product(weight, x)`: x @ weightᵀ on a crossbar (through the periphery, or recorded)."""
 
 
-def recurrent_forward(module: nn.Module, args: tuple, kwargs: dict, product: Product):
+Steps = Callable[[str, torch.Tensor, "torch.Tensor | None", torch.Tensor, torch.Tensor, "torch.Tensor | None"],
+                  "tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None"]
+"""`steps(mode, w_hh, b_hh, gi, h, c)`: a whole direction's steps at once, `gi` its input products in
+step order: (the step outputs stacked in that order, the last h, the last c), or None (then step by step)."""
+
+
+def cell(mode: str, gi_t: torch.Tensor, gh: torch.Tensor, h: torch.Tensor,
+         c: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One step of an RNN (`RNN_TANH`, `RNN_RELU`), LSTM or GRU from its input product `gi_t` and
+    recurrent product `gh`, biases included: the new (h, c) (c None but for an LSTM)."""
+    if mode == "LSTM":
+        i, f, g, o = (gi_t + gh).chunk(4, -1)
+        c = torch.sigmoid(f) * cast(torch.Tensor, c) + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+    if mode == "GRU":
+        (ir, iz, in_), (hr, hz, hn) = gi_t.chunk(3, -1), gh.chunk(3, -1)
+        r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
+        return (1 - z) * torch.tanh(in_ + r * hn) + z * h, c
+    return (torch.relu if mode == "RNN_RELU" else torch.tanh)(gi_t + gh), c
+
+
+def recurrent_forward(module: nn.Module, args: tuple, kwargs: dict, product: Product, steps: Steps | None = None):
     """What an RNN/LSTM/GRU module returns for these inputs, computed step by step in torch ops
-    with every matrix product (input and recurrent, each layer and direction) done by `product`.
+    with every matrix product (input and recurrent, each layer and direction) done by `product`,
+    or each direction's steps by `steps` where it takes them.
 
     Raises
     ------
@@ -167,7 +189,7 @@ def recurrent_forward(module: nn.Module, args: tuple, kwargs: dict, product: Pro
     if isinstance(x, PackedSequence) or int(getattr(rnn, "proj_size", 0)):
         raise WeightprogError("periphery: recurrent='products' supports RNN/LSTM/GRU without packed sequences "
                               "or LSTM projections; use recurrent='inputs'")
-    lstm, gru = rnn.mode == "LSTM", rnn.mode == "GRU"
+    lstm = rnn.mode == "LSTM"
     batched = x.dim() == 3
     if not batched:
         x = x.unsqueeze(1)
@@ -178,49 +200,47 @@ def recurrent_forward(module: nn.Module, args: tuple, kwargs: dict, product: Pro
     h0, c0 = (hx if lstm else (hx, None)) if hx is not None else (zeros, zeros if lstm else None)
     if not batched and hx is not None:
         h0, c0 = h0.unsqueeze(1), (c0.unsqueeze(1) if c0 is not None else None)
-    act = torch.tanh if rnn.mode != "RNN_RELU" else torch.relu
     h_n, c_n = [], []
     layer_in = x
     for layer in range(rnn.num_layers):
         outs = []
         for d in range(dirs):
             suffix = f"_l{layer}" + ("_reverse" if d else "")
-            w_ih, w_hh = getattr(rnn, "weight_ih" + suffix), getattr(rnn, "weight_hh" + suffix)
-            b_ih = getattr(rnn, "bias_ih" + suffix) if rnn.bias else None
-            b_hh = getattr(rnn, "bias_hh" + suffix) if rnn.bias else None
-            gi = product(w_ih, layer_in)
-            gi = gi + b_ih if b_ih is not None else gi
-            h = h0[layer * dirs + d]
             c = c0[layer * dirs + d] if c0 is not None else None
-            seq: list[torch.Tensor] = [h] * x.shape[0]
-            for t in (range(x.shape[0] - 1, -1, -1) if d else range(x.shape[0])):
-                gh = product(w_hh, h)
-                gh = gh + b_hh if b_hh is not None else gh
-                if c is not None:  # LSTM
-                    i, f, g, o = (gi[t] + gh).chunk(4, -1)
-                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-                    h = torch.sigmoid(o) * torch.tanh(c)
-                elif gru:
-                    (ir, iz, in_), (hr, hz, hn) = gi[t].chunk(3, -1), gh.chunk(3, -1)
-                    r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
-                    h = (1 - z) * torch.tanh(in_ + r * hn) + z * h
-                else:
-                    h = act(gi[t] + gh)
-                seq[t] = h
-            outs.append(torch.stack(seq))
+            out, h, c = _direction(rnn, suffix, layer_in, h0[layer * dirs + d], c, bool(d), product, steps)
+            outs.append(out)
             h_n.append(h)
             c_n.append(c)
         layer_in = torch.cat(outs, -1) if dirs == 2 else outs[0]
         if rnn.training and rnn.dropout > 0 and layer < rnn.num_layers - 1:
             layer_in = F.dropout(layer_in, rnn.dropout)
     out, hidden = layer_in, torch.stack(h_n)
-    cell = torch.stack(cast(list[torch.Tensor], c_n)) if lstm else None
+    cell_n = torch.stack(cast(list[torch.Tensor], c_n)) if lstm else None
     if not batched:
         out, hidden = out.squeeze(1), hidden.squeeze(1)
-        cell = cell.squeeze(1) if cell is not None else None
+        cell_n = cell_n.squeeze(1) if cell_n is not None else None
     elif rnn.batch_first:
         out = out.transpose(0, 1)
-    return out, ((hidden, cell) if lstm else hidden)
+    return out, ((hidden, cell_n) if lstm else hidden)
+
+
+def _direction(rnn: nn.RNNBase, suffix: str, layer_in: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None,
+               reverse: bool, product: Product, steps: Steps | None):
+    """One layer and direction over the sequence: (its outputs in time order, the last h, the last c)."""
+    w_ih, w_hh = getattr(rnn, "weight_ih" + suffix), getattr(rnn, "weight_hh" + suffix)
+    b_ih = getattr(rnn, "bias_ih" + suffix) if rnn.bias else None
+    b_hh = getattr(rnn, "bias_hh" + suffix) if rnn.bias else None
+    gi = product(w_ih, layer_in)
+    gi = gi + b_ih if b_ih is not None else gi
+    done = steps(rnn.mode, w_hh, b_hh, gi.flip(0) if reverse else gi, h, c) if steps is not None else None
+    if done is not None:
+        return (done[0].flip(0) if reverse else done[0]), done[1], done[2]
+    seq: list[torch.Tensor] = [h] * gi.shape[0]
+    for t in (range(gi.shape[0] - 1, -1, -1) if reverse else range(gi.shape[0])):
+        gh = product(w_hh, h)
+        h, c = cell(rnn.mode, gi[t], gh + b_hh if b_hh is not None else gh, h, c)
+        seq[t] = h
+    return torch.stack(seq), h, c
 
 
 @contextmanager

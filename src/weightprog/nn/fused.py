@@ -7,8 +7,10 @@ order as the eager code in `attach`, so they give the same values (tests compare
 noise included (`noise`: counter-based, computed inside the ADC kernel from one seed drawn from
 the run's generator, instead of a separate `torch.randn` pass). Used outside autograd on large CPU
 tensors, and on a recurrent layer's many small step products (`product`); other small tensors do
-not repay the compilation (seconds, once per process and shape rank). Where compiling fails (no
-C++ compiler) everything stays eager.
+not repay the compilation (seconds, once per process and shape rank). A recurrent layer's steps run
+`STEP_BLOCK` at a time in one call (`recurrent_block`: each step's product, ADC and gates), since
+each compiled call costs ~0.1–0.2 ms on a CPU, more than a 10 × 200 step's own work. Where compiling
+fails (no C++ compiler) everything stays eager.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 
 import torch
 
+from . import crossbar as xb
 from . import noise as output_noise
 
 MIN_NUMEL = 1 << 18
@@ -63,9 +66,35 @@ def _product(x: torch.Tensor, weight: torch.Tensor, seed: torch.Tensor | None, n
     return _adc(torch.nn.functional.linear(xq, weight), seed, noise_bound, bound, adc_levels, scale)
 
 
+STEP_BLOCK = 5
+"""Recurrent steps per `recurrent_block` call. Unrolled in the compiled graph, so its compile time
+grows with it (~15 s for 1 step, ~60 s for 5 on this project's 2-core VM, once per shape and
+process unless torch's cache has it), while its cost per step falls (PTB's 2 × 200 LSTM, 35 steps of
+10 streams: 12 ms one step a call, 6 ms five, 5.5 ms torch's own digital LSTM)."""
+
+MIN_BLOCK_OUTPUTS = 4096
+"""Smallest recurrent step product (streams × gate rows) run in blocks: smaller layers do not repay
+the block's compilation."""
+
+
+def _recurrent_block(mode: str, gi: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None, weight: torch.Tensor,
+                     bias: torch.Tensor | None, seeds: torch.Tensor | None, live: torch.Tensor,
+                     noise_bound: torch.Tensor | None, bound: torch.Tensor, dac_levels: int,
+                     adc_levels: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    hs, cs, clipped = [], [], live.new_zeros(())
+    for t in range(gi.shape[0]):
+        gh, k = _product(h, weight, None if seeds is None else seeds[t], noise_bound, bound, dac_levels, adc_levels)
+        h, c = xb.cell(mode, gi[t], gh + bias if bias is not None else gh, h, c)
+        hs.append(h)
+        cs.append(h if c is None else c)
+        clipped = clipped + k * live[t]  # padded steps (live 0) are not counted
+    return torch.stack(hs), (None if c is None else torch.stack(cs)), clipped
+
+
 @functools.cache
 def _compiled(fn: Callable) -> Callable:
-    return torch.compile(fn, dynamic=True)
+    # the recurrent block's step count and shapes are fixed: static shapes keep its graph fast
+    return torch.compile(fn, dynamic=fn is not _recurrent_block)
 
 
 def _call(fn: Callable, *args):
@@ -106,3 +135,30 @@ def adc_tiles(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Ten
     levels = 2 ** (bits - 1) - 1
     done = _call(_adc_tiles, y, seed, noise_bound, bound, levels, scale) if usable(y) else None
     return done if done is not None else _adc_tiles(y, seed, noise_bound, bound, levels, scale)
+
+
+def blocks_pay(gi: torch.Tensor) -> bool:
+    """Whether a recurrent direction with input products `gi` (steps, streams, gate rows) runs in blocks."""
+    return gi.dim() == 3 and gi.shape[0] >= STEP_BLOCK and gi.shape[1] * gi.shape[2] >= MIN_BLOCK_OUTPUTS
+
+
+def recurrent_block(mode: str, gi: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None, weight: torch.Tensor,
+                    bias: torch.Tensor | None, seeds: torch.Tensor | None, noise_bound: torch.Tensor | None,
+                    bound: torch.Tensor, dac_bits: int, adc_bits: int
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor] | None:
+    """Up to `STEP_BLOCK` recurrent steps in one kernel call: per step `product(h, weight)` (with
+    `seeds[t]`'s output noise), `bias`, and `crossbar.cell`. `gi`: the steps' input products in step
+    order. Returns (the steps' h stacked, the last h, the last c, the count of clipped outputs) or
+    None. A shorter block is padded to `STEP_BLOCK` (one graph per shape, not per length)."""
+    n = gi.shape[0]
+    pad = STEP_BLOCK - n
+    live = torch.tensor([1] * n + [0] * pad, dtype=torch.int64)
+    if pad:
+        gi = torch.cat([gi, gi.new_zeros((pad,) + gi.shape[1:])])
+        seeds = None if seeds is None else torch.cat([seeds, seeds.new_zeros(pad)])
+    done = _call(_recurrent_block, mode, gi, h, c, weight, bias, seeds, live, noise_bound, bound,
+                 2 ** (dac_bits - 1) - 1, 2 ** (adc_bits - 1) - 1)
+    if done is None:
+        return None
+    hs, cs, clipped = done
+    return hs[:n], hs[n - 1], None if cs is None else cs[n - 1], clipped
