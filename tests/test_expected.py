@@ -123,6 +123,18 @@ def test_batched_kernel_gives_the_same_bits(compensation):
     assert torch.equal(model.per_time(grid, g, sig, beta), want[0])
 
 
+def test_refine_moves_as_one_product_give_the_same_bits():
+    """The pattern search's per-move sums as one matrix product equal the batched product they
+    replaced, bit for bit (the limits and pointwise tables stay as they were)."""
+    from weightprog.expected.pointwise import _moved
+    gen = torch.Generator().manual_seed(0)
+    stats = torch.randn(96, 3, 12, 6, dtype=torch.float64, generator=gen) * 30
+    onehot = torch.nn.functional.one_hot(torch.randint(0, 3, (33, 4), generator=gen), 3)
+    onehot = onehot.transpose(1, 2).reshape(33, 12).double()
+    assert torch.equal(_moved(onehot, stats), onehot @ stats)
+    assert torch.equal(_moved(onehot, stats).mean(-1), (onehot @ stats).mean(-1))
+
+
 @pytest.mark.parametrize("device", ["pcm", "rram-hfox", "sonos-flash"])
 def test_nothing_scored_falls_below_the_bound(device):
     """Baselines, random valid strategies and the pointwise optimum, in the expected model and by
