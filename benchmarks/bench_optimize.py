@@ -12,10 +12,11 @@ with a separate NumPy implementation of the PCM law (docs/MODEL.md §2–3) and 
 compensation over the whole sample. Part 2 (`--grids`) fixes the cell at 1,2 and
 compares grid placements and sizes and the free mode (DE only), all re-scored on the same seeds.
 `--main-job BASE_SRC` times the README's main job, `weightprog optimize --out DIR`, as the user runs
-it (a fresh interpreter each time) with another checkout's `src` (the base) and this one's,
-interleaved (base, after, base, after, …): wall time and the child's user + system CPU, the load
-average, with a shared `torch.compile` cache filled first (warm) or an empty one per run
-(`--fresh`); then it compares the outputs of the two key by key (wall times left out).
+it (`python -m weightprog`, which runs what the script runs, a fresh interpreter each time) with
+another checkout's `src` (the base) and this one's, interleaved (base, after, base, after, …): wall
+time and the child's user and system CPU, the load average, with a shared `torch.compile` cache
+filled first (warm) or an empty one per run (`--fresh`); then it compares the outputs of the two
+key by key (wall times left out).
 
     python benchmarks/bench_optimize.py [--before] [--table] [--crosscheck] [--grids]
     python benchmarks/bench_optimize.py --main-job /path/to/base/src [--pairs 2] [--fresh]
@@ -148,21 +149,21 @@ MAIN_JOB_OUTPUTS = ("report.json", "strategy.json", "strategy.aihwkit.json", "st
 AFTER_SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def time_main_job(src: Path, out: Path, cache: Path) -> tuple[float, float]:
-    """Wall and user + system CPU seconds of `weightprog optimize --out OUT` in a fresh interpreter
+def time_main_job(src: Path, out: Path, cache: Path) -> tuple[float, float, float]:
+    """Wall, user CPU and system CPU seconds of `weightprog optimize --out OUT` in a fresh interpreter
     importing weightprog from `src`, with `cache` as its torch.compile cache."""
     env = {**os.environ, "PYTHONPATH": str(src), "TORCHINDUCTOR_CACHE_DIR": str(cache)}
     env.pop("WEIGHTPROG_COMPILE", None)
     log = out.with_name(out.name + ".log")
     with log.open("w") as stream:
         start = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-c", "from weightprog.cli import main; main()", "optimize",
-                                  "--out", str(out)], env=env, stdout=stream, stderr=subprocess.STDOUT)
+        child = subprocess.Popen([sys.executable, "-m", "weightprog", "optimize", "--out", str(out)], env=env,
+                                 stdout=stream, stderr=subprocess.STDOUT)  # as the `weightprog` script runs it
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{src}: the main job failed:\n{log.read_text()}")
-    return wall, usage.ru_utime + usage.ru_stime
+    return wall, usage.ru_utime, usage.ru_stime
 
 
 def output_differences(base: Path, after: Path) -> list[str]:
@@ -196,13 +197,13 @@ def main_job(base_src: Path, pairs: int, fresh: bool) -> None:
         if not fresh:  # warm: one untimed run of each fills the shared cache
             for src in (base_src, AFTER_SRC):
                 time_main_job(src, root / "fill", shared)
-        print(f"{'run':<14}{'wall s':>8}{'CPU s':>8}  load average (1, 5, 15 min) before the run")
+        print(f"{'run':<14}{'wall s':>8}{'user s':>8}{'sys s':>8}  load average (1, 5, 15 min) before the run")
         for k in range(pairs):
             for side, src in (("base", base_src), ("after", AFTER_SRC)):
                 load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
                 cache = root / f"cache-{side}-{k}" if fresh else shared
-                wall, cpu = time_main_job(src, root / f"{side}-{k}", cache)
-                print(f"{side + ' ' + str(k + 1):<14}{wall:8.1f}{cpu:8.1f}  {load}", flush=True)
+                wall, user, system = time_main_job(src, root / f"{side}-{k}", cache)
+                print(f"{side + ' ' + str(k + 1):<14}{wall:8.1f}{user:8.1f}{system:8.1f}  {load}", flush=True)
         differences = output_differences(root / "base-0", root / "after-0")
         print("outputs: identical apart from wall times" if not differences else
               "outputs differ (apart from wall times):\n  " + "\n  ".join(differences))

@@ -98,6 +98,43 @@ def test_expected_is_differentiable_and_batched():
     torch.testing.assert_close(model(both)[0], model(s)[0], rtol=1e-3, atol=0)  # other grid, other bins
 
 
+@pytest.mark.parametrize("compensation", ["column", "none"])
+def test_batched_kernel_gives_the_same_bits(compensation):
+    """The searches' kernel (batched.py) equals the differentiable one bit for bit, in any chunk
+    size: the searches' trajectories and every number they report stay as they were."""
+    from weightprog.expected.batched import batched_errors
+    from weightprog.expected.model import expected_errors, signed_factors
+    model = ExpectedTNMSE(VALUES, "pcm", compensation=compensation, bins_per_segment=4)
+    grid = make_grid(6, "quantile", VALUES)
+    space = StrategySpace(grid, 2, 0.0, 25.0, "exact", Cell((1.0, 2.0)))
+    lo, hi = np.array(space.bounds()).T
+    x = lo + np.random.default_rng(3).random((150, space.dims)) * (hi - lo)
+    g, sig, beta = space.decode(torch.from_numpy(x))
+    bins = model.bins(grid)
+    nodes = (bins.index, bins.frac.float(), bins.u.float(), bins.prob.float(), bins.importance.float())
+    table, signed = g.float(), signed_factors(sig.float(), beta.float())
+    kw = {"g0": model.g0, "step": model.step, "compensation": model.compensation}
+    want = expected_errors(table, signed, *nodes, model.lookup, **kw)
+    for size in (1, 29, 64, 150):
+        got = [batched_errors(table[i:i + size], signed[i:i + size], *nodes, model.columns, **kw)
+               for i in range(0, 150, size)]
+        assert torch.equal(torch.cat([e for e, _ in got]), want[0])
+        assert torch.equal(torch.cat([a for _, a in got]), want[1])
+    assert torch.equal(model.per_time(grid, g, sig, beta), want[0])
+
+
+def test_refine_moves_as_one_product_give_the_same_bits():
+    """The pattern search's per-move sums as one matrix product equal the batched product they
+    replaced, bit for bit (the limits and pointwise tables stay as they were)."""
+    from weightprog.expected.pointwise import _moved
+    gen = torch.Generator().manual_seed(0)
+    stats = torch.randn(96, 3, 12, 6, dtype=torch.float64, generator=gen) * 30
+    onehot = torch.nn.functional.one_hot(torch.randint(0, 3, (33, 4), generator=gen), 3)
+    onehot = onehot.transpose(1, 2).reshape(33, 12).double()
+    assert torch.equal(_moved(onehot, stats), onehot @ stats)
+    assert torch.equal(_moved(onehot, stats).mean(-1), (onehot @ stats).mean(-1))
+
+
 @pytest.mark.parametrize("device", ["pcm", "rram-hfox", "sonos-flash"])
 def test_nothing_scored_falls_below_the_bound(device):
     """Baselines, random valid strategies and the pointwise optimum, in the expected model and by

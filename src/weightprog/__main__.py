@@ -1,5 +1,5 @@
 """`python -m weightprog …`: the command line, as the `weightprog` script runs it."""
 
-from .cli import main
+from .cli import run
 
-main(prog_name="weightprog")
+run()

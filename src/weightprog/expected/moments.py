@@ -89,6 +89,11 @@ class DeviceMoments:
         both = torch.cat([self.m1, (self.m2 - self.m1 * self.m1).clamp_min(0.0)], dim=1)
         return torch.cat([both[:-1], both[1:] - both[:-1]], 1).to(dtype).contiguous()
 
+    def lookup_columns(self, dtype=torch.float32) -> torch.Tensor:
+        """`lookup_table` transposed (4K, N − 1), contiguous: the expected objective gathers along
+        its rows, one long row per moment (`model.node_moments`)."""
+        return self.lookup_table(dtype).T.contiguous()
+
 
 def interpolate(lookup: torch.Tensor, g0: float, step: float, g: torch.Tensor) -> torch.Tensor:
     """[m1, var] (…, 2K) at targets g (any shape), linear between the knots of `lookup`."""

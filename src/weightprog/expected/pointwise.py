@@ -107,13 +107,22 @@ class Pointwise:
         mean, var = self.stats(g)
         mean, var = mean[..., 1:], var[..., 1:]
         inner = u.reshape((-1,) + (1,) * (mean.dim() - 1))
-        return self._node_objective(mean, var, scales, inner)
+        return self._node_objective(mean, var, self._terms(scales, inner))
 
-    def _node_objective(self, mean: torch.Tensor, var: torch.Tensor, scales: torch.Tensor,
-                        u: torch.Tensor) -> torch.Tensor:
-        """Mean over times of a²·Var V + w·(a·E V − u)², w the bias weight (1: the squared error)."""
+    def _terms(self, scales: torch.Tensor, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The parts of `_node_objective` that do not depend on the targets (a refinement's rounds
+        share them): a², 2w·a·u and w·u²."""
         w = self.bias_weight
-        return (scales ** 2 * (var + w * mean ** 2) - 2 * w * scales * u * mean + w * u ** 2).mean(-1)
+        return scales ** 2, 2 * w * scales * u, w * u ** 2
+
+    def _node_objective(self, mean: torch.Tensor, var: torch.Tensor,
+                        terms: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """Mean over times of a²·Var V + w·(a·E V − u)², w the bias weight (1: the squared error),
+        as a²·(Var V + w·(E V)²) − 2w·a·u·E V + w·u² with the `_terms` (the same bits as written
+        out: w·x is x itself for w = 1)."""
+        square, cross, const = terms
+        second = mean ** 2 if self.bias_weight == 1.0 else self.bias_weight * mean ** 2
+        return (square * (var + second) - cross * mean + const).mean(-1)
 
     def errors(self, g: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
         """(T,) expected error per time of a mapping (N, 2P) at scales (T,)."""
@@ -213,17 +222,17 @@ class Pointwise:
         delta = torch.tensor([-1.0, 0.0, 1.0], dtype=torch.float64)
         best = g.clone()
         best_obj = self.objective(u, best, scales)
-        inner = u.reshape(-1, 1, 1, 1)
+        terms = self._terms(scales, u.reshape(-1, 1, 1, 1))
+        signed, signed2 = self.signed[:, None], self.signed[:, None] ** 2
         for r in range(rounds):
             if r % 2 == 0:  # two passes per step size
                 step *= 0.5
             values = (best[:, :, None, :] + step * delta[:, None]).clamp(dev.g_min, dev.g_max)  # (n, m, 3, d)
             mom = self._at(values)  # (n, m, 3, d, 2K)
             k = mom.shape[-1] // 2
-            cm = (self.signed[:, None] * mom[..., 1:k]).reshape(n, m, 3 * d, -1)
-            cv = (self.signed[:, None] ** 2 * mom[..., k + 1:]).reshape(n, m, 3 * d, -1)
-            mean, var = onehot @ cm, onehot @ cv  # (n, m, M, T)
-            obj = self._node_objective(mean, var, scales, inner)
+            cm = (signed * mom[..., 1:k]).reshape(n, m, 3 * d, -1)
+            cv = (signed2 * mom[..., k + 1:]).reshape(n, m, 3 * d, -1)
+            obj = self._node_objective(_moved(onehot, cm), _moved(onehot, cv), terms)  # (n, m, M)
             move = obj.argmin(-1)  # (n, m)
             cobj = obj.gather(2, move[..., None]).squeeze(-1)
             cand = values.gather(2, idx[move][:, :, None, :]).squeeze(2)
@@ -310,6 +319,15 @@ class Pointwise:
     def targets_at(self, u: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
         """(len(u), 2P) best targets at arbitrary |u| values for fixed scales."""
         return self.minimise(u.double(), scales)
+
+
+def _moved(onehot: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+    """`onehot @ stats` (n, m, M, T): each move's sum of its devices' stats (n, m, 3d, T), as one
+    matrix product instead of n·m small ones (~4× faster; each sum adds the same terms in the
+    same order, tests/test_expected.py)."""
+    n, m, rows, t = stats.shape
+    flat = stats.permute(2, 0, 1, 3).reshape(rows, n * m * t)
+    return (onehot @ flat).view(-1, n, m, t).permute(1, 2, 0, 3)
 
 
 def bound(model: ExpectedTNMSE, significance: Sequence[float], bins: int = 48) -> PointwiseResult:
