@@ -68,7 +68,7 @@ def _product(x: torch.Tensor, weight: torch.Tensor, seed: torch.Tensor | None, n
 
 STEP_BLOCK = 5
 """Recurrent steps per `recurrent_block` call. Unrolled in the compiled graph, so its compile time
-grows with it (~15 s for 1 step, ~60 s for 5 on this project's 2-core VM, once per shape and
+grows with it (~15 s for 1 step, ~20–60 s for 5 on this project's 2-core VM, once per shape and
 process unless torch's cache has it), while its cost per step falls (PTB's 2 × 200 LSTM, 35 steps of
 10 streams: 12 ms one step a call, 6 ms five, 5.5 ms torch's own digital LSTM)."""
 
