@@ -39,7 +39,7 @@ def test_fallback_when_compiling_fails(monkeypatch):
     _, ranges = calibrate(weights, peri, lambda: layer(x))
     y_eager, _ = _run(layer, x, peri, ranges, weights)
 
-    def broken(fn):
+    def broken(fn, dynamic):
         raise RuntimeError("no compiler")
     monkeypatch.setattr(fused, "_compiled", broken)
     monkeypatch.setattr(fused, "_broken", [])

@@ -91,7 +91,7 @@ class DeviceMoments:
 
     def lookup_columns(self, dtype=torch.float32) -> torch.Tensor:
         """`lookup_table` transposed (4K, N − 1), contiguous: the expected objective gathers along
-        its rows, one long row per moment (`model.node_moments`)."""
+        its rows, one long row per moment (`batched.device_sums`)."""
         return self.lookup_table(dtype).T.contiguous()
 
 

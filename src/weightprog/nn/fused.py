@@ -86,21 +86,22 @@ def _recurrent_block(mode: str, gi: torch.Tensor, h: torch.Tensor, c: torch.Tens
         gh, k = _product(h, weight, None if seeds is None else seeds[t], noise_bound, bound, dac_levels, adc_levels)
         h, c = xb.cell(mode, gi[t], gh + bias if bias is not None else gh, h, c)
         hs.append(h)
-        cs.append(h if c is None else c)
+        if c is not None:  # an LSTM's cell state: the last live step's is wanted
+            cs.append(c)
         clipped = clipped + k * live[t]  # padded steps (live 0) are not counted
-    return torch.stack(hs), (None if c is None else torch.stack(cs)), clipped
+    return torch.stack(hs), (torch.stack(cs) if cs else None), clipped
 
 
 @functools.cache
-def _compiled(fn: Callable) -> Callable:
-    # the recurrent block's step count and shapes are fixed: static shapes keep its graph fast
-    return torch.compile(fn, dynamic=fn is not _recurrent_block)
+def _compiled(fn: Callable, dynamic: bool) -> Callable:
+    return torch.compile(fn, dynamic=dynamic)
 
 
-def _call(fn: Callable, *args):
-    """`fn` compiled, or None (from then on) where compiling fails."""
+def _call(fn: Callable, *args, dynamic: bool = True):
+    """`fn` compiled (`dynamic`: one graph for all shapes of a rank), or None (from then on) where
+    compiling fails."""
     try:
-        return _compiled(fn)(*args)
+        return _compiled(fn, dynamic)(*args)
     except Exception as e:  # no compiler, unsupported platform: the eager path is always there
         _broken.append(repr(e))
         warnings.warn(f"periphery: fused kernels unavailable, running eager ({type(e).__name__})", stacklevel=3)
@@ -157,7 +158,7 @@ def recurrent_block(mode: str, gi: torch.Tensor, h: torch.Tensor, c: torch.Tenso
         gi = torch.cat([gi, gi.new_zeros((pad,) + gi.shape[1:])])
         seeds = None if seeds is None else torch.cat([seeds, seeds.new_zeros(pad)])
     done = _call(_recurrent_block, mode, gi, h, c, weight, bias, seeds, live, noise_bound, bound,
-                 2 ** (dac_bits - 1) - 1, 2 ** (adc_bits - 1) - 1)
+                 2 ** (dac_bits - 1) - 1, 2 ** (adc_bits - 1) - 1, dynamic=False)  # fixed shapes: a faster graph
     if done is None:
         return None
     hs, cs, clipped = done
