@@ -1,12 +1,14 @@
 """Parts of a run on threads (`concurrency.in_order`): results and progress in part order, the
-first failure raised and the other parts stopped; `optimize` on two threads is `optimize` on one."""
+first failure raised and the other parts stopped; `optimize` on two threads is `optimize` on one;
+two file-writing parts in two processes (`beside_fork`)."""
 
+import os
 import threading
 
 import pytest
 import torch
 
-from weightprog.concurrency import Once, Stopped, in_order, quiet
+from weightprog.concurrency import Once, Stopped, beside_fork, in_order, quiet
 from weightprog.progress import Event
 from weightprog.sample import default_sample, load_distribution
 from weightprog.search.run import OptimizeSettings, optimize
@@ -126,3 +128,33 @@ def test_once_computes_its_value_once_for_every_thread_that_asks():
     once = Once(compute)
     results = in_order([quiet(once.get), quiet(lambda: started.wait(10) and once.get())], 2)
     assert results == ["value", "value"] and calls == [1]
+
+
+def test_beside_fork_runs_the_child_in_another_process_and_waits_for_it(tmp_path):
+    here = os.getpid()
+
+    def child():
+        (tmp_path / "child").write_text(str(os.getpid()))
+
+    def parent():
+        (tmp_path / "parent").write_text(str(os.getpid()))
+
+    beside_fork(child, parent)
+    assert int((tmp_path / "parent").read_text()) == here
+    assert int((tmp_path / "child").read_text()) not in (here, 0)  # written before beside_fork returned
+
+
+def test_beside_fork_raises_the_childs_error_after_the_parent_ran(tmp_path):
+    def child():
+        raise ValueError("no figure today")
+
+    with pytest.raises(RuntimeError, match="ValueError: no figure today"):
+        beside_fork(child, lambda: (tmp_path / "parent").write_text("ran"))
+    assert (tmp_path / "parent").read_text() == "ran"
+
+
+def test_beside_fork_without_fork_runs_both_in_turn(tmp_path, monkeypatch):
+    monkeypatch.delattr(os, "fork")
+    order = []
+    beside_fork(lambda: order.append(("child", os.getpid())), lambda: order.append(("parent", os.getpid())))
+    assert order == [("child", os.getpid()), ("parent", os.getpid())]

@@ -208,6 +208,16 @@ def test_cli_optimize_writes_everything(tmp_path, pairs, sig):
         assert (out / png).stat().st_size > 1000
 
 
+def test_cli_optimize_figures_drawn_in_two_processes_equal_those_drawn_in_one(tmp_path, monkeypatch):
+    args = ["optimize", "--max-generations", "2", "--popsize", "3", "--grid", "4", "--rescore-blocks", "2",
+            "--times", "1s,1y", "--no-polish", "--f-max", "2"]
+    assert CliRunner().invoke(main, [*args, "--out", str(tmp_path / "forked")]).exit_code == 0
+    monkeypatch.delattr("os.fork")  # beside_fork: one after the other
+    assert CliRunner().invoke(main, [*args, "--out", str(tmp_path / "serial")]).exit_code == 0
+    for png in ("strategy.png", "tnmse_vs_time.png", "error_distribution.png", "convergence.png"):
+        assert (tmp_path / "forked" / png).read_bytes() == (tmp_path / "serial" / png).read_bytes(), png
+
+
 def test_cli_baselines_prints_the_library_numbers():
     from weightprog.baselines import BASELINES, baseline
     from weightprog.devices import get_device

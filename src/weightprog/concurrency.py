@@ -3,10 +3,14 @@ one after the other (`in_order`): `optimize`'s searches (one per F) and its boun
 let go of the GIL inside their operations, so parts that run eager torch kernels on one torch
 thread each use as many cores as there are threads; each part computes exactly what it computes
 alone (nothing is shared but read-only inputs), so the numbers do not depend on the thread count.
-Light on purpose: no torch here."""
+`beside_fork` runs two parts that only write files in two processes (a run's figures: matplotlib
+holds the GIL while it draws, so threads would take turns). Light on purpose: no torch here."""
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, CancelledError, ThreadPoolExecutor, wait
@@ -130,3 +134,56 @@ def in_order(parts: Sequence[Part[T]], workers: int, progress: ProgressCallback 
         except (Stopped, CancelledError):
             continue  # stopped because another part failed
     return [f.result() for f in futures]
+
+
+def preload(*modules: str) -> threading.Thread:
+    """Import `modules` on a thread of their own (join it before using the module, or before a fork):
+    a run whose cores are busy in torch's operations imports its figure code beside them, where
+    the import would otherwise wait for the search and then hold up the figures."""
+    thread = threading.Thread(target=lambda: [importlib.import_module(m) for m in modules], name="preload",
+                              daemon=True)
+    thread.start()
+    return thread
+
+
+def beside_fork(child: Callable[[], object], parent: Callable[[], object]) -> None:
+    """`child` in a forked copy of this process while this one runs `parent`; returns once both are
+    done. For parts whose results are files (nothing comes back but success or the child's error):
+    two figures drawn at once use both cores, where two threads would take turns on the GIL. Where
+    the system has no fork, one after the other.
+
+    Raises
+    ------
+    RuntimeError
+        The child failed: its exception, in one line (after `parent` ran and the child ended).
+    Exception
+        What `parent` raised (after the child ended).
+    """
+    if not hasattr(os, "fork"):
+        child()
+        parent()
+        return
+    for stream in (sys.stdout, sys.stderr):  # else the child's copy of a buffer is written twice
+        stream.flush()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run, say how it went on the pipe, leave without the parent's exit handlers
+        os.close(read_end)
+        status = 0
+        try:
+            child()
+        except BaseException as exc:  # noqa: BLE001 - everything is reported to the parent, which raises
+            os.write(write_end, f"{type(exc).__name__}: {exc}".encode(errors="replace")[:4000])
+            status = 1
+        finally:
+            sys.stderr.flush()  # a warning the child printed
+            os._exit(status)
+    os.close(write_end)
+    try:
+        parent()
+    finally:
+        with os.fdopen(read_end, "rb") as pipe:
+            message = pipe.read().decode(errors="replace")
+        _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise RuntimeError(message or f"forked part ended with status {status}")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..choices import SELECT_RULES, WEIGHTINGS
+from ..concurrency import preload
 from ..errors import WeightprogError
 from ..settings import OptimizeSettings
 from ..threadcount import FIGURE_THREADS, SEARCH_THREADS, SEARCH_WORKERS, torch_threads
@@ -84,6 +85,8 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
                f"on device {dev.name}, {settings.pairs} pair(s), times {','.join(format_times(times))}, "
                f"weighting {settings.weighting}", err=True)
     bars = SearchBars(settings)
+    # matplotlib imported beside the search, whose threads leave the GIL free, not after it
+    figures = preload("weightprog.report.optimize_plots", "matplotlib.figure", "matplotlib.backends.backend_agg")
     try:
         with torch_threads(SEARCH_THREADS):
             result = optimize(sample, values, dev, settings, checkpoint_dir=out, progress=bars,
@@ -108,8 +111,9 @@ def optimize_command(device, seed, budget_s, rescore_blocks, no_clip, per_layer,
                             optimum=optimum_export(result.strategy, out))  # the optimum itself, weights mapped
     chosen_by = {} if chosen is result.strategy else {"chosen_on_network": chosen.name}
     chosen.save(out / "strategy.json", device=dev.name, weights=source, seed=seed, aihwkit=aihwkit_meta, **chosen_by)
+    figures.join()  # before the figures' fork: a child must not inherit a half-done import
     with torch_threads(FIGURE_THREADS):
-        write_optimize_run(out, record, result, values, sample.u)
+        write_optimize_run(out, record, result, values, sample.u, fork=True)  # both cores draw
     print_summary(record, out)
     if "optimum" in aihwkit_meta:
         click.echo(f"aihwkit: {aihwkit_meta['optimum']['note']}.")

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from .._version import __version__
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, before_write
 from ..report.palette import strategy_label
 from ..scores import Scoreboard
 from ..search.run import OptimizeResult
@@ -230,25 +230,44 @@ def read_optimize_record(folder: str | Path) -> OptimizeRecord:
 
 
 def write_optimize_run(folder: str | Path, record: OptimizeRecord, result: OptimizeResult, values: torch.Tensor,
-                       sample_u: torch.Tensor) -> list[Path]:
+                       sample_u: torch.Tensor, fork: bool = False) -> list[Path]:
     """report.json and the run's figures into `folder`: strategy.png (the optimised strategy over
     the density of `values`), tnmse_vs_time.png, error_distribution.png (on the search sample
-    `sample_u`) and convergence.png; the paths written."""
-    from ..report.optimize_plots import plot_convergence, plot_error_distribution, plot_strategy, plot_tnmse_vs_time
+    `sample_u`) and convergence.png; the paths written. `fork`: half of the figures drawn in a
+    forked process beside the other half (`concurrency.beside_fork`; the same files), which the
+    command line does and a library caller (a notebook's kernel, say) may not want."""
+    from ..concurrency import beside_fork
 
     out = Path(folder)
     atomic_write_json(out / "report.json", record.to_json())
-    cell = ",".join(f"{f:g}" for f in record.cell.significance)
-    plot_strategy(result.strategy, values, out / "strategy.png",
-                  f"optimised strategy, {result.device.name}, f={cell}")
+    figures = [out / name for name in ("strategy.png", "tnmse_vs_time.png", "error_distribution.png",
+                                       "convergence.png")]
+    for path in figures:  # listed in the run's manifest here, not by two processes at once
+        before_write(path)
     times = result.settings.times_s
-    plot_tnmse_vs_time(times, record.tnmse.to_json(), out / "tnmse_vs_time.png")
-    naive, hand = result.scores.naive, result.scores.best_hand_crafted
-    shown = {strategy_label("lsp_first"): result.strategy_of(naive), hand.label: result.strategy_of(hand),
-             "optimised": result.strategy}
-    plot_error_distribution(shown, sample_u, result.device, times, out / "error_distribution.png",
-                            seed=record.seed)
-    plot_convergence({k: list(r.history) for k, r in record.search.items()}, out / "convergence.png",
-                     record.chosen_search)
-    return [out / name for name in ("report.json", "strategy.png", "tnmse_vs_time.png", "error_distribution.png",
-                                    "convergence.png")]
+
+    def strategy_and_time() -> None:
+        from ..report.optimize_plots import plot_strategy, plot_tnmse_vs_time
+
+        cell = ",".join(f"{f:g}" for f in record.cell.significance)
+        plot_strategy(result.strategy, values, out / "strategy.png",
+                      f"optimised strategy, {result.device.name}, f={cell}")
+        plot_tnmse_vs_time(times, record.tnmse.to_json(), out / "tnmse_vs_time.png")
+
+    def errors_and_convergence() -> None:
+        from ..report.optimize_plots import plot_convergence, plot_error_distribution
+
+        naive, hand = result.scores.naive, result.scores.best_hand_crafted
+        shown = {strategy_label("lsp_first"): result.strategy_of(naive), hand.label: result.strategy_of(hand),
+                 "optimised": result.strategy}
+        plot_error_distribution(shown, sample_u, result.device, times, out / "error_distribution.png",
+                                seed=record.seed)
+        plot_convergence({k: list(r.history) for k, r in record.search.items()}, out / "convergence.png",
+                         record.chosen_search)
+
+    if fork:
+        beside_fork(errors_and_convergence, strategy_and_time)
+    else:
+        strategy_and_time()
+        errors_and_convergence()
+    return [out / "report.json", *figures]
