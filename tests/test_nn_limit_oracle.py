@@ -100,3 +100,42 @@ def test_limit_chosen_takes_the_better_limit_on_held_out_data():
     with pytest.raises(WeightprogError, match="validate"):
         evaluate_over_time({"model": layer, "evaluate": metric}, strategies=["limit-chosen"], device="pcm",
                            times_s=times[:1], repeats=1, significance="1,2")
+
+
+def test_gain_scan_steps_beyond_an_end_only_while_the_best_is_there():
+    from weightprog.nn.limit import GAIN_RANGE, best_gains, next_gains
+
+    means = {0.96: [3.0, 1.0], 0.98: [2.0, 2.0], 1.0: [1.0, 3.0], 1.02: [0.0, 2.5]}  # higher is better
+    assert best_gains((1.0, 2.0), means, True) == {1.0: 0.96, 2.0: 1.0}
+    assert next_gains(means, True) == [0.94]  # the best at 1 s is the lowest gain tried
+    assert next_gains(means, False) == [0.94, 1.04]  # lower is better: 1.02 best at 1 s, 0.96 at 2 s
+    assert next_gains({1.0: [1.0], 1.02: [1.0]}, True) == [0.98]  # a tie: the gain nearest 1
+    low = {round(GAIN_RANGE[0] + 0.02 * k, 6): [-k] for k in range(3)}
+    assert next_gains(low, True) == []  # at the range's end
+
+
+def test_limit_chosen_takes_the_read_out_gain_the_held_out_metric_prefers():
+    """A network whose metric is best with every weight read at 0.9 of its value (as PTB's is with
+    weights read a few % small): `limit-chosen` steps its gain down from the start to 0.9 on
+    `validate`, records the scan, and its test row beats `limit-mse` read at gain 1."""
+    from weightprog.nn.limit import GAIN_START
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(128, 64, bias=False)
+    target = 0.9 * layer.weight.detach().clone()
+
+    def metric(m: torch.nn.Module) -> float:
+        return -float((m.weight.detach() - target).square().sum())
+    spec = {"model": layer, "evaluate": metric, "validate": metric}
+    res = evaluate_over_time(spec, strategies=["limit-chosen", "limit-mse"], device="pcm", times_s=(1.0, 86400.0),
+                             repeats=2, significance="1,2")
+    record = res.limit
+    assert [p["gain"] for p in record["per_time"]] == [0.9, 0.9]
+    tried = [row["gain"] for row in record["gain_scan"]]
+    assert tried == sorted(tried) and set(GAIN_START) <= set(tried) and min(tried) == pytest.approx(0.88)
+    assert bool((res.metrics[0] > res.metrics[1]).all())
+
+
+def test_oracle_read_takes_a_gain():
+    w, read = _toy()
+    assert torch.allclose(oracle_read(read, w, gain=0.95), 0.95 * oracle_read(read, w))

@@ -262,6 +262,9 @@ def test_a_periphery_beside_the_study_is_paired_with_it(tmp_path, tiny_workload)
     rec = json.loads((tmp_path / "jobs" / "tiny@fp_pcm_limit_standard_r000-000.json").read_text())
     assert rec["job"]["params"]["limit"] == "limit-chosen" and rec["result"]["limit"]["name"] == "limit-chosen"
     assert [h["time_s"] for h in rec["result"]["limit"]["held_out"]] == [86400.0]
+    assert rec["job"]["params"]["limit_gain"] == "validate" and rec["result"]["limit"]["gain_scan"]
+    assert {p["gain"] for p in rec["result"]["limit"]["per_time"]} <= {g["gain"] for g in
+                                                                      rec["result"]["limit"]["gain_scan"]}
     md = (tmp_path / "summary.md").read_text()
     assert "Beside `ideal`" in md and "| pcm | fp | naive: lsp-first (f=1,1) | 1d |" in md
     again = StudyData.load(tmp_path / "data")  # the CSV files keep the periphery

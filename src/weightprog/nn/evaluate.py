@@ -33,7 +33,7 @@ from ..timeunits import DEFAULT_TIMES_S, check_times
 from .attach import attached
 from .calibration import Clipping, Ranges, calibrate
 from .discover import find_analog_weights
-from .limit import Limit, chosen_limit, compute_limit, deployed_values
+from .limit import GAIN_START, Limit, best_gains, chosen_limit, compute_limit, deployed_values, next_gains
 from .mapping import mapping_report
 from .periphery import Periphery, get_periphery
 from .program import ProgrammedModel, WeightSwap
@@ -141,7 +141,7 @@ def _counter(progress: ProgressCallback | None, total: int) -> Callable[[], None
 
 def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                        evaluate_fn: Callable[[nn.Module], Any] | None = None,
-                       strategies: StrategySpec | Sequence[StrategySpec] | None = None,
+                       strategies: StrategySpec | Limit | Sequence[StrategySpec | Limit] | None = None,
                        device: DeviceModel | str = "pcm",
                        times_s: Sequence[float] = DEFAULT_TIMES_S, repeats: int = 25, seed: int = 0, *,
                        mapping: Mapping = Mapping(), periphery: Periphery | str = "ideal",
@@ -172,8 +172,8 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
         Strategies, baseline names or strategy files (`resolve_strategies`), `limit` (per weight
         value the least-noise unbiased targets), `limit-mse` (the weight-error bound's mapping) and
         `limit-chosen` (at each time the one of the two that scores better on the spec's `validate`
-        data, `LIMIT_CHOICE_REPEATS` realisations), each read with an oracle scale per crossbar
-        column and time (nn/limit.py).
+        data, `LIMIT_CHOICE_REPEATS` realisations, read with the gain that scores best there), each
+        read with an oracle scale per crossbar column and time (nn/limit.py); or a `Limit` itself.
     device
         A `DeviceModel` or a name/file for `get_device`.
     times_s
@@ -225,15 +225,16 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
     spec.function(split)  # an unknown split or a missing `validate` fails before any work
     dev = get_device(device)
     peri = get_periphery(periphery)
-    listed = [strategies] if isinstance(strategies, (Strategy, str, Path)) else list(strategies)
-    limits = [(i, x) for i, x in enumerate(listed) if isinstance(x, str) and x in LIMITS]
-    others = [x for x in listed if not (isinstance(x, str) and x in LIMITS)]
+    listed = [strategies] if isinstance(strategies, (Strategy, str, Path, Limit)) else list(strategies)
+    limits = [(i, x) for i, x in enumerate(listed) if isinstance(x, Limit) or isinstance(x, str) and x in LIMITS]
+    others = [x for x in listed if not (isinstance(x, Limit) or isinstance(x, str) and x in LIMITS)]
     chosen: list[Strategy | Limit] = list(resolve_strategies(others, dev, significance)) if others else []
     if compute is not None:
         spec.model.to(compute)
     weights = find_analog_weights(spec.model, include, exclude)
     given = [] if limit is None else [limit] if isinstance(limit, Limit) else list(limit)
-    computed = [_limit(name, given, weights, mapping, dev, times_s, significance) if name != LIMIT_CHOSEN
+    computed = [name if isinstance(name, Limit) else
+                _limit(name, given, weights, mapping, dev, times_s, significance) if name != LIMIT_CHOSEN
                 else _limit_chosen(spec, given, weights, dev, times_s, seed, mapping, peri, significance, include,
                                    exclude) for _, name in limits]
     for (i, _), lim in zip(limits, computed):
@@ -322,7 +323,7 @@ def choose_limit(spec: ModelSpec, unbiased: Limit, mse: Limit, device: DeviceMod
                  seed: int, mapping: Mapping, periphery: Periphery, include=None, exclude=None) -> Limit:
     """`limit-chosen` (`nn.limit.chosen_limit`): `limit` and `limit-mse` scored on the spec's `validate`
     data (never the test data) with `LIMIT_CHOICE_REPEATS` realisations from `seed`, the better
-    taken at each time.
+    taken at each time; then its read-out gain per time, chosen there too (`choose_gain`).
 
     Raises
     ------
@@ -334,7 +335,27 @@ def choose_limit(spec: ModelSpec, unbiased: Limit, mse: Limit, device: DeviceMod
     held = evaluate_over_time(spec, strategies=[LIMIT, LIMIT_MSE], device=device, times_s=times_s,
                               repeats=LIMIT_CHOICE_REPEATS, seed=seed, mapping=mapping, periphery=periphery,
                               include=include, exclude=exclude, split="validate", limit=[unbiased, mse])
-    return chosen_limit(unbiased, mse, held.paired_rows(), held.higher_is_better)
+    chosen = chosen_limit(unbiased, mse, held.paired_rows(), held.higher_is_better)
+    return choose_gain(spec, chosen, device, times_s, seed, mapping, periphery, include, exclude)
+
+
+def choose_gain(spec: ModelSpec, limit: Limit, device: DeviceModel, times_s: tuple[float, ...], seed: int,
+                mapping: Mapping, periphery: Periphery, include=None, exclude=None) -> Limit:
+    """`limit` with, per time, the read-out gain whose `validate` metric is best (`LIMIT_CHOICE_REPEATS`
+    realisations from `seed`, the same for every gain): `GAIN_START` first, then a step beyond an end
+    while some time's best is there (`nn.limit.next_gains`). The gains tried are kept (`gain_scan`)."""
+    means: dict[float, list[float]] = {}
+    todo = list(GAIN_START)
+    higher_is_better = True
+    while todo:
+        res = evaluate_over_time(spec, strategies=[limit.with_gain(g) for g in todo], device=device,
+                                 times_s=times_s, repeats=LIMIT_CHOICE_REPEATS, seed=seed, mapping=mapping,
+                                 periphery=periphery, include=include, exclude=exclude, split="validate")
+        higher_is_better = res.higher_is_better
+        means.update({g: m.mean(0).tolist() for g, m in zip(todo, res.metrics)})
+        todo = next_gains(means, higher_is_better)
+    gains = best_gains(times_s, means, higher_is_better)
+    return limit.with_gains(gains, [{"gain": g, "means": means[g]} for g in sorted(means)])
 
 
 def _check_realisations(repeats: int, first: int) -> None:

@@ -7,9 +7,12 @@ per-weight error far more than from zero-mean noise of the same size (docs/NN.md
 `limit-mse` is the weight-error bound's own mapping (`expected.bound`: the least expected squared
 error, which shrinks weights); on weight error nothing beats it. Neither is the better one on every
 network, so `limit-chosen` takes, at each time, the one that scores better on the network's
-held-out data (`chosen_limit`, run by `evaluate_over_time`). Each is a limit *within the
-device model* (docs/MODEL.md §7.4): neither bounds what a better periphery, more pairs or a
-different column size would give.
+held-out data (`chosen_limit`, run by `evaluate_over_time`), and then one read-out gain for the
+whole network at that time, also chosen there (`next_gains`): a network's metric need not be best
+at the weights' own scale (PTB's perplexity is lower with every weight read 2–6 % small, even
+digitally: docs/NN.md, "The limit"), and one digital gain is within any periphery's reach. Each is
+a limit *within the device model* (docs/MODEL.md §7.4): neither bounds what a better periphery,
+more pairs or a different column size would give.
 
 The read-out (`oracle_read`) scales each column of a tile by the number that best matches the
 column's own true weights, computed from the realised read: the hardware's drift compensation
@@ -20,8 +23,9 @@ one for all columns, cannot remove it at all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping as Mapping_
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
@@ -55,10 +59,14 @@ class LimitAt:
     weight-error bound)."""
     unbiased: bool = True
     """True: the least-noise unbiased mapping (`limit`); False: the bound's own (`limit-mse`)."""
+    gain: float = 1.0
+    """One factor on every weight read at this time, after the oracle's (`limit-chosen`: chosen on
+    held-out data; 1 for the others)."""
 
     def to_dict(self) -> dict:
         return {"time_s": self.time_s, "significance": self.strategy.significance[0].tolist(),
-                "scale_per_us": self.scale, "bound_tnmse": self.bound, "unbiased": self.unbiased}
+                "scale_per_us": self.scale, "bound_tnmse": self.bound, "unbiased": self.unbiased,
+                "gain": self.gain}
 
 
 @dataclass(frozen=True)
@@ -75,6 +83,8 @@ class Limit:
     """`limit`, `limit-mse` or `limit-chosen` (`choices.LIMITS`)."""
     held_out: tuple[dict, ...] = ()
     """`limit-chosen`: per time, `limit` − `limit-mse` on held-out data (`OverTimeResult.paired_rows`)."""
+    gain_scan: tuple[dict, ...] = ()
+    """`limit-chosen`: each read-out gain tried, with its held-out metric per time (`{gain, means}`)."""
 
     @property
     def unbiased(self) -> bool | None:
@@ -96,7 +106,8 @@ class Limit:
     def read_out(self, mapping: Mapping, t_s: float) -> ReadOut:
         """`read_out(read, weight)`: the limit's read of one weight at `t_s` (`oracle_read` on
         `mapping`'s tiles, in the form of that time's mapping)."""
-        return partial(oracle_read, mapping=mapping, unbiased=self.for_time(t_s).unbiased)
+        at = self.for_time(t_s)
+        return partial(oracle_read, mapping=mapping, unbiased=at.unbiased, gain=at.gain)
 
     def to_dict(self) -> dict:
         """JSON form (results.json `limit`): per time, the cell, the scale, the expected-error bound
@@ -104,8 +115,17 @@ class Limit:
         cells = {tuple(a.strategy.significance[0].tolist()) for a in self.at}
         one = {"significance": list(cells.pop())} if len(cells) == 1 else {}  # else: a cell per time
         held = {"held_out": list(self.held_out)} if self.held_out else {}
+        scan = {"gain_scan": list(self.gain_scan)} if self.gain_scan else {}
         return {"name": self.name, "unbiased": self.unbiased, **one, "per_time": [a.to_dict() for a in self.at],
-                **held}
+                **held, **scan}
+
+    def with_gain(self, gain: float) -> Limit:
+        """This limit with every time read at `gain` (a candidate of the gain's choice)."""
+        return replace(self, at=tuple(replace(a, gain=float(gain)) for a in self.at))
+
+    def with_gains(self, gains: dict[float, float], scan: Sequence[dict]) -> Limit:
+        """This limit with the gain chosen per time (`gains`, by time) and the scan it was chosen on."""
+        return replace(self, at=tuple(replace(a, gain=float(gains[a.time_s])) for a in self.at), gain_scan=tuple(scan))
 
 
 def chosen_limit(unbiased: Limit, mse: Limit, held_out: Sequence[dict], higher_is_better: bool) -> Limit:
@@ -130,6 +150,30 @@ def chosen_limit(unbiased: Limit, mse: Limit, held_out: Sequence[dict], higher_i
     sign = 1.0 if higher_is_better else -1.0
     at = tuple(a if sign * diffs[a.time_s] >= 0 else mse.for_time(a.time_s) for a in unbiased.at)
     return Limit(at, LIMIT_CHOSEN, tuple(held_out))
+
+
+GAIN_START = (0.96, 0.98, 1.0, 1.02)
+"""Read-out gains `limit-chosen` first tries on held-out data."""
+GAIN_STEP = 0.02
+GAIN_RANGE = (0.80, 1.20)
+"""The gains it may extend to, a step at a time, while the best at some time is at an end of those tried."""
+
+
+def next_gains(means: Mapping_[float, Sequence[float]], higher_is_better: bool) -> list[float]:
+    """The gains to try next: one step beyond each end of those tried (`means`: per gain, the
+    held-out metric per time) where some time's best is at that end and `GAIN_RANGE` allows."""
+    tried = sorted(means)
+    best = set(best_gains(range(len(means[tried[0]])), means, higher_is_better).values())
+    low, high = round(tried[0] - GAIN_STEP, 6), round(tried[-1] + GAIN_STEP, 6)
+    return ([low] if tried[0] in best and low >= GAIN_RANGE[0] - 1e-9 else []) + \
+        ([high] if tried[-1] in best and high <= GAIN_RANGE[1] + 1e-9 else [])
+
+
+def best_gains(times: Sequence[float], means: Mapping_[float, Sequence[float]], higher_is_better: bool) -> dict:
+    """Per time (by `times`' position in each list of `means`), the gain with the best held-out
+    metric; a tie: the one nearest 1."""
+    sign = 1.0 if higher_is_better else -1.0
+    return {t: max(means, key=lambda g: (sign * means[g][k], -abs(g - 1.0))) for k, t in enumerate(times)}
 
 
 def deployed_values(weights: Sequence[AnalogWeight], mapping: Mapping = Mapping(),
@@ -243,8 +287,8 @@ def oracle_scales(read: torch.Tensor, weight: torch.Tensor, mapping: Mapping = M
 
 
 def oracle_read(read: torch.Tensor, weight: torch.Tensor, mapping: Mapping = Mapping(),
-                unbiased: bool = False) -> torch.Tensor:
-    """The read `read` with each crossbar column times its oracle scale (`oracle_scales`).
+                unbiased: bool = False, gain: float = 1.0) -> torch.Tensor:
+    """The read `read` with each crossbar column times its oracle scale (`oracle_scales`) and `gain`.
 
     Parameters
     ----------
@@ -254,13 +298,15 @@ def oracle_read(read: torch.Tensor, weight: torch.Tensor, mapping: Mapping = Map
         Its tiling.
     unbiased
         As `oracle_scales`.
+    gain
+        One factor on every column (`LimitAt.gain`).
 
     Returns
     -------
     torch.Tensor
         The scaled read, `read`'s shape and dtype.
     """
-    a = oracle_scales(read, weight, mapping, unbiased)
+    a = oracle_scales(read, weight, mapping, unbiased) * gain
     out = a.shape[0]
     r = read.reshape(out, -1)
     inputs = r.shape[1]
