@@ -48,8 +48,8 @@ def vs_digital_line(result, higher_is_better: bool) -> str:
               help="Strategy JSON file, baseline name (single-pair, lsp-first, msp-first), 'limit' (the "
                    "device's limit: per weight the least-noise unbiased targets for each time, read out "
                    "with an oracle scale per column), 'limit-mse' (the weight-error bound's mapping) or "
-                   "'limit-chosen' (at each time the better of the two on the spec's validate data); "
-                   "repeatable.")
+                   "'limit-chosen' (at each time the better of the two on the spec's validate data, read "
+                   "with the gain that scores best there); repeatable.")
 @click.option("--significance", default=None, metavar="1,F",
               help="Significance factors of the cell the baselines are built for "
                    "[default: 1 for single-pair, 1,1 for the others].")
