@@ -233,10 +233,9 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
         spec.model.to(compute)
     weights = find_analog_weights(spec.model, include, exclude)
     given = [] if limit is None else [limit] if isinstance(limit, Limit) else list(limit)
-    computed = [name if isinstance(name, Limit) else
-                _limit(name, given, weights, mapping, dev, times_s, significance) if name != LIMIT_CHOSEN
-                else _limit_chosen(spec, given, weights, dev, times_s, seed, mapping, peri, significance, include,
-                                   exclude) for _, name in limits]
+    computed = [x if isinstance(x, Limit) else _limit(x, given, weights, mapping, dev, times_s, significance)
+                if x != LIMIT_CHOSEN else _limit_chosen(spec, given, weights, dev, times_s, seed, mapping, peri,
+                                                        significance, include, exclude) for _, x in limits]
     for (i, _), lim in zip(limits, computed):
         chosen.insert(i, lim)
     names = [c.name for c in chosen]
