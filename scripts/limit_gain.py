@@ -25,12 +25,11 @@ NMSE and every difference from the first strategy with its 95 % interval:
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import torch
 
+from limit_readout import limit_arguments
 from weightprog.cli.model_spec import load_model_spec_sized
 from weightprog.devices import get_device
 from weightprog.hardware import Mapping, ProgrammedTensor
@@ -75,18 +74,8 @@ def chip_scales(spec: ModelSpec, strategy: Strategy, dev, t_s: float, seed: int)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--device", default="pcm")
-    ap.add_argument("--times", default="1s,1h")
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--eval-size", type=int, default=None)
-    ap.add_argument("--periphery", default="ideal")
-    ap.add_argument("--strategy", action="append", default=[], help="Strategy JSON files or baseline names.")
+    ap = limit_arguments(__doc__.splitlines()[0], "1s,1h", "ideal")
     ap.add_argument("--gains", default="0.96,0.98,1")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     spec, _ = load_model_spec_sized(args.model, args.eval_size)

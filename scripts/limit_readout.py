@@ -51,19 +51,24 @@ def ideal_scale(limit: Limit) -> IdealScale:
     return IdealScale(tuple(at_scale(a) for a in limit.at), f"{limit.name} (ideal scale)")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def limit_arguments(description: str, times: str, periphery: str) -> argparse.ArgumentParser:
+    """The options of the limit's side-by-side scripts (this one and limit_gain.py)."""
+    ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--model", required=True)
     ap.add_argument("--device", default="pcm")
-    ap.add_argument("--times", default="1s,1y")
+    ap.add_argument("--times", default=times)
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-size", type=int, default=None)
-    ap.add_argument("--periphery", default="chip-8bit")
+    ap.add_argument("--periphery", default=periphery)
     ap.add_argument("--strategy", action="append", default=[], help="Strategy JSON files or baseline names.")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = limit_arguments(__doc__.splitlines()[0], "1s,1y", "chip-8bit").parse_args()
     torch.set_num_threads(args.threads)
     spec, _ = load_model_spec_sized(args.model, args.eval_size)
     dev, times = get_device(args.device), parse_times(args.times)
