@@ -136,7 +136,8 @@ def test_study_on_ray_equals_the_local_run(tmp_path):
     """`run_study(ray="auto")` on a local Ray instance gives the local run's numbers (PTB, 200 tokens)."""
     pytest.importorskip("ray")
     s = StudySettings(workloads=("ptb-lstm",), devices=("pcm",), variants=("hwa",), roles=("naive", "limit"),
-                      times_s=(1.0, 86400.0), repeats=2, block=1, eval_size={"ptb-lstm": 200}, threads=1)
+                      times_s=(1.0, 86400.0), repeats=2, block=1, eval_size={"ptb-lstm": 200}, threads=1,
+                      network_repeats=1)  # the limit's choices on 20,000 held-out tokens: one realisation
     local = run_study(s, tmp_path / "local")
     ray = run_study(s, tmp_path / "ray", ray="auto")
     assert ray.engine == "ray:auto" and ray.complete
@@ -242,8 +243,8 @@ def test_a_periphery_beside_the_study_is_paired_with_it(tmp_path, tiny_workload)
     """`beside=("standard@1d",)`: every strategy also under `standard` at 1 d, on the same
     realisations and examples as under the study's periphery; its own rows and a paired difference
     from itself there, in the data, the tables and the Markdown."""
-    res = run_study(settings(roles=("naive", "limit"), variants=("fp",), repeats=2, block=1,
-                             beside=("standard@1d",)), tmp_path)
+    s = settings(roles=("naive", "limit"), variants=("fp",), repeats=2, block=1, beside=("standard@1d",))
+    res = run_study(s, tmp_path)
     beside = [r for r in res.summary if r.beside]
     assert {(r.role, r.periphery, r.time_s) for r in beside} == {("naive", "standard", 86400.0),
                                                                  ("limit", "standard", 86400.0)}
@@ -263,6 +264,7 @@ def test_a_periphery_beside_the_study_is_paired_with_it(tmp_path, tiny_workload)
     assert rec["job"]["params"]["limit"] == "limit-chosen" and rec["result"]["limit"]["name"] == "limit-chosen"
     assert [h["time_s"] for h in rec["result"]["limit"]["held_out"]] == [86400.0]
     assert rec["job"]["params"]["limit_gain"] == "validate" and rec["result"]["limit"]["gain_scan"]
+    assert rec["job"]["params"]["choice_repeats"] == s.network_repeats  # the limit's choices, as the search's
     assert {p["gain"] for p in rec["result"]["limit"]["per_time"]} <= {g["gain"] for g in
                                                                       rec["result"]["limit"]["gain_scan"]}
     md = (tmp_path / "summary.md").read_text()

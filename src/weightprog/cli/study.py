@@ -71,7 +71,8 @@ def _beside(items: tuple[str, ...]) -> tuple[str, ...] | None:
               help="network: the optimised strategy is the search candidate best on held-out data; "
                    "tnmse: the search's own pick by weight error.")
 @click.option("--network-repeats", default=_default("network_repeats"), show_default=True,
-              help="Realisations per candidate when choosing on the network.")
+              help="Realisations per candidate when choosing on the network (the optimised strategy; the "
+                   "limit's mapping and gain).")
 @click.option("--max-generations", default=_default("max_generations"), show_default=True,
               help="Evolution generations per F.")
 @click.option("--popsize", default=_default("popsize"), show_default=True, help="Population per search dimension.")

@@ -319,10 +319,11 @@ def _limit_chosen(spec: ModelSpec, given: Sequence[Limit], weights, dev: DeviceM
 
 
 def choose_limit(spec: ModelSpec, unbiased: Limit, mse: Limit, device: DeviceModel, times_s: tuple[float, ...],
-                 seed: int, mapping: Mapping, periphery: Periphery, include=None, exclude=None) -> Limit:
+                 seed: int, mapping: Mapping, periphery: Periphery, include=None, exclude=None,
+                 repeats: int = LIMIT_CHOICE_REPEATS) -> Limit:
     """`limit-chosen` (`nn.limit.chosen_limit`): `limit` and `limit-mse` scored on the spec's `validate`
-    data (never the test data) with `LIMIT_CHOICE_REPEATS` realisations from `seed`, the better
-    taken at each time; then its read-out gain per time, chosen there too (`choose_gain`).
+    data (never the test data) with `repeats` realisations from `seed`, the better taken at each
+    time; then its read-out gain per time, chosen there too (`choose_gain`).
 
     Raises
     ------
@@ -332,15 +333,16 @@ def choose_limit(spec: ModelSpec, unbiased: Limit, mse: Limit, device: DeviceMod
     if spec.validate is None:
         raise WeightprogError(f"{LIMIT_CHOSEN}: the model spec has no held-out `validate` data to choose on")
     held = evaluate_over_time(spec, strategies=[LIMIT, LIMIT_MSE], device=device, times_s=times_s,
-                              repeats=LIMIT_CHOICE_REPEATS, seed=seed, mapping=mapping, periphery=periphery,
+                              repeats=repeats, seed=seed, mapping=mapping, periphery=periphery,
                               include=include, exclude=exclude, split="validate", limit=[unbiased, mse])
     chosen = chosen_limit(unbiased, mse, held.paired_rows(), held.higher_is_better)
-    return choose_gain(spec, chosen, device, times_s, seed, mapping, periphery, include, exclude)
+    return choose_gain(spec, chosen, device, times_s, seed, mapping, periphery, include, exclude, repeats)
 
 
 def choose_gain(spec: ModelSpec, limit: Limit, device: DeviceModel, times_s: tuple[float, ...], seed: int,
-                mapping: Mapping, periphery: Periphery, include=None, exclude=None) -> Limit:
-    """`limit` with, per time, the read-out gain whose `validate` metric is best (`LIMIT_CHOICE_REPEATS`
+                mapping: Mapping, periphery: Periphery, include=None, exclude=None,
+                repeats: int = LIMIT_CHOICE_REPEATS) -> Limit:
+    """`limit` with, per time, the read-out gain whose `validate` metric is best (`repeats`
     realisations from `seed`, the same for every gain): `GAIN_START` first, then a step beyond an end
     while some time's best is there (`nn.limit.next_gains`). The gains tried are kept (`gain_scan`)."""
     means: dict[float, list[float]] = {}
@@ -348,7 +350,7 @@ def choose_gain(spec: ModelSpec, limit: Limit, device: DeviceModel, times_s: tup
     higher_is_better = True
     while todo:
         res = evaluate_over_time(spec, strategies=[limit.with_gain(g) for g in todo], device=device,
-                                 times_s=times_s, repeats=LIMIT_CHOICE_REPEATS, seed=seed, mapping=mapping,
+                                 times_s=times_s, repeats=repeats, seed=seed, mapping=mapping,
                                  periphery=periphery, include=include, exclude=exclude, split="validate")
         higher_is_better = res.higher_is_better
         means.update({g: m.mean(0).tolist() for g, m in zip(todo, res.metrics)})

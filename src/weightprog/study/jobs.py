@@ -114,9 +114,9 @@ def _limit(workload: str, variant: str, eval_size: int | None, device: str, time
 
 @functools.lru_cache(maxsize=8)
 def _chosen_limit(workload: str, variant: str, eval_size: int | None, device: str, times_s: tuple[float, ...],
-                  periphery: str, seed: int):
-    """`limit-chosen` for a cell and periphery (`nn.evaluate.choose_limit`, on held-out data; once
-    per process, the same for every block)."""
+                  periphery: str, seed: int, repeats: int):
+    """`limit-chosen` for a cell and periphery (`nn.evaluate.choose_limit`, on held-out data with
+    `repeats` realisations; once per process, the same for every block)."""
     from ..devices import get_device
     from ..hardware import Mapping
     from ..nn.evaluate import choose_limit
@@ -124,7 +124,8 @@ def _chosen_limit(workload: str, variant: str, eval_size: int | None, device: st
 
     unbiased, mse = (_limit(workload, variant, eval_size, device, times_s, kind) for kind in (True, False))
     spec = _workload(workload, variant, eval_size).spec()
-    return choose_limit(spec, unbiased, mse, get_device(device), times_s, seed, Mapping(), get_periphery(periphery))
+    return choose_limit(spec, unbiased, mse, get_device(device), times_s, seed, Mapping(), get_periphery(periphery),
+                        repeats=repeats)
 
 
 def _digital(job: StudyJob) -> dict:
@@ -201,7 +202,8 @@ def _evaluate(job: StudyJob) -> dict:
     cell = (job.workload, job.variant, p.get("eval_size"), str(job.device), times)
     strategy: Any = Strategy.from_dict(job.strategy) if job.strategy is not None else p.get("limit", LIMIT)
     limit = None if job.strategy is not None else \
-        _chosen_limit(*cell, p["periphery"], int(p["seed"])) if strategy == LIMIT_CHOSEN else _limit(*cell)
+        _chosen_limit(*cell, p["periphery"], int(p["seed"]), int(p["choice_repeats"])) if strategy == LIMIT_CHOSEN \
+        else _limit(*cell)
     res = evaluate_over_time(spec, strategies=[strategy], device=get_device(str(job.device)), times_s=times,
                              repeats=job.count, seed=int(p["seed"]), periphery=p["periphery"], mapping=Mapping(),
                              first_realisation=job.first, limit=limit)

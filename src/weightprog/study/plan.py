@@ -96,6 +96,7 @@ def _blocks(settings: StudySettings, w: str, v: str, d: str, role: str, strategy
     if role == "limit":  # the limit's kind is part of the job: records of another kind are not its own
         params["limit"] = LIMIT_CHOSEN
         params["limit_gain"] = "validate"  # its read-out gain chosen on held-out data (older records: none)
+        params["choice_repeats"] = settings.network_repeats  # its choices' realisations, as the search's
     runs = [(params, False)] + [({**params, "times_s": list(b.times_s), "periphery": b.periphery}, True)
                                 for b in settings.beside_runs()]
     return [StudyJob("evaluate", w, v, d, role, first, count, strategy, p, _round(rounds, w), beside)

@@ -85,7 +85,8 @@ class StudySettings:
     select: str = "network"
     """'network': the optimised strategy is the search candidate best on held-out data; 'tnmse': the search's pick."""
     network_repeats: int = 5
-    """Realisations per candidate when choosing on the network."""
+    """Realisations per candidate when choosing on the network (the optimised strategy among the
+    search's candidates, and the limit's mapping and read-out gain)."""
     roles: tuple[str, ...] = ROLES
     """The strategies evaluated in each cell (a subset of ROLES, in that order)."""
     threads: int | None = None
