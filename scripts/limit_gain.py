@@ -36,6 +36,7 @@ from weightprog.hardware import Mapping, ProgrammedTensor
 from weightprog.nn.discover import find_analog_weights
 from weightprog.nn.evaluate import evaluate_over_time, resolve_strategies
 from weightprog.nn.limit import Limit, LimitAt, compute_limit, deployed_values, oracle_scales
+from weightprog.nn.program import WeightSwap
 from weightprog.nn.spec import ModelSpec
 from weightprog.strategy import Strategy
 from weightprog.timeunits import parse_times
@@ -43,21 +44,13 @@ from weightprog.timeunits import parse_times
 
 def digital_by_gain(spec: ModelSpec, gains: list[float]) -> list[dict]:
     """The spec's test and validate metric with every analog weight times each gain (restored after)."""
-    weights = find_analog_weights(spec.model)
-    original = [w.param.detach().clone() for w in weights]
+    splits = ("test", "validate") if spec.validate is not None else ("test",)
     rows = []
-    try:
+    with WeightSwap(find_analog_weights(spec.model)) as swap, torch.no_grad():
         for g in gains:
-            with torch.no_grad():
-                for w, o in zip(weights, original):
-                    w.param.copy_(o * g)
-            rows.append({"gain": g, **{split: spec.measure(split, f"gain {g}").value
-                                       for split in ("test", "validate")
-                                       if split == "test" or spec.validate is not None}})
-    finally:
-        with torch.no_grad():
-            for w, o in zip(weights, original):
-                w.param.copy_(o)
+            for w, original in zip(swap.weights, swap.originals):
+                w.param.copy_(original * g)
+            rows.append({"gain": g, **{split: spec.measure(split, f"gain {g}").value for split in splits}})
     return rows
 
 

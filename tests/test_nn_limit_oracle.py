@@ -139,3 +139,30 @@ def test_limit_chosen_takes_the_read_out_gain_the_held_out_metric_prefers():
 def test_oracle_read_takes_a_gain():
     w, read = _toy()
     assert torch.allclose(oracle_read(read, w, gain=0.95), 0.95 * oracle_read(read, w))
+
+
+def test_the_gain_scan_takes_gain_one_from_the_mapping_choice():
+    """Gain 1 is not scored twice: the scan's entry for it is the mapping choice's own held-out
+    means, and equals scoring the chosen limit at gain 1 afresh on the same draws."""
+    from weightprog.devices import get_device
+    from weightprog.nn.discover import find_analog_weights
+    from weightprog.nn.evaluate import LIMIT_CHOICE_REPEATS, choose_limit
+    from weightprog.nn.limit import compute_limit, deployed_values
+    from weightprog.nn.periphery import get_periphery
+    from weightprog.nn.spec import ModelSpec
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(32, 32), torch.nn.Tanh(), torch.nn.Linear(32, 5))
+    x, y = torch.randn(100, 32), torch.randint(0, 5, (100,))
+
+    def metric(m: torch.nn.Module) -> float:
+        return -float(torch.nn.functional.cross_entropy(m(x), y).detach())
+    spec = ModelSpec.of({"model": net, "evaluate": metric, "validate": metric})
+    dev, times, peri = get_device("pcm"), (1.0, 3.1536e7), get_periphery("chip-8bit")
+    values = deployed_values(find_analog_weights(net), Mapping())
+    unbiased, mse = (compute_limit(values, dev, times, unbiased=u) for u in (True, False))
+    chosen = choose_limit(spec, unbiased, mse, dev, times, 0, Mapping(), peri)
+    at_one = next(row["means"] for row in chosen.gain_scan if row["gain"] == 1.0)
+    again = evaluate_over_time(spec, strategies=[chosen.with_gain(1.0)], device=dev, times_s=times,
+                               repeats=LIMIT_CHOICE_REPEATS, seed=0, periphery=peri, split="validate")
+    assert again.metrics[0].mean(0).tolist() == at_one

@@ -304,7 +304,7 @@ def _limit(name: str, given: Sequence[Limit], weights, mapping: Mapping, dev, ti
 
 
 LIMIT_CHOICE_REPEATS = 3
-"""Realisations `limit-chosen` scores its two candidates with on held-out data."""
+"""Realisations `limit-chosen` scores its two mappings and its gains with on held-out data."""
 
 
 def _limit_chosen(spec: ModelSpec, given: Sequence[Limit], weights, dev: DeviceModel, times_s: tuple[float, ...],
@@ -336,17 +336,21 @@ def choose_limit(spec: ModelSpec, unbiased: Limit, mse: Limit, device: DeviceMod
                               repeats=repeats, seed=seed, mapping=mapping, periphery=periphery,
                               include=include, exclude=exclude, split="validate", limit=[unbiased, mse])
     chosen = chosen_limit(unbiased, mse, held.paired_rows(), held.higher_is_better)
-    return choose_gain(spec, chosen, device, times_s, seed, mapping, periphery, include, exclude, repeats)
+    # gain 1 is what was just scored: each time's chosen mapping, on the same data and draws
+    at_one = [float(held.metrics[0 if a.unbiased else 1][:, k].mean()) for k, a in enumerate(chosen.at)]
+    return choose_gain(spec, chosen, device, times_s, seed, mapping, periphery, include, exclude, repeats,
+                       known={1.0: at_one})
 
 
 def choose_gain(spec: ModelSpec, limit: Limit, device: DeviceModel, times_s: tuple[float, ...], seed: int,
                 mapping: Mapping, periphery: Periphery, include=None, exclude=None,
-                repeats: int = LIMIT_CHOICE_REPEATS) -> Limit:
+                repeats: int = LIMIT_CHOICE_REPEATS, known: dict[float, list[float]] | None = None) -> Limit:
     """`limit` with, per time, the read-out gain whose `validate` metric is best (`repeats`
     realisations from `seed`, the same for every gain): `GAIN_START` first, then a step beyond an end
-    while some time's best is there (`nn.limit.next_gains`). The gains tried are kept (`gain_scan`)."""
-    means: dict[float, list[float]] = {}
-    todo = list(GAIN_START)
+    while some time's best is there (`nn.limit.next_gains`). `known`: per gain, the metric per time
+    already measured on those draws (not scored again). The gains tried are kept (`gain_scan`)."""
+    means: dict[float, list[float]] = dict(known or {})
+    todo = [g for g in GAIN_START if g not in means]
     higher_is_better = True
     while todo:
         res = evaluate_over_time(spec, strategies=[limit.with_gain(g) for g in todo], device=device,

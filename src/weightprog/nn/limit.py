@@ -119,13 +119,13 @@ class Limit:
         return {"name": self.name, "unbiased": self.unbiased, **one, "per_time": [a.to_dict() for a in self.at],
                 **held, **scan}
 
-    def with_gain(self, gain: float) -> Limit:
-        """This limit with every time read at `gain` (a candidate of the gain's choice)."""
-        return replace(self, at=tuple(replace(a, gain=float(gain)) for a in self.at))
-
-    def with_gains(self, gains: dict[float, float], scan: Sequence[dict]) -> Limit:
+    def with_gains(self, gains: dict[float, float], scan: Sequence[dict] = ()) -> Limit:
         """This limit with the gain chosen per time (`gains`, by time) and the scan it was chosen on."""
         return replace(self, at=tuple(replace(a, gain=float(gains[a.time_s])) for a in self.at), gain_scan=tuple(scan))
+
+    def with_gain(self, gain: float) -> Limit:
+        """This limit with every time read at `gain` (a candidate of the gain's choice)."""
+        return self.with_gains({a.time_s: gain for a in self.at}, self.gain_scan)
 
 
 def chosen_limit(unbiased: Limit, mse: Limit, held_out: Sequence[dict], higher_is_better: bool) -> Limit:
