@@ -121,3 +121,48 @@ def test_gru_and_rnn_steps_in_blocks_equal_step_by_step(monkeypatch, make):
     torch.manual_seed(0)
     (y, clipped), (y_steps, clipped_steps) = _blocks_against_steps(monkeypatch, make().eval(), torch.randn(7, 5, 16))
     assert torch.allclose(y, y_steps, atol=1e-6) and clipped == clipped_steps
+
+
+def test_trailing_dimensions_collapse_only_where_broadcast_and_layout_allow():
+    y = torch.zeros(4, 3, 5, 6)
+    assert fused._flat_tail(y, torch.ones(3, 1, 1), torch.ones(4, 1, 1, 1)) == 2  # a conv's H, W
+    assert fused._flat_tail(y, torch.ones(3, 1, 6)) == 0  # the bound varies along W
+    assert fused._flat_tail(y, torch.ones(())) == 3 and fused._flat_tail(torch.zeros(4, 5)) == 0
+    tiles = torch.zeros(4, 2, 3, 5, 6).movedim(1, 0)  # tile_products' layout: H, W still one block
+    assert fused._flat_tail(tiles, torch.ones(2, 1, 3, 1, 1)) == 2
+    assert fused._flat_tail(y.transpose(2, 3), torch.ones(3, 1, 1)) == 0
+
+
+def test_gaussian_noise_is_standard_normal_and_counter_based():
+    from weightprog.nn import noise
+
+    like = torch.zeros(1 << 20)
+    z = noise.gaussian(like, torch.tensor(7, dtype=torch.int32))
+    assert abs(float(z.mean())) < 0.005 and abs(float(z.std()) - 1) < 0.005
+    assert abs(float((z ** 4).mean()) - 3) < 0.05 and float(z.abs().max()) < 5.8
+    assert abs(float(torch.corrcoef(torch.stack([z[:-1], z[1:]]))[0, 1])) < 0.005  # neighbours independent
+    assert torch.equal(z, noise.gaussian(like, torch.tensor(7, dtype=torch.int32)))
+    assert not torch.equal(z, noise.gaussian(like, torch.tensor(8, dtype=torch.int32)))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_fused_device_read_is_the_device_law(monkeypatch, compiled):
+    # the network path's read (one seed per weight tensor, one pass) against DeviceModel.read with
+    # the same standard normals, combined and compensated as ProgrammedTensor.read does it
+    from weightprog.baselines import baseline
+    from weightprog.cell import Cell
+    from weightprog.devices import get_device
+    from weightprog.hardware import ProgrammedTensor
+    from weightprog.nn import noise
+    from weightprog.nn.program import _read
+
+    monkeypatch.setattr(fused, "MIN_NUMEL", 1 if compiled else 1 << 40)
+    device = get_device("pcm")
+    programmed = ProgrammedTensor(torch.randn(24, 40) * 0.1, baseline("lsp-first", Cell((1.0, 2.0))), device,
+                                  generator=torch.Generator().manual_seed(0))
+    for t in (1.0, 3600.0, 3.15e7):
+        got = _read(programmed, t, torch.Generator().manual_seed(5))
+        seed = noise.seed(torch.Generator().manual_seed(5), torch.device("cpu"))
+        z = noise.gaussian(programmed.state.g_prog, seed)
+        expected = programmed.finish(programmed._normalised(device.read(programmed.state, t, z_read=z)))
+        assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)

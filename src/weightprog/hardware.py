@@ -167,7 +167,11 @@ class ProgrammedTensor:
         torch.Tensor
             The read weights, the shape and dtype of the programmed tensor.
         """
-        w = self._read_normalised(t_s, generator)
+        return self.finish(self._read_normalised(t_s, generator))
+
+    def finish(self, w: torch.Tensor) -> torch.Tensor:
+        """A normalised read ŵ/w_max (tiled, as `_normalised` gives it; consumed in place) to the
+        effective weights of `read`: drift-compensated, scaled, in the original shape and dtype."""
         reference = self.reference
         if reference is not None:  # in place on the fresh read: each temporary costs a pass over the weights
             now = _reduce(w, self.mapping.compensation, "sum")

@@ -161,23 +161,31 @@ class PeripheryHooks:
 
     def replace(self, module: torch.nn.Module, kind: str) -> Callable | None:
         """The forward that stands in for the module's own, or None (hooked instead): a recurrent
-        module run product by product (`recurrent="products"`); a layer whose input tiles are
-        digitised apart, as one grouped product of all tiles (`crossbar.tile_products`) and one
-        ADC over them (`fused.adc_tiles`), where hooks would add those to the module's own product."""
+        module run product by product (`recurrent="products"`); a Linear or convolution through an
+        ADC, as its product without the bias, the ADC and the bias after it in one kernel (`direct`),
+        where the hook would take the bias back off the module's output and add it again; a layer
+        whose input tiles are digitised apart, as one grouped product of all tiles
+        (`crossbar.tile_products`) and one ADC over them (`fused.adc_tiles`), where hooks would add
+        those to the module's own product."""
         if kind == "rnn":
             if self.periphery.recurrent != "products":
                 return None
             return lambda *args, **kwargs: self.sequence(module, args, kwargs)
-        cuts = self.ranges.splits.get(id(module))
-        if (self.tracking is not None or cuts is None or not self.per_column or kind not in ("linear", "conv")
-                or self.periphery.adc_bits is None):
+        key = id(module)
+        cuts = self.ranges.splits.get(key)
+        if (self.tracking is not None or kind not in ("linear", "conv") or self.periphery.adc_bits is None
+                or key not in self.ranges.outputs or (cuts is not None and not self.per_column)):
             return None
         own = module.forward
 
         def forward(*args, **kwargs):
-            parts = None if kwargs else xb.tile_products(module, kind, args[0], cuts)
-            if parts is None:
+            if kwargs:
                 return self.outputs(module, kind, args, own(*args, **kwargs))
+            if cuts is None:
+                return self.direct(module, kind, args[0])
+            parts = xb.tile_products(module, kind, args[0], cuts)
+            if parts is None:
+                return self.outputs(module, kind, args, own(*args))
             return self.tiles(module, kind, parts)
         return forward
 
@@ -235,6 +243,16 @@ class PeripheryHooks:
         if scale is not None:
             y = y * scale
         return y if bias is None else y + bias
+
+    def direct(self, module: torch.nn.Module, kind: str, x: torch.Tensor) -> torch.Tensor:
+        """A layer's output from its product without the bias: noise and ADC (clipping counted), the
+        input scale restored, the bias added, as `outputs` does on the module's own output."""
+        key = id(module)
+        y = xb.unbiased(module, kind, x)
+        bound: float | torch.Tensor = self.ranges.outputs[key]
+        if self.per_column:
+            bound = xb.per_column(module, kind, self.column_bounds(key, y), y)
+        return self.adc(y, bound, key, self.scales.pop(key, None), xb.bias_view(module, kind, y))
 
     def tiles(self, module: torch.nn.Module, kind: str, parts: torch.Tensor) -> torch.Tensor:
         """A layer's output from its input tiles' partial sums (stacked first): noise and ADC per tile
@@ -349,16 +367,16 @@ class PeripheryHooks:
 
     # --- converters and ranges -----------------------------------------------------------------
     def adc(self, y: torch.Tensor, bound: float | torch.Tensor, key: int,
-            scale: torch.Tensor | None = None) -> torch.Tensor:
+            scale: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> torch.Tensor:
         """Output noise (not while tracking and not training), then the ADC (clipping counted), on the
-        analogue output `y`; then times the input `scale`, if any."""
+        analogue output `y`; then times the input `scale` and plus the digital `bias`, if any."""
         periphery, clipping, tracking = self.periphery, self.clipping, self.tracking
         seed = None
         if periphery.output_noise > 0 and (tracking is None or tracking.training()):
             seed = output_noise.seed(self.generator, y.device)
         if periphery.adc_bits is not None and isinstance(bound, torch.Tensor) and fused.usable(y):
             done = fused.adc(y, seed, None if seed is None else periphery.output_noise * bound, bound,
-                             periphery.adc_bits, scale)
+                             periphery.adc_bits, scale, bias)
             if done is not None:
                 if clipping is not None:
                     clipping.add(key, int(done[1]), y.numel())
@@ -369,7 +387,8 @@ class PeripheryHooks:
             if clipping is not None:  # count_nonzero: a summed bool tensor would be cast to int64 first
                 clipping.add(key, int(torch.count_nonzero(y.abs() > bound)), y.numel())
             y = quantise(y, bound, periphery.adc_bits)
-        return y if scale is None else y * scale
+        y = y if scale is None else y * scale
+        return y if bias is None else y + bias
 
     def digitised(self, parts: list[torch.Tensor], bounds: list[torch.Tensor], key: int) -> torch.Tensor:
         """The input tiles' partial sums, each through its own ADC (in order), added digitally."""

@@ -97,6 +97,14 @@ def module_cuts(module: nn.Module, kind: str, tile_rows: int) -> list[tuple[int,
     return input_cuts(channels, -(-channels // tiles))
 
 
+def unbiased(module: nn.Module, kind: str, x: torch.Tensor) -> torch.Tensor:
+    """A Linear's or convolution's product without its bias (what reaches the ADC)."""
+    weight = cast(torch.Tensor, module.weight)
+    if kind == "linear":
+        return F.linear(x, weight)
+    return cast(Callable[..., torch.Tensor], module._conv_forward)(x, weight, None)
+
+
 def partial(module: nn.Module, kind: str, x: torch.Tensor, a: int, b: int) -> torch.Tensor:
     """The module's product (no bias) over inputs a:b only: one input tile's partial sum."""
     weight = cast(torch.Tensor, module.weight)

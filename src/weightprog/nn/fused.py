@@ -45,12 +45,13 @@ def _dac(x: torch.Tensor, dims: tuple[int, ...], levels: int) -> tuple[torch.Ten
 
 
 def _adc(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None, bound: torch.Tensor,
-         levels: int, scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+         levels: int, scale: torch.Tensor | None, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     if seed is not None and noise_bound is not None:
         y = output_noise.like(y, seed) * noise_bound + y
     step = bound / levels
     q = (y / step).round().clamp(-levels, levels) * step
-    return (q if scale is None else q * scale), (y.abs() > bound).sum()
+    q = q if scale is None else q * scale
+    return (q if bias is None else q + bias), (y.abs() > bound).sum()
 
 
 def _adc_tiles(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None,
@@ -64,6 +65,27 @@ def _product(x: torch.Tensor, weight: torch.Tensor, seed: torch.Tensor | None, n
              bound: torch.Tensor, dac_levels: int, adc_levels: int) -> tuple[torch.Tensor, torch.Tensor]:
     xq, scale = _dac(x, (x.dim() - 1,), dac_levels)
     return _adc(torch.nn.functional.linear(xq, weight), seed, noise_bound, bound, adc_levels, scale)
+
+
+def _device_read(g_prog: torch.Tensor, nu: torch.Tensor, q: torch.Tensor, factors: torch.Tensor,
+                 mask: torch.Tensor, drift_log: torch.Tensor, read_scale: torch.Tensor,
+                 seed: torch.Tensor) -> torch.Tensor:
+    z = output_noise.gaussian(g_prog, seed)
+    g = (torch.exp(nu * -drift_log) * g_prog * (1.0 + q * read_scale * z)).clamp(min=0.0)
+    return (g * factors).sum(-1) * mask
+
+
+def device_read(g_prog: torch.Tensor, nu: torch.Tensor, q: torch.Tensor, factors: torch.Tensor, mask: torch.Tensor,
+                drift_log: float, read_scale: float, seed: torch.Tensor) -> torch.Tensor:
+    """Σₖ fₖ·Gₖ(t) per weight, masked: the devices' law read (`DeviceModel.read`: drift, Gaussian
+    read noise, clamped at 0; the noise `noise.gaussian(g_prog, seed)`) and combined with the
+    strategy's `factors`, in one pass over the device state where `usable` (a network's read is
+    memory-bound: eager, it is a dozen passes and a `torch.randn` over 4 devices per weight),
+    else the same formula eagerly. `g_prog`, `nu`, `q`: (…, 2P); `mask`: (…)."""
+    args = (g_prog, nu, q, factors, mask, torch.tensor(drift_log, dtype=g_prog.dtype, device=g_prog.device),
+            torch.tensor(read_scale, dtype=g_prog.dtype, device=g_prog.device), seed)
+    done = _call(_device_read, *args) if usable(g_prog) else None
+    return done if done is not None else _device_read(*args)
 
 
 STEP_BLOCK = 5
@@ -108,16 +130,51 @@ def _call(fn: Callable, *args, dynamic: bool = True):
         return None
 
 
+def _flat_tail(y: torch.Tensor, *others: torch.Tensor | None) -> int:
+    """How many trailing dimensions of `y` (≥ 2, else 0) every one of `others` (aligned to `y` from
+    the right, as broadcasting aligns them) has size 1 in, and which are laid out as one in memory:
+    those can be one dimension (a view). A kernel's innermost loop runs over the last dimension with
+    the vector width, the rest of it scalar: a convolution's 7–28-wide rows leave most of each row
+    to the scalar tail (ResNet-32's ADC 1.5× slower than over the flattened H·W)."""
+    k = y.dim() - 1  # the first dimension stays (a kernel needs an outer loop)
+    for t in others:
+        if t is None or t.numel() == 1:
+            continue
+        ones = 0
+        for size in reversed(t.shape):
+            if size != 1:
+                break
+            ones += 1
+        k = min(k, ones)
+    while k >= 2 and any(y.stride(i) != y.stride(i + 1) * y.shape[i + 1] for i in range(y.dim() - k, y.dim() - 1)):
+        k -= 1
+    return k if k >= 2 else 0
+
+
+def _collapse(t: torch.Tensor | None, k: int) -> torch.Tensor | None:
+    """`t` (broadcasting from the right, its last `k` dimensions of size 1) with those as one."""
+    if t is None or t.numel() == 1 or t.dim() <= k:
+        return t
+    return t.reshape(t.shape[:t.dim() - k] + (1,))
+
+
 def dac(x: torch.Tensor, dims: tuple[int, ...], bits: int) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(x scaled by its max |x| over `dims` and quantised to `bits`, that scale), or None."""
     return _call(_dac, x, dims, 2 ** (bits - 1) - 1)
 
 
 def adc(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None, bound: torch.Tensor,
-        bits: int, scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(y + noise·noise_bound quantised to `bits` in ±bound, times `scale`; the count of its values
-    beyond ±bound), or None. The noise is `noise.like(y, seed)` (none for a None seed)."""
-    return _call(_adc, y, seed, noise_bound, bound, 2 ** (bits - 1) - 1, scale)
+        bits: int, scale: torch.Tensor | None, bias: torch.Tensor | None = None
+        ) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(y + noise·noise_bound quantised to `bits` in ±bound, times `scale`, plus `bias`; the count of
+    its values beyond ±bound), or None. The noise is `noise.like(y, seed)` (none for a None seed)."""
+    levels = 2 ** (bits - 1) - 1
+    k = _flat_tail(y, noise_bound, bound, scale, bias)
+    if k:  # trailing dimensions as one; element i keeps its index, so its noise, and the values stay
+        done = _call(_adc, y.view(y.shape[:y.dim() - k] + (-1,)), seed, _collapse(noise_bound, k),
+                     _collapse(bound, k), levels, _collapse(scale, k), _collapse(bias, k))
+        return None if done is None else (done[0].view(y.shape), done[1])
+    return _call(_adc, y, seed, noise_bound, bound, levels, scale, bias)
 
 
 def product(x: torch.Tensor, weight: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None,
@@ -134,7 +191,15 @@ def adc_tiles(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Ten
     each tile's own `bound`), the digitised tiles added, then times `scale`; with the count of
     clipped values. Fused where `usable`, else the same operations eagerly."""
     levels = 2 ** (bits - 1) - 1
-    done = _call(_adc_tiles, y, seed, noise_bound, bound, levels, scale) if usable(y) else None
+    done = None
+    if usable(y):
+        k = _flat_tail(y, noise_bound, bound, scale)
+        if k:  # as in `adc`
+            flat = _call(_adc_tiles, y.view(y.shape[:y.dim() - k] + (-1,)), seed, _collapse(noise_bound, k),
+                         _collapse(bound, k), levels, _collapse(scale, k))
+            done = None if flat is None else (flat[0].view(y.shape[1:]), flat[1])
+        else:
+            done = _call(_adc_tiles, y, seed, noise_bound, bound, levels, scale)
     return done if done is not None else _adc_tiles(y, seed, noise_bound, bound, levels, scale)
 
 

@@ -56,3 +56,21 @@ def _eager(y: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
     h.bitwise_xor_(h >> 16 & 0xFFFF)
     total = h.view(torch.uint8).view(-1, 4).sum(-1, dtype=torch.int32)
     return total.to(y.dtype).sub_(510.0).mul_(_SCALE).view(y.shape)
+
+
+_GOLDEN = 0x2545F491
+"""Mixed into a first hash to give an element its second, independent one (`gaussian`)."""
+
+
+def gaussian(y: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
+    """Standard normal noise of y's shape, dtype and device, element i from (seed, i): Box–Muller on
+    two uniforms of 24 bits each, from lowbias32 of seed + i and of that hash again (so |z| ≤ 5.8,
+    where a Gaussian goes beyond with probability 8·10⁻⁹). For the devices' read noise, whose law
+    (docs/MODEL.md) is Gaussian; traced into the fused read (`fused.device_read`), and the same
+    formula eagerly elsewhere (equal to a few float32 ulps: log and cos round differently)."""
+    counter = torch.arange(y.numel(), device=y.device, dtype=torch.int32).view(y.shape)
+    first = _hash(counter + seed)
+    second = _hash(first ^ _GOLDEN)
+    u1 = (((first >> 8) & 0xFFFFFF).to(y.dtype) + 1.0) * (1.0 / (1 << 24))  # (0, 1]: log(u1) is finite
+    u2 = ((second >> 8) & 0xFFFFFF).to(y.dtype) * (1.0 / (1 << 24))
+    return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)

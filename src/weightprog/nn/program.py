@@ -16,6 +16,8 @@ import torch
 from ..devices import DeviceModel, get_device
 from ..hardware import Mapping, ProgrammedTensor
 from ..strategy import Strategy
+from . import fused
+from . import noise as counter_noise
 from .discover import AnalogWeight
 
 ReadOut = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -88,7 +90,7 @@ class ProgrammedModel:
         """
         errors = []
         for w, programmed in zip(self.weights, self.tensors):
-            read = programmed.read(t_s, generator)
+            read = _read(programmed, t_s, generator)
             if read_out is not None:
                 read = read_out(read, w.matrix())
             diff = read.to(torch.float64, copy=True).sub_(w.matrix())  # one temporary; summed as a dot product
@@ -132,3 +134,16 @@ class ProgrammedModel:
             for x in (t.mask, t.w_max, t.reference):
                 extra += 0 if x is None else x.numel() * x.element_size()
         return sum(t.state_bytes for t in self.tensors) + extra
+
+
+def _read(programmed: ProgrammedTensor, t_s: float, generator: torch.Generator | None) -> torch.Tensor:
+    """`programmed.read(t_s)` with the read noise from one seed of `generator` (`noise.gaussian`) and
+    the read in one fused pass (`fused.device_read`); a device with a read law of its own (a
+    subclass overriding `DeviceModel.read`) reads itself."""
+    device, state = programmed.device, programmed.state
+    if type(device).read is not DeviceModel.read:
+        return programmed.read(t_s, generator)
+    seed = counter_noise.seed(generator, state.g_prog.device)
+    w = fused.device_read(state.g_prog, state.nu, state.q, programmed.factors, programmed.mask,
+                          device.drift_log(float(t_s)), device.read_scale(float(t_s)), seed)
+    return programmed.finish(w)
