@@ -45,7 +45,8 @@ def _dac(x: torch.Tensor, dims: tuple[int, ...], levels: int) -> tuple[torch.Ten
 
 
 def _adc(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None, bound: torch.Tensor,
-         levels: int, scale: torch.Tensor | None, bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+         levels: int, scale: torch.Tensor | None,
+         bias: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     if seed is not None and noise_bound is not None:
         y = output_noise.like(y, seed) * noise_bound + y
     step = bound / levels
