@@ -1,4 +1,5 @@
-"""The periphery's additive output noise, from a counter-based generator.
+"""Counter-based noise for the network path: the periphery's additive output noise (`like`) and
+the devices' read noise (`gaussian`).
 
 Each ADC call draws one 31-bit seed from the run's generator; the noise of output element i is
 then a function of (seed, i) alone: a 32-bit integer hash of seed + i (Wellons' "lowbias32"),
@@ -8,7 +9,8 @@ exceeds that bound with probability 5·10⁻⁴). It is a handful of integer ope
 so inside the fused ADC kernel (`fused.adc`) it costs about half of what `torch.randn` does on a
 CPU (a serial Mersenne Twister plus Box–Muller: 385 ms against 531 ms of convolutions in one
 ResNet-32 pass, benchmarks/RESULTS.md),
-and the eager path computes the same values bit for bit, on any device.
+and the eager path computes the same values bit for bit, on any device. A read of a weight
+tensor's devices draws one seed the same way, and device i gets a Gaussian from two such hashes.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def _eager(y: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
     return total.to(y.dtype).sub_(510.0).mul_(_SCALE).view(y.shape)
 
 
-_GOLDEN = 0x2545F491
+_SECOND = 0x2545F491
 """Mixed into a first hash to give an element its second, independent one (`gaussian`)."""
 
 
@@ -70,7 +72,7 @@ def gaussian(y: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
     formula eagerly elsewhere (equal to a few float32 ulps: log and cos round differently)."""
     counter = torch.arange(y.numel(), device=y.device, dtype=torch.int32).view(y.shape)
     first = _hash(counter + seed)
-    second = _hash(first ^ _GOLDEN)
+    second = _hash(first ^ _SECOND)
     u1 = (((first >> 8) & 0xFFFFFF).to(y.dtype) + 1.0) * (1.0 / (1 << 24))  # (0, 1]: log(u1) is finite
     u2 = ((second >> 8) & 0xFFFFFF).to(y.dtype) * (1.0 / (1 << 24))
     return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
