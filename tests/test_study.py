@@ -267,6 +267,11 @@ def test_a_periphery_beside_the_study_is_paired_with_it(tmp_path, tiny_workload)
     assert rec["job"]["params"]["choice_repeats"] == s.network_repeats  # the limit's choices, as the search's
     assert {p["gain"] for p in rec["result"]["limit"]["per_time"]} <= {g["gain"] for g in
                                                                       rec["result"]["limit"]["gain_scan"]}
+    # chosen once per periphery (its own job), and every block reads that choice back unchanged
+    for suffix, block in (("", "tiny@fp_pcm_limit_r001-001"), ("_standard", "tiny@fp_pcm_limit_standard_r001-001")):
+        choice = json.loads((tmp_path / "jobs" / f"tiny@fp_pcm_limit-choice{suffix}.json").read_text())
+        used = json.loads((tmp_path / "jobs" / f"{block}.json").read_text())
+        assert used["job"]["params"]["choice"] == choice["result"]["limit"] == used["result"]["limit"]
     md = (tmp_path / "summary.md").read_text()
     assert "Beside `ideal`" in md and "| pcm | fp | naive: lsp-first (f=1,1) | 1d |" in md
     again = StudyData.load(tmp_path / "data")  # the CSV files keep the periphery

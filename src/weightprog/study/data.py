@@ -198,6 +198,8 @@ def collect(out: Path, records: dict[str, dict]) -> StudyData:
             gradient_rows.append(GradientRow(job.workload, job.variant, "all", res["r"], res["r_abs"]))
             gradient_rows += [GradientRow(job.workload, job.variant, x["name"], x["r"], x["r_abs"])
                               for x in res["layers"]]
+        elif job.kind == "limit-choice":  # its choice is in the limit's evaluation records too
+            continue
         elif job.kind == "search":
             for role, s in res["strategies"].items():
                 if role == "naive":  # in records of the first runs: not searched, and not a search row

@@ -6,6 +6,8 @@ the sweep engines (sweep/engines.py `run_tasks`):
 - `gradients`: the gradient–weight correlation of a workload's first variant, per layer;
 - `search`: a cell's (workload, variant, device) optimisation, its candidates chosen on the network's
   held-out data, and the best hand-crafted strategy;
+- `limit-choice`: a cell's `limit-chosen` under one periphery: its mapping and read-out gain per
+  time, chosen on the workload's held-out data (once, for every block of the limit's realisations);
 - `evaluate`: one strategy of a cell on the test data over the study's times, for one block of
   realisations. Realisation r draws from the seed (seed, r) whatever the block, so blocks add up to
   the same numbers as one run of all realisations, and every strategy shares them (paired comparisons).
@@ -31,7 +33,7 @@ import torch
 from .._version import __version__
 from ..threadcount import SEARCH_THREADS, torch_threads
 
-KINDS = ("digital", "gradients", "search", "evaluate")
+KINDS = ("digital", "gradients", "search", "limit-choice", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,10 @@ class StudyJob:
             return f"{cell}_{self.device}_search"
         if self.kind == "digital":
             return f"{cell}_digital{self._round}"
-        role = str(self.role).replace(" ", "-")
         beside = f"_{self.params['periphery']}" if self.beside else ""
+        if self.kind == "limit-choice":
+            return f"{cell}_{self.device}_limit-choice{beside}"
+        role = str(self.role).replace(" ", "-")
         return f"{cell}_{self.device}_{role}{beside}_r{self.first:03d}-{self.first + self.count - 1:03d}{self._round}"
 
     @property
@@ -112,20 +116,27 @@ def _limit(workload: str, variant: str, eval_size: int | None, device: str, time
                              unbiased=unbiased)
 
 
-@functools.lru_cache(maxsize=8)
-def _chosen_limit(workload: str, variant: str, eval_size: int | None, device: str, times_s: tuple[float, ...],
-                  periphery: str, seed: int, repeats: int):
+def _limit_choice(job: StudyJob) -> dict:
     """`limit-chosen` for a cell and periphery (`nn.evaluate.choose_limit`, on held-out data with
-    `repeats` realisations; once per process, the same for every block)."""
+    `choice_repeats` realisations), in its JSON form for the limit's evaluation jobs."""
     from ..devices import get_device
     from ..hardware import Mapping
     from ..nn.evaluate import choose_limit
     from ..nn.periphery import get_periphery
 
-    unbiased, mse = (_limit(workload, variant, eval_size, device, times_s, kind) for kind in (True, False))
-    spec = _workload(workload, variant, eval_size).spec()
-    return choose_limit(spec, unbiased, mse, get_device(device), times_s, seed, Mapping(), get_periphery(periphery),
-                        repeats=repeats)
+    p = job.params
+    cell = _cell(job)
+    unbiased, mse = (_limit(*cell, kind) for kind in (True, False))
+    spec = _workload(job.workload, job.variant, p.get("eval_size")).spec()
+    chosen = choose_limit(spec, unbiased, mse, get_device(str(job.device)), cell[-1], int(p["seed"]), Mapping(),
+                          get_periphery(p["periphery"]), repeats=int(p["choice_repeats"]))
+    return {"limit": chosen.to_dict()}
+
+
+def _cell(job: StudyJob) -> tuple:
+    """(workload, variant, eval size, device, times) of an `evaluate` or `limit-choice` job: `_limit`'s key."""
+    p = job.params
+    return job.workload, job.variant, p.get("eval_size"), str(job.device), tuple(float(t) for t in p["times_s"])
 
 
 def _digital(job: StudyJob) -> dict:
@@ -192,17 +203,17 @@ def _evaluate(job: StudyJob) -> dict:
     from ..devices import get_device
     from ..hardware import Mapping
     from ..nn import evaluate_over_time
-    from ..nn.limit import LIMIT, LIMIT_CHOSEN
+    from ..nn.limit import LIMIT, LIMIT_CHOSEN, chosen_from_dict
     from ..strategy import Strategy
 
     p = job.params
     wl = _workload(job.workload, job.variant, p.get("eval_size"))
     spec = wl.spec()
-    times = tuple(float(t) for t in p["times_s"])
-    cell = (job.workload, job.variant, p.get("eval_size"), str(job.device), times)
+    cell = _cell(job)
+    times = cell[-1]
     strategy: Any = Strategy.from_dict(job.strategy) if job.strategy is not None else p.get("limit", LIMIT)
     limit = None if job.strategy is not None else \
-        _chosen_limit(*cell, p["periphery"], int(p["seed"]), int(p["choice_repeats"])) if strategy == LIMIT_CHOSEN \
+        chosen_from_dict(_limit(*cell, True), _limit(*cell, False), p["choice"]) if strategy == LIMIT_CHOSEN \
         else _limit(*cell)
     res = evaluate_over_time(spec, strategies=[strategy], device=get_device(str(job.device)), times_s=times,
                              repeats=job.count, seed=int(p["seed"]), periphery=p["periphery"], mapping=Mapping(),
@@ -218,7 +229,8 @@ def _aggregate_name(fn) -> str | None:
     return None if fn is None else f"{fn.__module__}:{fn.__qualname__}"
 
 
-_RUN = {"digital": _digital, "gradients": _gradients, "search": _search, "evaluate": _evaluate}
+_RUN = {"digital": _digital, "gradients": _gradients, "search": _search, "limit-choice": _limit_choice,
+        "evaluate": _evaluate}
 
 LIBRARY = "library"
 """The key of a task's library fingerprint (`library_fingerprint`), beside the job's own fields."""

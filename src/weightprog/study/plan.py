@@ -1,5 +1,6 @@
-"""Which jobs a study consists of (`first_jobs`, then `evaluate_jobs` once the searches are in), and
-where their records live (`<out>/jobs/<id>.json`, per-example sums in `<id>.pt`)."""
+"""Which jobs a study consists of (`first_jobs`, then `evaluate_jobs` once the searches and the
+limit's choices are in), and where their records live (`<out>/jobs/<id>.json`, per-example sums
+in `<id>.pt`)."""
 
 from __future__ import annotations
 
@@ -49,8 +50,8 @@ def searched_on(settings: StudySettings, variant: str) -> str:
 
 def first_jobs(settings: StudySettings, rounds: Rounds | None = None) -> list[StudyJob]:
     """Jobs that need nothing else: digital runs (always the FP model's: the reference), the
-    gradient correlation, the searches, and the naive and limit evaluations (digital runs and
-    evaluations on each workload's round of test items)."""
+    gradient correlation, the searches, the limit's choices on held-out data, and the naive
+    evaluations (digital runs and evaluations on each workload's round of test items)."""
     jobs = []
     for w in settings.workloads:
         for v in dict.fromkeys(("fp",) + settings.variants):
@@ -62,23 +63,32 @@ def first_jobs(settings: StudySettings, rounds: Rounds | None = None) -> list[St
                     jobs.append(StudyJob("search", w, v, d, params=_search_params(settings, w)))
             for v in settings.variants:
                 jobs += _blocks(settings, w, v, d, "naive", _naive(d), rounds) if "naive" in settings.roles else []
-                jobs += _blocks(settings, w, v, d, "limit", None, rounds) if "limit" in settings.roles else []
+                if "limit" in settings.roles:  # on held-out data: one choice whatever the test round
+                    jobs += [StudyJob("limit-choice", w, v, d, "limit", params=p, beside=beside)
+                             for p, beside in _runs(settings, w, "limit", None)]
     return jobs
 
 
-def evaluate_jobs(settings: StudySettings, searches: dict[str, dict], rounds: Rounds | None = None) -> list[StudyJob]:
-    """The evaluations of the searched strategies (best hand-crafted, optimised), from the search
-    records by job id; a cell whose search has no record yet has none."""
+def evaluate_jobs(settings: StudySettings, results: dict[str, dict], rounds: Rounds | None = None) -> list[StudyJob]:
+    """The evaluations of the searched strategies (best hand-crafted, optimised) and of the limit,
+    from the results of the searches and the limit's choices by job id; a cell whose search or
+    choice has no record yet has none."""
     jobs = []
     for w in settings.workloads:
         for d in settings.devices:
             for v in settings.variants:
-                found = searches.get(StudyJob("search", w, searched_on(settings, v), d).id)
-                if found is None:
-                    continue
+                found = results.get(StudyJob("search", w, searched_on(settings, v), d).id)
                 for role in ("best hand-crafted", "optimised"):
-                    if role in settings.roles:
+                    if role in settings.roles and found is not None:
                         jobs += _blocks(settings, w, v, d, role, found["strategies"][role], rounds)
+                if "limit" in settings.roles:  # each periphery's choice, on its round of test items
+                    for (on, beside), (params, _) in zip(_runs(settings, w, "limit", None),
+                                                         _runs(settings, w, "limit", rounds)):
+                        choice = results.get(StudyJob("limit-choice", w, v, d, "limit", params=on, beside=beside).id)
+                        if choice is not None:
+                            jobs += [StudyJob("evaluate", w, v, d, "limit", first, count, None,
+                                              {**params, "choice": choice["limit"]}, _round(rounds, w), beside)
+                                     for first, count in settings.blocks()]
     return jobs
 
 
@@ -88,19 +98,23 @@ def _naive(device: str) -> dict:
     return baseline("lsp-first", Cell.with_pairs(2, 1.0), dev.g_min, dev.g_max).to_dict()
 
 
-def _blocks(settings: StudySettings, w: str, v: str, d: str, role: str, strategy: dict | None,
-            rounds: Rounds | None) -> list[StudyJob]:
-    """A strategy's evaluation jobs: per block of realisations, under the study's periphery and
-    each periphery beside it (at its times)."""
+def _runs(settings: StudySettings, w: str, role: str, rounds: Rounds | None) -> list[tuple[dict, bool]]:
+    """A strategy's evaluation settings under the study's periphery and each periphery beside it (at
+    its times), with whether it is beside."""
     params = _evaluate_params(settings, w, rounds)
     if role == "limit":  # the limit's kind is part of the job: records of another kind are not its own
         params["limit"] = LIMIT_CHOSEN
         params["limit_gain"] = "validate"  # its read-out gain chosen on held-out data (older records: none)
         params["choice_repeats"] = settings.network_repeats  # its choices' realisations, as the search's
-    runs = [(params, False)] + [({**params, "times_s": list(b.times_s), "periphery": b.periphery}, True)
+    return [(params, False)] + [({**params, "times_s": list(b.times_s), "periphery": b.periphery}, True)
                                 for b in settings.beside_runs()]
+
+
+def _blocks(settings: StudySettings, w: str, v: str, d: str, role: str, strategy: dict,
+            rounds: Rounds | None) -> list[StudyJob]:
+    """A strategy's evaluation jobs: per block of realisations, under each periphery (`_runs`)."""
     return [StudyJob("evaluate", w, v, d, role, first, count, strategy, p, _round(rounds, w), beside)
-            for p, beside in runs for first, count in settings.blocks()]
+            for p, beside in _runs(settings, w, role, rounds) for first, count in settings.blocks()]
 
 
 # --- records -------------------------------------------------------------------------------------

@@ -195,11 +195,10 @@ def _run_round(settings: StudySettings, out: Path, rounds: Rounds, log: Callable
     engine = "none"
     jobs = first_jobs(settings, rounds)
     have: dict[str, dict] = {}
-    for phase in ("searches, digital runs, naive and limit", "hand-crafted and optimised"):
-        if phase == "hand-crafted and optimised":  # their strategies come from the searches' records
+    for phase in ("searches, the limit's choices, digital runs and naive", "hand-crafted, optimised and limit"):
+        if phase == "hand-crafted, optimised and limit":  # from the searches' and the choices' records
             have = _records(out, jobs)
-            searches = {jid: rec["result"] for jid, rec in have.items() if jid.endswith("_search")}
-            more = evaluate_jobs(settings, searches, rounds)
+            more = evaluate_jobs(settings, {jid: rec["result"] for jid, rec in have.items()}, rounds)
             jobs = jobs + more
             have.update(_records(out, more))  # only the new jobs' records are read
         else:
