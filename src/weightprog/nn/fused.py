@@ -152,11 +152,15 @@ def _flat_tail(y: torch.Tensor, *others: torch.Tensor | None) -> int:
     return k if k >= 2 else 0
 
 
-def _collapse(t: torch.Tensor | None, k: int) -> torch.Tensor | None:
-    """`t` (broadcasting from the right, its last `k` dimensions of size 1) with those as one."""
-    if t is None or t.numel() == 1 or t.dim() <= k:
-        return t
-    return t.reshape(t.shape[:t.dim() - k] + (1,))
+def _flattened(y: torch.Tensor, *others: torch.Tensor | None) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    """`y` and the tensors that broadcast against it with their last `_flat_tail` dimensions as one
+    (views; as they were where none can be): element i keeps its index, so its noise, and the values
+    stay the same."""
+    k = _flat_tail(y, *others)
+    if not k:
+        return y, list(others)
+    return y.view(y.shape[:y.dim() - k] + (-1,)), [
+        t if t is None or t.numel() == 1 or t.dim() <= k else t.reshape(t.shape[:t.dim() - k] + (1,)) for t in others]
 
 
 def dac(x: torch.Tensor, dims: tuple[int, ...], bits: int) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -169,13 +173,9 @@ def adc(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | 
         ) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(y + noise·noise_bound quantised to `bits` in ±bound, times `scale`, plus `bias`; the count of
     its values beyond ±bound), or None. The noise is `noise.like(y, seed)` (none for a None seed)."""
-    levels = 2 ** (bits - 1) - 1
-    k = _flat_tail(y, noise_bound, bound, scale, bias)
-    if k:  # trailing dimensions as one; element i keeps its index, so its noise, and the values stay
-        done = _call(_adc, y.view(y.shape[:y.dim() - k] + (-1,)), seed, _collapse(noise_bound, k),
-                     _collapse(bound, k), levels, _collapse(scale, k), _collapse(bias, k))
-        return None if done is None else (done[0].view(y.shape), done[1])
-    return _call(_adc, y, seed, noise_bound, bound, levels, scale, bias)
+    flat, (nb, b, s, bi) = _flattened(y, noise_bound, bound, scale, bias)
+    done = _call(_adc, flat, seed, nb, b, 2 ** (bits - 1) - 1, s, bi)
+    return None if done is None else (done[0].view(y.shape), done[1])
 
 
 def product(x: torch.Tensor, weight: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None,
@@ -194,13 +194,9 @@ def adc_tiles(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Ten
     levels = 2 ** (bits - 1) - 1
     done = None
     if usable(y):
-        k = _flat_tail(y, noise_bound, bound, scale)
-        if k:  # as in `adc`
-            flat = _call(_adc_tiles, y.view(y.shape[:y.dim() - k] + (-1,)), seed, _collapse(noise_bound, k),
-                         _collapse(bound, k), levels, _collapse(scale, k))
-            done = None if flat is None else (flat[0].view(y.shape[1:]), flat[1])
-        else:
-            done = _call(_adc_tiles, y, seed, noise_bound, bound, levels, scale)
+        flat, (nb, b, s) = _flattened(y, noise_bound, bound, scale)
+        done = _call(_adc_tiles, flat, seed, nb, b, levels, s)
+        done = None if done is None else (done[0].view(y.shape[1:]), done[1])
     return done if done is not None else _adc_tiles(y, seed, noise_bound, bound, levels, scale)
 
 

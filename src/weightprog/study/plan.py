@@ -81,14 +81,20 @@ def evaluate_jobs(settings: StudySettings, results: dict[str, dict], rounds: Rou
                 for role in ("best hand-crafted", "optimised"):
                     if role in settings.roles and found is not None:
                         jobs += _blocks(settings, w, v, d, role, found["strategies"][role], rounds)
-                if "limit" in settings.roles:  # each periphery's choice, on its round of test items
-                    for (on, beside), (params, _) in zip(_runs(settings, w, "limit", None),
-                                                         _runs(settings, w, "limit", rounds)):
-                        choice = results.get(StudyJob("limit-choice", w, v, d, "limit", params=on, beside=beside).id)
-                        if choice is not None:
-                            jobs += [StudyJob("evaluate", w, v, d, "limit", first, count, None,
-                                              {**params, "choice": choice["limit"]}, _round(rounds, w), beside)
-                                     for first, count in settings.blocks()]
+                jobs += _limit_blocks(settings, w, v, d, results, rounds) if "limit" in settings.roles else []
+    return jobs
+
+
+def _limit_blocks(settings: StudySettings, w: str, v: str, d: str, results: dict[str, dict],
+                  rounds: Rounds | None) -> list[StudyJob]:
+    """The limit's evaluation jobs under each periphery whose choice (`limit-choice`, made once on
+    held-out data whatever the test round) has a record, the choice in their params."""
+    jobs = []
+    for (on, beside), (params, _) in zip(_runs(settings, w, "limit", None), _runs(settings, w, "limit", rounds)):
+        choice = results.get(StudyJob("limit-choice", w, v, d, "limit", params=on, beside=beside).id)
+        if choice is not None:
+            jobs += [StudyJob("evaluate", w, v, d, "limit", first, count, None, {**params, "choice": choice["limit"]},
+                              _round(rounds, w), beside) for first, count in settings.blocks()]
     return jobs
 
 
