@@ -166,3 +166,4 @@ def test_fused_device_read_is_the_device_law(monkeypatch, compiled):
         z = noise.gaussian(programmed.state.g_prog, seed)
         expected = programmed.finish(programmed._normalised(device.read(programmed.state, t, z_read=z)))
         assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert not fused._broken  # the compiled case compiled (a failure would fall back to eager unseen)
