@@ -1,6 +1,6 @@
 """Analogue vs digital network passes of the reference workloads, side by side in one run.
 
-    python benchmarks/bench_nn.py [--small] [--rounds 3] [--threads 2] [--workloads ...]
+    python benchmarks/bench_nn.py [--small | --size N] [--rounds 3] [--threads 2] [--workloads ...]
 
 For ResNet-32 (fmnist-resnet32), the 2×200 LSTM (ptb-lstm) and MiniLM (sentiment-minilm), on a
 slice of the test set (`--small`: 200 images / 2,000 tokens / 64 sentences; else 500 / 4,000 /
@@ -76,6 +76,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workloads", nargs="+", default=list(SLICES), choices=list(SLICES))
     parser.add_argument("--peripheries", nargs="+", default=list(PERIPHERIES))
+    parser.add_argument("--size", type=int, default=None,
+                        help="test items per workload instead of the slices (e.g. the study's 8,000 PTB tokens)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads; PCM, lsp-first "
@@ -83,7 +85,8 @@ def main() -> None:
     print(f"{'workload':<18}{'slice':>6}{'periphery':>11}{'digital ms':>12}{'analogue ms':>13}{'ratio':>7}"
           f"{'CPU: digital':>14}{'analogue':>10}{'ratio':>7}{'program ms':>12}{'calibrate ms':>14}")
     for name in args.workloads:
-        r = run(name, SLICES[name][1 if args.small else 0], args.rounds, tuple(args.peripheries))
+        size = args.size or SLICES[name][1 if args.small else 0]
+        r = run(name, size, args.rounds, tuple(args.peripheries))
         d, dc = r["best"]["digital"]
         for p in args.peripheries:
             a, ac = r["best"][p]

@@ -1,8 +1,12 @@
 """Where one analogue pass of a reference workload goes: `torch.profiler` of one pass (one
 realisation read at t = 1 h, PCM, lsp-first f=1,2, the periphery attached), after two untimed ones,
-beside the same profile of a digital pass; one thread.
+beside the same profile of a digital pass; one thread (`--threads`).
 
     python benchmarks/profile_pass.py ptb-lstm --size 4000 --periphery chip-8bit
+    python benchmarks/profile_pass.py benchmarks/cnn8_spec.py:build --threads 2
+
+A model spec (`file.py:function`) is calibrated on its `calibrate` (else `validate`) data, as
+`weightprog evaluate` does.
 """
 
 from __future__ import annotations
@@ -16,23 +20,26 @@ from weightprog.baselines import baseline
 from weightprog.cell import Cell
 from weightprog.nn import Clipping, ProgrammedModel, WeightSwap, attached, calibrate, find_analog_weights
 from weightprog.nn.periphery import get_periphery
-from weightprog.workloads import get_workload
+from weightprog.cli.model_spec import load_model_spec
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("workload", choices=["fmnist-resnet32", "ptb-lstm", "sentiment-minilm"])
-    ap.add_argument("--size", type=int, default=None, help="test items (the workload's default: all)")
+    ap.add_argument("model", help="a reference workload (fmnist-resnet32, ptb-lstm, sentiment-minilm, NAME@hwa) "
+                    "or a model spec file.py:function")
+    ap.add_argument("--size", type=int, default=None, help="a workload's test items (default: all)")
     ap.add_argument("--periphery", default="chip-8bit")
     ap.add_argument("--rows", type=int, default=20, help="operators listed, by their own CPU time")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    model, evaluate_fn, _ = get_workload(args.workload, eval_size=args.size)
+    torch.set_num_threads(args.threads)
+    spec = load_model_spec(args.model, args.size)
+    model, evaluate_fn = spec.model, spec.function("test")
     weights = find_analog_weights(model)
     gen = torch.Generator().manual_seed(0)
     programmed = ProgrammedModel(weights, baseline("lsp-first", Cell((1.0, 2.0))), "pcm", generator=gen)
     swap, periphery = WeightSwap(weights), get_periphery(args.periphery)
-    ranges = None if periphery.is_ideal else calibrate(weights, periphery, lambda: evaluate_fn(model))[1]
+    ranges = None if periphery.is_ideal else calibrate(weights, periphery, spec.calibration_run()[0])[1]
 
     def analogue() -> None:
         with attached(weights, periphery, ranges, gen, Clipping()), programmed.applied(3600.0, swap, gen):

@@ -71,8 +71,14 @@ def gaussian(y: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
     (docs/MODEL.md) is Gaussian; traced into the fused read (`fused.device_read`), and the same
     formula eagerly elsewhere (equal to a few float32 ulps: log and cos round differently)."""
     counter = torch.arange(y.numel(), device=y.device, dtype=torch.int32).view(y.shape)
+    return gaussian_at(counter, seed, y.dtype)
+
+
+def gaussian_at(counter: torch.Tensor, seed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """`gaussian`'s normal of each element index in `counter` (int32), in `dtype`: the fused read
+    takes a weight's devices apart, so it gives each device its index in the (…, 2P) state."""
     first = _hash(counter + seed)
     second = _hash(first ^ _SECOND)
-    u1 = (((first >> 8) & 0xFFFFFF).to(y.dtype) + 1.0) * (1.0 / (1 << 24))  # (0, 1]: log(u1) is finite
-    u2 = ((second >> 8) & 0xFFFFFF).to(y.dtype) * (1.0 / (1 << 24))
+    u1 = (((first >> 8) & 0xFFFFFF).to(dtype) + 1.0) * (1.0 / (1 << 24))  # (0, 1]: log(u1) is finite
+    u2 = ((second >> 8) & 0xFFFFFF).to(dtype) * (1.0 / (1 << 24))
     return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
