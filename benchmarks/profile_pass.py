@@ -18,9 +18,9 @@ import torch
 
 from weightprog.baselines import baseline
 from weightprog.cell import Cell
+from weightprog.cli.model_spec import load_model_spec
 from weightprog.nn import Clipping, ProgrammedModel, WeightSwap, attached, calibrate, find_analog_weights
 from weightprog.nn.periphery import get_periphery
-from weightprog.cli.model_spec import load_model_spec
 
 
 def main() -> None:
