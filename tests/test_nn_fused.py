@@ -26,7 +26,7 @@ def test_fused_equals_eager(monkeypatch, preset):
     _, ranges = calibrate(weights, peri, lambda: model(x), tile_rows=32)  # the middle conv: 3 input tiles
     monkeypatch.setattr(fused, "MIN_NUMEL", 1)
     y, clipped = _run(model, x, peri, ranges, weights)
-    monkeypatch.setattr(fused, "usable", lambda t: False)
+    monkeypatch.setattr(fused, "usable", lambda t, any_size=False: False)
     y_eager, clipped_eager = _run(model, x, peri, ranges, weights)
     assert torch.equal(y, y_eager) and clipped == clipped_eager
 
@@ -50,8 +50,8 @@ def test_fallback_when_compiling_fails(monkeypatch):
 
 
 @pytest.mark.parametrize("layer", ["conv", "linear"])
-def test_grouped_tiles_equal_the_module_product_and_partials(monkeypatch, layer):
-    # digitised input tiles from one grouped product (crossbar.tile_products) against the module's
+def test_tile_products_equal_the_module_product_and_partials(monkeypatch, layer):
+    # digitised input tiles from their own products (crossbar.tile_products) against the module's
     # own product with the tiles' partial sums taken apart (the path for what it does not cover)
     torch.manual_seed(0)
     model = (nn.Sequential(nn.Conv2d(10, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 6, 3, padding=1))
@@ -128,7 +128,7 @@ def test_trailing_dimensions_collapse_only_where_broadcast_and_layout_allow():
     assert fused._flat_tail(y, torch.ones(3, 1, 1), torch.ones(4, 1, 1, 1)) == 2  # a conv's H, W
     assert fused._flat_tail(y, torch.ones(3, 1, 6)) == 0  # the bound varies along W
     assert fused._flat_tail(y, torch.ones(())) == 3 and fused._flat_tail(torch.zeros(4, 5)) == 0
-    tiles = torch.zeros(4, 2, 3, 5, 6).movedim(1, 0)  # tile_products' layout: H, W still one block
+    tiles = torch.zeros(4, 2, 3, 5, 6).movedim(1, 0)  # tiles stacked first from one product: H, W one block
     assert fused._flat_tail(tiles, torch.ones(2, 1, 3, 1, 1)) == 2
     assert fused._flat_tail(y.transpose(2, 3), torch.ones(3, 1, 1)) == 0
 

@@ -164,9 +164,9 @@ class PeripheryHooks:
         module run product by product (`recurrent="products"`); a Linear or convolution through an
         ADC, as its product without the bias, the ADC and the bias after it in one kernel (`direct`),
         where the hook would take the bias back off the module's output and add it again; a layer
-        whose input tiles are digitised apart, as one grouped product of all tiles
-        (`crossbar.tile_products`) and one ADC over them (`fused.adc_tiles`), where hooks would add
-        those to the module's own product."""
+        whose input tiles are digitised apart, as its tiles' products (`crossbar.tile_products`) and
+        one ADC over them (`fused.adc_tiles`), where hooks would add those to the module's own
+        product."""
         if kind == "rnn":
             if self.periphery.recurrent != "products":
                 return None
@@ -254,21 +254,20 @@ class PeripheryHooks:
             bound = xb.per_column(module, kind, self.column_bounds(key, y), y)
         return self.adc(y, bound, key, self.scales.pop(key, None), xb.bias_view(module, kind, y))
 
-    def tiles(self, module: torch.nn.Module, kind: str, parts: torch.Tensor) -> torch.Tensor:
-        """A layer's output from its input tiles' partial sums (stacked first): noise and ADC per tile
-        (clipping counted), the tiles added, the input scale restored, the bias added."""
+    def tiles(self, module: torch.nn.Module, kind: str, parts: list[torch.Tensor]) -> torch.Tensor:
+        """A layer's output from its input tiles' partial sums: noise and ADC per tile (clipping
+        counted), the tiles added, the input scale restored, the bias added."""
         key, periphery = id(module), self.periphery
         scale = self.scales.pop(key, None)
-        bounds = self.column_bounds(key, parts)  # (tiles, columns)
-        channel = 1 + xb.channel_dim(module, kind, parts[0])
-        shape = [1] * parts.dim()
-        shape[0], shape[channel] = bounds.shape
+        bounds = self.column_bounds(key, parts[0])  # (tiles, columns)
+        shape = [1] * (parts[0].dim() + 1)  # each tile's ranges stacked first
+        shape[0], shape[1 + xb.channel_dim(module, kind, parts[0])] = bounds.shape
         bound = bounds.view(shape)
-        seed = output_noise.seed(self.generator, parts.device) if periphery.output_noise > 0 else None
+        seed = output_noise.seed(self.generator, parts[0].device) if periphery.output_noise > 0 else None
         y, clipped = fused.adc_tiles(parts, seed, None if seed is None else periphery.output_noise * bound, bound,
                                      cast(int, periphery.adc_bits), scale)
         if self.clipping is not None:
-            self.clipping.add(key, int(clipped), parts.numel())
+            self.clipping.add(key, int(clipped), len(parts) * parts[0].numel())
         bias = xb.bias_view(module, kind, y)
         return y if bias is None else y + bias
 

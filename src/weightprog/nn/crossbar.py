@@ -126,29 +126,24 @@ def partials(module: nn.Module, kind: str, x: torch.Tensor, cuts: list[tuple[int
 
 
 def tile_products(module: nn.Module, kind: str, x: torch.Tensor,
-                  cuts: list[tuple[int, int]]) -> torch.Tensor | None:
-    """Every input tile's partial sum of the module's product (no bias), stacked on a new first
-    dimension, from one grouped product (a grouped convolution, a batched matrix product): as much
-    arithmetic as the module's own product, where computing the module's product and then all but
-    one tile apart costs up to twice that. Tiles narrower than the widest are zero-padded. None for
-    what it does not cover (an unbatched or non-zero-padded convolution, GPT-2's Conv1D): the
-    caller takes `partials` then."""
+                  cuts: list[tuple[int, int]]) -> list[torch.Tensor] | None:
+    """Every input tile's partial sum of the module's product (no bias), one tensor per tile, all of
+    one shape and layout: as much arithmetic as the module's own product, where computing the
+    module's product and then all but one tile apart costs up to twice that. A Linear's tiles in one
+    batched matrix product (tiles narrower than the widest zero-padded); a convolution's one product
+    per tile over its input channels (a grouped convolution does the same arithmetic, but a CPU runs
+    it up to 2× slower: benchmarks/RESULTS.md). None for GPT-2's Conv1D: the caller takes `partials`."""
     weight = cast(torch.Tensor, module.weight)
-    widths = [b - a for a, b in cuts]
-    width, tiles = max(widths), len(cuts)
-    if kind == "linear":
-        xs = torch.stack([F.pad(x[..., a:b], (0, width - (b - a))) for a, b in cuts])
-        ws = torch.stack([F.pad(weight[:, a:b], (0, width - (b - a))) for a, b in cuts])
-        lead = x.shape[:-1]
-        return torch.bmm(xs.reshape(tiles, -1, width), ws.transpose(1, 2)).view(tiles, *lead, weight.shape[0])
-    if kind != "conv" or x.dim() != spatial(module) + 2 or getattr(module, "padding_mode", "zeros") != "zeros":
+    if kind == "conv":
+        return [partial(module, kind, x, a, b) for a, b in cuts]
+    if kind != "linear":
         return None
-    pad = [0, 0] * spatial(module)
-    xs = x if min(widths) == width else torch.cat([F.pad(x[:, a:b], pad + [0, width - (b - a)]) for a, b in cuts], 1)
-    ws = torch.cat([F.pad(weight[:, a:b], pad + [0, width - (b - a)]) for a, b in cuts])
-    conv = cast(Callable[..., torch.Tensor], (F.conv1d, F.conv2d, F.conv3d)[spatial(module) - 1])
-    y = conv(xs, ws, None, module.stride, module.padding, module.dilation, tiles)
-    return y.view(y.shape[0], tiles, weight.shape[0], *y.shape[2:]).movedim(1, 0)
+    width, tiles = max(b - a for a, b in cuts), len(cuts)
+    xs = torch.stack([F.pad(x[..., a:b], (0, width - (b - a))) for a, b in cuts])
+    ws = torch.stack([F.pad(weight[:, a:b], (0, width - (b - a))) for a, b in cuts])
+    lead = x.shape[:-1]
+    products = torch.bmm(xs.reshape(tiles, -1, width), ws.transpose(1, 2))
+    return list(products.view(tiles, *lead, weight.shape[0]).unbind(0))
 
 
 def analog_inputs(kind: str, args: tuple) -> int:

@@ -55,10 +55,15 @@ def _adc(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor |
     return (q if bias is None else q + bias), (y.abs() > bound).sum()
 
 
-def _adc_tiles(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None,
+def _adc_tiles(parts: list[torch.Tensor], seed: torch.Tensor | None, noise_bound: torch.Tensor | None,
                bound: torch.Tensor, levels: int, scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    q, clipped = _adc(y, seed, noise_bound, bound, levels, None)
-    total = q.sum(0)
+    # tile t's noise is that of index t·numel + i of the tiles stacked first, one seed for all
+    digitised = [_adc(y, None if seed is None else seed + t * y.numel(),
+                      None if noise_bound is None else noise_bound[t], bound[t], levels, None)
+                 for t, y in enumerate(parts)]
+    total, clipped = digitised[0]
+    for q, k in digitised[1:]:
+        total, clipped = total + q, clipped + k
     return (total if scale is None else total * scale), clipped
 
 
@@ -196,18 +201,23 @@ def product(x: torch.Tensor, weight: torch.Tensor, seed: torch.Tensor | None, no
     return _call(_product, x, weight, seed, noise_bound, bound, 2 ** (dac_bits - 1) - 1, 2 ** (adc_bits - 1) - 1)
 
 
-def adc_tiles(y: torch.Tensor, seed: torch.Tensor | None, noise_bound: torch.Tensor | None, bound: torch.Tensor,
-              bits: int, scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """`adc` of input tiles' partial sums stacked on the first dimension (one noise seed for all,
-    each tile's own `bound`), the digitised tiles added, then times `scale`; with the count of
-    clipped values. Fused where `usable`, else the same operations eagerly."""
+def adc_tiles(parts: list[torch.Tensor], seed: torch.Tensor | None, noise_bound: torch.Tensor | None,
+              bound: torch.Tensor, bits: int, scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`adc` of input tiles' partial sums (one tensor per tile, of one shape and layout; one noise
+    seed for all; `bound`, `noise_bound`: each tile's, stacked first), the digitised tiles added,
+    then times `scale`; with the count of clipped values. Fused where `usable`, else the same
+    operations eagerly."""
     levels = 2 ** (bits - 1) - 1
     done = None
-    if usable(y):
-        flat, (nb, b, s) = _flattened(y, noise_bound, bound, scale)
-        done = _call(_adc_tiles, flat, seed, nb, b, levels, s)
-        done = None if done is None else (done[0].view(y.shape[1:]), done[1])
-    return done if done is not None else _adc_tiles(y, seed, noise_bound, bound, levels, scale)
+    first = parts[0]
+    if usable(first, any_size=len(parts) * first.numel() >= MIN_NUMEL):
+        flat, (nb, b, s) = _flattened(first, noise_bound, bound, scale)
+        if all(p.stride() == first.stride() for p in parts):
+            done = _call(_adc_tiles, [p.view(flat.shape) for p in parts], seed, nb, b, levels, s)
+        else:
+            done = _call(_adc_tiles, parts, seed, noise_bound, bound, levels, scale)
+        done = None if done is None else (done[0].view(first.shape), done[1])
+    return done if done is not None else _adc_tiles(parts, seed, noise_bound, bound, levels, scale)
 
 
 def blocks_pay(gi: torch.Tensor) -> bool:
