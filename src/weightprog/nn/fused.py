@@ -76,10 +76,10 @@ def _product(x: torch.Tensor, weight: torch.Tensor, seed: torch.Tensor | None, n
 def _device_read(g_prog: torch.Tensor, nu: torch.Tensor, q: torch.Tensor, factors: torch.Tensor,
                  mask: torch.Tensor, drift_log: torch.Tensor, read_scale: torch.Tensor,
                  seed: torch.Tensor) -> torch.Tensor:
-    # g_prog, nu, q: (N, 2P). Each device k of all N weights is read in turn (strided loads) and
-    # the weights' sums built up in the loop: a sum over a last dimension of 2P = 2–4 would leave
-    # the vector units idle (~25 % slower). Device k of weight i keeps the normal of (…, 2P)'s
-    # index i·2P + k, so the values are `gaussian(g_prog, seed)`'s.
+    # the compiled read. g_prog, nu, q: (N, 2P). Each device k of all N weights is read in turn
+    # (strided loads) and the weights' sums built up in the loop: a sum over a last dimension of
+    # 2P = 2–4 would leave the vector units idle (~25 % slower). Device k of weight i keeps the
+    # normal of (…, 2P)'s index i·2P + k, so the values are `_whole_read`'s.
     devices = g_prog.shape[1]
     index = torch.arange(g_prog.shape[0], device=g_prog.device, dtype=torch.int32) * devices
     total = mask.new_zeros(())
@@ -90,6 +90,16 @@ def _device_read(g_prog: torch.Tensor, nu: torch.Tensor, q: torch.Tensor, factor
     return total * mask
 
 
+def _whole_read(g_prog: torch.Tensor, nu: torch.Tensor, q: torch.Tensor, factors: torch.Tensor,
+                mask: torch.Tensor, drift_log: torch.Tensor, read_scale: torch.Tensor,
+                seed: torch.Tensor) -> torch.Tensor:
+    # the eager read: each operation once over all devices (`_device_read`'s loop would be 2P times
+    # as many small operations)
+    z = output_noise.gaussian(g_prog, seed)
+    g = (torch.exp(nu * -drift_log) * g_prog * (1.0 + q * read_scale * z)).clamp(min=0.0)
+    return (g * factors).sum(-1) * mask
+
+
 def device_read(g_prog: torch.Tensor, nu: torch.Tensor, q: torch.Tensor, factors: torch.Tensor, mask: torch.Tensor,
                 drift_log: float, read_scale: float, seed: torch.Tensor) -> torch.Tensor:
     """Σₖ fₖ·Gₖ(t) per weight, masked: the devices' law read (`DeviceModel.read`: drift, Gaussian
@@ -97,11 +107,14 @@ def device_read(g_prog: torch.Tensor, nu: torch.Tensor, q: torch.Tensor, factors
     strategy's `factors`, in one pass over the device state where `usable` (a network's read is
     memory-bound: eager, it is a dozen passes and a `torch.randn` over 4 devices per weight),
     else the same formula eagerly. `g_prog`, `nu`, `q`: (…, 2P); `mask`: (…)."""
-    rows = [x.reshape(-1, x.shape[-1]) for x in (g_prog, nu, q)]
-    args = (*rows, factors, mask.reshape(-1), torch.tensor(drift_log, dtype=g_prog.dtype, device=g_prog.device),
-            torch.tensor(read_scale, dtype=g_prog.dtype, device=g_prog.device), seed)
-    done = _call(_device_read, *args) if usable(g_prog) else None
-    return (done if done is not None else _device_read(*args)).view(mask.shape)
+    law = (torch.tensor(drift_log, dtype=g_prog.dtype, device=g_prog.device),
+           torch.tensor(read_scale, dtype=g_prog.dtype, device=g_prog.device), seed)
+    if usable(g_prog):
+        rows = [x.reshape(-1, x.shape[-1]) for x in (g_prog, nu, q)]
+        done = _call(_device_read, *rows, factors, mask.reshape(-1), *law)
+        if done is not None:
+            return done.view(mask.shape)
+    return _whole_read(g_prog, nu, q, factors, mask, *law)
 
 
 STEP_BLOCK = 5
