@@ -5,6 +5,8 @@
 * The read of one programmed 2,600 × 1,000 weight tensor (PCM, lsp-first f=1,2: 10.4 M devices):
   `ProgrammedTensor.read` (eager, `torch.randn` read noise) against the network path's fused read
   (`nn.program`'s, counter-based Gaussian noise in the kernel), with `torch.randn` of that size alone.
+* The read of all 34 weight tensors of ResNet-32 (each below `fused.MIN_NUMEL`) eager, and by the
+  compiled kernel (as `ProgrammedModel` reads them, its devices together being above it).
 * The fused ADC (noise, quantiser, clip count, input scale) on a convolution's output, one range per
   channel and one input scale per sample: over N × C × H × W as given, and over H·W flattened
   (`fused.adc`), for ResNet-32's first stage (500 × 16 × 28 × 28) and last (500 × 64 × 7 × 7).
@@ -23,8 +25,9 @@ from weightprog.baselines import baseline
 from weightprog.cell import Cell
 from weightprog.devices import get_device
 from weightprog.hardware import ProgrammedTensor
-from weightprog.nn import fused
+from weightprog.nn import ProgrammedModel, find_analog_weights, fused
 from weightprog.nn.program import _read
+from weightprog.workloads import get_workload
 
 
 def best_ms(fn, rounds: int) -> float:
@@ -52,6 +55,13 @@ def main() -> None:
     read = best_ms(lambda: _read(programmed, 3600.0, gen), args.rounds)
     print(f"read, {devices / 1e6:.1f} M devices: eager {eager:.1f} ms (torch.randn alone {randn:.1f} ms), "
           f"fused {read:.1f} ms")
+    network, _, _ = get_workload("fmnist-resnet32", eval_size=1)
+    resnet = ProgrammedModel(find_analog_weights(network), baseline("lsp-first", Cell((1.0, 2.0))), "pcm",
+                             generator=gen)
+    small = {any_size: best_ms(lambda: [_read(t, 3600.0, gen, any_size) for t in resnet.tensors],  # noqa: B023
+                               args.rounds) for any_size in (False, True)}
+    print(f"read of ResNet-32's {len(resnet.tensors)} tensors ({resnet.state_devices / 1e6:.2f} M devices, each "
+          f"below fused.MIN_NUMEL): eager {small[False]:.1f} ms, compiled {small[True]:.1f} ms")
     seed = torch.tensor(123, dtype=torch.int32)
     for shape in ((500, 16, 28, 28), (500, 64, 7, 7)):
         y = torch.randn(shape)

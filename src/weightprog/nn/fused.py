@@ -101,15 +101,16 @@ def _whole_read(g_prog: torch.Tensor, nu: torch.Tensor, q: torch.Tensor, factors
 
 
 def device_read(g_prog: torch.Tensor, nu: torch.Tensor, q: torch.Tensor, factors: torch.Tensor, mask: torch.Tensor,
-                drift_log: float, read_scale: float, seed: torch.Tensor) -> torch.Tensor:
+                drift_log: float, read_scale: float, seed: torch.Tensor, any_size: bool = False) -> torch.Tensor:
     """Σₖ fₖ·Gₖ(t) per weight, masked: the devices' law read (`DeviceModel.read`: drift, Gaussian
     read noise, clamped at 0; the noise `noise.gaussian(g_prog, seed)`) and combined with the
     strategy's `factors`, in one pass over the device state where `usable` (a network's read is
     memory-bound: eager, it is a dozen passes and a `torch.randn` over 4 devices per weight),
-    else the same formula eagerly. `g_prog`, `nu`, `q`: (…, 2P); `mask`: (…)."""
+    else the same formula eagerly. `g_prog`, `nu`, `q`: (…, 2P); `mask`: (…); `any_size`: compiled
+    below `MIN_NUMEL` too (a network whose read as a whole repays the compilation)."""
     law = (torch.tensor(drift_log, dtype=g_prog.dtype, device=g_prog.device),
            torch.tensor(read_scale, dtype=g_prog.dtype, device=g_prog.device), seed)
-    if usable(g_prog):
+    if usable(g_prog, any_size):
         rows = [x.reshape(-1, x.shape[-1]) for x in (g_prog, nu, q)]
         done = _call(_device_read, *rows, factors, mask.reshape(-1), *law)
         if done is not None:

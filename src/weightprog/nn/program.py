@@ -90,7 +90,7 @@ class ProgrammedModel:
         """
         errors = []
         for w, programmed in zip(self.weights, self.tensors):
-            read = _read(programmed, t_s, generator)
+            read = _read(programmed, t_s, generator, self.state_devices >= fused.MIN_NUMEL)
             if read_out is not None:
                 read = read_out(read, w.matrix())
             diff = read.to(torch.float64, copy=True).sub_(w.matrix())  # one temporary; summed as a dot product
@@ -126,6 +126,12 @@ class ProgrammedModel:
             swap.restore()
 
     @property
+    def state_devices(self) -> int:
+        """Devices of all weights: a network's read repays compiling where they are many, each
+        tensor's read compiled however small (ResNet-32: 34 tensors, none above `fused.MIN_NUMEL`)."""
+        return sum(t.state.g_prog.numel() for t in self.tensors)
+
+    @property
     def state_bytes(self) -> int:
         """Bytes held per realisation: device state (programmed conductance, drift exponent,
         read-noise coefficient) plus the tile mask, scales and compensation references."""
@@ -136,14 +142,16 @@ class ProgrammedModel:
         return sum(t.state_bytes for t in self.tensors) + extra
 
 
-def _read(programmed: ProgrammedTensor, t_s: float, generator: torch.Generator | None) -> torch.Tensor:
+def _read(programmed: ProgrammedTensor, t_s: float, generator: torch.Generator | None,
+          any_size: bool = False) -> torch.Tensor:
     """`programmed.read(t_s)` with the read noise from one seed of `generator` (`noise.gaussian`) and
-    the read in one fused pass (`fused.device_read`); a device with a read law of its own (a
-    subclass overriding `DeviceModel.read`) reads itself."""
+    the read in one fused pass (`fused.device_read`, compiled however small the tensor where
+    `any_size`); a device with a read law of its own (a subclass overriding `DeviceModel.read`)
+    reads itself."""
     device, state = programmed.device, programmed.state
     if type(device).read is not DeviceModel.read:
         return programmed.read(t_s, generator)
     seed = counter_noise.seed(generator, state.g_prog.device)
     w = fused.device_read(state.g_prog, state.nu, state.q, programmed.factors, programmed.mask,
-                          device.drift_log(float(t_s)), device.read_scale(float(t_s)), seed)
+                          device.drift_log(float(t_s)), device.read_scale(float(t_s)), seed, any_size)
     return programmed.finish(w)
