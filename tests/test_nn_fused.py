@@ -133,6 +133,24 @@ def test_trailing_dimensions_collapse_only_where_broadcast_and_layout_allow():
     assert fused._flat_tail(y.transpose(2, 3), torch.ones(3, 1, 1)) == 0
 
 
+@pytest.mark.parametrize("layers, compiled", [(3, True), (1, False)])
+def test_small_tensors_are_read_compiled_where_the_network_repays_it(monkeypatch, layers, compiled):
+    # each 20 x 20 weight (1,600 devices) is below MIN_NUMEL; three of them together are above it
+    from weightprog.baselines import baseline
+    from weightprog.cell import Cell
+    from weightprog.nn import ProgrammedModel
+
+    monkeypatch.setattr(fused, "MIN_NUMEL", 3000)
+    calls = []
+    real = fused._call
+    monkeypatch.setattr(fused, "_call", lambda fn, *a, **k: calls.append(fn.__name__) or real(fn, *a, **k))
+    model = nn.Sequential(*[nn.Linear(20, 20) for _ in range(layers)])
+    programmed = ProgrammedModel(find_analog_weights(model), baseline("lsp-first", Cell((1.0, 2.0))), "pcm",
+                                 generator=torch.Generator().manual_seed(0))
+    programmed.write(3600.0, torch.Generator().manual_seed(1))
+    assert calls == (["_device_read"] * layers if compiled else [])
+
+
 def test_gaussian_noise_is_standard_normal_and_counter_based():
     from weightprog.nn import noise
 
