@@ -89,8 +89,9 @@ class ProgrammedModel:
             (L,) Σ(α·ŵ − w)² of each weight (float64).
         """
         errors = []
+        compiled = self.state_devices >= fused.MIN_NUMEL
         for w, programmed in zip(self.weights, self.tensors):
-            read = _read(programmed, t_s, generator, self.state_devices >= fused.MIN_NUMEL)
+            read = _read(programmed, t_s, generator, compiled)
             if read_out is not None:
                 read = read_out(read, w.matrix())
             diff = read.to(torch.float64, copy=True).sub_(w.matrix())  # one temporary; summed as a dot product
