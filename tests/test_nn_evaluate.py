@@ -222,6 +222,15 @@ def test_compensation_reference_programmed_state():
         Mapping(reference="ideal")
 
 
+def test_pass_timing_names_the_compiling_share():
+    from weightprog.nn.result import PassTiming
+
+    t = PassTiming(0.3, 12.0, 10, 4.2)
+    assert "(4.2 s of it compiling kernels)" in t.describe() and t.to_dict()["compiling_s"] == 4.2
+    assert PassTiming.from_dict({"digital_s": 0.3, "analogue_s": 12.0, "passes": 10}).compiling_s is None
+    assert "compiling" not in PassTiming(0.3, 12.0, 10, 0.0).describe()
+
+
 def test_pass_timing_compares_the_analogue_passes_with_one_digital_pass():
     model, inputs, target = CASES["cnn"]()
     fn = metrics_for(inputs, target)
@@ -230,6 +239,8 @@ def test_pass_timing_compares_the_analogue_passes_with_one_digital_pass():
     assert t is not None and t.passes == 2 * 2 and t.digital_s > 0 and t.analogue_s > 0
     assert t.ratio == pytest.approx(t.analogue_s / (4 * t.digital_s))
     assert ideal.to_dict()["timing"]["ratio"] == t.ratio and "analogue passes" in ideal.format()
+    assert t.compiling_s is not None and 0 <= t.compiling_s <= t.analogue_s  # torch's own record of it
+    assert type(t).from_dict(t.to_dict()) == t
     # an older spec with a converter periphery calibrates on the scored data: no clean digital pass
     old = evaluate_over_time(model, fn, ["lsp-first"], "pcm", TIMES, repeats=1, periphery="io8")
     assert old.calibrated_on == "test" and old.timing.digital_s is None and old.timing.ratio is None

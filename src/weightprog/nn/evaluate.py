@@ -30,6 +30,7 @@ from ..hardware import Mapping
 from ..progress import Event, ProgressCallback
 from ..strategy import Strategy
 from ..timeunits import DEFAULT_TIMES_S, check_times
+from . import fused
 from .attach import attached
 from .calibration import Clipping, Ranges, calibrate
 from .discover import find_analog_weights
@@ -252,7 +253,7 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
     swap = WeightSwap(weights)
     try:
         digital, ranges, calibrated_on, digital_s = _digital(spec, split, weights, peri, mapping)
-        analogue_start = time.perf_counter()
+        analogue_start, compiled_before = time.perf_counter(), fused.compiling_seconds()
         for i, strategy in enumerate(chosen):
             for r in range(repeats):
                 gen = torch.Generator(device=gen_device).manual_seed(realisation_seed(seed, first_realisation + r))
@@ -278,7 +279,10 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                             examples[i, r, k] = got.examples
                         step()
                 del programmed
-        timing = PassTiming(digital_s, time.perf_counter() - analogue_start, metrics.numel())
+        compiled_after = fused.compiling_seconds()
+        timing = PassTiming(digital_s, time.perf_counter() - analogue_start, metrics.numel(),
+                            None if compiled_before is None or compiled_after is None
+                            else compiled_after - compiled_before)
     finally:
         swap.restore()
     dicts = [c.to_dict() for c in chosen]

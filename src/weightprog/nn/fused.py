@@ -160,6 +160,17 @@ def _call(fn: Callable, *args, dynamic: bool = True):
         return None
 
 
+def compiling_seconds() -> float | None:
+    """Seconds this process has spent in `torch.compile` so far (tracing, compiling, loading from
+    torch's cache), from torch's own record of it; None where that record is not there (it is
+    torch's internal bookkeeping, not a public interface)."""
+    try:
+        from torch._dynamo.utils import compilation_time_metrics
+        return float(sum(compilation_time_metrics.get("_compile.compile_inner", [])))
+    except Exception:  # another torch version
+        return None
+
+
 def _flat_tail(y: torch.Tensor, *others: torch.Tensor | None) -> int:
     """How many trailing dimensions of `y` (≥ 2, else 0) every one of `others` (aligned to `y` from
     the right, as broadcasting aligns them) has size 1 in, and which are laid out as one in memory:

@@ -29,6 +29,9 @@ class PassTiming:
     analogue_s: float
     passes: int
     """Analogue passes: strategies × realisations × times."""
+    compiling_s: float | None = None
+    """Of `analogue_s`, the seconds torch spent compiling the fused kernels (tracing them and
+    loading them from its cache: once per process; `fused.compiling_seconds`), or None where unknown."""
 
     @property
     def ratio(self) -> float | None:
@@ -39,17 +42,21 @@ class PassTiming:
 
     def to_dict(self) -> dict:
         return {"digital_s": self.digital_s, "analogue_s": self.analogue_s, "passes": self.passes,
-                "ratio": self.ratio}
+                "ratio": self.ratio, "compiling_s": self.compiling_s}
 
     @classmethod
     def from_dict(cls, d: dict) -> PassTiming:
-        return cls(d.get("digital_s"), float(d["analogue_s"]), int(d["passes"]))
+        compiling = d.get("compiling_s")
+        return cls(d.get("digital_s"), float(d["analogue_s"]), int(d["passes"]),
+                   None if compiling is None else float(compiling))
 
     def describe(self) -> str:
         """The passes' cost in words (the printed line and the page's)."""
         each = f"{self.ratio:.2f}× a digital pass ({self.digital_s:.3g} s) each" if self.ratio is not None \
             else "no clean digital pass to compare with (calibrated on the scored data)"
-        return f"{self.passes} analogue passes in {self.analogue_s:.3g} s, programming and reads included: {each}"
+        compiling = f" ({self.compiling_s:.2g} s of it compiling kernels)" if self.compiling_s else ""
+        return (f"{self.passes} analogue passes in {self.analogue_s:.3g} s{compiling}, programming and reads "
+                f"included: {each}")
 
     def format(self) -> str:
         return f"time: {self.describe()}"
