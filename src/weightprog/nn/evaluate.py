@@ -253,7 +253,7 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
     swap = WeightSwap(weights)
     try:
         digital, ranges, calibrated_on, digital_s = _digital(spec, split, weights, peri, mapping)
-        analogue_start, compiled_before = time.perf_counter(), fused.compiling_seconds()
+        analogue_start = _clock()
         for i, strategy in enumerate(chosen):
             for r in range(repeats):
                 gen = torch.Generator(device=gen_device).manual_seed(realisation_seed(seed, first_realisation + r))
@@ -279,10 +279,7 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                             examples[i, r, k] = got.examples
                         step()
                 del programmed
-        compiled_after = fused.compiling_seconds()
-        timing = PassTiming(digital_s, time.perf_counter() - analogue_start, metrics.numel(),
-                            None if compiled_before is None or compiled_after is None
-                            else compiled_after - compiled_before)
+        timing = _timing(digital_s, analogue_start, metrics.numel())
     finally:
         swap.restore()
     dicts = [c.to_dict() for c in chosen]
@@ -292,6 +289,18 @@ def evaluate_over_time(model: nn.Module | ModelSpec | Mapping_[str, Any],
                           weight_energy, clipping.layers(weights), spec.metric_name, spec.higher_is_better,
                           split, calibrated_on, examples, digital.examples,
                           computed[0].to_dict() if computed else None, spec.aggregate, timing)
+
+
+def _clock() -> tuple[float, float | None]:
+    """Now, and the seconds this process has compiled kernels so far: where a run's timing starts."""
+    return time.perf_counter(), fused.compiling_seconds()
+
+
+def _timing(digital_s: float | None, start: tuple[float, float | None], passes: int) -> PassTiming:
+    """The analogue passes' timing since `start` (`_clock`), the compiling in it included and named."""
+    compiled = fused.compiling_seconds()
+    return PassTiming(digital_s, time.perf_counter() - start[0], passes,
+                      None if start[1] is None or compiled is None else compiled - start[1])
 
 
 def _limit(name: str, given: Sequence[Limit], weights, mapping: Mapping, dev, times_s: tuple[float, ...],
