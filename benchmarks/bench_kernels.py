@@ -7,6 +7,10 @@
   (`nn.program`'s, counter-based Gaussian noise in the kernel), with `torch.randn` of that size alone.
 * The read of all 34 weight tensors of ResNet-32 (each below `fused.MIN_NUMEL`) eager, and by the
   compiled kernel (as `ProgrammedModel` reads them, its devices together being above it).
+* A convolution's input tiles' partial sums, as one grouped convolution (zero-padded to equal
+  widths, what `crossbar.tile_products` did before) and as one convolution per tile (what it does
+  now), beside the dense convolution, for the hidden CNN's tiled layers (benchmarks/cnn8_spec.py,
+  128 images, NCHW) and ResNet-32's stage 3 (500 images, channels-last).
 * The fused ADC (noise, quantiser, clip count, input scale) on a convolution's output, one range per
   channel and one input scale per sample: over N × C × H × W as given, and over H·W flattened
   (`fused.adc`), for ResNet-32's first stage (500 × 16 × 28 × 28) and last (500 × 64 × 7 × 7).
@@ -20,6 +24,7 @@ import argparse
 import time
 
 import torch
+import torch.nn.functional as F
 
 from weightprog.baselines import baseline
 from weightprog.cell import Cell
@@ -38,6 +43,25 @@ def best_ms(fn, rounds: int) -> float:
         fn()
         best = min(best, time.perf_counter() - start)
     return 1e3 * best
+
+
+def tile_convolutions(c_in: int, c_out: int, hw: int, tiles: int, n: int, channels_last: bool,
+                      rounds: int) -> tuple[float, float, float]:
+    """ms of a 3×3 convolution's tiles' partial sums: grouped, one per tile, and the dense product."""
+    x, w = torch.randn(n, c_in, hw, hw), torch.randn(c_out, c_in, 3, 3)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    width = -(-c_in // tiles)
+    cuts = [(a, min(c_in, a + width)) for a in range(0, c_in, width)]
+
+    def grouped() -> torch.Tensor:
+        pad = [0, 0, 0, 0, 0]
+        xs = x if c_in % tiles == 0 else torch.cat([F.pad(x[:, a:b], pad + [width - (b - a)]) for a, b in cuts], 1)
+        ws = torch.cat([F.pad(w[:, a:b], pad + [width - (b - a)]) for a, b in cuts])
+        return F.conv2d(xs, ws, None, 1, 1, 1, len(cuts))
+    return (best_ms(grouped, rounds),
+            best_ms(lambda: [F.conv2d(x.narrow(1, a, b - a), w[:, a:b], None, 1, 1) for a, b in cuts], rounds),
+            best_ms(lambda: F.conv2d(x, w, None, 1, 1), rounds))
 
 
 def main() -> None:
@@ -62,6 +86,11 @@ def main() -> None:
                                args.rounds) for any_size in (False, True)}
     print(f"read of ResNet-32's {len(resnet.tensors)} tensors ({resnet.state_devices / 1e6:.2f} M devices, each "
           f"below fused.MIN_NUMEL): eager {small[False]:.1f} ms, compiled {small[True]:.1f} ms")
+    for c_in, c_out, hw, tiles, n, channels_last in ((64, 64, 16, 2, 128, False), (128, 128, 8, 3, 128, False),
+                                                     (128, 256, 4, 3, 128, False), (64, 64, 7, 2, 500, True)):
+        grouped, apart, dense = tile_convolutions(c_in, c_out, hw, tiles, n, channels_last, args.rounds)
+        print(f"conv {c_in} -> {c_out} at {hw}x{hw}, {tiles} tiles, {n} images{' (channels-last)' * channels_last}: "
+              f"grouped {grouped:.1f} ms, one per tile {apart:.1f} ms (dense {dense:.1f} ms)")
     seed = torch.tensor(123, dtype=torch.int32)
     for shape in ((500, 16, 28, 28), (500, 64, 7, 7)):
         y = torch.randn(shape)
