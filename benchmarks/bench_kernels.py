@@ -26,11 +26,12 @@ import time
 import torch
 import torch.nn.functional as F
 
+from bench_nn import realisation  # the benchmarks' realisation (this folder is on sys.path)
 from weightprog.baselines import baseline
 from weightprog.cell import Cell
 from weightprog.devices import get_device
 from weightprog.hardware import ProgrammedTensor
-from weightprog.nn import ProgrammedModel, find_analog_weights, fused
+from weightprog.nn import find_analog_weights, fused
 from weightprog.nn.program import _read
 from weightprog.workloads import get_workload
 
@@ -80,8 +81,7 @@ def main() -> None:
     print(f"read, {devices / 1e6:.1f} M devices: eager {eager:.1f} ms (torch.randn alone {randn:.1f} ms), "
           f"fused {read:.1f} ms")
     network, _, _ = get_workload("fmnist-resnet32", eval_size=1)
-    resnet = ProgrammedModel(find_analog_weights(network), baseline("lsp-first", Cell((1.0, 2.0))), "pcm",
-                             generator=gen)
+    resnet = realisation(find_analog_weights(network), gen)
     small = {any_size: best_ms(lambda: [_read(t, 3600.0, gen, any_size) for t in resnet.tensors],  # noqa: B023
                                args.rounds) for any_size in (False, True)}
     print(f"read of ResNet-32's {len(resnet.tensors)} tensors ({resnet.state_devices / 1e6:.2f} M devices, each "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -39,12 +40,24 @@ def both(fn) -> tuple[float, float]:
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
+def realisation(weights: list, gen: torch.Generator) -> ProgrammedModel:
+    """The benchmarks' programmed realisation: PCM, lsp-first f=1,2."""
+    return ProgrammedModel(weights, baseline("lsp-first", Cell((1.0, 2.0))), "pcm", generator=gen)
+
+
+def analogue_pass(weights: list, programmed: ProgrammedModel, swap: WeightSwap, periphery: str, ranges,
+                  gen: torch.Generator, evaluate: Callable[[], object]) -> None:
+    """One analogue pass: the realisation read at t = 1 h, the periphery attached, `evaluate` run."""
+    with attached(weights, get_periphery(periphery), ranges, gen, Clipping()), programmed.applied(3600.0, swap, gen):
+        evaluate()
+
+
 def run(name: str, size: int, rounds: int, peripheries: tuple[str, ...]) -> dict:
     model, evaluate_fn, _ = get_workload(name, eval_size=size)
     weights = find_analog_weights(model)
     gen = torch.Generator().manual_seed(0)
     start = time.perf_counter()
-    programmed = ProgrammedModel(weights, baseline("lsp-first", Cell((1.0, 2.0))), "pcm", generator=gen)
+    programmed = realisation(weights, gen)
     programming = time.perf_counter() - start
     swap, ranges, calibration = WeightSwap(weights), {}, {}
     for p in peripheries:
@@ -54,9 +67,7 @@ def run(name: str, size: int, rounds: int, peripheries: tuple[str, ...]) -> dict
             calibration[p] = time.perf_counter() - start
 
     def analogue(p: str) -> None:
-        with attached(weights, get_periphery(p), ranges.get(p), gen, Clipping()), \
-                programmed.applied(3600.0, swap, gen):
-            evaluate_fn(model)
+        analogue_pass(weights, programmed, swap, p, ranges.get(p), gen, lambda: evaluate_fn(model))
 
     evaluate_fn(model)  # warm-up
     for p in peripheries:

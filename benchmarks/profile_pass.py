@@ -16,10 +16,9 @@ import time
 
 import torch
 
-from weightprog.baselines import baseline
-from weightprog.cell import Cell
+from bench_nn import analogue_pass, realisation  # the same realisation and pass (this folder is on sys.path)
 from weightprog.cli.model_spec import load_model_spec
-from weightprog.nn import Clipping, ProgrammedModel, WeightSwap, attached, calibrate, find_analog_weights
+from weightprog.nn import WeightSwap, calibrate, find_analog_weights
 from weightprog.nn.periphery import get_periphery
 
 
@@ -37,13 +36,11 @@ def main() -> None:
     model, evaluate_fn = spec.model, spec.function("test")
     weights = find_analog_weights(model)
     gen = torch.Generator().manual_seed(0)
-    programmed = ProgrammedModel(weights, baseline("lsp-first", Cell((1.0, 2.0))), "pcm", generator=gen)
-    swap, periphery = WeightSwap(weights), get_periphery(args.periphery)
+    programmed, swap, periphery = realisation(weights, gen), WeightSwap(weights), get_periphery(args.periphery)
     ranges = None if periphery.is_ideal else calibrate(weights, periphery, spec.calibration_run()[0])[1]
 
     def analogue() -> None:
-        with attached(weights, periphery, ranges, gen, Clipping()), programmed.applied(3600.0, swap, gen):
-            evaluate_fn(model)
+        analogue_pass(weights, programmed, swap, args.periphery, ranges, gen, lambda: evaluate_fn(model))
     for _ in range(2):  # the fused kernels compile in the first
         analogue()
     for name, fn in (("digital", lambda: evaluate_fn(model)), ("analogue", analogue)):

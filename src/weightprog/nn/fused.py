@@ -16,6 +16,7 @@ fails (no C++ compiler) everything stays eager.
 from __future__ import annotations
 
 import functools
+import sys
 import warnings
 from collections.abc import Callable
 
@@ -104,8 +105,8 @@ def device_read(g_prog: torch.Tensor, nu: torch.Tensor, q: torch.Tensor, factors
                 drift_log: float, read_scale: float, seed: torch.Tensor, any_size: bool = False) -> torch.Tensor:
     """Σₖ fₖ·Gₖ(t) per weight, masked: the devices' law read (`DeviceModel.read`: drift, Gaussian
     read noise, clamped at 0; the noise `noise.gaussian(g_prog, seed)`) and combined with the
-    strategy's `factors`, in one pass over the device state where `usable` (a network's read is
-    memory-bound: eager, it is a dozen passes and a `torch.randn` over 4 devices per weight),
+    strategy's `factors`, in one pass over the device state where `usable` (eager, a network's read
+    is a dozen passes over 4 devices per weight),
     else the same formula eagerly. `g_prog`, `nu`, `q`: (…, 2P); `mask`: (…); `any_size`: compiled
     below `MIN_NUMEL` too (a network whose read as a whole repays the compilation)."""
     law = (torch.tensor(drift_log, dtype=g_prog.dtype, device=g_prog.device),
@@ -163,12 +164,13 @@ def _call(fn: Callable, *args, dynamic: bool = True):
 def compiling_seconds() -> float | None:
     """Seconds this process has spent in `torch.compile` so far (tracing, compiling, loading from
     torch's cache), from torch's own record of it; None where that record is not there (it is
-    torch's internal bookkeeping, not a public interface)."""
-    try:
-        from torch._dynamo.utils import compilation_time_metrics
-        return float(sum(compilation_time_metrics.get("_compile.compile_inner", [])))
-    except Exception:  # another torch version
-        return None
+    torch's internal bookkeeping, not a public interface). Nothing has compiled before dynamo is
+    imported, and importing it to ask would cost a second."""
+    utils = sys.modules.get("torch._dynamo.utils")
+    if utils is None:
+        return 0.0
+    metrics = getattr(utils, "compilation_time_metrics", None)  # another torch version: None
+    return None if metrics is None else float(sum(metrics.get("_compile.compile_inner", [])))
 
 
 def _flat_tail(y: torch.Tensor, *others: torch.Tensor | None) -> int:
@@ -235,7 +237,7 @@ def adc_tiles(parts: list[torch.Tensor], seed: torch.Tensor | None, noise_bound:
     levels = 2 ** (bits - 1) - 1
     done = None
     first = parts[0]
-    if usable(first, any_size=len(parts) * first.numel() >= MIN_NUMEL):
+    if usable(first, any_size=True) and len(parts) * first.numel() >= MIN_NUMEL:
         flat, (nb, b, s) = _flattened(first, noise_bound, bound, scale)
         if all(p.stride() == first.stride() for p in parts):
             done = _call(_adc_tiles, [p.view(flat.shape) for p in parts], seed, nb, b, levels, s)

@@ -156,9 +156,9 @@ def chosen_from_dict(unbiased: Limit, mse: Limit, data: dict) -> Limit:
     """`limit-chosen` again from its JSON form (`Limit.to_dict`: per time which mapping and gain)
     and the two limits it chose between, for the same times: the choice made once on held-out data
     (a study's `limit-choice` job) and read by every block of realisations."""
-    at = tuple(replace(unbiased.for_time(t["time_s"]) if t["unbiased"] else mse.for_time(t["time_s"]),
-                       gain=float(t["gain"])) for t in data["per_time"])
-    return Limit(at, LIMIT_CHOSEN, tuple(data.get("held_out", ())), tuple(data.get("gain_scan", ())))
+    at = tuple((unbiased if t["unbiased"] else mse).for_time(t["time_s"]) for t in data["per_time"])
+    return Limit(at, LIMIT_CHOSEN, tuple(data.get("held_out", ()))).with_gains(
+        {a.time_s: t["gain"] for a, t in zip(at, data["per_time"])}, data.get("gain_scan", ()))
 
 
 GAIN_START = (0.96, 0.98, 1.0, 1.02)
