@@ -126,6 +126,18 @@ def test_sentiment_slice_accuracy():
     assert sorted(load_split("train") + load_split("valid") + load_split("test")) == sorted(load_sentences())
 
 
+@needs_minilm
+def test_minilm_loads_quietly_and_leaves_transformers_as_found(capfd):
+    from transformers.utils import logging as tf_logging
+
+    from weightprog.workloads.sentiment_minilm import MiniLMClassifier
+    tf_logging.set_verbosity_warning()
+    tf_logging.enable_progress_bar()
+    MiniLMClassifier()
+    assert "Loading weights" not in capfd.readouterr().err  # no progress bar per study job
+    assert tf_logging.get_verbosity() == tf_logging.WARNING and tf_logging.is_progress_bar_enabled()
+
+
 def test_unknown_workload_and_variant():
     with pytest.raises(WeightprogError, match="use one of"):
         get_workload("cifar")

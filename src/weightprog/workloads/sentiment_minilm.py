@@ -22,6 +22,7 @@ import io
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -99,13 +100,30 @@ def _transformers():
         import transformers
     except ImportError:
         raise missing_data("transformers", "pip install transformers tokenizers") from None
-    transformers.logging.set_verbosity_error()
     return transformers
+
+
+@contextmanager
+def _quiet(tf) -> Iterator[None]:
+    """transformers' warnings and progress bars off while the packaged model loads (a study's log
+    would get a "Loading weights" bar per job), then as the caller had them."""
+    log = tf.utils.logging
+    verbosity, bars = log.get_verbosity(), log.is_progress_bar_enabled()
+    log.set_verbosity_error()
+    log.disable_progress_bar()
+    try:
+        yield
+    finally:
+        log.set_verbosity(verbosity)
+        if bars:
+            log.enable_progress_bar()
 
 
 def tokenizer():
     if "tok" not in _CACHE:
-        _CACHE["tok"] = _transformers().AutoTokenizer.from_pretrained(str(model_path()))
+        tf = _transformers()
+        with _quiet(tf):
+            _CACHE["tok"] = tf.AutoTokenizer.from_pretrained(str(model_path()))
     return _CACHE["tok"]
 
 
@@ -113,8 +131,9 @@ class MiniLMClassifier(nn.Module):
     def __init__(self, hidden: int = 256):
         super().__init__()
         tf = _transformers()
-        self.encoder = tf.BertModel.from_pretrained(str(model_path()), add_pooling_layer=False,
-                                                    attn_implementation="eager")
+        with _quiet(tf):
+            self.encoder = tf.BertModel.from_pretrained(str(model_path()), add_pooling_layer=False,
+                                                        attn_implementation="eager")
         dim = self.encoder.config.hidden_size
         self.head = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.1), nn.Linear(hidden, 2))
 
