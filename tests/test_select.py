@@ -18,9 +18,9 @@ from weightprog.nn import evaluate_over_time
 from weightprog.nn.discover import find_analog_weights
 from weightprog.nn.limit import compute_limit, deployed_values
 from weightprog.nn.spec import ModelSpec
-from weightprog.nn.stats import metric_interval, paired_interval
+from weightprog.nn.stats import Interval, metric_interval, paired_interval
 from weightprog.sample import sample_from_values
-from weightprog.select import NetworkSettings, select_on_network
+from weightprog.select import NetworkSettings, resolved_choice, select_on_network
 
 TIMES = (1.0, 86400.0, 3.1536e7)
 
@@ -188,6 +188,51 @@ def test_selection_on_the_network_avoids_a_weight_error_optimum_that_is_bad_for_
     assert tnmse_pick.chosen == "optimised"
 
 
+class _Paired:
+    """What `resolved_choice` reads of an evaluation: times, direction and paired intervals, here
+    given per (candidate, time) as the sign of A − B's interval (+1 above 0, −1 below, 0 straddling)."""
+
+    def __init__(self, signs: dict[int, tuple[int, ...]], higher_is_better: bool = True):
+        self.signs, self.higher_is_better = signs, higher_is_better
+        self.times_s = TIMES[:len(next(iter(signs.values())))]
+
+    def paired(self, a: int, b: int, time: int):
+        sign = self.signs.get(a, (0,) * len(self.times_s))[time]
+        return Interval(sign, sign - 0.5 if sign else -0.5, sign + 0.5 if sign else 0.5, "realisations")
+
+
+def test_resolved_rule_keeps_the_weight_error_pick_unless_the_network_resolves_better():
+    names = ["optimised", "de", "lsp-first F=1", "pointwise_expressible"]
+    score = {"optimised": 0.70, "de": 0.72, "lsp-first F=1": 0.74, "pointwise_expressible": 0.71}
+    # every difference unresolved: the lowest weight error stays, though `network` would take F=1
+    assert resolved_choice(_Paired({1: (0, 0), 2: (0, 0)}), names, "optimised", score) == "optimised"
+    # better at one time but worse at another: not a resolved gain
+    assert resolved_choice(_Paired({2: (1, -1)}), names, "optimised", score) == "optimised"
+    # better at one time, worse at none: among such candidates the best on the network
+    assert resolved_choice(_Paired({1: (0, 1), 3: (1, 1)}), names, "optimised", score) == "de"
+    # lower is better (perplexity): an interval below 0 is the better one
+    assert resolved_choice(_Paired({3: (-1, 0)}, higher_is_better=False), names, "optimised", score) \
+        == "pointwise_expressible"
+
+
+def test_resolved_rule_on_a_network_where_the_weight_error_optimum_is_bad_for_it():
+    spec = _large_weights_matter()
+    values = deployed_values(find_analog_weights(spec["model"]))
+    settings = wp.OptimizeSettings(method="pointwise", significance=wp.Cell((1.0, 2.0)), times_s=(1.0, 3.1536e7),
+                                   rescore_blocks=1, max_generations=3, polish=False)
+    result = wp.optimize(sample_from_values(values, size=2048, rows=512), values, "pcm", settings)
+    # R = 2 leaves every difference unresolved (t with 1 degree of freedom): the weight-error pick stays
+    kept, _ = select_on_network(spec, result, result.device, NetworkSettings(repeats=2, limit=False), rule="resolved")
+    assert kept.chosen == "optimised" and "chosen by resolved: optimised" in kept.format()
+    # R = 4 resolves the clipping optimum's loss on the largest weights: a candidate that keeps them wins
+    selection, chosen = select_on_network(spec, result, result.device, NetworkSettings(repeats=4, limit=False),
+                                          rule="resolved")
+    ev = selection.evaluation
+    assert ev is not None and selection.chosen != "optimised" and chosen.name == selection.chosen
+    i, base = ev.strategies.index(selection.chosen), ev.strategies.index("optimised")
+    assert "better" in {ev.paired(i, base, k).verdict(True) for k in range(len(ev.times_s))}
+
+
 SPEC_FILE = '''
 import torch
 from torch import nn
@@ -240,9 +285,10 @@ def test_cli_evaluate_and_optimize_with_a_mapping_spec(tmp_path):
     assert all(r["ci_low"] <= r["mean"] <= r["ci_high"] for r in network["rows"])
     assert "on the network" in res.output
 
-    res = runner.invoke(cli, ["optimize", "--model", f"{tmp_path / 'myspec.py'}:no_validate", "--select", "network",
-                              "--out", str(tmp_path / "x")])
-    assert res.exit_code == 2 and "has no 'validate'" in res.output
+    for rule in ("network", "resolved"):  # both choose on held-out data, which this spec lacks
+        res = runner.invoke(cli, ["optimize", "--model", f"{tmp_path / 'myspec.py'}:no_validate", "--select", rule,
+                                  "--out", str(tmp_path / "x")])
+        assert res.exit_code == 2 and f"--select {rule}: " in res.output and "has no 'validate'" in res.output
     res = runner.invoke(cli, ["optimize", "--network-repeats", "3", "--out", str(tmp_path / "y")])
     assert res.exit_code == 2 and "need --model" in res.output
 

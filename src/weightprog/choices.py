@@ -30,8 +30,12 @@ MODES = ("exact", "free")
 """The strategy space's modes (search/space.py): every grid weight represented exactly, or every device free."""
 GRID_PLACEMENTS = ("quantile", "uniform")
 """Where the strategy table's grid points sit (search/space.py `make_grid`)."""
-SELECT_RULES = ("network", "tnmse")
-"""`network`: the best candidate on the network's held-out metric; `tnmse`: the lowest weight error."""
+SELECT_RULES = ("network", "tnmse", "resolved")
+"""How the optimised strategy is chosen among a search's candidates. `network`: the best time-averaged
+metric on the network's held-out data; `tnmse`: the lowest weight error (the search's own pick);
+`resolved`: the lowest weight error unless a candidate is better on the held-out data at some time
+by a paired difference resolved at 95 %, and worse at none (then the best of those on the network):
+where the held-out data cannot separate the candidates, `network` follows its noise."""
 PERIPHERIES = ("ideal", "standard", "io8", "chip", "chip-tile", "chip-8bit")
 """Names of the periphery presets, in the order of `nn.periphery.PRESETS` (a test keeps them equal)."""
 NORMALISE_UNITS = ("column", "tile", "tensor")

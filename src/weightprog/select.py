@@ -59,7 +59,7 @@ class NetworkSelection:
     chosen: str
     """The candidate the rule picked."""
     rule: str
-    """`network` or `tnmse` (SELECT_RULES)."""
+    """`network`, `tnmse` or `resolved` (SELECT_RULES)."""
     tnmse_ranking: list[str]
     """Candidates from lowest to highest weight error (the search's re-score)."""
     network_ranking: list[str]
@@ -206,11 +206,30 @@ def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResu
     network_ranking = sorted(names, key=lambda n: -score[n])
     weight_error = {name: s.mean for name, s in tnmse_scores(result).items() if name in candidates}
     tnmse_ranking = sorted(weight_error, key=lambda n: weight_error[n])
-    chosen = network_ranking[0] if rule == "network" else "optimised"
+    if rule == "network":
+        chosen = network_ranking[0]
+    elif rule == "tnmse":
+        chosen = "optimised"
+    else:
+        chosen = resolved_choice(evaluation, names, "optimised", score)
     selection = NetworkSelection(spec.metric_name, spec.higher_is_better, split, rows, chosen, rule, tnmse_ranking,
                                  network_ranking, limit_rows, settings.repeats, evaluation.interval_over, same,
                                  evaluation)
     return selection, candidates[chosen]
+
+
+def resolved_choice(evaluation: OverTimeResult, names: list[str], pick: str, score: dict[str, float]) -> str:
+    """The `resolved` rule: `pick` (the lowest weight error) unless some candidates are better than
+    it on the network at some time, resolved at 95 % (paired: the same realisations and examples),
+    and worse at none; then the one of those with the best time-averaged `score`."""
+    base = names.index(pick)
+    times = range(len(evaluation.times_s))
+    better = []
+    for i, name in enumerate(names):
+        verdicts = {evaluation.paired(i, base, k).verdict(evaluation.higher_is_better) for k in times}
+        if i != base and "better" in verdicts and "worse" not in verdicts:
+            better.append(name)
+    return max(better, key=lambda n: score[n]) if better else pick
 
 
 def tnmse_scores(result: OptimizeResult) -> dict:

@@ -67,8 +67,8 @@ class NetworkInputs:
             settings = NetworkSettings(repeats=repeats, seed=seed, periphery=get_periphery(periphery),
                                        mapping=Mapping(normalise=search.get("normalise") or Mapping.normalise))
         spec = load_model_spec(model, eval_size)
-        if select == "network" and spec.validate is None:
-            raise WeightprogError(f"--select network: the model spec {model} has no 'validate' (held-out data); "
+        if select not in (None, "tnmse") and spec.validate is None:
+            raise WeightprogError(f"--select {select}: the model spec {model} has no 'validate' (held-out data); "
                                   f"choices are never made on its test data")
         rule = select or ("network" if spec.validate is not None else None)
         return cls(spec, f"model:{model}", settings, rule)

@@ -46,8 +46,9 @@ OUTPUTS = ("strategy.json", "strategy.aihwkit.json", "strategy.aihwkit-optimum.j
                    "its held-out metric (a model spec as for `evaluate`; docs/NN.md).")
 @setting_option(OptimizeSettings, "weighting", type=click.Choice(WEIGHTINGS))
 @click.option("--select", type=click.Choice(SELECT_RULES), default=None,
-              help="With --model: choose the strategy on the network's validate data (network) or by weight "
-                   "error (tnmse) [default: network when the spec has validate, else tnmse].")
+              help="With --model: choose the strategy on the network's validate data (network), by weight "
+                   "error (tnmse), or by weight error unless the validate data resolves a better candidate "
+                   "(resolved) [default: network when the spec has validate, else tnmse].")
 @network_options
 @click.option("--out", "out_dir", default="runs/optimize", show_default=True, type=click.Path())
 @force_option()

@@ -69,7 +69,8 @@ def _beside(items: tuple[str, ...]) -> tuple[str, ...] | None:
                    f"[default: {BESIDE}, unless --periphery {BESIDE}].")
 @click.option("--select", type=click.Choice(SELECT), default=_default("select"), show_default=True,
               help="network: the optimised strategy is the search candidate best on held-out data; "
-                   "tnmse: the search's own pick by weight error.")
+                   "tnmse: the search's own pick by weight error; resolved: that pick unless the held-out "
+                   "data resolves a better candidate (paired, 95 %).")
 @click.option("--network-repeats", default=_default("network_repeats"), show_default=True,
               help="Realisations per candidate when choosing on the network (the optimised strategy; the "
                    "limit's mapping and gain).")

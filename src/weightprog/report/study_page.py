@@ -93,7 +93,7 @@ def study_page(folder: Path, command: RunCommand | None) -> tuple[str, bool]:
         ("periphery", st["periphery"]),
         ("strategies", ", ".join(st["roles"])),
         ("choice of the optimised strategy", f"{st['select']} ({st['network_repeats']} realisations per candidate "
-                                             f"on held-out data)" if st["select"] == "network" else st["select"]),
+                                             f"on held-out data)" if st["select"] != "tnmse" else st["select"]),
         ("search", f"popsize {st['popsize']}, {st['max_generations']} generations per F, F = 1…{st['f_max']}, "
                    f"{st['sample_size']} sampled weights, polish {st['polish_steps']} steps, searched on "
                    f"{st['search_on']}"),

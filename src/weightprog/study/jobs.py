@@ -179,10 +179,10 @@ def _search(job: StudyJob) -> dict:
         result = optimize(sample, values, device, settings.optimize_settings())
     selection = None
     chosen_name, chosen = "optimised", result.strategy
-    if settings.select == "network":
+    if settings.select != "tnmse":  # chosen on held-out data
         network = NetworkSettings(repeats=settings.network_repeats, seed=settings.seed,
                                   periphery=settings.periphery, mapping=mapping, limit=False)
-        selection, chosen = select_on_network(spec, result, device, network)
+        selection, chosen = select_on_network(spec, result, device, network, settings.select)
         chosen_name = selection.chosen
     method = result.method if chosen_name == "optimised" else chosen_name
     hand = result.scores.best_hand_crafted

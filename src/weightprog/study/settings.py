@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from .. import validate
-from ..choices import DEFAULT_ROWS, PERIPHERIES, SEARCH_ON, STUDY_PERIPHERY
+from ..choices import DEFAULT_ROWS, PERIPHERIES, SEARCH_ON, SELECT_RULES, STUDY_PERIPHERY
 
 if TYPE_CHECKING:
     from ..search.run import OptimizeSettings
@@ -21,9 +21,8 @@ ROLES = ("naive", "best hand-crafted", "optimised", "limit")
 """What each cell evaluates: lsp-first at F = 1, the hand-crafted strategy with the lowest re-scored
 weight error, the strategy chosen on the network's held-out data, and the device's limit
 (`limit-chosen`: at each time the better of `limit` and `limit-mse` on held-out data, nn/limit.py)."""
-SELECT = ("network", "tnmse")
-"""How the optimised strategy is chosen among the search's candidates: on the network's held-out
-data (`network`) or by weight error alone (`tnmse`)."""
+SELECT = SELECT_RULES
+"""How the optimised strategy is chosen among the search's candidates (`choices.SELECT_RULES`)."""
 
 
 BESIDE = "standard"
