@@ -172,12 +172,17 @@ def _large_weights_matter():
     return {"model": layer, "evaluate": largest, "validate": largest, "metric": "minus relative error"}
 
 
-def test_selection_on_the_network_avoids_a_weight_error_optimum_that_is_bad_for_it():
+def _clipping_optimum():
+    """`_large_weights_matter` and the pointwise search on its weights (whose optimum clips them)."""
     spec = _large_weights_matter()
     values = deployed_values(find_analog_weights(spec["model"]))
     settings = wp.OptimizeSettings(method="pointwise", significance=wp.Cell((1.0, 2.0)), times_s=(1.0, 3.1536e7),
                                    rescore_blocks=1, max_generations=3, polish=False)
-    result = wp.optimize(sample_from_values(values, size=2048, rows=512), values, "pcm", settings)
+    return spec, wp.optimize(sample_from_values(values, size=2048, rows=512), values, "pcm", settings)
+
+
+def test_selection_on_the_network_avoids_a_weight_error_optimum_that_is_bad_for_it():
+    spec, result = _clipping_optimum()
     assert not result.expressible  # the optimum clips the largest weights
     selection, chosen = select_on_network(spec, result, result.device, NetworkSettings(repeats=2, limit=False))
     assert selection.tnmse_ranking[0] == "optimised"
@@ -216,11 +221,7 @@ def test_resolved_rule_keeps_the_weight_error_pick_unless_the_network_resolves_b
 
 
 def test_resolved_rule_on_a_network_where_the_weight_error_optimum_is_bad_for_it():
-    spec = _large_weights_matter()
-    values = deployed_values(find_analog_weights(spec["model"]))
-    settings = wp.OptimizeSettings(method="pointwise", significance=wp.Cell((1.0, 2.0)), times_s=(1.0, 3.1536e7),
-                                   rescore_blocks=1, max_generations=3, polish=False)
-    result = wp.optimize(sample_from_values(values, size=2048, rows=512), values, "pcm", settings)
+    spec, result = _clipping_optimum()
     # R = 2 leaves every difference unresolved (t with 1 degree of freedom): the weight-error pick stays
     kept, _ = select_on_network(spec, result, result.device, NetworkSettings(repeats=2, limit=False), rule="resolved")
     assert kept.chosen == "optimised" and "chosen by resolved: optimised" in kept.format()

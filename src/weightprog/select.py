@@ -223,11 +223,13 @@ def resolved_choice(evaluation: OverTimeResult, names: list[str], pick: str, sco
     it on the network at some time, resolved at 95 % (paired: the same realisations and examples),
     and worse at none; then the one of those with the best time-averaged `score`."""
     base = names.index(pick)
-    times = range(len(evaluation.times_s))
     better = []
     for i, name in enumerate(names):
-        verdicts = {evaluation.paired(i, base, k).verdict(evaluation.higher_is_better) for k in times}
-        if i != base and "better" in verdicts and "worse" not in verdicts:
+        if i == base:
+            continue
+        verdicts = {evaluation.paired(i, base, k).verdict(evaluation.higher_is_better)
+                    for k in range(len(evaluation.times_s))}
+        if "better" in verdicts and "worse" not in verdicts:
             better.append(name)
     return max(better, key=lambda n: score[n]) if better else pick
 
