@@ -6,9 +6,13 @@ from .main import main
 def run() -> None:
     """The `weightprog` script (and `python -m weightprog`): `main`, then an exit that skips the
     interpreter's last garbage collection over everything torch and matplotlib made (the process
-    ends: the memory goes back either way), which took ~1 s after the README's main job (issue 26)."""
+    ends: the memory goes back either way), which took ~1 s after the README's main job (issue 26).
+    The process keeps freed memory for reuse (`heap.keep_freed_memory`)."""
     import gc
 
+    from ..heap import keep_freed_memory
+
+    keep_freed_memory()
     try:
         main(prog_name="weightprog")
     finally:
