@@ -82,7 +82,7 @@ def test_paired_interval_is_tighter_than_the_difference_of_intervals(tmp_path, t
 def test_search_record_says_method_and_clipping(tmp_path, tiny_workload):
     run_study(settings(roles=("optimised",), repeats=1, block=1), tmp_path)
     rec = json.loads((tmp_path / "jobs" / "tiny@fp_pcm_search.json").read_text())["result"]
-    assert rec["select"] == "network" and isinstance(rec["clips"], bool)
+    assert rec["select"] == "resolved" and isinstance(rec["clips"], bool)
     assert rec["method"] in ("de", "pointwise", "pointwise_expressible") or rec["method"].startswith(
         ("lsp-first", "msp-first", "single-pair"))
     rows = StudyData.load(tmp_path / "data").searches

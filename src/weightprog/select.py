@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .choices import LIMIT, LIMIT_CHOSEN, SELECT_RULES
+from .choices import DEFAULT_SELECT, LIMIT, LIMIT_CHOSEN, SELECT_RULES
 from .devices import DeviceModel
 from .progress import ProgressCallback
 from .search.run import OptimizeResult
@@ -155,7 +155,7 @@ def _same(a: Strategy, b: Strategy) -> bool:
 
 
 def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResult, device: DeviceModel,
-                      settings: NetworkSettings, rule: str = "network",
+                      settings: NetworkSettings, rule: str = DEFAULT_SELECT,
                       progress: ProgressCallback | None = None) -> tuple[NetworkSelection, Strategy]:
     """Score every candidate of `result` on the network and choose one.
 
@@ -171,7 +171,8 @@ def select_on_network(spec: ModelSpec | Mapping_[str, Any], result: OptimizeResu
     settings
         Realisations, periphery and mapping of the network evaluation.
     rule
-        `network` (the best time-averaged network metric) or `tnmse` (the search's own pick).
+        `network` (the best time-averaged network metric), `tnmse` (the search's own pick) or
+        `resolved` (the search's pick unless the network resolves a better one; `choices.SELECT_RULES`).
     progress
         Receives the evaluation's `evaluate` events, as for `evaluate_over_time`.
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..choices import PERIPHERIES
+from ..choices import DEFAULT_SELECT, PERIPHERIES
 from ..errors import WeightprogError
 from ..settings import Mapping, NetworkSettings
 from .model_spec import load_model_spec
@@ -41,7 +41,7 @@ class NetworkInputs:
     label: str
     settings: NetworkSettings
     rule: str | None
-    """`network`, `tnmse`, or None (a spec without validate and no --select: weight error alone)."""
+    """A rule of `choices.SELECT_RULES`, or None (a spec without validate and no --select: weight error alone)."""
 
     @classmethod
     def read(cls, model: str | None, select: str | None, repeats: int, periphery: str, eval_size: int | None,
@@ -70,7 +70,7 @@ class NetworkInputs:
         if select not in (None, "tnmse") and spec.validate is None:
             raise WeightprogError(f"--select {select}: the model spec {model} has no 'validate' (held-out data); "
                                   f"choices are never made on its test data")
-        rule = select or ("network" if spec.validate is not None else None)
+        rule = select or (DEFAULT_SELECT if spec.validate is not None else None)
         return cls(spec, f"model:{model}", settings, rule)
 
     def values(self) -> tuple[torch.Tensor, str]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..choices import SELECT_RULES, WEIGHTINGS
+from ..choices import DEFAULT_SELECT, SELECT_RULES, WEIGHTINGS
 from ..concurrency import preload
 from ..errors import WeightprogError
 from ..settings import OptimizeSettings
@@ -48,7 +48,7 @@ OUTPUTS = ("strategy.json", "strategy.aihwkit.json", "strategy.aihwkit-optimum.j
 @click.option("--select", type=click.Choice(SELECT_RULES), default=None,
               help="With --model: choose the strategy on the network's validate data (network), by weight "
                    "error (tnmse), or by weight error unless the validate data resolves a better candidate "
-                   "(resolved) [default: network when the spec has validate, else tnmse].")
+                   f"(resolved) [default: {DEFAULT_SELECT} when the spec has validate, else tnmse].")
 @network_options
 @click.option("--out", "out_dir", default="runs/optimize", show_default=True, type=click.Path())
 @force_option()

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from .. import validate
-from ..choices import DEFAULT_ROWS, PERIPHERIES, SEARCH_ON, SELECT_RULES, STUDY_PERIPHERY
+from ..choices import DEFAULT_ROWS, DEFAULT_SELECT, PERIPHERIES, SEARCH_ON, SELECT_RULES, STUDY_PERIPHERY
 
 if TYPE_CHECKING:
     from ..search.run import OptimizeSettings
@@ -81,8 +81,8 @@ class StudySettings:
     """torch.compile the search objective (pays off only for long searches)."""
     search_on: str = "each"
     """'each': one search per trained variant (on its own weights); 'fp': the FP weights' strategy for both."""
-    select: str = "network"
-    """'network': the optimised strategy is the search candidate best on held-out data; 'tnmse': the search's pick."""
+    select: str = DEFAULT_SELECT
+    """How the optimised strategy is chosen among the search's candidates (`choices.SELECT_RULES`)."""
     network_repeats: int = 5
     """Realisations per candidate when choosing on the network (the optimised strategy among the
     search's candidates, and the limit's mapping and read-out gain)."""
