@@ -35,9 +35,10 @@ def test_kept_memory_is_not_faulted_in_again():
     kept, with_policy = _faults("keep")
     _, without = _faults("default")
     assert kept == "True"
-    # 4 × 16 MB is 16,384 pages a round; glibc's default hands most of them back
-    assert without > 1000
-    assert with_policy < without / 10
+    # 4 × 16 MB is 16,384 pages a round, 163,840 in ten: kept, next to none is faulted in again;
+    # glibc's default handed most of them back in most runs here (not in every run: it adapts)
+    assert with_policy < 1000
+    assert without < 1000 or with_policy < without / 10
 
 
 def test_the_command_line_and_workers_keep_freed_memory(monkeypatch):
