@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from ..choices import PERIPHERIES
+from ..choices import PERIPHERIES, SELECT_RULES
 from ..errors import WeightprogError
-from ..study.settings import BESIDE, DEFAULT_EVAL_SIZE, ROLES, SEARCH_ON, SELECT, STUDY_PERIPHERY, StudySettings
+from ..study.settings import BESIDE, DEFAULT_EVAL_SIZE, ROLES, SEARCH_ON, STUDY_PERIPHERY, StudySettings
 from .options import force_option, option_names, setting_default, times_option
 from .report import begin_run, write_run_report
 
@@ -67,7 +67,7 @@ def _beside(items: tuple[str, ...]) -> tuple[str, ...] | None:
               help="Also run each strategy under this periphery, at the study's last time or at TIMES (e.g. "
                    "standard@30d,1y), paired with itself under --periphery; repeatable; 'none' for none "
                    f"[default: {BESIDE}, unless --periphery {BESIDE}].")
-@click.option("--select", type=click.Choice(SELECT), default=_default("select"), show_default=True,
+@click.option("--select", type=click.Choice(SELECT_RULES), default=_default("select"), show_default=True,
               help="network: the optimised strategy is the search candidate best on held-out data; "
                    "tnmse: the search's own pick by weight error; resolved: that pick unless the held-out "
                    "data resolves a better candidate (paired, 95 %).")

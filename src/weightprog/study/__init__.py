@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .settings import DEFAULT_EVAL_SIZE, ROLES, SEARCH_ON, SELECT, STUDY_PERIPHERY, STUDY_TIMES_S, StudySettings
+from .settings import DEFAULT_EVAL_SIZE, ROLES, SEARCH_ON, STUDY_PERIPHERY, STUDY_TIMES_S, StudySettings
 
 _EXPORTS = {"StudyData": ".data", "StudyJob": ".jobs", "StudyResult": ".run", "run_study": ".run",
             "write_outputs": ".run", "PairedRow": ".tables", "SummaryRow": ".tables", "markdown": ".tables",
@@ -39,6 +39,6 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["DEFAULT_EVAL_SIZE", "ROLES", "SEARCH_ON", "SELECT", "STUDY_PERIPHERY", "STUDY_TIMES_S", "PairedRow",
+__all__ = ["DEFAULT_EVAL_SIZE", "ROLES", "SEARCH_ON", "STUDY_PERIPHERY", "STUDY_TIMES_S", "PairedRow",
            "StudyData", "StudyJob", "StudyResult", "StudySettings", "SummaryRow", "markdown", "paired_rows",
            "run_study", "summary_rows", "write_outputs"]

@@ -21,8 +21,6 @@ ROLES = ("naive", "best hand-crafted", "optimised", "limit")
 """What each cell evaluates: lsp-first at F = 1, the hand-crafted strategy with the lowest re-scored
 weight error, the strategy chosen on the network's held-out data, and the device's limit
 (`limit-chosen`: at each time the better of `limit` and `limit-mse` on held-out data, nn/limit.py)."""
-SELECT = SELECT_RULES
-"""How the optimised strategy is chosen among the search's candidates (`choices.SELECT_RULES`)."""
 
 
 BESIDE = "standard"
@@ -125,7 +123,7 @@ class StudySettings:
         if self.threads is not None:
             validate.integer(self.threads, "threads", 1)
         validate.choice(self.search_on, "search_on", SEARCH_ON)
-        validate.choice(self.select, "select", SELECT)
+        validate.choice(self.select, "select", SELECT_RULES)
         get_periphery(self.periphery)
         validate.integer(self.sample_size, "sample_size", DEFAULT_ROWS)
         if self.sample_size % DEFAULT_ROWS:
