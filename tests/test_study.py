@@ -229,7 +229,7 @@ def test_a_rerun_may_grow_the_study_but_not_change_it(tmp_path, tiny_workload):
 
     from weightprog.cli import main
     base = ["study", "--workload", "tiny", "--device", "pcm", "--variant", "fp", "--role", "naive", "--times", "1s",
-            "--block", "1", "--beside", "none", "--out", str(tmp_path / "s")]
+            "--block", "1", "--beside", "none", "--eval-size", "tiny=48", "--out", str(tmp_path / "s")]
     first = CliRunner().invoke(main, [*base, "--repeats", "1"])
     assert first.exit_code == 0, first.output
     grown = CliRunner().invoke(main, [*base, "--repeats", "2"])
@@ -237,6 +237,11 @@ def test_a_rerun_may_grow_the_study_but_not_change_it(tmp_path, tiny_workload):
     assert (tmp_path / "s" / "jobs" / "tiny@fp_pcm_naive_r001-001.json").is_file()
     refused = CliRunner().invoke(main, [*base, "--repeats", "2", "--seed", "1"])
     assert refused.exit_code != 0 and "its run had --seed 0, this one --seed 1" in refused.output, refused.output
+    # a precision target on the same folder: the first round's records kept, more items as new jobs
+    precise = CliRunner().invoke(main, [*base, "--repeats", "2", "--precision", "1e-9"])
+    assert precise.exit_code == 0, precise.output
+    assert "4 of 4 jobs done before, 0 to run" in precise.output and "precision: tiny round 2" in precise.output
+    assert (tmp_path / "s" / "jobs" / "tiny@fp_pcm_naive_r001-001_p1.json").is_file()
 
 
 def test_a_periphery_beside_the_study_is_paired_with_it(tmp_path, tiny_workload):

@@ -13,10 +13,11 @@ from ..study.settings import BESIDE, DEFAULT_EVAL_SIZE, ROLES, SEARCH_ON, STUDY_
 from .options import force_option, option_names, setting_default, times_option
 from .report import begin_run, write_run_report
 
-EXTENTS = ("--workload", "--device", "--variant", "--role", "--repeats", "--beside")
+EXTENTS = ("--workload", "--device", "--variant", "--role", "--repeats", "--beside", "--precision")
 """Options a rerun into a study's folder may change: each job's record is kept under its own
 settings, so these only add jobs (or leave some out of the tables), e.g. `--repeats 25` after
-`--repeats 10` runs the missing blocks."""
+`--repeats 10` runs the missing blocks, and `--precision 0.5` after none keeps the searches, the
+limit's choices and the first round's records and runs the rounds of more test items."""
 
 
 def _default(name: str):
