@@ -39,24 +39,27 @@ def test_kept_memory_is_not_faulted_in_again():
     assert without < 1000 or with_policy < without / 10
 
 
-def test_the_command_line_and_workers_keep_freed_memory(monkeypatch):
+def test_the_command_line_and_workers_keep_freed_memory_and_use_built_kernels(monkeypatch):
     import gc
     import signal
     import threading
 
+    import weightprog.aot as aot
     import weightprog.heap as heap
     from weightprog.cli import run
     from weightprog.sweep import engines
 
     calls = []
     monkeypatch.setattr(heap, "keep_freed_memory", lambda: calls.append(1) or True)
+    built: list[int] = []  # set in the test's own process, it would build kernels for every later test
+    monkeypatch.setattr(aot, "use_kernel_cache", lambda **kw: built.append(1))
     monkeypatch.setattr(sys, "argv", ["weightprog", "--help"])
     monkeypatch.setattr(gc, "freeze", lambda: None)  # run's exit path, not for the test's process
     with pytest.raises(SystemExit):
         run()
-    assert len(calls) == 1
+    assert len(calls) == len(built) == 1
     # a worker's set-up, without its signal handler and driver watch in the test's own process
     monkeypatch.setattr(signal, "signal", lambda *a: None)
     monkeypatch.setattr(threading, "Thread", lambda **kw: type("T", (), {"start": lambda self: None})())
     engines._worker_init(0)
-    assert len(calls) == 2
+    assert len(calls) == len(built) == 2

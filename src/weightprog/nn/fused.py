@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import torch
 
+from .. import aot
 from . import crossbar as xb
 from . import noise as output_noise
 
@@ -151,8 +152,12 @@ def _compiled(fn: Callable, dynamic: bool) -> Callable:
 
 
 def _call(fn: Callable, *args, dynamic: bool = True):
-    """`fn` compiled (`dynamic`: one graph for all shapes of a rank), or None (from then on) where
-    compiling fails."""
+    """`fn` by its library built ahead of time where this process uses them (`aot`), else compiled
+    (`dynamic`: one graph for all shapes of a rank); None (from then on) where compiling fails."""
+    if dynamic and aot.enabled():
+        done = aot.run(fn, args)
+        if done is not None:
+            return done
     try:
         return _compiled(fn, dynamic)(*args)
     except Exception as e:  # no compiler, unsupported platform: the eager path is always there

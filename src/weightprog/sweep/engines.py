@@ -122,14 +122,17 @@ def _run_processes(jobs: list[dict], workers: int, handle: Handle, task: Task = 
 def _worker_init(driver_pid: int) -> None:
     """In each worker process: Ctrl-C is the driver's to handle (it stops the workers), and a worker
     whose driver is gone (kill -9) exits within a second instead of computing for nobody; freed
-    memory is kept for reuse, as in the command line's own process (`heap.keep_freed_memory`)."""
+    memory is kept for reuse and the fused kernels run built ahead of time, as in the command line's
+    own process (`heap.keep_freed_memory`, `aot.use_kernel_cache`)."""
     import signal
     import threading
 
+    from ..aot import use_kernel_cache
     from ..heap import keep_freed_memory
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     keep_freed_memory()
+    use_kernel_cache()
 
     def driver_alive() -> bool:
         try:  # a killed driver not yet reaped by its parent is a zombie: gone all the same

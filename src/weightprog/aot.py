@@ -1,0 +1,256 @@
+"""The fused kernels built ahead of time (AOTInductor) and kept on disk, so that a fresh process
+runs them without `torch.compile`.
+
+`torch.compile` traces a kernel's Python in every new process (dynamo: its import alone ~1.6 s,
+then tracing and loading the cached code): the issue's hidden CNN from the command line spent
+~6.5 s of its 10 analogue passes on it (benchmarks/RESULTS.md). Here each kernel is exported once
+per machine for a call's signature (which arguments are tensors or None, their dtypes, ranks and
+size-1 dimensions, contiguous layout, the constants, torch's thread count), compiled by
+AOTInductor into a shared library under `cache_dir()`, and loaded in later processes in about a
+millisecond by torch's own runner (`torch._C._aoti`), with no dynamo. The generated code is the
+one `torch.compile` would run, so the values are the compiled kernels' (tests compare them with the
+eager code). A build takes seconds to a minute; one that fails leaves the call to `torch.compile`.
+
+A process-wide choice (where its files go, builds of a minute on a miss), so the library never
+makes it: the command line and the local workers of sweeps and studies call `use_kernel_cache`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .fileio import atomic_write_json
+
+if TYPE_CHECKING:
+    import torch
+
+ENV = "WEIGHTPROG_KERNEL_CACHE"
+"""Where the built kernels go when set (default: $XDG_CACHE_HOME or ~/.cache, then weightprog/kernels)."""
+_SOURCES = ("nn/fused.py", "nn/noise.py", "nn/crossbar.py")
+"""The files whose code the kernels trace: a change to any of them builds anew."""
+
+_state: dict[str, Any] = {"dir": None}
+_runners: dict[str, Any] = {}
+_failed: set[str] = set()
+
+
+def cache_dir() -> Path:
+    """The folder of built kernels: $WEIGHTPROG_KERNEL_CACHE, else the user's cache folder."""
+    if os.environ.get(ENV):
+        return Path(os.environ[ENV])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "weightprog" / "kernels"
+
+
+def use_kernel_cache(folder: str | Path | None = None, report: Callable[[str], None] | None = None) -> None:
+    """From now on in this process, the fused kernels run from libraries built ahead of time in
+    `folder` (default `cache_dir()`), built there on a miss; `report` gets a line per build."""
+    _state["dir"] = Path(folder) if folder is not None else cache_dir()
+    _state["report"] = report
+
+
+def enabled() -> bool:
+    return _state["dir"] is not None
+
+
+@dataclass(frozen=True)
+class _Call:
+    """A call's arguments split into its tensors (in order) and a template that puts them back:
+    per argument ("t",) a tensor, ("list", n) a list of n tensors, ("c", value) a constant."""
+
+    tensors: list[torch.Tensor]
+    template: tuple
+
+    @classmethod
+    def of(cls, args: tuple) -> _Call | None:
+        import torch
+
+        tensors: list[torch.Tensor] = []
+        template: list[tuple] = []
+        for a in args:
+            if isinstance(a, torch.Tensor):
+                tensors.append(a)
+                template.append(("t",))
+            elif isinstance(a, list) and a and all(isinstance(x, torch.Tensor) for x in a):
+                tensors += a
+                template.append(("list", len(a)))
+            elif a is None or isinstance(a, (bool, int, float, str)) or (
+                    isinstance(a, tuple) and all(isinstance(x, int) for x in a)):
+                template.append(("c", a))
+            else:
+                return None
+        if any(t.device.type != "cpu" or not t.is_contiguous() for t in tensors):
+            return None  # another layout would need its own build: torch.compile takes it
+        if any(t.requires_grad for t in tensors):
+            if torch.is_grad_enabled():
+                return None  # the library computes no gradient
+            tensors = [t.detach() for t in tensors]  # a layer's bias under no_grad
+        return cls(tensors, tuple(template))
+
+    def rebuild(self, tensors) -> list:
+        args, i = [], 0
+        for entry in self.template:
+            if entry[0] == "t":
+                args.append(tensors[i])
+                i += 1
+            elif entry[0] == "list":
+                args.append(list(tensors[i:i + entry[1]]))
+                i += entry[1]
+            else:
+                args.append(entry[1])
+        return args
+
+    def key(self, fn: Callable) -> str:
+        """The build's key: everything the generated library depends on but the sizes > 1."""
+        import torch
+
+        shapes = [(str(t.dtype), [s == 1 for s in t.shape]) for t in self.tensors]
+        text = json.dumps([fn.__qualname__, _source_digest(), torch.__version__,
+                           torch.backends.cpu.get_cpu_capability(), torch.get_num_threads(),
+                           [list(e) if e[0] != "c" else ["c", repr(e[1])] for e in self.template], shapes])
+        return f"{fn.__name__.strip('_')}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+
+
+def _source_digest() -> str:
+    if "digest" not in _state:
+        here = Path(__file__).parent
+        _state["digest"] = hashlib.sha256(b"".join((here / name).read_bytes() for name in _SOURCES)).hexdigest()
+    return _state["digest"]
+
+
+def run(fn: Callable, args: tuple) -> Any:
+    """`fn(*args)` by its library built ahead of time (built now on a miss), or None where that
+    cannot be had (the caller then compiles it): a tensor, or a tuple of them, as `fn` returns."""
+    call = _Call.of(args)
+    if call is None:
+        return None
+    key = call.key(fn)
+    if key in _failed:
+        return None
+    sizes = [list(t.shape) for t in call.tensors]
+    runner = _find(key, sizes)
+    if runner is None:
+        try:
+            runner = _build(fn, call, key)
+        except Exception as e:  # an op AOTInductor cannot export or compile: torch.compile takes the call
+            _failed.add(key)
+            warnings.warn(f"periphery: {fn.__name__} not built ahead of time ({type(e).__name__}: {e}); "
+                          f"compiling it in this process instead", stacklevel=3)
+            return None
+        if runner is None:  # built, but for other sizes than these (a constraint export found)
+            _failed.add(key)
+            return None
+    library, single = runner
+    out = library.run(call.tensors)
+    return out[0] if single else tuple(out)
+
+
+def _matches(spec: list[list], sizes: list[list[int]]) -> bool:
+    """Whether a build's input sizes (an int where it is fixed, a symbol's name where free) admit
+    `sizes`: fixed sizes equal, one symbol one size."""
+    if len(spec) != len(sizes) or any(len(a) != len(b) for a, b in zip(spec, sizes)):
+        return False
+    bound: dict[str, int] = {}
+    for dims, given in zip(spec, sizes):
+        for d, n in zip(dims, given):
+            if isinstance(d, int):
+                if d != n:
+                    return False
+            elif bound.setdefault(d, n) != n:
+                return False
+    return True
+
+
+def _index(key: str) -> Path:
+    return _state["dir"] / f"{key}.json"
+
+
+def _find(key: str, sizes: list[list[int]]) -> tuple[Any, bool] | None:
+    """A loaded library of `key` whose sizes admit these, loading a built one from disk."""
+    for spec, library, single in _runners.get(key, []):
+        if _matches(spec, sizes):
+            return library, single
+    for b in _builds(key):
+        path = _state["dir"] / b["library"]
+        if _matches(b["spec"], sizes) and path.is_file():
+            return _load(key, b["spec"], path, b["single"])
+    return None
+
+
+def _builds(key: str) -> list[dict]:
+    """The key's index: its builds, each {library, spec, single}; [] where there is none (or it is
+    damaged: its builds are made again)."""
+    try:
+        builds = json.loads(_index(key).read_text())
+    except (OSError, ValueError):
+        return []
+    fields = {"library", "spec", "single"}
+    return [b for b in builds if isinstance(b, dict) and fields <= b.keys()] if isinstance(builds, list) else []
+
+
+def _load(key: str, spec: list, path: Path, single: bool) -> tuple[Any, bool]:
+    import torch
+
+    library = torch._C._aoti.AOTIModelContainerRunnerCpu(str(path), 1)
+    _runners.setdefault(key, []).append((spec, library, single))
+    return library, single
+
+
+def _build(fn: Callable, call: _Call, key: str) -> tuple[Any, bool] | None:
+    """Export `fn` for this call's signature with every size > 1 free, compile it by AOTInductor,
+    keep its library under the cache folder and list it in the key's index (written atomically;
+    two processes building at once each keep their own)."""
+    import torch
+    import torch._inductor  # the build alone needs dynamo and inductor
+
+    class Bound(torch.nn.Module):  # fn over the call's tensors alone (the constants fixed), a flat tuple out
+        def forward(self, tensors: list[torch.Tensor]):
+            out = fn(*call.rebuild(tensors))
+            return (out,) if isinstance(out, torch.Tensor) else tuple(out)
+
+    if _state.get("report"):
+        _state["report"](f"building the periphery's {fn.__name__.strip('_')} kernel for this machine, once "
+                         f"(about 10-30 s; kept in {_state['dir']})")
+    auto = torch.export.Dim.AUTO
+    dynamic = ([{i: auto for i, s in enumerate(t.shape) if s != 1} or None for t in call.tensors],)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecations inside export
+        exported = torch.export.export(Bound(), (list(call.tensors),), dynamic_shapes=dynamic, strict=True)
+    spec = [[d if isinstance(d, int) else str(d) for d in node.meta["val"].shape]
+            for node in exported.graph.nodes if node.op == "placeholder"]
+    single = _returns_one(exported)
+    folder: Path = _state["dir"]
+    folder.mkdir(parents=True, exist_ok=True)
+    if any(isinstance(d, str) and not d.isidentifier() for dims in spec for d in dims):
+        raise RuntimeError(f"input sizes tied by expressions ({spec})")  # `_matches` checks symbols only
+    with tempfile.TemporaryDirectory(dir=folder) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        package = torch._inductor.aoti_compile_and_package(exported, package_path=os.path.join(tmp, "k.pt2"))
+        with zipfile.ZipFile(package) as z:
+            names = [n for n in z.namelist() if n.endswith(".so")]
+            if len(names) != 1:
+                raise RuntimeError(f"the package holds {len(names)} libraries, not one")
+            library = f"{key}-{hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:8]}.so"
+            with z.open(names[0]) as src, open(os.path.join(tmp, library), "wb") as dst:
+                shutil.copyfileobj(src, dst)
+        os.replace(os.path.join(tmp, library), folder / library)
+    builds = [b for b in _builds(key) if b["library"] != library] + [{"library": library, "spec": spec,
+                                                                     "single": single}]
+    atomic_write_json(_index(key), builds)
+    if not _matches(spec, [list(t.shape) for t in call.tensors]):
+        return None
+    return _load(key, spec, folder / library, single)
+
+
+def _returns_one(exported) -> bool:
+    """Whether the exported function returned one tensor (its outputs were wrapped in a tuple)."""
+    return len(exported.graph_signature.user_outputs) == 1

@@ -1,0 +1,86 @@
+"""The fused kernels built ahead of time (`weightprog.aot`): the compiled values, one build per
+signature whatever the sizes, and a fresh process that runs them without dynamo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from weightprog import aot
+from weightprog.nn import fused
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A fresh kernel cache for this test, and the process's loaded kernels forgotten after it."""
+    monkeypatch.setattr(aot, "_state", {"dir": None})
+    monkeypatch.setattr(aot, "_runners", {})
+    monkeypatch.setattr(aot, "_failed", set())
+    aot.use_kernel_cache(tmp_path)
+    return tmp_path
+
+
+def _inputs(rows: int, cols: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    bias = torch.nn.Parameter(torch.randn(cols, generator=g))  # a layer's bias: requires grad
+    return (torch.randn(rows, cols, generator=g) * 2, torch.tensor(1234, dtype=torch.int32),
+            torch.rand(cols, generator=g) * 0.1, torch.rand(cols, generator=g) + 1, 127,
+            torch.rand(rows, 1, generator=g), bias)
+
+
+def test_a_built_kernel_gives_the_eager_values_for_any_size_and_loads_without_dynamo(cache):
+    with torch.no_grad():
+        for rows, cols in ((300, 40), (70, 900)):  # one build serves both
+            args = _inputs(rows, cols)
+            got = aot.run(fused._adc, args)
+            want = fused._adc(*args)
+            assert torch.equal(got[0], want[0]) and int(got[1]) == int(want[1]) > 0
+    assert len(list(cache.glob("*.so"))) == 1
+    index = json.loads(next(cache.glob("adc-*.json")).read_text())
+    assert len(index) == 1 and all(isinstance(d, str) for d in index[0]["spec"][0])  # both sizes free
+    # a fresh process loads it: no dynamo imported, the same values
+    code = textwrap.dedent(f"""
+        import sys, torch
+        from weightprog import aot
+        from weightprog.nn import fused
+        sys.path.insert(0, {str(__file__.rsplit('/', 1)[0])!r})
+        from test_aot import _inputs
+        aot.use_kernel_cache({str(cache)!r})
+        torch.set_num_threads({torch.get_num_threads()})
+        args = _inputs(50, 60, seed=1)
+        with torch.no_grad():
+            got = aot.run(fused._adc, args)
+            want = fused._adc(*args)
+        print(torch.equal(got[0], want[0]), int(got[1]) == int(want[1]), "torch._dynamo" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.split() == ["True", "True", "False"], out.stderr
+
+
+def test_a_failed_build_leaves_the_call_to_torch_compile(cache, monkeypatch):
+    def refuse(*a, **kw):
+        raise RuntimeError("cannot export")
+    monkeypatch.setattr(torch.export, "export", refuse)
+    with torch.no_grad(), pytest.warns(UserWarning, match="not built ahead of time"):
+        assert aot.run(fused._adc, _inputs(30, 40)) is None
+    assert len(aot._failed) == 1 and not list(cache.glob("*.so"))
+
+
+def test_calls_it_cannot_build_for_are_left_alone(cache):
+    args = _inputs(30, 40)
+    assert aot.run(fused._adc, (args[0].t(), *args[1:])) is None  # another layout
+    assert aot.run(fused._adc, args) is None  # grad enabled and a tensor that requires it
+    assert not list(cache.glob("*"))
+
+
+def test_a_build_admits_sizes_by_its_spec():
+    assert aot._matches([["s0", 4], ["s0"]], [[7, 4], [7]])
+    assert not aot._matches([["s0", 4], ["s0"]], [[7, 2], [7]])  # a fixed size differs
+    assert not aot._matches([["s0", 4], ["s0"]], [[7, 4], [8]])  # one symbol, two sizes
+    assert not aot._matches([["s0"]], [[7, 4]])  # another rank
+
