@@ -14,6 +14,9 @@
 * The fused ADC (noise, quantiser, clip count, input scale) on a convolution's output, one range per
   channel and one input scale per sample: over N × C × H × W as given, and over H·W flattened
   (`fused.adc`), for ResNet-32's first stage (500 × 16 × 28 × 28) and last (500 × 64 × 7 × 7).
+* `--built-kernels`: the reads and the flattened ADC above by the kernels built ahead of time
+  (`weightprog.aot`, as the command line runs them) against the same kernels compiled, alternately
+  in this process.
 
 Each time is the best of `--rounds`, after one warm-up call (which compiles).
 """
@@ -27,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from bench_nn import realisation  # the benchmarks' realisation (this folder is on sys.path)
+from weightprog import aot
 from weightprog.baselines import baseline
 from weightprog.cell import Cell
 from weightprog.devices import get_device
@@ -68,6 +72,8 @@ def tile_convolutions(c_in: int, c_out: int, hw: int, tiles: int, n: int, channe
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--built-kernels", action="store_true",
+                    help="only the kernels built ahead of time against the same compiled (weightprog.aot)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(0)
@@ -75,6 +81,9 @@ def main() -> None:
                                   get_device("pcm"), generator=gen)
     devices = programmed.state.g_prog.numel()
     print(f"torch {torch.__version__}, 1 thread, best of {args.rounds}")
+    if args.built_kernels:
+        built_against_compiled(programmed, gen, args.rounds)
+        return
     eager = best_ms(lambda: programmed.read(3600.0, gen), args.rounds)
     randn = best_ms(lambda: torch.randn(devices, generator=gen), args.rounds)
     read = best_ms(lambda: _read(programmed, 3600.0, gen), args.rounds)
@@ -99,6 +108,36 @@ def main() -> None:
         as_given = best_ms(lambda: fused._call(fused._adc, y, seed, bound / 127, bound, 127, scale), args.rounds)  # noqa: B023
         flat = best_ms(lambda: fused.adc(y, seed, bound / 127, bound, 8, scale), args.rounds)  # noqa: B023
         print(f"ADC {' x '.join(map(str, shape))}: as given {as_given:.1f} ms, H·W flattened {flat:.1f} ms")
+
+
+def built_against_compiled(programmed: ProgrammedTensor, gen: torch.Generator, rounds: int) -> None:
+    """ms of the kernels built ahead of time and of the same compiled, each the best of `rounds`,
+    the two alternating call by call (the builds and the compiling in the warm-up calls)."""
+    network, _, _ = get_workload("fmnist-resnet32", eval_size=1)
+    resnet = realisation(find_analog_weights(network), gen)
+    seed = torch.tensor(123, dtype=torch.int32)
+    ys = {shape: torch.randn(shape) for shape in ((500, 16, 28, 28), (500, 64, 7, 7), (4000, 10000))}
+    cases = {"read, 10.4 M devices": lambda: _read(programmed, 3600.0, gen),
+             f"read of ResNet-32's {len(resnet.tensors)} tensors": lambda: [_read(t, 3600.0, gen, True)
+                                                                         for t in resnet.tensors]}
+    for shape, y in ys.items():
+        bound = torch.rand((shape[1],) + (1,) * (len(shape) - 2)) + 2
+        scale = torch.rand((shape[0],) + (1,) * (len(shape) - 1)) + 1
+        cases[f"ADC {' x '.join(map(str, shape))}"] = (
+            lambda y=y, bound=bound, scale=scale: fused.adc(y, seed, bound / 127, bound, 8, scale))
+    kernels = aot.cache_dir()
+    for name, fn in cases.items():
+        times: dict[str, float] = {"built": float("inf"), "compiled": float("inf")}
+        for way in times:  # warm-up: builds or loads, compiles
+            aot.use_kernel_cache(kernels) if way == "built" else aot._state.update(dir=None)
+            fn()
+        for _ in range(rounds):
+            for way in times:
+                aot.use_kernel_cache(kernels) if way == "built" else aot._state.update(dir=None)
+                start = time.perf_counter()
+                fn()
+                times[way] = min(times[way], time.perf_counter() - start)
+        print(f"{name}: built ahead of time {1e3 * times['built']:.1f} ms, compiled {1e3 * times['compiled']:.1f} ms")
 
 
 if __name__ == "__main__":

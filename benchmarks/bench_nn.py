@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import torch
 
+from weightprog import aot
 from weightprog.baselines import baseline
 from weightprog.cell import Cell
 from weightprog.nn import Clipping, ProgrammedModel, WeightSwap, attached, calibrate, find_analog_weights
@@ -89,8 +90,12 @@ def main() -> None:
     parser.add_argument("--peripheries", nargs="+", default=list(PERIPHERIES))
     parser.add_argument("--size", type=int, default=None,
                         help="test items per workload instead of the slices (e.g. the study's 8,000 PTB tokens)")
+    parser.add_argument("--built-kernels", action="store_true",
+                    help="run the fused kernels built ahead of time, as the command line does (weightprog.aot)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.built_kernels:
+        aot.use_kernel_cache()
     print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads; PCM, lsp-first "
           f"f=1,2, one realisation read at t = 1 h; best of {args.rounds} interleaved rounds")
     print(f"{'workload':<18}{'slice':>6}{'periphery':>11}{'digital ms':>12}{'analogue ms':>13}{'ratio':>7}"

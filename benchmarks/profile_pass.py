@@ -17,6 +17,7 @@ import time
 import torch
 
 from bench_nn import analogue_pass, realisation  # the same realisation and pass (this folder is on sys.path)
+from weightprog import aot
 from weightprog.cli.model_spec import load_model_spec
 from weightprog.nn import WeightSwap, calibrate, find_analog_weights
 from weightprog.nn.periphery import get_periphery
@@ -30,8 +31,12 @@ def main() -> None:
     ap.add_argument("--periphery", default="chip-8bit")
     ap.add_argument("--rows", type=int, default=20, help="operators listed, by their own CPU time")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--built-kernels", action="store_true",
+                    help="run the fused kernels built ahead of time, as the command line does (weightprog.aot)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.built_kernels:
+        aot.use_kernel_cache()
     spec = load_model_spec(args.model, args.size)
     model, evaluate_fn = spec.model, spec.function("test")
     weights = find_analog_weights(model)

@@ -84,3 +84,30 @@ def test_a_build_admits_sizes_by_its_spec():
     assert not aot._matches([["s0", 4], ["s0"]], [[7, 4], [8]])  # one symbol, two sizes
     assert not aot._matches([["s0"]], [[7, 4]])  # another rank
 
+
+
+def test_a_size_the_export_fixed_is_kept_as_a_number():
+    class Sym:  # a SymInt as the export leaves it: its text
+        def __init__(self, text):
+            self.text = text
+
+        def __str__(self):
+            return self.text
+    assert aot._size(Sym("4")) == 4 and aot._size(Sym("s27")) == "s27" and aot._size(3) == 3
+
+
+@pytest.mark.slow
+def test_a_read_over_four_devices_and_one_over_two_are_two_builds(cache):
+    """The fused read loops over a weight's devices, so the export fixes their count: a read of
+    two-device weights must not run the four-device library."""
+    g = torch.Generator().manual_seed(0)
+    seed = torch.tensor(5, dtype=torch.int32)
+    for devices in (4, 2, 4):
+        n = 5000
+        g_prog, nu, q = (torch.rand(n, devices, generator=g) * s for s in (20.0, 0.1, 0.05))
+        factors, mask = torch.arange(devices, dtype=torch.float32) - 1.5, torch.ones(n)
+        law = (torch.tensor(2.3), torch.tensor(1.1), seed)
+        got = aot.run(fused._device_read, (g_prog, nu, q, factors, mask, *law))
+        want = fused._whole_read(g_prog, nu, q, factors, mask, *law)  # equal to a few float32 ulps (log, cos)
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-5), (got - want).abs().max()
+    assert len(list(cache.glob("device_read-*.so"))) == 2

@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
 ENV = "WEIGHTPROG_KERNEL_CACHE"
 """Where the built kernels go when set (default: $XDG_CACHE_HOME or ~/.cache, then weightprog/kernels)."""
+FIXED_UP_TO = 8
+"""Sizes up to this are built in (a weight's 2P devices, a layer's input tiles): the generated code
+then knows the strides they make (`benchmarks/bench_kernels.py --built-kernels`: the read of 10.4 M
+devices 40.5 ms with its devices' count free, 36.2 ms with it built in, 36.3 ms compiled); another
+size is another build."""
 _SOURCES = ("nn/fused.py", "nn/noise.py", "nn/crossbar.py")
 """The files whose code the kernels trace: a change to any of them builds anew."""
 
@@ -206,7 +211,8 @@ def _load(key: str, spec: list, path: Path, single: bool) -> tuple[Any, bool]:
 
 
 def _build(fn: Callable, call: _Call, key: str) -> tuple[Any, bool] | None:
-    """Export `fn` for this call's signature with every size > 1 free, compile it by AOTInductor,
+    """Export `fn` for this call's signature with every size above `FIXED_UP_TO` free (unless the
+    code fixes it), compile it by AOTInductor,
     keep its library under the cache folder and list it in the key's index (written atomically;
     two processes building at once each keep their own)."""
     import torch
@@ -221,12 +227,11 @@ def _build(fn: Callable, call: _Call, key: str) -> tuple[Any, bool] | None:
         _state["report"](f"building the periphery's {fn.__name__.strip('_')} kernel for this machine, once "
                          f"(about 10-30 s; kept in {_state['dir']})")
     auto = torch.export.Dim.AUTO
-    dynamic = ([{i: auto for i, s in enumerate(t.shape) if s != 1} or None for t in call.tensors],)
+    dynamic = ([{i: auto for i, s in enumerate(t.shape) if s > FIXED_UP_TO} or None for t in call.tensors],)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecations inside export
         exported = torch.export.export(Bound(), (list(call.tensors),), dynamic_shapes=dynamic, strict=True)
-    spec = [[d if isinstance(d, int) else str(d) for d in node.meta["val"].shape]
-            for node in exported.graph.nodes if node.op == "placeholder"]
+    spec = [[_size(d) for d in node.meta["val"].shape] for node in exported.graph.nodes if node.op == "placeholder"]
     single = _returns_one(exported)
     folder: Path = _state["dir"]
     folder.mkdir(parents=True, exist_ok=True)
@@ -249,6 +254,13 @@ def _build(fn: Callable, call: _Call, key: str) -> tuple[Any, bool] | None:
     if not _matches(spec, [list(t.shape) for t in call.tensors]):
         return None
     return _load(key, spec, folder / library, single)
+
+
+def _size(d) -> int | str:
+    """An exported input's size: an int where it is fixed (a constant symbol too, e.g. a weight's
+    four devices that the code loops over), else its symbol's name."""
+    text = str(d)
+    return int(text) if text.isdigit() else text
 
 
 def _returns_one(exported) -> bool:
