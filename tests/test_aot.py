@@ -66,9 +66,23 @@ def test_a_failed_build_leaves_the_call_to_torch_compile(cache, monkeypatch):
     def refuse(*a, **kw):
         raise RuntimeError("cannot export")
     monkeypatch.setattr(torch.export, "export", refuse)
-    with torch.no_grad(), pytest.warns(UserWarning, match="not built ahead of time"):
+    with torch.no_grad(), pytest.warns(UserWarning, match="not run built ahead of time"):
         assert aot.run(fused._adc, _inputs(30, 40)) is None
     assert len(aot._failed) == 1 and not list(cache.glob("*.so"))
+
+
+def test_a_damaged_library_leaves_the_call_to_torch_compile(cache, tmp_path_factory):
+    """A library file that does not load (truncated by a full disk, say) is not a crash."""
+    with torch.no_grad():
+        args = _inputs(30, 40)
+        assert aot.run(fused._adc, args) is not None
+        damaged = tmp_path_factory.mktemp("damaged")  # another path: this process has the first one loaded
+        for f in cache.iterdir():
+            (damaged / f.name).write_bytes(b"not a library" if f.suffix == ".so" else f.read_bytes())
+        aot.use_kernel_cache(damaged)
+        aot._runners.clear()  # as in a fresh process: it loads from disk
+        with pytest.warns(UserWarning, match="not run built ahead of time"):
+            assert aot.run(fused._adc, args) is None
 
 
 def test_calls_it_cannot_build_for_are_left_alone(cache):

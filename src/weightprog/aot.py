@@ -141,21 +141,18 @@ def run(fn: Callable, args: tuple) -> Any:
     key = call.key(fn)
     if key in _failed:
         return None
-    sizes = [list(t.shape) for t in call.tensors]
-    runner = _find(key, sizes)
-    if runner is None:
-        try:
-            runner = _build(fn, call, key)
-        except Exception as e:  # an op AOTInductor cannot export or compile: torch.compile takes the call
-            _failed.add(key)
-            warnings.warn(f"periphery: {fn.__name__} not built ahead of time ({type(e).__name__}: {e}); "
-                          f"compiling it in this process instead", stacklevel=3)
-            return None
+    try:
+        runner = _find(key, [list(t.shape) for t in call.tensors]) or _build(fn, call, key)
         if runner is None:  # built, but for other sizes than these (a constraint export found)
             _failed.add(key)
             return None
-    library, single = runner
-    out = library.run(call.tensors)
+        library, single = runner
+        out = library.run(call.tensors)
+    except Exception as e:  # an op it cannot export or compile, a damaged library: torch.compile takes it
+        _failed.add(key)
+        warnings.warn(f"periphery: {fn.__name__} not run built ahead of time ({type(e).__name__}: {e}); "
+                      f"compiling it in this process instead", stacklevel=3)
+        return None
     return out[0] if single else tuple(out)
 
 
