@@ -18,9 +18,7 @@ from weightprog.nn import fused
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     """A fresh kernel cache for this test, and the process's loaded kernels forgotten after it."""
-    monkeypatch.setattr(aot, "_state", {"dir": None})
-    monkeypatch.setattr(aot, "_runners", {})
-    monkeypatch.setattr(aot, "_failed", set())
+    monkeypatch.setattr(aot, "_process", aot._Process())
     aot.use_kernel_cache(tmp_path)
     return tmp_path
 
@@ -68,7 +66,7 @@ def test_a_failed_build_leaves_the_call_to_torch_compile(cache, monkeypatch):
     monkeypatch.setattr(torch.export, "export", refuse)
     with torch.no_grad(), pytest.warns(UserWarning, match="not run built ahead of time"):
         assert aot.run(fused._adc, _inputs(30, 40)) is None
-    assert len(aot._failed) == 1 and not list(cache.glob("*.so"))
+    assert len(aot._process.failed) == 1 and not list(cache.glob("*.so"))
 
 
 def test_a_damaged_library_leaves_the_call_to_torch_compile(cache, tmp_path_factory):
@@ -80,7 +78,7 @@ def test_a_damaged_library_leaves_the_call_to_torch_compile(cache, tmp_path_fact
         for f in cache.iterdir():
             (damaged / f.name).write_bytes(b"not a library" if f.suffix == ".so" else f.read_bytes())
         aot.use_kernel_cache(damaged)
-        aot._runners.clear()  # as in a fresh process: it loads from disk
+        aot._process.runners.clear()  # as in a fresh process: it loads from disk
         with pytest.warns(UserWarning, match="not run built ahead of time"):
             assert aot.run(fused._adc, args) is None
 

@@ -5,7 +5,8 @@ runs them without `torch.compile`.
 then tracing and loading the cached code): the issue's hidden CNN from the command line spent
 ~6.5 s of its 10 analogue passes on it (benchmarks/RESULTS.md). Here each kernel is exported once
 per machine for a call's signature (which arguments are tensors or None, their dtypes, ranks and
-size-1 dimensions, contiguous layout, the constants, torch's thread count), compiled by
+size-1 dimensions, contiguous layout, the constants, torch's thread count; sizes up to
+`FIXED_UP_TO` built in, the others free), compiled by
 AOTInductor into a shared library under `cache_dir()`, and loaded in later processes in about a
 millisecond by torch's own runner (`torch._C._aoti`), with no dynamo. The generated code is the
 one `torch.compile` would run, so the values are the compiled kernels' (tests compare them with the
@@ -17,6 +18,7 @@ makes it: the command line and the local workers of sweeps and studies call `use
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -25,7 +27,7 @@ import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,9 +46,22 @@ size is another build."""
 _SOURCES = ("nn/fused.py", "nn/noise.py", "nn/crossbar.py")
 """The files whose code the kernels trace: a change to any of them builds anew."""
 
-_state: dict[str, Any] = {"dir": None}
-_runners: dict[str, Any] = {}
-_failed: set[str] = set()
+
+
+@dataclass
+class _Process:
+    """This process's use of the built kernels."""
+
+    folder: Path | None = None
+    """Where they are kept; None: not used (the library's default)."""
+    report: Callable[[str], None] | None = None
+    runners: dict[str, list] = field(default_factory=dict)
+    """Per key, the loaded libraries: (spec, runner, returns one tensor)."""
+    failed: set[str] = field(default_factory=set)
+    """Keys that could not be built or run: compiled from then on."""
+
+
+_process = _Process()
 
 
 def cache_dir() -> Path:
@@ -59,12 +74,12 @@ def cache_dir() -> Path:
 def use_kernel_cache(folder: str | Path | None = None, report: Callable[[str], None] | None = None) -> None:
     """From now on in this process, the fused kernels run from libraries built ahead of time in
     `folder` (default `cache_dir()`), built there on a miss; `report` gets a line per build."""
-    _state["dir"] = Path(folder) if folder is not None else cache_dir()
-    _state["report"] = report
+    _process.folder = Path(folder) if folder is not None else cache_dir()
+    _process.report = report
 
 
 def enabled() -> bool:
-    return _state["dir"] is not None
+    return _process.folder is not None
 
 
 @dataclass(frozen=True)
@@ -125,11 +140,10 @@ class _Call:
         return f"{fn.__name__.strip('_')}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
 
 
+@functools.cache
 def _source_digest() -> str:
-    if "digest" not in _state:
-        here = Path(__file__).parent
-        _state["digest"] = hashlib.sha256(b"".join((here / name).read_bytes() for name in _SOURCES)).hexdigest()
-    return _state["digest"]
+    here = Path(__file__).parent
+    return hashlib.sha256(b"".join((here / name).read_bytes() for name in _SOURCES)).hexdigest()
 
 
 def run(fn: Callable, args: tuple) -> Any:
@@ -139,17 +153,17 @@ def run(fn: Callable, args: tuple) -> Any:
     if call is None:
         return None
     key = call.key(fn)
-    if key in _failed:
+    if key in _process.failed:
         return None
     try:
         runner = _find(key, [list(t.shape) for t in call.tensors]) or _build(fn, call, key)
         if runner is None:  # built, but for other sizes than these (a constraint export found)
-            _failed.add(key)
+            _process.failed.add(key)
             return None
         library, single = runner
         out = library.run(call.tensors)
     except Exception as e:  # an op it cannot export or compile, a damaged library: torch.compile takes it
-        _failed.add(key)
+        _process.failed.add(key)
         warnings.warn(f"periphery: {fn.__name__} not run built ahead of time ({type(e).__name__}: {e}); "
                       f"compiling it in this process instead", stacklevel=3)
         return None
@@ -173,16 +187,17 @@ def _matches(spec: list[list], sizes: list[list[int]]) -> bool:
 
 
 def _index(key: str) -> Path:
-    return _state["dir"] / f"{key}.json"
+    assert _process.folder is not None
+    return _process.folder / f"{key}.json"
 
 
 def _find(key: str, sizes: list[list[int]]) -> tuple[Any, bool] | None:
     """A loaded library of `key` whose sizes admit these, loading a built one from disk."""
-    for spec, library, single in _runners.get(key, []):
+    for spec, library, single in _process.runners.get(key, []):
         if _matches(spec, sizes):
             return library, single
     for b in _builds(key):
-        path = _state["dir"] / b["library"]
+        path = _index(key).parent / b["library"]
         if _matches(b["spec"], sizes) and path.is_file():
             return _load(key, b["spec"], path, b["single"])
     return None
@@ -203,7 +218,7 @@ def _load(key: str, spec: list, path: Path, single: bool) -> tuple[Any, bool]:
     import torch
 
     library = torch._C._aoti.AOTIModelContainerRunnerCpu(str(path), 1)
-    _runners.setdefault(key, []).append((spec, library, single))
+    _process.runners.setdefault(key, []).append((spec, library, single))
     return library, single
 
 
@@ -220,9 +235,10 @@ def _build(fn: Callable, call: _Call, key: str) -> tuple[Any, bool] | None:
             out = fn(*call.rebuild(tensors))
             return (out,) if isinstance(out, torch.Tensor) else tuple(out)
 
-    if _state.get("report"):
-        _state["report"](f"building the periphery's {fn.__name__.strip('_')} kernel for this machine, once "
-                         f"(about 10-30 s; kept in {_state['dir']})")
+    folder = _index(key).parent
+    if _process.report is not None:
+        _process.report(f"building the periphery's {fn.__name__.strip('_')} kernel for this machine, once "
+                        f"(about 10-30 s; kept in {folder})")
     auto = torch.export.Dim.AUTO
     dynamic = ([{i: auto for i, s in enumerate(t.shape) if s > FIXED_UP_TO} or None for t in call.tensors],)
     with torch.no_grad(), warnings.catch_warnings():
@@ -230,7 +246,6 @@ def _build(fn: Callable, call: _Call, key: str) -> tuple[Any, bool] | None:
         exported = torch.export.export(Bound(), (list(call.tensors),), dynamic_shapes=dynamic, strict=True)
     spec = [[_size(d) for d in node.meta["val"].shape] for node in exported.graph.nodes if node.op == "placeholder"]
     single = _returns_one(exported)
-    folder: Path = _state["dir"]
     folder.mkdir(parents=True, exist_ok=True)
     if any(isinstance(d, str) and not d.isidentifier() for dims in spec for d in dims):
         raise RuntimeError(f"input sizes tied by expressions ({spec})")  # `_matches` checks symbols only
