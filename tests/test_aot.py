@@ -123,3 +123,19 @@ def test_a_read_over_four_devices_and_one_over_two_are_two_builds(cache):
         want = fused._whole_read(g_prog, nu, q, factors, mask, *law)  # equal to a few float32 ulps (log, cos)
         assert torch.allclose(got, want, rtol=1e-5, atol=1e-5), (got - want).abs().max()
     assert len(list(cache.glob("device_read-*.so"))) == 2
+
+
+def _twice_and_none(x: torch.Tensor, scale: float):
+    return x * scale, None, x.sum()
+
+
+@pytest.mark.slow
+def test_a_kernel_built_for_fixed_sizes_and_returning_none(cache):
+    """`dynamic=False` (the recurrent blocks): every size built in, so another size is another
+    build; a None among the outputs (a GRU block's cell state) comes back where it was."""
+    for rows in (12, 20, 12):
+        x = torch.randn(rows, 30)
+        got = aot.run(_twice_and_none, (x, 3.0), dynamic=False)
+        assert torch.equal(got[0], x * 3.0) and got[1] is None
+        assert torch.allclose(got[2], x.sum())  # a sum in another order: round-off
+    assert len(list(cache.glob("twice_and_none-*.so"))) == 2

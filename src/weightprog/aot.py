@@ -43,6 +43,8 @@ FIXED_UP_TO = 8
 then knows the strides they make (`benchmarks/bench_kernels.py --built-kernels`: the read of 10.4 M
 devices 40.5 ms with its devices' count free, 36.2 ms with it built in, 36.3 ms compiled); another
 size is another build."""
+Returns = str | list[bool]
+"""What a kernel returns: "tensor" (one), or per item of its tuple whether it is a tensor (else None)."""
 _SOURCES = ("nn/fused.py", "nn/noise.py", "nn/crossbar.py")
 """The files whose code the kernels trace: a change to any of them builds anew."""
 
@@ -129,12 +131,12 @@ class _Call:
                 args.append(entry[1])
         return args
 
-    def key(self, fn: Callable) -> str:
+    def key(self, fn: Callable, dynamic: bool) -> str:
         """The build's key: everything the generated library depends on but the sizes > 1."""
         import torch
 
         shapes = [(str(t.dtype), [s == 1 for s in t.shape]) for t in self.tensors]
-        text = json.dumps([fn.__qualname__, _source_digest(), torch.__version__,
+        text = json.dumps([fn.__qualname__, dynamic, _source_digest(), torch.__version__,
                            torch.backends.cpu.get_cpu_capability(), torch.get_num_threads(),
                            [list(e) if e[0] != "c" else ["c", repr(e[1])] for e in self.template], shapes])
         return f"{fn.__name__.strip('_')}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
@@ -146,28 +148,32 @@ def _source_digest() -> str:
     return hashlib.sha256(b"".join((here / name).read_bytes() for name in _SOURCES)).hexdigest()
 
 
-def run(fn: Callable, args: tuple) -> Any:
-    """`fn(*args)` by its library built ahead of time (built now on a miss), or None where that
-    cannot be had (the caller then compiles it): a tensor, or a tuple of them, as `fn` returns."""
+def run(fn: Callable, args: tuple, dynamic: bool = True) -> Any:
+    """`fn(*args)` by its library built ahead of time (built now on a miss; `dynamic`: the sizes
+    above `FIXED_UP_TO` free, else every size built in), or None where that cannot be had (the
+    caller then compiles it): what `fn` returns (a tensor, or a tuple of tensors and Nones)."""
     call = _Call.of(args)
     if call is None:
         return None
-    key = call.key(fn)
+    key = call.key(fn, dynamic)
     if key in _process.failed:
         return None
     try:
-        runner = _find(key, [list(t.shape) for t in call.tensors]) or _build(fn, call, key)
+        runner = _find(key, [list(t.shape) for t in call.tensors]) or _build(fn, call, key, dynamic)
         if runner is None:  # built, but for other sizes than these (a constraint export found)
             _process.failed.add(key)
             return None
-        library, single = runner
+        library, returns = runner
         out = library.run(call.tensors)
     except Exception as e:  # an op it cannot export or compile, a damaged library: torch.compile takes it
         _process.failed.add(key)
         warnings.warn(f"periphery: {fn.__name__} not run built ahead of time ({type(e).__name__}: {e}); "
                       f"compiling it in this process instead", stacklevel=3)
         return None
-    return out[0] if single else tuple(out)
+    if returns == "tensor":
+        return out[0]
+    given = iter(out)
+    return tuple(next(given) if present else None for present in returns)
 
 
 def _matches(spec: list[list], sizes: list[list[int]]) -> bool:
@@ -191,64 +197,67 @@ def _index(key: str) -> Path:
     return _process.folder / f"{key}.json"
 
 
-def _find(key: str, sizes: list[list[int]]) -> tuple[Any, bool] | None:
+def _find(key: str, sizes: list[list[int]]) -> tuple[Any, Returns] | None:
     """A loaded library of `key` whose sizes admit these, loading a built one from disk."""
-    for spec, library, single in _process.runners.get(key, []):
+    for spec, library, returns in _process.runners.get(key, []):
         if _matches(spec, sizes):
-            return library, single
+            return library, returns
     for b in _builds(key):
         path = _index(key).parent / b["library"]
         if _matches(b["spec"], sizes) and path.is_file():
-            return _load(key, b["spec"], path, b["single"])
+            return _load(key, b["spec"], path, b["returns"])
     return None
 
 
 def _builds(key: str) -> list[dict]:
-    """The key's index: its builds, each {library, spec, single}; [] where there is none (or it is
+    """The key's index: its builds, each {library, spec, returns}; [] where there is none (or it is
     damaged: its builds are made again)."""
     try:
         builds = json.loads(_index(key).read_text())
     except (OSError, ValueError):
         return []
-    fields = {"library", "spec", "single"}
+    fields = {"library", "spec", "returns"}
     return [b for b in builds if isinstance(b, dict) and fields <= b.keys()] if isinstance(builds, list) else []
 
 
-def _load(key: str, spec: list, path: Path, single: bool) -> tuple[Any, bool]:
+def _load(key: str, spec: list, path: Path, returns: Returns) -> tuple[Any, Returns]:
     import torch
 
     library = torch._C._aoti.AOTIModelContainerRunnerCpu(str(path), 1)
-    _process.runners.setdefault(key, []).append((spec, library, single))
-    return library, single
+    _process.runners.setdefault(key, []).append((spec, library, returns))
+    return library, returns
 
 
-def _build(fn: Callable, call: _Call, key: str) -> tuple[Any, bool] | None:
-    """Export `fn` for this call's signature with every size above `FIXED_UP_TO` free (unless the
-    code fixes it), compile it by AOTInductor,
-    keep its library under the cache folder and list it in the key's index (written atomically;
-    two processes building at once each keep their own)."""
+def _build(fn: Callable, call: _Call, key: str, dynamic: bool) -> tuple[Any, Returns] | None:
+    """Export `fn` for this call's signature (`dynamic`: every size above `FIXED_UP_TO` free unless
+    the code fixes it), compile it by AOTInductor, keep its library under the cache folder and list
+    it in the key's index (written atomically; two processes building at once each keep their own)."""
     import torch
     import torch._inductor  # the build alone needs dynamo and inductor
+
+    with torch.no_grad():  # what fn returns, from one eager call: a tensor, or a tuple of tensors and Nones
+        given = fn(*call.rebuild(call.tensors))
+    returns: Returns = "tensor" if isinstance(given, torch.Tensor) else [x is not None for x in given]
 
     class Bound(torch.nn.Module):  # fn over the call's tensors alone (the constants fixed), a flat tuple out
         def forward(self, tensors: list[torch.Tensor]):
             out = fn(*call.rebuild(tensors))
-            return (out,) if isinstance(out, torch.Tensor) else tuple(out)
+            return (out,) if returns == "tensor" else tuple(x for x in out if x is not None)
 
     folder = _index(key).parent
     if _process.report is not None:
         _process.report(f"building the periphery's {fn.__name__.strip('_')} kernel for this machine, once "
                         f"(about 10-30 s; kept in {folder})")
     auto = torch.export.Dim.AUTO
-    dynamic = ([{i: auto for i, s in enumerate(t.shape) if s > FIXED_UP_TO} or None for t in call.tensors],)
+    free = ([{i: auto for i, s in enumerate(t.shape) if s > FIXED_UP_TO} or None for t in call.tensors],)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecations inside export
-        exported = torch.export.export(Bound(), (list(call.tensors),), dynamic_shapes=dynamic, strict=True)
+        exported = torch.export.export(Bound(), (list(call.tensors),), dynamic_shapes=free if dynamic else None,
+                                       strict=True)
     spec = [[_size(d) for d in node.meta["val"].shape] for node in exported.graph.nodes if node.op == "placeholder"]
-    single = _returns_one(exported)
-    folder.mkdir(parents=True, exist_ok=True)
     if any(isinstance(d, str) and not d.isidentifier() for dims in spec for d in dims):
         raise RuntimeError(f"input sizes tied by expressions ({spec})")  # `_matches` checks symbols only
+    folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         package = torch._inductor.aoti_compile_and_package(exported, package_path=os.path.join(tmp, "k.pt2"))
@@ -261,11 +270,11 @@ def _build(fn: Callable, call: _Call, key: str) -> tuple[Any, bool] | None:
                 shutil.copyfileobj(src, dst)
         os.replace(os.path.join(tmp, library), folder / library)
     builds = [b for b in _builds(key) if b["library"] != library] + [{"library": library, "spec": spec,
-                                                                     "single": single}]
+                                                                     "returns": returns}]
     atomic_write_json(_index(key), builds)
     if not _matches(spec, [list(t.shape) for t in call.tensors]):
         return None
-    return _load(key, spec, folder / library, single)
+    return _load(key, spec, folder / library, returns)
 
 
 def _size(d) -> int | str:
@@ -273,8 +282,3 @@ def _size(d) -> int | str:
     four devices that the code loops over), else its symbol's name."""
     text = str(d)
     return int(text) if text.isdigit() else text
-
-
-def _returns_one(exported) -> bool:
-    """Whether the exported function returned one tensor (its outputs were wrapped in a tuple)."""
-    return len(exported.graph_signature.user_outputs) == 1

@@ -154,8 +154,8 @@ def _compiled(fn: Callable, dynamic: bool) -> Callable:
 def _call(fn: Callable, *args, dynamic: bool = True):
     """`fn` by its library built ahead of time where this process uses them (`aot`), else compiled
     (`dynamic`: one graph for all shapes of a rank); None (from then on) where compiling fails."""
-    if dynamic and aot.enabled():
-        done = aot.run(fn, args)
+    if aot.enabled():
+        done = aot.run(fn, args, dynamic)
         if done is not None:
             return done
     try:
