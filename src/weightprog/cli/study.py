@@ -16,7 +16,7 @@ from .report import begin_run, write_run_report
 EXTENTS = ("--workload", "--device", "--variant", "--role", "--repeats", "--beside", "--precision")
 """Options a rerun into a study's folder may change: each job's record is kept under its own
 settings, so these only add jobs (or leave some out of the tables), e.g. `--repeats 25` after
-`--repeats 10` runs the missing blocks, and `--precision 0.5` after none keeps the searches, the
+`--repeats 10` runs the missing blocks, and `--precision 0.005` after none keeps the searches, the
 limit's choices and the first round's records and runs the rounds of more test items."""
 
 
@@ -85,7 +85,8 @@ def _beside(items: tuple[str, ...]) -> tuple[str, ...] | None:
               help="Search on each trained variant's weights, or use the FP weights' strategy for both.")
 @click.option("--precision", default=None, metavar="P|P%",
               help="Add test items per workload in rounds (from --eval-size) until every paired comparison is "
-                   "within ±P (the metric's unit; P% of the FP digital metric), the test set is used up, or "
+                   "within ±P (the metric's unit, e.g. 0.005 = half a point of accuracy; P% of the FP digital "
+                   "metric), the test set is used up, or "
                    "the intervals stop narrowing (docs/NN.md).")
 @click.option("--threads", default=None, type=int, help="torch threads per job (default: torch's choice).")
 @click.option("--workers", default=0, show_default=True,
