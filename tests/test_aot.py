@@ -85,7 +85,7 @@ def test_a_damaged_library_leaves_the_call_to_torch_compile(cache, tmp_path_fact
 
 def test_calls_it_cannot_build_for_are_left_alone(cache):
     args = _inputs(30, 40)
-    assert aot.run(fused._adc, (args[0].t(), *args[1:])) is None  # another layout
+    assert aot.run(fused._adc, (args[0][::2], *args[1:])) is None  # a layout with gaps
     assert aot.run(fused._adc, args) is None  # grad enabled and a tensor that requires it
     assert not list(cache.glob("*"))
 
@@ -139,3 +139,18 @@ def test_a_kernel_built_for_fixed_sizes_and_returning_none(cache):
         assert torch.equal(got[0], x * 3.0) and got[1] is None
         assert torch.allclose(got[2], x.sum())  # a sum in another order: round-off
     assert len(list(cache.glob("twice_and_none-*.so"))) == 2
+
+
+@pytest.mark.slow
+def test_a_channels_last_output_is_built_for_its_own_layout(cache):
+    """ResNet-32's convolutions give channels-last outputs, whose flattened view (N, C, H·W) is dense
+    in another order: built for that order, equal to the eager ADC, one build for two sizes."""
+    seed = torch.tensor(7, dtype=torch.int32)
+    for n, c, hw in ((20, 16, 14), (12, 16, 7)):
+        y = torch.randn(n, c, hw, hw).contiguous(memory_format=torch.channels_last)
+        bound, scale = torch.rand(c, 1, 1) + 2, torch.rand(n, 1, 1, 1) + 1
+        with torch.no_grad():
+            got = fused.adc(y, seed, bound / 127, bound, 8, scale)
+        want = fused._adc(y, seed, bound / 127, bound, 127, scale)
+        assert torch.equal(got[0], want[0]) and int(got[1]) == int(want[1])
+    assert len(list(cache.glob("adc-*.so"))) == 1

@@ -4,8 +4,8 @@ runs them without `torch.compile`.
 `torch.compile` traces a kernel's Python in every new process (dynamo: its import alone ~1.6 s,
 then tracing and loading the cached code): the issue's hidden CNN from the command line spent
 ~6.5 s of its 10 analogue passes on it (benchmarks/RESULTS.md). Here each kernel is exported once
-per machine for a call's signature (which arguments are tensors or None, their dtypes, ranks and
-size-1 dimensions, contiguous layout, the constants, torch's thread count; sizes up to
+per machine for a call's signature (which arguments are tensors or None, their dtypes, ranks,
+size-1 dimensions and order in memory, the constants, torch's thread count; sizes up to
 `FIXED_UP_TO` built in, the others free), compiled by
 AOTInductor into a shared library under `cache_dir()`, and loaded in later processes in about a
 millisecond by torch's own runner (`torch._C._aoti`), with no dynamo. The generated code is the
@@ -110,8 +110,8 @@ class _Call:
                 template.append(("c", a))
             else:
                 return None
-        if any(t.device.type != "cpu" or not t.is_contiguous() for t in tensors):
-            return None  # another layout would need its own build: torch.compile takes it
+        if any(t.device.type != "cpu" or _layout(t) is None for t in tensors):
+            return None  # a layout with gaps or overlaps: torch.compile takes it
         if any(t.requires_grad for t in tensors):
             if torch.is_grad_enabled():
                 return None  # the library computes no gradient
@@ -135,11 +135,25 @@ class _Call:
         """The build's key: everything the generated library depends on but the sizes > 1."""
         import torch
 
-        shapes = [(str(t.dtype), [s == 1 for s in t.shape]) for t in self.tensors]
+        shapes = [(str(t.dtype), [s == 1 for s in t.shape], _layout(t)) for t in self.tensors]
         text = json.dumps([fn.__qualname__, dynamic, _source_digest(), torch.__version__,
                            torch.backends.cpu.get_cpu_capability(), torch.get_num_threads(),
                            [list(e) if e[0] != "c" else ["c", repr(e[1])] for e in self.template], shapes])
         return f"{fn.__name__.strip('_')}-{hashlib.sha256(text.encode()).hexdigest()[:20]}"
+
+
+def _layout(t: torch.Tensor) -> list[int] | None:
+    """The order of `t`'s dimensions in memory, outermost first, where it is dense (no gaps, no
+    overlaps: row-major, or channels-last and its flattened views), else None. The generated code
+    is built for one order."""
+    strides = t.stride()
+    order = sorted(range(t.dim()), key=lambda i: (-strides[i], i))
+    step = 1
+    for i in reversed(order):
+        if t.shape[i] != 1 and strides[i] != step:
+            return None
+        step *= t.shape[i]
+    return order
 
 
 @functools.cache
