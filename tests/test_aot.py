@@ -31,7 +31,7 @@ def _inputs(rows: int, cols: int, seed: int = 0):
             torch.rand(rows, 1, generator=g), bias)
 
 
-def test_a_built_kernel_gives_the_eager_values_for_any_size_and_loads_without_dynamo(cache):
+def test_a_built_kernel_gives_the_eager_values_for_any_size_and_loads_without_dynamo(cache, monkeypatch):
     with torch.no_grad():
         for rows, cols in ((300, 40), (70, 900)):  # one build serves both
             args = _inputs(rows, cols)
@@ -39,6 +39,14 @@ def test_a_built_kernel_gives_the_eager_values_for_any_size_and_loads_without_dy
             want = fused._adc(*args)
             assert torch.equal(got[0], want[0]) and int(got[1]) == int(want[1]) > 0
     assert len(list(cache.glob("*.so"))) == 1
+    # a call like one before runs its library without working out the key again (a pass makes hundreds)
+    keys = []
+    original = aot._Call.key
+    monkeypatch.setattr(aot._Call, "key", lambda self, *a: keys.append(1) or original(self, *a))
+    with torch.no_grad():
+        again = aot.run(fused._adc, args)
+        other = aot.run(fused._adc, _inputs(33, 40))  # new sizes: the key, then the same library
+    assert torch.equal(again[0], got[0]) and other is not None and keys == [1]
     index = json.loads(next(cache.glob("adc-*.json")).read_text())
     assert len(index) == 1 and all(isinstance(d, str) for d in index[0]["spec"][0])  # both sizes free
     # a fresh process loads it: no dynamo imported, the same values

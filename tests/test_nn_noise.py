@@ -40,3 +40,12 @@ def test_compiled_equals_eager_and_the_generator_decides():
     again = noise.seed(torch.Generator().manual_seed(7), y.device)
     assert torch.equal(noise.like(y, seed), noise.like(y, again))
     assert noise.like(y, seed).shape == y.shape and noise.like(y.double(), seed).dtype == torch.float64
+
+
+def test_seeds_in_one_draw_are_the_seeds_drawn_one_by_one():
+    """A recurrent block draws its steps' seeds at once: the same values, in order, as a seed per step."""
+    one, many = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    cpu = torch.device("cpu")
+    apart = torch.stack([noise.seed(one, cpu) for _ in range(5)])
+    assert torch.equal(noise.seeds(many, cpu, (5,)), apart)
+    assert torch.equal(noise.seed(one, cpu), noise.seed(many, cpu))  # and the streams go on alike

@@ -61,9 +61,13 @@ class _Process:
     """Per key, the loaded libraries: (spec, runner, returns one tensor)."""
     failed: set[str] = field(default_factory=set)
     """Keys that could not be built or run: compiled from then on."""
+    calls: dict[tuple, tuple[Any, Returns] | None] = field(default_factory=dict)
+    """Per call signature (`_signature`) seen, its library (None: compiled instead)."""
 
 
 _process = _Process()
+MAX_CALLS = 10_000
+"""Call signatures remembered (a model whose inputs change size in every batch would add one per size)."""
 
 
 def cache_dir() -> Path:
@@ -76,8 +80,11 @@ def cache_dir() -> Path:
 def use_kernel_cache(folder: str | Path | None = None, report: Callable[[str], None] | None = None) -> None:
     """From now on in this process, the fused kernels run from libraries built ahead of time in
     `folder` (default `cache_dir()`), built there on a miss; `report` gets a line per build."""
-    _process.folder = Path(folder) if folder is not None else cache_dir()
-    _process.report = report
+    chosen = Path(folder) if folder is not None else cache_dir()
+    if chosen != _process.folder:  # libraries of another folder are not this one's
+        _process.runners.clear()
+        _process.calls.clear()
+    _process.folder, _process.report = chosen, report
 
 
 def enabled() -> bool:
@@ -166,28 +173,76 @@ def run(fn: Callable, args: tuple, dynamic: bool = True) -> Any:
     """`fn(*args)` by its library built ahead of time (built now on a miss; `dynamic`: the sizes
     above `FIXED_UP_TO` free, else every size built in), or None where that cannot be had (the
     caller then compiles it): what `fn` returns (a tensor, or a tuple of tensors and Nones)."""
+    seen = _signature(fn, dynamic, args)
+    if seen is not None and seen in _process.calls:  # a call like one before: its library, no key to compute
+        runner = _process.calls[seen]
+        return None if runner is None else _output(runner, _tensors(args))
     call = _Call.of(args)
-    if call is None:
-        return None
+    runner, out = (None, None) if call is None else _first_run(fn, call, dynamic)
+    if seen is not None and len(_process.calls) < MAX_CALLS:
+        _process.calls[seen] = runner
+    return out
+
+
+def _first_run(fn: Callable, call: _Call, dynamic: bool) -> tuple[tuple[Any, Returns] | None, Any]:
+    """The library for this call (loaded, or built now) and its output, or (None, None), with a
+    warning where it failed."""
     key = call.key(fn, dynamic)
     if key in _process.failed:
-        return None
+        return None, None
     try:
         runner = _find(key, [list(t.shape) for t in call.tensors]) or _build(fn, call, key, dynamic)
-        if runner is None:  # built, but for other sizes than these (a constraint export found)
-            _process.failed.add(key)
-            return None
-        library, returns = runner
-        out = library.run(call.tensors)
+        if runner is not None:
+            return runner, _output(runner, call.tensors)
     except Exception as e:  # an op it cannot export or compile, a damaged library: torch.compile takes it
-        _process.failed.add(key)
         warnings.warn(f"periphery: {fn.__name__} not run built ahead of time ({type(e).__name__}: {e}); "
-                      f"compiling it in this process instead", stacklevel=3)
-        return None
+                      f"compiling it in this process instead", stacklevel=4)
+    _process.failed.add(key)  # or built for other sizes than these (a constraint export found)
+    return None, None
+
+
+def _output(runner: tuple[Any, Returns], tensors: list) -> Any:
+    library, returns = runner
+    out = library.run(tensors)
     if returns == "tensor":
         return out[0]
     given = iter(out)
     return tuple(next(given) if present else None for present in returns)
+
+
+def _signature(fn: Callable, dynamic: bool, args: tuple) -> tuple | None:
+    """What decides a call's library, exactly (shapes, strides, dtypes, constants, threads, grad
+    mode): a call with the same signature runs the same one. None where an argument is not hashable."""
+    import torch
+
+    parts: list = [fn, dynamic, torch.get_num_threads(), torch.is_grad_enabled()]
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            parts.append((a.shape, a.stride(), a.dtype, a.device, a.requires_grad))
+        elif isinstance(a, list):
+            if not all(isinstance(t, torch.Tensor) for t in a):
+                return None
+            parts.append(tuple((t.shape, t.stride(), t.dtype, t.device, t.requires_grad) for t in a))
+        else:
+            parts.append(a)
+    try:
+        hash(tuple(parts))
+    except TypeError:
+        return None
+    return tuple(parts)
+
+
+def _tensors(args: tuple) -> list:
+    """A call's tensors in order, as `_Call.of` lists them (detached: the library computes no gradient)."""
+    import torch
+
+    out: list = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            out.append(a)
+        elif isinstance(a, list):
+            out += a
+    return [t.detach() if t.requires_grad else t for t in out]
 
 
 def _matches(spec: list[list], sizes: list[list[int]]) -> bool:

@@ -310,8 +310,7 @@ class PeripheryHooks:
         hs = []
         for first in range(0, gi.shape[0], fused.STEP_BLOCK):
             block = gi[first:first + fused.STEP_BLOCK]
-            seeds = None if noise_bound is None else \
-                torch.stack([output_noise.seed(self.generator, h.device) for _ in range(block.shape[0])])
+            seeds = None if noise_bound is None else output_noise.seeds(self.generator, h.device, (block.shape[0],))
             done = fused.recurrent_block(mode, block, h, c, weight, bias, seeds, noise_bound, bound,
                                          cast(int, periphery.dac_bits), cast(int, periphery.adc_bits))
             if done is None:  # compiling failed on the first block: step by step from the start

@@ -257,6 +257,12 @@ def blocks_pay(gi: torch.Tensor) -> bool:
     return gi.dim() == 3 and gi.shape[0] >= STEP_BLOCK and gi.shape[1] * gi.shape[2] >= MIN_BLOCK_OUTPUTS
 
 
+@functools.cache
+def _live(steps: int) -> torch.Tensor:
+    """1 for a block's live steps, 0 for its padding (made once per length: read, never written)."""
+    return torch.tensor([1] * steps + [0] * (STEP_BLOCK - steps), dtype=torch.int64)
+
+
 def recurrent_block(mode: str, gi: torch.Tensor, h: torch.Tensor, c: torch.Tensor | None, weight: torch.Tensor,
                     bias: torch.Tensor | None, seeds: torch.Tensor | None, noise_bound: torch.Tensor | None,
                     bound: torch.Tensor, dac_bits: int, adc_bits: int
@@ -267,7 +273,7 @@ def recurrent_block(mode: str, gi: torch.Tensor, h: torch.Tensor, c: torch.Tenso
     None. A shorter block is padded to `STEP_BLOCK` (one graph per shape, not per length)."""
     n = gi.shape[0]
     pad = STEP_BLOCK - n
-    live = torch.tensor([1] * n + [0] * pad, dtype=torch.int64)
+    live = _live(n)
     if pad:
         gi = torch.cat([gi, gi.new_zeros((pad,) + gi.shape[1:])])
         seeds = None if seeds is None else torch.cat([seeds, seeds.new_zeros(pad)])

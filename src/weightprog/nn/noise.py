@@ -25,8 +25,14 @@ _SCALE = 1.0 / math.sqrt(4 * (256 * 256 - 1) / 12)
 
 def seed(generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
     """One seed for one ADC call's noise, from the run's generator (a 0-d int32 tensor on `device`)."""
+    return seeds(generator, device, ())
+
+
+def seeds(generator: torch.Generator | None, device: torch.device, shape: tuple[int, ...]) -> torch.Tensor:
+    """Seeds of that shape in one draw: on a CPU generator the same values, in order, as that many
+    `seed` calls (a recurrent block's steps draw theirs at once)."""
     where = generator.device if generator is not None else torch.device("cpu")
-    drawn = torch.randint(0, 2 ** 31 - 1, (), generator=generator, device=where, dtype=torch.int32)
+    drawn = torch.randint(0, 2 ** 31 - 1, shape, generator=generator, device=where, dtype=torch.int32)
     return drawn.to(device)
 
 
