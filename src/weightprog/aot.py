@@ -58,7 +58,7 @@ class _Process:
     """Where they are kept; None: not used (the library's default)."""
     report: Callable[[str], None] | None = None
     runners: dict[str, list] = field(default_factory=dict)
-    """Per key, the loaded libraries: (spec, runner, returns one tensor)."""
+    """Per key, the loaded libraries: (spec, runner, what it returns)."""
     failed: set[str] = field(default_factory=set)
     """Keys that could not be built or run: compiled from then on."""
     calls: dict[tuple, tuple[Any, Returns] | None] = field(default_factory=dict)
