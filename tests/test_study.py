@@ -183,10 +183,11 @@ def test_study_sends_the_one_progress_event(tmp_path, tiny_workload):
     assert events[-1].path[0].endswith("_r000-000")
 
 
-def test_precision_adds_test_items_in_resumable_rounds(tmp_path, tiny_workload):
+@pytest.mark.parametrize("precision", ["0.015", "tiny=0.015"])
+def test_precision_adds_test_items_in_resumable_rounds(tmp_path, tiny_workload, precision):
     # one role: no paired comparison, so its own interval (realisations and items) sets the rounds
     s = settings(roles=("naive",), variants=("fp",), repeats=3, block=3, eval_size={"tiny": 40},
-                 precision="0.015")
+                 precision=precision)
     log: list[str] = []
     res = run_study(s, tmp_path, log=log.append)
     plan = json.loads((tmp_path / "study.json").read_text())
@@ -207,6 +208,24 @@ def test_precision_adds_test_items_in_resumable_rounds(tmp_path, tiny_workload):
 def test_precision_is_validated(tiny_workload):
     with pytest.raises(SettingError, match="precision: must be > 0"):
         settings(precision="-1")
+    with pytest.raises(SettingError, match="precision: 'ptb-lstm' is not a workload of this study"):
+        settings(precision="tiny=0.005,ptb-lstm=1%")
+    with pytest.raises(SettingError, match="precision: must be > 0"):
+        settings(precision="tiny=0")
+
+
+def test_precision_per_workload(tiny_workload):
+    """`W=P` names each workload's target (accuracy in points, perplexity in %); a bare P is every
+    workload's; a workload not named runs one round."""
+    from weightprog.nn.precision import PrecisionTarget
+    both = ("tiny", "ptb-lstm")
+    assert settings(workloads=both).precision_targets() == {}
+    assert settings(workloads=both, precision="0.01").precision_targets() == {
+        "tiny": PrecisionTarget(0.01), "ptb-lstm": PrecisionTarget(0.01)}
+    assert settings(workloads=both, precision="ptb-lstm=2%").precision_targets() == {
+        "ptb-lstm": PrecisionTarget(0.02, relative=True)}
+    assert settings(workloads=both, precision=" tiny=0.005, ptb-lstm=1%").precision_targets() == {
+        "tiny": PrecisionTarget(0.005), "ptb-lstm": PrecisionTarget(0.01, relative=True)}
 
 
 def test_a_worker_with_another_library_refuses_its_job(monkeypatch):

@@ -83,10 +83,11 @@ def _beside(items: tuple[str, ...]) -> tuple[str, ...] | None:
               help="Gradient polish steps of the chosen search (0: none).")
 @click.option("--search-on", type=click.Choice(SEARCH_ON), default=_default("search_on"), show_default=True,
               help="Search on each trained variant's weights, or use the FP weights' strategy for both.")
-@click.option("--precision", default=None, metavar="P|P%",
+@click.option("--precision", default=None, metavar="P|P%|W=P,…",
               help="Add test items per workload in rounds (from --eval-size) until every paired comparison is "
                    "within ±P (the metric's unit, e.g. 0.005 = half a point of accuracy; P% of the FP digital "
-                   "metric), the test set is used up, or "
+                   "metric; per workload as fmnist-resnet32=0.005,ptb-lstm=1%, the others one round), the "
+                   "test set is used up, or "
                    "the intervals stop narrowing (docs/NN.md).")
 @click.option("--threads", default=None, type=int, help="torch threads per job (default: torch's choice).")
 @click.option("--workers", default=0, show_default=True,

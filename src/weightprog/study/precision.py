@@ -53,7 +53,8 @@ def available_items(records: dict[str, dict], workloads) -> dict[str, int]:
 class PrecisionRounds:
     """The rounds so far of each workload, and where each stopped."""
 
-    target: PrecisionTarget
+    targets: dict[str, PrecisionTarget]
+    """Per workload that has one (`StudySettings.precision_targets`); the others run one round."""
     sizes: dict[str, list[int]]
     """Test items of each round, per workload."""
     widths: dict[str, list[float]]
@@ -62,14 +63,15 @@ class PrecisionRounds:
     """Workloads that stopped: met, test set used up, or realisations."""
 
     @classmethod
-    def start(cls, target: PrecisionTarget) -> PrecisionRounds:
-        return cls(target, {}, {}, {})
+    def start(cls, targets: dict[str, PrecisionTarget]) -> PrecisionRounds:
+        return cls(targets, {}, {}, {})
 
     def step(self, rounds: Rounds, data: StudyData, records: dict[str, dict], first: dict[str, int]) -> Rounds:
         """After a round (its data and job records): the next round of every workload still short
         of the target (the same `rounds` when every workload has stopped). `first`: each
         workload's first-round items (None: its whole test set)."""
-        wide, digital = widest(data), fp_digital(data)
+        wide = {w: reached for w, reached in widest(data).items() if w in self.targets}
+        digital = fp_digital(data)
         available = available_items(records, [w for w in wide if w not in self.reports])
         nxt = dict(rounds)
         for w, reached in wide.items():
@@ -77,14 +79,14 @@ class PrecisionRounds:
                 continue
             index, size = rounds.get(w, (0, first.get(w)))
             n = min(size or available[w], available[w])
-            goal = self.target.absolute(digital.get(w, 1.0))
+            goal = self.targets[w].absolute(digital.get(w, 1.0))
             self.sizes.setdefault(w, []).append(n)
             widths = self.widths.setdefault(w, [])
             stuck = bool(widths) and reached > STUCK * widths[-1]
             widths.append(reached)
             if reached <= goal or n >= available[w] or stuck:
                 limited = None if reached <= goal else "test set" if n >= available[w] else "realisations"
-                self.reports[w] = PrecisionReport(str(self.target), goal, reached, tuple(self.sizes[w]),
+                self.reports[w] = PrecisionReport(str(self.targets[w]), goal, reached, tuple(self.sizes[w]),
                                                   available[w], limited)
                 continue
             nxt[w] = (index + 1, min(grown_size(reached, goal, n), available[w]))

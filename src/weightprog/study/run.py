@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..fileio import atomic_write_json, atomic_write_text, folder_lock
-from ..nn.precision import PrecisionReport, PrecisionTarget
+from ..nn.precision import PrecisionReport
 from ..progress import Event, ProgressCallback
 from .data import StudyData, collect
 from .jobs import StudyJob, run_job, task
@@ -156,8 +156,8 @@ def run_study(settings: StudySettings, out: str | Path, log: Callable[[str], Non
         (out / "jobs").mkdir(parents=True, exist_ok=True)
         failed: dict[str, str] = {}
         rounds: Rounds = {}
-        target = None if settings.precision is None else PrecisionTarget.parse(settings.precision)
-        tracker = None if target is None else PrecisionRounds.start(target)
+        targets = settings.precision_targets()
+        tracker = PrecisionRounds.start(targets) if targets else None
         while True:
             jobs, engine = _run_round(settings, out, rounds, log, workers, ray, progress, failed)
             if tracker is None or failed:

@@ -12,6 +12,7 @@ from .. import validate
 from ..choices import DEFAULT_ROWS, DEFAULT_SELECT, PERIPHERIES, SEARCH_ON, SELECT_RULES, STUDY_PERIPHERY
 
 if TYPE_CHECKING:
+    from ..nn.precision import PrecisionTarget
     from ..search.run import OptimizeSettings
 
 STUDY_TIMES_S = (1.0, 3600.0, 86400.0, 30 * 86400.0, 365 * 86400.0)
@@ -89,8 +90,9 @@ class StudySettings:
     threads: int | None = None
     """torch threads of each job (None: leave the process's)."""
     precision: str | None = None
-    """`P` or `P%`: rounds of more test items per workload until every paired comparison is within
-    ±P (study/precision.py); None: one round on `eval_size`."""
+    """`P` or `P%` for every workload, or `WORKLOAD=P,WORKLOAD=P%` for those named (accuracy wants
+    0.005, perplexity 1 %): rounds of more test items per workload until every paired comparison is
+    within ±P (study/precision.py); None (or a workload not named): one round on `eval_size`."""
 
     def __post_init__(self):
         from ..devices import get_device
@@ -129,10 +131,8 @@ class StudySettings:
         if self.sample_size % DEFAULT_ROWS:
             raise validate.SettingError("sample_size", f"must be a multiple of {DEFAULT_ROWS}, got {self.sample_size}")
         if self.precision is not None:
-            from ..nn.precision import PrecisionTarget
-
             try:
-                PrecisionTarget.parse(self.precision)
+                self.precision_targets()
             except ValueError as exc:
                 raise validate.SettingError("precision", str(exc).removeprefix("precision: ")) from None
         search = self.optimize_settings()  # seed, times, search sizes: OptimizeSettings' own ranges
@@ -143,6 +143,25 @@ class StudySettings:
             if run.periphery in seen:
                 raise validate.SettingError("beside", f"{run.periphery!r} is the study's periphery or listed twice")
             seen.add(run.periphery)
+
+    def precision_targets(self) -> dict[str, PrecisionTarget]:
+        """`precision` per workload it names (every workload for a bare `P`); {} without it."""
+        from ..nn.precision import PrecisionTarget
+
+        if self.precision is None:
+            return {}
+        if "=" not in self.precision:
+            target = PrecisionTarget.parse(self.precision)
+            return dict.fromkeys(self.workloads, target)
+        targets = {}
+        for item in self.precision.split(","):
+            workload, _, value = item.partition("=")
+            workload = workload.strip()
+            if workload not in self.workloads:
+                raise ValueError(f"precision: {workload!r} is not a workload of this study "
+                                 f"({', '.join(self.workloads)})")
+            targets[workload] = PrecisionTarget.parse(value)
+        return targets
 
     def beside_runs(self) -> tuple[Beside, ...]:
         """`beside`, parsed (validated when the settings are made)."""
