@@ -11,6 +11,8 @@ exactly what it prints.
     python scripts/study_tables.py docs/study --figures docs/figures   # the metric-vs-time figures
     python scripts/study_tables.py runs/a runs/b --copy-to docs/study  # runs' data combined (and results.csv,
                                                                        # paired.csv from it), to commit
+    python scripts/study_tables.py docs/study runs/c --replace --copy-to docs/study  # a part rerun: its
+                                       # workload × device rows, and its workload's digital runs, replaced
 """
 
 from __future__ import annotations
@@ -30,12 +32,42 @@ def tables(folder: Path) -> str:
     return markdown(StudyData.load(folder))
 
 
-def combined(runs: list[Path]) -> StudyData:
-    """The data of several study runs (each one's data/ folder) as one: e.g. the study's parts,
-    run one after the other into their own folders. A row two runs share is kept once."""
-    parts = [StudyData.load(run / "data") for run in runs]
+def combined(runs: list[Path], replace: bool = False) -> StudyData:
+    """The data of several study runs (each one's data/ folder, or a folder of the CSV files such as
+    docs/study) as one: e.g. the study's parts, run one after the other into their own folders. A
+    row two runs share is kept once; with `replace`, a later run's cells replace an earlier one's
+    (`superseded`)."""
+    parts = [StudyData.load(run / "data" if (run / "data").is_dir() else run) for run in runs]
+    if replace:
+        parts = superseded(parts)
     return StudyData(*(list(dict.fromkeys(row for part in parts for row in getattr(part, f.name)))
                        for f in fields(StudyData)))
+
+
+def superseded(parts: list[StudyData]) -> list[StudyData]:
+    """Each part less the rows a later part has its own of: a workload × device cell's realisations,
+    terms and searches, and a workload's digital and gradient rows. A workload's digital runs are
+    the reference of every device's comparisons (paired example by example), so a later part that
+    replaces them must bring every device of that workload that the earlier parts have."""
+    out = []
+    for i, part in enumerate(parts):
+        later = parts[i + 1:]
+        cells = {(r.workload, r.device) for p in later for r in p.realisations}
+        mine = set(part.digital)
+        references = {r.workload for p in later for r in p.digital if r not in mine}  # the same runs: no change
+        left = sorted({f"{r.workload}@{r.device}" for r in part.realisations
+                       if r.workload in references and (r.workload, r.device) not in cells})
+        if left:
+            raise SystemExit(f"study_tables: a later run replaces the digital runs of {', '.join(sorted(references))}, "
+                             f"but not the rows of {', '.join(left)}, which were paired with the old ones; "
+                             f"give that part's new run too")
+        out.append(StudyData([r for r in part.realisations if (r.workload, r.device) not in cells],
+                             [r for r in part.terms if (r.workload, r.device) not in cells],
+                             [r for r in part.searches if (r.workload, r.device) not in cells],
+                             [r for r in part.digital if r.workload not in references],
+                             [r for r in part.gradients if r.workload not in references]))
+        # (a later part's identical digital and gradient rows are then kept once by `combined`)
+    return out
 
 
 def derived_csvs(folder: Path) -> dict[str, str]:
@@ -65,11 +97,14 @@ def main() -> None:
     ap.add_argument("--figures", type=Path, default=None, metavar="DIR", help="write the figures here")
     ap.add_argument("--copy-to", type=Path, default=None, metavar="DIR",
                     help="copy the run's data/*.csv (DATA is the run folder) to DIR, with results.csv and paired.csv")
+    ap.add_argument("--replace", action="store_true",
+                    help="with --copy-to: a later folder's workload × device cells (and its workloads' digital "
+                         "runs) replace an earlier folder's")
     args = ap.parse_args()
     data = args.data[0]
     if args.copy_to is not None:
         args.copy_to.mkdir(parents=True, exist_ok=True)
-        combined(args.data).write(args.copy_to)
+        combined(args.data, args.replace).write(args.copy_to)
         data = args.copy_to
         for name, text in derived_csvs(data).items():
             (data / name).write_text(text)

@@ -116,11 +116,7 @@ def test_study_blocks_cover_the_realisations():
 
 def test_results_md_tables_match_the_committed_data():
     """docs/RESULTS.md's study tables are what scripts/study_tables.py computes from docs/study/."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import study_tables
-    finally:
-        sys.path.remove(str(ROOT / "scripts"))
+    study_tables = _study_tables()
     text = (ROOT / "docs" / "RESULTS.md").read_text()
     assert study_tables.between(text) == study_tables.tables(ROOT / "docs" / "study")
     for name, csv_text in study_tables.derived_csvs(ROOT / "docs" / "study").items():
@@ -129,6 +125,33 @@ def test_results_md_tables_match_the_committed_data():
     assert {r.time_s for r in rows} == {1.0, 3600.0, 86400.0, 2592000.0, 31536000.0}
     assert {r.variant for r in rows} == {"fp", "hwa"} and "limit" in {r.role for r in rows}
     assert all(r.ci_low <= r.mean <= r.ci_high for r in rows)
+
+
+def _study_tables():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import study_tables
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    return study_tables
+
+
+def test_a_rerun_part_replaces_its_rows_when_combined(tmp_path, tiny_workload):
+    """scripts/study_tables.py --replace: a later run's workload × device cells replace an earlier
+    folder's; new digital runs (more test items) only with every device they were paired with."""
+    study_tables = _study_tables()
+    small = dict(roles=("naive",), variants=("fp",), repeats=1, block=1, times_s=(1.0,))
+    run_study(settings(devices=("pcm", "pcm-lowdrift"), **small), tmp_path / "old")
+    run_study(settings(devices=("pcm",), **{**small, "times_s": (86400.0,)}), tmp_path / "new")  # another time
+    new = StudyData.load(tmp_path / "new" / "data")
+    got = study_tables.combined([tmp_path / "old", tmp_path / "new"], replace=True)
+    assert {r for r in got.realisations if r.device == "pcm"} == set(new.realisations)
+    assert {r.device for r in got.realisations} == {"pcm", "pcm-lowdrift"} and got.digital == new.digital
+    both = study_tables.combined([tmp_path / "old", tmp_path / "new"])  # without: both kept
+    assert len([r for r in both.realisations if r.device == "pcm"]) == 2 * len(new.realisations)
+    run_study(settings(devices=("pcm",), eval_size={"tiny": 48}, **small), tmp_path / "more")  # other digital runs
+    with pytest.raises(SystemExit, match="not the rows of tiny@pcm-lowdrift"):
+        study_tables.combined([tmp_path / "old", tmp_path / "more"], replace=True)
 
 
 @pytest.mark.slow
