@@ -46,15 +46,17 @@ def combined(runs: list[Path], replace: bool = False) -> StudyData:
 
 def superseded(parts: list[StudyData]) -> list[StudyData]:
     """Each part less the rows a later part has its own of: a workload × device cell's realisations,
-    terms and searches, and a workload's digital and gradient rows. A workload's digital runs are
+    terms and searches, and a workload's digital rows and gradient rows, each where a later part's
+    differ (the same rows are kept once by `combined`). A workload's digital runs are
     the reference of every device's comparisons (paired example by example), so a later part that
     replaces them must bring every device of that workload that the earlier parts have."""
     out = []
     for i, part in enumerate(parts):
         later = parts[i + 1:]
         cells = {(r.workload, r.device) for p in later for r in p.realisations}
-        mine = set(part.digital)
+        mine, my_gradients = set(part.digital), set(part.gradients)
         references = {r.workload for p in later for r in p.digital if r not in mine}  # the same runs: no change
+        gradients = {r.workload for p in later for r in p.gradients if r not in my_gradients}
         left = sorted({f"{r.workload}@{r.device}" for r in part.realisations
                        if r.workload in references and (r.workload, r.device) not in cells})
         if left:
@@ -65,8 +67,7 @@ def superseded(parts: list[StudyData]) -> list[StudyData]:
                              [r for r in part.terms if (r.workload, r.device) not in cells],
                              [r for r in part.searches if (r.workload, r.device) not in cells],
                              [r for r in part.digital if r.workload not in references],
-                             [r for r in part.gradients if r.workload not in references]))
-        # (a later part's identical digital and gradient rows are then kept once by `combined`)
+                             [r for r in part.gradients if r.workload not in gradients]))
     return out
 
 

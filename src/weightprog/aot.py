@@ -3,7 +3,7 @@ runs them without `torch.compile`.
 
 `torch.compile` traces a kernel's Python in every new process (dynamo: its import alone ~1.6 s,
 then tracing and loading the cached code): the issue's hidden CNN from the command line spent
-~6.5 s of its 10 analogue passes on it (benchmarks/RESULTS.md). Here each kernel is exported once
+6.5–10 s of its 10 analogue passes on it (benchmarks/RESULTS.md). Here each kernel is exported once
 per machine for a call's signature (which arguments are tensors or None, their dtypes, ranks,
 size-1 dimensions and order in memory, the constants, torch's thread count; sizes up to
 `FIXED_UP_TO` built in, the others free), compiled by
@@ -41,13 +41,12 @@ ENV = "WEIGHTPROG_KERNEL_CACHE"
 FIXED_UP_TO = 8
 """Sizes up to this are built in (a weight's 2P devices, a layer's input tiles): the generated code
 then knows the strides they make (`benchmarks/bench_kernels.py --built-kernels`: the read of 10.4 M
-devices 40.5 ms with its devices' count free, 36.2 ms with it built in, 36.3 ms compiled); another
-size is another build."""
+devices 40.5 ms with its devices' count free against 36.3 ms compiled, and 36.2 ms with it built in
+against 36.4 ms compiled); another size is another build."""
 Returns = str | list[bool]
 """What a kernel returns: "tensor" (one), or per item of its tuple whether it is a tensor (else None)."""
 _SOURCES = ("nn/fused.py", "nn/noise.py", "nn/crossbar.py")
 """The files whose code the kernels trace: a change to any of them builds anew."""
-
 
 
 @dataclass
@@ -103,27 +102,23 @@ class _Call:
     def of(cls, args: tuple) -> _Call | None:
         import torch
 
-        tensors: list[torch.Tensor] = []
         template: list[tuple] = []
         for a in args:
             if isinstance(a, torch.Tensor):
-                tensors.append(a)
                 template.append(("t",))
             elif isinstance(a, list) and a and all(isinstance(x, torch.Tensor) for x in a):
-                tensors += a
                 template.append(("list", len(a)))
             elif a is None or isinstance(a, (bool, int, float, str)) or (
                     isinstance(a, tuple) and all(isinstance(x, int) for x in a)):
                 template.append(("c", a))
             else:
                 return None
+        tensors = _flat(args)
         if any(t.device.type != "cpu" or _layout(t) is None for t in tensors):
             return None  # a layout with gaps or overlaps: torch.compile takes it
-        if any(t.requires_grad for t in tensors):
-            if torch.is_grad_enabled():
-                return None  # the library computes no gradient
-            tensors = [t.detach() for t in tensors]  # a layer's bias under no_grad
-        return cls(tensors, tuple(template))
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+            return None  # the library computes no gradient
+        return cls(_detached(tensors), tuple(template))
 
     def rebuild(self, tensors) -> list:
         args, i = [], 0
@@ -176,7 +171,7 @@ def run(fn: Callable, args: tuple, dynamic: bool = True) -> Any:
     seen = _signature(fn, dynamic, args)
     if seen is not None and seen in _process.calls:  # a call like one before: its library, no key to compute
         runner = _process.calls[seen]
-        return None if runner is None else _output(runner, _tensors(args))
+        return None if runner is None else _output(runner, _detached(_flat(args)))
     call = _Call.of(args)
     runner, out = (None, None) if call is None else _first_run(fn, call, dynamic)
     if seen is not None and len(_process.calls) < MAX_CALLS:
@@ -232,8 +227,8 @@ def _signature(fn: Callable, dynamic: bool, args: tuple) -> tuple | None:
     return tuple(parts)
 
 
-def _tensors(args: tuple) -> list:
-    """A call's tensors in order, as `_Call.of` lists them (detached: the library computes no gradient)."""
+def _flat(args: tuple) -> list[torch.Tensor]:
+    """A call's tensors in order: each tensor argument, each list of them in turn."""
     import torch
 
     out: list = []
@@ -242,7 +237,12 @@ def _tensors(args: tuple) -> list:
             out.append(a)
         elif isinstance(a, list):
             out += a
-    return [t.detach() if t.requires_grad else t for t in out]
+    return out
+
+
+def _detached(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The tensors as the library takes them: a layer's parameters (under no_grad) detached."""
+    return [t.detach() if t.requires_grad else t for t in tensors]
 
 
 def _matches(spec: list[list], sizes: list[list[int]]) -> bool:
@@ -271,8 +271,9 @@ def _find(key: str, sizes: list[list[int]]) -> tuple[Any, Returns] | None:
     for spec, library, returns in _process.runners.get(key, []):
         if _matches(spec, sizes):
             return library, returns
+    assert _process.folder is not None
     for b in _builds(key):
-        path = _index(key).parent / b["library"]
+        path = _process.folder / b["library"]
         if _matches(b["spec"], sizes) and path.is_file():
             return _load(key, b["spec"], path, b["returns"])
     return None
